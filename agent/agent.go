@@ -1,0 +1,97 @@
+// Package agent defines an agent and runs its model ↔ tools loop.
+//
+// The loop is durable because it is a fold over the run's journal: Resume
+// rebuilds the conversation from the events already recorded, then carries on
+// from there, appending each new step before it acts on it. A model response
+// found in the journal is never requested again; a tool call with a recorded
+// result is never executed again; a call that started but did not finish is
+// retried with the same idempotency key only if its tool is idempotent, and
+// otherwise stops the run in doubt.
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/myriad-ai/myriad/model"
+	"github.com/myriad-ai/myriad/tool"
+)
+
+// Agent is an agent definition.
+type Agent struct {
+	Name         string
+	Description  string
+	Instructions string
+	// ModelName is the configured name of the model, for events and errors.
+	ModelName string
+	Model     model.Provider
+	Tools     []tool.Tool
+	// MaxTurns bounds the model calls of one run.
+	MaxTurns int
+	// Timeout bounds a run's wall time, measured from its journaled start.
+	Timeout time.Duration
+	// TokenBudget bounds a run's tokens; 0 means no limit.
+	TokenBudget int
+	// OutputSchema, when set, makes the final answer JSON validated against it.
+	OutputSchema *tool.Schema
+	// Stream asks the model to stream its answers.
+	Stream bool
+
+	tools map[string]*boundTool
+	specs []model.ToolSpec
+}
+
+type boundTool struct {
+	tool   tool.Tool
+	info   tool.Info
+	schema *tool.Schema
+}
+
+// Init checks the definition and prepares its tools. Call it once before use.
+func (a *Agent) Init() error {
+	if a.Model == nil {
+		return fmt.Errorf("agent %s: no model", a.Name)
+	}
+	if a.MaxTurns <= 0 {
+		a.MaxTurns = 10
+	}
+	a.tools = make(map[string]*boundTool, len(a.Tools))
+	a.specs = a.specs[:0]
+	for _, t := range a.Tools {
+		info := t.Info()
+		if err := tool.CheckName(info.Name); err != nil {
+			return fmt.Errorf("agent %s: %w", a.Name, err)
+		}
+		if _, dup := a.tools[info.Name]; dup {
+			return fmt.Errorf("agent %s: tool %q listed twice", a.Name, info.Name)
+		}
+		s, err := tool.CompileSchema(info.Schema)
+		if err != nil {
+			return fmt.Errorf("agent %s: tool %s: %w", a.Name, info.Name, err)
+		}
+		a.tools[info.Name] = &boundTool{tool: t, info: info, schema: s}
+		a.specs = append(a.specs, model.ToolSpec{Name: info.Name, Description: info.Description, Parameters: s.Raw()})
+	}
+	return nil
+}
+
+// Error codes a run can fail with.
+const (
+	CodeMaxTurns     = "max_turns_exceeded"
+	CodeTimeout      = "timeout"
+	CodeTokenBudget  = "token_budget_exceeded"
+	CodeModel        = "model_error"
+	CodeUnknownAgent = "unknown_agent"
+	CodeResolvedFail = "failed_by_operator"
+	CodeInternal     = "internal"
+)
+
+// Cancellation causes the runtime passes to Resume's context.
+var (
+	// ErrCanceled means a user asked to cancel the run: it ends as canceled.
+	ErrCanceled = errors.New("run canceled")
+	// ErrShutdown means the worker is stopping: the run is left for another
+	// worker to resume, and nothing is journaled.
+	ErrShutdown = errors.New("worker shutting down")
+)

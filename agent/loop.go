@@ -1,0 +1,487 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/model"
+	"github.com/myriad-ai/myriad/tool"
+)
+
+// Journal is where the loop records its steps: a journal.Writer in
+// production. Append must fail (with journal.ErrConflict) when the caller has
+// lost ownership of the run.
+type Journal interface {
+	Append(ctx context.Context, typ string, data any) (journal.Event, error)
+}
+
+// Outcome is how a call to Resume ended.
+type Outcome int
+
+// Outcomes. Terminal ones have been journaled; InDoubt has been journaled
+// too but the run may continue after a resolution; Stopped means nothing more
+// may be written by this caller (ownership lost or shutdown).
+const (
+	Completed Outcome = iota
+	Failed
+	Canceled
+	InDoubt
+	Stopped
+)
+
+// Hooks observe a run while it executes. All fields are optional.
+type Hooks struct {
+	// OnDelta receives streamed model text.
+	OnDelta func(model.Delta)
+	// OnEvent receives each event right after it is journaled.
+	OnEvent func(journal.Event)
+}
+
+// turn is one model response and the results of the tool calls it asked for.
+type turn struct {
+	msg      model.Message
+	started  map[string]journal.ToolStarted // by call id, the latest attempt
+	finished map[string]journal.ToolFinished
+	resolved map[string]journal.ToolResolved
+}
+
+// state is the fold of a journal.
+type state struct {
+	start     journal.RunStarted
+	startTime time.Time
+	turns     []*turn
+	rejects   []string // output.rejected reasons after the last turn
+	usage     model.Usage
+	inDoubt   bool
+	terminal  string
+}
+
+func fold(events []journal.Event) (*state, error) {
+	s := &state{}
+	for _, ev := range events {
+		var err error
+		switch ev.Type {
+		case journal.TypeRunStarted:
+			err = json.Unmarshal(ev.Data, &s.start)
+			s.startTime = ev.Time
+		case journal.TypeModelResponse:
+			var r journal.ModelResponse
+			err = json.Unmarshal(ev.Data, &r)
+			s.turns = append(s.turns, &turn{msg: r.Message, started: map[string]journal.ToolStarted{},
+				finished: map[string]journal.ToolFinished{}, resolved: map[string]journal.ToolResolved{}})
+			s.usage = s.usage.Add(r.Usage)
+			s.rejects = nil
+		case journal.TypeToolStarted:
+			var r journal.ToolStarted
+			if err = json.Unmarshal(ev.Data, &r); err == nil && len(s.turns) > 0 {
+				s.turns[len(s.turns)-1].started[r.CallID] = r
+			}
+		case journal.TypeToolFinished:
+			var r journal.ToolFinished
+			if err = json.Unmarshal(ev.Data, &r); err == nil && len(s.turns) > 0 {
+				s.turns[len(s.turns)-1].finished[r.CallID] = r
+			}
+		case journal.TypeToolResolved:
+			var r journal.ToolResolved
+			if err = json.Unmarshal(ev.Data, &r); err == nil && len(s.turns) > 0 {
+				s.turns[len(s.turns)-1].resolved[r.CallID] = r
+			}
+			s.inDoubt = false
+		case journal.TypeRunInDoubt:
+			s.inDoubt = true
+		case journal.TypeOutputRejected:
+			var r journal.OutputRejected
+			err = json.Unmarshal(ev.Data, &r)
+			s.rejects = append(s.rejects, r.Reason)
+		case journal.TypeRunCompleted, journal.TypeRunFailed, journal.TypeRunCanceled:
+			s.terminal = ev.Type
+		}
+		if err != nil {
+			return nil, fmt.Errorf("journal step %d (%s): %w", ev.Step, ev.Type, err)
+		}
+	}
+	return s, nil
+}
+
+// Messages rebuilds the conversation a run has had so far: history, input,
+// and each turn with its tool results in call order.
+func Messages(events []journal.Event) ([]model.Message, error) {
+	s, err := fold(events)
+	if err != nil {
+		return nil, err
+	}
+	return s.messages(""), nil
+}
+
+func (s *state) messages(instructions string) []model.Message {
+	msgs := make([]model.Message, 0, 2+len(s.start.History)+3*len(s.turns))
+	if instructions != "" {
+		msgs = append(msgs, model.Message{Role: model.RoleSystem, Content: instructions})
+	}
+	msgs = append(msgs, s.start.History...)
+	msgs = append(msgs, model.Message{Role: model.RoleUser, Content: s.start.Input})
+	for _, t := range s.turns {
+		msgs = append(msgs, t.msg)
+		for _, c := range t.msg.ToolCalls {
+			if f, ok := t.finished[c.ID]; ok {
+				msgs = append(msgs, model.Message{Role: model.RoleTool, ToolCallID: c.ID, Name: c.Name, Content: f.Content, IsError: f.IsError})
+			}
+		}
+	}
+	for _, r := range s.rejects {
+		msgs = append(msgs, model.Message{Role: model.RoleUser, Content: "Your answer was rejected: " + r + ". Answer again with JSON that matches the schema."})
+	}
+	return msgs
+}
+
+// runner carries one Resume call.
+type runner struct {
+	a     *Agent
+	j     Journal
+	hooks Hooks
+	runID string
+	mu    sync.Mutex // serialises appends from parallel tool calls
+}
+
+func (r *runner) append(ctx context.Context, typ string, data any) (journal.Event, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ev, err := r.j.Append(ctx, typ, data)
+	if err == nil && r.hooks.OnEvent != nil {
+		r.hooks.OnEvent(ev)
+	}
+	return ev, err
+}
+
+// Resume continues a run from its journal. events is everything journaled so
+// far and must begin with run.started. ctx carries the run's cancellation:
+// a cause of ErrCanceled ends the run as canceled; ErrShutdown (or any other
+// cause) stops it without journaling so that another worker can resume it.
+func (a *Agent) Resume(ctx context.Context, runID string, events []journal.Event, j Journal, hooks Hooks) (Outcome, error) {
+	s, err := fold(events)
+	if err != nil {
+		return Stopped, err
+	}
+	if s.terminal != "" {
+		return outcomeOf(s.terminal), nil
+	}
+	if s.startTime.IsZero() {
+		return Stopped, errors.New("journal does not begin with run.started")
+	}
+	r := &runner{a: a, j: j, hooks: hooks, runID: runID}
+	if a.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadlineCause(ctx, s.startTime.Add(a.Timeout), errTimeout)
+		defer cancel()
+	}
+	return r.loop(ctx, s)
+}
+
+var errTimeout = errors.New("run timeout")
+
+func outcomeOf(terminal string) Outcome {
+	switch terminal {
+	case journal.TypeRunCompleted:
+		return Completed
+	case journal.TypeRunCanceled:
+		return Canceled
+	}
+	return Failed
+}
+
+func (r *runner) fail(ctx context.Context, s *state, code, msg string) (Outcome, error) {
+	if _, err := r.append(context.WithoutCancel(ctx), journal.TypeRunFailed, journal.RunFailed{Code: code, Message: msg, Usage: s.usage}); err != nil {
+		return Stopped, err
+	}
+	return Failed, nil
+}
+
+// interrupted journals the end a canceled context calls for.
+func (r *runner) interrupted(ctx context.Context, s *state) (Outcome, error) {
+	cause := context.Cause(ctx)
+	switch {
+	case errors.Is(cause, ErrCanceled):
+		if _, err := r.append(context.WithoutCancel(ctx), journal.TypeRunCanceled, journal.RunCanceled{Reason: "canceled by request", Usage: s.usage}); err != nil {
+			return Stopped, err
+		}
+		return Canceled, nil
+	case errors.Is(cause, errTimeout):
+		return r.fail(ctx, s, CodeTimeout, fmt.Sprintf("run exceeded its timeout of %s (raise agents.%s.timeout)", r.a.Timeout, r.a.Name))
+	}
+	return Stopped, cause
+}
+
+func (r *runner) loop(ctx context.Context, s *state) (Outcome, error) {
+	for {
+		if ctx.Err() != nil {
+			return r.interrupted(ctx, s)
+		}
+		var last *turn
+		if n := len(s.turns); n > 0 {
+			last = s.turns[n-1]
+		}
+		if last != nil && len(last.msg.ToolCalls) > 0 {
+			done, out, err := r.runTools(ctx, s, last)
+			if !done {
+				return out, err
+			}
+		} else if last != nil && len(s.rejects) == 0 {
+			out, retry, err := r.finish(ctx, s, last)
+			if !retry {
+				return out, err
+			}
+			continue
+		}
+		if len(s.turns) >= r.a.MaxTurns {
+			return r.fail(ctx, s, CodeMaxTurns, fmt.Sprintf("the model did not give a final answer within %d turns (raise agents.%s.max_turns)", r.a.MaxTurns, r.a.Name))
+		}
+		if r.a.TokenBudget > 0 && s.usage.Total() >= r.a.TokenBudget {
+			return r.fail(ctx, s, CodeTokenBudget, fmt.Sprintf("the run used %d tokens, its budget is %d (raise agents.%s.token_budget)", s.usage.Total(), r.a.TokenBudget, r.a.Name))
+		}
+		if err := r.callModel(ctx, s); err != nil {
+			if ctx.Err() != nil {
+				return r.interrupted(ctx, s)
+			}
+			if errors.Is(err, journal.ErrConflict) {
+				return Stopped, err
+			}
+			return r.fail(ctx, s, CodeModel, fmt.Sprintf("model %s: %v", r.a.ModelName, err))
+		}
+	}
+}
+
+func (r *runner) callModel(ctx context.Context, s *state) error {
+	req := &model.Request{Messages: s.messages(r.a.Instructions), Tools: r.a.specs}
+	if r.a.OutputSchema != nil {
+		req.OutputSchema = r.a.OutputSchema.Raw()
+	}
+	var sink func(model.Delta)
+	if r.a.Stream || r.hooks.OnDelta != nil {
+		sink = r.hooks.OnDelta
+		if sink == nil {
+			sink = func(model.Delta) {}
+		}
+	}
+	began := time.Now()
+	resp, err := r.a.Model.Generate(ctx, req, sink)
+	if err != nil {
+		return err
+	}
+	resp.Message.Role = model.RoleAssistant
+	rec := journal.ModelResponse{Turn: len(s.turns) + 1, Message: resp.Message, Usage: resp.Usage,
+		Model: resp.Model, StopReason: resp.StopReason, DurationMS: msSince(began)}
+	if _, err := r.append(ctx, journal.TypeModelResponse, rec); err != nil {
+		return err
+	}
+	s.turns = append(s.turns, &turn{msg: resp.Message, started: map[string]journal.ToolStarted{},
+		finished: map[string]journal.ToolFinished{}, resolved: map[string]journal.ToolResolved{}})
+	s.usage = s.usage.Add(resp.Usage)
+	s.rejects = nil
+	return nil
+}
+
+// finish ends the run with the last turn's answer, or rejects it when it
+// does not match the output schema (retry is then true).
+func (r *runner) finish(ctx context.Context, s *state, last *turn) (out Outcome, retry bool, err error) {
+	done := journal.RunCompleted{Output: last.msg.Content, Usage: s.usage}
+	if r.a.OutputSchema != nil {
+		raw := json.RawMessage(extractJSON(last.msg.Content))
+		if verr := r.a.OutputSchema.Validate(raw); verr != nil {
+			reason := fmt.Sprintf("output does not match the schema: %v", verr)
+			if _, err := r.append(ctx, journal.TypeOutputRejected, journal.OutputRejected{Reason: reason}); err != nil {
+				return Stopped, false, err
+			}
+			s.rejects = append(s.rejects, reason)
+			return 0, true, nil
+		}
+		done.JSON = raw
+	}
+	if _, err := r.append(context.WithoutCancel(ctx), journal.TypeRunCompleted, done); err != nil {
+		return Stopped, false, err
+	}
+	return Completed, false, nil
+}
+
+// runTools executes the calls of the last turn that have no result yet.
+// done is false when the run must stop (in doubt, failed, lost).
+func (r *runner) runTools(ctx context.Context, s *state, t *turn) (done bool, out Outcome, err error) {
+	type job struct {
+		call    model.ToolCall
+		started journal.ToolStarted
+	}
+	var jobs []job
+	for _, c := range t.msg.ToolCalls {
+		if _, ok := t.finished[c.ID]; ok {
+			continue
+		}
+		prev, wasStarted := t.started[c.ID]
+		bt := r.a.tools[c.Name]
+		if res, ok := t.resolved[c.ID]; ok && wasStarted {
+			switch res.Action {
+			case journal.ResolveSkip:
+				f := journal.ToolFinished{CallID: c.ID, Name: c.Name, Content: res.Result}
+				if _, err := r.append(ctx, journal.TypeToolFinished, f); err != nil {
+					return false, Stopped, err
+				}
+				t.finished[c.ID] = f
+				continue
+			case journal.ResolveFail:
+				msg := fmt.Sprintf("tool call %s (%s) was in doubt and an operator failed the run", c.ID, c.Name)
+				if res.Reason != "" {
+					msg += ": " + res.Reason
+				}
+				out, err := r.fail(ctx, s, CodeResolvedFail, msg)
+				return false, out, err
+			}
+			// retry: run it again below with the same key.
+		} else if wasStarted && (bt == nil || !bt.info.Idempotent) {
+			rec := journal.RunInDoubt{CallID: c.ID, Name: c.Name,
+				Reason: fmt.Sprintf("tool %s is not idempotent and its call started (step key %s) but never finished; resolve with retry, skip or fail", c.Name, prev.IdempotencyKey)}
+			if _, err := r.append(ctx, journal.TypeRunInDoubt, rec); err != nil {
+				return false, Stopped, err
+			}
+			return false, InDoubt, nil
+		}
+		jobs = append(jobs, job{call: c, started: prev})
+	}
+	if len(jobs) == 0 {
+		return true, 0, nil
+	}
+	// Journal every start before any call runs, so a crash mid-batch leaves
+	// each call either clearly not started or clearly started.
+	for i := range jobs {
+		c := jobs[i].call
+		st := journal.ToolStarted{CallID: c.ID, Name: c.Name, Arguments: c.Arguments, Attempt: jobs[i].started.Attempt + 1}
+		if bt := r.a.tools[c.Name]; bt != nil {
+			st.Idempotent = bt.info.Idempotent
+		}
+		if jobs[i].started.IdempotencyKey != "" {
+			st.IdempotencyKey = jobs[i].started.IdempotencyKey
+		}
+		if _, err := r.appendStart(ctx, &st); err != nil {
+			return false, Stopped, err
+		}
+		t.started[c.ID] = st
+		jobs[i].started = st
+	}
+	results := make([]journal.ToolFinished, len(jobs))
+	errs := make([]error, len(jobs))
+	var wg sync.WaitGroup
+	for i := range jobs {
+		run := func() {
+			results[i] = r.callTool(ctx, jobs[i].call, jobs[i].started)
+			if ctx.Err() != nil {
+				// The call was cut short: its outcome is unknown, so leave it
+				// started-but-unfinished for the resume logic to judge.
+				errs[i] = ctx.Err()
+				return
+			}
+			_, errs[i] = r.append(ctx, journal.TypeToolFinished, results[i])
+		}
+		if len(jobs) == 1 {
+			run()
+			break
+		}
+		wg.Go(run)
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		out, err := r.interrupted(ctx, s)
+		return false, out, err
+	}
+	for i, err := range errs {
+		if err != nil {
+			return false, Stopped, err
+		}
+		t.finished[jobs[i].call.ID] = results[i]
+	}
+	return true, 0, nil
+}
+
+// appendStart journals a tool start; a first attempt's idempotency key is
+// derived from the step it is journaled at.
+func (r *runner) appendStart(ctx context.Context, st *journal.ToolStarted) (journal.Event, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st.IdempotencyKey == "" {
+		if w, ok := r.j.(interface{ Steps() int }); ok {
+			st.IdempotencyKey = fmt.Sprintf("%s/%d", r.runID, w.Steps()+1)
+		} else {
+			st.IdempotencyKey = r.runID + "/" + st.CallID
+		}
+	}
+	ev, err := r.j.Append(ctx, journal.TypeToolStarted, st)
+	if err == nil && r.hooks.OnEvent != nil {
+		r.hooks.OnEvent(ev)
+	}
+	return ev, err
+}
+
+func (r *runner) callTool(ctx context.Context, c model.ToolCall, st journal.ToolStarted) journal.ToolFinished {
+	began := time.Now()
+	f := journal.ToolFinished{CallID: c.ID, Name: c.Name}
+	bt := r.a.tools[c.Name]
+	switch {
+	case bt == nil:
+		f.IsError = true
+		f.Content = fmt.Sprintf("unknown tool %q: this agent's tools are %s", c.Name, r.toolList())
+	default:
+		if err := bt.schema.Validate(c.Arguments); err != nil {
+			f.IsError = true
+			f.Content = fmt.Sprintf("invalid arguments for %s: %v", c.Name, err)
+			break
+		}
+		res, err := bt.tool.Call(ctx, &tool.Call{RunID: r.runID, ID: c.ID, Arguments: c.Arguments, IdempotencyKey: st.IdempotencyKey})
+		if err != nil {
+			f.IsError = true
+			f.Content = err.Error()
+		} else {
+			f.Content, f.IsError = res.Content, res.IsError
+		}
+	}
+	f.DurationMS = msSince(began)
+	return f
+}
+
+func (r *runner) toolList() string {
+	if len(r.a.specs) == 0 {
+		return "none"
+	}
+	s := ""
+	for i, sp := range r.a.specs {
+		if i > 0 {
+			s += ", "
+		}
+		s += sp.Name
+	}
+	return s
+}
+
+func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }
+
+// extractJSON tolerates a JSON answer wrapped in a Markdown code fence.
+func extractJSON(s string) string {
+	b := []byte(s)
+	start, end := -1, -1
+	for i, c := range b {
+		if c == '{' || c == '[' {
+			start = i
+			break
+		}
+	}
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] == '}' || b[i] == ']' {
+			end = i
+			break
+		}
+	}
+	if start < 0 || end < start {
+		return s
+	}
+	return s[start : end+1]
+}

@@ -1,0 +1,418 @@
+// Package api serves Myriad's HTTP API: submit runs, read their status, follow
+// their journals as Server-Sent Events, cancel them and resolve runs in doubt.
+// Every error is JSON, {"error":{"code","message"}}, with a stable code.
+// docs/api.md documents the routes and the event types.
+package api
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/runtime"
+)
+
+// Options configure the API.
+type Options struct {
+	// Token, when set, must be sent as "Authorization: Bearer <token>".
+	Token string
+	// MaxBodyBytes limits request bodies (default 1 MiB).
+	MaxBodyBytes int64
+	Logger       *slog.Logger
+	// Version is reported by /healthz.
+	Version string
+}
+
+// Server is the HTTP API over a runtime.
+type Server struct {
+	rt   *runtime.Runtime
+	opts Options
+	mux  *http.ServeMux
+}
+
+// New returns the API for rt.
+func New(rt *runtime.Runtime, opts Options) *Server {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 1 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Server{rt: rt, opts: opts, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.HandleFunc("POST /v1/runs", s.auth(s.createRun))
+	s.mux.HandleFunc("GET /v1/runs", s.auth(s.listRuns))
+	s.mux.HandleFunc("GET /v1/runs/{id}", s.auth(s.getRun))
+	s.mux.HandleFunc("GET /v1/runs/{id}/events", s.auth(s.runEvents))
+	s.mux.HandleFunc("POST /v1/runs/{id}/cancel", s.auth(s.cancelRun))
+	s.mux.HandleFunc("POST /v1/runs/{id}/resolve", s.auth(s.resolveRun))
+	s.mux.HandleFunc("GET /v1/agents", s.auth(s.listAgents))
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s (see docs/api.md)", r.Method, r.URL.Path))
+	})
+	return s
+}
+
+// ServeHTTP makes Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+var _ http.Handler = (*Server)(nil)
+
+// Error codes.
+const (
+	CodeBadRequest   = "bad_request"
+	CodeUnauthorized = "unauthorized"
+	CodeNotFound     = "not_found"
+	CodeUnknownAgent = "unknown_agent"
+	CodeConflict     = "conflict"
+	CodeTooLarge     = "request_too_large"
+	CodeInternal     = "internal"
+	CodeUnavailable  = "unavailable"
+)
+
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	var b errorBody
+	b.Error.Code, b.Error.Message = code, msg
+	writeJSON(w, status, b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// fail maps runtime errors onto statuses and codes.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, runtime.ErrNotFound):
+		writeError(w, http.StatusNotFound, CodeNotFound, err.Error())
+	case errors.Is(err, runtime.ErrUnknownAgent):
+		writeError(w, http.StatusNotFound, CodeUnknownAgent, err.Error())
+	case errors.Is(err, runtime.ErrInvalid):
+		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
+	case errors.Is(err, runtime.ErrConflict):
+		writeError(w, http.StatusConflict, CodeConflict, err.Error())
+	default:
+		s.opts.Logger.Error("api", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, CodeInternal, "internal error: "+err.Error())
+	}
+}
+
+func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
+	if s.opts.Token == "" {
+		return h
+	}
+	want := []byte("Bearer " + s.opts.Token)
+	return func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="myriad"`)
+			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "missing or wrong API token: send Authorization: Bearer <token>")
+			return
+		}
+		h(w, r)
+	}
+}
+
+// readBody reads a size-limited body, answering the error itself.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("request body exceeds %d bytes", s.opts.MaxBodyBytes))
+			return nil, false
+		}
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "read body: "+err.Error())
+		return nil, false
+	}
+	return data, true
+}
+
+// decodeBody reads a size-limited JSON body into v, rejecting unknown fields.
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	data, ok := s.readBody(w, r)
+	if !ok {
+		return false
+	}
+	if err := DecodeStrict(data, v); err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
+		return false
+	}
+	return true
+}
+
+// DecodeStrict parses one JSON object into v, rejecting unknown fields and
+// trailing data.
+func DecodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if err == io.EOF {
+			return errors.New("empty body: send a JSON object")
+		}
+		return fmt.Errorf("invalid JSON body: %w", err)
+	}
+	if dec.More() {
+		return errors.New("invalid JSON body: data after the object")
+	}
+	return nil
+}
+
+// CreateRunRequest is the body of POST /v1/runs.
+type CreateRunRequest struct {
+	Agent    string            `json:"agent"`
+	Input    string            `json:"input"`
+	Instance string            `json:"instance,omitempty"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// ParseCreateRun decodes and checks a POST /v1/runs body.
+func ParseCreateRun(data []byte) (*CreateRunRequest, error) {
+	var req CreateRunRequest
+	if err := DecodeStrict(data, &req); err != nil {
+		return nil, err
+	}
+	if req.Agent == "" {
+		return nil, errors.New("agent: missing: name the agent to run (GET /v1/agents lists them)")
+	}
+	if strings.TrimSpace(req.Input) == "" {
+		return nil, errors.New("input: missing: give the agent something to do")
+	}
+	if len(req.Metadata) > 64 {
+		return nil, errors.New("metadata: at most 64 keys")
+	}
+	return &req, nil
+}
+
+// RunRef is the answer to POST /v1/runs.
+type RunRef struct {
+	ID     string         `json:"id"`
+	Status runtime.Status `json:"status"`
+}
+
+func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
+	data, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	req, err := ParseCreateRun(data)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > 256 {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "Idempotency-Key: at most 256 characters")
+		return
+	}
+	rec, created, err := s.rt.Submit(r.Context(), runtime.SubmitRequest{Agent: req.Agent, Input: req.Input,
+		Instance: req.Instance, Metadata: req.Metadata, IdempotencyKey: key})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	status := http.StatusCreated
+	if !created {
+		status = http.StatusOK
+	}
+	w.Header().Set("Location", "/v1/runs/"+rec.ID)
+	writeJSON(w, status, RunRef{ID: rec.ID, Status: rec.Status})
+}
+
+func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
+	rec, err := s.rt.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rec)
+}
+
+// RunList is the answer to GET /v1/runs.
+type RunList struct {
+	Runs       []*runtime.Record `json:"runs"`
+	NextCursor string            `json:"next_cursor,omitempty"`
+}
+
+func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := runtime.ListFilter{Agent: q.Get("agent"), Status: runtime.Status(q.Get("status")), Cursor: q.Get("cursor")}
+	if f.Status != "" && !validStatus(f.Status) {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("status: unknown status %q (known: %s)", f.Status, statusList()))
+		return
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(w, http.StatusBadRequest, CodeBadRequest, "limit: must be a number from 1 to 1000")
+			return
+		}
+		f.Limit = n
+	}
+	runs, next, err := s.rt.List(r.Context(), f)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if runs == nil {
+		runs = []*runtime.Record{}
+	}
+	writeJSON(w, http.StatusOK, RunList{Runs: runs, NextCursor: next})
+}
+
+func validStatus(st runtime.Status) bool {
+	for _, s := range runtime.Statuses {
+		if s == st {
+			return true
+		}
+	}
+	return false
+}
+
+func statusList() string {
+	names := make([]string, len(runtime.Statuses))
+	for i, s := range runtime.Statuses {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
+
+func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
+	rec, err := s.rt.Cancel(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, rec)
+}
+
+func (s *Server) resolveRun(w http.ResponseWriter, r *http.Request) {
+	var res runtime.Resolution
+	if !s.decodeBody(w, r, &res) {
+		return
+	}
+	rec, err := s.rt.Resolve(r.Context(), r.PathValue("id"), res)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, rec)
+}
+
+// AgentInfo describes an agent in GET /v1/agents.
+type AgentInfo struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description,omitempty"`
+	Model       string   `json:"model"`
+	Tools       []string `json:"tools"`
+}
+
+func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
+	out := []AgentInfo{}
+	for _, a := range s.rt.Agents() {
+		info := AgentInfo{Name: a.Name, Description: a.Description, Model: a.ModelName, Tools: []string{}}
+		for _, t := range a.Tools {
+			info.Tools = append(info.Tools, t.Info().Name)
+		}
+		out = append(out, info)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"agents": out})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.opts.Version})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if !s.rt.Bus().NC.IsConnected() {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "not connected to NATS")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// SSEKeepAlive is how often an idle event stream sends a comment, so proxies
+// keep it open.
+var SSEKeepAlive = 15 * time.Second
+
+func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := s.rt.Get(r.Context(), id); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var after uint64
+	if v := r.Header.Get("Last-Event-ID"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, CodeBadRequest, "Last-Event-ID: must be an event id (a number) from this stream")
+			return
+		}
+		after = n
+	}
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	_ = rc.Flush()
+
+	events := make(chan journal.Event, 64)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- journal.Follow(r.Context(), s.rt.Bus(), id, after, func(ev journal.Event) bool {
+			select {
+			case events <- ev:
+			case <-r.Context().Done():
+				return false
+			}
+			return !journal.Terminal(ev.Type)
+		})
+		close(events)
+	}()
+	keepAlive := time.NewTicker(SSEKeepAlive)
+	defer keepAlive.Stop()
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				if err := <-errc; err != nil && r.Context().Err() == nil {
+					fmt.Fprintf(w, "event: error\ndata: %s\n\n", mustJSON(map[string]string{"message": err.Error()}))
+					_ = rc.Flush()
+				}
+				return
+			}
+			data, _ := json.Marshal(ev)
+			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, data)
+			_ = rc.Flush()
+		case <-keepAlive.C:
+			fmt.Fprint(w, ": keep-alive\n\n")
+			_ = rc.Flush()
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}

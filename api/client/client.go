@@ -1,0 +1,202 @@
+// Package client calls a Myriad server's HTTP API; the CLI's runs commands
+// use it.
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/myriad-ai/myriad/api"
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/runtime"
+)
+
+// Client talks to one server.
+type Client struct {
+	BaseURL string
+	Token   string
+	HTTP    *http.Client
+}
+
+// New returns a client for a server such as http://127.0.0.1:8420.
+func New(baseURL, token string) *Client {
+	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Token: token, HTTP: http.DefaultClient}
+}
+
+// Error is an error answer from the server.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s (HTTP %d, %s)", e.Message, e.Status, e.Code) }
+
+func (c *Client) do(ctx context.Context, method, path string, body any, header http.Header, out any) error {
+	var rd io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, rd)
+	if err != nil {
+		return err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the server at %s: %w (is myriad serve running? pass --server)", c.BaseURL, err)
+	}
+	defer resp.Body.Close()
+	return decode(resp, out)
+}
+
+func decode(resp *http.Response, out any) error {
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var eb struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if json.Unmarshal(data, &eb) == nil && eb.Error.Code != "" {
+			return &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+		}
+		return &Error{Status: resp.StatusCode, Code: "http", Message: strings.TrimSpace(string(data))}
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(data, out)
+}
+
+// Submit starts a run; idempotencyKey may be empty.
+func (c *Client) Submit(ctx context.Context, req api.CreateRunRequest, idempotencyKey string) (*api.RunRef, error) {
+	h := http.Header{}
+	if idempotencyKey != "" {
+		h.Set("Idempotency-Key", idempotencyKey)
+	}
+	var ref api.RunRef
+	return &ref, c.do(ctx, http.MethodPost, "/v1/runs", req, h, &ref)
+}
+
+// Get reads a run.
+func (c *Client) Get(ctx context.Context, id string) (*runtime.Record, error) {
+	var rec runtime.Record
+	return &rec, c.do(ctx, http.MethodGet, "/v1/runs/"+url.PathEscape(id), nil, nil, &rec)
+}
+
+// List lists runs.
+func (c *Client) List(ctx context.Context, agent, status string, limit int, cursor string) (*api.RunList, error) {
+	q := url.Values{}
+	if agent != "" {
+		q.Set("agent", agent)
+	}
+	if status != "" {
+		q.Set("status", status)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	var out api.RunList
+	return &out, c.do(ctx, http.MethodGet, "/v1/runs?"+q.Encode(), nil, nil, &out)
+}
+
+// Cancel asks a run to stop.
+func (c *Client) Cancel(ctx context.Context, id string) (*runtime.Record, error) {
+	var rec runtime.Record
+	return &rec, c.do(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(id)+"/cancel", nil, nil, &rec)
+}
+
+// Resolve decides a run in doubt.
+func (c *Client) Resolve(ctx context.Context, id string, res runtime.Resolution) (*runtime.Record, error) {
+	var rec runtime.Record
+	return &rec, c.do(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(id)+"/resolve", res, nil, &rec)
+}
+
+// Events follows a run's event stream from after lastEventID (0 for the
+// start), calling fn for each event until the stream ends or fn returns false.
+func (c *Client) Events(ctx context.Context, id string, lastEventID uint64, fn func(journal.Event) bool) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+"/v1/runs/"+url.PathEscape(id)+"/events", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if lastEventID > 0 {
+		req.Header.Set("Last-Event-ID", strconv.FormatUint(lastEventID, 10))
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the server at %s: %w", c.BaseURL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return decode(resp, nil)
+	}
+	return ReadSSE(resp.Body, func(typ string, data []byte) (bool, error) {
+		if typ == "error" {
+			return false, fmt.Errorf("event stream: %s", data)
+		}
+		var ev journal.Event
+		if err := json.Unmarshal(data, &ev); err != nil {
+			return false, fmt.Errorf("event stream: %w", err)
+		}
+		return fn(ev), nil
+	})
+}
+
+// ReadSSE parses a Server-Sent Events stream, calling fn with each event's
+// type and data.
+func ReadSSE(r io.Reader, fn func(typ string, data []byte) (bool, error)) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	var typ string
+	var data bytes.Buffer
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if data.Len() > 0 {
+				more, err := fn(typ, bytes.TrimSuffix(data.Bytes(), []byte("\n")))
+				if err != nil || !more {
+					return err
+				}
+			}
+			typ = ""
+			data.Reset()
+		case strings.HasPrefix(line, ":"):
+		case strings.HasPrefix(line, "event:"):
+			typ = strings.TrimSpace(line[len("event:"):])
+		case strings.HasPrefix(line, "data:"):
+			data.WriteString(strings.TrimPrefix(line[len("data:"):], " "))
+			data.WriteByte('\n')
+		}
+	}
+	return sc.Err()
+}

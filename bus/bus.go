@@ -1,0 +1,229 @@
+// Package bus owns Myriad's connection to NATS JetStream: it starts the
+// embedded server (the default, with file storage under the data directory)
+// or connects to an external cluster, and it names every stream, bucket and
+// subject Myriad uses, so the layout of the substrate reads in one place.
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream, bucket and subject names.
+const (
+	// JournalStream holds every run's journal, one subject per run.
+	JournalStream = "MYRIAD_JOURNAL"
+	// JournalPrefix + run id is a run's journal subject.
+	JournalPrefix = "myriad.journal."
+	// QueueStream is the work queue of runs waiting for a worker.
+	QueueStream = "MYRIAD_QUEUE"
+	// QueueSubject carries run ids to execute.
+	QueueSubject = "myriad.queue.runs"
+	// WorkersConsumer is the durable consumer every node's workers share.
+	WorkersConsumer = "workers"
+	// RunsBucket is the key-value bucket of run records (status, output, ...).
+	RunsBucket = "myriad_runs"
+	// InstancesBucket holds the state of agent instances (agent/key).
+	InstancesBucket = "myriad_instances"
+	// IdempotencyBucket maps submission idempotency keys to run ids.
+	IdempotencyBucket = "myriad_idempotency"
+	// SignalPrefix + run id carries cancel signals to the worker running it.
+	SignalPrefix = "myriad.signal."
+)
+
+// JournalSubject is the journal subject of one run.
+func JournalSubject(runID string) string { return JournalPrefix + runID }
+
+// Options configure a connection.
+type Options struct {
+	// URL of an external NATS server or cluster; empty starts an embedded one.
+	URL string
+	// DataDir holds the embedded server's JetStream files.
+	DataDir string
+	// Memory stores streams in memory (tests and benchmarks that do not need durability).
+	Memory bool
+	// Replicas for streams on an external cluster (1 when embedded).
+	Replicas int
+	// SyncAlways makes the embedded server fsync every write (power-loss safety).
+	SyncAlways bool
+	Logger     *slog.Logger
+}
+
+// Bus is a live JetStream connection with Myriad's streams in place.
+type Bus struct {
+	NC     *nats.Conn
+	JS     jetstream.JetStream
+	Runs   jetstream.KeyValue
+	Insts  jetstream.KeyValue
+	Idem   jetstream.KeyValue
+	Queue  jetstream.Consumer
+	server *server.Server
+	opts   Options
+}
+
+// AckWait is how long a worker holds a run without heartbeating before
+// JetStream hands the run to another worker. It bounds recovery time after a
+// crash (the design promises resumption within 5 s of a restart).
+const AckWait = 3 * time.Second
+
+// Open starts or connects to NATS and creates the streams Myriad needs.
+func Open(ctx context.Context, o Options) (*Bus, error) {
+	b := &Bus{opts: o}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	var err error
+	if o.URL == "" {
+		if err := b.startEmbedded(); err != nil {
+			return nil, err
+		}
+		b.NC, err = nats.Connect("", nats.InProcessServer(b.server), nats.Name("myriad"))
+	} else {
+		b.NC, err = nats.Connect(o.URL, nats.Name("myriad"), nats.MaxReconnects(-1))
+	}
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	b.JS, err = jetstream.New(b.NC, jetstream.WithPublishAsyncMaxPending(65536))
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	if err := b.ensureStreams(ctx); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *Bus) startEmbedded() error {
+	dir := b.opts.DataDir
+	if dir == "" && !b.opts.Memory {
+		return errors.New("an embedded NATS server needs a data directory (--data DIR)")
+	}
+	storeDir := ""
+	if dir != "" {
+		storeDir = filepath.Join(dir, "nats")
+		if err := os.MkdirAll(storeDir, 0o750); err != nil {
+			return fmt.Errorf("create data directory: %w", err)
+		}
+	}
+	opts := &server.Options{
+		ServerName:         "myriad",
+		DontListen:         true,
+		JetStream:          true,
+		StoreDir:           storeDir,
+		NoSigs:             true,
+		JetStreamMaxMemory: -1,
+		JetStreamMaxStore:  -1,
+		SyncAlways:         b.opts.SyncAlways,
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("embedded NATS: %w", err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(30 * time.Second) {
+		s.Shutdown()
+		return errors.New("embedded NATS did not start within 30s")
+	}
+	b.server = s
+	return nil
+}
+
+func (b *Bus) storage() jetstream.StorageType {
+	if b.opts.Memory {
+		return jetstream.MemoryStorage
+	}
+	return jetstream.FileStorage
+}
+
+func (b *Bus) replicas() int {
+	if b.opts.URL == "" || b.opts.Replicas < 1 {
+		return 1
+	}
+	return b.opts.Replicas
+}
+
+func (b *Bus) ensureStreams(ctx context.Context) error {
+	_, err := b.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        JournalStream,
+		Description: "Myriad run journals, one subject per run",
+		Subjects:    []string{JournalPrefix + ">"},
+		Storage:     b.storage(),
+		Replicas:    b.replicas(),
+		AllowDirect: true,
+		Discard:     jetstream.DiscardOld,
+	})
+	if err != nil {
+		return fmt.Errorf("create stream %s: %w", JournalStream, err)
+	}
+	_, err = b.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        QueueStream,
+		Description: "Myriad runs waiting for a worker",
+		Subjects:    []string{QueueSubject},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     b.storage(),
+		Replicas:    b.replicas(),
+		Duplicates:  10 * time.Minute,
+	})
+	if err != nil {
+		return fmt.Errorf("create stream %s: %w", QueueStream, err)
+	}
+	b.Queue, err = b.JS.CreateOrUpdateConsumer(ctx, QueueStream, jetstream.ConsumerConfig{
+		Durable:       WorkersConsumer,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       AckWait,
+		MaxAckPending: -1,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return fmt.Errorf("create consumer %s: %w", WorkersConsumer, err)
+	}
+	kv := func(name, desc string) (jetstream.KeyValue, error) {
+		s, err := b.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      name,
+			Description: desc,
+			Storage:     b.storage(),
+			Replicas:    b.replicas(),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("create bucket %s: %w", name, err)
+		}
+		return s, nil
+	}
+	if b.Runs, err = kv(RunsBucket, "Myriad run records"); err != nil {
+		return err
+	}
+	if b.Insts, err = kv(InstancesBucket, "Myriad agent instances"); err != nil {
+		return err
+	}
+	if b.Idem, err = kv(IdempotencyBucket, "Myriad submission idempotency keys"); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Embedded reports whether the bus runs its own NATS server.
+func (b *Bus) Embedded() bool { return b.server != nil }
+
+// Close drains the connection and stops the embedded server.
+func (b *Bus) Close() {
+	if b.NC != nil {
+		b.NC.Close()
+	}
+	if b.server != nil {
+		b.server.Shutdown()
+		b.server.WaitForShutdown()
+	}
+}

@@ -1,0 +1,208 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/myriad-ai/myriad"
+	"github.com/myriad-ai/myriad/runtime"
+)
+
+// benchResult is the one JSON line bench prints.
+type benchResult struct {
+	Agent             string  `json:"agent"`
+	Sessions          int     `json:"sessions"`
+	Concurrency       int     `json:"concurrency"`
+	OK                int     `json:"ok"`
+	Failed            int     `json:"failed"`
+	Durable           bool    `json:"durable"`
+	Seconds           float64 `json:"seconds"`
+	SessionsPerS      float64 `json:"sessions_per_s"`
+	Steps             int     `json:"steps"`
+	StepsPerS         float64 `json:"steps_per_s"`
+	JournalEntries    int     `json:"journal_entries"`
+	P50SessionMS      float64 `json:"p50_session_ms"`
+	P99SessionMS      float64 `json:"p99_session_ms"`
+	P50StepOverheadUS float64 `json:"p50_step_overhead_us"`
+	P99StepOverheadUS float64 `json:"p99_step_overhead_us"`
+	PeakRSSMB         float64 `json:"peak_rss_mb"`
+	FirstError        string  `json:"first_error,omitempty"`
+}
+
+func bench(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "bench", "bench --config F --agent A --sessions N [--concurrency C]")
+	path := fs.String("config", defaultConfig(), "the project file")
+	agentName := fs.String("agent", "", "the agent every session runs")
+	sessions := fs.Int("sessions", 1000, "number of sessions (runs)")
+	concurrency := fs.Int("concurrency", 0, "sessions in flight at once (default: all of them, at most 5000)")
+	input := fs.String("input", "benchmark session", "the input of every session")
+	memory := fs.Bool("memory", false, "keep streams in memory (not durable: for comparison only)")
+	data := fs.String("data", "", "data directory (default: a temporary directory, removed afterwards)")
+	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *agentName == "" || *sessions < 1 {
+		fs.Usage()
+		return &exitError{code: 2, err: errors.New("need --agent and --sessions ≥ 1")}
+	}
+	if *concurrency <= 0 {
+		*concurrency = min(*sessions, 5000)
+	}
+	proj, err := myriad.Load(*path)
+	if err != nil {
+		return err
+	}
+	if _, ok := proj.Agents[*agentName]; !ok {
+		return fmt.Errorf("--agent: unknown agent %q (known: %s)", *agentName, strings.Join(proj.Config.AgentNames(), ", "))
+	}
+	dir := *data
+	if dir == "" && !*memory {
+		if dir, err = os.MkdirTemp("", "myriad-bench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	}
+
+	var mu sync.Mutex
+	done := map[string]chan struct{}{}
+	// waiter returns the channel closed when a run finishes; the run may
+	// finish before its submitter asks, so whoever comes first makes it.
+	waiter := func(id string) chan struct{} {
+		ch, ok := done[id]
+		if !ok {
+			ch = make(chan struct{})
+			done[id] = ch
+		}
+		return ch
+	}
+	var sessionWall, overhead []float64
+	var steps, entries, failed atomic.Int64
+	var firstErr atomic.Value
+	onFinish := func(rec *runtime.Record, st runtime.RunStats) {
+		// Model and tool calls are the steps that do work; the rest of the
+		// wall time is the runtime's overhead.
+		calls := max(st.ModelCalls+st.ToolCalls, 1)
+		mu.Lock()
+		sessionWall = append(sessionWall, float64(st.Wall.Microseconds())/1000)
+		overhead = append(overhead, float64((st.Wall-st.ModelTime-st.ToolTime).Microseconds())/float64(calls))
+		ch := waiter(rec.ID)
+		mu.Unlock()
+		steps.Add(int64(calls))
+		entries.Add(int64(st.Steps))
+		if rec.Status != runtime.StatusCompleted {
+			failed.Add(1)
+			if rec.Error != nil {
+				firstErr.CompareAndSwap(nil, rec.Error.Code+": "+rec.Error.Message)
+			}
+		}
+		close(ch)
+	}
+	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{DataDir: dir, Memory: *memory, Workers: *concurrency,
+		Logger: newLogger(e.stderr, *logLevel), OnFinish: onFinish})
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+
+	fmt.Fprintf(e.stderr, "bench: %d sessions of %s, %d at a time, %s\n", *sessions, *agentName, *concurrency, map[bool]string{true: "in memory", false: "durable (file storage)"}[*memory])
+	var next atomic.Int64
+	var submitErr atomic.Value
+	began := time.Now()
+	var wg sync.WaitGroup
+	progress := time.NewTicker(2 * time.Second)
+	defer progress.Stop()
+	go func() {
+		for range progress.C {
+			fmt.Fprintf(e.stderr, "bench: %d/%d sessions done\n", int(next.Load())-*concurrency, *sessions)
+		}
+	}()
+	for range *concurrency {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				if int(next.Add(1)) > *sessions {
+					return
+				}
+				rec, _, err := node.Runtime.Submit(ctx, runtime.SubmitRequest{Agent: *agentName, Input: *input})
+				if err != nil {
+					submitErr.CompareAndSwap(nil, err.Error())
+					failed.Add(1)
+					continue
+				}
+				mu.Lock()
+				ch := waiter(rec.ID)
+				mu.Unlock()
+				select {
+				case <-ch:
+				case <-ctx.Done():
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(began).Seconds()
+	if ctx.Err() != nil {
+		return &exitError{code: 130, err: errors.New("interrupted")}
+	}
+	res := benchResult{Agent: *agentName, Sessions: *sessions, Concurrency: *concurrency, Durable: !*memory,
+		Seconds: round(elapsed, 3), Steps: int(steps.Load()), JournalEntries: int(entries.Load()), PeakRSSMB: peakRSSMB()}
+	res.Failed = int(failed.Load())
+	res.OK = *sessions - res.Failed
+	res.SessionsPerS = round(float64(res.OK)/elapsed, 1)
+	res.StepsPerS = round(float64(res.Steps)/elapsed, 1)
+	res.P50SessionMS, res.P99SessionMS = round(percentile(sessionWall, 50), 2), round(percentile(sessionWall, 99), 2)
+	res.P50StepOverheadUS, res.P99StepOverheadUS = round(percentile(overhead, 50), 1), round(percentile(overhead, 99), 1)
+	if v, ok := firstErr.Load().(string); ok {
+		res.FirstError = v
+	} else if v, ok := submitErr.Load().(string); ok {
+		res.FirstError = v
+	}
+	line, _ := json.Marshal(res)
+	fmt.Fprintf(e.stdout, "%s\n", line)
+	if res.Failed > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%d sessions failed (first: %s)", res.Failed, res.FirstError)}
+	}
+	return nil
+}
+
+func percentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	i := int(float64(len(s)-1) * p / 100)
+	return s[i]
+}
+
+func round(x float64, digits int) float64 {
+	f, _ := strconv.ParseFloat(strconv.FormatFloat(x, 'f', digits, 64), 64)
+	return f
+}
+
+// peakRSSMB reads the process's peak resident set size (Linux).
+func peakRSSMB() float64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return round(kb/1024, 1)
+		}
+	}
+	return 0
+}

@@ -1,0 +1,76 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/myriad-ai/myriad/journal"
+)
+
+// printEvent writes one event for a person to read, or as a JSON line.
+func printEvent(w io.Writer, ev journal.Event, asJSON bool) {
+	if asJSON {
+		data, _ := json.Marshal(ev)
+		fmt.Fprintf(w, "%s\n", data)
+		return
+	}
+	var line string
+	switch ev.Type {
+	case journal.TypeRunStarted:
+		var d journal.RunStarted
+		_ = json.Unmarshal(ev.Data, &d)
+		who := d.Agent
+		if d.Instance != "" {
+			who += "/" + d.Instance
+		}
+		line = fmt.Sprintf("run started: %s ← %s", who, clip(d.Input, 200))
+	case journal.TypeModelResponse:
+		var d journal.ModelResponse
+		_ = json.Unmarshal(ev.Data, &d)
+		var parts []string
+		if d.Message.Content != "" {
+			parts = append(parts, clip(d.Message.Content, 300))
+		}
+		for _, c := range d.Message.ToolCalls {
+			parts = append(parts, fmt.Sprintf("call %s(%s)", c.Name, clip(string(c.Arguments), 200)))
+		}
+		line = fmt.Sprintf("model turn %d (%d+%d tokens, %.0f ms): %s", d.Turn, d.Usage.InputTokens, d.Usage.OutputTokens, d.DurationMS, strings.Join(parts, "; "))
+	case journal.TypeToolStarted:
+		var d journal.ToolStarted
+		_ = json.Unmarshal(ev.Data, &d)
+		line = fmt.Sprintf("tool %s started (key %s, attempt %d)", d.Name, d.IdempotencyKey, d.Attempt)
+	case journal.TypeToolFinished:
+		var d journal.ToolFinished
+		_ = json.Unmarshal(ev.Data, &d)
+		status := "→"
+		if d.IsError {
+			status = "→ error:"
+		}
+		line = fmt.Sprintf("tool %s %s %s (%.0f ms)", d.Name, status, clip(d.Content, 300), d.DurationMS)
+	case journal.TypeRunCompleted:
+		var d journal.RunCompleted
+		_ = json.Unmarshal(ev.Data, &d)
+		line = fmt.Sprintf("run completed (%d tokens)", d.Usage.Total())
+	case journal.TypeRunFailed:
+		var d journal.RunFailed
+		_ = json.Unmarshal(ev.Data, &d)
+		line = fmt.Sprintf("run failed: %s: %s", d.Code, d.Message)
+	case journal.TypeRunInDoubt:
+		var d journal.RunInDoubt
+		_ = json.Unmarshal(ev.Data, &d)
+		line = "run in doubt: " + d.Reason
+	default:
+		line = fmt.Sprintf("%s %s", ev.Type, clip(string(ev.Data), 300))
+	}
+	fmt.Fprintf(w, "[%d] %s\n", ev.Step, line)
+}
+
+func clip(s string, n int) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/myriad-ai/myriad"
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/runtime"
+)
+
+func runCmd(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "run", "run [--config myriad.yaml] [--data DIR] [--json] AGENT INPUT")
+	path := fs.String("config", defaultConfig(), "the project file")
+	data := fs.String("data", "", "keep the embedded NATS data here (default: a temporary directory, removed afterwards)")
+	instance := fs.String("instance", "", "continue this instance of the agent (needs --data to persist)")
+	asJSON := fs.Bool("json", false, "print events as JSON lines")
+	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) < 2 {
+		fs.Usage()
+		return &exitError{code: 2, err: errors.New("need AGENT and INPUT")}
+	}
+	agentName, input := pos[0], strings.Join(pos[1:], " ")
+	proj, err := myriad.Load(*path)
+	if err != nil {
+		return err
+	}
+	dir := *data
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "myriad-run-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	}
+	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{DataDir: dir, Logger: newLogger(e.stderr, *logLevel)})
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	rec, _, err := node.Runtime.Submit(ctx, runtime.SubmitRequest{Agent: agentName, Input: input, Instance: *instance})
+	if err != nil {
+		return err
+	}
+	err = journal.Follow(ctx, node.Bus, rec.ID, 0, func(ev journal.Event) bool {
+		printEvent(e.stdout, ev, *asJSON)
+		return !journal.Terminal(ev.Type) && ev.Type != journal.TypeRunInDoubt
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return &exitError{code: 130, err: errors.New("interrupted; with --data the run resumes on the next start")}
+		}
+		return err
+	}
+	rec, err = node.Runtime.Wait(ctx, rec.ID)
+	if err != nil {
+		return err
+	}
+	if !*asJSON {
+		switch rec.Status {
+		case runtime.StatusCompleted:
+			fmt.Fprintf(e.stdout, "\n%s\n", rec.Output)
+		case runtime.StatusFailed:
+			return &exitError{code: 1, err: fmt.Errorf("run %s failed: %s", rec.ID, rec.Error.Message)}
+		default:
+			return &exitError{code: 1, err: fmt.Errorf("run %s ended %s", rec.ID, rec.Status)}
+		}
+	} else if rec.Status != runtime.StatusCompleted {
+		return &exitError{code: 1}
+	}
+	return nil
+}

@@ -1,0 +1,120 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"text/tabwriter"
+
+	"github.com/myriad-ai/myriad/api/client"
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/runtime"
+)
+
+func runsCmd(ctx context.Context, e *env, args []string) error {
+	const synopsis = "runs <list|show|events|cancel|resolve> [--server URL] ..."
+	if len(args) == 0 {
+		fmt.Fprintln(e.stderr, "Usage: myriad "+synopsis)
+		return &exitError{code: 2, err: errors.New("missing subcommand")}
+	}
+	sub, args := args[0], args[1:]
+	fs := newFlags(e, "runs "+sub, synopsis)
+	server := fs.String("server", envOr("MYRIAD_SERVER", "http://127.0.0.1:8420"), "the server's base URL")
+	tokenEnv := fs.String("token-env", "MYRIAD_API_TOKEN", "environment variable holding the API token")
+	asJSON := fs.Bool("json", false, "print JSON")
+	agent := fs.String("agent", "", "list: only runs of this agent")
+	status := fs.String("status", "", "list: only runs in this status")
+	limit := fs.Int("limit", 20, "list: page size")
+	cursor := fs.String("cursor", "", "list: the next_cursor of the previous page")
+	after := fs.Uint64("after", 0, "events: resume after this event id")
+	action := fs.String("action", "", "resolve: retry, skip or fail")
+	result := fs.String("result", "", "resolve: the tool result to use with skip")
+	reason := fs.String("reason", "", "resolve: why")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	c := client.New(*server, os.Getenv(*tokenEnv))
+	needID := func() (string, error) {
+		if len(pos) != 1 {
+			return "", &exitError{code: 2, err: fmt.Errorf("runs %s needs one run id", sub)}
+		}
+		return pos[0], nil
+	}
+	show := func(v any) error {
+		data, _ := json.MarshalIndent(v, "", "  ")
+		fmt.Fprintf(e.stdout, "%s\n", data)
+		return nil
+	}
+	switch sub {
+	case "list":
+		l, err := c.List(ctx, *agent, *status, *limit, *cursor)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return show(l)
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tAGENT\tSTATUS\tCREATED\tTOKENS")
+		for _, r := range l.Runs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", r.ID, r.Agent, r.Status, r.CreatedAt.Format("2006-01-02 15:04:05"), r.Usage.Total())
+		}
+		tw.Flush()
+		if l.NextCursor != "" {
+			fmt.Fprintf(e.stdout, "more: --cursor %s\n", l.NextCursor)
+		}
+		return nil
+	case "show":
+		id, err := needID()
+		if err != nil {
+			return err
+		}
+		rec, err := c.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		return show(rec)
+	case "events":
+		id, err := needID()
+		if err != nil {
+			return err
+		}
+		return c.Events(ctx, id, *after, func(ev journal.Event) bool {
+			printEvent(e.stdout, ev, *asJSON)
+			return true
+		})
+	case "cancel":
+		id, err := needID()
+		if err != nil {
+			return err
+		}
+		rec, err := c.Cancel(ctx, id)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%s: %s (cancel requested)\n", rec.ID, rec.Status)
+		return nil
+	case "resolve":
+		id, err := needID()
+		if err != nil {
+			return err
+		}
+		rec, err := c.Resolve(ctx, id, runtime.Resolution{Action: *action, Result: *result, Reason: *reason})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%s: %s\n", rec.ID, rec.Status)
+		return nil
+	}
+	return &exitError{code: 2, err: fmt.Errorf("unknown subcommand %q (known: list, show, events, cancel, resolve)", sub)}
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/myriad-ai/myriad"
+	"github.com/myriad-ai/myriad/api"
+)
+
+func serve(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "serve", "serve [--config myriad.yaml] [--data DIR] [--listen ADDR] [--nats URL]")
+	path := fs.String("config", defaultConfig(), "the project file")
+	data := fs.String("data", "data", "directory for the embedded NATS server's files")
+	listen := fs.String("listen", "", "address to serve the API on (default from the config, else 127.0.0.1:8420)")
+	natsURL := fs.String("nats", "", "use this NATS server or cluster instead of the embedded one")
+	workers := fs.Int("workers", 0, "runs executed at once on this node (default from the config)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	log := newLogger(e.stderr, *logLevel)
+	proj, err := myriad.Load(*path)
+	if err != nil {
+		return err
+	}
+	cfg := proj.Config
+	addr := cfg.Server.Listen
+	if *listen != "" {
+		addr = *listen
+	}
+	token := ""
+	if env := cfg.Server.APITokenEnv; env != "" {
+		if token = os.Getenv(env); token == "" {
+			return fmt.Errorf("server.api_token_env: environment variable %s is empty or unset", env)
+		}
+	}
+	if token == "" && !loopback(addr) {
+		return fmt.Errorf("refusing to listen on %s without authentication: set server.api_token_env in %s, or listen on 127.0.0.1", addr, *path)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (pass another --listen)", addr, err)
+	}
+	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{DataDir: *data, NATSURL: *natsURL, Workers: *workers, Logger: log})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer node.Close()
+	srv := &http.Server{
+		Handler:           api.New(node.Runtime, api.Options{Token: token, MaxBodyBytes: cfg.Server.MaxBodyBytes, Logger: log, Version: myriad.Version}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	where := "embedded NATS in " + *data
+	if *natsURL != "" {
+		where = "NATS at " + *natsURL
+	}
+	log.Info("myriad serving", "addr", ln.Addr().String(), "agents", len(proj.Agents), "store", where, "version", myriad.Version)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing running steps")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+// loopback reports whether addr only accepts local connections.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,438 @@
+// Package config reads and checks myriad.yaml.
+//
+// A project file has four sections: models, tools, agents and server. Parse
+// decodes it strictly (unknown fields are errors), Validate checks every
+// reference and value, and every error names the field path and the fix:
+//
+//	agents.triage.model: unknown model "fats" (known: fast, local)
+//
+// Secrets never live in the file: a model names the environment variable that
+// holds its key (api_key_env: OPENAI_API_KEY).
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/myriad-ai/myriad/model/scripted"
+	"github.com/myriad-ai/myriad/tool"
+)
+
+// Config is a parsed myriad.yaml.
+type Config struct {
+	Models map[string]*Model `yaml:"models"`
+	Tools  map[string]*Tool  `yaml:"tools,omitempty"`
+	Agents map[string]*Agent `yaml:"agents"`
+	Server Server            `yaml:"server,omitempty"`
+
+	// Dir is the directory of the file, against which relative paths resolve.
+	Dir string `yaml:"-"`
+}
+
+// Model providers.
+const (
+	ProviderOpenAI    = "openai"
+	ProviderAnthropic = "anthropic"
+	ProviderScripted  = "scripted"
+)
+
+// Model is a named LLM endpoint.
+type Model struct {
+	Provider string `yaml:"provider"`
+	// Model is the provider's model id (gpt-4o-mini, claude-sonnet-4-5, ...).
+	Model     string            `yaml:"model,omitempty"`
+	BaseURL   string            `yaml:"base_url,omitempty"`
+	APIKeyEnv string            `yaml:"api_key_env,omitempty"`
+	Headers   map[string]string `yaml:"headers,omitempty"`
+	// MaxRetries for transient failures (429, 5xx, connection reset); 0 means the default of 3, -1 none.
+	MaxRetries int      `yaml:"max_retries,omitempty"`
+	Timeout    Duration `yaml:"timeout,omitempty"`
+	MaxTokens  int      `yaml:"max_tokens,omitempty"`
+	// Rules and RulesFile configure the scripted provider.
+	Rules     []scripted.Rule `yaml:"rules,omitempty"`
+	RulesFile string          `yaml:"rules_file,omitempty"`
+}
+
+// Tool types.
+const (
+	ToolHTTP = "http"
+)
+
+// Tool is a tool defined in the file.
+type Tool struct {
+	Type        string `yaml:"type"`
+	Description string `yaml:"description,omitempty"`
+	// Parameters is the JSON Schema of the arguments (written as YAML).
+	Parameters map[string]any       `yaml:"parameters,omitempty"`
+	URL        string               `yaml:"url,omitempty"`
+	Headers    map[string]string    `yaml:"headers,omitempty"`
+	HeaderEnv  map[string]string    `yaml:"header_env,omitempty"`
+	Timeout    Duration             `yaml:"timeout,omitempty"`
+	Idempotent bool                 `yaml:"idempotent,omitempty"`
+	Extra      map[string]yaml.Node `yaml:",inline"`
+}
+
+// Agent is an agent definition.
+type Agent struct {
+	Description  string   `yaml:"description,omitempty"`
+	Model        string   `yaml:"model"`
+	Instructions string   `yaml:"instructions,omitempty"`
+	Tools        []string `yaml:"tools,omitempty"`
+	// MaxTurns bounds the model calls of one run (default 10).
+	MaxTurns int `yaml:"max_turns,omitempty"`
+	// Timeout bounds one run's wall time (default 10m).
+	Timeout Duration `yaml:"timeout,omitempty"`
+	// TokenBudget bounds the tokens of one run; 0 means no limit.
+	TokenBudget int `yaml:"token_budget,omitempty"`
+	// OutputSchema asks for a JSON answer and validates it.
+	OutputSchema map[string]any `yaml:"output_schema,omitempty"`
+	// Stream asks the model to stream its answers.
+	Stream bool `yaml:"stream,omitempty"`
+}
+
+// Server configures myriad serve.
+type Server struct {
+	Listen string `yaml:"listen,omitempty"`
+	// APITokenEnv names the variable holding the bearer token clients must send.
+	APITokenEnv string `yaml:"api_token_env,omitempty"`
+	// Workers is the number of runs one node executes at once.
+	Workers int `yaml:"workers,omitempty"`
+	// MaxBodyBytes limits request bodies.
+	MaxBodyBytes int64 `yaml:"max_body_bytes,omitempty"`
+}
+
+// Defaults.
+const (
+	DefaultListen       = "127.0.0.1:8420"
+	DefaultMaxTurns     = 10
+	DefaultRunTimeout   = 10 * time.Minute
+	DefaultToolTimeout  = 30 * time.Second
+	DefaultWorkers      = 256
+	DefaultMaxBodyBytes = 1 << 20
+)
+
+// Duration is a time.Duration written as "30s" or "5m".
+type Duration time.Duration
+
+// UnmarshalYAML accepts Go duration strings.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: invalid duration %q (write it like 30s, 5m or 1h)", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration as a string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// Std returns the duration as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// FieldError is a problem with one field of the file.
+type FieldError struct {
+	Path string // e.g. agents.triage.model
+	Msg  string // what is wrong and how to fix it
+}
+
+func (e *FieldError) Error() string { return e.Path + ": " + e.Msg }
+
+// Errors is every problem found in a file.
+type Errors []*FieldError
+
+func (es Errors) Error() string {
+	msgs := make([]string, len(es))
+	for i, e := range es {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// Default returns an empty configuration with defaults applied.
+func Default() *Config {
+	c := &Config{Models: map[string]*Model{}, Tools: map[string]*Tool{}, Agents: map[string]*Agent{}}
+	c.applyDefaults()
+	return c
+}
+
+// Load reads, parses and validates a file.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w (pass the path of a myriad.yaml with --config)", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	c.Dir = filepath.Dir(path)
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s:\n%w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes a file strictly and applies defaults. It does not validate.
+func Parse(data []byte) (*Config, error) {
+	c := &Config{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		if errors.Is(err, errEOF) || err.Error() == "EOF" {
+			return nil, errors.New("the file is empty: it needs at least models and agents sections")
+		}
+		return nil, fmt.Errorf("invalid YAML: %w", err)
+	}
+	c.applyDefaults()
+	return c, nil
+}
+
+var errEOF = errors.New("EOF")
+
+func (c *Config) applyDefaults() {
+	if c.Models == nil {
+		c.Models = map[string]*Model{}
+	}
+	if c.Tools == nil {
+		c.Tools = map[string]*Tool{}
+	}
+	if c.Agents == nil {
+		c.Agents = map[string]*Agent{}
+	}
+	for _, a := range c.Agents {
+		if a == nil {
+			continue
+		}
+		if a.MaxTurns == 0 {
+			a.MaxTurns = DefaultMaxTurns
+		}
+		if a.Timeout == 0 {
+			a.Timeout = Duration(DefaultRunTimeout)
+		}
+	}
+	for _, t := range c.Tools {
+		if t != nil && t.Timeout == 0 {
+			t.Timeout = Duration(DefaultToolTimeout)
+		}
+	}
+	if c.Server.Listen == "" {
+		c.Server.Listen = DefaultListen
+	}
+	if c.Server.Workers == 0 {
+		c.Server.Workers = DefaultWorkers
+	}
+	if c.Server.MaxBodyBytes == 0 {
+		c.Server.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+}
+
+var namePattern = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_-]{0,63}$`)
+
+// BuiltinTools are the tool names every agent may list without defining them.
+var BuiltinTools = []string{"current_time"}
+
+// Validate checks the whole file and returns every problem as Errors.
+func (c *Config) Validate() error {
+	var errs Errors
+	add := func(path, format string, args ...any) {
+		errs = append(errs, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+	if len(c.Agents) == 0 {
+		add("agents", "no agents defined: add at least one under agents:")
+	}
+	for _, name := range sortedKeys(c.Models) {
+		m, p := c.Models[name], "models."+name
+		if !namePattern.MatchString(name) {
+			add(p, "invalid name: use letters, digits, '_' or '-', starting with a letter")
+		}
+		if m == nil {
+			add(p, "empty model: set provider (openai, anthropic or scripted)")
+			continue
+		}
+		switch m.Provider {
+		case ProviderOpenAI, ProviderAnthropic:
+			if m.Model == "" {
+				add(p+".model", "missing: name the provider's model id, e.g. model: gpt-4o-mini")
+			}
+			if m.BaseURL != "" {
+				if u, err := url.Parse(m.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					add(p+".base_url", "invalid URL %q: write it like https://api.openai.com/v1", m.BaseURL)
+				}
+			}
+			if m.APIKeyEnv != "" && !envName.MatchString(m.APIKeyEnv) {
+				add(p+".api_key_env", "%q is not an environment variable name (the file holds the variable's name, never the key itself)", m.APIKeyEnv)
+			}
+			if len(m.Rules) > 0 || m.RulesFile != "" {
+				add(p+".rules", "rules are for provider: scripted only")
+			}
+		case ProviderScripted:
+			if len(m.Rules) == 0 && m.RulesFile == "" {
+				add(p+".rules", "a scripted model needs rules (or rules_file)")
+			}
+			if len(m.Rules) > 0 && m.RulesFile != "" {
+				add(p+".rules_file", "set rules or rules_file, not both")
+			}
+			if len(m.Rules) > 0 {
+				if _, err := scripted.New(m.Rules); err != nil {
+					add(p, "%v", err)
+				}
+			}
+		case "":
+			add(p+".provider", "missing: choose openai, anthropic or scripted")
+		default:
+			add(p+".provider", "unknown provider %q (known: openai, anthropic, scripted)", m.Provider)
+		}
+		if m.MaxRetries < -1 {
+			add(p+".max_retries", "must be -1 (no retries), 0 (default 3) or more")
+		}
+	}
+	for _, name := range sortedKeys(c.Tools) {
+		t, p := c.Tools[name], "tools."+name
+		if err := tool.CheckName(name); err != nil {
+			add(p, "%v", err)
+		}
+		if t == nil {
+			add(p, "empty tool: set type: http")
+			continue
+		}
+		for k := range t.Extra {
+			add(p+"."+k, "unknown field (known: type, description, parameters, url, headers, header_env, timeout, idempotent)")
+		}
+		switch t.Type {
+		case ToolHTTP:
+			if u, err := url.Parse(t.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				add(p+".url", "invalid URL %q: an http tool needs url: http(s)://host/path", t.URL)
+			}
+		case "":
+			add(p+".type", "missing: set type: http")
+		default:
+			add(p+".type", "unknown tool type %q (known: http)", t.Type)
+		}
+		if t.Description == "" {
+			add(p+".description", "missing: models choose tools by their description")
+		}
+		if t.Parameters != nil {
+			raw, _ := json.Marshal(t.Parameters)
+			if _, err := tool.CompileSchema(raw); err != nil {
+				add(p+".parameters", "%v", err)
+			}
+		}
+		for h, env := range t.HeaderEnv {
+			if !envName.MatchString(env) {
+				add(p+".header_env."+h, "%q is not an environment variable name", env)
+			}
+		}
+		if t.Timeout < 0 {
+			add(p+".timeout", "must be positive")
+		}
+	}
+	known := c.toolNames()
+	for _, name := range sortedKeys(c.Agents) {
+		a, p := c.Agents[name], "agents."+name
+		if !namePattern.MatchString(name) {
+			add(p, "invalid name: use letters, digits, '_' or '-', starting with a letter")
+		}
+		if a == nil {
+			add(p, "empty agent: set at least model")
+			continue
+		}
+		if a.Model == "" {
+			add(p+".model", "missing (known models: %s)", list(sortedKeys(c.Models)))
+		} else if _, ok := c.Models[a.Model]; !ok {
+			add(p+".model", "unknown model %q (known: %s)", a.Model, list(sortedKeys(c.Models)))
+		}
+		seen := map[string]bool{}
+		for i, tn := range a.Tools {
+			if seen[tn] {
+				add(fmt.Sprintf("%s.tools[%d]", p, i), "tool %q listed twice", tn)
+			}
+			seen[tn] = true
+			if !known[tn] {
+				add(fmt.Sprintf("%s.tools[%d]", p, i), "unknown tool %q (known: %s)", tn, list(sortedSet(known)))
+			}
+		}
+		if a.MaxTurns < 0 {
+			add(p+".max_turns", "must be positive")
+		}
+		if a.TokenBudget < 0 {
+			add(p+".token_budget", "must be 0 (no limit) or positive")
+		}
+		if a.Timeout < 0 {
+			add(p+".timeout", "must be positive")
+		}
+		if a.OutputSchema != nil {
+			raw, _ := json.Marshal(a.OutputSchema)
+			if _, err := tool.CompileSchema(raw); err != nil {
+				add(p+".output_schema", "%v", err)
+			}
+		}
+	}
+	if c.Server.APITokenEnv != "" && !envName.MatchString(c.Server.APITokenEnv) {
+		add("server.api_token_env", "%q is not an environment variable name", c.Server.APITokenEnv)
+	}
+	if c.Server.Workers < 0 {
+		add("server.workers", "must be positive")
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func (c *Config) toolNames() map[string]bool {
+	known := map[string]bool{}
+	for n := range c.Tools {
+		known[n] = true
+	}
+	for _, n := range BuiltinTools {
+		known[n] = true
+	}
+	return known
+}
+
+// AgentNames returns the agents in name order.
+func (c *Config) AgentNames() []string { return sortedKeys(c.Agents) }
+
+// Path resolves a path written in the file against the file's directory.
+func (c *Config) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.Dir == "" {
+		return p
+	}
+	return filepath.Join(c.Dir, p)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func sortedSet(m map[string]bool) []string { return sortedKeys(m) }
+
+func list(names []string) string {
+	if len(names) == 0 {
+		return "none defined"
+	}
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,140 @@
+// Package journal is where a run's steps are recorded.
+//
+// Each run has one JetStream subject (bus.JournalSubject). A worker appends an
+// Event for every step — the run starting, each model response, each tool call
+// starting and finishing, the run ending — before the run goes on. Appends
+// carry the expected last sequence of the subject, so when two workers believe
+// they own one run, the second append fails with ErrConflict and that worker
+// stops: a run can never fork. Reading a journal back (Load) is how a run
+// resumes and how clients follow it.
+package journal
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/myriad-ai/myriad/model"
+)
+
+// Event types, in the order a run usually produces them.
+const (
+	TypeRunStarted     = "run.started"
+	TypeModelResponse  = "model.response"
+	TypeToolStarted    = "tool.started"
+	TypeToolFinished   = "tool.finished"
+	TypeOutputRejected = "output.rejected"
+	TypeRunInDoubt     = "run.in_doubt"
+	TypeToolResolved   = "tool.resolved"
+	TypeRunCompleted   = "run.completed"
+	TypeRunFailed      = "run.failed"
+	TypeRunCanceled    = "run.canceled"
+)
+
+// Terminal reports whether an event type ends a run for good.
+func Terminal(typ string) bool {
+	return typ == TypeRunCompleted || typ == TypeRunFailed || typ == TypeRunCanceled
+}
+
+// Event is one journal entry.
+type Event struct {
+	// Seq is the JetStream sequence of the entry: unique and increasing across
+	// all journals, so it doubles as the SSE event id.
+	Seq uint64 `json:"seq"`
+	// Step is the 1-based position of the entry in its run's journal.
+	Step  int             `json:"step"`
+	RunID string          `json:"run_id"`
+	Type  string          `json:"type"`
+	Time  time.Time       `json:"time"`
+	Data  json.RawMessage `json:"data"`
+}
+
+// RunStarted opens a journal.
+type RunStarted struct {
+	Agent    string            `json:"agent"`
+	Instance string            `json:"instance,omitempty"`
+	Input    string            `json:"input"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+	// History is the instance's conversation before this run, fixed at start so
+	// a resumed run sees exactly what the first attempt saw.
+	History []model.Message `json:"history,omitempty"`
+}
+
+// ModelResponse records a finished model call.
+type ModelResponse struct {
+	Turn       int           `json:"turn"`
+	Message    model.Message `json:"message"`
+	Usage      model.Usage   `json:"usage"`
+	Model      string        `json:"model,omitempty"`
+	StopReason string        `json:"stop_reason,omitempty"`
+	DurationMS float64       `json:"duration_ms"`
+}
+
+// ToolStarted is written before a tool runs.
+type ToolStarted struct {
+	CallID         string          `json:"call_id"`
+	Name           string          `json:"name"`
+	Arguments      json.RawMessage `json:"arguments"`
+	IdempotencyKey string          `json:"idempotency_key"`
+	Idempotent     bool            `json:"idempotent"`
+	// Attempt counts executions of this call; above 1 means a retry on resume.
+	Attempt int `json:"attempt"`
+}
+
+// ToolFinished is written after a tool returns.
+type ToolFinished struct {
+	CallID     string  `json:"call_id"`
+	Name       string  `json:"name"`
+	Content    string  `json:"content"`
+	IsError    bool    `json:"is_error,omitempty"`
+	DurationMS float64 `json:"duration_ms"`
+}
+
+// OutputRejected records a final answer that failed the output schema; the
+// model is asked again.
+type OutputRejected struct {
+	Reason string `json:"reason"`
+}
+
+// RunInDoubt stops a run whose non-idempotent tool call started but never
+// finished: nobody knows whether its side effect happened.
+type RunInDoubt struct {
+	CallID string `json:"call_id"`
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
+}
+
+// Resolution actions for a run in doubt.
+const (
+	ResolveRetry = "retry"
+	ResolveSkip  = "skip"
+	ResolveFail  = "fail"
+)
+
+// ToolResolved records an operator's decision on a call in doubt.
+type ToolResolved struct {
+	CallID string `json:"call_id"`
+	Action string `json:"action"`
+	// Result is the tool result to use when Action is skip.
+	Result string `json:"result,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// RunCompleted ends a successful run.
+type RunCompleted struct {
+	Output string          `json:"output"`
+	JSON   json.RawMessage `json:"json,omitempty"`
+	Usage  model.Usage     `json:"usage"`
+}
+
+// RunFailed ends a failed run.
+type RunFailed struct {
+	Code    string      `json:"code"`
+	Message string      `json:"message"`
+	Usage   model.Usage `json:"usage"`
+}
+
+// RunCanceled ends a canceled run.
+type RunCanceled struct {
+	Reason string      `json:"reason,omitempty"`
+	Usage  model.Usage `json:"usage"`
+}

@@ -1,0 +1,149 @@
+package journal
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/myriad-ai/myriad/bus"
+)
+
+// ErrConflict means another writer appended to the journal first: this
+// worker no longer owns the run and must stop.
+var ErrConflict = errors.New("journal: another worker advanced this run")
+
+// Writer appends to one run's journal. It is the run's single writer.
+type Writer struct {
+	js      jetstream.JetStream
+	runID   string
+	subject string
+	last    uint64 // stream sequence of the last entry, 0 for an empty journal
+	step    int
+}
+
+// Open loads a run's journal and returns a writer positioned after its last
+// entry, with the entries already there.
+func Open(ctx context.Context, b *bus.Bus, runID string) (*Writer, []Event, error) {
+	events, err := Load(ctx, b, runID)
+	if err != nil {
+		return nil, nil, err
+	}
+	w := &Writer{js: b.JS, runID: runID, subject: bus.JournalSubject(runID)}
+	if n := len(events); n > 0 {
+		w.last = events[n-1].Seq
+		w.step = events[n-1].Step
+	}
+	return w, events, nil
+}
+
+// Steps is the number of entries in the journal.
+func (w *Writer) Steps() int { return w.step }
+
+// Append writes one entry and returns it. It fails with ErrConflict when
+// another writer appended since this writer's last append.
+func (w *Writer) Append(ctx context.Context, typ string, data any) (Event, error) {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return Event{}, fmt.Errorf("journal: encode %s: %w", typ, err)
+	}
+	ev := Event{Step: w.step + 1, RunID: w.runID, Type: typ, Time: time.Now().UTC(), Data: raw}
+	body, err := json.Marshal(&ev)
+	if err != nil {
+		return Event{}, err
+	}
+	msg := &nats.Msg{Subject: w.subject, Data: body, Header: nats.Header{}}
+	ack, err := w.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(w.last))
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+			return Event{}, ErrConflict
+		}
+		return Event{}, fmt.Errorf("journal: append %s to run %s: %w", typ, w.runID, err)
+	}
+	w.last = ack.Sequence
+	w.step = ev.Step
+	ev.Seq = ack.Sequence
+	return ev, nil
+}
+
+// Load reads a run's whole journal. A run with no journal yet has no events.
+func Load(ctx context.Context, b *bus.Bus, runID string) ([]Event, error) {
+	subject := bus.JournalSubject(runID)
+	stream, err := b.JS.Stream(ctx, bus.JournalStream)
+	if err != nil {
+		return nil, err
+	}
+	last, err := stream.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("journal: read run %s: %w", runID, err)
+	}
+	var events []Event
+	err = Follow(ctx, b, runID, 0, func(ev Event) bool {
+		events = append(events, ev)
+		return ev.Seq < last.Sequence
+	})
+	return events, err
+}
+
+// Decode parses a journal message.
+func Decode(seq uint64, data []byte) (Event, error) {
+	var ev Event
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return Event{}, fmt.Errorf("journal: corrupt entry %d: %w", seq, err)
+	}
+	ev.Seq = seq
+	return ev, nil
+}
+
+// Follow calls fn with each entry of a run's journal after stream sequence
+// afterSeq, waiting for new entries, until fn returns false or ctx ends.
+func Follow(ctx context.Context, b *bus.Bus, runID string, afterSeq uint64, fn func(Event) bool) error {
+	cfg := jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{bus.JournalSubject(runID)},
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		InactiveThreshold: 30 * time.Second,
+	}
+	if afterSeq > 0 {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = afterSeq + 1
+	}
+	cons, err := b.JS.OrderedConsumer(ctx, bus.JournalStream, cfg)
+	if err != nil {
+		return fmt.Errorf("journal: follow run %s: %w", runID, err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return err
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("journal: follow run %s: %w", runID, err)
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return err
+		}
+		ev, err := Decode(meta.Sequence.Stream, msg.Data())
+		if err != nil {
+			return err
+		}
+		if !fn(ev) {
+			return nil
+		}
+	}
+}

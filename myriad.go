@@ -1,0 +1,236 @@
+// Package myriad runs durable LLM agents, from a myriad.yaml or from Go.
+//
+// A project is a set of models, tools and agents. Load one from a file, or
+// build agents in code, then open a Node: it embeds a NATS JetStream server
+// (or joins an external one), executes runs on its workers and journals every
+// step, so a killed process resumes each run where it stopped.
+//
+//	proj, err := myriad.Load("myriad.yaml")
+//	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{DataDir: "data"})
+//	defer node.Close()
+//	rec, _, err := node.Runtime.Submit(ctx, runtime.SubmitRequest{Agent: "triage", Input: "hello"})
+//	rec, err = node.Runtime.Wait(ctx, rec.ID)
+//
+// Agents defined in Go use the same types: see examples/library.
+package myriad
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+
+	"github.com/myriad-ai/myriad/agent"
+	"github.com/myriad-ai/myriad/bus"
+	"github.com/myriad-ai/myriad/config"
+	"github.com/myriad-ai/myriad/model"
+	"github.com/myriad-ai/myriad/model/anthropic"
+	"github.com/myriad-ai/myriad/model/openai"
+	"github.com/myriad-ai/myriad/model/scripted"
+	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/tool"
+	"github.com/myriad-ai/myriad/tool/builtin"
+	"github.com/myriad-ai/myriad/tool/httptool"
+)
+
+// Version is the release of this build; the linker may override it.
+var Version = "0.1.0-dev"
+
+// Project is a set of agents ready to run.
+type Project struct {
+	Config *config.Config
+	Agents map[string]*agent.Agent
+}
+
+// Load reads a myriad.yaml and builds its models, tools and agents.
+func Load(path string) (*Project, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return Build(cfg)
+}
+
+// Build turns a validated configuration into agents. Secrets are read from
+// the environment here, and a missing one is an error that names the
+// variable.
+func Build(cfg *config.Config) (*Project, error) {
+	models := map[string]model.Provider{}
+	for _, name := range sortedKeys(cfg.Models) {
+		p, err := buildModel(cfg, name, cfg.Models[name])
+		if err != nil {
+			return nil, err
+		}
+		models[name] = p
+	}
+	tools := map[string]tool.Tool{}
+	for _, name := range sortedKeys(cfg.Tools) {
+		t, err := buildTool(name, cfg.Tools[name])
+		if err != nil {
+			return nil, err
+		}
+		tools[name] = t
+	}
+	proj := &Project{Config: cfg, Agents: map[string]*agent.Agent{}}
+	for _, name := range cfg.AgentNames() {
+		ac := cfg.Agents[name]
+		a := &agent.Agent{
+			Name: name, Description: ac.Description, Instructions: ac.Instructions,
+			ModelName: ac.Model, Model: models[ac.Model],
+			MaxTurns: ac.MaxTurns, Timeout: ac.Timeout.Std(), TokenBudget: ac.TokenBudget, Stream: ac.Stream,
+		}
+		for _, tn := range ac.Tools {
+			if t, ok := tools[tn]; ok {
+				a.Tools = append(a.Tools, t)
+			} else if t, ok := builtin.Lookup(tn); ok {
+				a.Tools = append(a.Tools, t)
+			} else {
+				return nil, fmt.Errorf("agents.%s.tools: unknown tool %q", name, tn)
+			}
+		}
+		if ac.OutputSchema != nil {
+			raw, _ := json.Marshal(ac.OutputSchema)
+			s, err := tool.CompileSchema(raw)
+			if err != nil {
+				return nil, fmt.Errorf("agents.%s.output_schema: %w", name, err)
+			}
+			a.OutputSchema = s
+		}
+		if err := a.Init(); err != nil {
+			return nil, err
+		}
+		proj.Agents[name] = a
+	}
+	return proj, nil
+}
+
+func secret(path, env string) (string, error) {
+	if env == "" {
+		return "", nil
+	}
+	v := os.Getenv(env)
+	if v == "" {
+		return "", fmt.Errorf("%s.api_key_env: environment variable %s is empty or unset: export it, or remove api_key_env for an endpoint without a key", path, env)
+	}
+	return v, nil
+}
+
+func buildModel(cfg *config.Config, name string, m *config.Model) (model.Provider, error) {
+	path := "models." + name
+	switch m.Provider {
+	case config.ProviderScripted:
+		rules := m.Rules
+		if m.RulesFile != "" {
+			var err error
+			if rules, err = scripted.LoadRules(cfg.Path(m.RulesFile)); err != nil {
+				return nil, fmt.Errorf("%s.rules_file: %w", path, err)
+			}
+		}
+		p, err := scripted.New(rules)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return p, nil
+	case config.ProviderOpenAI:
+		key, err := secret(path, m.APIKeyEnv)
+		if err != nil {
+			return nil, err
+		}
+		return openai.New(openai.Config{BaseURL: m.BaseURL, Model: m.Model, APIKey: key, Headers: m.Headers,
+			MaxRetries: m.MaxRetries, Timeout: m.Timeout.Std()})
+	case config.ProviderAnthropic:
+		key, err := secret(path, m.APIKeyEnv)
+		if err != nil {
+			return nil, err
+		}
+		return anthropic.New(anthropic.Config{BaseURL: m.BaseURL, Model: m.Model, APIKey: key, Headers: m.Headers,
+			MaxRetries: m.MaxRetries, Timeout: m.Timeout.Std(), MaxTokens: m.MaxTokens})
+	}
+	return nil, fmt.Errorf("%s.provider: unknown provider %q", path, m.Provider)
+}
+
+func buildTool(name string, t *config.Tool) (tool.Tool, error) {
+	var schema json.RawMessage
+	if t.Parameters != nil {
+		schema, _ = json.Marshal(t.Parameters)
+	}
+	headers := map[string]string{}
+	for k, v := range t.Headers {
+		headers[k] = v
+	}
+	for k, env := range t.HeaderEnv {
+		v := os.Getenv(env)
+		if v == "" {
+			return nil, fmt.Errorf("tools.%s.header_env.%s: environment variable %s is empty or unset", name, k, env)
+		}
+		headers[k] = v
+	}
+	return httptool.New(httptool.Config{Name: name, Description: t.Description, Schema: schema, URL: t.URL,
+		Headers: headers, Timeout: t.Timeout.Std(), Idempotent: t.Idempotent}), nil
+}
+
+// NodeOptions configure a node.
+type NodeOptions struct {
+	// DataDir holds the embedded NATS server's files; required unless NATSURL
+	// or Memory is set.
+	DataDir string
+	// NATSURL joins an external NATS server or cluster instead of embedding one.
+	NATSURL string
+	// Memory keeps everything in memory: nothing survives the process.
+	Memory bool
+	// Workers is the number of runs executed at once (default from the config).
+	Workers int
+	// NoWorkers makes a node that submits and reads but executes nothing.
+	NoWorkers bool
+	Logger    *slog.Logger
+	// OnFinish observes finished runs (benchmarks).
+	OnFinish func(*runtime.Record, runtime.RunStats)
+}
+
+// Node is a running Myriad: a bus and a runtime executing the project's agents.
+type Node struct {
+	Project *Project
+	Bus     *bus.Bus
+	Runtime *runtime.Runtime
+}
+
+// Open starts a node.
+func Open(ctx context.Context, proj *Project, o NodeOptions) (*Node, error) {
+	b, err := bus.Open(ctx, bus.Options{URL: o.NATSURL, DataDir: o.DataDir, Memory: o.Memory, Logger: o.Logger})
+	if err != nil {
+		return nil, err
+	}
+	workers := o.Workers
+	if workers == 0 && proj.Config != nil {
+		workers = proj.Config.Server.Workers
+	}
+	rt, err := runtime.New(b, runtime.Options{Agents: proj.Agents, Workers: workers, Logger: o.Logger, OnFinish: o.OnFinish})
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	if !o.NoWorkers {
+		if err := rt.Start(ctx); err != nil {
+			b.Close()
+			return nil, err
+		}
+	}
+	return &Node{Project: proj, Bus: b, Runtime: rt}, nil
+}
+
+// Close stops the workers (letting running steps finish) and the bus.
+func (n *Node) Close() {
+	n.Runtime.Stop()
+	n.Bus.Close()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

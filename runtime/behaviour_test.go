@@ -1,0 +1,213 @@
+package runtime_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/myriad-ai/myriad/agent"
+	"github.com/myriad-ai/myriad/bus/bustest"
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/tool"
+)
+
+func TestInstanceKeepsConversationAndOrder(t *testing.T) {
+	b, _ := bustest.Open(t)
+	m := scriptedModel(t, `
+- when: {last_user: "^remember (?P<x>\\w+)"}
+  reply: {text: "ok, {{.Match.x}}"}
+- when: {last_user: "^what"}
+  reply: {text: "turn {{.Turn}}"}
+`)
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: m}})
+	ctx := context.Background()
+	// Submit all three before any worker runs, so order is the queue's job.
+	var ids []string
+	for _, in := range []string{"remember blue", "what did I say?", "what now?"} {
+		rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: in, Instance: "worker/alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, rec.ID)
+	}
+	start(t, rt)
+	var outs []string
+	for _, id := range ids {
+		outs = append(outs, wait(t, rt, id).Output)
+	}
+	// The turn number counts the assistant messages of the whole instance
+	// conversation, so it proves the history reached each run in order.
+	if got := strings.Join(outs, " | "); got != "ok, blue | turn 2 | turn 3" {
+		t.Fatalf("outputs %q", got)
+	}
+	in, err := rt.GetInstance(ctx, "worker", "alice")
+	if err != nil || in.Done != 3 || len(in.Messages) != 6 {
+		t.Fatalf("instance %+v %v", in, err)
+	}
+	if _, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "x", Instance: "other/alice"}); !errors.Is(err, runtime.ErrInvalid) {
+		t.Errorf("instance of another agent: %v", err)
+	}
+}
+
+func TestCancelQueuedRunEndsItAtOnce(t *testing.T) {
+	b, _ := bustest.Open(t)
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: scriptedModel(t, threeToolRules), Tools: []tool.Tool{&recorder{name: "step"}}}})
+	ctx := context.Background()
+	rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err = rt.Cancel(ctx, rec.ID)
+	if err != nil || rec.Status != runtime.StatusCanceled {
+		t.Fatalf("cancel: %+v %v", rec, err)
+	}
+	// A worker that later claims the queued entry must not run it.
+	start(t, rt)
+	if got := strings.Join(eventTypes(t, rt, rec.ID), " "); got != journal.TypeRunCanceled {
+		t.Fatalf("journal %q", got)
+	}
+}
+
+func TestCancelRunningRun(t *testing.T) {
+	b, _ := bustest.Open(t)
+	gate := make(chan struct{})
+	step := &recorder{name: "step", block: gate, idempotent: true}
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: scriptedModel(t, threeToolRules), Tools: []tool.Tool{step}}})
+	start(t, rt)
+	ctx := context.Background()
+	rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = journal.Follow(ctx, b, rec.ID, 0, func(ev journal.Event) bool { return ev.Type != journal.TypeToolStarted })
+	if _, err := rt.Cancel(ctx, rec.ID); err != nil {
+		t.Fatal(err)
+	}
+	rec = wait(t, rt, rec.ID)
+	if rec.Status != runtime.StatusCanceled {
+		t.Fatalf("status %s", rec.Status)
+	}
+}
+
+func TestLimitsEndRunsWithClearErrors(t *testing.T) {
+	loop := `
+- reply:
+    tool_calls: [{name: step, arguments: {n: 1}}]
+`
+	schema, err := tool.CompileSchema(json.RawMessage(`{"type":"object","properties":{"answer":{"type":"string"}},"required":["answer"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		rules    string
+		agent    agent.Agent
+		wantCode string
+		wantMsg  string
+	}{
+		{"max turns", loop, agent.Agent{MaxTurns: 3}, agent.CodeMaxTurns, "agents.worker.max_turns"},
+		{"token budget", loop, agent.Agent{TokenBudget: 1}, agent.CodeTokenBudget, "agents.worker.token_budget"},
+		{"model error", `- reply: {error: "boom", error_status: 400}`, agent.Agent{}, agent.CodeModel, "boom"},
+		{"output schema never met", `- reply: {text: "not json"}`, agent.Agent{MaxTurns: 2, OutputSchema: schema}, agent.CodeMaxTurns, "max_turns"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b, _ := bustest.Open(t)
+			a := tc.agent
+			a.Model = scriptedModel(t, tc.rules)
+			a.Tools = []tool.Tool{&recorder{name: "step"}}
+			rt := newRuntime(t, b, map[string]*agent.Agent{"worker": &a})
+			start(t, rt)
+			rec, _, err := rt.Submit(context.Background(), runtime.SubmitRequest{Agent: "worker", Input: "go"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec = wait(t, rt, rec.ID)
+			if rec.Status != runtime.StatusFailed || rec.Error.Code != tc.wantCode || !strings.Contains(rec.Error.Message, tc.wantMsg) {
+				t.Fatalf("got %s %+v, want failed %s mentioning %q", rec.Status, rec.Error, tc.wantCode, tc.wantMsg)
+			}
+		})
+	}
+}
+
+func TestStructuredOutputIsValidated(t *testing.T) {
+	b, _ := bustest.Open(t)
+	schema, _ := tool.CompileSchema(json.RawMessage(`{"type":"object","properties":{"answer":{"type":"string"}},"required":["answer"]}`))
+	m := scriptedModel(t, `
+- when: {last_user: "rejected"}
+  reply: {text: "{\"answer\": \"fixed\"}"}
+- reply: {text: "{\"wrong\": 1}"}
+`)
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: m, OutputSchema: schema}})
+	start(t, rt)
+	rec, _, _ := rt.Submit(context.Background(), runtime.SubmitRequest{Agent: "worker", Input: "go"})
+	rec = wait(t, rt, rec.ID)
+	if rec.Status != runtime.StatusCompleted || string(rec.OutputJSON) != `{"answer":"fixed"}` {
+		t.Fatalf("%s %s %+v", rec.Status, rec.OutputJSON, rec.Error)
+	}
+	if got := strings.Join(eventTypes(t, rt, rec.ID), " "); !strings.Contains(got, journal.TypeOutputRejected) {
+		t.Errorf("journal lacks the rejection: %s", got)
+	}
+}
+
+func TestSchemaViolationGoesBackToTheModel(t *testing.T) {
+	b, _ := bustest.Open(t)
+	m := scriptedModel(t, `
+- when: {last_tool: step}
+  reply: {text: "tool said: {{.LastToolResult}}"}
+- reply:
+    tool_calls: [{name: step, arguments: {n: "not a number"}}]
+`)
+	step := &recorder{name: "step"}
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: m, Tools: []tool.Tool{step}}})
+	start(t, rt)
+	rec, _, _ := rt.Submit(context.Background(), runtime.SubmitRequest{Agent: "worker", Input: "go"})
+	rec = wait(t, rt, rec.ID)
+	if rec.Status != runtime.StatusCompleted || !strings.Contains(rec.Output, "invalid arguments for step") {
+		t.Fatalf("%s %q", rec.Status, rec.Output)
+	}
+	if len(step.Keys()) != 0 {
+		t.Errorf("tool ran with invalid arguments")
+	}
+}
+
+func TestIdempotentSubmission(t *testing.T) {
+	b, _ := bustest.Open(t)
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: scriptedModel(t, `- reply: {text: hi}`)}})
+	ctx := context.Background()
+	a, created, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "x", IdempotencyKey: "order-1"})
+	if err != nil || !created {
+		t.Fatal(err)
+	}
+	again, created, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "x", IdempotencyKey: "order-1"})
+	if err != nil || created || again.ID != a.ID {
+		t.Fatalf("repeat: %v %v %v", again.ID, created, err)
+	}
+	other, _, _ := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "x", IdempotencyKey: "order-2"})
+	if other.ID == a.ID {
+		t.Fatal("different keys gave one run")
+	}
+	if _, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "nope", Input: "x"}); !errors.Is(err, runtime.ErrUnknownAgent) || !strings.Contains(err.Error(), "known: worker") {
+		t.Errorf("unknown agent: %v", err)
+	}
+}
+
+func TestRunSurvivesRestartOfTheBus(t *testing.T) {
+	b, dir := bustest.Open(t)
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: scriptedModel(t, `- reply: {text: hi}`)}})
+	rec, _, err := rt.Submit(context.Background(), runtime.SubmitRequest{Agent: "worker", Input: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	// An accepted run is never lost: a new process on the same data runs it.
+	b2 := bustest.Reopen(t, dir)
+	rt2 := newRuntime(t, b2, map[string]*agent.Agent{"worker": {Model: scriptedModel(t, `- reply: {text: hi}`)}})
+	start(t, rt2)
+	if rec = wait(t, rt2, rec.ID); rec.Status != runtime.StatusCompleted {
+		t.Fatalf("%s", rec.Status)
+	}
+}

@@ -1,0 +1,91 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/myriad-ai/myriad/model"
+)
+
+// Instance is the persistent state of one agent instance (agent/key): its
+// conversation, and the counters that keep its runs one at a time, in order.
+type Instance struct {
+	Agent string `json:"agent"`
+	Key   string `json:"key"`
+	// Submitted is the number of runs ever submitted to the instance; a new
+	// run takes turn Submitted+1.
+	Submitted uint64 `json:"submitted"`
+	// Done is the last turn that ended; turn Done+1 may run next.
+	Done      uint64          `json:"done"`
+	Messages  []model.Message `json:"messages,omitempty"`
+	UpdatedAt time.Time       `json:"updated_at"`
+}
+
+func instanceKV(agentName, key string) string { return agentName + "." + key }
+
+func (r *Runtime) getInstance(ctx context.Context, agentName, key string) (*Instance, uint64, error) {
+	e, err := r.bus.Insts.Get(ctx, instanceKV(agentName, key))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return &Instance{Agent: agentName, Key: key}, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	var in Instance
+	if err := json.Unmarshal(e.Value(), &in); err != nil {
+		return nil, 0, err
+	}
+	return &in, e.Revision(), nil
+}
+
+// updateInstance applies fn with compare-and-set, retrying on races.
+func (r *Runtime) updateInstance(ctx context.Context, agentName, key string, fn func(*Instance) error) (*Instance, error) {
+	for {
+		in, rev, err := r.getInstance(ctx, agentName, key)
+		if err != nil {
+			return nil, err
+		}
+		if err := fn(in); err != nil {
+			if errors.Is(err, errSkip) {
+				return in, nil
+			}
+			return nil, err
+		}
+		in.UpdatedAt = time.Now().UTC()
+		data, _ := json.Marshal(in)
+		if rev == 0 {
+			_, err = r.bus.Insts.Create(ctx, instanceKV(agentName, key), data)
+		} else {
+			_, err = r.bus.Insts.Update(ctx, instanceKV(agentName, key), data, rev)
+		}
+		if err == nil {
+			return in, nil
+		}
+		var apiErr *jetstream.APIError
+		if errors.Is(err, jetstream.ErrKeyExists) || (errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence) {
+			continue
+		}
+		return nil, err
+	}
+}
+
+func (r *Runtime) reserveTurn(ctx context.Context, agentName, key string) (uint64, error) {
+	in, err := r.updateInstance(ctx, agentName, key, func(in *Instance) error {
+		in.Submitted++
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return in.Submitted, nil
+}
+
+// GetInstance returns an instance's state.
+func (r *Runtime) GetInstance(ctx context.Context, agentName, key string) (*Instance, error) {
+	in, _, err := r.getInstance(ctx, agentName, key)
+	return in, err
+}

@@ -1,0 +1,78 @@
+package runtime
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"sync/atomic"
+	"time"
+
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/model"
+)
+
+// Status is where a run stands.
+type Status string
+
+// Run statuses.
+const (
+	StatusQueued    Status = "queued"
+	StatusRunning   Status = "running"
+	StatusWaiting   Status = "waiting"
+	StatusInDoubt   Status = "in_doubt"
+	StatusCompleted Status = "completed"
+	StatusFailed    Status = "failed"
+	StatusCanceled  Status = "canceled"
+)
+
+// Terminal reports whether a run in this status is over for good.
+func (s Status) Terminal() bool {
+	return s == StatusCompleted || s == StatusFailed || s == StatusCanceled
+}
+
+// Statuses lists every status, for validation and docs.
+var Statuses = []Status{StatusQueued, StatusRunning, StatusWaiting, StatusInDoubt, StatusCompleted, StatusFailed, StatusCanceled}
+
+// RunError is why a run failed.
+type RunError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Record is the summary of a run that the API serves. The journal is the
+// truth; the record is kept in step with it by the worker that owns the run.
+type Record struct {
+	ID         string            `json:"id"`
+	Agent      string            `json:"agent"`
+	Instance   string            `json:"instance,omitempty"`
+	Input      string            `json:"input"`
+	Metadata   map[string]string `json:"metadata,omitempty"`
+	Status     Status            `json:"status"`
+	Output     string            `json:"output,omitempty"`
+	OutputJSON json.RawMessage   `json:"output_json,omitempty"`
+	Error      *RunError         `json:"error,omitempty"`
+	Usage      model.Usage       `json:"usage"`
+	Steps      int               `json:"steps"`
+	CreatedAt  time.Time         `json:"created_at"`
+	StartedAt  *time.Time        `json:"started_at,omitempty"`
+	EndedAt    *time.Time        `json:"ended_at,omitempty"`
+	// InDoubt names the tool call that stopped the run.
+	InDoubt *journal.RunInDoubt `json:"in_doubt,omitempty"`
+	// Resolution waits for the next worker to journal it.
+	Resolution      *journal.ToolResolved `json:"resolution,omitempty"`
+	CancelRequested bool                  `json:"cancel_requested,omitempty"`
+	// Turn is the run's position among its instance's runs (1-based).
+	Turn uint64 `json:"turn,omitempty"`
+}
+
+var idCounter atomic.Uint32
+
+// NewRunID returns a unique id that sorts by creation time.
+func NewRunID() string {
+	var b [14]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMicro()))
+	binary.BigEndian.PutUint16(b[8:10], uint16(idCounter.Add(1)))
+	_, _ = rand.Read(b[10:])
+	return "run_" + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,511 @@
+// Package runtime executes runs durably.
+//
+// A submitted run becomes a record (bus.RunsBucket) and a message on the work
+// queue (bus.QueueStream). Workers on every node pull from the queue, claim a
+// run, heartbeat while they hold it, and drive its agent through
+// agent.Resume, which journals each step before taking the next. A worker that
+// dies stops heartbeating; JetStream redelivers the run to another worker,
+// which replays the journal and carries on. Nothing reads a worker's memory:
+// clients read records and journals.
+package runtime
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/myriad-ai/myriad/agent"
+	"github.com/myriad-ai/myriad/bus"
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/model"
+)
+
+// Options configure a Runtime.
+type Options struct {
+	Agents map[string]*agent.Agent
+	// Workers is how many runs this node executes at once.
+	Workers int
+	Logger  *slog.Logger
+	// OnFinish, when set, is called after a run reaches a terminal status on
+	// this node (benchmarks use it to measure).
+	OnFinish func(rec *Record, stats RunStats)
+	// DrainTimeout is how long Stop waits for running steps before cutting them.
+	DrainTimeout time.Duration
+}
+
+// RunStats describe one execution of a run on this node.
+type RunStats struct {
+	Wall      time.Duration
+	ModelTime time.Duration
+	ToolTime  time.Duration
+	// Steps counts journal entries; ModelCalls and ToolCalls the work among them.
+	Steps      int
+	ModelCalls int
+	ToolCalls  int
+}
+
+// Runtime submits, executes and reads runs.
+type Runtime struct {
+	bus    *bus.Bus
+	opts   Options
+	log    *slog.Logger
+	agents map[string]*agent.Agent
+
+	mu     sync.Mutex
+	active map[string]*activeRun
+
+	waitMu   sync.Mutex
+	waiters  map[string][]chan revRecord
+	watching bool
+
+	stopWork context.CancelCauseFunc
+	workDone chan struct{}
+	sigSub   *nats.Subscription
+}
+
+type activeRun struct {
+	msg    jetstream.Msg
+	cancel context.CancelCauseFunc
+}
+
+// Errors the API maps onto status codes.
+var (
+	ErrNotFound     = errors.New("run not found")
+	ErrUnknownAgent = errors.New("unknown agent")
+	ErrInvalid      = errors.New("invalid request")
+	ErrConflict     = errors.New("conflict")
+)
+
+// New returns a runtime over an open bus. Call Start to execute runs on
+// this node; a runtime that is not started can still submit and read.
+func New(b *bus.Bus, opts Options) (*Runtime, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = 256
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 10 * time.Second
+	}
+	for name, a := range opts.Agents {
+		if a.Name == "" {
+			a.Name = name
+		}
+		if err := a.Init(); err != nil {
+			return nil, err
+		}
+	}
+	return &Runtime{bus: b, opts: opts, log: opts.Logger, agents: opts.Agents,
+		active: map[string]*activeRun{}, waiters: map[string][]chan revRecord{}}, nil
+}
+
+// Agents returns the agent definitions in name order.
+func (r *Runtime) Agents() []*agent.Agent {
+	out := make([]*agent.Agent, 0, len(r.agents))
+	for _, a := range r.agents {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Bus returns the runtime's bus.
+func (r *Runtime) Bus() *bus.Bus { return r.bus }
+
+// SubmitRequest starts a run.
+type SubmitRequest struct {
+	Agent string
+	Input string
+	// Instance is the key of the agent instance to continue ("customer-42"),
+	// or "agent/key".
+	Instance string
+	Metadata map[string]string
+	// IdempotencyKey makes the submission idempotent: the same key returns the
+	// run it first created.
+	IdempotencyKey string
+}
+
+var instanceKey = regexp.MustCompile(`^[A-Za-z0-9_=-][A-Za-z0-9_=.-]{0,127}$`)
+
+// Submit accepts a run. created is false when an idempotency key matched a
+// run submitted before.
+func (r *Runtime) Submit(ctx context.Context, req SubmitRequest) (rec *Record, created bool, err error) {
+	if _, ok := r.agents[req.Agent]; !ok {
+		return nil, false, fmt.Errorf("%w %q (known: %s)", ErrUnknownAgent, req.Agent, strings.Join(r.agentNames(), ", "))
+	}
+	if strings.TrimSpace(req.Input) == "" {
+		return nil, false, fmt.Errorf("%w: input: must not be empty", ErrInvalid)
+	}
+	if req.Instance != "" {
+		if a, k, ok := strings.Cut(req.Instance, "/"); ok {
+			if a != req.Agent {
+				return nil, false, fmt.Errorf("%w: instance: %q belongs to agent %q, not %q", ErrInvalid, req.Instance, a, req.Agent)
+			}
+			req.Instance = k
+		}
+		if !instanceKey.MatchString(req.Instance) {
+			return nil, false, fmt.Errorf("%w: instance: %q must be 1-128 letters, digits, '_', '-', '=' or '.'", ErrInvalid, req.Instance)
+		}
+	}
+	id := NewRunID()
+	var idemKey string
+	if req.IdempotencyKey != "" {
+		sum := sha256.Sum256([]byte(req.IdempotencyKey))
+		idemKey = hex.EncodeToString(sum[:])
+		if _, err := r.bus.Idem.Create(ctx, idemKey, []byte(id)); err != nil {
+			if !errors.Is(err, jetstream.ErrKeyExists) {
+				return nil, false, err
+			}
+			prev, err := r.bus.Idem.Get(ctx, idemKey)
+			if err != nil {
+				return nil, false, err
+			}
+			rec, _, err := r.get(ctx, string(prev.Value()))
+			if err == nil {
+				return rec, false, nil
+			}
+			if !errors.Is(err, ErrNotFound) {
+				return nil, false, err
+			}
+			// The first submission died between claiming the key and writing
+			// its record: take the key over.
+			if _, err := r.bus.Idem.Update(ctx, idemKey, []byte(id), prev.Revision()); err != nil {
+				return nil, false, fmt.Errorf("%w: a submission with this idempotency key is in progress", ErrConflict)
+			}
+		}
+	}
+	rec = &Record{ID: id, Agent: req.Agent, Instance: req.Instance, Input: req.Input, Metadata: req.Metadata,
+		Status: StatusQueued, CreatedAt: time.Now().UTC()}
+	if req.Instance != "" {
+		if rec.Turn, err = r.reserveTurn(ctx, req.Agent, req.Instance); err != nil {
+			return nil, false, err
+		}
+	}
+	data, _ := json.Marshal(rec)
+	if _, err := r.bus.Runs.Create(ctx, id, data); err != nil {
+		return nil, false, fmt.Errorf("store run: %w", err)
+	}
+	if err := r.enqueue(ctx, id, id); err != nil {
+		return nil, false, err
+	}
+	return rec, true, nil
+}
+
+// enqueue puts a run on the work queue; msgID dedupes repeated enqueues.
+func (r *Runtime) enqueue(ctx context.Context, runID, msgID string) error {
+	_, err := r.bus.JS.PublishMsg(ctx, &nats.Msg{Subject: bus.QueueSubject, Data: []byte(runID)}, jetstream.WithMsgID(msgID))
+	if err != nil {
+		return fmt.Errorf("enqueue run %s: %w", runID, err)
+	}
+	return nil
+}
+
+func (r *Runtime) agentNames() []string {
+	names := make([]string, 0, len(r.agents))
+	for n := range r.agents {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Get returns a run's record.
+func (r *Runtime) Get(ctx context.Context, id string) (*Record, error) {
+	rec, _, err := r.get(ctx, id)
+	return rec, err
+}
+
+var runIDPattern = regexp.MustCompile(`^run_[0-9a-f]{28}$`)
+
+func (r *Runtime) get(ctx context.Context, id string) (*Record, uint64, error) {
+	if !runIDPattern.MatchString(id) {
+		return nil, 0, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	e, err := r.bus.Runs.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	var rec Record
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		return nil, 0, fmt.Errorf("run %s: corrupt record: %w", id, err)
+	}
+	return &rec, e.Revision(), nil
+}
+
+// update applies fn to a record with compare-and-set, retrying on races.
+// fn returning errSkip leaves the record as it is.
+func (r *Runtime) update(ctx context.Context, id string, fn func(*Record) error) (*Record, error) {
+	for {
+		rec, rev, err := r.get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if err := fn(rec); err != nil {
+			if errors.Is(err, errSkip) {
+				return rec, nil
+			}
+			return rec, err
+		}
+		data, _ := json.Marshal(rec)
+		newRev, err := r.bus.Runs.Update(ctx, id, data, rev)
+		if err != nil {
+			var apiErr *jetstream.APIError
+			if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+				continue
+			}
+			return nil, err
+		}
+		r.notify(revRecord{rec, newRev})
+		return rec, nil
+	}
+}
+
+var errSkip = errors.New("skip")
+
+// ListFilter selects runs.
+type ListFilter struct {
+	Agent  string
+	Status Status
+	Limit  int
+	// Cursor is the last id of the previous page.
+	Cursor string
+}
+
+// List returns runs, newest first, and the cursor of the next page.
+func (r *Runtime) List(ctx context.Context, f ListFilter) ([]*Record, string, error) {
+	if f.Limit <= 0 || f.Limit > 1000 {
+		f.Limit = 50
+	}
+	lister, err := r.bus.Runs.ListKeys(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	var ids []string
+	for k := range lister.Keys() {
+		ids = append(ids, k)
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(ids)))
+	var out []*Record
+	next := ""
+	for _, id := range ids {
+		if f.Cursor != "" && id >= f.Cursor {
+			continue
+		}
+		rec, err := r.Get(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		if (f.Agent != "" && rec.Agent != f.Agent) || (f.Status != "" && rec.Status != f.Status) {
+			continue
+		}
+		if len(out) == f.Limit {
+			next = out[len(out)-1].ID
+			break
+		}
+		out = append(out, rec)
+	}
+	return out, next, nil
+}
+
+// Events returns a run's journal.
+func (r *Runtime) Events(ctx context.Context, id string) ([]journal.Event, error) {
+	if _, err := r.Get(ctx, id); err != nil {
+		return nil, err
+	}
+	return journal.Load(ctx, r.bus, id)
+}
+
+// Cancel asks a run to stop. A run no worker holds is canceled at once; a
+// running one is signalled and ends as canceled at its next step.
+func (r *Runtime) Cancel(ctx context.Context, id string) (*Record, error) {
+	rec, err := r.update(ctx, id, func(rec *Record) error {
+		if rec.Status.Terminal() || rec.CancelRequested {
+			return errSkip
+		}
+		rec.CancelRequested = true
+		return nil
+	})
+	if err != nil || rec.Status.Terminal() {
+		return rec, err
+	}
+	if rec.Status != StatusRunning {
+		// Nobody holds the run: write its end ourselves. The expected-sequence
+		// append fails if a worker took it meanwhile; the signal covers that.
+		if done, err := r.endParked(ctx, rec); err != nil || done != nil {
+			return done, err
+		}
+	}
+	if err := r.bus.NC.Publish(bus.SignalPrefix+id, []byte("cancel")); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// endParked journals run.canceled for a run that no worker holds.
+func (r *Runtime) endParked(ctx context.Context, rec *Record) (*Record, error) {
+	w, events, err := journal.Open(ctx, r.bus, rec.ID)
+	if err != nil {
+		return nil, err
+	}
+	if len(events) > 0 && journal.Terminal(events[len(events)-1].Type) {
+		return nil, nil
+	}
+	var usage model.Usage
+	if _, err := w.Append(ctx, journal.TypeRunCanceled, journal.RunCanceled{Reason: "canceled by request", Usage: usage}); err != nil {
+		if errors.Is(err, journal.ErrConflict) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	events, err = journal.Load(ctx, r.bus, rec.ID)
+	if err != nil {
+		return nil, err
+	}
+	return r.settle(ctx, rec.ID, events)
+}
+
+// Resolution decides what to do with a run in doubt.
+type Resolution struct {
+	Action string `json:"action"`
+	Result string `json:"result,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Resolve decides the fate of a run in doubt and queues it again.
+func (r *Runtime) Resolve(ctx context.Context, id string, res Resolution) (*Record, error) {
+	switch res.Action {
+	case journal.ResolveRetry, journal.ResolveSkip, journal.ResolveFail:
+	default:
+		return nil, fmt.Errorf("%w: action: %q is not one of retry, skip, fail", ErrInvalid, res.Action)
+	}
+	rec, err := r.update(ctx, id, func(rec *Record) error {
+		if rec.Status != StatusInDoubt || rec.InDoubt == nil {
+			return fmt.Errorf("%w: run %s is %s, not in_doubt", ErrConflict, id, rec.Status)
+		}
+		rec.Resolution = &journal.ToolResolved{CallID: rec.InDoubt.CallID, Action: res.Action, Result: res.Result, Reason: res.Reason}
+		rec.Status = StatusQueued
+		return nil
+	})
+	if err != nil {
+		return rec, err
+	}
+	return rec, r.enqueue(ctx, id, fmt.Sprintf("%s/resolve/%d", id, rec.Steps))
+}
+
+// revRecord is a record at a revision of its key, so waiters can tell a
+// late notification from a newer one.
+type revRecord struct {
+	rec *Record
+	rev uint64
+}
+
+// Wait blocks until a run is terminal or in doubt, or ctx ends.
+func (r *Runtime) Wait(ctx context.Context, id string) (*Record, error) {
+	ch := make(chan revRecord, 1)
+	if err := r.addWaiter(ctx, id, ch); err != nil {
+		return nil, err
+	}
+	defer r.removeWaiter(id, ch)
+	rec, rev, err := r.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	for !settled(rec) {
+		select {
+		case u := <-ch:
+			if u.rev > rev {
+				rec, rev = u.rec, u.rev
+			}
+		case <-ctx.Done():
+			return rec, ctx.Err()
+		}
+	}
+	return rec, nil
+}
+
+func settled(rec *Record) bool { return rec.Status.Terminal() || rec.Status == StatusInDoubt }
+
+func (r *Runtime) addWaiter(ctx context.Context, id string, ch chan revRecord) error {
+	r.waitMu.Lock()
+	defer r.waitMu.Unlock()
+	r.waiters[id] = append(r.waiters[id], ch)
+	if r.watching {
+		return nil
+	}
+	w, err := r.bus.Runs.WatchAll(context.WithoutCancel(ctx), jetstream.UpdatesOnly())
+	if err != nil {
+		return err
+	}
+	r.watching = true
+	go func() {
+		for e := range w.Updates() {
+			if e == nil || e.Operation() != jetstream.KeyValuePut {
+				continue
+			}
+			var rec Record
+			if json.Unmarshal(e.Value(), &rec) == nil {
+				r.notify(revRecord{&rec, e.Revision()})
+			}
+		}
+	}()
+	return nil
+}
+
+func (r *Runtime) removeWaiter(id string, ch chan revRecord) {
+	r.waitMu.Lock()
+	defer r.waitMu.Unlock()
+	ws := r.waiters[id]
+	for i, c := range ws {
+		if c == ch {
+			ws = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(r.waiters, id)
+	} else {
+		r.waiters[id] = ws
+	}
+}
+
+func (r *Runtime) notify(u revRecord) {
+	r.waitMu.Lock()
+	defer r.waitMu.Unlock()
+	for _, ch := range r.waiters[u.rec.ID] {
+		for {
+			select {
+			case ch <- u:
+			default:
+				// The waiter has an unread update: keep the newer of the two.
+				select {
+				case old := <-ch:
+					if old.rev > u.rev {
+						u = old
+					}
+				default:
+				}
+				continue
+			}
+			break
+		}
+	}
+}

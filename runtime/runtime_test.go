@@ -1,0 +1,365 @@
+package runtime_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/myriad-ai/myriad/agent"
+	"github.com/myriad-ai/myriad/bus"
+	"github.com/myriad-ai/myriad/bus/bustest"
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/model"
+	"github.com/myriad-ai/myriad/model/scripted"
+	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/tool"
+)
+
+// counting wraps a provider and counts its calls.
+type counting struct {
+	model.Provider
+	calls atomic.Int64
+}
+
+func (c *counting) Generate(ctx context.Context, req *model.Request, sink func(model.Delta)) (*model.Response, error) {
+	c.calls.Add(1)
+	return c.Provider.Generate(ctx, req, sink)
+}
+
+func scriptedModel(t *testing.T, rules string) *counting {
+	t.Helper()
+	rs, err := scripted.ParseRules([]byte(rules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := scripted.New(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &counting{Provider: m}
+}
+
+// recorder is a tool that records its calls.
+type recorder struct {
+	name       string
+	idempotent bool
+	mu         sync.Mutex
+	keys       []string
+	block      chan struct{} // when set, calls wait for it to close
+}
+
+func (r *recorder) Info() tool.Info {
+	return tool.Info{Name: r.name, Description: "records calls", Idempotent: r.idempotent,
+		Schema: json.RawMessage(`{"type":"object","properties":{"n":{"type":"integer"}},"required":["n"]}`)}
+}
+
+func (r *recorder) Call(ctx context.Context, c *tool.Call) (tool.Result, error) {
+	r.mu.Lock()
+	r.keys = append(r.keys, c.IdempotencyKey)
+	r.mu.Unlock()
+	if r.block != nil {
+		select {
+		case <-r.block:
+		case <-ctx.Done():
+			return tool.Result{}, ctx.Err()
+		}
+	}
+	return tool.Result{Content: fmt.Sprintf("result for %s", c.Arguments)}, nil
+}
+
+func (r *recorder) Keys() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.keys...)
+}
+
+const threeToolRules = `
+- when: {tool_results: 3}
+  reply: {text: "done after {{.ToolResults}} tools: {{.LastToolResult}}"}
+- when: {min_tool_results: 0}
+  reply:
+    tool_calls:
+      - name: step
+        arguments: '{"n": {{.ToolResults}}}'
+`
+
+func newRuntime(t *testing.T, b *bus.Bus, agents map[string]*agent.Agent) *runtime.Runtime {
+	t.Helper()
+	rt, err := runtime.New(b, runtime.Options{Agents: agents, Workers: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt
+}
+
+func start(t *testing.T, rt *runtime.Runtime) {
+	t.Helper()
+	if err := rt.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Stop)
+}
+
+func wait(t *testing.T, rt *runtime.Runtime, id string) *runtime.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rec, err := rt.Wait(ctx, id)
+	if err != nil {
+		t.Fatalf("wait for %s: %v (last status %v)", id, err, rec)
+	}
+	return rec
+}
+
+func eventTypes(t *testing.T, rt *runtime.Runtime, id string) []string {
+	t.Helper()
+	evs, err := rt.Events(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, ev := range evs {
+		types = append(types, ev.Type)
+	}
+	return types
+}
+
+func TestRunCompletesAndJournalsEveryStep(t *testing.T) {
+	b, _ := bustest.Open(t)
+	m := scriptedModel(t, threeToolRules)
+	step := &recorder{name: "step"}
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: m, Tools: []tool.Tool{step}}})
+	start(t, rt)
+	rec, created, err := rt.Submit(context.Background(), runtime.SubmitRequest{Agent: "worker", Input: "go"})
+	if err != nil || !created {
+		t.Fatalf("submit: %v %v", created, err)
+	}
+	rec = wait(t, rt, rec.ID)
+	if rec.Status != runtime.StatusCompleted {
+		t.Fatalf("status %s, error %+v", rec.Status, rec.Error)
+	}
+	if want := `done after 3 tools: result for {"n":2}`; rec.Output != want {
+		t.Errorf("output %q, want %q", rec.Output, want)
+	}
+	want := "run.started model.response tool.started tool.finished model.response tool.started tool.finished model.response tool.started tool.finished model.response run.completed"
+	if got := strings.Join(eventTypes(t, rt, rec.ID), " "); got != want {
+		t.Errorf("journal:\n got %s\nwant %s", got, want)
+	}
+	if n := m.calls.Load(); n != 4 {
+		t.Errorf("model calls %d, want 4", n)
+	}
+	keys := step.Keys()
+	if len(keys) != 3 || keys[0] != rec.ID+"/3" {
+		t.Errorf("idempotency keys %v, want 3 starting %s/3", keys, rec.ID)
+	}
+	if rec.Usage.Total() == 0 || rec.Steps != 12 || rec.StartedAt == nil || rec.EndedAt == nil {
+		t.Errorf("record incomplete: %+v", rec)
+	}
+}
+
+// prejournal submits a run on a runtime without workers and writes the
+// given events into its journal, as a worker that died would have left them.
+func prejournal(t *testing.T, b *bus.Bus, agents map[string]*agent.Agent, input string, events ...func(w *journal.Writer, runID string)) string {
+	t.Helper()
+	rt := newRuntime(t, b, agents)
+	rec, _, err := rt.Submit(context.Background(), runtime.SubmitRequest{Agent: "worker", Input: input})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _, err := journal.Open(context.Background(), b, rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Append(context.Background(), journal.TypeRunStarted, journal.RunStarted{Agent: "worker", Input: input}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range events {
+		ev(w, rec.ID)
+	}
+	return rec.ID
+}
+
+func appendEv(t *testing.T, typ string, data any) func(*journal.Writer, string) {
+	return func(w *journal.Writer, _ string) {
+		if _, err := w.Append(context.Background(), typ, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func toolCallTurn(turn int, n int) journal.ModelResponse {
+	return journal.ModelResponse{Turn: turn, Message: model.Message{Role: model.RoleAssistant,
+		ToolCalls: []model.ToolCall{{ID: fmt.Sprintf("call_%d_0", turn), Name: "step", Arguments: json.RawMessage(fmt.Sprintf(`{"n":%d}`, n))}}}}
+}
+
+func TestResumeSkipsFinishedModelAndToolCalls(t *testing.T) {
+	b, _ := bustest.Open(t)
+	m := scriptedModel(t, threeToolRules)
+	step := &recorder{name: "step"}
+	agents := map[string]*agent.Agent{"worker": {Model: m, Tools: []tool.Tool{step}}}
+	id := prejournal(t, b, agents, "go",
+		appendEv(t, journal.TypeModelResponse, toolCallTurn(1, 0)),
+		appendEv(t, journal.TypeToolStarted, journal.ToolStarted{CallID: "call_1_0", Name: "step", Arguments: json.RawMessage(`{"n":0}`), IdempotencyKey: "k1", Attempt: 1}),
+		appendEv(t, journal.TypeToolFinished, journal.ToolFinished{CallID: "call_1_0", Name: "step", Content: "result for {\"n\":0}"}),
+		appendEv(t, journal.TypeModelResponse, toolCallTurn(2, 1)),
+	)
+	rt := newRuntime(t, b, agents)
+	start(t, rt)
+	rec := wait(t, rt, id)
+	if rec.Status != runtime.StatusCompleted {
+		t.Fatalf("status %s %+v", rec.Status, rec.Error)
+	}
+	// Two model calls were journaled; two more were needed.
+	if n := m.calls.Load(); n != 2 {
+		t.Errorf("model calls after resume %d, want 2", n)
+	}
+	// The first tool call finished before the crash; calls 2 and 3 ran now.
+	if keys := step.Keys(); len(keys) != 2 {
+		t.Errorf("tool calls after resume %v, want 2", keys)
+	}
+}
+
+func TestUnfinishedCallOfNonIdempotentToolPutsRunInDoubt(t *testing.T) {
+	for _, action := range []string{journal.ResolveSkip, journal.ResolveRetry, journal.ResolveFail} {
+		t.Run(action, func(t *testing.T) {
+			b, _ := bustest.Open(t)
+			m := scriptedModel(t, threeToolRules)
+			step := &recorder{name: "step"}
+			agents := map[string]*agent.Agent{"worker": {Model: m, Tools: []tool.Tool{step}}}
+			id := prejournal(t, b, agents, "go",
+				appendEv(t, journal.TypeModelResponse, toolCallTurn(1, 0)),
+				appendEv(t, journal.TypeToolStarted, journal.ToolStarted{CallID: "call_1_0", Name: "step", Arguments: json.RawMessage(`{"n":0}`), IdempotencyKey: "orig/3", Attempt: 1}),
+			)
+			rt := newRuntime(t, b, agents)
+			start(t, rt)
+			rec := wait(t, rt, id)
+			if rec.Status != runtime.StatusInDoubt || rec.InDoubt == nil || rec.InDoubt.CallID != "call_1_0" {
+				t.Fatalf("want in_doubt on call_1_0, got %s %+v", rec.Status, rec.InDoubt)
+			}
+			if len(step.Keys()) != 0 {
+				t.Fatalf("in-doubt call was executed again: %v", step.Keys())
+			}
+			if _, err := rt.Resolve(context.Background(), id, runtime.Resolution{Action: "bogus"}); !errors.Is(err, runtime.ErrInvalid) {
+				t.Errorf("bogus action: %v", err)
+			}
+			if _, err := rt.Resolve(context.Background(), id, runtime.Resolution{Action: action, Result: "skipped by operator", Reason: "checked by hand"}); err != nil {
+				t.Fatal(err)
+			}
+			rec = wait(t, rt, id)
+			keys := step.Keys()
+			switch action {
+			case journal.ResolveSkip:
+				if rec.Status != runtime.StatusCompleted || len(keys) != 2 {
+					t.Fatalf("skip: %s, tool calls %v", rec.Status, keys)
+				}
+			case journal.ResolveRetry:
+				if rec.Status != runtime.StatusCompleted || len(keys) != 3 || keys[0] != "orig/3" {
+					t.Fatalf("retry: %s, tool calls %v (the retry must reuse key orig/3)", rec.Status, keys)
+				}
+			case journal.ResolveFail:
+				if rec.Status != runtime.StatusFailed || rec.Error.Code != agent.CodeResolvedFail || !strings.Contains(rec.Error.Message, "checked by hand") {
+					t.Fatalf("fail: %s %+v", rec.Status, rec.Error)
+				}
+			}
+			if _, err := rt.Resolve(context.Background(), id, runtime.Resolution{Action: "skip"}); !errors.Is(err, runtime.ErrConflict) {
+				t.Errorf("resolving a settled run: %v, want conflict", err)
+			}
+		})
+	}
+}
+
+func TestUnfinishedCallOfIdempotentToolIsRetriedWithSameKey(t *testing.T) {
+	b, _ := bustest.Open(t)
+	m := scriptedModel(t, threeToolRules)
+	step := &recorder{name: "step", idempotent: true}
+	agents := map[string]*agent.Agent{"worker": {Model: m, Tools: []tool.Tool{step}}}
+	id := prejournal(t, b, agents, "go",
+		appendEv(t, journal.TypeModelResponse, toolCallTurn(1, 0)),
+		appendEv(t, journal.TypeToolStarted, journal.ToolStarted{CallID: "call_1_0", Name: "step", Arguments: json.RawMessage(`{"n":0}`), IdempotencyKey: "orig/3", Idempotent: true, Attempt: 1}),
+	)
+	rt := newRuntime(t, b, agents)
+	start(t, rt)
+	rec := wait(t, rt, id)
+	if rec.Status != runtime.StatusCompleted {
+		t.Fatalf("status %s %+v", rec.Status, rec.Error)
+	}
+	if keys := step.Keys(); len(keys) != 3 || keys[0] != "orig/3" {
+		t.Fatalf("tool calls %v, want the retry first with key orig/3", keys)
+	}
+}
+
+func TestTwoWritersCannotBothAdvanceARun(t *testing.T) {
+	b, _ := bustest.Open(t)
+	ctx := context.Background()
+	w1, _, err := journal.Open(ctx, b, "run_x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2, _, err := journal.Open(ctx, b, "run_x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w1.Append(ctx, journal.TypeRunStarted, journal.RunStarted{Agent: "a", Input: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w2.Append(ctx, journal.TypeRunStarted, journal.RunStarted{Agent: "a", Input: "x"}); !errors.Is(err, journal.ErrConflict) {
+		t.Fatalf("second writer: %v, want ErrConflict", err)
+	}
+	if _, err := w1.Append(ctx, journal.TypeRunCompleted, journal.RunCompleted{Output: "ok"}); err != nil {
+		t.Fatalf("owner's next append: %v", err)
+	}
+	evs, err := journal.Load(ctx, b, "run_x")
+	if err != nil || len(evs) != 2 || evs[1].Step != 2 {
+		t.Fatalf("journal %v %v", evs, err)
+	}
+}
+
+func TestParallelToolCallsRunConcurrently(t *testing.T) {
+	b, _ := bustest.Open(t)
+	m := scriptedModel(t, `
+- when: {tool_results: 2}
+  reply: {text: "both done"}
+- reply:
+    tool_calls:
+      - {name: step, arguments: {n: 1}}
+      - {name: step, arguments: {n: 2}}
+`)
+	gate := make(chan struct{})
+	step := &recorder{name: "step", block: gate}
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: m, Tools: []tool.Tool{step}}})
+	start(t, rt)
+	rec, _, err := rt.Submit(context.Background(), runtime.SubmitRequest{Agent: "worker", Input: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both calls must be in flight at once before either may finish.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var started int
+	err = journal.Follow(ctx, b, rec.ID, 0, func(ev journal.Event) bool {
+		if ev.Type == journal.TypeToolStarted {
+			started++
+		}
+		return started < 2
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for len(step.Keys()) < 2 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("only %d calls in flight", len(step.Keys()))
+		case <-time.After(time.Millisecond): // polling a counter the tool owns; no event exists for "call entered"
+		}
+	}
+	close(gate)
+	if rec = wait(t, rt, rec.ID); rec.Status != runtime.StatusCompleted || rec.Output != "both done" {
+		t.Fatalf("%s %q %+v", rec.Status, rec.Output, rec.Error)
+	}
+}

@@ -1,0 +1,66 @@
+// Package tool defines what an agent can call.
+//
+// A [Tool] has a name, a description, a JSON Schema for its arguments and a
+// Call method. The agent loop validates arguments against the schema before a
+// call (see [Validator]); a violation goes back to the model as a tool error.
+// Every call carries an idempotency key, "<run-id>/<step>", that stays the same
+// when a resumed run repeats the call, so a tool that declares itself
+// idempotent can be retried safely.
+package tool
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+)
+
+// Info describes a tool.
+type Info struct {
+	Name        string
+	Description string
+	// Schema is the JSON Schema of the arguments object.
+	Schema json.RawMessage
+	// Idempotent tools may be called again with the same idempotency key when a
+	// run resumes after a crash during the call. Non-idempotent calls that were
+	// started but not finished put the run in doubt instead.
+	Idempotent bool
+}
+
+// Call is one invocation of a tool.
+type Call struct {
+	RunID string
+	// ID is the model's id for the call.
+	ID        string
+	Arguments json.RawMessage
+	// IdempotencyKey is "<run-id>/<step>", the step being the journal entry
+	// that first started the call: the same for every attempt of one call, so
+	// backends can drop repeats.
+	IdempotencyKey string
+}
+
+// Result is what a call returns to the model.
+type Result struct {
+	Content string `json:"content"`
+	// IsError reports a failure the model should see and may react to.
+	IsError bool `json:"is_error,omitempty"`
+}
+
+// Tool is something an agent can call.
+type Tool interface {
+	Info() Info
+	// Call runs the tool. An error is reported to the model as a tool error;
+	// it does not fail the run.
+	Call(ctx context.Context, call *Call) (Result, error)
+}
+
+// validName is what every model API accepts as a tool name.
+var validName = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+
+// CheckName reports whether name can be sent to models as a tool name.
+func CheckName(name string) error {
+	if !validName.MatchString(name) {
+		return fmt.Errorf("tool name %q must be 1-64 letters, digits, '_' or '-'", name)
+	}
+	return nil
+}
