@@ -5,6 +5,7 @@
 package api
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -237,8 +238,30 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, RunRef{ID: rec.ID, Status: rec.Status})
 }
 
+// MaxWait bounds the wait parameter of GET /v1/runs/{id}.
+const MaxWait = 60 * time.Second
+
 func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
-	rec, err := s.rt.Get(r.Context(), r.PathValue("id"))
+	id := r.PathValue("id")
+	if v := r.URL.Query().Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > MaxWait {
+			writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("wait: %q must be a duration up to %s, like 30s", v, MaxWait))
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		rec, err := s.rt.Wait(ctx, id)
+		if err != nil && rec == nil {
+			s.fail(w, r, err)
+			return
+		}
+		if rec != nil {
+			writeJSON(w, http.StatusOK, rec)
+			return
+		}
+	}
+	rec, err := s.rt.Get(r.Context(), id)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/myriad-ai/myriad/api"
 	"github.com/myriad-ai/myriad/journal"
@@ -104,6 +105,13 @@ func (c *Client) Submit(ctx context.Context, req api.CreateRunRequest, idempoten
 func (c *Client) Get(ctx context.Context, id string) (*runtime.Record, error) {
 	var rec runtime.Record
 	return &rec, c.do(ctx, http.MethodGet, "/v1/runs/"+url.PathEscape(id), nil, nil, &rec)
+}
+
+// Wait reads a run once it is terminal or in doubt, waiting up to d
+// (at most a minute) on the server.
+func (c *Client) Wait(ctx context.Context, id string, d time.Duration) (*runtime.Record, error) {
+	var rec runtime.Record
+	return &rec, c.do(ctx, http.MethodGet, "/v1/runs/"+url.PathEscape(id)+"?wait="+d.String(), nil, nil, &rec)
 }
 
 // List lists runs.

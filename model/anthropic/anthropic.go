@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -112,6 +113,9 @@ func New(cfg Config) (*Provider, error) {
 		// and federation settings; a runtime should use only what it was
 		// configured with.
 		option.WithoutEnvironmentDefaults(),
+		// That also drops the SDK's default HTTP client, so put back the
+		// equivalent.
+		option.WithHTTPClient(httpClient()),
 		option.WithBaseURL(base),
 		option.WithMaxRetries(maxRetries(cfg.MaxRetries)),
 	}
@@ -136,6 +140,22 @@ func New(cfg Config) (*Provider, error) {
 		maxTokens: maxTokens,
 		timeout:   cfg.Timeout,
 	}, nil
+}
+
+// responseHeaderTimeout bounds the wait for response headers, as the SDK's
+// default client does, so a server that accepts the connection and never
+// answers cannot hang a call that has no Timeout. Streamed bodies are not
+// affected.
+const responseHeaderTimeout = 10 * time.Minute
+
+// httpClient is the HTTP client the SDK would use by default.
+func httpClient() *http.Client {
+	if t, ok := http.DefaultTransport.(*http.Transport); ok {
+		t = t.Clone()
+		t.ResponseHeaderTimeout = responseHeaderTimeout
+		return &http.Client{Transport: t}
+	}
+	return &http.Client{Transport: http.DefaultTransport}
 }
 
 // maxRetries turns Config.MaxRetries into the count the SDK expects, which

@@ -26,6 +26,8 @@ type reply struct {
 	// hangup closes the connection without answering, as a crashed or
 	// restarted server would.
 	hangup bool
+	// stall never answers, until the client gives up.
+	stall bool
 }
 
 // recorded is one request a fakeServer received.
@@ -68,6 +70,10 @@ func (s *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 	rep := s.replies[min(len(s.reqs), len(s.replies))-1]
 	s.mu.Unlock()
 
+	if rep.stall {
+		<-r.Context().Done()
+		return
+	}
 	if rep.hangup {
 		conn, _, err := http.NewResponseController(w).Hijack()
 		if err != nil {
@@ -429,6 +435,14 @@ func TestRetries(t *testing.T) {
 			wantAfter:  7 * time.Second,
 		},
 		{
+			name:       "JSON error body that is not an object",
+			maxRetries: -1,
+			replies:    []reply{errorReply(503, `"upstream unavailable"`, nil)},
+			wantCalls:  1,
+			wantStatus: 503,
+			wantMsg:    `"upstream unavailable"`,
+		},
+		{
 			name:       "plain text error body",
 			maxRetries: -1,
 			replies:    []reply{{status: 502, header: map[string]string{"Content-Type": "text/html"}, body: "<html>Bad Gateway</html>\n"}},
@@ -631,5 +645,20 @@ func TestRetryAfter(t *testing.T) {
 		if got := retryAfter(h, now); got != tt.want {
 			t.Errorf("retryAfter(%v) = %v, want %v", tt.header, got, tt.want)
 		}
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	// A server that accepts the request and never answers must not hold the
+	// run; Config.Timeout is what bounds it when the caller's context does
+	// not.
+	s := newFakeServer(t, reply{stall: true})
+	p := newProvider(t, s, Config{Timeout: 50 * time.Millisecond, MaxRetries: -1})
+	_, err := p.Generate(context.Background(), userRequest("hi"), nil)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("error = %v, want a deadline exceeded", err)
+	}
+	if n := len(s.requests()); n != 1 {
+		t.Errorf("server got %d requests, want 1", n)
 	}
 }

@@ -364,12 +364,18 @@ func convertCompletion(cc *oai.ChatCompletion, usage *oai.CompletionUsage) (*mod
 	if msg.Content == "" && choice.Message.Refusal != "" {
 		msg.Content = choice.Message.Refusal
 	}
-	for _, tc := range choice.Message.ToolCalls {
+	for i, tc := range choice.Message.ToolCalls {
 		if tc.Type != "" && tc.Type != "function" {
 			return nil, fmt.Errorf("tool call %q has unsupported type %q", tc.ID, tc.Type)
 		}
+		id := tc.ID
+		if id == "" {
+			// Some compatible servers leave ids out, but the tool results
+			// sent back next turn must name the call they answer.
+			id = fmt.Sprintf("call_%d", i)
+		}
 		msg.ToolCalls = append(msg.ToolCalls, model.ToolCall{
-			ID:        tc.ID,
+			ID:        id,
 			Name:      tc.Function.Name,
 			Arguments: toolArguments(tc.Function.Arguments),
 		})

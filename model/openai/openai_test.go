@@ -26,6 +26,8 @@ type reply struct {
 	// hangup closes the connection without answering, as a crashed or
 	// restarted server would.
 	hangup bool
+	// stall never answers, until the client gives up.
+	stall bool
 }
 
 // recorded is one request a fakeServer received.
@@ -68,6 +70,10 @@ func (s *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 	rep := s.replies[min(len(s.reqs), len(s.replies))-1]
 	s.mu.Unlock()
 
+	if rep.stall {
+		<-r.Context().Done()
+		return
+	}
 	if rep.hangup {
 		conn, _, err := http.NewResponseController(w).Hijack()
 		if err != nil {
@@ -391,6 +397,26 @@ func TestInvalidToolArguments(t *testing.T) {
 	}
 }
 
+func TestMissingToolCallIDs(t *testing.T) {
+	s := newFakeServer(t, jsonReply(`{"id":"c","object":"chat.completion","created":1,"model":"llama3.2",
+		"choices":[{"index":0,"finish_reason":"tool_calls","message":{"role":"assistant","content":"","tool_calls":[
+		{"type":"function","function":{"name":"a","arguments":"{}"}},
+		{"type":"function","function":{"name":"b","arguments":"{}"}}]}}],
+		"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`))
+	p := newProvider(t, s, Config{})
+	resp, err := p.Generate(context.Background(), &model.Request{Messages: []model.Message{{Role: model.RoleUser, Content: "hi"}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, tc := range resp.Message.ToolCalls {
+		ids = append(ids, tc.ID)
+	}
+	if want := []string{"call_0", "call_1"}; !reflect.DeepEqual(ids, want) {
+		t.Errorf("tool call ids = %q, want %q", ids, want)
+	}
+}
+
 func TestRetries(t *testing.T) {
 	okBody := fixture(t, "completion_json.json")
 	okStream := fixture(t, "stream_text_tool_calls.sse")
@@ -673,5 +699,20 @@ func TestNoAPIKey(t *testing.T) {
 	}
 	if got := s.requests()[0].header.Values("Authorization"); len(got) != 0 {
 		t.Errorf("Authorization = %q, want none", got)
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	// A server that accepts the request and never answers must not hold the
+	// run; Config.Timeout is what bounds it when the caller's context does
+	// not.
+	s := newFakeServer(t, reply{stall: true})
+	p := newProvider(t, s, Config{Timeout: 50 * time.Millisecond, MaxRetries: -1})
+	_, err := p.Generate(context.Background(), &model.Request{Messages: []model.Message{{Role: model.RoleUser, Content: "hi"}}}, nil)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("error = %v, want a deadline exceeded", err)
+	}
+	if n := len(s.requests()); n != 1 {
+		t.Errorf("server got %d requests, want 1", n)
 	}
 }

@@ -40,12 +40,14 @@ var _ model.Provider = (*Model)(nil)
 // is how retry logic classifies it.
 type ReplyError struct {
 	// Rule names the rule, as rules[i] ("name").
-	Rule    string
+	Rule string
+	// Message is the rendered reply.error.
 	Message string
 	// Status is the reply's error_status, or zero.
 	Status int
 }
 
+// Error includes the rule, so a failing test points at the script.
 func (e *ReplyError) Error() string {
 	if e.Status != 0 {
 		return fmt.Sprintf("scripted: HTTP %d: %s (%s)", e.Status, e.Message, e.Rule)

@@ -16,16 +16,18 @@ import (
 type Rule struct {
 	// Name appears in error messages and helps a reader of a long rule file;
 	// it has no effect on matching.
-	Name  string `yaml:"name,omitempty" json:"name,omitempty"`
-	When  Match  `yaml:"when,omitempty" json:"when,omitempty"`
-	Reply Reply  `yaml:"reply" json:"reply"`
+	Name string `yaml:"name,omitempty" json:"name,omitempty"`
+	// When selects the calls the rule answers; empty matches every call.
+	When Match `yaml:"when,omitempty" json:"when,omitempty"`
+	// Reply is the answer, or the error, the rule gives.
+	Reply Reply `yaml:"reply" json:"reply"`
 }
 
 // Match selects conversations. Every set field must match; an empty Match
 // matches every call, which makes a rule a catch-all. Regexp fields use Go
 // (RE2) syntax and are unanchored: write ^...$ to match a whole text. A set
-// regexp field also requires its text to exist, so last_tool_result: "" or
-// ".*" means "there is a tool result".
+// regexp field also requires its text to exist, so last_tool_result: "^"
+// means "there is a tool result"; an empty string leaves a field unset.
 type Match struct {
 	// LastUser is matched against the last user message. Its groups (named
 	// and numbered) are offered to templates as .Match.
@@ -96,7 +98,9 @@ type ToolCallTemplate struct {
 // Usage is a fixed token count for a reply. Counts are pointers so a rule
 // can fix one and leave the other estimated.
 type Usage struct {
-	InputTokens  *int `yaml:"input_tokens,omitempty" json:"input_tokens,omitempty"`
+	// InputTokens replaces the estimate for the request.
+	InputTokens *int `yaml:"input_tokens,omitempty" json:"input_tokens,omitempty"`
+	// OutputTokens replaces the estimate for the reply.
 	OutputTokens *int `yaml:"output_tokens,omitempty" json:"output_tokens,omitempty"`
 }
 

@@ -1,0 +1,250 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/myriad-ai/myriad/agent"
+	"github.com/myriad-ai/myriad/api"
+	"github.com/myriad-ai/myriad/api/client"
+	"github.com/myriad-ai/myriad/bus/bustest"
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/model/scripted"
+	"github.com/myriad-ai/myriad/runtime"
+)
+
+func newServer(t *testing.T, token string, workers bool) (*httptest.Server, *runtime.Runtime) {
+	t.Helper()
+	b, _ := bustest.Open(t)
+	rules, err := scripted.ParseRules([]byte(`
+- when: {last_user: "^echo (?P<x>.*)"}
+  reply: {text: "{{.Match.x}}"}
+- reply: {text: "hello"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := scripted.New(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := runtime.New(b, runtime.Options{Agents: map[string]*agent.Agent{"greeter": {Model: m, ModelName: "local", Description: "says hello"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if workers {
+		if err := rt.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(rt.Stop)
+	}
+	srv := httptest.NewServer(api.New(rt, api.Options{Token: token, MaxBodyBytes: 4096, Version: "test"}))
+	t.Cleanup(srv.Close)
+	return srv, rt
+}
+
+func call(t *testing.T, method, url, body string, header map[string]string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("%s %s: body is not JSON: %v", method, url, err)
+	}
+	return resp.StatusCode, out
+}
+
+func errCode(out map[string]any) string {
+	e, _ := out["error"].(map[string]any)
+	s, _ := e["code"].(string)
+	return s
+}
+
+func TestRunLifecycleOverHTTP(t *testing.T) {
+	srv, _ := newServer(t, "", true)
+	c := client.New(srv.URL, "")
+	ctx := context.Background()
+	ref, err := c.Submit(ctx, api.CreateRunRequest{Agent: "greeter", Input: "echo hi there"}, "")
+	if err != nil || ref.Status != runtime.StatusQueued {
+		t.Fatalf("submit: %+v %v", ref, err)
+	}
+	var types []string
+	var ids []uint64
+	err = c.Events(ctx, ref.ID, 0, func(ev journal.Event) bool {
+		types = append(types, ev.Type)
+		ids = append(ids, ev.Seq)
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(types, " "); got != "run.started model.response run.completed" {
+		t.Fatalf("events %q (the stream must end after the terminal event)", got)
+	}
+	// Last-Event-ID resumes after the given event.
+	var resumed []string
+	if err := c.Events(ctx, ref.ID, ids[0], func(ev journal.Event) bool { resumed = append(resumed, ev.Type); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(resumed, " "); got != "model.response run.completed" {
+		t.Fatalf("resumed events %q", got)
+	}
+	rec, err := c.Get(ctx, ref.ID)
+	if err != nil || rec.Status != runtime.StatusCompleted || rec.Output != "hi there" || rec.EndedAt == nil {
+		t.Fatalf("get: %+v %v", rec, err)
+	}
+	list, err := c.List(ctx, "greeter", "completed", 10, "")
+	if err != nil || len(list.Runs) != 1 || list.Runs[0].ID != ref.ID {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	if list, _ := c.List(ctx, "", "failed", 10, ""); len(list.Runs) != 0 {
+		t.Fatalf("status filter ignored: %+v", list)
+	}
+	code, out := call(t, "GET", srv.URL+"/v1/agents", "", nil)
+	if code != 200 || !strings.Contains(mustJSON(out), `"name":"greeter"`) {
+		t.Fatalf("agents: %d %v", code, out)
+	}
+}
+
+func TestListPages(t *testing.T) {
+	srv, _ := newServer(t, "", false)
+	c := client.New(srv.URL, "")
+	ctx := context.Background()
+	for range 5 {
+		if _, err := c.Submit(ctx, api.CreateRunRequest{Agent: "greeter", Input: "x"}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]bool{}
+	cursor := ""
+	pages := 0
+	for {
+		l, err := c.List(ctx, "", "", 2, cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, r := range l.Runs {
+			seen[r.ID] = true
+		}
+		if l.NextCursor == "" {
+			break
+		}
+		cursor = l.NextCursor
+	}
+	if len(seen) != 5 || pages != 3 {
+		t.Fatalf("saw %d runs in %d pages", len(seen), pages)
+	}
+}
+
+func TestErrorsAreJSONWithStableCodes(t *testing.T) {
+	srv, _ := newServer(t, "", false)
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+		code                     string
+	}{
+		{"unknown agent", "POST", "/v1/runs", `{"agent":"nope","input":"x"}`, 404, api.CodeUnknownAgent},
+		{"missing input", "POST", "/v1/runs", `{"agent":"greeter"}`, 400, api.CodeBadRequest},
+		{"unknown field", "POST", "/v1/runs", `{"agent":"greeter","input":"x","colour":1}`, 400, api.CodeBadRequest},
+		{"not json", "POST", "/v1/runs", `{"agent":`, 400, api.CodeBadRequest},
+		{"too large", "POST", "/v1/runs", `{"agent":"greeter","input":"` + strings.Repeat("x", 5000) + `"}`, 413, api.CodeTooLarge},
+		{"bad instance", "POST", "/v1/runs", `{"agent":"greeter","input":"x","instance":"a b"}`, 400, api.CodeBadRequest},
+		{"no such run", "GET", "/v1/runs/run_00000000000000000000000000aa", "", 404, api.CodeNotFound},
+		{"malformed id", "GET", "/v1/runs/../../etc", "", 404, api.CodeNotFound},
+		{"bad status filter", "GET", "/v1/runs?status=done", "", 400, api.CodeBadRequest},
+		{"bad limit", "GET", "/v1/runs?limit=0", "", 400, api.CodeBadRequest},
+		{"unknown route", "GET", "/v2/nothing", "", 404, api.CodeNotFound},
+		{"resolve bad action", "POST", "/v1/runs/run_00000000000000000000000000aa/resolve", `{"action":"maybe"}`, 400, api.CodeBadRequest},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, out := call(t, tc.method, srv.URL+tc.path, tc.body, nil)
+			if status != tc.status || errCode(out) != tc.code {
+				t.Fatalf("got %d %v, want %d %s", status, out, tc.status, tc.code)
+			}
+		})
+	}
+}
+
+func TestAuthAndIdempotency(t *testing.T) {
+	srv, _ := newServer(t, "s3cret", false)
+	status, out := call(t, "GET", srv.URL+"/v1/agents", "", nil)
+	if status != 401 || errCode(out) != api.CodeUnauthorized {
+		t.Fatalf("no token: %d %v", status, out)
+	}
+	status, _ = call(t, "GET", srv.URL+"/v1/agents", "", map[string]string{"Authorization": "Bearer wrong"})
+	if status != 401 {
+		t.Fatalf("wrong token: %d", status)
+	}
+	if status, _ := call(t, "GET", srv.URL+"/healthz", "", nil); status != 200 {
+		t.Fatalf("healthz needs no token: %d", status)
+	}
+	h := map[string]string{"Authorization": "Bearer s3cret", "Idempotency-Key": "k-1"}
+	s1, a := call(t, "POST", srv.URL+"/v1/runs", `{"agent":"greeter","input":"x"}`, h)
+	s2, b := call(t, "POST", srv.URL+"/v1/runs", `{"agent":"greeter","input":"x"}`, h)
+	if s1 != 201 || s2 != 200 || a["id"] != b["id"] {
+		t.Fatalf("idempotent submit: %d %v / %d %v", s1, a, s2, b)
+	}
+}
+
+func TestCancelOverHTTP(t *testing.T) {
+	srv, _ := newServer(t, "", false)
+	c := client.New(srv.URL, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ref, err := c.Submit(ctx, api.CreateRunRequest{Agent: "greeter", Input: "x"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := c.Cancel(ctx, ref.ID)
+	if err != nil || rec.Status != runtime.StatusCanceled {
+		t.Fatalf("cancel: %+v %v", rec, err)
+	}
+	var types []string
+	if err := c.Events(ctx, ref.ID, 0, func(ev journal.Event) bool { types = append(types, ev.Type); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if len(types) != 1 || types[0] != journal.TypeRunCanceled {
+		t.Fatalf("events %v", types)
+	}
+	if _, err := c.Resolve(ctx, ref.ID, runtime.Resolution{Action: "skip"}); err == nil || !strings.Contains(err.Error(), "conflict") {
+		t.Fatalf("resolve of a canceled run: %v", err)
+	}
+}
+
+func mustJSON(v any) string {
+	var b bytes.Buffer
+	_ = json.NewEncoder(&b).Encode(v)
+	return b.String()
+}
+
+func FuzzCreateRunBody(f *testing.F) {
+	f.Add([]byte(`{"agent":"greeter","input":"hi"}`))
+	f.Add([]byte(`{"agent":"greeter","input":"hi","instance":"a/b","metadata":{"k":"v"}}`))
+	f.Add([]byte(`{"agent":1}`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte(`{"agent":"a","input":"b"} {}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		req, err := api.ParseCreateRun(data)
+		if err != nil {
+			return
+		}
+		if req.Agent == "" || strings.TrimSpace(req.Input) == "" {
+			t.Fatalf("accepted an empty agent or input: %+v", req)
+		}
+	})
+}

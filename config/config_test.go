@@ -1,0 +1,127 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/myriad-ai/myriad/config"
+)
+
+const valid = `
+models:
+  fast:
+    provider: openai
+    model: gpt-4o-mini
+    api_key_env: OPENAI_API_KEY
+  local:
+    provider: scripted
+    rules:
+      - reply: {text: hi}
+tools:
+  lookup:
+    type: http
+    url: http://127.0.0.1:9000/lookup
+    description: Look a customer up.
+    parameters:
+      type: object
+      properties: {id: {type: string}}
+    timeout: 5s
+    idempotent: true
+agents:
+  triage:
+    model: fast
+    instructions: Route the request.
+    tools: [lookup, current_time]
+    max_turns: 5
+`
+
+func TestValidConfig(t *testing.T) {
+	c, err := config.Parse([]byte(valid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Tools["lookup"].Timeout.Std().Seconds() != 5 || c.Agents["triage"].MaxTurns != 5 {
+		t.Errorf("values not read: %+v %+v", c.Tools["lookup"], c.Agents["triage"])
+	}
+	if c.Server.Listen != config.DefaultListen || c.Agents["triage"].Timeout.Std() != config.DefaultRunTimeout {
+		t.Errorf("defaults not applied: %+v", c.Server)
+	}
+}
+
+func TestErrorsNameTheFieldAndTheFix(t *testing.T) {
+	tests := []struct {
+		name, edit, want string
+	}{
+		{"unknown model", "model: fast\n    instructions", `agents.triage.model: unknown model "fats" (known: fast, local)`},
+		{"unknown tool", "tools: [lookup, current_time]", `agents.triage.tools[1]: unknown tool "clock" (known: current_time, lookup)`},
+		{"bad provider", "provider: openai", `models.fast.provider: unknown provider "opneai" (known: openai, anthropic, scripted)`},
+		{"bad url", "url: http://127.0.0.1:9000/lookup", `tools.lookup.url: invalid URL "ftp://x"`},
+		{"secret in file", "api_key_env: OPENAI_API_KEY", `models.fast.api_key_env: "sk-123 abc" is not an environment variable name`},
+		{"bad duration", "timeout: 5s", `invalid duration "5 parsecs"`},
+		{"unknown field", "max_turns: 5", "field max_turn not found"},
+		{"bad schema", "properties: {id: {type: string}}", "tools.lookup.parameters: invalid JSON Schema"},
+	}
+	replacements := map[string]string{
+		"unknown model":  "model: fats\n    instructions",
+		"unknown tool":   "tools: [lookup, clock]",
+		"bad provider":   "provider: opneai",
+		"bad url":        "url: ftp://x",
+		"secret in file": `api_key_env: "sk-123 abc"`,
+		"bad duration":   "timeout: 5 parsecs",
+		"unknown field":  "max_turn: 5",
+		"bad schema":     "properties: {id: {type: 12}}",
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := strings.Replace(valid, tc.edit, replacements[tc.name], 1)
+			if src == valid {
+				t.Fatalf("edit %q did not apply", tc.edit)
+			}
+			c, err := config.Parse([]byte(src))
+			if err == nil {
+				err = c.Validate()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadNamesTheFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "myriad.yaml")
+	if err := os.WriteFile(path, []byte("agents: {}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := config.Load(path)
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "agents: no agents defined") {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := config.Load(filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "--config") {
+		t.Fatalf("missing file: %v", err)
+	}
+	if _, err := config.Parse(nil); err == nil || !strings.Contains(err.Error(), "empty") {
+		t.Fatalf("empty: %v", err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(valid))
+	f.Add([]byte("models: {a: {provider: scripted, rules: [{reply: {text: x}}]}}\nagents: {b: {model: a}}"))
+	f.Add([]byte("agents: [1, 2]"))
+	f.Add([]byte("models:\n  x: &a {provider: openai}\n  y: *a\n"))
+	f.Add([]byte("tools: {t: {type: http, url: 'http://[::1]:80', parameters: {type: [1]}}}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := config.Parse(data)
+		if err != nil {
+			return
+		}
+		_ = c.Validate()
+	})
+}
