@@ -57,13 +57,18 @@ func Load(path string) (*Project, error) {
 // the environment here, and a missing one is an error that names the
 // variable.
 func Build(cfg *config.Config) (*Project, error) {
+	// Only models some agent uses are built, so an unused model's missing
+	// API key does not stop an offline project from starting.
 	models := map[string]model.Provider{}
-	for _, name := range sortedKeys(cfg.Models) {
-		p, err := buildModel(cfg, name, cfg.Models[name])
+	for _, ac := range cfg.Agents {
+		if _, done := models[ac.Model]; done {
+			continue
+		}
+		p, err := buildModel(cfg, ac.Model, cfg.Models[ac.Model])
 		if err != nil {
 			return nil, err
 		}
-		models[name] = p
+		models[ac.Model] = p
 	}
 	tools := map[string]tool.Tool{}
 	for _, name := range sortedKeys(cfg.Tools) {
@@ -138,15 +143,23 @@ func buildModel(cfg *config.Config, name string, m *config.Model) (model.Provide
 		if err != nil {
 			return nil, err
 		}
-		return openai.New(openai.Config{BaseURL: m.BaseURL, Model: m.Model, APIKey: key, Headers: m.Headers,
+		p, err := openai.New(openai.Config{BaseURL: m.BaseURL, Model: m.Model, APIKey: key, Headers: m.Headers,
 			MaxRetries: m.MaxRetries, Timeout: m.Timeout.Std()})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return p, nil
 	case config.ProviderAnthropic:
 		key, err := secret(path, m.APIKeyEnv)
 		if err != nil {
 			return nil, err
 		}
-		return anthropic.New(anthropic.Config{BaseURL: m.BaseURL, Model: m.Model, APIKey: key, Headers: m.Headers,
+		p, err := anthropic.New(anthropic.Config{BaseURL: m.BaseURL, Model: m.Model, APIKey: key, Headers: m.Headers,
 			MaxRetries: m.MaxRetries, Timeout: m.Timeout.Std(), MaxTokens: m.MaxTokens})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return p, nil
 	}
 	return nil, fmt.Errorf("%s.provider: unknown provider %q", path, m.Provider)
 }

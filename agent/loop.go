@@ -54,6 +54,9 @@ type turn struct {
 type state struct {
 	start     journal.RunStarted
 	startTime time.Time
+	// clockFrom is when the run's timeout starts counting: its start, or the
+	// last resolution of a call in doubt, so time spent parked does not count.
+	clockFrom time.Time
 	turns     []*turn
 	rejects   []string // output.rejected reasons after the last turn
 	usage     model.Usage
@@ -68,7 +71,7 @@ func fold(events []journal.Event) (*state, error) {
 		switch ev.Type {
 		case journal.TypeRunStarted:
 			err = json.Unmarshal(ev.Data, &s.start)
-			s.startTime = ev.Time
+			s.startTime, s.clockFrom = ev.Time, ev.Time
 		case journal.TypeModelResponse:
 			var r journal.ModelResponse
 			err = json.Unmarshal(ev.Data, &r)
@@ -79,7 +82,11 @@ func fold(events []journal.Event) (*state, error) {
 		case journal.TypeToolStarted:
 			var r journal.ToolStarted
 			if err = json.Unmarshal(ev.Data, &r); err == nil && len(s.turns) > 0 {
-				s.turns[len(s.turns)-1].started[r.CallID] = r
+				t := s.turns[len(s.turns)-1]
+				t.started[r.CallID] = r
+				// A resolution covers one attempt: if the retry dies too,
+				// the call is in doubt again.
+				delete(t.resolved, r.CallID)
 			}
 		case journal.TypeToolFinished:
 			var r journal.ToolFinished
@@ -92,6 +99,7 @@ func fold(events []journal.Event) (*state, error) {
 				s.turns[len(s.turns)-1].resolved[r.CallID] = r
 			}
 			s.inDoubt = false
+			s.clockFrom = ev.Time
 		case journal.TypeRunInDoubt:
 			s.inDoubt = true
 		case journal.TypeOutputRejected:
@@ -173,16 +181,26 @@ func (a *Agent) Resume(ctx context.Context, runID string, events []journal.Event
 	if s.startTime.IsZero() {
 		return Stopped, errors.New("journal does not begin with run.started")
 	}
+	if s.inDoubt {
+		// Parked already: only a resolution (tool.resolved) moves it on.
+		return InDoubt, nil
+	}
 	r := &runner{a: a, j: j, hooks: hooks, runID: runID}
 	if a.Timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadlineCause(ctx, s.startTime.Add(a.Timeout), errTimeout)
+		ctx, cancel = context.WithDeadlineCause(ctx, s.clockFrom.Add(a.Timeout), errTimeout)
 		defer cancel()
 	}
 	return r.loop(ctx, s)
 }
 
 var errTimeout = errors.New("run timeout")
+
+// journalError marks a failed append, as opposed to a failed model call.
+type journalError struct{ err error }
+
+func (e journalError) Error() string { return e.err.Error() }
+func (e journalError) Unwrap() error { return e.err }
 
 func outcomeOf(terminal string) Outcome {
 	switch terminal {
@@ -244,11 +262,14 @@ func (r *runner) loop(ctx context.Context, s *state) (Outcome, error) {
 			return r.fail(ctx, s, CodeTokenBudget, fmt.Sprintf("the run used %d tokens, its budget is %d (raise agents.%s.token_budget)", s.usage.Total(), r.a.TokenBudget, r.a.Name))
 		}
 		if err := r.callModel(ctx, s); err != nil {
+			var je journalError
+			if errors.As(err, &je) {
+				// Not the model's fault: the journal refused the step, so
+				// this worker must stop and let the run be resumed.
+				return Stopped, je.err
+			}
 			if ctx.Err() != nil {
 				return r.interrupted(ctx, s)
-			}
-			if errors.Is(err, journal.ErrConflict) {
-				return Stopped, err
 			}
 			return r.fail(ctx, s, CodeModel, fmt.Sprintf("model %s: %v", r.a.ModelName, err))
 		}
@@ -275,8 +296,9 @@ func (r *runner) callModel(ctx context.Context, s *state) error {
 	resp.Message.Role = model.RoleAssistant
 	rec := journal.ModelResponse{Turn: len(s.turns) + 1, Message: resp.Message, Usage: resp.Usage,
 		Model: resp.Model, StopReason: resp.StopReason, DurationMS: msSince(began)}
-	if _, err := r.append(ctx, journal.TypeModelResponse, rec); err != nil {
-		return err
+	// The answer is paid for: journal it even if the run was canceled meanwhile.
+	if _, err := r.append(context.WithoutCancel(ctx), journal.TypeModelResponse, rec); err != nil {
+		return journalError{err}
 	}
 	s.turns = append(s.turns, &turn{msg: resp.Message, started: map[string]journal.ToolStarted{},
 		finished: map[string]journal.ToolFinished{}, resolved: map[string]journal.ToolResolved{}})
@@ -339,7 +361,7 @@ func (r *runner) runTools(ctx context.Context, s *state, t *turn) (done bool, ou
 				return false, out, err
 			}
 			// retry: run it again below with the same key.
-		} else if wasStarted && (bt == nil || !bt.info.Idempotent) {
+		} else if wasStarted && bt != nil && !bt.info.Idempotent {
 			rec := journal.RunInDoubt{CallID: c.ID, Name: c.Name,
 				Reason: fmt.Sprintf("tool %s is not idempotent and its call started (step key %s) but never finished; resolve with retry, skip or fail", c.Name, prev.IdempotencyKey)}
 			if _, err := r.append(ctx, journal.TypeRunInDoubt, rec); err != nil {

@@ -392,6 +392,15 @@ func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 		after = n
 	}
 	rc := http.NewResponseController(w)
+	if after > 0 {
+		// A client resuming after the end (EventSource reconnects by itself)
+		// gets an empty, finished stream rather than one that never ends.
+		if last, ok, err := s.rt.LastEvent(r.Context(), id); err == nil && ok && after >= last.Seq && journal.Terminal(last.Type) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")

@@ -102,7 +102,12 @@ func TestRunLifecycleOverHTTP(t *testing.T) {
 	if got := strings.Join(resumed, " "); got != "model.response run.completed" {
 		t.Fatalf("resumed events %q", got)
 	}
-	rec, err := c.Get(ctx, ref.ID)
+	// Resuming after the last event of a finished run ends at once.
+	var none []string
+	if err := c.Events(ctx, ref.ID, ids[len(ids)-1], func(ev journal.Event) bool { none = append(none, ev.Type); return true }); err != nil || len(none) != 0 {
+		t.Fatalf("resume after the end: %v %v", none, err)
+	}
+	rec, err := c.Wait(ctx, ref.ID, 10*time.Second)
 	if err != nil || rec.Status != runtime.StatusCompleted || rec.Output != "hi there" || rec.EndedAt == nil {
 		t.Fatalf("get: %+v %v", rec, err)
 	}

@@ -60,14 +60,16 @@ type Options struct {
 
 // Bus is a live JetStream connection with Myriad's streams in place.
 type Bus struct {
-	NC     *nats.Conn
-	JS     jetstream.JetStream
-	Runs   jetstream.KeyValue
-	Insts  jetstream.KeyValue
-	Idem   jetstream.KeyValue
-	Queue  jetstream.Consumer
-	server *server.Server
-	opts   Options
+	NC    *nats.Conn
+	JS    jetstream.JetStream
+	Runs  jetstream.KeyValue
+	Insts jetstream.KeyValue
+	Idem  jetstream.KeyValue
+	Queue jetstream.Consumer
+	// Journal is the journal stream's handle, kept to save a lookup per read.
+	Journal jetstream.Stream
+	server  *server.Server
+	opts    Options
 }
 
 // AckWait is how long a worker holds a run without heartbeating before
@@ -156,7 +158,8 @@ func (b *Bus) replicas() int {
 }
 
 func (b *Bus) ensureStreams(ctx context.Context) error {
-	_, err := b.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	var err error
+	b.Journal, err = b.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        JournalStream,
 		Description: "Myriad run journals, one subject per run",
 		Subjects:    []string{JournalPrefix + ">"},

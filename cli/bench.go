@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,6 +50,7 @@ func bench(ctx context.Context, e *env, args []string) error {
 	memory := fs.Bool("memory", false, "keep streams in memory (not durable: for comparison only)")
 	data := fs.String("data", "", "data directory (default: a temporary directory, removed afterwards)")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured part to this file")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -118,13 +120,27 @@ func bench(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stderr, "bench: %d sessions of %s, %d at a time, %s\n", *sessions, *agentName, *concurrency, map[bool]string{true: "in memory", false: "durable (file storage)"}[*memory])
 	var next atomic.Int64
 	var submitErr atomic.Value
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	began := time.Now()
 	var wg sync.WaitGroup
 	progress := time.NewTicker(2 * time.Second)
 	defer progress.Stop()
 	go func() {
 		for range progress.C {
-			fmt.Fprintf(e.stderr, "bench: %d/%d sessions done\n", int(next.Load())-*concurrency, *sessions)
+			mu.Lock()
+			n := len(sessionWall)
+			mu.Unlock()
+			fmt.Fprintf(e.stderr, "bench: %d/%d sessions done\n", n, *sessions)
 		}
 	}()
 	for range *concurrency {

@@ -188,8 +188,27 @@ func Load(path string) (*Config, error) {
 	return c, nil
 }
 
+// envRef is ${NAME} or ${NAME:-default}.
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}`)
+
+// ExpandEnv replaces ${NAME} and ${NAME:-default} with environment values, so
+// one file serves several setups (model: ${MYRIAD_MODEL:-local}). Secrets
+// still belong in api_key_env, which is read at start and never expanded
+// into the configuration.
+func ExpandEnv(data []byte) []byte {
+	return envRef.ReplaceAllFunc(data, func(m []byte) []byte {
+		sub := envRef.FindSubmatch(m)
+		if v, ok := os.LookupEnv(string(sub[1])); ok && v != "" {
+			return []byte(v)
+		}
+		return sub[2]
+	})
+}
+
 // Parse decodes a file strictly and applies defaults. It does not validate.
+// ${NAME} references are expanded first (see ExpandEnv).
 func Parse(data []byte) (*Config, error) {
+	data = ExpandEnv(data)
 	c := &Config{}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)

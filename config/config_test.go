@@ -125,3 +125,19 @@ func FuzzParse(f *testing.F) {
 		_ = c.Validate()
 	})
 }
+
+func TestExpandEnv(t *testing.T) {
+	t.Setenv("MYRIAD_TEST_MODEL", "fast")
+	tests := []struct{ in, want string }{
+		{"model: ${MYRIAD_TEST_MODEL}", "model: fast"},
+		{"model: ${MYRIAD_TEST_MODEL:-local}", "model: fast"},
+		{"model: ${MYRIAD_TEST_UNSET:-local}", "model: local"},
+		{"model: ${MYRIAD_TEST_UNSET}", "model: "},
+		{"price: $5 and {x}", "price: $5 and {x}"},
+	}
+	for _, tc := range tests {
+		if got := string(config.ExpandEnv([]byte(tc.in))); got != tc.want {
+			t.Errorf("ExpandEnv(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -24,25 +24,36 @@ type Writer struct {
 	subject string
 	last    uint64 // stream sequence of the last entry, 0 for an empty journal
 	step    int
+	events  []Event
 }
 
 // Open loads a run's journal and returns a writer positioned after its last
-// entry, with the entries already there.
-func Open(ctx context.Context, b *bus.Bus, runID string) (*Writer, []Event, error) {
+// entry; Events returns the entries already there.
+func Open(ctx context.Context, b *bus.Bus, runID string) (*Writer, error) {
 	events, err := Load(ctx, b, runID)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	w := &Writer{js: b.JS, runID: runID, subject: bus.JournalSubject(runID)}
+	w := &Writer{js: b.JS, runID: runID, subject: bus.JournalSubject(runID), events: events}
 	if n := len(events); n > 0 {
 		w.last = events[n-1].Seq
 		w.step = events[n-1].Step
 	}
-	return w, events, nil
+	return w, nil
+}
+
+// NewWriter returns a writer for a run whose journal is known to be empty;
+// if it is not, the first Append fails with ErrConflict.
+func NewWriter(b *bus.Bus, runID string) *Writer {
+	return &Writer{js: b.JS, runID: runID, subject: bus.JournalSubject(runID)}
 }
 
 // Steps is the number of entries in the journal.
 func (w *Writer) Steps() int { return w.step }
+
+// Events returns every entry: those loaded by Open and those appended since.
+// The writer is the run's single writer, so this is the whole journal.
+func (w *Writer) Events() []Event { return w.events }
 
 // Append writes one entry and returns it. It fails with ErrConflict when
 // another writer appended since this writer's last append.
@@ -60,7 +71,8 @@ func (w *Writer) Append(ctx context.Context, typ string, data any) (Event, error
 	ack, err := w.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(w.last))
 	if err != nil {
 		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
 			return Event{}, ErrConflict
 		}
 		return Event{}, fmt.Errorf("journal: append %s to run %s: %w", typ, w.runID, err)
@@ -68,17 +80,14 @@ func (w *Writer) Append(ctx context.Context, typ string, data any) (Event, error
 	w.last = ack.Sequence
 	w.step = ev.Step
 	ev.Seq = ack.Sequence
+	w.events = append(w.events, ev)
 	return ev, nil
 }
 
 // Load reads a run's whole journal. A run with no journal yet has no events.
 func Load(ctx context.Context, b *bus.Bus, runID string) ([]Event, error) {
 	subject := bus.JournalSubject(runID)
-	stream, err := b.JS.Stream(ctx, bus.JournalStream)
-	if err != nil {
-		return nil, err
-	}
-	last, err := stream.GetLastMsgForSubject(ctx, subject)
+	last, err := b.Journal.GetLastMsgForSubject(ctx, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil
 	}
@@ -119,6 +128,15 @@ func Follow(ctx context.Context, b *bus.Bus, runID string, afterSeq uint64, fn f
 	if err != nil {
 		return fmt.Errorf("journal: follow run %s: %w", runID, err)
 	}
+	// Ordered consumers outlive Stop until their inactivity threshold; delete
+	// this one when done so followers do not pile up on the server.
+	defer func() {
+		if info := cons.CachedInfo(); info != nil {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			_ = b.JS.DeleteConsumer(dctx, bus.JournalStream, info.Name)
+			cancel()
+		}
+	}()
 	it, err := cons.Messages()
 	if err != nil {
 		return err

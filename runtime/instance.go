@@ -65,8 +65,7 @@ func (r *Runtime) updateInstance(ctx context.Context, agentName, key string, fn 
 		if err == nil {
 			return in, nil
 		}
-		var apiErr *jetstream.APIError
-		if errors.Is(err, jetstream.ErrKeyExists) || (errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence) {
+		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			continue
 		}
 		return nil, err

@@ -29,7 +29,6 @@ import (
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/bus"
 	"github.com/myriad-ai/myriad/journal"
-	"github.com/myriad-ai/myriad/model"
 )
 
 // Options configure a Runtime.
@@ -65,6 +64,7 @@ type Runtime struct {
 
 	mu     sync.Mutex
 	active map[string]*activeRun
+	held   map[jetstream.Msg]struct{} // queue messages to heartbeat
 
 	waitMu   sync.Mutex
 	waiters  map[string][]chan revRecord
@@ -109,7 +109,7 @@ func New(b *bus.Bus, opts Options) (*Runtime, error) {
 		}
 	}
 	return &Runtime{bus: b, opts: opts, log: opts.Logger, agents: opts.Agents,
-		active: map[string]*activeRun{}, waiters: map[string][]chan revRecord{}}, nil
+		active: map[string]*activeRun{}, held: map[jetstream.Msg]struct{}{}, waiters: map[string][]chan revRecord{}}, nil
 }
 
 // Agents returns the agent definitions in name order.
@@ -138,6 +138,10 @@ type SubmitRequest struct {
 	IdempotencyKey string
 }
 
+// idempotencyTakeover is how old a claimed idempotency key without a run
+// must be before another submission may take it over.
+const idempotencyTakeover = 30 * time.Second
+
 var instanceKey = regexp.MustCompile(`^[A-Za-z0-9_=-][A-Za-z0-9_=.-]{0,127}$`)
 
 // Submit accepts a run. created is false when an idempotency key matched a
@@ -160,6 +164,9 @@ func (r *Runtime) Submit(ctx context.Context, req SubmitRequest) (rec *Record, c
 			return nil, false, fmt.Errorf("%w: instance: %q must be 1-128 letters, digits, '_', '-', '=' or '.'", ErrInvalid, req.Instance)
 		}
 	}
+	// Past this point a half-done submission would leave a reserved turn or
+	// a record without a queue entry: finish it even if the client leaves.
+	ctx = context.WithoutCancel(ctx)
 	id := NewRunID()
 	var idemKey string
 	if req.IdempotencyKey != "" {
@@ -179,6 +186,9 @@ func (r *Runtime) Submit(ctx context.Context, req SubmitRequest) (rec *Record, c
 			}
 			if !errors.Is(err, ErrNotFound) {
 				return nil, false, err
+			}
+			if time.Since(prev.Created()) < idempotencyTakeover {
+				return nil, false, fmt.Errorf("%w: a submission with this idempotency key is in progress; retry in a moment", ErrConflict)
 			}
 			// The first submission died between claiming the key and writing
 			// its record: take the key over.
@@ -251,28 +261,46 @@ func (r *Runtime) get(ctx context.Context, id string) (*Record, uint64, error) {
 // update applies fn to a record with compare-and-set, retrying on races.
 // fn returning errSkip leaves the record as it is.
 func (r *Runtime) update(ctx context.Context, id string, fn func(*Record) error) (*Record, error) {
-	for {
-		rec, rev, err := r.get(ctx, id)
-		if err != nil {
-			return nil, err
+	return r.updateFrom(ctx, &Record{ID: id}, 0, fn)
+}
+
+// updateFrom is update starting from a record already read at revision rev
+// (0: read it first), which saves a round trip when nobody raced.
+func (r *Runtime) updateFrom(ctx context.Context, rec *Record, rev uint64, fn func(*Record) error) (*Record, error) {
+	rec, _, err := r.updateFromRev(ctx, rec, rev, fn)
+	return rec, err
+}
+
+// updateFromRev is updateFrom that also returns the record's new revision.
+func (r *Runtime) updateFromRev(ctx context.Context, rec *Record, rev uint64, fn func(*Record) error) (*Record, uint64, error) {
+	id := rec.ID
+	// fn edits its argument, and the caller's record may be shared (with
+	// waiters, for one): work on a copy.
+	cp := *rec
+	rec = &cp
+	for attempt := 0; ; attempt++ {
+		if rev == 0 || attempt > 0 {
+			var err error
+			if rec, rev, err = r.get(ctx, id); err != nil {
+				return nil, 0, err
+			}
 		}
 		if err := fn(rec); err != nil {
 			if errors.Is(err, errSkip) {
-				return rec, nil
+				return rec, rev, nil
 			}
-			return rec, err
+			return rec, rev, err
 		}
 		data, _ := json.Marshal(rec)
 		newRev, err := r.bus.Runs.Update(ctx, id, data, rev)
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue
+		}
 		if err != nil {
-			var apiErr *jetstream.APIError
-			if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
-				continue
-			}
-			return nil, err
+			return nil, 0, err
 		}
 		r.notify(revRecord{rec, newRev})
-		return rec, nil
+		return rec, newRev, nil
 	}
 }
 
@@ -334,6 +362,20 @@ func (r *Runtime) Events(ctx context.Context, id string) ([]journal.Event, error
 	return journal.Load(ctx, r.bus, id)
 }
 
+// LastEvent returns a run's last journal entry; ok is false when the
+// journal is empty.
+func (r *Runtime) LastEvent(ctx context.Context, id string) (ev journal.Event, ok bool, err error) {
+	m, err := r.bus.Journal.GetLastMsgForSubject(ctx, bus.JournalSubject(id))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return journal.Event{}, false, nil
+	}
+	if err != nil {
+		return journal.Event{}, false, err
+	}
+	ev, err = journal.Decode(m.Sequence, m.Data)
+	return ev, err == nil, err
+}
+
 // Cancel asks a run to stop. A run no worker holds is canceled at once; a
 // running one is signalled and ends as canceled at its next step.
 func (r *Runtime) Cancel(ctx context.Context, id string) (*Record, error) {
@@ -362,25 +404,21 @@ func (r *Runtime) Cancel(ctx context.Context, id string) (*Record, error) {
 
 // endParked journals run.canceled for a run that no worker holds.
 func (r *Runtime) endParked(ctx context.Context, rec *Record) (*Record, error) {
-	w, events, err := journal.Open(ctx, r.bus, rec.ID)
+	w, err := journal.Open(ctx, r.bus, rec.ID)
 	if err != nil {
 		return nil, err
 	}
+	events := w.Events()
 	if len(events) > 0 && journal.Terminal(events[len(events)-1].Type) {
 		return nil, nil
 	}
-	var usage model.Usage
-	if _, err := w.Append(ctx, journal.TypeRunCanceled, journal.RunCanceled{Reason: "canceled by request", Usage: usage}); err != nil {
+	if _, err := w.Append(ctx, journal.TypeRunCanceled, journal.RunCanceled{Reason: "canceled by request", Usage: usageOf(events)}); err != nil {
 		if errors.Is(err, journal.ErrConflict) {
 			return nil, nil
 		}
 		return nil, err
 	}
-	events, err = journal.Load(ctx, r.bus, rec.ID)
-	if err != nil {
-		return nil, err
-	}
-	return r.settle(ctx, rec.ID, events)
+	return r.settle(ctx, rec, w.Events())
 }
 
 // Resolution decides what to do with a run in doubt.

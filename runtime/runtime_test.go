@@ -172,7 +172,7 @@ func prejournal(t *testing.T, b *bus.Bus, agents map[string]*agent.Agent, input 
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, _, err := journal.Open(context.Background(), b, rec.ID)
+	w, err := journal.Open(context.Background(), b, rec.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,11 +297,11 @@ func TestUnfinishedCallOfIdempotentToolIsRetriedWithSameKey(t *testing.T) {
 func TestTwoWritersCannotBothAdvanceARun(t *testing.T) {
 	b, _ := bustest.Open(t)
 	ctx := context.Background()
-	w1, _, err := journal.Open(ctx, b, "run_x")
+	w1, err := journal.Open(ctx, b, "run_x")
 	if err != nil {
 		t.Fatal(err)
 	}
-	w2, _, err := journal.Open(ctx, b, "run_x")
+	w2, err := journal.Open(ctx, b, "run_x")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,5 +361,63 @@ func TestParallelToolCallsRunConcurrently(t *testing.T) {
 	close(gate)
 	if rec = wait(t, rt, rec.ID); rec.Status != runtime.StatusCompleted || rec.Output != "both done" {
 		t.Fatalf("%s %q %+v", rec.Status, rec.Output, rec.Error)
+	}
+}
+
+func TestRetriedCallThatDiesAgainIsInDoubtAgain(t *testing.T) {
+	b, _ := bustest.Open(t)
+	step := &recorder{name: "step"}
+	agents := map[string]*agent.Agent{"worker": {Model: scriptedModel(t, threeToolRules), Tools: []tool.Tool{step}}}
+	started := journal.ToolStarted{CallID: "call_1_0", Name: "step", Arguments: json.RawMessage(`{"n":0}`), IdempotencyKey: "orig/3", Attempt: 1}
+	retried := started
+	retried.Attempt = 2
+	id := prejournal(t, b, agents, "go",
+		appendEv(t, journal.TypeModelResponse, toolCallTurn(1, 0)),
+		appendEv(t, journal.TypeToolStarted, started),
+		appendEv(t, journal.TypeRunInDoubt, journal.RunInDoubt{CallID: "call_1_0", Name: "step"}),
+		appendEv(t, journal.TypeToolResolved, journal.ToolResolved{CallID: "call_1_0", Action: journal.ResolveRetry}),
+		appendEv(t, journal.TypeToolStarted, retried),
+	)
+	rt := newRuntime(t, b, agents)
+	start(t, rt)
+	rec := wait(t, rt, id)
+	if rec.Status != runtime.StatusInDoubt || len(step.Keys()) != 0 {
+		t.Fatalf("a retry that died must park the run again, not run the tool: %s, calls %v", rec.Status, step.Keys())
+	}
+}
+
+func TestCancelingAQueuedTurnKeepsInstanceOrder(t *testing.T) {
+	b, _ := bustest.Open(t)
+	gate := make(chan struct{})
+	step := &recorder{name: "step", block: gate, idempotent: true}
+	m := scriptedModel(t, `
+- when: {last_tool: step, last_role: tool}
+  reply: {text: "first done"}
+- when: {last_user: "^first"}
+  reply: {tool_calls: [{name: step, arguments: {n: 1}}]}
+- reply: {text: "later turn {{.Turn}}"}
+`)
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: m, Tools: []tool.Tool{step}}})
+	start(t, rt)
+	ctx := context.Background()
+	first, _, _ := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "first", Instance: "k"})
+	_ = journal.Follow(ctx, b, first.ID, 0, func(ev journal.Event) bool { return ev.Type != journal.TypeToolStarted })
+	second, _, _ := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "second", Instance: "k"})
+	third, _, _ := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "third", Instance: "k"})
+	if rec, err := rt.Cancel(ctx, second.ID); err != nil || rec.Status != runtime.StatusCanceled {
+		t.Fatalf("cancel queued turn: %+v %v", rec, err)
+	}
+	// The third turn must still wait for the first, which is blocked in its tool.
+	if in, _ := rt.GetInstance(ctx, "worker", "k"); in.Done != 0 {
+		t.Fatalf("instance moved on while turn 1 runs: done=%d", in.Done)
+	}
+	close(gate)
+	if rec := wait(t, rt, first.ID); rec.Output != "first done" {
+		t.Fatalf("first: %+v", rec)
+	}
+	rec := wait(t, rt, third.ID)
+	// Turn 1 left two assistant messages (the tool call and the answer) in the history.
+	if rec.Status != runtime.StatusCompleted || rec.Output != "later turn 3" {
+		t.Fatalf("third: %s %q", rec.Status, rec.Output)
 	}
 }

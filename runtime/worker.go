@@ -33,41 +33,47 @@ func (r *Runtime) Start(ctx context.Context) error {
 	workCtx, stop := context.WithCancelCause(context.WithoutCancel(ctx))
 	r.stopWork = stop
 	r.workDone = make(chan struct{})
-	batch := min(r.opts.Workers, 512)
-	it, err := r.bus.Queue.Messages(jetstream.PullMaxMessages(batch))
+	// Pull a little ahead of the free workers: every message pulled is
+	// heartbeated from the moment it arrives, so none is redelivered while
+	// it waits here for a worker.
+	it, err := r.bus.Queue.Messages(jetstream.PullMaxMessages(min(r.opts.Workers, 256)))
 	if err != nil {
 		return err
 	}
+	hbCtx, stopHeartbeat := context.WithCancel(context.WithoutCancel(ctx))
+	go r.heartbeat(hbCtx)
 	slots := make(chan struct{}, r.opts.Workers)
-	go r.heartbeat(workCtx)
 	go func() {
 		defer close(r.workDone)
+		defer stopHeartbeat()
 		context.AfterFunc(workCtx, it.Stop)
 		var inflight sync.WaitGroup
 		for {
-			select {
-			case slots <- struct{}{}:
-			case <-workCtx.Done():
-			}
-			if workCtx.Err() != nil {
-				break
-			}
 			msg, err := it.Next()
 			if err != nil {
-				<-slots
 				if workCtx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 					break
 				}
 				r.log.Warn("work queue", "err", err)
 				continue
 			}
+			r.hold(msg)
+			select {
+			case slots <- struct{}{}:
+			case <-workCtx.Done():
+				r.release(msg)
+				_ = msg.Nak()
+				continue
+			}
 			inflight.Go(func() {
 				defer func() { <-slots }()
+				defer r.release(msg)
 				r.handle(workCtx, msg)
 			})
 		}
 		// Drain: let runs in flight reach their end or a step boundary, then
-		// cut the rest; their journals let another worker resume them.
+		// cut the rest; their journals let another worker resume them. The
+		// heartbeat goes on until then, so nobody takes them over early.
 		drained := make(chan struct{})
 		go func() { inflight.Wait(); close(drained) }()
 		select {
@@ -85,7 +91,7 @@ func (r *Runtime) Start(ctx context.Context) error {
 }
 
 // Stop stops claiming runs, lets running steps finish (up to the drain
-// timeout) and leaves unfinished runs on the queue for the next worker.
+// timeout) and hands unfinished runs back to the queue for the next worker.
 func (r *Runtime) Stop() {
 	if r.stopWork == nil {
 		return
@@ -97,8 +103,20 @@ func (r *Runtime) Stop() {
 	}
 }
 
-// heartbeat tells JetStream every held run is still being worked on, well
-// within bus.AckWait.
+func (r *Runtime) hold(msg jetstream.Msg) {
+	r.mu.Lock()
+	r.held[msg] = struct{}{}
+	r.mu.Unlock()
+}
+
+func (r *Runtime) release(msg jetstream.Msg) {
+	r.mu.Lock()
+	delete(r.held, msg)
+	r.mu.Unlock()
+}
+
+// heartbeat tells JetStream that every message this node holds is still
+// being worked on, well within bus.AckWait.
 func (r *Runtime) heartbeat(ctx context.Context) {
 	t := time.NewTicker(bus.AckWait / 3)
 	defer t.Stop()
@@ -109,10 +127,14 @@ func (r *Runtime) heartbeat(ctx context.Context) {
 		case <-t.C:
 		}
 		r.mu.Lock()
-		for _, a := range r.active {
-			_ = a.msg.InProgress()
+		msgs := make([]jetstream.Msg, 0, len(r.held))
+		for m := range r.held {
+			msgs = append(msgs, m)
 		}
 		r.mu.Unlock()
+		for _, m := range msgs {
+			_ = m.InProgress()
+		}
 	}
 }
 
@@ -135,8 +157,14 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 	id := string(msg.Data())
 	log := r.log.With("run_id", id)
 	ctx := context.WithoutCancel(workCtx)
-	rec, err := r.Get(ctx, id)
+	rec, rev, err := r.get(ctx, id)
 	if errors.Is(err, ErrNotFound) {
+		if meta, merr := msg.Metadata(); merr == nil && meta.NumDelivered < 5 {
+			// On a replicated bucket a fresh record may not have reached
+			// the replica that answered yet.
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
 		log.Error("queued run has no record; dropping the queue entry")
 		_ = msg.Term()
 		return
@@ -147,29 +175,63 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 		return
 	}
 	log = log.With("agent", rec.Agent)
+	var history []model.Message
 	if rec.Turn > 0 {
-		in, err := r.GetInstance(ctx, rec.Agent, rec.Instance)
+		in, _, err := r.getInstance(ctx, rec.Agent, rec.Instance)
 		if err != nil {
 			_ = msg.NakWithDelay(time.Second)
+			return
+		}
+		if in.Done >= rec.Turn {
+			_ = msg.Ack() // this turn is over; a stale delivery
 			return
 		}
 		if in.Done+1 < rec.Turn {
 			_ = msg.NakWithDelay(turnRetry)
 			return
 		}
-		if in.Done >= rec.Turn && rec.Status.Terminal() {
-			_ = msg.Ack()
-			return
-		}
+		history = in.Messages
 	}
-	w, events, err := journal.Open(ctx, r.bus, id)
+	// One copy of a run per node: a redelivery that races its own active
+	// copy is left alone; the active copy acks the shared message.
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	r.mu.Lock()
+	if _, busy := r.active[id]; busy {
+		r.mu.Unlock()
+		return
+	}
+	self := &activeRun{msg: msg, cancel: cancel}
+	r.active[id] = self
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		if r.active[id] == self {
+			delete(r.active, id)
+		}
+		r.mu.Unlock()
+	}()
+
+	// A run no worker ever started, and nobody asked to cancel, has an empty
+	// journal (workers set StartedAt before their first append, and cancel
+	// sets CancelRequested before writing): skip reading it.
+	var w *journal.Writer
+	fresh := rec.StartedAt == nil && !rec.CancelRequested
+	if fresh {
+		w = journal.NewWriter(r.bus, id)
+	} else {
+		w, err = journal.Open(ctx, r.bus, id)
+	}
 	if err != nil {
 		log.Warn("load journal", "err", err)
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
-	if n := len(events); n > 0 && journal.Terminal(events[n-1].Type) {
-		if _, err := r.settle(ctx, id, events); err != nil {
+	events := w.Events()
+	if n := len(events); n > 0 && (journal.Terminal(events[n-1].Type) ||
+		events[n-1].Type == journal.TypeRunInDoubt && rec.Resolution == nil) {
+		// Journaled but not yet settled (the last worker died in between).
+		if _, err := r.settle(ctx, rec, events); err != nil {
 			log.Warn("settle run", "err", err)
 			_ = msg.NakWithDelay(time.Second)
 			return
@@ -177,106 +239,95 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 		_ = msg.Ack()
 		return
 	}
-	if rec.Status == StatusInDoubt && rec.Resolution == nil {
-		// A stale delivery of a parked run: Resolve queues it again.
-		_ = msg.Ack()
+	if rec.Status.Terminal() || rec.Status == StatusInDoubt && rec.Resolution == nil {
+		_ = msg.Ack() // a stale delivery of a settled or parked run
 		return
 	}
-	a := r.agents[rec.Agent]
 
-	runCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	r.mu.Lock()
-	r.active[id] = &activeRun{msg: msg, cancel: cancel}
-	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		delete(r.active, id)
-		r.mu.Unlock()
-	}()
 	began := time.Now()
-	resolution := rec.Resolution
-	rec, err = r.update(ctx, id, func(rec *Record) error {
-		now := time.Now().UTC()
-		rec.Status = StatusRunning
-		if rec.StartedAt == nil {
-			rec.StartedAt = &now
+	if rec.Status != StatusRunning {
+		rec, rev, err = r.updateFromRev(ctx, rec, rev, func(rec *Record) error {
+			if rec.Status.Terminal() {
+				return errSkip
+			}
+			now := time.Now().UTC()
+			rec.Status = StatusRunning
+			if rec.StartedAt == nil {
+				rec.StartedAt = &now
+			}
+			return nil
+		})
+		if err != nil {
+			log.Warn("mark run running", "err", err)
+			_ = msg.NakWithDelay(time.Second)
+			return
 		}
-		rec.Resolution = nil
-		rec.InDoubt = nil
-		return nil
-	})
-	if err != nil {
-		log.Warn("mark run running", "err", err)
-		_ = msg.NakWithDelay(time.Second)
-		return
 	}
 	if rec.CancelRequested {
 		cancel(agent.ErrCanceled)
 	}
 	if len(events) == 0 {
-		start := journal.RunStarted{Agent: rec.Agent, Instance: rec.Instance, Input: rec.Input, Metadata: rec.Metadata}
-		if rec.Turn > 0 {
-			in, err := r.GetInstance(ctx, rec.Agent, rec.Instance)
-			if err != nil {
-				_ = msg.NakWithDelay(time.Second)
+		start := journal.RunStarted{Agent: rec.Agent, Instance: rec.Instance, Input: rec.Input, Metadata: rec.Metadata, History: history}
+		if _, err := w.Append(ctx, journal.TypeRunStarted, start); err != nil {
+			if fresh && errors.Is(err, journal.ErrConflict) {
+				// The journal was not empty after all; StartedAt is set now,
+				// so the next delivery reads it.
+				_ = msg.Nak()
 				return
 			}
-			start.History = in.Messages
-		}
-		if a == nil {
-			start.Agent = rec.Agent
-		}
-		ev, err := w.Append(ctx, journal.TypeRunStarted, start)
-		if err != nil {
-			r.lost(log, err)
+			r.lost(ctx, log, rec, err)
 			return
 		}
-		events = append(events, ev)
 	}
-	if resolution != nil && events[len(events)-1].Type == journal.TypeRunInDoubt {
-		ev, err := w.Append(ctx, journal.TypeToolResolved, resolution)
-		if err != nil {
-			r.lost(log, err)
+	if rec.Resolution != nil && w.Events()[len(w.Events())-1].Type == journal.TypeRunInDoubt {
+		if _, err := w.Append(ctx, journal.TypeToolResolved, rec.Resolution); err != nil {
+			r.lost(ctx, log, rec, err)
 			return
 		}
-		events = append(events, ev)
 	}
 	var outcome agent.Outcome
+	a := r.agents[rec.Agent]
 	if a == nil {
 		_, err = w.Append(ctx, journal.TypeRunFailed, journal.RunFailed{Code: agent.CodeUnknownAgent,
 			Message: fmt.Sprintf("agent %q is not defined on this node (known: %s)", rec.Agent, strings.Join(r.agentNames(), ", "))})
 		outcome = agent.Failed
 	} else {
-		outcome, err = a.Resume(runCtx, id, events, w, agent.Hooks{})
+		outcome, err = a.Resume(runCtx, id, w.Events(), w, agent.Hooks{})
 	}
 	if outcome == agent.Stopped || err != nil {
-		r.lost(log, err)
+		if errors.Is(err, agent.ErrShutdown) || errors.Is(context.Cause(runCtx), agent.ErrShutdown) {
+			_ = msg.Nak() // hand it over at once
+		}
+		r.lost(ctx, log, rec, err)
 		return
 	}
-	events, err = journal.Load(ctx, r.bus, id)
-	if err != nil {
-		log.Warn("reload journal", "err", err)
-		return
-	}
-	final, err := r.settle(ctx, id, events)
+	final, err := r.settleFrom(ctx, rec, rev, w.Events())
 	if err != nil {
 		log.Warn("settle run", "err", err)
 		return
 	}
 	_ = msg.Ack()
 	if r.opts.OnFinish != nil && final.Status.Terminal() {
-		r.opts.OnFinish(final, statsOf(events, time.Since(began)))
+		r.opts.OnFinish(final, statsOf(w.Events(), time.Since(began)))
 	}
 	log.Debug("run settled", "status", final.Status)
 }
 
-// lost logs why this worker gave up a run without acking it: JetStream will
-// hand it to another worker after bus.AckWait.
-func (r *Runtime) lost(log *slog.Logger, err error) {
+// lost logs why this worker gave up a run without acking it: JetStream
+// hands it to another worker after bus.AckWait. When another worker won the
+// journal, the record may still say running: settle it from the journal if
+// the winner has already ended or parked the run.
+func (r *Runtime) lost(ctx context.Context, log *slog.Logger, rec *Record, err error) {
 	switch {
 	case errors.Is(err, journal.ErrConflict):
-		log.Warn("another worker owns this run now; stopping")
+		log.Warn("another worker advanced this run; stopping")
+		events, lerr := journal.Load(ctx, r.bus, rec.ID)
+		if lerr == nil && len(events) > 0 {
+			last := events[len(events)-1].Type
+			if journal.Terminal(last) || last == journal.TypeRunInDoubt {
+				_, _ = r.settle(ctx, rec, events)
+			}
+		}
 	case errors.Is(err, agent.ErrShutdown):
 		log.Info("left run for another worker (shutting down)")
 	case err != nil:
@@ -284,23 +335,27 @@ func (r *Runtime) lost(log *slog.Logger, err error) {
 	}
 }
 
-// settle brings the record (and the instance) in line with the journal's
-// end: terminal or in doubt. It is idempotent, so any worker may repeat it.
-func (r *Runtime) settle(ctx context.Context, id string, events []journal.Event) (*Record, error) {
+func (r *Runtime) settle(ctx context.Context, run *Record, events []journal.Event) (*Record, error) {
+	return r.settleFrom(ctx, run, 0, events)
+}
+
+// settleFrom is settle starting from the record at revision rev (0: unknown).
+func (r *Runtime) settleFrom(ctx context.Context, run *Record, rev uint64, events []journal.Event) (*Record, error) {
+	id := run.ID
 	if len(events) == 0 {
 		return nil, fmt.Errorf("run %s has an empty journal", id)
 	}
 	last := events[len(events)-1]
 	// The instance moves on before the record says the run ended, so
-	// whoever sees the end also sees the conversation it left.
-	if cur, err := r.Get(ctx, id); err != nil {
-		return nil, err
-	} else if cur.Turn > 0 && journal.Terminal(last.Type) {
-		_, err := r.updateInstance(ctx, cur.Agent, cur.Instance, func(in *Instance) error {
-			if in.Done >= cur.Turn {
+	// whoever sees the end also sees the conversation it left. Only the
+	// turn whose predecessor is done may move it: a turn canceled while
+	// queued behind a running one waits for its worker to settle it.
+	if run.Turn > 0 && journal.Terminal(last.Type) {
+		_, err := r.updateInstance(ctx, run.Agent, run.Instance, func(in *Instance) error {
+			if in.Done+1 != run.Turn {
 				return errSkip
 			}
-			in.Done = cur.Turn
+			in.Done = run.Turn
 			if last.Type == journal.TypeRunCompleted {
 				msgs, err := agent.Messages(events)
 				if err != nil {
@@ -314,9 +369,10 @@ func (r *Runtime) settle(ctx context.Context, id string, events []journal.Event)
 			return nil, err
 		}
 	}
-	rec, err := r.update(ctx, id, func(rec *Record) error {
+	rec, err := r.updateFrom(ctx, run, rev, func(rec *Record) error {
 		now := last.Time
 		rec.Steps = last.Step
+		rec.Resolution = nil // journaled by now (tool.resolved), or moot
 		switch last.Type {
 		case journal.TypeRunCompleted:
 			var d journal.RunCompleted

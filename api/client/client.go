@@ -164,6 +164,9 @@ func (c *Client) Events(ctx context.Context, id string, lastEventID uint64, fn f
 		return fmt.Errorf("cannot reach the server at %s: %w", c.BaseURL, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNoContent {
+		return nil // nothing after lastEventID: the run had already ended
+	}
 	if resp.StatusCode != http.StatusOK {
 		return decode(resp, nil)
 	}

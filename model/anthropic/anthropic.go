@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/myriad-ai/myriad/internal/outbound"
 	"net/http"
 	"net/url"
 	"os"
@@ -148,14 +149,12 @@ func New(cfg Config) (*Provider, error) {
 // affected.
 const responseHeaderTimeout = 10 * time.Minute
 
-// httpClient is the HTTP client the SDK would use by default.
+// httpClient is Myriad's pooled outbound client with the SDK's default wait
+// for response headers.
 func httpClient() *http.Client {
-	if t, ok := http.DefaultTransport.(*http.Transport); ok {
-		t = t.Clone()
-		t.ResponseHeaderTimeout = responseHeaderTimeout
-		return &http.Client{Transport: t}
-	}
-	return &http.Client{Transport: http.DefaultTransport}
+	t := outbound.Client().Transport.(*http.Transport).Clone()
+	t.ResponseHeaderTimeout = responseHeaderTimeout
+	return &http.Client{Transport: t}
 }
 
 // maxRetries turns Config.MaxRetries into the count the SDK expects, which

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/myriad-ai/myriad/internal/outbound"
 	"net/http"
 	"net/url"
 	"os"
@@ -96,6 +97,9 @@ func New(cfg Config) (*Provider, error) {
 	}
 
 	opts := []option.RequestOption{
+		// The SDK's default client keeps two idle connections per host;
+		// agents make many calls at once.
+		option.WithHTTPClient(outbound.Client()),
 		option.WithBaseURL(base),
 		option.WithMaxRetries(maxRetries(cfg.MaxRetries)),
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/myriad-ai/myriad/internal/outbound"
 	"io"
 	"net/http"
 	"time"
@@ -39,17 +40,10 @@ type Tool struct {
 
 var _ tool.Tool = (*Tool)(nil)
 
-var sharedClient = &http.Client{Transport: &http.Transport{
-	Proxy:               http.ProxyFromEnvironment,
-	MaxIdleConns:        1024,
-	MaxIdleConnsPerHost: 1024,
-	IdleConnTimeout:     90 * time.Second,
-}}
-
 // New returns a tool for cfg.
 func New(cfg Config) *Tool {
 	if cfg.Client == nil {
-		cfg.Client = sharedClient
+		cfg.Client = outbound.Client()
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
