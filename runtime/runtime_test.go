@@ -32,7 +32,7 @@ func (c *counting) Generate(ctx context.Context, req *model.Request, sink func(m
 	return c.Provider.Generate(ctx, req, sink)
 }
 
-func scriptedModel(t *testing.T, rules string) *counting {
+func scriptedModel(t testing.TB, rules string) *counting {
 	t.Helper()
 	rs, err := scripted.ParseRules([]byte(rules))
 	if err != nil {

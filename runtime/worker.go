@@ -36,7 +36,10 @@ func (r *Runtime) Start(ctx context.Context) error {
 	// Pull a little ahead of the free workers: every message pulled is
 	// heartbeated from the moment it arrives, so none is redelivered while
 	// it waits here for a worker.
-	it, err := r.bus.Queue.Messages(jetstream.PullMaxMessages(min(r.opts.Workers, 256)))
+	// Short pull expiries: a pull the server and client disagree about
+	// (seen under bursts of thousands of runs) then stalls claims for at
+	// most a couple of seconds instead of the 30 s default.
+	it, err := r.bus.Queue.Messages(jetstream.PullMaxMessages(min(r.opts.Workers, 256)), jetstream.PullExpiry(2*time.Second))
 	if err != nil {
 		return err
 	}

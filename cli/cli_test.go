@@ -1,0 +1,103 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/myriad-ai/myriad/cli"
+)
+
+func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = cli.Main(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestQuickstartRunsOffline(t *testing.T) {
+	t.Setenv("MYRIAD_MODEL", "")
+	code, out, errs := run(t, "run", "--config", "../examples/quickstart/myriad.yaml", "assistant", "What time is it in Tokyo?")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	for _, want := range []string{"run started: assistant", "call current_time", "tool current_time →", "+09:00", "run completed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestRunJSONLinesAndExitStatus(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "myriad.yaml")
+	os.WriteFile(cfg, []byte(`
+models:
+  local: {provider: scripted, rules: [{when: {last_user: fail}, reply: {error: "scripted failure", error_status: 400}}, {reply: {text: fine}}]}
+agents:
+  a: {model: local}
+`), 0o600)
+	code, out, _ := run(t, "run", "--config", cfg, "--json", "a", "hello")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var last struct{ Type string }
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last.Type != "run.completed" {
+		t.Fatalf("last line %q: %v", lines[len(lines)-1], err)
+	}
+	code, _, errs := run(t, "run", "--config", cfg, "a", "please fail")
+	if code != 1 || !strings.Contains(errs, "scripted failure") {
+		t.Fatalf("failing run: exit %d, stderr %q", code, errs)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	code, out, _ := run(t, "validate", "--config", "../examples/quickstart/myriad.yaml")
+	if code != 0 || !strings.Contains(out, "ok") {
+		t.Fatalf("exit %d %q", code, out)
+	}
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("models: {fast: {provider: scripted, rules: [{reply: {text: x}}]}}\nagents: {triage: {model: fats}}\n"), 0o600)
+	code, _, errs := run(t, "validate", "--config", bad)
+	if code != 1 || !strings.Contains(errs, `agents.triage.model: unknown model "fats" (known: fast)`) {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "Usage: myriad"},
+		{[]string{"nope"}, 2, `unknown command "nope"`},
+		{[]string{"run", "--config", "x.yaml"}, 2, "need AGENT and INPUT"},
+		{[]string{"mock-llm"}, 2, "--rules is required"},
+		{[]string{"runs"}, 2, "missing subcommand"},
+		{[]string{"bench", "--config", "x.yaml"}, 2, "need --agent"},
+		{[]string{"serve", "--config", "/nonexistent/myriad.yaml"}, 1, "--config"},
+	}
+	for _, tc := range tests {
+		code, _, errs := run(t, tc.args...)
+		if code != tc.code || !strings.Contains(errs, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, errs, tc.code, tc.want)
+		}
+	}
+	if code, out, _ := run(t, "version"); code != 0 || !strings.HasPrefix(out, "myriad ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+}
+
+func TestServeRefusesPublicAddressWithoutToken(t *testing.T) {
+	code, _, errs := run(t, "serve", "--config", "../examples/quickstart/myriad.yaml", "--data", t.TempDir(), "--listen", "0.0.0.0:0")
+	if code != 1 || !strings.Contains(errs, "refusing to listen on 0.0.0.0:0 without authentication") {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+}

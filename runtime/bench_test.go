@@ -1,0 +1,54 @@
+package runtime_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/myriad-ai/myriad/agent"
+	"github.com/myriad-ai/myriad/bus/bustest"
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/tool"
+)
+
+// BenchmarkSession runs sessions of 4 model calls and 3 tool calls end to
+// end on an embedded NATS with file storage, one after another: the time per
+// op is a session's latency through the durable runtime with no model or
+// tool latency at all.
+func BenchmarkSession(b *testing.B) {
+	bs, _ := bustest.Open(b)
+	m := scriptedModel(b, threeToolRules)
+	rt, err := runtime.New(bs, runtime.Options{Agents: map[string]*agent.Agent{"worker": {Model: m, Tools: []tool.Tool{&recorder{name: "step", idempotent: true}}}}, Workers: 4})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := rt.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer rt.Stop()
+	ctx := context.Background()
+	b.ResetTimer()
+	for b.Loop() {
+		rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "go"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rec, err = rt.Wait(ctx, rec.ID); err != nil || rec.Status != runtime.StatusCompleted {
+			b.Fatalf("%v %v", rec, err)
+		}
+	}
+}
+
+// BenchmarkJournalAppend measures one journal append with the expected-
+// sequence check: the durability cost of every step.
+func BenchmarkJournalAppend(b *testing.B) {
+	bs, _ := bustest.Open(b)
+	w := journal.NewWriter(bs, "run_bench")
+	ctx := context.Background()
+	data := journal.ToolFinished{CallID: "call_1_0", Name: "step", Content: `{"ok":true}`}
+	for b.Loop() {
+		if _, err := w.Append(ctx, journal.TypeToolFinished, data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
