@@ -51,6 +51,7 @@ func bench(ctx context.Context, e *env, args []string) error {
 	data := fs.String("data", "", "data directory (default: a temporary directory, removed afterwards)")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured part to this file")
+	memProfile := fs.String("memprofile", "", "write a heap profile to this file when half the sessions are done (near peak)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -77,16 +78,17 @@ func bench(ctx context.Context, e *env, args []string) error {
 	}
 
 	var mu sync.Mutex
-	done := map[string]chan struct{}{}
-	// waiter returns the channel closed when a run finishes; the run may
-	// finish before its submitter asks, so whoever comes first makes it.
-	waiter := func(id string) chan struct{} {
-		ch, ok := done[id]
-		if !ok {
-			ch = make(chan struct{})
-			done[id] = ch
+	// inFlight holds one token per session between its submission and its
+	// end, so at most --concurrency sessions run at once; the harness itself
+	// needs only a few goroutines, whatever the concurrency.
+	inFlight := make(chan struct{}, *concurrency)
+	allDone := make(chan struct{})
+	var finished atomic.Int64
+	finish := func() {
+		<-inFlight
+		if int(finished.Add(1)) == *sessions {
+			close(allDone)
 		}
-		return ch
 	}
 	var sessionWall, overhead []float64
 	var steps, entries, failed atomic.Int64
@@ -98,8 +100,14 @@ func bench(ctx context.Context, e *env, args []string) error {
 		mu.Lock()
 		sessionWall = append(sessionWall, float64(st.Wall.Microseconds())/1000)
 		overhead = append(overhead, float64((st.Wall-st.ModelTime-st.ToolTime).Microseconds())/float64(calls))
-		ch := waiter(rec.ID)
+		half := len(sessionWall) == *sessions/2
 		mu.Unlock()
+		if half && *memProfile != "" {
+			if f, err := os.Create(*memProfile); err == nil {
+				_ = pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}
 		steps.Add(int64(calls))
 		entries.Add(int64(st.Steps))
 		if rec.Status != runtime.StatusCompleted {
@@ -108,7 +116,7 @@ func bench(ctx context.Context, e *env, args []string) error {
 				firstErr.CompareAndSwap(nil, rec.Error.Code+": "+rec.Error.Message)
 			}
 		}
-		close(ch)
+		finish()
 	}
 	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{DataDir: dir, Memory: *memory, Workers: *concurrency,
 		Logger: newLogger(e.stderr, *logLevel), OnFinish: onFinish})
@@ -143,29 +151,30 @@ func bench(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintf(e.stderr, "bench: %d/%d sessions done\n", n, *sessions)
 		}
 	}()
-	for range *concurrency {
+	for range min(*concurrency, 32) {
 		wg.Go(func() {
 			for ctx.Err() == nil {
 				if int(next.Add(1)) > *sessions {
 					return
 				}
-				rec, _, err := node.Runtime.Submit(ctx, runtime.SubmitRequest{Agent: *agentName, Input: *input})
-				if err != nil {
+				select {
+				case inFlight <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				if _, _, err := node.Runtime.Submit(ctx, runtime.SubmitRequest{Agent: *agentName, Input: *input}); err != nil {
 					submitErr.CompareAndSwap(nil, err.Error())
 					failed.Add(1)
-					continue
-				}
-				mu.Lock()
-				ch := waiter(rec.ID)
-				mu.Unlock()
-				select {
-				case <-ch:
-				case <-ctx.Done():
+					finish()
 				}
 			}
 		})
 	}
 	wg.Wait()
+	select {
+	case <-allDone:
+	case <-ctx.Done():
+	}
 	elapsed := time.Since(began).Seconds()
 	if ctx.Err() != nil {
 		return &exitError{code: 130, err: errors.New("interrupted")}
