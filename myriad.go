@@ -57,10 +57,21 @@ func Load(path string) (*Project, error) {
 // the environment here, and a missing one is an error that names the
 // variable.
 func Build(cfg *config.Config) (*Project, error) {
-	// Only models some agent uses are built, so an unused model's missing
-	// API key does not stop an offline project from starting.
+	// Only models and tools some agent uses are built, so an unused model's
+	// missing API key does not stop an offline project from starting.
 	models := map[string]model.Provider{}
-	for _, ac := range cfg.Agents {
+	tools := map[string]tool.Tool{}
+	for _, name := range cfg.AgentNames() {
+		ac := cfg.Agents[name]
+		for _, tn := range ac.Tools {
+			if tc, ok := cfg.Tools[tn]; ok && tools[tn] == nil {
+				t, err := buildTool(tn, tc)
+				if err != nil {
+					return nil, err
+				}
+				tools[tn] = t
+			}
+		}
 		if _, done := models[ac.Model]; done {
 			continue
 		}
@@ -69,14 +80,6 @@ func Build(cfg *config.Config) (*Project, error) {
 			return nil, err
 		}
 		models[ac.Model] = p
-	}
-	tools := map[string]tool.Tool{}
-	for _, name := range sortedKeys(cfg.Tools) {
-		t, err := buildTool(name, cfg.Tools[name])
-		if err != nil {
-			return nil, err
-		}
-		tools[name] = t
 	}
 	proj := &Project{Config: cfg, Agents: map[string]*agent.Agent{}}
 	for _, name := range cfg.AgentNames() {

@@ -84,7 +84,6 @@ const (
 	CodeModel        = "model_error"
 	CodeUnknownAgent = "unknown_agent"
 	CodeResolvedFail = "failed_by_operator"
-	CodeInternal     = "internal"
 )
 
 // Cancellation causes the runtime passes to Resume's context.

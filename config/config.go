@@ -309,7 +309,12 @@ func (c *Config) Validate() error {
 			}
 			if len(m.Rules) > 0 {
 				if _, err := scripted.New(m.Rules); err != nil {
-					add(p, "%v", err)
+					add(p+".rules", "%v", err)
+				}
+			}
+			if m.RulesFile != "" {
+				if _, err := scripted.LoadRules(c.Path(m.RulesFile)); err != nil {
+					add(p+".rules_file", "%v", err)
 				}
 			}
 		case "":
@@ -319,6 +324,12 @@ func (c *Config) Validate() error {
 		}
 		if m.MaxRetries < -1 {
 			add(p+".max_retries", "must be -1 (no retries), 0 (default 3) or more")
+		}
+		if m.Timeout < 0 {
+			add(p+".timeout", "must be positive (or left out for no per-call limit)")
+		}
+		if m.MaxTokens < 0 {
+			add(p+".max_tokens", "must be positive")
 		}
 	}
 	for _, name := range sortedKeys(c.Tools) {

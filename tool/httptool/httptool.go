@@ -9,11 +9,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/myriad-ai/myriad/internal/outbound"
 	"io"
 	"net/http"
 	"time"
 
+	"github.com/myriad-ai/myriad/internal/outbound"
 	"github.com/myriad-ai/myriad/tool"
 )
 
