@@ -52,6 +52,7 @@ type recorder struct {
 	mu         sync.Mutex
 	keys       []string
 	block      chan struct{} // when set, calls wait for it to close
+	entered    chan string   // when set, each call sends its key on entry
 }
 
 func (r *recorder) Info() tool.Info {
@@ -63,6 +64,9 @@ func (r *recorder) Call(ctx context.Context, c *tool.Call) (tool.Result, error) 
 	r.mu.Lock()
 	r.keys = append(r.keys, c.IdempotencyKey)
 	r.mu.Unlock()
+	if r.entered != nil {
+		r.entered <- c.IdempotencyKey
+	}
 	if r.block != nil {
 		select {
 		case <-r.block:
@@ -331,31 +335,21 @@ func TestParallelToolCallsRunConcurrently(t *testing.T) {
       - {name: step, arguments: {n: 2}}
 `)
 	gate := make(chan struct{})
-	step := &recorder{name: "step", block: gate}
+	step := &recorder{name: "step", block: gate, entered: make(chan string, 2)}
 	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: m, Tools: []tool.Tool{step}}})
 	start(t, rt)
 	rec, _, err := rt.Submit(context.Background(), runtime.SubmitRequest{Agent: "worker", Input: "go"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Both calls must be in flight at once before either may finish.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var started int
-	err = journal.Follow(ctx, b, rec.ID, 0, func(ev journal.Event) bool {
-		if ev.Type == journal.TypeToolStarted {
-			started++
-		}
-		return started < 2
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for len(step.Keys()) < 2 {
+	// Both calls must be in flight at once: neither can finish before the
+	// gate opens, so two entries prove they overlap.
+	timeout := time.After(10 * time.Second)
+	for range 2 {
 		select {
-		case <-ctx.Done():
+		case <-step.entered:
+		case <-timeout:
 			t.Fatalf("only %d calls in flight", len(step.Keys()))
-		case <-time.After(time.Millisecond): // polling a counter the tool owns; no event exists for "call entered"
 		}
 	}
 	close(gate)
