@@ -1,0 +1,86 @@
+package agent
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/model"
+)
+
+func ev(step int, typ string, data any) journal.Event {
+	raw, _ := json.Marshal(data)
+	return journal.Event{Step: step, Type: typ, Time: time.Unix(int64(step), 0), Data: raw}
+}
+
+// Tool results go back to the model in the order of its calls, whatever
+// order they finished in, so a replayed run sends the model the same request.
+func TestMessagesOrderToolResultsByCall(t *testing.T) {
+	calls := []model.ToolCall{{ID: "a", Name: "x"}, {ID: "b", Name: "y"}}
+	events := []journal.Event{
+		ev(1, journal.TypeRunStarted, journal.RunStarted{Input: "hi", History: []model.Message{{Role: model.RoleUser, Content: "before"}}}),
+		ev(2, journal.TypeModelResponse, journal.ModelResponse{Message: model.Message{Role: model.RoleAssistant, ToolCalls: calls}}),
+		ev(3, journal.TypeToolStarted, journal.ToolStarted{CallID: "a"}),
+		ev(4, journal.TypeToolStarted, journal.ToolStarted{CallID: "b"}),
+		ev(5, journal.TypeToolFinished, journal.ToolFinished{CallID: "b", Name: "y", Content: "B"}),
+		ev(6, journal.TypeToolFinished, journal.ToolFinished{CallID: "a", Name: "x", Content: "A", IsError: true}),
+	}
+	msgs, err := Messages(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range msgs {
+		got = append(got, string(m.Role)+":"+m.Content+m.ToolCallID)
+	}
+	want := []string{"user:before", "user:hi", "assistant:", "tool:Aa", "tool:Bb"}
+	if len(got) != len(want) {
+		t.Fatalf("messages %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("messages %v, want %v", got, want)
+		}
+	}
+	if !msgs[3].IsError {
+		t.Error("the error flag of a tool result was lost")
+	}
+}
+
+func TestFoldTracksResolutionsAndClock(t *testing.T) {
+	call := []model.ToolCall{{ID: "a", Name: "x"}}
+	events := []journal.Event{
+		ev(1, journal.TypeRunStarted, journal.RunStarted{Input: "hi"}),
+		ev(2, journal.TypeModelResponse, journal.ModelResponse{Message: model.Message{ToolCalls: call}, Usage: model.Usage{InputTokens: 3, OutputTokens: 4}}),
+		ev(3, journal.TypeToolStarted, journal.ToolStarted{CallID: "a", Attempt: 1}),
+		ev(4, journal.TypeRunInDoubt, journal.RunInDoubt{CallID: "a"}),
+	}
+	s, err := fold(events)
+	if err != nil || !s.inDoubt || s.usage.Total() != 7 {
+		t.Fatalf("in doubt: %+v %v", s, err)
+	}
+	events = append(events, ev(9, journal.TypeToolResolved, journal.ToolResolved{CallID: "a", Action: journal.ResolveRetry}))
+	s, _ = fold(events)
+	if s.inDoubt || s.turns[0].resolved["a"].Action != journal.ResolveRetry || !s.clockFrom.Equal(time.Unix(9, 0)) {
+		t.Fatalf("resolved: inDoubt=%v resolved=%v clock=%v", s.inDoubt, s.turns[0].resolved, s.clockFrom)
+	}
+	events = append(events, ev(10, journal.TypeToolStarted, journal.ToolStarted{CallID: "a", Attempt: 2}))
+	if s, _ = fold(events); len(s.turns[0].resolved) != 0 {
+		t.Fatal("a resolution must cover one attempt only")
+	}
+}
+
+func TestExtractJSON(t *testing.T) {
+	tests := map[string]string{
+		`{"a":1}`:                 `{"a":1}`,
+		"```json\n{\"a\":1}\n```": `{"a":1}`,
+		"Here: [1,2] done":        `[1,2]`,
+		"no json here":            "no json here",
+	}
+	for in, want := range tests {
+		if got := extractJSON(in); got != want {
+			t.Errorf("extractJSON(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,62 @@
+package cli_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/myriad-ai/myriad/agent"
+	"github.com/myriad-ai/myriad/api"
+	"github.com/myriad-ai/myriad/bus/bustest"
+	"github.com/myriad-ai/myriad/model/scripted"
+	"github.com/myriad-ai/myriad/runtime"
+)
+
+func TestRunsCommandsAgainstAServer(t *testing.T) {
+	b, _ := bustest.Open(t)
+	rules, _ := scripted.ParseRules([]byte(`- reply: {text: "hello {{.LastUser}}"}`))
+	m, err := scripted.New(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := runtime.New(b, runtime.Options{Agents: map[string]*agent.Agent{"greeter": {Model: m}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Stop)
+	srv := httptest.NewServer(api.New(rt, api.Options{Token: "tok"}))
+	t.Cleanup(srv.Close)
+	t.Setenv("MYRIAD_API_TOKEN", "tok")
+	ctx := context.Background()
+	rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "greeter", Input: "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.Wait(ctx, rec.ID); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := run(t, "runs", "events", "--server", srv.URL, rec.ID)
+	if code != 0 || !strings.Contains(out, "run completed") {
+		t.Fatalf("events: %d %q %q", code, out, errs)
+	}
+	code, out, _ = run(t, "runs", "show", "--server", srv.URL, rec.ID)
+	if code != 0 || !strings.Contains(out, `"output": "hello bob"`) {
+		t.Fatalf("show: %d %q", code, out)
+	}
+	code, out, _ = run(t, "runs", "list", "--server", srv.URL, "--status", "completed")
+	if code != 0 || !strings.Contains(out, rec.ID) || !strings.Contains(out, "greeter") {
+		t.Fatalf("list: %d %q", code, out)
+	}
+	code, _, errs = run(t, "runs", "resolve", "--server", srv.URL, "--action", "skip", rec.ID)
+	if code != 1 || !strings.Contains(errs, "not in_doubt") {
+		t.Fatalf("resolve of a completed run: %d %q", code, errs)
+	}
+	code, _, errs = run(t, "runs", "show", "--server", srv.URL, "--token-env", "NO_SUCH_TOKEN_VAR", rec.ID)
+	if code != 1 || !strings.Contains(errs, "unauthorized") {
+		t.Fatalf("without a token: %d %q", code, errs)
+	}
+}
