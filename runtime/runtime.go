@@ -66,9 +66,6 @@ type Runtime struct {
 	active map[string]*activeRun
 	held   map[jetstream.Msg]struct{} // queue messages to heartbeat
 
-	waitMu   sync.Mutex
-	waiters  map[string][]chan revRecord
-	watching bool
 
 	stopWork context.CancelCauseFunc
 	workDone chan struct{}
@@ -109,7 +106,7 @@ func New(b *bus.Bus, opts Options) (*Runtime, error) {
 		}
 	}
 	return &Runtime{bus: b, opts: opts, log: opts.Logger, agents: opts.Agents,
-		active: map[string]*activeRun{}, held: map[jetstream.Msg]struct{}{}, waiters: map[string][]chan revRecord{}}, nil
+		active: map[string]*activeRun{}, held: map[jetstream.Msg]struct{}{}}, nil
 }
 
 // Agents returns the agent definitions in name order.
@@ -274,8 +271,8 @@ func (r *Runtime) updateFrom(ctx context.Context, rec *Record, rev uint64, fn fu
 // updateFromRev is updateFrom that also returns the record's new revision.
 func (r *Runtime) updateFromRev(ctx context.Context, rec *Record, rev uint64, fn func(*Record) error) (*Record, uint64, error) {
 	id := rec.ID
-	// fn edits its argument, and the caller's record may be shared (with
-	// waiters, for one): work on a copy.
+	// fn edits its argument, and the caller's record may be shared: work on
+	// a copy.
 	cp := *rec
 	rec = &cp
 	for attempt := 0; ; attempt++ {
@@ -299,7 +296,6 @@ func (r *Runtime) updateFromRev(ctx context.Context, rec *Record, rev uint64, fn
 		if err != nil {
 			return nil, 0, err
 		}
-		r.notify(revRecord{rec, newRev})
 		return rec, newRev, nil
 	}
 }
@@ -449,101 +445,36 @@ func (r *Runtime) Resolve(ctx context.Context, id string, res Resolution) (*Reco
 	return rec, r.enqueue(ctx, id, fmt.Sprintf("%s/resolve/%d", id, rec.Steps))
 }
 
-// revRecord is a record at a revision of its key, so waiters can tell a
-// late notification from a newer one.
-type revRecord struct {
-	rec *Record
-	rev uint64
-}
-
 // Wait blocks until a run is terminal or in doubt, or ctx ends.
 func (r *Runtime) Wait(ctx context.Context, id string) (*Record, error) {
-	ch := make(chan revRecord, 1)
-	if err := r.addWaiter(ctx, id, ch); err != nil {
-		return nil, err
+	if !runIDPattern.MatchString(id) {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
-	defer r.removeWaiter(id, ch)
-	rec, rev, err := r.get(ctx, id)
+	// A watch delivers only updates the stream has stored. (A plain
+	// subscription to the key's subject would see an update before it is
+	// stored, and sometimes updates the stream then refuses.)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := r.bus.Runs.Watch(wctx, id, jetstream.UpdatesOnly())
 	if err != nil {
 		return nil, err
 	}
-	for !settled(rec) {
+	defer w.Stop()
+	rec, err := r.Get(ctx, id)
+	for err == nil && !settled(rec) {
 		select {
-		case u := <-ch:
-			if u.rev > rev {
-				rec, rev = u.rec, u.rev
+		case e := <-w.Updates():
+			if e != nil && e.Operation() == jetstream.KeyValuePut {
+				var next Record
+				if json.Unmarshal(e.Value(), &next) == nil {
+					rec = &next
+				}
 			}
 		case <-ctx.Done():
 			return rec, ctx.Err()
 		}
 	}
-	return rec, nil
+	return rec, err
 }
 
 func settled(rec *Record) bool { return rec.Status.Terminal() || rec.Status == StatusInDoubt }
-
-func (r *Runtime) addWaiter(ctx context.Context, id string, ch chan revRecord) error {
-	r.waitMu.Lock()
-	defer r.waitMu.Unlock()
-	r.waiters[id] = append(r.waiters[id], ch)
-	if r.watching {
-		return nil
-	}
-	w, err := r.bus.Runs.WatchAll(context.WithoutCancel(ctx), jetstream.UpdatesOnly())
-	if err != nil {
-		return err
-	}
-	r.watching = true
-	go func() {
-		for e := range w.Updates() {
-			if e == nil || e.Operation() != jetstream.KeyValuePut {
-				continue
-			}
-			var rec Record
-			if json.Unmarshal(e.Value(), &rec) == nil {
-				r.notify(revRecord{&rec, e.Revision()})
-			}
-		}
-	}()
-	return nil
-}
-
-func (r *Runtime) removeWaiter(id string, ch chan revRecord) {
-	r.waitMu.Lock()
-	defer r.waitMu.Unlock()
-	ws := r.waiters[id]
-	for i, c := range ws {
-		if c == ch {
-			ws = append(ws[:i], ws[i+1:]...)
-			break
-		}
-	}
-	if len(ws) == 0 {
-		delete(r.waiters, id)
-	} else {
-		r.waiters[id] = ws
-	}
-}
-
-func (r *Runtime) notify(u revRecord) {
-	r.waitMu.Lock()
-	defer r.waitMu.Unlock()
-	for _, ch := range r.waiters[u.rec.ID] {
-		for {
-			select {
-			case ch <- u:
-			default:
-				// The waiter has an unread update: keep the newer of the two.
-				select {
-				case old := <-ch:
-					if old.rev > u.rev {
-						u = old
-					}
-				default:
-				}
-				continue
-			}
-			break
-		}
-	}
-}
