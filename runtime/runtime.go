@@ -66,7 +66,6 @@ type Runtime struct {
 	active map[string]*activeRun
 	held   map[jetstream.Msg]struct{} // queue messages to heartbeat
 
-
 	stopWork context.CancelCauseFunc
 	workDone chan struct{}
 	sigSub   *nats.Subscription
