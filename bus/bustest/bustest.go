@@ -4,6 +4,9 @@ package bustest
 import (
 	"context"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/myriad-ai/myriad/bus"
 )
@@ -23,6 +26,34 @@ func Reopen(t testing.TB, dir string) *bus.Bus {
 	b, err := bus.Open(context.Background(), bus.Options{DataDir: dir})
 	if err != nil {
 		t.Fatalf("open bus: %v", err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+// StartServer starts a standalone NATS server with JetStream on a loopback
+// port, as an external cluster node would be, and returns its client URL.
+func StartServer(t testing.TB) string {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+		StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatalf("start NATS: %v", err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS server not ready within 10s")
+	}
+	t.Cleanup(s.Shutdown)
+	return s.ClientURL()
+}
+
+// Connect opens a bus on an external server, as `myriad serve --nats URL` does.
+func Connect(t testing.TB, url string) *bus.Bus {
+	t.Helper()
+	b, err := bus.Open(context.Background(), bus.Options{URL: url})
+	if err != nil {
+		t.Fatalf("connect bus: %v", err)
 	}
 	t.Cleanup(b.Close)
 	return b

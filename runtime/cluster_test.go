@@ -1,0 +1,106 @@
+package runtime_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/myriad-ai/myriad/agent"
+	"github.com/myriad-ai/myriad/bus/bustest"
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/tool"
+)
+
+// Two nodes on one external NATS server share the work queue.
+func TestTwoNodesShareTheQueue(t *testing.T) {
+	url := bustest.StartServer(t)
+	done := map[string]int{}
+	finished := make(chan string, 64)
+	var nodes []*runtime.Runtime
+	for _, name := range []string{"a", "b"} {
+		b := bustest.Connect(t, url)
+		rt, err := runtime.New(b, runtime.Options{Workers: 4,
+			Agents:   map[string]*agent.Agent{"worker": {Model: scriptedModel(t, threeToolRules), Tools: []tool.Tool{&recorder{name: "step"}}}},
+			OnFinish: func(*runtime.Record, runtime.RunStats) { finished <- name }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start(t, rt)
+		nodes = append(nodes, rt)
+	}
+	ctx := context.Background()
+	const runs = 40
+	for range runs {
+		if _, _, err := nodes[0].Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "go"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	timeout := time.After(30 * time.Second)
+	for range runs {
+		select {
+		case n := <-finished:
+			done[n]++
+		case <-timeout:
+			t.Fatalf("finished only %v", done)
+		}
+	}
+	if done["a"] == 0 || done["b"] == 0 {
+		t.Errorf("one node did all the work: %v", done)
+	}
+}
+
+// A node that stops heartbeating (its connection is gone) loses its runs to
+// another node, which resumes them from the journal.
+func TestAnotherNodeTakesOverADeadNodesRun(t *testing.T) {
+	url := bustest.StartServer(t)
+	gate := make(chan struct{})
+	defer close(gate)
+	slow := &recorder{name: "step", idempotent: true, block: gate, entered: make(chan string, 1)}
+	b1 := bustest.Connect(t, url)
+	n1, err := runtime.New(b1, runtime.Options{Agents: map[string]*agent.Agent{"worker": {Model: scriptedModel(t, threeToolRules), Tools: []tool.Tool{slow}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, n1)
+	ctx := context.Background()
+	rec, _, err := n1.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstKey := <-slow.entered
+	b1.NC.Close() // node 1 dies mid tool call: no more heartbeats, no more appends
+
+	fast := &recorder{name: "step", idempotent: true}
+	b2 := bustest.Connect(t, url)
+	n2, err := runtime.New(b2, runtime.Options{Agents: map[string]*agent.Agent{"worker": {Model: scriptedModel(t, threeToolRules), Tools: []tool.Tool{fast}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	start(t, n2)
+	if rec = wait(t, n2, rec.ID); rec.Status != runtime.StatusCompleted {
+		t.Fatalf("status %s %+v", rec.Status, rec.Error)
+	}
+	if took := time.Since(began); took > 5*time.Second {
+		t.Errorf("takeover took %s, want within 5s", took)
+	}
+	keys := fast.Keys()
+	// The idempotent call node 1 started is retried with its key; two more follow.
+	if len(keys) != 3 || keys[0] != firstKey {
+		t.Fatalf("node 2 calls %v, want a retry of %s then two more", keys, firstKey)
+	}
+	evs, err := journal.Load(ctx, b2, rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attempts := 0
+	for _, ev := range evs {
+		if ev.Type == journal.TypeToolStarted {
+			attempts++
+		}
+	}
+	if attempts != 4 {
+		t.Errorf("tool.started entries %d, want 4 (3 calls + 1 retry)", attempts)
+	}
+}
