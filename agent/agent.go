@@ -37,6 +37,9 @@ type Agent struct {
 	OutputSchema *tool.Schema
 	// Stream asks the model to stream its answers.
 	Stream bool
+	// HistoryLimit caps the messages an instance of this agent keeps between
+	// runs (0: the runtime's default).
+	HistoryLimit int
 
 	tools map[string]*boundTool
 	specs []model.ToolSpec

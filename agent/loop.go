@@ -294,6 +294,7 @@ func (r *runner) callModel(ctx context.Context, s *state) error {
 		return err
 	}
 	resp.Message.Role = model.RoleAssistant
+	uniqueCallIDs(resp.Message.ToolCalls, len(s.turns)+1)
 	rec := journal.ModelResponse{Turn: len(s.turns) + 1, Message: resp.Message, Usage: resp.Usage,
 		Model: resp.Model, StopReason: resp.StopReason, DurationMS: msSince(began)}
 	// The answer is paid for: journal it even if the run was canceled meanwhile.
@@ -506,4 +507,17 @@ func extractJSON(s string) string {
 		return s
 	}
 	return s[start : end+1]
+}
+
+// uniqueCallIDs gives every tool call of a turn a distinct, non-empty id:
+// results are matched to calls by id, so a provider that repeats or omits
+// ids would otherwise lose a call on resume.
+func uniqueCallIDs(calls []model.ToolCall, turn int) {
+	seen := make(map[string]bool, len(calls))
+	for i := range calls {
+		if calls[i].ID == "" || seen[calls[i].ID] {
+			calls[i].ID = fmt.Sprintf("call_%d_%d", turn, i)
+		}
+		seen[calls[i].ID] = true
+	}
 }

@@ -84,3 +84,15 @@ func TestExtractJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestUniqueCallIDs(t *testing.T) {
+	calls := []model.ToolCall{{ID: "x"}, {ID: "x"}, {ID: ""}, {ID: "y"}}
+	uniqueCallIDs(calls, 3)
+	got := []string{calls[0].ID, calls[1].ID, calls[2].ID, calls[3].ID}
+	want := []string{"x", "call_3_1", "call_3_2", "y"}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("ids %v, want %v", got, want)
+		}
+	}
+}

@@ -99,6 +99,9 @@ type Agent struct {
 	OutputSchema map[string]any `yaml:"output_schema,omitempty"`
 	// Stream asks the model to stream its answers.
 	Stream bool `yaml:"stream,omitempty"`
+	// HistoryLimit caps the messages an instance keeps between runs
+	// (default 200).
+	HistoryLimit int `yaml:"history_limit,omitempty"`
 }
 
 // Server configures myriad serve.
@@ -399,6 +402,9 @@ func (c *Config) Validate() error {
 		}
 		if a.MaxTurns < 0 {
 			add(p+".max_turns", "must be positive")
+		}
+		if a.HistoryLimit < 0 {
+			add(p+".history_limit", "must be positive (or left out for the default of 200 messages)")
 		}
 		if a.TokenBudget < 0 {
 			add(p+".token_budget", "must be 0 (no limit) or positive")

@@ -88,3 +88,24 @@ func (r *Runtime) GetInstance(ctx context.Context, agentName, key string) (*Inst
 	in, _, err := r.getInstance(ctx, agentName, key)
 	return in, err
 }
+
+// DefaultHistoryLimit is how many messages of an instance's conversation are
+// kept when an agent sets no limit: enough for long chats, small enough that
+// the instance record and each run's start entry stay well under NATS's
+// message size limit.
+const DefaultHistoryLimit = 200
+
+// TrimHistory keeps at most the last limit messages, starting at a user
+// message so that no tool result or tool call is left without its pair.
+func TrimHistory(msgs []model.Message, limit int) []model.Message {
+	if limit <= 0 || len(msgs) <= limit {
+		return msgs
+	}
+	msgs = msgs[len(msgs)-limit:]
+	for i, m := range msgs {
+		if m.Role == model.RoleUser {
+			return msgs[i:]
+		}
+	}
+	return nil
+}

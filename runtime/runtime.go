@@ -178,6 +178,14 @@ func (r *Runtime) Submit(ctx context.Context, req SubmitRequest) (rec *Record, c
 			}
 			rec, _, err := r.get(ctx, string(prev.Value()))
 			if err == nil {
+				if rec.Status == StatusQueued && rec.StartedAt == nil {
+					// The first submission may have failed to enqueue (it
+					// then answered with an error): a retry heals it. The
+					// queue drops the copy if the first one got through.
+					if err := r.enqueue(ctx, rec.ID, rec.ID); err != nil {
+						return nil, false, err
+					}
+				}
 				return rec, false, nil
 			}
 			if !errors.Is(err, ErrNotFound) {
@@ -210,13 +218,24 @@ func (r *Runtime) Submit(ctx context.Context, req SubmitRequest) (rec *Record, c
 	return rec, true, nil
 }
 
-// enqueue puts a run on the work queue; msgID dedupes repeated enqueues.
+// enqueue puts a run on the work queue; msgID dedupes repeated enqueues,
+// which makes retrying a failed publish safe.
 func (r *Runtime) enqueue(ctx context.Context, runID, msgID string) error {
-	_, err := r.bus.JS.PublishMsg(ctx, &nats.Msg{Subject: bus.QueueSubject, Data: []byte(runID)}, jetstream.WithMsgID(msgID))
-	if err != nil {
-		return fmt.Errorf("enqueue run %s: %w", runID, err)
+	var err error
+	for attempt, wait := 0, 50*time.Millisecond; attempt < 4; attempt, wait = attempt+1, wait*2 {
+		if attempt > 0 {
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		_, err = r.bus.JS.PublishMsg(ctx, &nats.Msg{Subject: bus.QueueSubject, Data: []byte(runID)}, jetstream.WithMsgID(msgID))
+		if err == nil {
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("enqueue run %s: %w (the run is stored; submit again with the same Idempotency-Key to retry)", runID, err)
 }
 
 func (r *Runtime) agentNames() []string {

@@ -23,6 +23,10 @@ import (
 // offered again.
 const turnRetry = 50 * time.Millisecond
 
+// unknownAgentDeliveries is how many times a run of an agent this node does
+// not define is offered to the cluster before it fails.
+const unknownAgentDeliveries = 10
+
 // Start begins executing runs from the work queue on this node.
 func (r *Runtime) Start(ctx context.Context) error {
 	sub, err := r.bus.NC.Subscribe(bus.SignalPrefix+"*", r.onSignal)
@@ -247,6 +251,16 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 		return
 	}
 
+	a := r.agents[rec.Agent]
+	if a == nil {
+		// During a rolling deploy another node may know the agent: offer the
+		// run around for a while before failing it.
+		if meta, merr := msg.Metadata(); merr == nil && meta.NumDelivered < unknownAgentDeliveries {
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
+	}
+
 	began := time.Now()
 	if rec.Status != StatusRunning {
 		rec, rev, err = r.updateFromRev(ctx, rec, rev, func(rec *Record) error {
@@ -289,7 +303,6 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 		}
 	}
 	var outcome agent.Outcome
-	a := r.agents[rec.Agent]
 	if a == nil {
 		_, err = w.Append(ctx, journal.TypeRunFailed, journal.RunFailed{Code: agent.CodeUnknownAgent,
 			Message: fmt.Sprintf("agent %q is not defined on this node (known: %s)", rec.Agent, strings.Join(r.agentNames(), ", "))})
@@ -364,7 +377,11 @@ func (r *Runtime) settleFrom(ctx context.Context, run *Record, rev uint64, event
 				if err != nil {
 					return err
 				}
-				in.Messages = msgs
+				limit := DefaultHistoryLimit
+				if a := r.agents[run.Agent]; a != nil && a.HistoryLimit > 0 {
+					limit = a.HistoryLimit
+				}
+				in.Messages = TrimHistory(msgs, limit)
 			}
 			return nil
 		})
