@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sort"
 
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/bus"
@@ -241,13 +240,4 @@ func Open(ctx context.Context, proj *Project, o NodeOptions) (*Node, error) {
 func (n *Node) Close() {
 	n.Runtime.Stop()
 	n.Bus.Close()
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

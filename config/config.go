@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -216,7 +217,7 @@ func Parse(data []byte) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil {
-		if errors.Is(err, errEOF) || err.Error() == "EOF" {
+		if errors.Is(err, io.EOF) {
 			return nil, errors.New("the file is empty: it needs at least models and agents sections")
 		}
 		return nil, fmt.Errorf("invalid YAML: %w", err)
@@ -224,8 +225,6 @@ func Parse(data []byte) (*Config, error) {
 	c.applyDefaults()
 	return c, nil
 }
-
-var errEOF = errors.New("EOF")
 
 func (c *Config) applyDefaults() {
 	if c.Models == nil {
