@@ -467,9 +467,16 @@ func (r *runner) callTool(ctx context.Context, c model.ToolCall, st journal.Tool
 			f.Content, f.IsError = res.Content, res.IsError
 		}
 	}
+	if len(f.Content) > MaxToolResultBytes {
+		f.Content = fmt.Sprintf("%s\n[truncated: the result was %d bytes; only the first %d are shown]", f.Content[:MaxToolResultBytes], len(f.Content), MaxToolResultBytes)
+	}
 	f.DurationMS = msSince(began)
 	return f
 }
+
+// MaxToolResultBytes caps a tool result journaled and shown to the model:
+// more would not help a model and could outgrow a journal entry.
+const MaxToolResultBytes = 256 << 10
 
 func (r *runner) toolList() string {
 	if len(r.a.specs) == 0 {

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -138,7 +139,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("request body exceeds %d bytes", s.opts.MaxBodyBytes))
+			writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("request body exceeds %d bytes (the server's server.max_body_bytes)", s.opts.MaxBodyBytes))
 			return nil, false
 		}
 		writeError(w, http.StatusBadRequest, CodeBadRequest, "read body: "+err.Error())
@@ -166,8 +167,21 @@ func DecodeStrict(data []byte, v any) error {
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		if err == io.EOF {
+		var typeErr *json.UnmarshalTypeError
+		var syntaxErr *json.SyntaxError
+		switch {
+		case err == io.EOF:
 			return errors.New("empty body: send a JSON object")
+		case errors.As(err, &typeErr):
+			field := typeErr.Field
+			if field == "" {
+				return fmt.Errorf("the body must be a JSON object, not %s", typeErr.Value)
+			}
+			return fmt.Errorf("%s: must be %s, not %s", field, jsonKind(typeErr.Type.Kind()), typeErr.Value)
+		case errors.As(err, &syntaxErr):
+			return fmt.Errorf("invalid JSON body at byte %d: %v", syntaxErr.Offset, err)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return fmt.Errorf("%s (see docs/api.md for the fields)", strings.TrimPrefix(err.Error(), "json: "))
 		}
 		return fmt.Errorf("invalid JSON body: %w", err)
 	}
@@ -175,6 +189,23 @@ func DecodeStrict(data []byte, v any) error {
 		return errors.New("invalid JSON body: data after the object")
 	}
 	return nil
+}
+
+// jsonKind names what a Go kind is in JSON.
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint64, reflect.Float64:
+		return "a number"
+	}
+	return "a " + k.String()
 }
 
 // CreateRunRequest is the body of POST /v1/runs.
@@ -278,6 +309,10 @@ type RunList struct {
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := runtime.ListFilter{Agent: q.Get("agent"), Status: runtime.Status(q.Get("status")), Cursor: q.Get("cursor")}
+	if f.Cursor != "" && !runtime.ValidRunID(f.Cursor) {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "cursor: not a cursor from this API (pass the next_cursor of the previous page)")
+		return
+	}
 	if f.Status != "" && !validStatus(f.Status) {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("status: unknown status %q (known: %s)", f.Status, statusList()))
 		return

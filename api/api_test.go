@@ -172,6 +172,8 @@ func TestErrorsAreJSONWithStableCodes(t *testing.T) {
 		{"malformed id", "GET", "/v1/runs/../../etc", "", 404, api.CodeNotFound},
 		{"bad status filter", "GET", "/v1/runs?status=done", "", 400, api.CodeBadRequest},
 		{"bad limit", "GET", "/v1/runs?limit=0", "", 400, api.CodeBadRequest},
+		{"bad cursor", "GET", "/v1/runs?cursor=garbage", "", 400, api.CodeBadRequest},
+		{"resolve without action", "POST", "/v1/runs/run_00000000000000000000000000aa/resolve", `{}`, 400, api.CodeBadRequest},
 		{"unknown route", "GET", "/v2/nothing", "", 404, api.CodeNotFound},
 		{"resolve bad action", "POST", "/v1/runs/run_00000000000000000000000000aa/resolve", `{"action":"maybe"}`, 400, api.CodeBadRequest},
 	}
@@ -252,4 +254,20 @@ func FuzzCreateRunBody(f *testing.F) {
 			t.Fatalf("accepted an empty agent or input: %+v", req)
 		}
 	})
+}
+
+func TestBodyErrorsSpeakJSON(t *testing.T) {
+	tests := map[string]string{
+		`[]`:                      "the body must be a JSON object, not array",
+		`{"agent":1,"input":"x"}`: "agent: must be a string, not number",
+		`{"agent":"a","input":"x","metadata":{"k":1}}`: "metadata: must be a string, not number",
+		`{"agent":"a","input":"x","colour":1}`:         `unknown field "colour"`,
+		`{"agent":`:                                    "invalid JSON body",
+	}
+	for body, want := range tests {
+		_, err := api.ParseCreateRun([]byte(body))
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "Go ") {
+			t.Errorf("%s: %v, want %q and no Go type names", body, err, want)
+		}
+	}
 }

@@ -11,6 +11,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -70,7 +73,11 @@ type Bus struct {
 	Journal jetstream.Stream
 	server  *server.Server
 	opts    Options
+	lock    *os.File // held on the data directory while the embedded server runs
 }
+
+// MaxPayload is the largest message the embedded server accepts.
+const MaxPayload = 8 << 20
 
 // AckWait is how long a worker holds a run without heartbeating before
 // JetStream hands the run to another worker. It bounds recovery time after a
@@ -86,6 +93,7 @@ func Open(ctx context.Context, o Options) (*Bus, error) {
 	var err error
 	if o.URL == "" {
 		if err := b.startEmbedded(); err != nil {
+			b.Close()
 			return nil, err
 		}
 		b.NC, err = nats.Connect("", nats.InProcessServer(b.server), nats.Name("myriad"))
@@ -119,6 +127,11 @@ func (b *Bus) startEmbedded() error {
 		if err := os.MkdirAll(storeDir, 0o750); err != nil {
 			return fmt.Errorf("create data directory: %w", err)
 		}
+		lock, err := lockDir(dir)
+		if err != nil {
+			return err
+		}
+		b.lock = lock
 	}
 	opts := &server.Options{
 		ServerName:         "myriad",
@@ -129,6 +142,9 @@ func (b *Bus) startEmbedded() error {
 		JetStreamMaxMemory: -1,
 		JetStreamMaxStore:  -1,
 		SyncAlways:         b.opts.SyncAlways,
+		// Room for long inputs, outputs and histories in one record or
+		// journal entry (the NATS default is 1 MiB).
+		MaxPayload: MaxPayload,
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
@@ -229,4 +245,27 @@ func (b *Bus) Close() {
 		b.server.Shutdown()
 		b.server.WaitForShutdown()
 	}
+	if b.lock != nil {
+		b.lock.Close() // releases the flock
+	}
+}
+
+// lockDir takes an exclusive lock on a data directory: two embedded servers
+// on one directory would each believe they own its streams, and runs
+// accepted by one would be invisible to, and lost by, the other.
+func lockDir(dir string) (*os.File, error) {
+	path := filepath.Join(dir, "myriad.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("lock data directory: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		owner, _ := os.ReadFile(path)
+		f.Close()
+		return nil, fmt.Errorf("data directory %s is in use by another myriad process (pid %s): stop it, or pass another --data",
+			dir, strings.TrimSpace(string(owner)))
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return f, nil
 }

@@ -61,6 +61,24 @@ func printEvent(w io.Writer, ev journal.Event, asJSON bool) {
 		var d journal.RunInDoubt
 		_ = json.Unmarshal(ev.Data, &d)
 		line = "run in doubt: " + d.Reason
+	case journal.TypeToolResolved:
+		var d journal.ToolResolved
+		_ = json.Unmarshal(ev.Data, &d)
+		line = fmt.Sprintf("call %s resolved by an operator: %s", d.CallID, d.Action)
+		if d.Reason != "" {
+			line += " (" + clip(d.Reason, 200) + ")"
+		}
+	case journal.TypeRunCanceled:
+		var d journal.RunCanceled
+		_ = json.Unmarshal(ev.Data, &d)
+		line = "run canceled"
+		if d.Reason != "" {
+			line += ": " + d.Reason
+		}
+	case journal.TypeOutputRejected:
+		var d journal.OutputRejected
+		_ = json.Unmarshal(ev.Data, &d)
+		line = "answer rejected, asking again: " + clip(d.Reason, 300)
 	default:
 		line = fmt.Sprintf("%s %s", ev.Type, clip(string(ev.Data), 300))
 	}

@@ -15,9 +15,20 @@ import (
 
 func runsCmd(ctx context.Context, e *env, args []string) error {
 	const synopsis = "runs <list|show|events|cancel|resolve> [--server URL] ..."
-	if len(args) == 0 {
-		fmt.Fprintln(e.stderr, "Usage: myriad "+synopsis)
-		return &exitError{code: 2, err: errors.New("missing subcommand")}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(e.stderr, "Usage: myriad "+synopsis+`
+
+  list     [--agent A] [--status S] [--limit N] [--cursor C]   runs, newest first
+  show     RUN-ID                                              a run's record
+  events   RUN-ID [--after EVENT-ID]                           follow a run's events until it ends
+  cancel   RUN-ID                                              ask a run to stop
+  resolve  RUN-ID --action retry|skip|fail [--result R] [--reason W]   decide a run in doubt
+
+Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --json.`)
+		if len(args) == 0 {
+			return &exitError{code: 2, err: errors.New("missing subcommand")}
+		}
+		return nil
 	}
 	sub, args := args[0], args[1:]
 	fs := newFlags(e, "runs "+sub, synopsis)
@@ -95,7 +106,14 @@ func runsCmd(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "%s: %s (cancel requested)\n", rec.ID, rec.Status)
+		switch {
+		case rec.Status == runtime.StatusCanceled:
+			fmt.Fprintf(e.stdout, "%s: canceled\n", rec.ID)
+		case rec.Status.Terminal():
+			fmt.Fprintf(e.stdout, "%s: already %s; nothing to cancel\n", rec.ID, rec.Status)
+		default:
+			fmt.Fprintf(e.stdout, "%s: %s, cancel requested (it stops at its next step)\n", rec.ID, rec.Status)
+		}
 		return nil
 	case "resolve":
 		id, err := needID()

@@ -19,10 +19,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 
@@ -36,6 +38,8 @@ type Config struct {
 	Tools  map[string]*Tool  `yaml:"tools,omitempty"`
 	Agents map[string]*Agent `yaml:"agents"`
 	Server Server            `yaml:"server,omitempty"`
+	// Extra collects unknown sections, so Validate can name them.
+	Extra map[string]yaml.Node `yaml:",inline"`
 
 	// Dir is the directory of the file, against which relative paths resolve.
 	Dir string `yaml:"-"`
@@ -63,6 +67,8 @@ type Model struct {
 	// Rules and RulesFile configure the scripted provider.
 	Rules     []scripted.Rule `yaml:"rules,omitempty"`
 	RulesFile string          `yaml:"rules_file,omitempty"`
+	// Extra collects unknown fields, so Validate can name them.
+	Extra map[string]yaml.Node `yaml:",inline"`
 }
 
 // Tool types.
@@ -103,6 +109,8 @@ type Agent struct {
 	// HistoryLimit caps the messages an instance keeps between runs
 	// (default 200).
 	HistoryLimit int `yaml:"history_limit,omitempty"`
+	// Extra collects unknown fields, so Validate can name them.
+	Extra map[string]yaml.Node `yaml:",inline"`
 }
 
 // Server configures myriad serve.
@@ -114,6 +122,8 @@ type Server struct {
 	Workers int `yaml:"workers,omitempty"`
 	// MaxBodyBytes limits request bodies.
 	MaxBodyBytes int64 `yaml:"max_body_bytes,omitempty"`
+	// Extra collects unknown fields, so Validate can name them.
+	Extra map[string]yaml.Node `yaml:",inline"`
 }
 
 // Defaults.
@@ -274,6 +284,10 @@ func (c *Config) Validate() error {
 	add := func(path, format string, args ...any) {
 		errs = append(errs, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
 	}
+	for _, k := range sortedKeys(c.Extra) {
+		add(k, "unknown section (known: %s)", strings.Join(yamlFields(*c), ", "))
+	}
+	unknownFields(add, "server", c.Server.Extra, c.Server)
 	if len(c.Agents) == 0 {
 		add("agents", "no agents defined: add at least one under agents:")
 	}
@@ -286,6 +300,7 @@ func (c *Config) Validate() error {
 			add(p, "empty model: set provider (openai, anthropic or scripted)")
 			continue
 		}
+		unknownFields(add, p, m.Extra, *m)
 		switch m.Provider {
 		case ProviderOpenAI, ProviderAnthropic:
 			if m.Model == "" {
@@ -296,8 +311,10 @@ func (c *Config) Validate() error {
 					add(p+".base_url", "invalid URL %q: write it like https://api.openai.com/v1", m.BaseURL)
 				}
 			}
-			if m.APIKeyEnv != "" && !envName.MatchString(m.APIKeyEnv) {
-				add(p+".api_key_env", "%q is not an environment variable name (the file holds the variable's name, never the key itself)", m.APIKeyEnv)
+			if m.APIKeyEnv != "" {
+				if msg := checkEnvName(m.APIKeyEnv); msg != "" {
+					add(p+".api_key_env", "%s", msg)
+				}
 			}
 			if len(m.Rules) > 0 || m.RulesFile != "" {
 				add(p+".rules", "rules are for provider: scripted only")
@@ -343,9 +360,7 @@ func (c *Config) Validate() error {
 			add(p, "empty tool: set type: http")
 			continue
 		}
-		for k := range t.Extra {
-			add(p+"."+k, "unknown field (known: type, description, parameters, url, headers, header_env, timeout, idempotent)")
-		}
+		unknownFields(add, p, t.Extra, *t)
 		switch t.Type {
 		case ToolHTTP:
 			if u, err := url.Parse(t.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -366,8 +381,8 @@ func (c *Config) Validate() error {
 			}
 		}
 		for h, env := range t.HeaderEnv {
-			if !envName.MatchString(env) {
-				add(p+".header_env."+h, "%q is not an environment variable name", env)
+			if msg := checkEnvName(env); msg != "" {
+				add(p+".header_env."+h, "%s", msg)
 			}
 		}
 		if t.Timeout < 0 {
@@ -384,6 +399,7 @@ func (c *Config) Validate() error {
 			add(p, "empty agent: set at least model")
 			continue
 		}
+		unknownFields(add, p, a.Extra, *a)
 		if a.Model == "" {
 			add(p+".model", "missing (known models: %s)", list(sortedKeys(c.Models)))
 		} else if _, ok := c.Models[a.Model]; !ok {
@@ -400,7 +416,7 @@ func (c *Config) Validate() error {
 			}
 		}
 		if a.MaxTurns < 0 {
-			add(p+".max_turns", "must be positive")
+			add(p+".max_turns", "must not be negative (leave it out for the default of %d)", DefaultMaxTurns)
 		}
 		if a.HistoryLimit < 0 {
 			add(p+".history_limit", "must be positive (or left out for the default of 200 messages)")
@@ -418,8 +434,10 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	if c.Server.APITokenEnv != "" && !envName.MatchString(c.Server.APITokenEnv) {
-		add("server.api_token_env", "%q is not an environment variable name", c.Server.APITokenEnv)
+	if c.Server.APITokenEnv != "" {
+		if msg := checkEnvName(c.Server.APITokenEnv); msg != "" {
+			add("server.api_token_env", "%s", msg)
+		}
 	}
 	if c.Server.Workers < 0 {
 		add("server.workers", "must be positive")
@@ -431,6 +449,56 @@ func (c *Config) Validate() error {
 }
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// checkEnvName explains what is wrong with a field that must name an
+// environment variable. It never repeats the value: a value that is not a
+// variable name is often the secret itself, pasted by mistake.
+func checkEnvName(v string) string {
+	if looksLikeSecret(v) {
+		return "this looks like a key, not the name of an environment variable: remove it from the file (and rotate it), export it, and write the variable's name here, e.g. OPENAI_API_KEY"
+	}
+	if !envName.MatchString(v) {
+		return "must be the name of an environment variable (letters, digits and '_', e.g. OPENAI_API_KEY); the file holds the variable's name, never the secret"
+	}
+	return ""
+}
+
+// looksLikeSecret spots API keys by their usual prefixes, or by being long
+// mixed-case strings with digits, which variable names rarely are.
+func looksLikeSecret(v string) bool {
+	for _, p := range []string{"sk-", "sk_", "ghp_", "gho_", "github_pat_", "hf_", "xox", "AKIA", "AIza", "glpat-"} {
+		if strings.HasPrefix(v, p) {
+			return true
+		}
+	}
+	var lower, digit bool
+	for _, r := range v {
+		lower = lower || unicode.IsLower(r)
+		digit = digit || unicode.IsDigit(r)
+	}
+	return len(v) >= 20 && lower && digit
+}
+
+// unknownFields reports each field of extra as unknown, listing the fields
+// the section does know.
+func unknownFields(add func(path, format string, args ...any), path string, extra map[string]yaml.Node, section any) {
+	for _, k := range sortedKeys(extra) {
+		add(path+"."+k, "unknown field (known: %s)", strings.Join(yamlFields(section), ", "))
+	}
+}
+
+// yamlFields lists the YAML names of a struct's fields.
+func yamlFields(section any) []string {
+	t := reflect.TypeOf(section)
+	var names []string
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name != "" && name != "-" {
+			names = append(names, name)
+		}
+	}
+	return names
+}
 
 func (c *Config) toolNames() map[string]bool {
 	known := map[string]bool{}

@@ -61,20 +61,28 @@ func TestErrorsNameTheFieldAndTheFix(t *testing.T) {
 		{"unknown tool", "tools: [lookup, current_time]", `agents.triage.tools[1]: unknown tool "clock" (known: current_time, lookup)`},
 		{"bad provider", "provider: openai", `models.fast.provider: unknown provider "opneai" (known: openai, anthropic, scripted)`},
 		{"bad url", "url: http://127.0.0.1:9000/lookup", `tools.lookup.url: invalid URL "ftp://x"`},
-		{"secret in file", "api_key_env: OPENAI_API_KEY", `models.fast.api_key_env: "sk-123 abc" is not an environment variable name`},
+		{"secret in file", "api_key_env: OPENAI_API_KEY", `models.fast.api_key_env: this looks like a key`},
+		{"secret that looks like a name", "api_key_env: OPENAI_API_KEY", `models.fast.api_key_env: this looks like a key`},
+		{"not a name", "api_key_env: OPENAI_API_KEY", `models.fast.api_key_env: must be the name of an environment variable`},
 		{"bad duration", "timeout: 5s", `invalid duration "5 parsecs"`},
-		{"unknown field", "max_turns: 5", "field max_turn not found"},
+		{"unknown field", "max_turns: 5", "agents.triage.max_turn: unknown field (known: description, model, instructions, tools, max_turns,"},
+		{"unknown section", "agents:\n  triage:", "agent: unknown section (known: models, tools, agents, server)"},
+		{"unknown model field", "provider: openai", "models.fast.kind: unknown field (known: provider, model,"},
 		{"bad schema", "properties: {id: {type: string}}", "tools.lookup.parameters: invalid JSON Schema"},
 	}
 	replacements := map[string]string{
-		"unknown model":  "model: fats\n    instructions",
-		"unknown tool":   "tools: [lookup, clock]",
-		"bad provider":   "provider: opneai",
-		"bad url":        "url: ftp://x",
-		"secret in file": `api_key_env: "sk-123 abc"`,
-		"bad duration":   "timeout: 5 parsecs",
-		"unknown field":  "max_turn: 5",
-		"bad schema":     "properties: {id: {type: 12}}",
+		"unknown model":                 "model: fats\n    instructions",
+		"unknown tool":                  "tools: [lookup, clock]",
+		"bad provider":                  "provider: opneai",
+		"bad url":                       "url: ftp://x",
+		"secret in file":                `api_key_env: "sk-123 abc"`,
+		"secret that looks like a name": `api_key_env: skproj_AbC123xyz789SECRET`,
+		"not a name":                    `api_key_env: "my key"`,
+		"bad duration":                  "timeout: 5 parsecs",
+		"unknown field":                 "max_turn: 5",
+		"unknown section":               "agent: {}\nagents:\n  triage:",
+		"unknown model field":           "provider: openai\n    kind: x",
+		"bad schema":                    "properties: {id: {type: 12}}",
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -88,6 +96,9 @@ func TestErrorsNameTheFieldAndTheFix(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v\nwant it to contain %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "SECRET") || strings.Contains(err.Error(), "sk-123") {
+				t.Fatalf("the error repeats the secret: %v", err)
 			}
 		})
 	}

@@ -43,20 +43,23 @@ type RunError struct {
 // Record is the summary of a run that the API serves. The journal is the
 // truth; the record is kept in step with it by the worker that owns the run.
 type Record struct {
-	ID         string            `json:"id"`
-	Agent      string            `json:"agent"`
-	Instance   string            `json:"instance,omitempty"`
-	Input      string            `json:"input"`
-	Metadata   map[string]string `json:"metadata,omitempty"`
-	Status     Status            `json:"status"`
-	Output     string            `json:"output,omitempty"`
-	OutputJSON json.RawMessage   `json:"output_json,omitempty"`
-	Error      *RunError         `json:"error,omitempty"`
-	Usage      model.Usage       `json:"usage"`
-	Steps      int               `json:"steps"`
-	CreatedAt  time.Time         `json:"created_at"`
-	StartedAt  *time.Time        `json:"started_at,omitempty"`
-	EndedAt    *time.Time        `json:"ended_at,omitempty"`
+	ID       string            `json:"id"`
+	Agent    string            `json:"agent"`
+	Instance string            `json:"instance,omitempty"`
+	Input    string            `json:"input"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+	Status   Status            `json:"status"`
+	Output   string            `json:"output,omitempty"`
+	// OutputTruncated says Output was cut to MaxRecordOutput; the run's
+	// run.completed event has all of it.
+	OutputTruncated bool            `json:"output_truncated,omitempty"`
+	OutputJSON      json.RawMessage `json:"output_json,omitempty"`
+	Error           *RunError       `json:"error,omitempty"`
+	Usage           model.Usage     `json:"usage"`
+	Steps           int             `json:"steps"`
+	CreatedAt       time.Time       `json:"created_at"`
+	StartedAt       *time.Time      `json:"started_at,omitempty"`
+	EndedAt         *time.Time      `json:"ended_at,omitempty"`
 	// InDoubt names the tool call that stopped the run.
 	InDoubt *journal.RunInDoubt `json:"in_doubt,omitempty"`
 	// Resolution waits for the next worker to journal it.
@@ -65,6 +68,10 @@ type Record struct {
 	// Turn is the run's position among its instance's runs (1-based).
 	Turn uint64 `json:"turn,omitempty"`
 }
+
+// MaxRecordOutput caps the output kept in a record, so a record with a long
+// input and a long output still fits one NATS message.
+const MaxRecordOutput = 256 << 10
 
 var idCounter atomic.Uint32
 

@@ -157,7 +157,7 @@ func (r *Runtime) Submit(ctx context.Context, req SubmitRequest) (rec *Record, c
 			req.Instance = k
 		}
 		if !instanceKey.MatchString(req.Instance) {
-			return nil, false, fmt.Errorf("%w: instance: %q must be 1-128 letters, digits, '_', '-', '=' or '.'", ErrInvalid, req.Instance)
+			return nil, false, fmt.Errorf("%w: instance: %q must be 1-128 letters, digits, '_', '-', '=' or '.', not starting with '.'", ErrInvalid, req.Instance)
 		}
 	}
 	// Past this point a half-done submission would leave a reserved turn or
@@ -254,6 +254,9 @@ func (r *Runtime) Get(ctx context.Context, id string) (*Record, error) {
 }
 
 var runIDPattern = regexp.MustCompile(`^run_[0-9a-f]{28}$`)
+
+// ValidRunID reports whether id has the shape of a run id.
+func ValidRunID(id string) bool { return runIDPattern.MatchString(id) }
 
 func (r *Runtime) get(ctx context.Context, id string) (*Record, uint64, error) {
 	if !runIDPattern.MatchString(id) {
@@ -446,6 +449,8 @@ type Resolution struct {
 func (r *Runtime) Resolve(ctx context.Context, id string, res Resolution) (*Record, error) {
 	switch res.Action {
 	case journal.ResolveRetry, journal.ResolveSkip, journal.ResolveFail:
+	case "":
+		return nil, fmt.Errorf("%w: action: missing (retry, skip or fail)", ErrInvalid)
 	default:
 		return nil, fmt.Errorf("%w: action: %q is not one of retry, skip, fail", ErrInvalid, res.Action)
 	}

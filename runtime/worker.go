@@ -250,6 +250,9 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 		_ = msg.Ack() // a stale delivery of a settled or parked run
 		return
 	}
+	if len(events) > 0 {
+		log.Info("resuming run from its journal", "steps", len(events), "resolution", rec.Resolution != nil)
+	}
 
 	a := r.agents[rec.Agent]
 	if a == nil {
@@ -326,7 +329,15 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 	if r.opts.OnFinish != nil && final.Status.Terminal() {
 		r.opts.OnFinish(final, statsOf(w.Events(), time.Since(began)))
 	}
-	log.Debug("run settled", "status", final.Status)
+	switch final.Status {
+	case StatusInDoubt:
+		log.Warn("run in doubt: a non-idempotent tool call may or may not have happened; resolve it with POST /v1/runs/{id}/resolve or myriad runs resolve",
+			"tool", final.InDoubt.Name, "call_id", final.InDoubt.CallID)
+	case StatusFailed:
+		log.Info("run failed", "code", final.Error.Code, "error", final.Error.Message)
+	default:
+		log.Debug("run settled", "status", final.Status)
+	}
 }
 
 // lost logs why this worker gave up a run without acking it: JetStream
@@ -398,6 +409,12 @@ func (r *Runtime) settleFrom(ctx context.Context, run *Record, rev uint64, event
 			var d journal.RunCompleted
 			_ = json.Unmarshal(last.Data, &d)
 			rec.Status, rec.Output, rec.OutputJSON, rec.Usage = StatusCompleted, d.Output, d.JSON, d.Usage
+			if len(rec.Output) > MaxRecordOutput {
+				rec.Output, rec.OutputTruncated = rec.Output[:MaxRecordOutput], true
+				if len(rec.OutputJSON) > MaxRecordOutput {
+					rec.OutputJSON = nil
+				}
+			}
 		case journal.TypeRunFailed:
 			var d journal.RunFailed
 			_ = json.Unmarshal(last.Data, &d)
