@@ -76,6 +76,10 @@ type Bus struct {
 	lock    *os.File // held on the data directory while the embedded server runs
 }
 
+// IdempotencyTTL is how long a submission's Idempotency-Key is remembered,
+// as with most APIs that take one: long enough for any client's retries.
+const IdempotencyTTL = 24 * time.Hour
+
 // MaxPayload is the largest message the embedded server accepts.
 const MaxPayload = 8 << 20
 
@@ -209,25 +213,26 @@ func (b *Bus) ensureStreams(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create consumer %s: %w", WorkersConsumer, err)
 	}
-	kv := func(name, desc string) (jetstream.KeyValue, error) {
+	kv := func(name, desc string, ttl time.Duration) (jetstream.KeyValue, error) {
 		s, err := b.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket:      name,
 			Description: desc,
 			Storage:     b.storage(),
 			Replicas:    b.replicas(),
+			TTL:         ttl,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("create bucket %s: %w", name, err)
 		}
 		return s, nil
 	}
-	if b.Runs, err = kv(RunsBucket, "Myriad run records"); err != nil {
+	if b.Runs, err = kv(RunsBucket, "Myriad run records", 0); err != nil {
 		return err
 	}
-	if b.Insts, err = kv(InstancesBucket, "Myriad agent instances"); err != nil {
+	if b.Insts, err = kv(InstancesBucket, "Myriad agent instances", 0); err != nil {
 		return err
 	}
-	if b.Idem, err = kv(IdempotencyBucket, "Myriad submission idempotency keys"); err != nil {
+	if b.Idem, err = kv(IdempotencyBucket, "Myriad submission idempotency keys", IdempotencyTTL); err != nil {
 		return err
 	}
 	return nil
