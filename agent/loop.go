@@ -397,14 +397,17 @@ func (r *runner) runTools(ctx context.Context, s *state, t *turn) (done bool, ou
 	var wg sync.WaitGroup
 	for i := range jobs {
 		run := func() {
-			results[i] = r.callTool(ctx, jobs[i].call, jobs[i].started)
-			if ctx.Err() != nil {
+			var cut bool
+			results[i], cut = r.callTool(ctx, jobs[i].call, jobs[i].started)
+			if cut {
 				// The call was cut short: its outcome is unknown, so leave it
 				// started-but-unfinished for the resume logic to judge.
 				errs[i] = ctx.Err()
 				return
 			}
-			_, errs[i] = r.append(ctx, journal.TypeToolFinished, results[i])
+			// The tool answered: keep its result even if the run is being
+			// canceled or the worker stopped meanwhile.
+			_, errs[i] = r.append(context.WithoutCancel(ctx), journal.TypeToolFinished, results[i])
 		}
 		if len(jobs) == 1 {
 			run()
@@ -413,15 +416,17 @@ func (r *runner) runTools(ctx context.Context, s *state, t *turn) (done bool, ou
 		wg.Go(run)
 	}
 	wg.Wait()
+	for i, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			return false, Stopped, err
+		}
+		if err == nil {
+			t.finished[jobs[i].call.ID] = results[i]
+		}
+	}
 	if ctx.Err() != nil {
 		out, err := r.interrupted(ctx, s)
 		return false, out, err
-	}
-	for i, err := range errs {
-		if err != nil {
-			return false, Stopped, err
-		}
-		t.finished[jobs[i].call.ID] = results[i]
 	}
 	return true, 0, nil
 }
@@ -445,9 +450,17 @@ func (r *runner) appendStart(ctx context.Context, st *journal.ToolStarted) (jour
 	return ev, err
 }
 
-func (r *runner) callTool(ctx context.Context, c model.ToolCall, st journal.ToolStarted) journal.ToolFinished {
+// callTool runs one call. cut reports a call interrupted by the run's
+// context, whose outcome is unknown.
+func (r *runner) callTool(ctx context.Context, c model.ToolCall, st journal.ToolStarted) (f journal.ToolFinished, cut bool) {
 	began := time.Now()
-	f := journal.ToolFinished{CallID: c.ID, Name: c.Name}
+	f = journal.ToolFinished{CallID: c.ID, Name: c.Name}
+	defer func() {
+		// A panicking tool is a failed call, not a crashed node.
+		if p := recover(); p != nil {
+			f.IsError, f.Content, cut = true, fmt.Sprintf("tool %s panicked: %v", c.Name, p), false
+		}
+	}()
 	bt := r.a.tools[c.Name]
 	switch {
 	case bt == nil:
@@ -461,6 +474,9 @@ func (r *runner) callTool(ctx context.Context, c model.ToolCall, st journal.Tool
 		}
 		res, err := bt.tool.Call(ctx, &tool.Call{RunID: r.runID, ID: c.ID, Arguments: c.Arguments, IdempotencyKey: st.IdempotencyKey})
 		if err != nil {
+			if ctx.Err() != nil {
+				return f, true
+			}
 			f.IsError = true
 			f.Content = err.Error()
 		} else {
@@ -471,7 +487,7 @@ func (r *runner) callTool(ctx context.Context, c model.ToolCall, st journal.Tool
 		f.Content = fmt.Sprintf("%s\n[truncated: the result was %d bytes; only the first %d are shown]", f.Content[:MaxToolResultBytes], len(f.Content), MaxToolResultBytes)
 	}
 	f.DurationMS = msSince(began)
-	return f
+	return f, false
 }
 
 // MaxToolResultBytes caps a tool result journaled and shown to the model:
@@ -522,8 +538,8 @@ func extractJSON(s string) string {
 func uniqueCallIDs(calls []model.ToolCall, turn int) {
 	seen := make(map[string]bool, len(calls))
 	for i := range calls {
-		if calls[i].ID == "" || seen[calls[i].ID] {
-			calls[i].ID = fmt.Sprintf("call_%d_%d", turn, i)
+		for n := 0; calls[i].ID == "" || seen[calls[i].ID]; n++ {
+			calls[i].ID = fmt.Sprintf("call_%d_%d", turn, i+n*len(calls))
 		}
 		seen[calls[i].ID] = true
 	}

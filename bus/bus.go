@@ -76,6 +76,10 @@ type Bus struct {
 	lock    *os.File // held on the data directory while the embedded server runs
 }
 
+// QueueDedupWindow is how long the work queue remembers message ids, and so
+// drops a repeated enqueue of the same run.
+const QueueDedupWindow = 10 * time.Minute
+
 // IdempotencyTTL is how long a submission's Idempotency-Key is remembered,
 // as with most APIs that take one: long enough for any client's retries.
 const IdempotencyTTL = 24 * time.Hour
@@ -198,7 +202,7 @@ func (b *Bus) ensureStreams(ctx context.Context) error {
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     b.storage(),
 		Replicas:    b.replicas(),
-		Duplicates:  10 * time.Minute,
+		Duplicates:  QueueDedupWindow,
 	})
 	if err != nil {
 		return fmt.Errorf("create stream %s: %w", QueueStream, err)

@@ -10,6 +10,7 @@ import (
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/bus/bustest"
 	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/model"
 	"github.com/myriad-ai/myriad/runtime"
 	"github.com/myriad-ai/myriad/tool"
 )
@@ -64,10 +65,26 @@ func TestCancelQueuedRunEndsItAtOnce(t *testing.T) {
 	if err != nil || rec.Status != runtime.StatusCanceled {
 		t.Fatalf("cancel: %+v %v", rec, err)
 	}
-	// A worker that later claims the queued entry must not run it.
-	start(t, rt)
+	// A worker that later claims the queued entry must not run it. One
+	// worker takes entries in order, so once a run submitted after it has
+	// completed, the canceled run's entry has been handled.
+	after, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, err := runtime.New(b, runtime.Options{Agents: map[string]*agent.Agent{"worker": {Model: scriptedModel(t, threeToolRules), Tools: []tool.Tool{&recorder{name: "step"}}}}, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, one)
+	if done := wait(t, one, after.ID); done.Status != runtime.StatusCompleted {
+		t.Fatalf("later run: %s", done.Status)
+	}
 	if got := strings.Join(eventTypes(t, rt, rec.ID), " "); got != journal.TypeRunCanceled {
 		t.Fatalf("journal %q", got)
+	}
+	if rec, _ := rt.Get(ctx, rec.ID); rec.Status != runtime.StatusCanceled {
+		t.Fatalf("record %s", rec.Status)
 	}
 }
 
@@ -209,5 +226,44 @@ func TestRunSurvivesRestartOfTheBus(t *testing.T) {
 	start(t, rt2)
 	if rec = wait(t, rt2, rec.ID); rec.Status != runtime.StatusCompleted {
 		t.Fatalf("%s", rec.Status)
+	}
+}
+
+// A worker that died after moving the instance on but before settling the
+// record leaves a terminal journal, instance done, and a record still queued:
+// the next delivery must settle it rather than drop it as stale.
+func TestUnsettledTurnWhoseInstanceMovedOnIsSettled(t *testing.T) {
+	b, _ := bustest.Open(t)
+	agents := map[string]*agent.Agent{"worker": {Model: scriptedModel(t, `- reply: {text: hi}`)}}
+	idle := newRuntime(t, b, agents)
+	ctx := context.Background()
+	rec, _, err := idle.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "x", Instance: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := journal.Open(ctx, b, rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []struct {
+		typ  string
+		data any
+	}{
+		{journal.TypeRunStarted, journal.RunStarted{Agent: "worker", Instance: "k", Input: "x"}},
+		{journal.TypeModelResponse, journal.ModelResponse{Turn: 1, Message: model.Message{Role: model.RoleAssistant, Content: "hi"}}},
+		{journal.TypeRunCompleted, journal.RunCompleted{Output: "hi"}},
+	} {
+		if _, err := w.Append(ctx, e.typ, e.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inst, _ := json.Marshal(runtime.Instance{Agent: "worker", Key: "k", Submitted: 1, Done: 1})
+	if _, err := b.Insts.Put(ctx, "worker.k", inst); err != nil {
+		t.Fatal(err)
+	}
+	rt := newRuntime(t, b, agents)
+	start(t, rt)
+	if got := wait(t, rt, rec.ID); got.Status != runtime.StatusCompleted || got.Output != "hi" {
+		t.Fatalf("record %s %q", got.Status, got.Output)
 	}
 }

@@ -101,11 +101,19 @@ func TrimHistory(msgs []model.Message, limit int) []model.Message {
 	if limit <= 0 || len(msgs) <= limit {
 		return msgs
 	}
-	msgs = msgs[len(msgs)-limit:]
-	for i, m := range msgs {
-		if m.Role == model.RoleUser {
+	start := len(msgs) - limit
+	for i := start; i < len(msgs); i++ {
+		if msgs[i].Role == model.RoleUser {
 			return msgs[i:]
 		}
 	}
-	return nil
+	// The kept part holds no user message (one long tool-heavy turn): keep
+	// from the last user message instead, over the limit, rather than lose
+	// the whole conversation.
+	for i := start - 1; i >= 0; i-- {
+		if msgs[i].Role == model.RoleUser {
+			return msgs[i:]
+		}
+	}
+	return msgs[start:]
 }

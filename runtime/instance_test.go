@@ -29,7 +29,7 @@ func TestTrimHistory(t *testing.T) {
 		{[]model.Message{u, a, tl, a, u, a}, 4, "ua"},
 		{[]model.Message{u, a, tl, a, u, a}, 5, "ua"},
 		{[]model.Message{u, a, tl, a, u, a}, 6, "uataua"},
-		{[]model.Message{u, a, tl, a}, 3, ""},
+		{[]model.Message{u, a, tl, a}, 3, "uata"},
 		{[]model.Message{u, a}, 0, "ua"},
 	}
 	for _, tc := range tests {

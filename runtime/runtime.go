@@ -178,10 +178,11 @@ func (r *Runtime) Submit(ctx context.Context, req SubmitRequest) (rec *Record, c
 			}
 			rec, _, err := r.get(ctx, string(prev.Value()))
 			if err == nil {
-				if rec.Status == StatusQueued && rec.StartedAt == nil {
+				if rec.Status == StatusQueued && rec.StartedAt == nil && time.Since(rec.CreatedAt) < bus.QueueDedupWindow {
 					// The first submission may have failed to enqueue (it
 					// then answered with an error): a retry heals it. The
-					// queue drops the copy if the first one got through.
+					// queue drops the copy if the first one got through,
+					// which it can only tell within its dedup window.
 					if err := r.enqueue(ctx, rec.ID, rec.ID); err != nil {
 						return nil, false, err
 					}
@@ -235,7 +236,7 @@ func (r *Runtime) enqueue(ctx context.Context, runID, msgID string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("enqueue run %s: %w (the run is stored; submit again with the same Idempotency-Key to retry)", runID, err)
+	return fmt.Errorf("enqueue run %s: %w (the run is stored; repeat the request to retry)", runID, err)
 }
 
 func (r *Runtime) agentNames() []string {
@@ -427,7 +428,9 @@ func (r *Runtime) endParked(ctx context.Context, rec *Record) (*Record, error) {
 	}
 	events := w.Events()
 	if len(events) > 0 && journal.Terminal(events[len(events)-1].Type) {
-		return nil, nil
+		// Ended already (perhaps by an earlier cancel whose settle failed):
+		// make sure the record says so.
+		return r.settle(ctx, rec, events)
 	}
 	if _, err := w.Append(ctx, journal.TypeRunCanceled, journal.RunCanceled{Reason: "canceled by request", Usage: usageOf(events)}); err != nil {
 		if errors.Is(err, journal.ErrConflict) {
@@ -455,6 +458,10 @@ func (r *Runtime) Resolve(ctx context.Context, id string, res Resolution) (*Reco
 		return nil, fmt.Errorf("%w: action: %q is not one of retry, skip, fail", ErrInvalid, res.Action)
 	}
 	rec, err := r.update(ctx, id, func(rec *Record) error {
+		if rec.Status == StatusQueued && rec.Resolution != nil && rec.Resolution.Action == res.Action {
+			// The same decision again, after a failed enqueue: enqueue again.
+			return errSkip
+		}
 		if rec.Status != StatusInDoubt || rec.InDoubt == nil {
 			return fmt.Errorf("%w: run %s is %s, not in_doubt", ErrConflict, id, rec.Status)
 		}
@@ -486,7 +493,10 @@ func (r *Runtime) Wait(ctx context.Context, id string) (*Record, error) {
 	rec, err := r.Get(ctx, id)
 	for err == nil && !settled(rec) {
 		select {
-		case e := <-w.Updates():
+		case e, ok := <-w.Updates():
+			if !ok {
+				return rec, fmt.Errorf("wait for run %s: the connection to NATS closed", id)
+			}
 			if e != nil && e.Operation() == jetstream.KeyValuePut {
 				var next Record
 				if json.Unmarshal(e.Value(), &next) == nil {

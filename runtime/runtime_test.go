@@ -394,10 +394,20 @@ func TestCancelingAQueuedTurnKeepsInstanceOrder(t *testing.T) {
 	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: m, Tools: []tool.Tool{step}}})
 	start(t, rt)
 	ctx := context.Background()
-	first, _, _ := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "first", Instance: "k"})
-	_ = journal.Follow(ctx, b, first.ID, 0, func(ev journal.Event) bool { return ev.Type != journal.TypeToolStarted })
-	second, _, _ := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "second", Instance: "k"})
-	third, _, _ := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "third", Instance: "k"})
+	submit := func(input string) *runtime.Record {
+		rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: input, Instance: "k"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec
+	}
+	first := submit("first")
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := journal.Follow(fctx, b, first.ID, 0, func(ev journal.Event) bool { return ev.Type != journal.TypeToolStarted }); err != nil {
+		t.Fatal(err)
+	}
+	second, third := submit("second"), submit("third")
 	if rec, err := rt.Cancel(ctx, second.ID); err != nil || rec.Status != runtime.StatusCanceled {
 		t.Fatalf("cancel queued turn: %+v %v", rec, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -19,9 +20,16 @@ import (
 	"github.com/myriad-ai/myriad/model"
 )
 
-// turnRetry is how soon a run whose instance is busy with an earlier turn is
-// offered again.
-const turnRetry = 50 * time.Millisecond
+// turnWait is how soon a run whose instance is busy with an earlier turn is
+// offered again: quickly at first, then backing off to 2 s, so a turn that
+// waits behind a long or parked one does not spin.
+func turnWait(msg jetstream.Msg) time.Duration {
+	d := 50 * time.Millisecond
+	if meta, err := msg.Metadata(); err == nil {
+		d *= time.Duration(min(meta.NumDelivered, 40))
+	}
+	return d
+}
 
 // unknownAgentDeliveries is how many times a run of an agent this node does
 // not define is offered to the cluster before it fails.
@@ -75,6 +83,14 @@ func (r *Runtime) Start(ctx context.Context) error {
 			inflight.Go(func() {
 				defer func() { <-slots }()
 				defer r.release(msg)
+				defer func() {
+					// A panicking tool or provider must not take the node
+					// down; the run is offered again later.
+					if p := recover(); p != nil {
+						r.log.Error("run panicked", "run_id", string(msg.Data()), "panic", p, "stack", string(debug.Stack()))
+						_ = msg.NakWithDelay(10 * bus.AckWait)
+					}
+				}()
 				r.handle(workCtx, msg)
 			})
 		}
@@ -189,12 +205,15 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 			_ = msg.NakWithDelay(time.Second)
 			return
 		}
-		if in.Done >= rec.Turn {
-			_ = msg.Ack() // this turn is over; a stale delivery
+		switch {
+		case in.Done >= rec.Turn && (rec.Status.Terminal() || rec.Status == StatusInDoubt && rec.Resolution == nil):
+			_ = msg.Ack() // this turn is over and settled; a stale delivery
 			return
-		}
-		if in.Done+1 < rec.Turn {
-			_ = msg.NakWithDelay(turnRetry)
+		case in.Done >= rec.Turn:
+			// The instance moved on but the record was never settled (the
+			// last worker died in between): settle it from the journal below.
+		case in.Done+1 < rec.Turn:
+			_ = msg.NakWithDelay(turnWait(msg))
 			return
 		}
 		history = in.Messages
@@ -218,6 +237,14 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 		}
 		r.mu.Unlock()
 	}()
+	if rec.Status == StatusRunning {
+		// Taking over a run: a cancel signalled before we registered above
+		// was lost, so read the record again for its cancel flag.
+		if rec, rev, err = r.get(ctx, id); err != nil {
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
+	}
 
 	// A run no worker ever started, and nobody asked to cancel, has an empty
 	// journal (workers set StartedAt before their first append, and cancel
@@ -291,8 +318,9 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 		if _, err := w.Append(ctx, journal.TypeRunStarted, start); err != nil {
 			if fresh && errors.Is(err, journal.ErrConflict) {
 				// The journal was not empty after all; StartedAt is set now,
-				// so the next delivery reads it.
-				_ = msg.Nak()
+				// so the next delivery reads it. Not at once: if another
+				// worker is advancing the run, let it.
+				_ = msg.NakWithDelay(bus.AckWait)
 				return
 			}
 			r.lost(ctx, log, rec, err)
@@ -401,6 +429,12 @@ func (r *Runtime) settleFrom(ctx context.Context, run *Record, rev uint64, event
 		}
 	}
 	rec, err := r.updateFrom(ctx, run, rev, func(rec *Record) error {
+		// Never move a record backwards: a late settle from older events
+		// must not undo a newer settle or an operator's resolution.
+		if rec.Steps > last.Step || rec.Steps == last.Step &&
+			(rec.Status.Terminal() || last.Type == journal.TypeRunInDoubt && rec.Resolution != nil) {
+			return errSkip
+		}
 		now := last.Time
 		rec.Steps = last.Step
 		rec.Resolution = nil // journaled by now (tool.resolved), or moot
