@@ -87,6 +87,7 @@ const (
 	CodeModel        = "model_error"
 	CodeUnknownAgent = "unknown_agent"
 	CodeResolvedFail = "failed_by_operator"
+	CodeTooLarge     = "payload_too_large"
 )
 
 // Cancellation causes the runtime passes to Resume's context.

@@ -117,6 +117,10 @@ func Open(ctx context.Context, o Options) (*Bus, error) {
 		b.Close()
 		return nil, err
 	}
+	if mp := b.NC.MaxPayload(); mp < MaxPayload {
+		o.Logger.Warn("the NATS server's max_payload is below what Myriad expects: very long inputs, outputs or histories will fail runs with payload_too_large",
+			"max_payload", mp, "recommended", MaxPayload)
+	}
 	if err := b.ensureStreams(ctx); err != nil {
 		b.Close()
 		return nil, err

@@ -134,6 +134,8 @@ const (
 	DefaultToolTimeout  = 30 * time.Second
 	DefaultWorkers      = 256
 	DefaultMaxBodyBytes = 1 << 20
+	// MaxBodyBytesLimit bounds server.max_body_bytes.
+	MaxBodyBytesLimit = 2 << 20
 )
 
 // Duration is a time.Duration written as "30s" or "5m".
@@ -438,6 +440,9 @@ func (c *Config) Validate() error {
 		if msg := checkEnvName(c.Server.APITokenEnv); msg != "" {
 			add("server.api_token_env", "%s", msg)
 		}
+	}
+	if c.Server.MaxBodyBytes < 0 || c.Server.MaxBodyBytes > MaxBodyBytesLimit {
+		add("server.max_body_bytes", "must be between 1 and %d (a run's input must fit one NATS message with room to spare)", MaxBodyBytesLimit)
 	}
 	if c.Server.Workers < 0 {
 		add("server.workers", "must be positive")

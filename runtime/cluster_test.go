@@ -2,8 +2,11 @@ package runtime_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/bus/bustest"
@@ -102,5 +105,22 @@ func TestAnotherNodeTakesOverADeadNodesRun(t *testing.T) {
 	}
 	if attempts != 4 {
 		t.Errorf("tool.started entries %d, want 4 (3 calls + 1 retry)", attempts)
+	}
+}
+
+// A step larger than the server's max_payload cannot be journaled however
+// often it is retried: the run fails with payload_too_large instead.
+func TestOversizedStepFailsTheRun(t *testing.T) {
+	url := bustest.StartServerWith(t, server.Options{MaxPayload: 32 << 10})
+	b := bustest.Connect(t, url)
+	big := &recorder{name: "step", idempotent: true, result: strings.Repeat("x", 64<<10)}
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: scriptedModel(t, threeToolRules), Tools: []tool.Tool{big}}})
+	start(t, rt)
+	rec, _, err := rt.Submit(context.Background(), runtime.SubmitRequest{Agent: "worker", Input: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec = wait(t, rt, rec.ID); rec.Status != runtime.StatusFailed || rec.Error.Code != agent.CodeTooLarge {
+		t.Fatalf("got %s %+v", rec.Status, rec.Error)
 	}
 }

@@ -53,6 +53,7 @@ type recorder struct {
 	keys       []string
 	block      chan struct{} // when set, calls wait for it to close
 	entered    chan string   // when set, each call sends its key on entry
+	result     string        // when set, every call returns it
 }
 
 func (r *recorder) Info() tool.Info {
@@ -73,6 +74,9 @@ func (r *recorder) Call(ctx context.Context, c *tool.Call) (tool.Result, error) 
 		case <-ctx.Done():
 			return tool.Result{}, ctx.Err()
 		}
+	}
+	if r.result != "" {
+		return tool.Result{Content: r.result}, nil
 	}
 	return tool.Result{Content: fmt.Sprintf("result for %s", c.Arguments)}, nil
 }

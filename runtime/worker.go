@@ -61,7 +61,9 @@ func (r *Runtime) Start(ctx context.Context) error {
 	go func() {
 		defer close(r.workDone)
 		defer stopHeartbeat()
-		context.AfterFunc(workCtx, it.Stop)
+		// On stop, drain: no new pulls, and what is already buffered comes
+		// out of Next to be handed back below rather than waiting out AckWait.
+		context.AfterFunc(workCtx, it.Drain)
 		var inflight sync.WaitGroup
 		for {
 			msg, err := it.Next()
@@ -70,6 +72,10 @@ func (r *Runtime) Start(ctx context.Context) error {
 					break
 				}
 				r.log.Warn("work queue", "err", err)
+				continue
+			}
+			if workCtx.Err() != nil {
+				_ = msg.Nak()
 				continue
 			}
 			r.hold(msg)
@@ -107,7 +113,13 @@ func (r *Runtime) Start(ctx context.Context) error {
 				a.cancel(agent.ErrShutdown)
 			}
 			r.mu.Unlock()
-			<-drained
+			select {
+			case <-drained:
+			case <-time.After(r.opts.DrainTimeout):
+				// A tool that ignores its context: give up on it. Its run
+				// is resumed elsewhere once this process is gone.
+				r.log.Warn("stopping with runs still in flight")
+			}
 		}
 	}()
 	return nil
@@ -340,6 +352,14 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 		outcome = agent.Failed
 	} else {
 		outcome, err = a.Resume(runCtx, id, w.Events(), w, agent.Hooks{})
+	}
+	if errors.Is(err, nats.ErrMaxPayload) {
+		// Retrying cannot help: end the run with a small entry that fits.
+		_, err = w.Append(ctx, journal.TypeRunFailed, journal.RunFailed{Code: agent.CodeTooLarge,
+			Message: "a step of this run is larger than the NATS server's max_payload; shorten the input or tool results, or raise max_payload on the NATS server"})
+		if err == nil {
+			outcome = agent.Failed
+		}
 	}
 	if outcome == agent.Stopped || err != nil {
 		if errors.Is(err, agent.ErrShutdown) || errors.Is(context.Cause(runCtx), agent.ErrShutdown) {

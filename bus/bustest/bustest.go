@@ -34,9 +34,14 @@ func Reopen(t testing.TB, dir string) *bus.Bus {
 // StartServer starts a standalone NATS server with JetStream on a loopback
 // port, as an external cluster node would be, and returns its client URL.
 func StartServer(t testing.TB) string {
+	return StartServerWith(t, server.Options{})
+}
+
+// StartServerWith is StartServer with some options set (MaxPayload, ...).
+func StartServerWith(t testing.TB, o server.Options) string {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	o.Host, o.Port, o.JetStream, o.StoreDir, o.NoSigs, o.NoLog = "127.0.0.1", -1, true, t.TempDir(), true, true
+	s, err := server.NewServer(&o)
 	if err != nil {
 		t.Fatalf("start NATS: %v", err)
 	}
