@@ -321,6 +321,10 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 			_ = msg.NakWithDelay(time.Second)
 			return
 		}
+		if rec.Status.Terminal() {
+			_ = msg.Ack() // settled meanwhile by another worker
+			return
+		}
 	}
 	if rec.CancelRequested {
 		cancel(agent.ErrCanceled)
@@ -379,6 +383,9 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 	}
 	switch final.Status {
 	case StatusInDoubt:
+		if final.InDoubt == nil {
+			break
+		}
 		log.Warn("run in doubt: a non-idempotent tool call may or may not have happened; resolve it with POST /v1/runs/{id}/resolve or myriad runs resolve",
 			"tool", final.InDoubt.Name, "call_id", final.InDoubt.CallID)
 	case StatusFailed:
