@@ -36,8 +36,9 @@ const (
 
 // Hooks observe a run while it executes. All fields are optional.
 type Hooks struct {
-	// OnDelta receives streamed model text.
-	OnDelta func(model.Delta)
+	// OnDelta receives streamed model text with the number of the turn it
+	// belongs to. The model streams only for agents with Stream set.
+	OnDelta func(turn int, d model.Delta)
 	// OnEvent receives each event right after it is journaled.
 	OnEvent func(journal.Event)
 }
@@ -282,10 +283,12 @@ func (r *runner) callModel(ctx context.Context, s *state) error {
 		req.OutputSchema = r.a.OutputSchema.Raw()
 	}
 	var sink func(model.Delta)
-	if r.a.Stream || r.hooks.OnDelta != nil {
-		sink = r.hooks.OnDelta
-		if sink == nil {
-			sink = func(model.Delta) {}
+	if r.a.Stream {
+		turn, onDelta := len(s.turns)+1, r.hooks.OnDelta
+		sink = func(d model.Delta) {
+			if onDelta != nil {
+				onDelta(turn, d)
+			}
 		}
 	}
 	began := time.Now()

@@ -18,6 +18,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/myriad-ai/myriad/bus"
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/runtime"
 )
@@ -436,6 +439,13 @@ func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Streamed model text (agents with stream: true) arrives live on core
+	// NATS, beside the journal: it has no id and is not replayed. Subscribe
+	// before the headers go out, so a client that has them misses none.
+	live := make(chan *nats.Msg, 256)
+	if sub, err := s.rt.Bus().NC.ChanSubscribe(bus.LivePrefix+id, live); err == nil {
+		defer sub.Unsubscribe()
+	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
@@ -469,6 +479,9 @@ func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 			}
 			data, _ := json.Marshal(ev)
 			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, data)
+			_ = rc.Flush()
+		case m := <-live:
+			fmt.Fprintf(w, "event: model.delta\ndata: %s\n\n", m.Data)
 			_ = rc.Flush()
 		case <-keepAlive.C:
 			fmt.Fprint(w, ": keep-alive\n\n")

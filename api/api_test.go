@@ -271,3 +271,54 @@ func TestBodyErrorsSpeakJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestStreamedTextReachesTheEventStream(t *testing.T) {
+	b, _ := bustest.Open(t)
+	rules, _ := scripted.ParseRules([]byte(`- reply: {text: "a streamed answer in several pieces"}`))
+	m, err := scripted.New(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := runtime.New(b, runtime.Options{Agents: map[string]*agent.Agent{"talker": {Model: m, Stream: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(rt, api.Options{}))
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "talker", Input: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/runs/"+rec.ID+"/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	// The stream is subscribed once its headers are here: only now may the run start.
+	if err := rt.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Stop)
+	var text strings.Builder
+	var types []string
+	err = client.ReadSSE(resp.Body, func(typ string, data []byte) (bool, error) {
+		types = append(types, typ)
+		if typ == "model.delta" {
+			var d runtime.Delta
+			if err := json.Unmarshal(data, &d); err != nil || d.Turn != 1 || d.RunID != rec.ID {
+				t.Fatalf("delta %s: %v", data, err)
+			}
+			text.WriteString(d.Text)
+		}
+		return !journal.Terminal(typ), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text.String() != "a streamed answer in several pieces" || !strings.Contains(strings.Join(types, " "), "model.delta model.delta") {
+		t.Fatalf("streamed %q through events %v", text.String(), types)
+	}
+}

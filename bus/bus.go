@@ -41,6 +41,9 @@ const (
 	IdempotencyBucket = "myriad_idempotency"
 	// SignalPrefix + run id carries cancel signals to the worker running it.
 	SignalPrefix = "myriad.signal."
+	// LivePrefix + run id carries streamed model text while a run executes:
+	// core NATS, not journaled, for clients watching live.
+	LivePrefix = "myriad.live."
 )
 
 // JournalSubject is the journal subject of one run.

@@ -355,7 +355,7 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 			Message: fmt.Sprintf("agent %q is not defined on this node (known: %s)", rec.Agent, strings.Join(r.agentNames(), ", "))})
 		outcome = agent.Failed
 	} else {
-		outcome, err = a.Resume(runCtx, id, w.Events(), w, agent.Hooks{})
+		outcome, err = a.Resume(runCtx, id, w.Events(), w, agent.Hooks{OnDelta: r.publishDelta(id)})
 	}
 	if errors.Is(err, nats.ErrMaxPayload) {
 		// Retrying cannot help: end the run with a small entry that fits.
@@ -392,6 +392,25 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 		log.Info("run failed", "code", final.Error.Code, "error", final.Error.Message)
 	default:
 		log.Debug("run settled", "status", final.Status)
+	}
+}
+
+// Delta is streamed model text, published live on bus.LivePrefix+run id.
+type Delta struct {
+	RunID string `json:"run_id"`
+	Turn  int    `json:"turn"`
+	Text  string `json:"text"`
+}
+
+// publishDelta returns the hook that publishes a run's streamed text.
+func (r *Runtime) publishDelta(id string) func(int, model.Delta) {
+	subject := bus.LivePrefix + id
+	return func(turn int, d model.Delta) {
+		if d.Text == "" {
+			return
+		}
+		data, _ := json.Marshal(Delta{RunID: id, Turn: turn, Text: d.Text})
+		_ = r.bus.NC.Publish(subject, data) // best effort: the journal is the record
 	}
 }
 

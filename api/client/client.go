@@ -174,6 +174,9 @@ func (c *Client) Events(ctx context.Context, id string, lastEventID uint64, fn f
 		if typ == "error" {
 			return false, fmt.Errorf("event stream: %s", data)
 		}
+		if typ == "model.delta" {
+			return true, nil // live text; the journaled model.response carries it all
+		}
 		var ev journal.Event
 		if err := json.Unmarshal(data, &ev); err != nil {
 			return false, fmt.Errorf("event stream: %w", err)
