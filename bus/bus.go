@@ -29,8 +29,11 @@ const (
 	JournalPrefix = "myriad.journal."
 	// QueueStream is the work queue of runs waiting for a worker.
 	QueueStream = "MYRIAD_QUEUE"
-	// QueueSubject carries run ids to execute.
-	QueueSubject = "myriad.queue.runs"
+	// QueuePrefix + run id is a run's entry on the work queue, and
+	// QueuePrefix + run id + ".resolve.<step>" the entry that resumes it after
+	// a resolution. The stream keeps at most one entry per subject, so
+	// enqueueing twice is harmless.
+	QueuePrefix = "myriad.queue."
 	// WorkersConsumer is the durable consumer every node's workers share.
 	WorkersConsumer = "workers"
 	// RunsBucket is the key-value bucket of run records (status, output, ...).
@@ -78,10 +81,6 @@ type Bus struct {
 	opts    Options
 	lock    *os.File // held on the data directory while the embedded server runs
 }
-
-// QueueDedupWindow is how long the work queue remembers message ids, and so
-// drops a repeated enqueue of the same run.
-const QueueDedupWindow = 10 * time.Minute
 
 // IdempotencyTTL is how long a submission's Idempotency-Key is remembered,
 // as with most APIs that take one: long enough for any client's retries.
@@ -205,11 +204,15 @@ func (b *Bus) ensureStreams(ctx context.Context) error {
 	_, err = b.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        QueueStream,
 		Description: "Myriad runs waiting for a worker",
-		Subjects:    []string{QueueSubject},
+		Subjects:    []string{QueuePrefix + ">"},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     b.storage(),
 		Replicas:    b.replicas(),
-		Duplicates:  QueueDedupWindow,
+		// One entry per run: a second enqueue of a run still waiting is
+		// refused by the server, whenever it comes.
+		MaxMsgsPerSubject:    1,
+		Discard:              jetstream.DiscardNew,
+		DiscardNewPerSubject: true,
 	})
 	if err != nil {
 		return fmt.Errorf("create stream %s: %w", QueueStream, err)

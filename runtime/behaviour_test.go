@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/bus/bustest"
@@ -265,5 +266,30 @@ func TestUnsettledTurnWhoseInstanceMovedOnIsSettled(t *testing.T) {
 	start(t, rt)
 	if got := wait(t, rt, rec.ID); got.Status != runtime.StatusCompleted || got.Output != "hi" {
 		t.Fatalf("record %s %q", got.Status, got.Output)
+	}
+}
+
+// A submission that died after reserving an instance turn but before writing
+// its run must not block the instance's later turns forever.
+func TestOrphanedTurnIsSkipped(t *testing.T) {
+	b, _ := bustest.Open(t)
+	ctx := context.Background()
+	orphan, _ := json.Marshal(runtime.Instance{Agent: "worker", Key: "k", Submitted: 1,
+		Pending: map[string]runtime.PendingTurn{"1": {RunID: runtime.NewRunID(), ReservedAt: time.Now().Add(-time.Hour)}}})
+	if _, err := b.Insts.Put(ctx, "worker.k", orphan); err != nil {
+		t.Fatal(err)
+	}
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: scriptedModel(t, `- reply: {text: "turn {{.Turn}}"}`)}})
+	start(t, rt)
+	rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "hello", Instance: "k"})
+	if err != nil || rec.Turn != 2 {
+		t.Fatalf("submit: %+v %v", rec, err)
+	}
+	if rec = wait(t, rt, rec.ID); rec.Status != runtime.StatusCompleted {
+		t.Fatalf("turn 2 behind an orphaned turn 1: %s", rec.Status)
+	}
+	in, err := rt.GetInstance(ctx, "worker", "k")
+	if err != nil || in.Done != 2 || len(in.Pending) != 0 {
+		t.Fatalf("instance %+v %v", in, err)
 	}
 }

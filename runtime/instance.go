@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -20,9 +21,12 @@ type Instance struct {
 	// run takes turn Submitted+1.
 	Submitted uint64 `json:"submitted"`
 	// Done is the last turn that ended; turn Done+1 may run next.
-	Done      uint64          `json:"done"`
-	Messages  []model.Message `json:"messages,omitempty"`
-	UpdatedAt time.Time       `json:"updated_at"`
+	Done uint64 `json:"done"`
+	// Pending maps each reserved turn that has not ended ("7") to its run,
+	// so a turn whose submission died before writing its run can be skipped.
+	Pending   map[string]PendingTurn `json:"pending,omitempty"`
+	Messages  []model.Message        `json:"messages,omitempty"`
+	UpdatedAt time.Time              `json:"updated_at"`
 }
 
 func instanceKV(agentName, key string) string { return agentName + "." + key }
@@ -72,9 +76,26 @@ func (r *Runtime) updateInstance(ctx context.Context, agentName, key string, fn 
 	}
 }
 
-func (r *Runtime) reserveTurn(ctx context.Context, agentName, key string) (uint64, error) {
+// PendingTurn is a reserved turn of an instance.
+type PendingTurn struct {
+	RunID      string    `json:"run_id"`
+	ReservedAt time.Time `json:"reserved_at"`
+}
+
+// orphanAfter is how long a reserved turn may lack its run record before
+// the turns behind it skip it. Submit writes the record right after the
+// reservation, so this only passes when that submission died.
+const orphanAfter = 30 * time.Second
+
+func turnKey(turn uint64) string { return strconv.FormatUint(turn, 10) }
+
+func (r *Runtime) reserveTurn(ctx context.Context, agentName, key, runID string) (uint64, error) {
 	in, err := r.updateInstance(ctx, agentName, key, func(in *Instance) error {
 		in.Submitted++
+		if in.Pending == nil {
+			in.Pending = map[string]PendingTurn{}
+		}
+		in.Pending[turnKey(in.Submitted)] = PendingTurn{RunID: runID, ReservedAt: time.Now().UTC()}
 		return nil
 	})
 	if err != nil {
@@ -116,4 +137,29 @@ func TrimHistory(msgs []model.Message, limit int) []model.Message {
 		}
 	}
 	return msgs[start:]
+}
+
+// skipOrphanTurn moves an instance past turn `turn` when that turn was
+// reserved long ago and its run record was never written: otherwise every
+// later turn would wait for it forever. It reports whether it did.
+func (r *Runtime) skipOrphanTurn(ctx context.Context, in *Instance, turn uint64) bool {
+	p, ok := in.Pending[turnKey(turn)]
+	if !ok || time.Since(p.ReservedAt) < orphanAfter {
+		return false
+	}
+	if _, _, err := r.get(ctx, p.RunID); !errors.Is(err, ErrNotFound) {
+		return false
+	}
+	_, err := r.updateInstance(ctx, in.Agent, in.Key, func(cur *Instance) error {
+		if cur.Done+1 != turn || cur.Pending[turnKey(turn)].RunID != p.RunID {
+			return errSkip
+		}
+		cur.Done = turn
+		delete(cur.Pending, turnKey(turn))
+		return nil
+	})
+	if err == nil {
+		r.log.Warn("skipped an instance turn whose submission never completed", "agent", in.Agent, "instance", in.Key, "turn", turn, "run_id", p.RunID)
+	}
+	return err == nil
 }

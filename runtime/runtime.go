@@ -178,12 +178,11 @@ func (r *Runtime) Submit(ctx context.Context, req SubmitRequest) (rec *Record, c
 			}
 			rec, _, err := r.get(ctx, string(prev.Value()))
 			if err == nil {
-				if rec.Status == StatusQueued && rec.StartedAt == nil && time.Since(rec.CreatedAt) < bus.QueueDedupWindow {
+				if rec.Status == StatusQueued && rec.StartedAt == nil {
 					// The first submission may have failed to enqueue (it
 					// then answered with an error): a retry heals it. The
-					// queue drops the copy if the first one got through,
-					// which it can only tell within its dedup window.
-					if err := r.enqueue(ctx, rec.ID, rec.ID); err != nil {
+					// queue refuses the copy if the first one got through.
+					if err := r.enqueue(ctx, rec.ID, bus.QueuePrefix+rec.ID); err != nil {
 						return nil, false, err
 					}
 				}
@@ -205,7 +204,7 @@ func (r *Runtime) Submit(ctx context.Context, req SubmitRequest) (rec *Record, c
 	rec = &Record{ID: id, Agent: req.Agent, Instance: req.Instance, Input: req.Input, Metadata: req.Metadata,
 		Status: StatusQueued, CreatedAt: time.Now().UTC()}
 	if req.Instance != "" {
-		if rec.Turn, err = r.reserveTurn(ctx, req.Agent, req.Instance); err != nil {
+		if rec.Turn, err = r.reserveTurn(ctx, req.Agent, req.Instance, id); err != nil {
 			return nil, false, err
 		}
 	}
@@ -213,15 +212,16 @@ func (r *Runtime) Submit(ctx context.Context, req SubmitRequest) (rec *Record, c
 	if _, err := r.bus.Runs.Create(ctx, id, data); err != nil {
 		return nil, false, fmt.Errorf("store run: %w", err)
 	}
-	if err := r.enqueue(ctx, id, id); err != nil {
+	if err := r.enqueue(ctx, id, bus.QueuePrefix+id); err != nil {
 		return nil, false, err
 	}
 	return rec, true, nil
 }
 
-// enqueue puts a run on the work queue; msgID dedupes repeated enqueues,
-// which makes retrying a failed publish safe.
-func (r *Runtime) enqueue(ctx context.Context, runID, msgID string) error {
+// enqueue puts a run on the work queue. The queue holds at most one entry
+// per run, so enqueueing a run that is already waiting changes nothing, and
+// retrying a failed publish is safe.
+func (r *Runtime) enqueue(ctx context.Context, runID, subject string) error {
 	var err error
 	for attempt, wait := 0, 50*time.Millisecond; attempt < 4; attempt, wait = attempt+1, wait*2 {
 		if attempt > 0 {
@@ -231,12 +231,18 @@ func (r *Runtime) enqueue(ctx context.Context, runID, msgID string) error {
 				return ctx.Err()
 			}
 		}
-		_, err = r.bus.JS.PublishMsg(ctx, &nats.Msg{Subject: bus.QueueSubject, Data: []byte(runID)}, jetstream.WithMsgID(msgID))
-		if err == nil {
+		_, err = r.bus.JS.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: []byte(runID)})
+		if err == nil || alreadyQueued(err) {
 			return nil
 		}
 	}
 	return fmt.Errorf("enqueue run %s: %w (the run is stored; repeat the request to retry)", runID, err)
+}
+
+// alreadyQueued reports the server refusing a second entry for one run.
+func alreadyQueued(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && strings.Contains(apiErr.Description, "maximum messages per subject")
 }
 
 func (r *Runtime) agentNames() []string {
@@ -472,7 +478,9 @@ func (r *Runtime) Resolve(ctx context.Context, id string, res Resolution) (*Reco
 	if err != nil {
 		return rec, err
 	}
-	return rec, r.enqueue(ctx, id, fmt.Sprintf("%s/resolve/%d", id, rec.Steps))
+	// Its own subject: the entry that parked the run may not be acked yet,
+	// and one subject holds only one entry.
+	return rec, r.enqueue(ctx, id, fmt.Sprintf("%s%s.resolve.%d", bus.QueuePrefix, id, rec.Steps))
 }
 
 // Wait blocks until a run is terminal or in doubt, or ctx ends.

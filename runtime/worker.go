@@ -225,7 +225,11 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 			// The instance moved on but the record was never settled (the
 			// last worker died in between): settle it from the journal below.
 		case in.Done+1 < rec.Turn:
-			_ = msg.NakWithDelay(turnWait(msg))
+			if r.skipOrphanTurn(ctx, in, in.Done+1) {
+				_ = msg.Nak()
+			} else {
+				_ = msg.NakWithDelay(turnWait(msg))
+			}
 			return
 		}
 		history = in.Messages
@@ -457,6 +461,7 @@ func (r *Runtime) settleFrom(ctx context.Context, run *Record, rev uint64, event
 				return errSkip
 			}
 			in.Done = run.Turn
+			delete(in.Pending, turnKey(run.Turn))
 			if last.Type == journal.TypeRunCompleted {
 				msgs, err := agent.Messages(events)
 				if err != nil {
