@@ -146,32 +146,40 @@ func (p *Provider) Generate(ctx context.Context, req *model.Request, sink func(m
 	if req == nil {
 		return nil, fmt.Errorf("openai: model %q: nil request", p.model)
 	}
-	params, err := p.params(req)
-	if err != nil {
-		return nil, fmt.Errorf("openai: building request for model %q: %w", p.model, err)
-	}
 	// The last HTTP response is kept because the SDK does not always turn an
 	// error response into an *oai.Error (see wrap).
 	var last *http.Response
 	keep := option.WithResponseInto(&last)
 	var resp *model.Response
 	if sink == nil {
-		resp, err = p.complete(ctx, params, keep)
-	} else {
-		resp, err = p.stream(ctx, params, sink, keep)
+		body, err := p.wireBody(req)
+		if err != nil {
+			return nil, fmt.Errorf("openai: building request for model %q: %w", p.model, err)
+		}
+		resp, err = p.complete(ctx, body, keep)
+		if err != nil {
+			return nil, p.wrap(err, last)
+		}
+		return resp, nil
 	}
+	params, err := p.params(req)
 	if err != nil {
+		return nil, fmt.Errorf("openai: building request for model %q: %w", p.model, err)
+	}
+	if resp, err = p.stream(ctx, params, sink, keep); err != nil {
 		return nil, p.wrap(err, last)
 	}
 	return resp, nil
 }
 
-func (p *Provider) complete(ctx context.Context, params oai.ChatCompletionNewParams, opts ...option.RequestOption) (*model.Response, error) {
-	cc, err := p.client.Chat.Completions.New(ctx, params, opts...)
-	if err != nil {
+// complete makes a non-streaming call with a body built by wireBody,
+// through the SDK's transport (retries, authentication, error decoding).
+func (p *Provider) complete(ctx context.Context, body []byte, opts ...option.RequestOption) (*model.Response, error) {
+	var out wireCompletion
+	if err := p.client.Post(ctx, "chat/completions", json.RawMessage(body), &out, opts...); err != nil {
 		return nil, err
 	}
-	return convertCompletion(cc, nil)
+	return out.response()
 }
 
 func (p *Provider) stream(ctx context.Context, params oai.ChatCompletionNewParams, sink func(model.Delta), opts ...option.RequestOption) (*model.Response, error) {
