@@ -184,7 +184,7 @@ func buildTool(name string, t *config.Tool) (tool.Tool, error) {
 		headers[k] = v
 	}
 	return httptool.New(httptool.Config{Name: name, Description: t.Description, Schema: schema, URL: t.URL,
-		Headers: headers, Timeout: t.Timeout.Std(), Idempotent: t.Idempotent}), nil
+		Headers: headers, Timeout: t.Timeout.Std(), Idempotent: t.Idempotent, NeedsApproval: t.Approval == config.ApprovalRequired}), nil
 }
 
 // NodeOptions configure a node.

@@ -32,6 +32,8 @@ const (
 	Canceled
 	InDoubt
 	Stopped
+	// Waiting means the run is parked until a person decides on a call.
+	Waiting
 )
 
 // Hooks observe a run while it executes. All fields are optional.
@@ -45,10 +47,18 @@ type Hooks struct {
 
 // turn is one model response and the results of the tool calls it asked for.
 type turn struct {
-	msg      model.Message
-	started  map[string]journal.ToolStarted // by call id, the latest attempt
-	finished map[string]journal.ToolFinished
-	resolved map[string]journal.ToolResolved
+	msg       model.Message
+	started   map[string]journal.ToolStarted // by call id, the latest attempt
+	finished  map[string]journal.ToolFinished
+	resolved  map[string]journal.ToolResolved
+	requested map[string]journal.ApprovalRequested // by call id
+	decided   map[string]journal.ApprovalDecided   // by call id
+}
+
+func newTurn(msg model.Message) *turn {
+	return &turn{msg: msg, started: map[string]journal.ToolStarted{}, finished: map[string]journal.ToolFinished{},
+		resolved: map[string]journal.ToolResolved{}, requested: map[string]journal.ApprovalRequested{},
+		decided: map[string]journal.ApprovalDecided{}}
 }
 
 // state is the fold of a journal.
@@ -76,8 +86,7 @@ func fold(events []journal.Event) (*state, error) {
 		case journal.TypeModelResponse:
 			var r journal.ModelResponse
 			err = json.Unmarshal(ev.Data, &r)
-			s.turns = append(s.turns, &turn{msg: r.Message, started: map[string]journal.ToolStarted{},
-				finished: map[string]journal.ToolFinished{}, resolved: map[string]journal.ToolResolved{}})
+			s.turns = append(s.turns, newTurn(r.Message))
 			s.usage = s.usage.Add(r.Usage)
 			s.rejects = nil
 		case journal.TypeToolStarted:
@@ -103,6 +112,18 @@ func fold(events []journal.Event) (*state, error) {
 			s.clockFrom = ev.Time
 		case journal.TypeRunInDoubt:
 			s.inDoubt = true
+		case journal.TypeApprovalRequested:
+			var r journal.ApprovalRequested
+			if err = json.Unmarshal(ev.Data, &r); err == nil && len(s.turns) > 0 {
+				s.turns[len(s.turns)-1].requested[r.CallID] = r
+			}
+		case journal.TypeApprovalDecided:
+			var r journal.ApprovalDecided
+			if err = json.Unmarshal(ev.Data, &r); err == nil && len(s.turns) > 0 {
+				s.turns[len(s.turns)-1].decided[r.CallID] = r
+			}
+			// Time spent waiting for a person does not count either.
+			s.clockFrom = ev.Time
 		case journal.TypeOutputRejected:
 			var r journal.OutputRejected
 			err = json.Unmarshal(ev.Data, &r)
@@ -304,8 +325,7 @@ func (r *runner) callModel(ctx context.Context, s *state) error {
 	if _, err := r.append(context.WithoutCancel(ctx), journal.TypeModelResponse, rec); err != nil {
 		return journalError{err}
 	}
-	s.turns = append(s.turns, &turn{msg: resp.Message, started: map[string]journal.ToolStarted{},
-		finished: map[string]journal.ToolFinished{}, resolved: map[string]journal.ToolResolved{}})
+	s.turns = append(s.turns, newTurn(resp.Message))
 	s.usage = s.usage.Add(resp.Usage)
 	s.rejects = nil
 	return nil
@@ -341,6 +361,7 @@ func (r *runner) runTools(ctx context.Context, s *state, t *turn) (done bool, ou
 		started journal.ToolStarted
 	}
 	var jobs []job
+	var waiting bool
 	for _, c := range t.msg.ToolCalls {
 		if _, ok := t.finished[c.ID]; ok {
 			continue
@@ -373,7 +394,39 @@ func (r *runner) runTools(ctx context.Context, s *state, t *turn) (done bool, ou
 			}
 			return false, InDoubt, nil
 		}
+		if !wasStarted && bt != nil && bt.info.NeedsApproval {
+			d, ok := t.decided[c.ID]
+			switch {
+			case !ok:
+				if _, asked := t.requested[c.ID]; !asked {
+					ask := journal.ApprovalRequested{ApprovalID: fmt.Sprintf("%d-%s", len(s.turns), c.ID), CallID: c.ID, Name: c.Name, Arguments: c.Arguments}
+					if _, err := r.append(ctx, journal.TypeApprovalRequested, ask); err != nil {
+						return false, Stopped, err
+					}
+					t.requested[c.ID] = ask
+				}
+				waiting = true
+				continue
+			case d.Decision == journal.Deny:
+				f := journal.ToolFinished{CallID: c.ID, Name: c.Name, IsError: true, Content: "a person denied this call"}
+				if d.Reason != "" {
+					f.Content += ": " + d.Reason
+				}
+				if _, err := r.append(ctx, journal.TypeToolFinished, f); err != nil {
+					return false, Stopped, err
+				}
+				t.finished[c.ID] = f
+				continue
+			case len(d.Arguments) > 0:
+				c.Arguments = d.Arguments // approved with edits
+			}
+		}
 		jobs = append(jobs, job{call: c, started: prev})
+	}
+	if waiting {
+		// Nothing of this turn runs until every call that needs approval
+		// has a decision.
+		return false, Waiting, nil
 	}
 	if len(jobs) == 0 {
 		return true, 0, nil

@@ -61,6 +61,8 @@ func New(rt *runtime.Runtime, opts Options) *Server {
 	s.mux.HandleFunc("POST /v1/runs/{id}/cancel", s.auth(s.cancelRun))
 	s.mux.HandleFunc("POST /v1/runs/{id}/resolve", s.auth(s.resolveRun))
 	s.mux.HandleFunc("GET /v1/agents", s.auth(s.listAgents))
+	s.mux.HandleFunc("GET /v1/approvals", s.auth(s.listApprovals))
+	s.mux.HandleFunc("POST /v1/runs/{id}/approvals/{approval_id}", s.auth(s.decideApproval))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s (see docs/api.md)", r.Method, r.URL.Path))
 	})
@@ -371,6 +373,36 @@ func (s *Server) resolveRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec, err := s.rt.Resolve(r.Context(), r.PathValue("id"), res)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, rec)
+}
+
+// ApprovalList is the answer to GET /v1/approvals.
+type ApprovalList struct {
+	Approvals []runtime.PendingApproval `json:"approvals"`
+}
+
+func (s *Server) listApprovals(w http.ResponseWriter, r *http.Request) {
+	list, err := s.rt.PendingApprovals(r.Context(), r.URL.Query().Get("agent"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if list == nil {
+		list = []runtime.PendingApproval{}
+	}
+	writeJSON(w, http.StatusOK, ApprovalList{Approvals: list})
+}
+
+func (s *Server) decideApproval(w http.ResponseWriter, r *http.Request) {
+	var d runtime.Decision
+	if !s.decodeBody(w, r, &d) {
+		return
+	}
+	rec, err := s.rt.Decide(r.Context(), r.PathValue("id"), r.PathValue("approval_id"), d)
 	if err != nil {
 		s.fail(w, r, err)
 		return

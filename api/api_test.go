@@ -17,6 +17,7 @@ import (
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/model/scripted"
 	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/tool"
 )
 
 func newServer(t *testing.T, token string, workers bool) (*httptest.Server, *runtime.Runtime) {
@@ -320,5 +321,64 @@ func TestStreamedTextReachesTheEventStream(t *testing.T) {
 	}
 	if text.String() != "a streamed answer in several pieces" || !strings.Contains(strings.Join(types, " "), "model.delta model.delta") {
 		t.Fatalf("streamed %q through events %v", text.String(), types)
+	}
+}
+
+func TestApprovalsOverHTTP(t *testing.T) {
+	b, _ := bustest.Open(t)
+	rules, _ := scripted.ParseRules([]byte(`
+- when: {last_tool: send_email}
+  reply: {text: "done: {{.LastToolResult}}"}
+- reply: {tool_calls: [{name: send_email, arguments: {to: "a@example.com"}}]}
+`))
+	m, _ := scripted.New(rules)
+	send, err := tool.NewFunc("send_email", "Sends an email.", func(_ context.Context, _ *tool.Call, in struct {
+		To string `json:"to"`
+	}) (string, error) {
+		return "sent to " + in.To, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := runtime.New(b, runtime.Options{Agents: map[string]*agent.Agent{"mailer": {Model: m, Tools: []tool.Tool{send.RequireApproval()}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Stop)
+	srv := httptest.NewServer(api.New(rt, api.Options{}))
+	t.Cleanup(srv.Close)
+	c := client.New(srv.URL, "")
+	ctx := context.Background()
+	ref, err := c.Submit(ctx, api.CreateRunRequest{Agent: "mailer", Input: "mail them"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := c.Wait(ctx, ref.ID, 10*time.Second); err != nil || rec.Status != runtime.StatusWaiting {
+		t.Fatalf("want waiting: %+v %v", rec, err)
+	}
+	status, out := call(t, "GET", srv.URL+"/v1/approvals", "", nil)
+	list, _ := out["approvals"].([]any)
+	if status != 200 || len(list) != 1 {
+		t.Fatalf("approvals: %d %v", status, out)
+	}
+	id, _ := list[0].(map[string]any)["approval_id"].(string)
+	status, out = call(t, "POST", srv.URL+"/v1/runs/"+ref.ID+"/approvals/"+id, `{"decision":"maybe"}`, nil)
+	if status != 400 || errCode(out) != api.CodeBadRequest {
+		t.Fatalf("bad decision: %d %v", status, out)
+	}
+	status, out = call(t, "POST", srv.URL+"/v1/runs/"+ref.ID+"/approvals/"+id, `{"decision":"approve","arguments":{"to":"b@example.com"}}`, nil)
+	if status != 202 {
+		t.Fatalf("approve: %d %v", status, out)
+	}
+	rec, err := c.Wait(ctx, ref.ID, 10*time.Second)
+	if err != nil || rec.Status != runtime.StatusCompleted || rec.Output != "done: sent to b@example.com" {
+		t.Fatalf("after approval: %+v %v", rec, err)
+	}
+	status, out = call(t, "POST", srv.URL+"/v1/runs/"+ref.ID+"/approvals/"+id, `{"decision":"approve"}`, nil)
+	if status != 409 || errCode(out) != api.CodeConflict {
+		t.Fatalf("deciding twice: %d %v", status, out)
 	}
 }

@@ -75,6 +75,20 @@ func printEvent(w io.Writer, ev journal.Event, asJSON bool) {
 		if d.Reason != "" {
 			line += ": " + d.Reason
 		}
+	case journal.TypeApprovalRequested:
+		var d journal.ApprovalRequested
+		_ = json.Unmarshal(ev.Data, &d)
+		line = fmt.Sprintf("waiting for approval %s: %s(%s)", d.ApprovalID, d.Name, clip(string(d.Arguments), 200))
+	case journal.TypeApprovalDecided:
+		var d journal.ApprovalDecided
+		_ = json.Unmarshal(ev.Data, &d)
+		line = fmt.Sprintf("approval %s: %s", d.ApprovalID, d.Decision)
+		if len(d.Arguments) > 0 {
+			line += " with arguments " + clip(string(d.Arguments), 200)
+		}
+		if d.Reason != "" {
+			line += " (" + clip(d.Reason, 200) + ")"
+		}
 	case journal.TypeOutputRejected:
 		var d journal.OutputRejected
 		_ = json.Unmarshal(ev.Data, &d)

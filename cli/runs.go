@@ -23,6 +23,8 @@ func runsCmd(ctx context.Context, e *env, args []string) error {
   events   RUN-ID [--after EVENT-ID]                           follow a run's events until it ends
   cancel   RUN-ID                                              ask a run to stop
   resolve  RUN-ID --action retry|skip|fail [--result R] [--reason W]   decide a run in doubt
+  approvals [--agent A]                                        tool calls waiting for a person
+  decide   RUN-ID APPROVAL-ID --decision approve|deny [--reason W] [--arguments JSON]
 
 Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --json.`)
 		if len(args) == 0 {
@@ -42,7 +44,9 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 	after := fs.Uint64("after", 0, "events: resume after this event id")
 	action := fs.String("action", "", "resolve: retry, skip or fail")
 	result := fs.String("result", "", "resolve: the tool result to use with skip")
-	reason := fs.String("reason", "", "resolve: why")
+	reason := fs.String("reason", "", "resolve, decide: why")
+	decision := fs.String("decision", "", "decide: approve or deny")
+	arguments := fs.String("arguments", "", "decide: JSON arguments that replace the model's (with approve)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -126,8 +130,36 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 		}
 		fmt.Fprintf(e.stdout, "%s: %s\n", rec.ID, rec.Status)
 		return nil
+	case "approvals":
+		l, err := c.Approvals(ctx, *agent)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return show(l)
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "RUN\tAPPROVAL\tAGENT\tTOOL\tARGUMENTS")
+		for _, a := range l.Approvals {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.RunID, a.ApprovalID, a.Agent, a.Name, clip(string(a.Arguments), 80))
+		}
+		return tw.Flush()
+	case "decide":
+		if len(pos) != 2 {
+			return &exitError{code: 2, err: errors.New("runs decide needs RUN-ID and APPROVAL-ID")}
+		}
+		d := runtime.Decision{Decision: *decision, Reason: *reason}
+		if *arguments != "" {
+			d.Arguments = json.RawMessage(*arguments)
+		}
+		rec, err := c.Decide(ctx, pos[0], pos[1], d)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%s: %s\n", rec.ID, rec.Status)
+		return nil
 	}
-	return &exitError{code: 2, err: fmt.Errorf("unknown subcommand %q (known: list, show, events, cancel, resolve)", sub)}
+	return &exitError{code: 2, err: fmt.Errorf("unknown subcommand %q (known: list, show, events, cancel, resolve, approvals, decide)", sub)}
 }
 
 func envOr(name, def string) string {

@@ -76,18 +76,25 @@ const (
 	ToolHTTP = "http"
 )
 
+// ApprovalRequired is the tools.X.approval value that makes every call wait
+// for a person.
+const ApprovalRequired = "required"
+
 // Tool is a tool defined in the file.
 type Tool struct {
 	Type        string `yaml:"type"`
 	Description string `yaml:"description,omitempty"`
 	// Parameters is the JSON Schema of the arguments (written as YAML).
-	Parameters map[string]any       `yaml:"parameters,omitempty"`
-	URL        string               `yaml:"url,omitempty"`
-	Headers    map[string]string    `yaml:"headers,omitempty"`
-	HeaderEnv  map[string]string    `yaml:"header_env,omitempty"`
-	Timeout    Duration             `yaml:"timeout,omitempty"`
-	Idempotent bool                 `yaml:"idempotent,omitempty"`
-	Extra      map[string]yaml.Node `yaml:",inline"`
+	Parameters map[string]any    `yaml:"parameters,omitempty"`
+	URL        string            `yaml:"url,omitempty"`
+	Headers    map[string]string `yaml:"headers,omitempty"`
+	HeaderEnv  map[string]string `yaml:"header_env,omitempty"`
+	Timeout    Duration          `yaml:"timeout,omitempty"`
+	Idempotent bool              `yaml:"idempotent,omitempty"`
+	// Approval "required" parks the run before each call until a person
+	// approves, edits or denies it.
+	Approval string               `yaml:"approval,omitempty"`
+	Extra    map[string]yaml.Node `yaml:",inline"`
 }
 
 // Agent is an agent definition.
@@ -389,6 +396,9 @@ func (c *Config) Validate() error {
 		}
 		if t.Timeout < 0 {
 			add(p+".timeout", "must be positive")
+		}
+		if t.Approval != "" && t.Approval != ApprovalRequired && t.Approval != "never" {
+			add(p+".approval", "unknown value %q (known: required, never)", t.Approval)
 		}
 	}
 	known := c.toolNames()

@@ -69,6 +69,7 @@ func TestErrorsNameTheFieldAndTheFix(t *testing.T) {
 		{"unknown section", "agents:\n  triage:", "agent: unknown section (known: models, tools, agents, server)"},
 		{"unknown model field", "provider: openai", "models.fast.kind: unknown field (known: provider, model,"},
 		{"bad schema", "properties: {id: {type: string}}", "tools.lookup.parameters: invalid JSON Schema"},
+		{"bad approval", "idempotent: true", `tools.lookup.approval: unknown value "sometimes" (known: required, never)`},
 	}
 	replacements := map[string]string{
 		"unknown model":                 "model: fats\n    instructions",
@@ -83,6 +84,7 @@ func TestErrorsNameTheFieldAndTheFix(t *testing.T) {
 		"unknown section":               "agent: {}\nagents:\n  triage:",
 		"unknown model field":           "provider: openai\n    kind: x",
 		"bad schema":                    "properties: {id: {type: 12}}",
+		"bad approval":                  "idempotent: true\n    approval: sometimes",
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -28,6 +28,10 @@ const (
 	TypeRunCompleted   = "run.completed"
 	TypeRunFailed      = "run.failed"
 	TypeRunCanceled    = "run.canceled"
+	// TypeApprovalRequested parks a run for a person's decision on a call.
+	TypeApprovalRequested = "approval.requested"
+	// TypeApprovalDecided records that decision.
+	TypeApprovalDecided = "approval.decided"
 )
 
 // Terminal reports whether an event type ends a run for good.
@@ -137,4 +141,29 @@ type RunFailed struct {
 type RunCanceled struct {
 	Reason string      `json:"reason,omitempty"`
 	Usage  model.Usage `json:"usage"`
+}
+
+// Approval decisions.
+const (
+	Approve = "approve"
+	Deny    = "deny"
+)
+
+// ApprovalRequested parks a run until a person decides on a tool call that
+// needs approval. Nothing has run yet.
+type ApprovalRequested struct {
+	ApprovalID string          `json:"approval_id"`
+	CallID     string          `json:"call_id"`
+	Name       string          `json:"name"`
+	Arguments  json.RawMessage `json:"arguments"`
+}
+
+// ApprovalDecided records a person's decision on a requested call.
+type ApprovalDecided struct {
+	ApprovalID string `json:"approval_id"`
+	CallID     string `json:"call_id"`
+	Decision   string `json:"decision"`
+	// Arguments, when set with approve, replace the model's arguments.
+	Arguments json.RawMessage `json:"arguments,omitempty"`
+	Reason    string          `json:"reason,omitempty"`
 }

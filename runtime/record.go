@@ -63,8 +63,12 @@ type Record struct {
 	// InDoubt names the tool call that stopped the run.
 	InDoubt *journal.RunInDoubt `json:"in_doubt,omitempty"`
 	// Resolution waits for the next worker to journal it.
-	Resolution      *journal.ToolResolved `json:"resolution,omitempty"`
-	CancelRequested bool                  `json:"cancel_requested,omitempty"`
+	Resolution *journal.ToolResolved `json:"resolution,omitempty"`
+	// Approvals are the calls a waiting run needs a person to decide on.
+	Approvals []journal.ApprovalRequested `json:"approvals,omitempty"`
+	// Decisions wait for the next worker to journal them.
+	Decisions       []journal.ApprovalDecided `json:"decisions,omitempty"`
+	CancelRequested bool                      `json:"cancel_requested,omitempty"`
 	// Turn is the run's position among its instance's runs (1-based).
 	Turn uint64 `json:"turn,omitempty"`
 }

@@ -483,7 +483,93 @@ func (r *Runtime) Resolve(ctx context.Context, id string, res Resolution) (*Reco
 	return rec, r.enqueue(ctx, id, fmt.Sprintf("%s%s.resolve.%d", bus.QueuePrefix, id, rec.Steps))
 }
 
-// Wait blocks until a run is terminal or in doubt, or ctx ends.
+// Decision is a person's answer to an approval.
+type Decision struct {
+	Decision string `json:"decision"`
+	Reason   string `json:"reason,omitempty"`
+	// Arguments replace the model's arguments when approving with edits.
+	Arguments json.RawMessage `json:"arguments,omitempty"`
+}
+
+// Decide answers one approval of a waiting run. Once every approval of the
+// run is decided, the run is queued again.
+func (r *Runtime) Decide(ctx context.Context, id, approvalID string, d Decision) (*Record, error) {
+	switch d.Decision {
+	case journal.Approve, journal.Deny:
+	case "":
+		return nil, fmt.Errorf("%w: decision: missing (approve or deny)", ErrInvalid)
+	default:
+		return nil, fmt.Errorf("%w: decision: %q is not approve or deny", ErrInvalid, d.Decision)
+	}
+	if len(d.Arguments) > 0 && (d.Decision != journal.Approve || !json.Valid(d.Arguments)) {
+		return nil, fmt.Errorf("%w: arguments: only with approve, and as a JSON object", ErrInvalid)
+	}
+	var ready bool
+	rec, err := r.update(ctx, id, func(rec *Record) error {
+		var ask *journal.ApprovalRequested
+		for i := range rec.Approvals {
+			if rec.Approvals[i].ApprovalID == approvalID {
+				ask = &rec.Approvals[i]
+			}
+		}
+		if rec.Status != StatusWaiting || ask == nil {
+			return fmt.Errorf("%w: run %s has no pending approval %q (it is %s)", ErrConflict, id, approvalID, rec.Status)
+		}
+		for _, prev := range rec.Decisions {
+			if prev.ApprovalID == approvalID {
+				return fmt.Errorf("%w: approval %q is already decided (%s)", ErrConflict, approvalID, prev.Decision)
+			}
+		}
+		rec.Decisions = append(rec.Decisions, journal.ApprovalDecided{ApprovalID: approvalID, CallID: ask.CallID,
+			Decision: d.Decision, Arguments: d.Arguments, Reason: d.Reason})
+		ready = len(rec.Decisions) == len(rec.Approvals)
+		if ready {
+			rec.Status = StatusQueued
+		}
+		return nil
+	})
+	if err != nil || !ready {
+		return rec, err
+	}
+	return rec, r.enqueue(ctx, id, fmt.Sprintf("%s%s.decided.%d", bus.QueuePrefix, id, rec.Steps))
+}
+
+// PendingApproval is one call waiting for a person.
+type PendingApproval struct {
+	RunID string `json:"run_id"`
+	Agent string `json:"agent"`
+	journal.ApprovalRequested
+}
+
+// PendingApprovals lists the calls waiting for a decision, newest run first.
+func (r *Runtime) PendingApprovals(ctx context.Context, agentName string) ([]PendingApproval, error) {
+	var out []PendingApproval
+	cursor := ""
+	for {
+		runs, next, err := r.List(ctx, ListFilter{Agent: agentName, Status: StatusWaiting, Limit: 1000, Cursor: cursor})
+		if err != nil {
+			return nil, err
+		}
+		for _, rec := range runs {
+			decided := map[string]bool{}
+			for _, d := range rec.Decisions {
+				decided[d.ApprovalID] = true
+			}
+			for _, a := range rec.Approvals {
+				if !decided[a.ApprovalID] {
+					out = append(out, PendingApproval{RunID: rec.ID, Agent: rec.Agent, ApprovalRequested: a})
+				}
+			}
+		}
+		if next == "" {
+			return out, nil
+		}
+		cursor = next
+	}
+}
+
+// Wait blocks until a run is terminal, in doubt or waiting for a person, or
+// ctx ends.
 func (r *Runtime) Wait(ctx context.Context, id string) (*Record, error) {
 	if !runIDPattern.MatchString(id) {
 		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
@@ -518,4 +604,6 @@ func (r *Runtime) Wait(ctx context.Context, id string) (*Record, error) {
 	return rec, err
 }
 
-func settled(rec *Record) bool { return rec.Status.Terminal() || rec.Status == StatusInDoubt }
+func settled(rec *Record) bool {
+	return rec.Status.Terminal() || rec.Status == StatusInDoubt || rec.Status == StatusWaiting
+}

@@ -279,7 +279,8 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 	}
 	events := w.Events()
 	if n := len(events); n > 0 && (journal.Terminal(events[n-1].Type) ||
-		events[n-1].Type == journal.TypeRunInDoubt && rec.Resolution == nil) {
+		events[n-1].Type == journal.TypeRunInDoubt && rec.Resolution == nil ||
+		events[n-1].Type == journal.TypeApprovalRequested && len(rec.Decisions) == 0) {
 		// Journaled but not yet settled (the last worker died in between).
 		if _, err := r.settle(ctx, rec, events); err != nil {
 			log.Warn("settle run", "err", err)
@@ -289,7 +290,8 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 		_ = msg.Ack()
 		return
 	}
-	if rec.Status.Terminal() || rec.Status == StatusInDoubt && rec.Resolution == nil {
+	if rec.Status.Terminal() || rec.Status == StatusInDoubt && rec.Resolution == nil ||
+		rec.Status == StatusWaiting && len(rec.Decisions) == 0 {
 		_ = msg.Ack() // a stale delivery of a settled or parked run
 		return
 	}
@@ -346,6 +348,10 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 			r.lost(ctx, log, rec, err)
 			return
 		}
+	}
+	if err := r.journalDecisions(ctx, w, rec); err != nil {
+		r.lost(ctx, log, rec, err)
+		return
 	}
 	if rec.Resolution != nil && w.Events()[len(w.Events())-1].Type == journal.TypeRunInDoubt {
 		if _, err := w.Append(ctx, journal.TypeToolResolved, rec.Resolution); err != nil {
@@ -483,12 +489,14 @@ func (r *Runtime) settleFrom(ctx context.Context, run *Record, rev uint64, event
 		// Never move a record backwards: a late settle from older events
 		// must not undo a newer settle or an operator's resolution.
 		if rec.Steps > last.Step || rec.Steps == last.Step &&
-			(rec.Status.Terminal() || last.Type == journal.TypeRunInDoubt && rec.Resolution != nil) {
+			(rec.Status.Terminal() || last.Type == journal.TypeRunInDoubt && rec.Resolution != nil ||
+				last.Type == journal.TypeApprovalRequested && len(rec.Decisions) > 0) {
 			return errSkip
 		}
 		now := last.Time
 		rec.Steps = last.Step
 		rec.Resolution = nil // journaled by now (tool.resolved), or moot
+		rec.Approvals, rec.Decisions = nil, nil
 		switch last.Type {
 		case journal.TypeRunCompleted:
 			var d journal.RunCompleted
@@ -513,6 +521,10 @@ func (r *Runtime) settleFrom(ctx context.Context, run *Record, rev uint64, event
 			var d journal.RunInDoubt
 			_ = json.Unmarshal(last.Data, &d)
 			rec.Status, rec.InDoubt = StatusInDoubt, &d
+			rec.Usage = usageOf(events)
+			return nil
+		case journal.TypeApprovalRequested:
+			rec.Status, rec.Approvals, rec.Decisions = StatusWaiting, pendingApprovals(events), nil
 			rec.Usage = usageOf(events)
 			return nil
 		default:
@@ -558,4 +570,47 @@ func statsOf(events []journal.Event, wall time.Duration) RunStats {
 		}
 	}
 	return s
+}
+
+// pendingApprovals lists the approvals of the last turn that have no
+// decision in the journal.
+func pendingApprovals(events []journal.Event) []journal.ApprovalRequested {
+	var pending []journal.ApprovalRequested
+	decided := map[string]bool{}
+	for i := len(events) - 1; i >= 0 && events[i].Type != journal.TypeModelResponse; i-- {
+		switch events[i].Type {
+		case journal.TypeApprovalDecided:
+			var d journal.ApprovalDecided
+			if json.Unmarshal(events[i].Data, &d) == nil {
+				decided[d.ApprovalID] = true
+			}
+		case journal.TypeApprovalRequested:
+			var a journal.ApprovalRequested
+			if json.Unmarshal(events[i].Data, &a) == nil && !decided[a.ApprovalID] {
+				pending = append([]journal.ApprovalRequested{a}, pending...)
+			}
+		}
+	}
+	return pending
+}
+
+// journalDecisions appends the decisions stored on the record that the
+// journal does not have yet.
+func (r *Runtime) journalDecisions(ctx context.Context, w *journal.Writer, rec *Record) error {
+	if len(rec.Decisions) == 0 {
+		return nil
+	}
+	pending := map[string]bool{}
+	for _, a := range pendingApprovals(w.Events()) {
+		pending[a.ApprovalID] = true
+	}
+	for _, d := range rec.Decisions {
+		if !pending[d.ApprovalID] {
+			continue
+		}
+		if _, err := w.Append(ctx, journal.TypeApprovalDecided, d); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -32,6 +32,12 @@ func (f *Func[In]) Idempotent() *Func[In] {
 	return f
 }
 
+// RequireApproval makes every call of the function wait for a person.
+func (f *Func[In]) RequireApproval() *Func[In] {
+	f.info.NeedsApproval = true
+	return f
+}
+
 // Info describes the tool.
 func (f *Func[In]) Info() Info { return f.info }
 

@@ -25,6 +25,9 @@ type Info struct {
 	// run resumes after a crash during the call. Non-idempotent calls that were
 	// started but not finished put the run in doubt instead.
 	Idempotent bool
+	// NeedsApproval parks the run before each call until a person approves,
+	// edits or denies it.
+	NeedsApproval bool
 }
 
 // Call is one invocation of a tool.

@@ -145,6 +145,22 @@ func (c *Client) Resolve(ctx context.Context, id string, res runtime.Resolution)
 	return &rec, c.do(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(id)+"/resolve", res, nil, &rec)
 }
 
+// Approvals lists the tool calls waiting for a person.
+func (c *Client) Approvals(ctx context.Context, agent string) (*api.ApprovalList, error) {
+	q := url.Values{}
+	if agent != "" {
+		q.Set("agent", agent)
+	}
+	var out api.ApprovalList
+	return &out, c.do(ctx, http.MethodGet, "/v1/approvals?"+q.Encode(), nil, nil, &out)
+}
+
+// Decide answers one approval of a waiting run.
+func (c *Client) Decide(ctx context.Context, runID, approvalID string, d runtime.Decision) (*runtime.Record, error) {
+	var rec runtime.Record
+	return &rec, c.do(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(runID)+"/approvals/"+url.PathEscape(approvalID), d, nil, &rec)
+}
+
 // Events follows a run's event stream from after lastEventID (0 for the
 // start), calling fn for each event until the stream ends or fn returns false.
 func (c *Client) Events(ctx context.Context, id string, lastEventID uint64, fn func(journal.Event) bool) error {

@@ -325,3 +325,57 @@ func TestKillDuringNonIdempotentToolCall(t *testing.T) {
 		}
 	}
 }
+
+func TestKillWhileWaitingForApproval(t *testing.T) {
+	f := newFixture(t, 0, 0)
+	cfg, err := os.ReadFile(f.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = []byte(strings.Replace(string(cfg), "idempotent: false", "idempotent: false\n    approval: required", 1))
+	if err := os.WriteFile(f.config, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := f.serve()
+	ctx := context.Background()
+	ref, err := p.client().Submit(ctx, api.CreateRunRequest{Agent: "writer", Input: "write three records"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := p.client().Wait(ctx, ref.ID, 30*time.Second); err != nil || rec.Status != runtime.StatusWaiting {
+		t.Fatalf("want waiting: %+v %v", rec, err)
+	}
+	p.kill(t)
+
+	p = f.serve()
+	c := p.client()
+	for approved := 0; ; approved++ {
+		rec, err := c.Wait(ctx, ref.ID, 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Status == runtime.StatusCompleted {
+			if approved != 3 {
+				t.Fatalf("completed after %d approvals, want 3", approved)
+			}
+			break
+		}
+		list, err := c.Approvals(ctx, "")
+		if err != nil || rec.Status != runtime.StatusWaiting || len(list.Approvals) != 1 {
+			t.Fatalf("after %d approvals: status %s, pending %+v, %v", approved, rec.Status, list, err)
+		}
+		if _, err := c.Decide(ctx, ref.ID, list.Approvals[0].ApprovalID, runtime.Decision{Decision: "approve"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.toolKeys) != 3 {
+		t.Errorf("tool calls %v, want 3", f.toolKeys)
+	}
+	for k, n := range f.toolKeys {
+		if n != 1 {
+			t.Errorf("tool call %s executed %d times", k, n)
+		}
+	}
+}

@@ -29,6 +29,8 @@ type Config struct {
 	Headers     map[string]string
 	Timeout     time.Duration
 	Idempotent  bool
+	// NeedsApproval makes every call wait for a person's decision.
+	NeedsApproval bool
 	// Client sends the requests; nil uses a shared client with keep-alives.
 	Client *http.Client
 }
@@ -53,7 +55,7 @@ func New(cfg Config) *Tool {
 
 // Info describes the tool.
 func (t *Tool) Info() tool.Info {
-	return tool.Info{Name: t.cfg.Name, Description: t.cfg.Description, Schema: t.cfg.Schema, Idempotent: t.cfg.Idempotent}
+	return tool.Info{Name: t.cfg.Name, Description: t.cfg.Description, Schema: t.cfg.Schema, Idempotent: t.cfg.Idempotent, NeedsApproval: t.cfg.NeedsApproval}
 }
 
 // Call POSTs the arguments. A non-2xx status is a tool error the model sees.

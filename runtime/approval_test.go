@@ -1,0 +1,107 @@
+package runtime_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/myriad-ai/myriad/agent"
+	"github.com/myriad-ai/myriad/bus/bustest"
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/tool"
+)
+
+// guarded is a recorder whose calls need approval.
+type guarded struct{ recorder }
+
+func (g *guarded) Info() tool.Info {
+	i := g.recorder.Info()
+	i.NeedsApproval = true
+	return i
+}
+
+const approvalRules = `
+- when: {last_tool: step}
+  reply: {text: "tool said: {{.LastToolResult}}"}
+- reply:
+    tool_calls: [{name: step, arguments: {n: 1}}]
+`
+
+func TestApprovalParksTheRunUntilAPersonDecides(t *testing.T) {
+	tests := []struct {
+		name     string
+		decision runtime.Decision
+		want     string
+		calls    int
+	}{
+		{"approve", runtime.Decision{Decision: journal.Approve}, `tool said: result for {"n":1}`, 1},
+		{"approve with edits", runtime.Decision{Decision: journal.Approve, Arguments: json.RawMessage(`{"n":7}`)}, `tool said: result for {"n":7}`, 1},
+		{"deny", runtime.Decision{Decision: journal.Deny, Reason: "not today"}, "tool said: a person denied this call: not today", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b, dir := bustest.Open(t)
+			step := &guarded{recorder{name: "step"}}
+			agents := func() map[string]*agent.Agent {
+				return map[string]*agent.Agent{"worker": {Model: scriptedModel(t, approvalRules), Tools: []tool.Tool{step}}}
+			}
+			rt := newRuntime(t, b, agents())
+			start(t, rt)
+			ctx := context.Background()
+			rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "go"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec = wait(t, rt, rec.ID)
+			if rec.Status != runtime.StatusWaiting || len(rec.Approvals) != 1 || len(step.Keys()) != 0 {
+				t.Fatalf("want waiting with one approval and no call, got %s %+v calls %v", rec.Status, rec.Approvals, step.Keys())
+			}
+			// The wait survives a restart of the whole node.
+			rt.Stop()
+			b.Close()
+			b = bustest.Reopen(t, dir)
+			rt = newRuntime(t, b, agents())
+			start(t, rt)
+			pending, err := rt.PendingApprovals(ctx, "")
+			if err != nil || len(pending) != 1 || pending[0].RunID != rec.ID || pending[0].Name != "step" {
+				t.Fatalf("pending after restart: %+v %v", pending, err)
+			}
+			if _, err := rt.Decide(ctx, rec.ID, "nope", tc.decision); !errors.Is(err, runtime.ErrConflict) {
+				t.Errorf("unknown approval id: %v", err)
+			}
+			if _, err := rt.Decide(ctx, rec.ID, pending[0].ApprovalID, tc.decision); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := rt.Decide(ctx, rec.ID, pending[0].ApprovalID, tc.decision); err == nil {
+				t.Error("a second decision on one approval was accepted")
+			}
+			rec = wait(t, rt, rec.ID)
+			if rec.Status != runtime.StatusCompleted || rec.Output != tc.want || len(step.Keys()) != tc.calls {
+				t.Fatalf("got %s %q calls %v, want %q with %d calls", rec.Status, rec.Output, step.Keys(), tc.want, tc.calls)
+			}
+			if got := strings.Join(eventTypes(t, rt, rec.ID), " "); !strings.Contains(got, "approval.requested approval.decided") {
+				t.Errorf("journal %s", got)
+			}
+		})
+	}
+}
+
+func TestCancelAWaitingRun(t *testing.T) {
+	b, _ := bustest.Open(t)
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: scriptedModel(t, approvalRules), Tools: []tool.Tool{&guarded{recorder{name: "step"}}}}})
+	start(t, rt)
+	ctx := context.Background()
+	rec, _, _ := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "go"})
+	if rec = wait(t, rt, rec.ID); rec.Status != runtime.StatusWaiting {
+		t.Fatalf("status %s", rec.Status)
+	}
+	if rec, err := rt.Cancel(ctx, rec.ID); err != nil || rec.Status != runtime.StatusCanceled {
+		t.Fatalf("cancel: %+v %v", rec, err)
+	}
+	if _, err := rt.Decide(ctx, rec.ID, "1-call_1_0", runtime.Decision{Decision: journal.Approve}); !errors.Is(err, runtime.ErrConflict) {
+		t.Fatalf("deciding a canceled run: %v", err)
+	}
+}
