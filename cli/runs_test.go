@@ -11,6 +11,7 @@ import (
 	"github.com/myriad-ai/myriad/bus/bustest"
 	"github.com/myriad-ai/myriad/model/scripted"
 	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/tool"
 )
 
 func TestRunsCommandsAgainstAServer(t *testing.T) {
@@ -58,5 +59,56 @@ func TestRunsCommandsAgainstAServer(t *testing.T) {
 	code, _, errs = run(t, "runs", "show", "--server", srv.URL, "--token-env", "NO_SUCH_TOKEN_VAR", rec.ID)
 	if code != 1 || !strings.Contains(errs, "unauthorized") {
 		t.Fatalf("without a token: %d %q", code, errs)
+	}
+}
+
+func TestApprovalCommands(t *testing.T) {
+	b, _ := bustest.Open(t)
+	rules, _ := scripted.ParseRules([]byte(`
+- when: {last_tool: deploy}
+  reply: {text: "deploy said: {{.LastToolResult}}"}
+- reply: {tool_calls: [{name: deploy, arguments: {env: prod}}]}
+`))
+	m, _ := scripted.New(rules)
+	deploy, err := tool.NewFunc("deploy", "Deploys.", func(_ context.Context, _ *tool.Call, in struct {
+		Env string `json:"env"`
+	}) (string, error) {
+		return "deployed to " + in.Env, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := runtime.New(b, runtime.Options{Agents: map[string]*agent.Agent{"ops": {Model: m, Tools: []tool.Tool{deploy.RequireApproval()}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Stop)
+	srv := httptest.NewServer(api.New(rt, api.Options{}))
+	t.Cleanup(srv.Close)
+	ctx := context.Background()
+	rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "ops", Input: "ship it"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, _ = rt.Wait(ctx, rec.ID); rec.Status != runtime.StatusWaiting {
+		t.Fatalf("status %s", rec.Status)
+	}
+	code, out, errs := run(t, "runs", "approvals", "--server", srv.URL)
+	if code != 0 || !strings.Contains(out, rec.ID) || !strings.Contains(out, "deploy") || !strings.Contains(out, "1-call_1_0") {
+		t.Fatalf("approvals: %d %q %q", code, out, errs)
+	}
+	code, out, errs = run(t, "runs", "decide", "--server", srv.URL, "--decision", "approve", "--arguments", `{"env":"staging"}`, rec.ID, "1-call_1_0")
+	if code != 0 || !strings.Contains(out, "queued") {
+		t.Fatalf("decide: %d %q %q", code, out, errs)
+	}
+	if rec, _ = rt.Wait(ctx, rec.ID); rec.Output != "deploy said: deployed to staging" {
+		t.Fatalf("output %q", rec.Output)
+	}
+	code, out, _ = run(t, "runs", "events", "--server", srv.URL, rec.ID)
+	if code != 0 || !strings.Contains(out, "waiting for approval 1-call_1_0") || !strings.Contains(out, "approval 1-call_1_0: approve with arguments") {
+		t.Fatalf("events: %d %q", code, out)
 	}
 }
