@@ -75,8 +75,12 @@ func TestApprovalParksTheRunUntilAPersonDecides(t *testing.T) {
 			if _, err := rt.Decide(ctx, rec.ID, pending[0].ApprovalID, tc.decision); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := rt.Decide(ctx, rec.ID, pending[0].ApprovalID, tc.decision); err == nil {
-				t.Error("a second decision on one approval was accepted")
+			other := runtime.Decision{Decision: journal.Deny}
+			if tc.decision.Decision == journal.Deny {
+				other.Decision = journal.Approve
+			}
+			if _, err := rt.Decide(ctx, rec.ID, pending[0].ApprovalID, other); err == nil {
+				t.Error("a different second decision on one approval was accepted")
 			}
 			rec = wait(t, rt, rec.ID)
 			if rec.Status != runtime.StatusCompleted || rec.Output != tc.want || len(step.Keys()) != tc.calls {
@@ -103,5 +107,34 @@ func TestCancelAWaitingRun(t *testing.T) {
 	}
 	if _, err := rt.Decide(ctx, rec.ID, "1-call_1_0", runtime.Decision{Decision: journal.Approve}); !errors.Is(err, runtime.ErrConflict) {
 		t.Fatalf("deciding a canceled run: %v", err)
+	}
+}
+
+// Two approvals in one turn, decided one at a time, with a restart-like
+// redelivery in between, end with both calls decided exactly once.
+func TestTwoApprovalsInOneTurn(t *testing.T) {
+	b, _ := bustest.Open(t)
+	step := &guarded{recorder{name: "step"}}
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: scriptedModel(t, `
+- when: {tool_results: 2}
+  reply: {text: "both answered"}
+- reply:
+    tool_calls: [{name: step, arguments: {n: 1}}, {name: step, arguments: {n: 2}}]
+`), Tools: []tool.Tool{step}}})
+	start(t, rt)
+	ctx := context.Background()
+	rec, _, _ := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "go"})
+	if rec = wait(t, rt, rec.ID); rec.Status != runtime.StatusWaiting || len(rec.Approvals) != 2 {
+		t.Fatalf("want two pending approvals: %s %+v", rec.Status, rec.Approvals)
+	}
+	first, second := rec.Approvals[0].ApprovalID, rec.Approvals[1].ApprovalID
+	if rec, err := rt.Decide(ctx, rec.ID, first, runtime.Decision{Decision: journal.Deny, Reason: "no"}); err != nil || rec.Status != runtime.StatusWaiting {
+		t.Fatalf("first decision: %+v %v", rec, err)
+	}
+	if rec, err := rt.Decide(ctx, rec.ID, second, runtime.Decision{Decision: journal.Approve}); err != nil || rec.Status != runtime.StatusQueued {
+		t.Fatalf("second decision: %+v %v", rec, err)
+	}
+	if rec = wait(t, rt, rec.ID); rec.Status != runtime.StatusCompleted || len(step.Keys()) != 1 {
+		t.Fatalf("got %s with calls %v, want completed with the approved call only", rec.Status, step.Keys())
 	}
 }

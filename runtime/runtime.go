@@ -512,6 +512,16 @@ func (r *Runtime) Decide(ctx context.Context, id, approvalID string, d Decision)
 				ask = &rec.Approvals[i]
 			}
 		}
+		if rec.Status == StatusQueued && ask != nil && len(rec.Decisions) == len(rec.Approvals) {
+			for _, prev := range rec.Decisions {
+				if prev.ApprovalID == approvalID && prev.Decision == d.Decision {
+					// The same decision again after a failed enqueue: enqueue
+					// again (harmless if the first got through).
+					ready = true
+					return errSkip
+				}
+			}
+		}
 		if rec.Status != StatusWaiting || ask == nil {
 			return fmt.Errorf("%w: run %s has no pending approval %q (it is %s)", ErrConflict, id, approvalID, rec.Status)
 		}

@@ -280,7 +280,8 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 	events := w.Events()
 	if n := len(events); n > 0 && (journal.Terminal(events[n-1].Type) ||
 		events[n-1].Type == journal.TypeRunInDoubt && rec.Resolution == nil ||
-		events[n-1].Type == journal.TypeApprovalRequested && len(rec.Decisions) == 0) {
+		(events[n-1].Type == journal.TypeApprovalRequested || events[n-1].Type == journal.TypeApprovalDecided) &&
+			len(rec.Decisions) == 0 && len(pendingApprovals(events)) > 0) {
 		// Journaled but not yet settled (the last worker died in between).
 		if _, err := r.settle(ctx, rec, events); err != nil {
 			log.Warn("settle run", "err", err)
@@ -523,8 +524,14 @@ func (r *Runtime) settleFrom(ctx context.Context, run *Record, rev uint64, event
 			rec.Status, rec.InDoubt = StatusInDoubt, &d
 			rec.Usage = usageOf(events)
 			return nil
-		case journal.TypeApprovalRequested:
-			rec.Status, rec.Approvals, rec.Decisions = StatusWaiting, pendingApprovals(events), nil
+		case journal.TypeApprovalRequested, journal.TypeApprovalDecided:
+			// Parked: some approvals of the turn are still undecided (the
+			// last entry is a decision when only part of them came in).
+			pending := pendingApprovals(events)
+			if len(pending) == 0 {
+				return fmt.Errorf("run %s: journal ends with %s and nothing pending, which does not settle a run", id, last.Type)
+			}
+			rec.Status, rec.Approvals, rec.Decisions = StatusWaiting, pending, nil
 			rec.Usage = usageOf(events)
 			return nil
 		default:
