@@ -10,6 +10,7 @@
 package agent
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -98,3 +99,12 @@ var (
 	// worker to resume, and nothing is journaled.
 	ErrShutdown = errors.New("worker shutting down")
 )
+
+// ValidateArguments checks arguments against a tool's schema.
+func (a *Agent) ValidateArguments(toolName string, args json.RawMessage) error {
+	bt := a.tools[toolName]
+	if bt == nil {
+		return fmt.Errorf("agent %s has no tool %q", a.Name, toolName)
+	}
+	return bt.schema.Validate(args)
+}

@@ -362,9 +362,12 @@ func (r *runner) runTools(ctx context.Context, s *state, t *turn) (done bool, ou
 	}
 	var jobs []job
 	var waiting bool
-	for _, c := range t.msg.ToolCalls {
+	for i, c := range t.msg.ToolCalls {
 		if _, ok := t.finished[c.ID]; ok {
 			continue
+		}
+		if d, ok := t.decided[c.ID]; ok && d.Decision == journal.Approve && len(d.Arguments) > 0 {
+			c.Arguments = d.Arguments // approved with edits, for every attempt
 		}
 		prev, wasStarted := t.started[c.ID]
 		bt := r.a.tools[c.Name]
@@ -399,7 +402,7 @@ func (r *runner) runTools(ctx context.Context, s *state, t *turn) (done bool, ou
 			switch {
 			case !ok:
 				if _, asked := t.requested[c.ID]; !asked {
-					ask := journal.ApprovalRequested{ApprovalID: fmt.Sprintf("%d-%s", len(s.turns), c.ID), CallID: c.ID, Name: c.Name, Arguments: c.Arguments}
+					ask := journal.ApprovalRequested{ApprovalID: fmt.Sprintf("%d-%d", len(s.turns), i), CallID: c.ID, Name: c.Name, Arguments: c.Arguments}
 					if _, err := r.append(ctx, journal.TypeApprovalRequested, ask); err != nil {
 						return false, Stopped, err
 					}
@@ -417,8 +420,6 @@ func (r *runner) runTools(ctx context.Context, s *state, t *turn) (done bool, ou
 				}
 				t.finished[c.ID] = f
 				continue
-			case len(d.Arguments) > 0:
-				c.Arguments = d.Arguments // approved with edits
 			}
 		}
 		jobs = append(jobs, job{call: c, started: prev})

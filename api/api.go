@@ -509,6 +509,16 @@ func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 				}
 				return
 			}
+			// Live text published before this event is already queued in
+			// live (one connection delivers in order): send it first.
+			for drained := false; !drained; {
+				select {
+				case m := <-live:
+					fmt.Fprintf(w, "event: model.delta\ndata: %s\n\n", m.Data)
+				default:
+					drained = true
+				}
+			}
 			data, _ := json.Marshal(ev)
 			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, data)
 			_ = rc.Flush()

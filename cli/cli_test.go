@@ -101,3 +101,20 @@ func TestServeRefusesPublicAddressWithoutToken(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
 }
+
+func TestRunStopsAtAnApproval(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "myriad.yaml")
+	os.WriteFile(cfg, []byte(`
+models:
+  local: {provider: scripted, rules: [{reply: {tool_calls: [{name: ship, arguments: {}}]}}]}
+tools:
+  ship: {type: http, url: "http://127.0.0.1:9/ship", description: Ships., approval: required}
+agents:
+  a: {model: local, tools: [ship]}
+`), 0o600)
+	code, out, errs := run(t, "run", "--config", cfg, "a", "go")
+	if code != 3 || !strings.Contains(out, "waiting for approval 1-0") || !strings.Contains(errs, "is waiting") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+}

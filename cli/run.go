@@ -50,7 +50,7 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 	}
 	err = journal.Follow(ctx, node.Bus, rec.ID, 0, func(ev journal.Event) bool {
 		printEvent(e.stdout, ev, *asJSON)
-		return !journal.Terminal(ev.Type) && ev.Type != journal.TypeRunInDoubt
+		return !journal.Terminal(ev.Type) && ev.Type != journal.TypeRunInDoubt && ev.Type != journal.TypeApprovalRequested
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -61,6 +61,9 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 	rec, err = node.Runtime.Wait(ctx, rec.ID)
 	if err != nil {
 		return err
+	}
+	if rec.Status == runtime.StatusWaiting || rec.Status == runtime.StatusInDoubt {
+		return &exitError{code: 3, err: fmt.Errorf("run %s is %s: a person must decide (approvals or resolve) through myriad serve; with --data DIR, serve that directory and use myriad runs approvals / resolve", rec.ID, rec.Status)}
 	}
 	if !*asJSON {
 		switch rec.Status {

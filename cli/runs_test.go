@@ -97,10 +97,10 @@ func TestApprovalCommands(t *testing.T) {
 		t.Fatalf("status %s", rec.Status)
 	}
 	code, out, errs := run(t, "runs", "approvals", "--server", srv.URL)
-	if code != 0 || !strings.Contains(out, rec.ID) || !strings.Contains(out, "deploy") || !strings.Contains(out, "1-call_1_0") {
+	if code != 0 || !strings.Contains(out, rec.ID) || !strings.Contains(out, "deploy") || !strings.Contains(out, "1-0") {
 		t.Fatalf("approvals: %d %q %q", code, out, errs)
 	}
-	code, out, errs = run(t, "runs", "decide", "--server", srv.URL, "--decision", "approve", "--arguments", `{"env":"staging"}`, rec.ID, "1-call_1_0")
+	code, out, errs = run(t, "runs", "decide", "--server", srv.URL, "--decision", "approve", "--arguments", `{"env":"staging"}`, rec.ID, "1-0")
 	if code != 0 || !strings.Contains(out, "queued") {
 		t.Fatalf("decide: %d %q %q", code, out, errs)
 	}
@@ -108,7 +108,7 @@ func TestApprovalCommands(t *testing.T) {
 		t.Fatalf("output %q", rec.Output)
 	}
 	code, out, _ = run(t, "runs", "events", "--server", srv.URL, rec.ID)
-	if code != 0 || !strings.Contains(out, "waiting for approval 1-call_1_0") || !strings.Contains(out, "approval 1-call_1_0: approve with arguments") {
+	if code != 0 || !strings.Contains(out, "waiting for approval 1-0") || !strings.Contains(out, "approval 1-0: approve with arguments") {
 		t.Fatalf("events: %d %q", code, out)
 	}
 }

@@ -105,7 +105,7 @@ func TestCancelAWaitingRun(t *testing.T) {
 	if rec, err := rt.Cancel(ctx, rec.ID); err != nil || rec.Status != runtime.StatusCanceled {
 		t.Fatalf("cancel: %+v %v", rec, err)
 	}
-	if _, err := rt.Decide(ctx, rec.ID, "1-call_1_0", runtime.Decision{Decision: journal.Approve}); !errors.Is(err, runtime.ErrConflict) {
+	if _, err := rt.Decide(ctx, rec.ID, "1-0", runtime.Decision{Decision: journal.Approve}); !errors.Is(err, runtime.ErrConflict) {
 		t.Fatalf("deciding a canceled run: %v", err)
 	}
 }
@@ -136,5 +136,43 @@ func TestTwoApprovalsInOneTurn(t *testing.T) {
 	}
 	if rec = wait(t, rt, rec.ID); rec.Status != runtime.StatusCompleted || len(step.Keys()) != 1 {
 		t.Fatalf("got %s with calls %v, want completed with the approved call only", rec.Status, step.Keys())
+	}
+}
+
+// An approved edit holds for every attempt of the call: a retry after a
+// crash mid-call uses the person's arguments, not the model's.
+func TestEditedArgumentsSurviveARetry(t *testing.T) {
+	b, _ := bustest.Open(t)
+	step := &guarded{recorder{name: "step", idempotent: true}}
+	agents := map[string]*agent.Agent{"worker": {Model: scriptedModel(t, approvalRules), Tools: []tool.Tool{step}}}
+	edited := json.RawMessage(`{"n":10}`)
+	id := prejournal(t, b, agents, "go",
+		appendEv(t, journal.TypeModelResponse, toolCallTurn(1, 1000)),
+		appendEv(t, journal.TypeApprovalRequested, journal.ApprovalRequested{ApprovalID: "1-0", CallID: "call_1_0", Name: "step", Arguments: json.RawMessage(`{"n":1000}`)}),
+		appendEv(t, journal.TypeApprovalDecided, journal.ApprovalDecided{ApprovalID: "1-0", CallID: "call_1_0", Decision: journal.Approve, Arguments: edited}),
+		appendEv(t, journal.TypeToolStarted, journal.ToolStarted{CallID: "call_1_0", Name: "step", Arguments: edited, IdempotencyKey: "k/5", Idempotent: true, Attempt: 1}),
+	)
+	rt := newRuntime(t, b, agents)
+	start(t, rt)
+	rec := wait(t, rt, id)
+	if rec.Status != runtime.StatusCompleted || rec.Output != `tool said: result for {"n":10}` {
+		t.Fatalf("got %s %q", rec.Status, rec.Output)
+	}
+}
+
+func TestEditedArgumentsAreChecked(t *testing.T) {
+	b, _ := bustest.Open(t)
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: scriptedModel(t, approvalRules), Tools: []tool.Tool{&guarded{recorder{name: "step"}}}}})
+	start(t, rt)
+	ctx := context.Background()
+	rec, _, _ := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "go"})
+	if rec = wait(t, rt, rec.ID); rec.Status != runtime.StatusWaiting {
+		t.Fatalf("status %s", rec.Status)
+	}
+	for _, args := range []string{`[1]`, `5`, `null`, `{"n":"ten"}`} {
+		_, err := rt.Decide(ctx, rec.ID, "1-0", runtime.Decision{Decision: journal.Approve, Arguments: json.RawMessage(args)})
+		if !errors.Is(err, runtime.ErrInvalid) {
+			t.Errorf("arguments %s: %v, want invalid", args, err)
+		}
 	}
 }

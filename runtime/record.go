@@ -69,6 +69,11 @@ type Record struct {
 	// Decisions wait for the next worker to journal them.
 	Decisions       []journal.ApprovalDecided `json:"decisions,omitempty"`
 	CancelRequested bool                      `json:"cancel_requested,omitempty"`
+	// Wake is the queue subject of the entry that currently owns the run:
+	// entries on other subjects are leftovers (an entry that parked the run
+	// and was never acked, say) and are dropped, so two entries can never
+	// drive one run at once.
+	Wake string `json:"wake,omitempty"`
 	// Turn is the run's position among its instance's runs (1-based).
 	Turn uint64 `json:"turn,omitempty"`
 }

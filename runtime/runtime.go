@@ -202,7 +202,7 @@ func (r *Runtime) Submit(ctx context.Context, req SubmitRequest) (rec *Record, c
 		}
 	}
 	rec = &Record{ID: id, Agent: req.Agent, Instance: req.Instance, Input: req.Input, Metadata: req.Metadata,
-		Status: StatusQueued, CreatedAt: time.Now().UTC()}
+		Status: StatusQueued, CreatedAt: time.Now().UTC(), Wake: bus.QueuePrefix + id}
 	if req.Instance != "" {
 		if rec.Turn, err = r.reserveTurn(ctx, req.Agent, req.Instance, id); err != nil {
 			return nil, false, err
@@ -463,6 +463,9 @@ func (r *Runtime) Resolve(ctx context.Context, id string, res Resolution) (*Reco
 	default:
 		return nil, fmt.Errorf("%w: action: %q is not one of retry, skip, fail", ErrInvalid, res.Action)
 	}
+	// Past validation, finish even if the client hangs up: a record queued
+	// without its entry would wait for nothing.
+	ctx = context.WithoutCancel(ctx)
 	rec, err := r.update(ctx, id, func(rec *Record) error {
 		if rec.Status == StatusQueued && rec.Resolution != nil && rec.Resolution.Action == res.Action {
 			// The same decision again, after a failed enqueue: enqueue again.
@@ -473,14 +476,15 @@ func (r *Runtime) Resolve(ctx context.Context, id string, res Resolution) (*Reco
 		}
 		rec.Resolution = &journal.ToolResolved{CallID: rec.InDoubt.CallID, Action: res.Action, Result: res.Result, Reason: res.Reason}
 		rec.Status = StatusQueued
+		// Its own subject: the entry that parked the run may not be acked
+		// yet, and one subject holds only one entry.
+		rec.Wake = fmt.Sprintf("%s%s.resolve.%d", bus.QueuePrefix, id, rec.Steps)
 		return nil
 	})
 	if err != nil {
 		return rec, err
 	}
-	// Its own subject: the entry that parked the run may not be acked yet,
-	// and one subject holds only one entry.
-	return rec, r.enqueue(ctx, id, fmt.Sprintf("%s%s.resolve.%d", bus.QueuePrefix, id, rec.Steps))
+	return rec, r.enqueue(ctx, id, rec.Wake)
 }
 
 // Decision is a person's answer to an approval.
@@ -501,9 +505,13 @@ func (r *Runtime) Decide(ctx context.Context, id, approvalID string, d Decision)
 	default:
 		return nil, fmt.Errorf("%w: decision: %q is not approve or deny", ErrInvalid, d.Decision)
 	}
-	if len(d.Arguments) > 0 && (d.Decision != journal.Approve || !json.Valid(d.Arguments)) {
-		return nil, fmt.Errorf("%w: arguments: only with approve, and as a JSON object", ErrInvalid)
+	if len(d.Arguments) > 0 {
+		var obj map[string]any
+		if d.Decision != journal.Approve || json.Unmarshal(d.Arguments, &obj) != nil || obj == nil {
+			return nil, fmt.Errorf("%w: arguments: a JSON object, and only with approve", ErrInvalid)
+		}
 	}
+	ctx = context.WithoutCancel(ctx)
 	var ready bool
 	rec, err := r.update(ctx, id, func(rec *Record) error {
 		var ask *journal.ApprovalRequested
@@ -525,6 +533,11 @@ func (r *Runtime) Decide(ctx context.Context, id, approvalID string, d Decision)
 		if rec.Status != StatusWaiting || ask == nil {
 			return fmt.Errorf("%w: run %s has no pending approval %q (it is %s)", ErrConflict, id, approvalID, rec.Status)
 		}
+		if len(d.Arguments) > 0 {
+			if err := r.checkArguments(rec.Agent, ask.Name, d.Arguments); err != nil {
+				return fmt.Errorf("%w: arguments: %v", ErrInvalid, err)
+			}
+		}
 		for _, prev := range rec.Decisions {
 			if prev.ApprovalID == approvalID {
 				return fmt.Errorf("%w: approval %q is already decided (%s)", ErrConflict, approvalID, prev.Decision)
@@ -535,13 +548,24 @@ func (r *Runtime) Decide(ctx context.Context, id, approvalID string, d Decision)
 		ready = len(rec.Decisions) == len(rec.Approvals)
 		if ready {
 			rec.Status = StatusQueued
+			rec.Wake = fmt.Sprintf("%s%s.decided.%d", bus.QueuePrefix, id, rec.Steps)
 		}
 		return nil
 	})
 	if err != nil || !ready {
 		return rec, err
 	}
-	return rec, r.enqueue(ctx, id, fmt.Sprintf("%s%s.decided.%d", bus.QueuePrefix, id, rec.Steps))
+	return rec, r.enqueue(ctx, id, rec.Wake)
+}
+
+// checkArguments validates edited arguments against the tool's schema, so
+// a bad edit is refused to the person rather than shown to the model.
+func (r *Runtime) checkArguments(agentName, toolName string, args json.RawMessage) error {
+	a := r.agents[agentName]
+	if a == nil {
+		return nil // another node's agent: its worker validates before the call
+	}
+	return a.ValidateArguments(toolName, args)
 }
 
 // PendingApproval is one call waiting for a person.

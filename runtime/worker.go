@@ -210,6 +210,10 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 		return
 	}
 	log = log.With("agent", rec.Agent)
+	if rec.Wake != "" && msg.Subject() != rec.Wake {
+		_ = msg.Ack() // a leftover entry: another one owns the run now
+		return
+	}
 	var history []model.Message
 	if rec.Turn > 0 {
 		in, _, err := r.getInstance(ctx, rec.Agent, rec.Instance)
@@ -279,9 +283,7 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 	}
 	events := w.Events()
 	if n := len(events); n > 0 && (journal.Terminal(events[n-1].Type) ||
-		events[n-1].Type == journal.TypeRunInDoubt && rec.Resolution == nil ||
-		(events[n-1].Type == journal.TypeApprovalRequested || events[n-1].Type == journal.TypeApprovalDecided) &&
-			len(rec.Decisions) == 0 && len(pendingApprovals(events)) > 0) {
+		events[n-1].Type == journal.TypeRunInDoubt && rec.Resolution == nil) {
 		// Journaled but not yet settled (the last worker died in between).
 		if _, err := r.settle(ctx, rec, events); err != nil {
 			log.Warn("settle run", "err", err)
@@ -389,6 +391,12 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 		return
 	}
 	_ = msg.Ack()
+	if final.CancelRequested && (final.Status == StatusWaiting || final.Status == StatusInDoubt) {
+		// A cancel that came while the run was parking: end it now.
+		if _, err := r.endParked(ctx, final); err != nil {
+			log.Warn("cancel parked run", "err", err)
+		}
+	}
 	if r.opts.OnFinish != nil && final.Status.Terminal() {
 		r.opts.OnFinish(final, statsOf(w.Events(), time.Since(began)))
 	}
@@ -491,7 +499,7 @@ func (r *Runtime) settleFrom(ctx context.Context, run *Record, rev uint64, event
 		// must not undo a newer settle or an operator's resolution.
 		if rec.Steps > last.Step || rec.Steps == last.Step &&
 			(rec.Status.Terminal() || last.Type == journal.TypeRunInDoubt && rec.Resolution != nil ||
-				last.Type == journal.TypeApprovalRequested && len(rec.Decisions) > 0) {
+				(last.Type == journal.TypeApprovalRequested || last.Type == journal.TypeApprovalDecided) && len(rec.Decisions) > 0) {
 			return errSkip
 		}
 		now := last.Time
@@ -531,7 +539,16 @@ func (r *Runtime) settleFrom(ctx context.Context, run *Record, rev uint64, event
 			if len(pending) == 0 {
 				return fmt.Errorf("run %s: journal ends with %s and nothing pending, which does not settle a run", id, last.Type)
 			}
-			rec.Status, rec.Approvals, rec.Decisions = StatusWaiting, pending, nil
+			// Decisions already given for approvals still pending stay.
+			var kept []journal.ApprovalDecided
+			for _, d := range rec.Decisions {
+				for _, p := range pending {
+					if p.ApprovalID == d.ApprovalID {
+						kept = append(kept, d)
+					}
+				}
+			}
+			rec.Status, rec.Approvals, rec.Decisions = StatusWaiting, pending, kept
 			rec.Usage = usageOf(events)
 			return nil
 		default:
