@@ -87,7 +87,7 @@ func Build(cfg *config.Config) (*Project, error) {
 			Name: name, Description: ac.Description, Instructions: ac.Instructions,
 			ModelName: ac.Model, Model: models[ac.Model],
 			MaxTurns: ac.MaxTurns, Timeout: ac.Timeout.Std(), TokenBudget: ac.TokenBudget, Stream: ac.Stream,
-			HistoryLimit: ac.HistoryLimit,
+			HistoryLimit: ac.HistoryLimit, RejectBusy: ac.ConcurrentInput == "reject",
 		}
 		for _, tn := range ac.Tools {
 			if t, ok := tools[tn]; ok {

@@ -41,6 +41,9 @@ type Agent struct {
 	// HistoryLimit caps the messages an instance of this agent keeps between
 	// runs (0: the runtime's default).
 	HistoryLimit int
+	// RejectBusy makes a run submitted to an instance that has an unfinished
+	// run fail with a conflict instead of queueing behind it.
+	RejectBusy bool
 
 	tools map[string]*boundTool
 	specs []model.ToolSpec

@@ -293,3 +293,23 @@ func TestOrphanedTurnIsSkipped(t *testing.T) {
 		t.Fatalf("instance %+v %v", in, err)
 	}
 }
+
+func TestBusyInstanceRejectsConcurrentInput(t *testing.T) {
+	b, _ := bustest.Open(t)
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: scriptedModel(t, `- reply: {text: hi}`), RejectBusy: true}})
+	ctx := context.Background()
+	first, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "one", Instance: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "two", Instance: "k"}); !errors.Is(err, runtime.ErrConflict) || !strings.Contains(err.Error(), "busy") {
+		t.Fatalf("second message while the first is pending: %v", err)
+	}
+	start(t, rt)
+	if rec := wait(t, rt, first.ID); rec.Status != runtime.StatusCompleted {
+		t.Fatalf("first: %s", rec.Status)
+	}
+	if _, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "three", Instance: "k"}); err != nil {
+		t.Fatalf("a message after the turn ended: %v", err)
+	}
+}

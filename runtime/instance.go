@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -90,7 +91,11 @@ const orphanAfter = 30 * time.Second
 func turnKey(turn uint64) string { return strconv.FormatUint(turn, 10) }
 
 func (r *Runtime) reserveTurn(ctx context.Context, agentName, key, runID string) (uint64, error) {
+	rejectBusy := r.agents[agentName] != nil && r.agents[agentName].RejectBusy
 	in, err := r.updateInstance(ctx, agentName, key, func(in *Instance) error {
+		if rejectBusy && in.Submitted > in.Done {
+			return fmt.Errorf("%w: instance %s/%s is busy with turn %d (this agent rejects concurrent input; retry when it is done)", ErrConflict, agentName, key, in.Done+1)
+		}
 		in.Submitted++
 		if in.Pending == nil {
 			in.Pending = map[string]PendingTurn{}
