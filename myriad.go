@@ -88,6 +88,7 @@ func Build(cfg *config.Config) (*Project, error) {
 			ModelName: ac.Model, Model: models[ac.Model],
 			MaxTurns: ac.MaxTurns, Timeout: ac.Timeout.Std(), TokenBudget: ac.TokenBudget, Stream: ac.Stream,
 			HistoryLimit: ac.HistoryLimit, RejectBusy: ac.ConcurrentInput == "reject",
+			InterruptBusy: ac.ConcurrentInput == "interrupt",
 		}
 		for _, tn := range ac.Tools {
 			if t, ok := tools[tn]; ok {

@@ -44,6 +44,9 @@ type Agent struct {
 	// RejectBusy makes a run submitted to an instance that has an unfinished
 	// run fail with a conflict instead of queueing behind it.
 	RejectBusy bool
+	// InterruptBusy makes a run submitted to a busy instance cancel the
+	// instance's unfinished runs and carry their input with its own.
+	InterruptBusy bool
 
 	tools map[string]*boundTool
 	specs []model.ToolSpec

@@ -117,7 +117,8 @@ type Agent struct {
 	// (default 200).
 	HistoryLimit int `yaml:"history_limit,omitempty"`
 	// ConcurrentInput says what a message to a busy instance does: queue
-	// (the default: it runs after the current turn) or reject (409).
+	// (the default: it runs after the current turn), reject (409), or
+	// interrupt (cancel the unfinished turns and answer all their input).
 	ConcurrentInput string `yaml:"concurrent_input,omitempty"`
 	// Extra collects unknown fields, so Validate can name them.
 	Extra map[string]yaml.Node `yaml:",inline"`
@@ -434,11 +435,9 @@ func (c *Config) Validate() error {
 			add(p+".max_turns", "must not be negative (leave it out for the default of %d)", DefaultMaxTurns)
 		}
 		switch a.ConcurrentInput {
-		case "", "queue", "reject":
-		case "interrupt":
-			add(p+".concurrent_input", "interrupt is not available yet (use queue or reject)")
+		case "", "queue", "reject", "interrupt":
 		default:
-			add(p+".concurrent_input", "unknown value %q (known: queue, reject)", a.ConcurrentInput)
+			add(p+".concurrent_input", "unknown value %q (known: queue, reject, interrupt)", a.ConcurrentInput)
 		}
 		if a.HistoryLimit < 0 {
 			add(p+".history_limit", "must be positive (or left out for the default of 200 messages)")

@@ -70,7 +70,7 @@ func TestErrorsNameTheFieldAndTheFix(t *testing.T) {
 		{"unknown model field", "provider: openai", "models.fast.kind: unknown field (known: provider, model,"},
 		{"bad schema", "properties: {id: {type: string}}", "tools.lookup.parameters: invalid JSON Schema"},
 		{"bad approval", "idempotent: true", `tools.lookup.approval: unknown value "sometimes" (known: required, never)`},
-		{"bad concurrent input", "max_turns: 5", `agents.triage.concurrent_input: unknown value "drop" (known: queue, reject)`},
+		{"bad concurrent input", "max_turns: 5", `agents.triage.concurrent_input: unknown value "drop" (known: queue, reject, interrupt)`},
 	}
 	replacements := map[string]string{
 		"unknown model":                 "model: fats\n    instructions",

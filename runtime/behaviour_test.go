@@ -313,3 +313,35 @@ func TestBusyInstanceRejectsConcurrentInput(t *testing.T) {
 		t.Fatalf("a message after the turn ended: %v", err)
 	}
 }
+
+func TestInterruptCancelsTheBusyTurnAndCarriesItsInput(t *testing.T) {
+	b, _ := bustest.Open(t)
+	gate := make(chan struct{})
+	defer close(gate)
+	slow := &recorder{name: "step", idempotent: true, block: gate, entered: make(chan string, 1)}
+	m := scriptedModel(t, `
+- when: {last_user: "(?s)first.*second"}
+  reply: {text: "answering both"}
+- when: {last_user: "^first$"}
+  reply: {tool_calls: [{name: step, arguments: {n: 1}}]}
+- reply: {text: "other"}
+`)
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: m, Tools: []tool.Tool{slow}, InterruptBusy: true}})
+	start(t, rt)
+	ctx := context.Background()
+	first, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "first", Instance: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-slow.entered // the first turn is busy in its tool
+	second, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "second", Instance: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec := wait(t, rt, first.ID); rec.Status != runtime.StatusCanceled {
+		t.Fatalf("first: %s", rec.Status)
+	}
+	if rec := wait(t, rt, second.ID); rec.Status != runtime.StatusCompleted || rec.Output != "answering both" || rec.Input != "first\n\nsecond" {
+		t.Fatalf("second: %s %q input %q", rec.Status, rec.Output, rec.Input)
+	}
+}

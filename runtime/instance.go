@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -167,4 +168,35 @@ func (r *Runtime) skipOrphanTurn(ctx context.Context, in *Instance, turn uint64)
 		r.log.Warn("skipped an instance turn whose submission never completed", "agent", in.Agent, "instance", in.Key, "turn", turn, "run_id", p.RunID)
 	}
 	return err == nil
+}
+
+// interruptTurns cancels the unfinished turns of an instance and returns the
+// input for the new turn: theirs, in order, then the new one, so the agent
+// answers everything the user said.
+func (r *Runtime) interruptTurns(ctx context.Context, agentName, key, input string) (string, error) {
+	in, _, err := r.getInstance(ctx, agentName, key)
+	if err != nil {
+		return "", err
+	}
+	var inputs []string
+	for t := in.Done + 1; t <= in.Submitted; t++ {
+		p, ok := in.Pending[turnKey(t)]
+		if !ok {
+			continue
+		}
+		rec, err := r.Cancel(ctx, p.RunID)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if rec.Status != StatusCompleted && rec.Status != StatusFailed {
+			inputs = append(inputs, rec.Input)
+		}
+	}
+	if len(inputs) == 0 {
+		return input, nil
+	}
+	return strings.Join(append(inputs, input), "\n\n"), nil
 }

@@ -203,6 +203,11 @@ func (r *Runtime) Submit(ctx context.Context, req SubmitRequest) (rec *Record, c
 	}
 	rec = &Record{ID: id, Agent: req.Agent, Instance: req.Instance, Input: req.Input, Metadata: req.Metadata,
 		Status: StatusQueued, CreatedAt: time.Now().UTC(), Wake: bus.QueuePrefix + id}
+	if req.Instance != "" && r.agents[req.Agent].InterruptBusy {
+		if rec.Input, err = r.interruptTurns(ctx, req.Agent, req.Instance, req.Input); err != nil {
+			return nil, false, err
+		}
+	}
 	if req.Instance != "" {
 		if rec.Turn, err = r.reserveTurn(ctx, req.Agent, req.Instance, id); err != nil {
 			return nil, false, err
