@@ -372,25 +372,13 @@ func convertCompletion(cc *oai.ChatCompletion, usage *oai.CompletionUsage) (*mod
 		return nil, errors.New("response has no choices")
 	}
 	choice := cc.Choices[0]
-	msg := model.Message{Role: model.RoleAssistant, Content: choice.Message.Content}
-	if msg.Content == "" && choice.Message.Refusal != "" {
-		msg.Content = choice.Message.Refusal
-	}
+	calls := make([]wireToolCall, len(choice.Message.ToolCalls))
 	for i, tc := range choice.Message.ToolCalls {
-		if tc.Type != "" && tc.Type != "function" {
-			return nil, fmt.Errorf("tool call %q has unsupported type %q", tc.ID, tc.Type)
-		}
-		id := tc.ID
-		if id == "" {
-			// Some compatible servers leave ids out, but the tool results
-			// sent back next turn must name the call they answer.
-			id = fmt.Sprintf("call_%d", i)
-		}
-		msg.ToolCalls = append(msg.ToolCalls, model.ToolCall{
-			ID:        id,
-			Name:      tc.Function.Name,
-			Arguments: toolArguments(tc.Function.Arguments),
-		})
+		calls[i] = wireToolCall{ID: tc.ID, Type: tc.Type, Function: wireFunction{Name: tc.Function.Name, Arguments: tc.Function.Arguments}}
+	}
+	msg, err := assistantMessage(choice.Message.Content, choice.Message.Refusal, calls)
+	if err != nil {
+		return nil, err
 	}
 	u := cc.Usage
 	if usage != nil {

@@ -153,19 +153,9 @@ func (c *wireCompletion) response() (*model.Response, error) {
 		return nil, errors.New("response has no choices")
 	}
 	choice := c.Choices[0]
-	msg := model.Message{Role: model.RoleAssistant, Content: choice.Message.Content}
-	if msg.Content == "" && choice.Message.Refusal != "" {
-		msg.Content = choice.Message.Refusal
-	}
-	for i, tc := range choice.Message.ToolCalls {
-		if tc.Type != "" && tc.Type != "function" {
-			return nil, fmt.Errorf("tool call %q has unsupported type %q", tc.ID, tc.Type)
-		}
-		id := tc.ID
-		if id == "" {
-			id = fmt.Sprintf("call_%d", i)
-		}
-		msg.ToolCalls = append(msg.ToolCalls, model.ToolCall{ID: id, Name: tc.Function.Name, Arguments: toolArguments(tc.Function.Arguments)})
+	msg, err := assistantMessage(choice.Message.Content, choice.Message.Refusal, choice.Message.ToolCalls)
+	if err != nil {
+		return nil, err
 	}
 	return &model.Response{
 		Message:    msg,
@@ -173,4 +163,27 @@ func (c *wireCompletion) response() (*model.Response, error) {
 		Model:      c.Model,
 		StopReason: choice.FinishReason,
 	}, nil
+}
+
+// assistantMessage builds the answer message from a completion's choice,
+// whichever decoder produced it (the SDK's types when streaming, wire
+// structs otherwise).
+func assistantMessage(content, refusal string, calls []wireToolCall) (model.Message, error) {
+	msg := model.Message{Role: model.RoleAssistant, Content: content}
+	if msg.Content == "" && refusal != "" {
+		msg.Content = refusal
+	}
+	for i, tc := range calls {
+		if tc.Type != "" && tc.Type != "function" {
+			return model.Message{}, fmt.Errorf("tool call %q has unsupported type %q", tc.ID, tc.Type)
+		}
+		id := tc.ID
+		if id == "" {
+			// Some compatible servers leave ids out, but the tool results
+			// sent back next turn must name the call they answer.
+			id = fmt.Sprintf("call_%d", i)
+		}
+		msg.ToolCalls = append(msg.ToolCalls, model.ToolCall{ID: id, Name: tc.Function.Name, Arguments: toolArguments(tc.Function.Arguments)})
+	}
+	return msg, nil
 }
