@@ -88,7 +88,14 @@ func Build(cfg *config.Config) (*Project, error) {
 			ModelName: ac.Model, Model: models[ac.Model],
 			MaxTurns: ac.MaxTurns, Timeout: ac.Timeout.Std(), TokenBudget: ac.TokenBudget, Stream: ac.Stream,
 			HistoryLimit: ac.HistoryLimit, RejectBusy: ac.ConcurrentInput == "reject",
-			InterruptBusy: ac.ConcurrentInput == "interrupt",
+			InterruptBusy: ac.ConcurrentInput == "interrupt", MaxChildren: ac.MaxChildren,
+		}
+		for _, sa := range ac.SubAgents {
+			a.SubAgents = append(a.SubAgents, agent.SubAgent{Agent: sa.Agent, Description: sa.Description,
+				Context: agent.ContextScope(sa.Context), State: sa.State})
+		}
+		for _, h := range ac.Handoffs {
+			a.Handoffs = append(a.Handoffs, agent.Handoff{Agent: h.Agent, Description: h.Description})
 		}
 		for _, tn := range ac.Tools {
 			if t, ok := tools[tn]; ok {
@@ -223,7 +230,11 @@ func Open(ctx context.Context, proj *Project, o NodeOptions) (*Node, error) {
 	if workers == 0 && proj.Config != nil {
 		workers = proj.Config.Server.Workers
 	}
-	rt, err := runtime.New(b, runtime.Options{Agents: proj.Agents, Workers: workers, Logger: o.Logger, OnFinish: o.OnFinish})
+	var maxDepth int
+	if proj.Config != nil {
+		maxDepth = proj.Config.Server.MaxDepth
+	}
+	rt, err := runtime.New(b, runtime.Options{Agents: proj.Agents, Workers: workers, Logger: o.Logger, OnFinish: o.OnFinish, MaxDepth: maxDepth})
 	if err != nil {
 		b.Close()
 		return nil, err

@@ -47,9 +47,18 @@ type Agent struct {
 	// InterruptBusy makes a run submitted to a busy instance cancel the
 	// instance's unfinished runs and carry their input with its own.
 	InterruptBusy bool
+	// SubAgents are agents the model may call like tools, each call a child run.
+	SubAgents []SubAgent
+	// Handoffs are agents the model may hand the conversation to.
+	Handoffs []Handoff
+	// MaxChildren caps the child runs one run starts (default
+	// DefaultMaxChildren).
+	MaxChildren int
 
-	tools map[string]*boundTool
-	specs []model.ToolSpec
+	tools    map[string]*boundTool
+	subs     map[string]*SubAgent
+	handoffs map[string]string // tool name → agent
+	specs    []model.ToolSpec
 }
 
 type boundTool struct {
@@ -83,7 +92,10 @@ func (a *Agent) Init() error {
 		a.tools[info.Name] = &boundTool{tool: t, info: info, schema: s}
 		a.specs = append(a.specs, model.ToolSpec{Name: info.Name, Description: info.Description, Parameters: s.Raw()})
 	}
-	return nil
+	if a.MaxChildren <= 0 {
+		a.MaxChildren = DefaultMaxChildren
+	}
+	return a.teamSpecs()
 }
 
 // Error codes a run can fail with.

@@ -36,13 +36,19 @@ const (
 	Waiting
 )
 
-// Hooks observe a run while it executes. All fields are optional.
-type Hooks struct {
+// Env is what a run needs from the runtime around it. All fields are
+// optional: without Children, sub-agent calls fail; without Lookup,
+// handoffs do.
+type Env struct {
 	// OnDelta receives streamed model text with the number of the turn it
 	// belongs to. The model streams only for agents with Stream set.
 	OnDelta func(turn int, d model.Delta)
 	// OnEvent receives each event right after it is journaled.
 	OnEvent func(journal.Event)
+	// Children starts sub-agent runs and collects their reports.
+	Children Children
+	// Lookup finds an agent by name, for handoffs.
+	Lookup func(name string) *Agent
 }
 
 // turn is one model response and the results of the tool calls it asked for.
@@ -53,12 +59,21 @@ type turn struct {
 	resolved  map[string]journal.ToolResolved
 	requested map[string]journal.ApprovalRequested // by call id
 	decided   map[string]journal.ApprovalDecided   // by call id
+	// agent is the agent that made this turn: its tools run the turn's calls.
+	agent string
+	// unconfirmed are child calls started since the run last parked: their
+	// child runs may not have been spawned before a crash.
+	unconfirmed map[string]bool
+	handedOff   map[string]journal.Handoff // by call id
+	childN      map[string]int             // a child call's number among its agent's calls, for paths
+	summary     *journal.ContextSummarized
 }
 
-func newTurn(msg model.Message) *turn {
+func newTurn(msg model.Message, agentName string) *turn {
 	return &turn{msg: msg, started: map[string]journal.ToolStarted{}, finished: map[string]journal.ToolFinished{},
 		resolved: map[string]journal.ToolResolved{}, requested: map[string]journal.ApprovalRequested{},
-		decided: map[string]journal.ApprovalDecided{}}
+		decided: map[string]journal.ApprovalDecided{}, agent: agentName, unconfirmed: map[string]bool{},
+		handedOff: map[string]journal.Handoff{}, childN: map[string]int{}}
 }
 
 // state is the fold of a journal.
@@ -73,20 +88,31 @@ type state struct {
 	usage     model.Usage
 	inDoubt   bool
 	terminal  string
+	// agent holds the conversation: the start agent, or the last handoff's.
+	agent string
+	// children counts the child runs started, in all and by agent.
+	children   int
+	childCalls map[string]int
+	// inboxSeq is the last child report journaled.
+	inboxSeq uint64
+	// lastType is the type of the journal's last entry.
+	lastType string
 }
 
 func fold(events []journal.Event) (*state, error) {
-	s := &state{}
+	s := &state{childCalls: map[string]int{}}
 	for _, ev := range events {
 		var err error
+		s.lastType = ev.Type
 		switch ev.Type {
 		case journal.TypeRunStarted:
 			err = json.Unmarshal(ev.Data, &s.start)
 			s.startTime, s.clockFrom = ev.Time, ev.Time
+			s.agent = s.start.Agent
 		case journal.TypeModelResponse:
 			var r journal.ModelResponse
 			err = json.Unmarshal(ev.Data, &r)
-			s.turns = append(s.turns, newTurn(r.Message))
+			s.turns = append(s.turns, newTurn(r.Message, s.agent))
 			s.usage = s.usage.Add(r.Usage)
 			s.rejects = nil
 		case journal.TypeToolStarted:
@@ -97,11 +123,34 @@ func fold(events []journal.Event) (*state, error) {
 				// A resolution covers one attempt: if the retry dies too,
 				// the call is in doubt again.
 				delete(t.resolved, r.CallID)
+				if r.ChildRunID != "" {
+					s.children++
+					s.childCalls[r.Name]++
+					t.unconfirmed[r.CallID] = true
+					t.childN[r.CallID] = s.childCalls[r.Name]
+				}
 			}
 		case journal.TypeToolFinished:
 			var r journal.ToolFinished
 			if err = json.Unmarshal(ev.Data, &r); err == nil && len(s.turns) > 0 {
 				s.turns[len(s.turns)-1].finished[r.CallID] = r
+			}
+			s.inboxSeq = max(s.inboxSeq, r.InboxSeq)
+		case journal.TypeRunWaiting:
+			if len(s.turns) > 0 {
+				clear(s.turns[len(s.turns)-1].unconfirmed)
+			}
+		case journal.TypeHandoff:
+			var r journal.Handoff
+			if err = json.Unmarshal(ev.Data, &r); err == nil && len(s.turns) > 0 {
+				s.turns[len(s.turns)-1].handedOff[r.CallID] = r
+				s.agent = r.To
+			}
+		case journal.TypeContextSummarized:
+			var r journal.ContextSummarized
+			if err = json.Unmarshal(ev.Data, &r); err == nil && len(s.turns) > 0 {
+				s.turns[len(s.turns)-1].summary = &r
+				s.usage = s.usage.Add(r.Usage)
 			}
 		case journal.TypeToolResolved:
 			var r journal.ToolResolved
@@ -173,26 +222,41 @@ func (s *state) messages(instructions string) []model.Message {
 type runner struct {
 	a     *Agent
 	j     Journal
-	hooks Hooks
+	env   Env
 	runID string
 	mu    sync.Mutex // serialises appends from parallel tool calls
+	s     *state
 }
 
 func (r *runner) append(ctx context.Context, typ string, data any) (journal.Event, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ev, err := r.j.Append(ctx, typ, data)
-	if err == nil && r.hooks.OnEvent != nil {
-		r.hooks.OnEvent(ev)
+	if err == nil {
+		r.s.lastType = typ
+		if r.env.OnEvent != nil {
+			r.env.OnEvent(ev)
+		}
 	}
 	return ev, err
+}
+
+// lookup finds the agent called name: this one, or one handoffs reach.
+func (r *runner) lookup(name string) *Agent {
+	if name == "" || name == r.a.Name {
+		return r.a
+	}
+	if r.env.Lookup == nil {
+		return nil
+	}
+	return r.env.Lookup(name)
 }
 
 // Resume continues a run from its journal. events is everything journaled so
 // far and must begin with run.started. ctx carries the run's cancellation:
 // a cause of ErrCanceled ends the run as canceled; ErrShutdown (or any other
 // cause) stops it without journaling so that another worker can resume it.
-func (a *Agent) Resume(ctx context.Context, runID string, events []journal.Event, j Journal, hooks Hooks) (Outcome, error) {
+func (a *Agent) Resume(ctx context.Context, runID string, events []journal.Event, j Journal, env Env) (Outcome, error) {
 	s, err := fold(events)
 	if err != nil {
 		return Stopped, err
@@ -207,7 +271,17 @@ func (a *Agent) Resume(ctx context.Context, runID string, events []journal.Event
 		// Parked already: only a resolution (tool.resolved) moves it on.
 		return InDoubt, nil
 	}
-	r := &runner{a: a, j: j, hooks: hooks, runID: runID}
+	r := &runner{a: a, j: j, env: env, runID: runID, s: s}
+	// The last turn's calls belong to the agent that made it, even if it
+	// handed the conversation over in that turn.
+	holder := s.agent
+	if n := len(s.turns); n > 0 {
+		holder = s.turns[n-1].agent
+	}
+	if r.a = r.lookup(holder); r.a == nil {
+		r.a = a
+		return r.fail(ctx, s, CodeUnknownAgent, fmt.Sprintf("the run was handed to agent %q, which is not defined on this node", holder))
+	}
 	if a.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadlineCause(ctx, s.clockFrom.Add(a.Timeout), errTimeout)
@@ -277,6 +351,13 @@ func (r *runner) loop(ctx context.Context, s *state) (Outcome, error) {
 			}
 			continue
 		}
+		if s.agent != r.a.Name {
+			next := r.lookup(s.agent)
+			if next == nil {
+				return r.fail(ctx, s, CodeUnknownAgent, fmt.Sprintf("the run was handed to agent %q, which is not defined on this node", s.agent))
+			}
+			r.a = next
+		}
 		if len(s.turns) >= r.a.MaxTurns {
 			return r.fail(ctx, s, CodeMaxTurns, fmt.Sprintf("the model did not give a final answer within %d turns (raise agents.%s.max_turns)", r.a.MaxTurns, r.a.Name))
 		}
@@ -305,7 +386,7 @@ func (r *runner) callModel(ctx context.Context, s *state) error {
 	}
 	var sink func(model.Delta)
 	if r.a.Stream {
-		turn, onDelta := len(s.turns)+1, r.hooks.OnDelta
+		turn, onDelta := len(s.turns)+1, r.env.OnDelta
 		sink = func(d model.Delta) {
 			if onDelta != nil {
 				onDelta(turn, d)
@@ -325,7 +406,7 @@ func (r *runner) callModel(ctx context.Context, s *state) error {
 	if _, err := r.append(context.WithoutCancel(ctx), journal.TypeModelResponse, rec); err != nil {
 		return journalError{err}
 	}
-	s.turns = append(s.turns, newTurn(resp.Message))
+	s.turns = append(s.turns, newTurn(resp.Message, r.a.Name))
 	s.usage = s.usage.Add(resp.Usage)
 	s.rejects = nil
 	return nil
@@ -356,14 +437,19 @@ func (r *runner) finish(ctx context.Context, s *state, last *turn) (out Outcome,
 // runTools executes the calls of the last turn that have no result yet.
 // done is false when the run must stop (in doubt, failed, lost).
 func (r *runner) runTools(ctx context.Context, s *state, t *turn) (done bool, out Outcome, err error) {
-	type job struct {
-		call    model.ToolCall
-		started journal.ToolStarted
-	}
 	var jobs []job
+	var children, handoffs []model.ToolCall
 	var waiting bool
 	for i, c := range t.msg.ToolCalls {
 		if _, ok := t.finished[c.ID]; ok {
+			continue
+		}
+		if _, ok := r.a.subs[c.Name]; ok {
+			children = append(children, c)
+			continue
+		}
+		if _, ok := r.a.handoffs[c.Name]; ok {
+			handoffs = append(handoffs, c)
 			continue
 		}
 		if d, ok := t.decided[c.ID]; ok && d.Decision == journal.Approve && len(d.Arguments) > 0 {
@@ -429,9 +515,54 @@ func (r *runner) runTools(ctx context.Context, s *state, t *turn) (done bool, ou
 		// has a decision.
 		return false, Waiting, nil
 	}
-	if len(jobs) == 0 {
-		return true, 0, nil
+	for _, c := range handoffs {
+		if err := r.handOff(ctx, s, t, c); err != nil {
+			return false, Stopped, err
+		}
 	}
+	if len(children) > 0 {
+		if err := r.spawnChildren(ctx, s, t, children); err != nil {
+			if ctx.Err() != nil {
+				out, err := r.interrupted(ctx, s)
+				return false, out, err
+			}
+			return false, Stopped, err
+		}
+	}
+	if len(jobs) > 0 {
+		if done, out, err := r.runJobs(ctx, s, t, jobs); !done {
+			return false, out, err
+		}
+	}
+	if len(children) > 0 {
+		pending, err := r.collectChildren(ctx, s, t, children)
+		if err != nil {
+			if ctx.Err() != nil {
+				out, err := r.interrupted(ctx, s)
+				return false, out, err
+			}
+			return false, Stopped, err
+		}
+		if len(pending) > 0 {
+			if s.lastType != journal.TypeRunWaiting {
+				if _, err := r.append(ctx, journal.TypeRunWaiting, journal.RunWaiting{Children: pending}); err != nil {
+					return false, Stopped, err
+				}
+				clear(t.unconfirmed)
+			}
+			return false, Waiting, nil
+		}
+	}
+	return true, 0, nil
+}
+
+type job struct {
+	call    model.ToolCall
+	started journal.ToolStarted
+}
+
+// runJobs executes tool calls in parallel, each journaled as started first.
+func (r *runner) runJobs(ctx context.Context, s *state, t *turn, jobs []job) (done bool, out Outcome, err error) {
 	// Journal every start before any call runs, so a crash mid-batch leaves
 	// each call either clearly not started or clearly started.
 	for i := range jobs {
@@ -501,8 +632,11 @@ func (r *runner) appendStart(ctx context.Context, st *journal.ToolStarted) (jour
 		}
 	}
 	ev, err := r.j.Append(ctx, journal.TypeToolStarted, st)
-	if err == nil && r.hooks.OnEvent != nil {
-		r.hooks.OnEvent(ev)
+	if err == nil {
+		r.s.lastType = journal.TypeToolStarted
+		if r.env.OnEvent != nil {
+			r.env.OnEvent(ev)
+		}
 	}
 	return ev, err
 }

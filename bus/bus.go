@@ -25,8 +25,14 @@ import (
 const (
 	// JournalStream holds every run's journal, one subject per run.
 	JournalStream = "MYRIAD_JOURNAL"
-	// JournalPrefix + run id is a run's journal subject.
+	// JournalPrefix + tree + "." + run id is a run's journal subject (see
+	// JournalSubject): a run and all its descendants share the tree token, so
+	// one consumer reads a whole tree of runs in order.
 	JournalPrefix = "myriad.journal."
+	// InboxStream holds what child runs report to their parents.
+	InboxStream = "MYRIAD_INBOX"
+	// InboxPrefix + run id is where a run's children post their outcomes.
+	InboxPrefix = "myriad.inbox."
 	// QueueStream is the work queue of runs waiting for a worker.
 	QueueStream = "MYRIAD_QUEUE"
 	// QueuePrefix + run id is a run's entry on the work queue, and
@@ -50,7 +56,24 @@ const (
 )
 
 // JournalSubject is the journal subject of one run.
-func JournalSubject(runID string) string { return JournalPrefix + runID }
+func JournalSubject(runID string) string { return JournalPrefix + Tree(runID) + "." + runID }
+
+// TreeSubjects matches the journals of every run in a tree.
+func TreeSubjects(tree string) string { return JournalPrefix + tree + ".*" }
+
+// TreeLen is how many characters after "run_" name a run's tree: a root
+// run's creation time and a counter; child run ids begin with their
+// parent's tree.
+const TreeLen = 20
+
+// Tree returns the tree token of a run id. Ids that do not have the
+// standard shape (tests use short ones) are their own tree.
+func Tree(runID string) string {
+	if len(runID) >= 4+TreeLen && strings.HasPrefix(runID, "run_") {
+		return runID[4 : 4+TreeLen]
+	}
+	return runID
+}
 
 // Options configure a connection.
 type Options struct {
@@ -77,9 +100,11 @@ type Bus struct {
 	Queue jetstream.Consumer
 	// Journal is the journal stream's handle, kept to save a lookup per read.
 	Journal jetstream.Stream
-	server  *server.Server
-	opts    Options
-	lock    *os.File // held on the data directory while the embedded server runs
+	// Inbox is the inbox stream's handle.
+	Inbox  jetstream.Stream
+	server *server.Server
+	opts   Options
+	lock   *os.File // held on the data directory while the embedded server runs
 }
 
 // IdempotencyTTL is how long a submission's Idempotency-Key is remembered,
@@ -200,6 +225,19 @@ func (b *Bus) ensureStreams(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("create stream %s: %w", JournalStream, err)
+	}
+	b.Inbox, err = b.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        InboxStream,
+		Description: "Outcomes of child runs, one subject per parent run",
+		Subjects:    []string{InboxPrefix + ">"},
+		Storage:     b.storage(),
+		Replicas:    b.replicas(),
+		AllowDirect: true,
+		// A child that reports twice (its settle was retried) is stored once.
+		Duplicates: 10 * time.Minute,
+	})
+	if err != nil {
+		return fmt.Errorf("create stream %s: %w", InboxStream, err)
 	}
 	_, err = b.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        QueueStream,

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -120,8 +121,54 @@ type Agent struct {
 	// (the default: it runs after the current turn), reject (409), or
 	// interrupt (cancel the unfinished turns and answer all their input).
 	ConcurrentInput string `yaml:"concurrent_input,omitempty"`
+	// SubAgents are agents this agent's model may call like tools; each
+	// call is a child run.
+	SubAgents []SubAgent `yaml:"sub_agents,omitempty"`
+	// Handoffs are agents this agent's model may hand the conversation to.
+	Handoffs []Handoff `yaml:"handoffs,omitempty"`
+	// MaxChildren caps the child runs one run of this agent starts
+	// (default 100).
+	MaxChildren int `yaml:"max_children,omitempty"`
 	// Extra collects unknown fields, so Validate can name them.
 	Extra map[string]yaml.Node `yaml:",inline"`
+}
+
+// SubAgent is one entry of agents.X.sub_agents: an agent name, or a mapping
+// that says what the child is given.
+type SubAgent struct {
+	Agent       string `yaml:"agent"`
+	Description string `yaml:"description,omitempty"`
+	// Context is task (the default), history or summary.
+	Context string `yaml:"context,omitempty"`
+	// State names metadata keys of the parent run passed to the child.
+	State []string             `yaml:"state,omitempty"`
+	Extra map[string]yaml.Node `yaml:",inline"`
+}
+
+// UnmarshalYAML accepts "researcher" as short for {agent: researcher}.
+func (s *SubAgent) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		return n.Decode(&s.Agent)
+	}
+	type plain SubAgent
+	return n.Decode((*plain)(s))
+}
+
+// Handoff is one entry of agents.X.handoffs: an agent name, or a mapping
+// with a description that tells the model when to hand over.
+type Handoff struct {
+	Agent       string               `yaml:"agent"`
+	Description string               `yaml:"description,omitempty"`
+	Extra       map[string]yaml.Node `yaml:",inline"`
+}
+
+// UnmarshalYAML accepts "billing" as short for {agent: billing}.
+func (h *Handoff) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		return n.Decode(&h.Agent)
+	}
+	type plain Handoff
+	return n.Decode((*plain)(h))
 }
 
 // Server configures myriad serve.
@@ -133,6 +180,8 @@ type Server struct {
 	Workers int `yaml:"workers,omitempty"`
 	// MaxBodyBytes limits request bodies.
 	MaxBodyBytes int64 `yaml:"max_body_bytes,omitempty"`
+	// MaxDepth bounds how deep trees of child runs grow (default 5).
+	MaxDepth int `yaml:"max_depth,omitempty"`
 	// Extra collects unknown fields, so Validate can name them.
 	Extra map[string]yaml.Node `yaml:",inline"`
 }
@@ -454,6 +503,7 @@ func (c *Config) Validate() error {
 				add(p+".output_schema", "%v", err)
 			}
 		}
+		c.validateTeam(add, name, a)
 	}
 	if c.Server.APITokenEnv != "" {
 		if msg := checkEnvName(c.Server.APITokenEnv); msg != "" {
@@ -465,6 +515,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.Workers < 0 {
 		add("server.workers", "must be positive")
+	}
+	if c.Server.MaxDepth < 0 {
+		add("server.max_depth", "must be positive (or left out for the default of 5)")
 	}
 	if len(errs) > 0 {
 		return errs
@@ -562,4 +615,55 @@ func list(names []string) string {
 		return "none defined"
 	}
 	return strings.Join(names, ", ")
+}
+
+// ContextScopes are the values of agents.X.sub_agents[i].context.
+var ContextScopes = []string{"task", "history", "summary"}
+
+// validateTeam checks an agent's sub-agents and handoffs.
+func (c *Config) validateTeam(add func(path, format string, args ...any), name string, a *Agent) {
+	p := "agents." + name
+	agents := list(c.AgentNames())
+	toolSet := map[string]bool{}
+	for _, tn := range a.Tools {
+		toolSet[tn] = true
+	}
+	seen := map[string]bool{}
+	for i, sa := range a.SubAgents {
+		sp := fmt.Sprintf("%s.sub_agents[%d]", p, i)
+		unknownFields(add, sp, sa.Extra, sa)
+		switch {
+		case sa.Agent == "":
+			add(sp+".agent", "missing: name the agent to call (known: %s)", agents)
+		case c.Agents[sa.Agent] == nil:
+			add(sp, "unknown agent %q (known: %s)", sa.Agent, agents)
+		case seen[sa.Agent]:
+			add(sp, "agent %q listed twice", sa.Agent)
+		case toolSet[sa.Agent]:
+			add(sp, "%q is also one of this agent's tools: the model could not tell them apart", sa.Agent)
+		}
+		seen[sa.Agent] = true
+		if sa.Context != "" && !slices.Contains(ContextScopes, sa.Context) {
+			add(sp+".context", "unknown value %q (known: %s)", sa.Context, strings.Join(ContextScopes, ", "))
+		}
+	}
+	seen = map[string]bool{}
+	for i, h := range a.Handoffs {
+		hp := fmt.Sprintf("%s.handoffs[%d]", p, i)
+		unknownFields(add, hp, h.Extra, h)
+		switch {
+		case h.Agent == "":
+			add(hp+".agent", "missing: name the agent to hand over to (known: %s)", agents)
+		case c.Agents[h.Agent] == nil:
+			add(hp, "unknown agent %q (known: %s)", h.Agent, agents)
+		case h.Agent == name:
+			add(hp, "an agent cannot hand the conversation to itself")
+		case seen[h.Agent]:
+			add(hp, "agent %q listed twice", h.Agent)
+		}
+		seen[h.Agent] = true
+	}
+	if a.MaxChildren < 0 {
+		add(p+".max_children", "must be positive (or left out for the default of 100)")
+	}
 }

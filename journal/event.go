@@ -32,6 +32,13 @@ const (
 	TypeApprovalRequested = "approval.requested"
 	// TypeApprovalDecided records that decision.
 	TypeApprovalDecided = "approval.decided"
+	// TypeRunWaiting parks a run until its child runs report back.
+	TypeRunWaiting = "run.waiting"
+	// TypeHandoff records an agent handing the conversation to another.
+	TypeHandoff = "handoff"
+	// TypeContextSummarized records the summary a parent made of its
+	// conversation to pass on to a child run.
+	TypeContextSummarized = "context.summarized"
 )
 
 // Terminal reports whether an event type ends a run for good.
@@ -59,8 +66,16 @@ type RunStarted struct {
 	Input    string            `json:"input"`
 	Metadata map[string]string `json:"metadata,omitempty"`
 	// History is the instance's conversation before this run, fixed at start so
-	// a resumed run sees exactly what the first attempt saw.
+	// a resumed run sees exactly what the first attempt saw. A child run's
+	// history is the part of its parent's conversation it was given.
 	History []model.Message `json:"history,omitempty"`
+	// Parent, ParentCall, Path and Depth place a child run in its tree: the
+	// run and tool call that started it, its path of agents
+	// ("supervisor/researcher#2"), and how deep it is (roots are 0).
+	Parent     string `json:"parent,omitempty"`
+	ParentCall string `json:"parent_call,omitempty"`
+	Path       string `json:"path,omitempty"`
+	Depth      int    `json:"depth,omitempty"`
 }
 
 // ModelResponse records a finished model call.
@@ -82,6 +97,8 @@ type ToolStarted struct {
 	Idempotent     bool            `json:"idempotent"`
 	// Attempt counts executions of this call; above 1 means a retry on resume.
 	Attempt int `json:"attempt"`
+	// ChildRunID is the run a call to a sub-agent started.
+	ChildRunID string `json:"child_run_id,omitempty"`
 }
 
 // ToolFinished is written after a tool returns.
@@ -91,6 +108,10 @@ type ToolFinished struct {
 	Content    string  `json:"content"`
 	IsError    bool    `json:"is_error,omitempty"`
 	DurationMS float64 `json:"duration_ms"`
+	// ChildRunID and InboxSeq identify the child report a sub-agent call's
+	// result came from.
+	ChildRunID string `json:"child_run_id,omitempty"`
+	InboxSeq   uint64 `json:"inbox_seq,omitempty"`
 }
 
 // OutputRejected records a final answer that failed the output schema; the
@@ -166,4 +187,27 @@ type ApprovalDecided struct {
 	// Arguments, when set with approve, replace the model's arguments.
 	Arguments json.RawMessage `json:"arguments,omitempty"`
 	Reason    string          `json:"reason,omitempty"`
+}
+
+// RunWaiting parks a run whose sub-agent calls have not all reported back;
+// the children's reports wake it.
+type RunWaiting struct {
+	Children []string `json:"children"`
+}
+
+// Handoff records an agent transferring the run's conversation to another
+// agent, which carries on from the next model call.
+type Handoff struct {
+	CallID string `json:"call_id"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// ContextSummarized is a summary of a run's conversation, made by its model
+// to give a child run the gist instead of the whole history.
+type ContextSummarized struct {
+	CallID  string      `json:"call_id"`
+	Summary string      `json:"summary"`
+	Usage   model.Usage `json:"usage"`
 }

@@ -2,12 +2,14 @@ package runtime
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"sync/atomic"
 	"time"
 
+	"github.com/myriad-ai/myriad/bus"
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/model"
 )
@@ -76,7 +78,32 @@ type Record struct {
 	Wake string `json:"wake,omitempty"`
 	// Turn is the run's position among its instance's runs (1-based).
 	Turn uint64 `json:"turn,omitempty"`
+	// Parent, ParentCall, Path and Depth place a child run in its tree: the
+	// run and call that started it, its path of agents
+	// ("supervisor/researcher#2") and its depth (roots are 0).
+	Parent     string `json:"parent,omitempty"`
+	ParentCall string `json:"parent_call,omitempty"`
+	Path       string `json:"path,omitempty"`
+	Depth      int    `json:"depth,omitempty"`
+	// History is the part of its parent's conversation a child run is
+	// given; its worker copies it into run.started.
+	History []model.Message `json:"history,omitempty"`
+	// WaitingFor says what a waiting run waits for: WaitApproval or
+	// WaitChildren.
+	WaitingFor string `json:"waiting_for,omitempty"`
+	// Nudged records that a child reported while the run was not parked:
+	// if the run then parks, it is queued again at once.
+	Nudged bool `json:"nudged,omitempty"`
+	// Wakes counts the times children woke the run; each wake has its own
+	// queue entry.
+	Wakes int `json:"wakes,omitempty"`
 }
+
+// What a waiting run waits for.
+const (
+	WaitApproval = "approval"
+	WaitChildren = "children"
+)
 
 // MaxRecordOutput caps the output kept in a record, so a record with a long
 // input and a long output still fits one NATS message.
@@ -84,11 +111,29 @@ const MaxRecordOutput = 256 << 10
 
 var idCounter atomic.Uint32
 
-// NewRunID returns a unique id that sorts by creation time.
+func init() {
+	// Two nodes starting at the same counter would give runs created in the
+	// same microsecond the same tree (bus.Tree).
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	idCounter.Store(binary.BigEndian.Uint32(b[:]))
+}
+
+// NewRunID returns a unique id that sorts by creation time. Its first
+// bus.TreeLen hex digits (time and a counter) name the tree of runs it roots.
 func NewRunID() string {
 	var b [14]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMicro()))
 	binary.BigEndian.PutUint16(b[8:10], uint16(idCounter.Add(1)))
 	_, _ = rand.Read(b[10:])
 	return "run_" + hex.EncodeToString(b[:])
+}
+
+// ChildRunID is the id of the child run a parent starts for one of its tool
+// calls: derived, so a parent resumed after a crash finds the child it
+// started instead of starting another. It begins with the parent's tree and
+// so sorts beside it.
+func ChildRunID(parentID, callID string) string {
+	sum := sha256.Sum256([]byte(parentID + "/" + callID))
+	return "run_" + bus.Tree(parentID) + hex.EncodeToString(sum[:10])
 }

@@ -42,6 +42,9 @@ type Options struct {
 	OnFinish func(rec *Record, stats RunStats)
 	// DrainTimeout is how long Stop waits for running steps before cutting them.
 	DrainTimeout time.Duration
+	// MaxDepth bounds how deep trees of child runs grow (default
+	// DefaultMaxDepth).
+	MaxDepth int
 }
 
 // RunStats describe one execution of a run on this node.
@@ -95,6 +98,9 @@ func New(b *bus.Bus, opts Options) (*Runtime, error) {
 	}
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 10 * time.Second
+	}
+	if opts.MaxDepth <= 0 {
+		opts.MaxDepth = DefaultMaxDepth
 	}
 	for name, a := range opts.Agents {
 		if a.Name == "" {
@@ -265,7 +271,8 @@ func (r *Runtime) Get(ctx context.Context, id string) (*Record, error) {
 	return rec, err
 }
 
-var runIDPattern = regexp.MustCompile(`^run_[0-9a-f]{28}$`)
+// Root runs have 28 hex digits; child runs 40 (see ChildRunID).
+var runIDPattern = regexp.MustCompile(`^run_[0-9a-f]{28}(?:[0-9a-f]{12})?$`)
 
 // ValidRunID reports whether id has the shape of a run id.
 func ValidRunID(id string) bool { return runIDPattern.MatchString(id) }
@@ -608,7 +615,7 @@ func (r *Runtime) PendingApprovals(ctx context.Context, agentName string) ([]Pen
 }
 
 // Wait blocks until a run is terminal, in doubt or waiting for a person, or
-// ctx ends.
+// ctx ends. A run waiting for its child runs is not done waiting.
 func (r *Runtime) Wait(ctx context.Context, id string) (*Record, error) {
 	if !runIDPattern.MatchString(id) {
 		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
@@ -643,6 +650,8 @@ func (r *Runtime) Wait(ctx context.Context, id string) (*Record, error) {
 	return rec, err
 }
 
+// settled reports a run that needs someone to act (or nothing more): a run
+// waiting for its own children is still at work.
 func settled(rec *Record) bool {
-	return rec.Status.Terminal() || rec.Status == StatusInDoubt || rec.Status == StatusWaiting
+	return rec.Status.Terminal() || rec.Status == StatusInDoubt || rec.Status == StatusWaiting && rec.WaitingFor != WaitChildren
 }

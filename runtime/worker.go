@@ -320,6 +320,8 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 			}
 			now := time.Now().UTC()
 			rec.Status = StatusRunning
+			// Whatever a child reported so far, this worker reads now.
+			rec.Nudged = false
 			if rec.StartedAt == nil {
 				rec.StartedAt = &now
 			}
@@ -339,7 +341,11 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 		cancel(agent.ErrCanceled)
 	}
 	if len(events) == 0 {
-		start := journal.RunStarted{Agent: rec.Agent, Instance: rec.Instance, Input: rec.Input, Metadata: rec.Metadata, History: history}
+		start := journal.RunStarted{Agent: rec.Agent, Instance: rec.Instance, Input: rec.Input, Metadata: rec.Metadata, History: history,
+			Parent: rec.Parent, ParentCall: rec.ParentCall, Path: rec.Path, Depth: rec.Depth}
+		if rec.Parent != "" {
+			start.History = rec.History
+		}
 		if _, err := w.Append(ctx, journal.TypeRunStarted, start); err != nil {
 			if fresh && errors.Is(err, journal.ErrConflict) {
 				// The journal was not empty after all; StartedAt is set now,
@@ -368,7 +374,7 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 			Message: fmt.Sprintf("agent %q is not defined on this node (known: %s)", rec.Agent, strings.Join(r.agentNames(), ", "))})
 		outcome = agent.Failed
 	} else {
-		outcome, err = a.Resume(runCtx, id, w.Events(), w, agent.Hooks{OnDelta: r.publishDelta(id)})
+		outcome, err = a.Resume(runCtx, id, w.Events(), w, agent.Env{OnDelta: r.publishDelta(id), Children: r, Lookup: r.lookupAgent})
 	}
 	if errors.Is(err, nats.ErrMaxPayload) {
 		// Retrying cannot help: end the run with a small entry that fits.
@@ -470,6 +476,18 @@ func (r *Runtime) settleFrom(ctx context.Context, run *Record, rev uint64, event
 	// whoever sees the end also sees the conversation it left. Only the
 	// turn whose predecessor is done may move it: a turn canceled while
 	// queued behind a running one waits for its worker to settle it.
+	if journal.Terminal(last.Type) {
+		// Children outlive nothing: cancel those still running. Then tell
+		// the parent. Both repeat harmlessly if this settle is retried.
+		if err := r.cancelChildren(ctx, events); err != nil {
+			return nil, err
+		}
+		if run.Parent != "" {
+			if err := r.report(ctx, run, last); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if run.Turn > 0 && journal.Terminal(last.Type) {
 		_, err := r.updateInstance(ctx, run.Agent, run.Instance, func(in *Instance) error {
 			if in.Done+1 != run.Turn {
@@ -494,19 +512,33 @@ func (r *Runtime) settleFrom(ctx context.Context, run *Record, rev uint64, event
 			return nil, err
 		}
 	}
+	var requeued bool
 	rec, err := r.updateFrom(ctx, run, rev, func(rec *Record) error {
+		requeued = false
 		// Never move a record backwards: a late settle from older events
-		// must not undo a newer settle or an operator's resolution.
+		// must not undo a newer settle, an operator's resolution or a wake.
 		if rec.Steps > last.Step || rec.Steps == last.Step &&
 			(rec.Status.Terminal() || last.Type == journal.TypeRunInDoubt && rec.Resolution != nil ||
-				(last.Type == journal.TypeApprovalRequested || last.Type == journal.TypeApprovalDecided) && len(rec.Decisions) > 0) {
+				(last.Type == journal.TypeApprovalRequested || last.Type == journal.TypeApprovalDecided) && len(rec.Decisions) > 0 ||
+				last.Type == journal.TypeRunWaiting && rec.Status == StatusQueued) {
 			return errSkip
 		}
 		now := last.Time
 		rec.Steps = last.Step
 		rec.Resolution = nil // journaled by now (tool.resolved), or moot
 		rec.Approvals, rec.Decisions = nil, nil
+		rec.WaitingFor, rec.History = "", nil
 		switch last.Type {
+		case journal.TypeRunWaiting:
+			rec.Usage = usageOf(events)
+			if rec.Nudged {
+				// A child reported after this worker last read the inbox.
+				rec.requeue()
+				requeued = true
+				return nil
+			}
+			rec.Status, rec.WaitingFor = StatusWaiting, WaitChildren
+			return nil
 		case journal.TypeRunCompleted:
 			var d journal.RunCompleted
 			_ = json.Unmarshal(last.Data, &d)
@@ -549,6 +581,7 @@ func (r *Runtime) settleFrom(ctx context.Context, run *Record, rev uint64, event
 				}
 			}
 			rec.Status, rec.Approvals, rec.Decisions = StatusWaiting, pending, kept
+			rec.WaitingFor = WaitApproval
 			rec.Usage = usageOf(events)
 			return nil
 		default:
@@ -560,13 +593,24 @@ func (r *Runtime) settleFrom(ctx context.Context, run *Record, rev uint64, event
 	if err != nil {
 		return nil, err
 	}
+	if requeued {
+		if err := r.enqueue(ctx, id, rec.Wake); err != nil {
+			return nil, err
+		}
+	}
 	return rec, nil
 }
 
 func usageOf(events []journal.Event) (u model.Usage) {
 	for _, ev := range events {
-		if ev.Type == journal.TypeModelResponse {
+		switch ev.Type {
+		case journal.TypeModelResponse:
 			var d journal.ModelResponse
+			if json.Unmarshal(ev.Data, &d) == nil {
+				u = u.Add(d.Usage)
+			}
+		case journal.TypeContextSummarized:
+			var d journal.ContextSummarized
 			if json.Unmarshal(ev.Data, &d) == nil {
 				u = u.Add(d.Usage)
 			}

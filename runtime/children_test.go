@@ -1,0 +1,163 @@
+package runtime_test
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/myriad-ai/myriad/agent"
+	"github.com/myriad-ai/myriad/bus/bustest"
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/runtime"
+)
+
+const supervisorRules = `
+- when: {last_role: tool}
+  reply: {text: "report after {{.ToolResults}} results, last: {{.LastToolResult}}"}
+- reply:
+    tool_calls:
+      - {name: researcher, arguments: {task: "find A"}}
+      - {name: researcher, arguments: {task: "find B"}}
+      - {name: writer, arguments: {task: "write C"}}
+`
+
+const workerRules = `
+- reply: {text: "done: {{.Input}}"}
+`
+
+func team(t *testing.T, scope agent.ContextScope) map[string]*agent.Agent {
+	return map[string]*agent.Agent{
+		"supervisor": {Model: scriptedModel(t, supervisorRules), SubAgents: []agent.SubAgent{
+			{Agent: "researcher", Context: scope, State: []string{"customer"}}, {Agent: "writer"}}},
+		"researcher": {Model: scriptedModel(t, workerRules)},
+		"writer":     {Model: scriptedModel(t, workerRules)},
+	}
+}
+
+func children(t *testing.T, rt *runtime.Runtime, parent string) []*runtime.Record {
+	t.Helper()
+	all, _, err := rt.List(context.Background(), runtime.ListFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*runtime.Record
+	for _, rec := range all {
+		if rec.Parent == parent {
+			out = append(out, rec)
+		}
+	}
+	slices.SortFunc(out, func(a, b *runtime.Record) int { return strings.Compare(a.Path, b.Path) })
+	return out
+}
+
+func TestSubAgentsRunAsChildRuns(t *testing.T) {
+	b, _ := bustest.Open(t)
+	rt := newRuntime(t, b, team(t, agent.ContextTask))
+	start(t, rt)
+	ctx := context.Background()
+	rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "supervisor", Input: "research", Metadata: map[string]string{"customer": "42", "secret": "x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec = wait(t, rt, rec.ID)
+	if rec.Status != runtime.StatusCompleted || rec.Output != "report after 3 results, last: done: write C" {
+		t.Fatalf("supervisor: %s %q %+v", rec.Status, rec.Output, rec.Error)
+	}
+	kids := children(t, rt, rec.ID)
+	var paths []string
+	for _, k := range kids {
+		paths = append(paths, k.Path)
+		if k.Status != runtime.StatusCompleted || k.Depth != 1 || !runtime.ValidRunID(k.ID) {
+			t.Errorf("child %s: %s depth %d", k.ID, k.Status, k.Depth)
+		}
+	}
+	want := []string{"supervisor/researcher#1", "supervisor/researcher#2", "supervisor/writer#1"}
+	if !slices.Equal(paths, want) {
+		t.Fatalf("child paths %v, want %v", paths, want)
+	}
+	// Named state goes to the researcher, and nothing else of the parent.
+	if kids[0].Metadata["customer"] != "42" || kids[0].Metadata["secret"] != "" || !strings.HasPrefix(kids[0].Input, "Context:\ncustomer: 42\n\nTask: find") {
+		t.Errorf("researcher got metadata %v input %q", kids[0].Metadata, kids[0].Input)
+	}
+	if kids[2].Input != "write C" || kids[2].Metadata != nil {
+		t.Errorf("writer got metadata %v input %q", kids[2].Metadata, kids[2].Input)
+	}
+	// Each tool result in the parent's journal names the child it came from.
+	evs, _ := rt.Events(ctx, rec.ID)
+	var results []string
+	for _, ev := range evs {
+		if ev.Type == journal.TypeToolFinished {
+			var f journal.ToolFinished
+			_ = json.Unmarshal(ev.Data, &f)
+			if f.ChildRunID == "" || f.InboxSeq == 0 {
+				t.Errorf("result without its child: %+v", f)
+			}
+			results = append(results, f.Content)
+		}
+	}
+	slices.Sort(results)
+	if !slices.Equal(results, []string{"done: Context:\ncustomer: 42\n\nTask: find A", "done: Context:\ncustomer: 42\n\nTask: find B", "done: write C"}) {
+		t.Errorf("results %q", results)
+	}
+}
+
+// What a child receives, measured: the task alone, the parent's whole
+// conversation, or a summary of it.
+func TestSubAgentContextScopes(t *testing.T) {
+	tests := []struct {
+		scope       agent.ContextScope
+		historyMsgs int
+		minBytes    int
+		maxBytes    int
+	}{
+		{agent.ContextTask, 0, 1, 100},
+		// The first turn: its 2,600-byte input, the call, three results
+		// echoing it, the report; then this turn's input.
+		{agent.ContextHistory, 7, 7000, 9000},
+		{agent.ContextSummary, 0, 30, 400},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.scope), func(t *testing.T) {
+			b, _ := bustest.Open(t)
+			agents := team(t, tc.scope)
+			agents["supervisor"].Model = scriptedModel(t, `
+- when: {last_user: "^Summarize the conversation"}
+  reply: {text: "The user talked at length earlier."}
+`+supervisorRules)
+			agents["supervisor"].HistoryLimit = 10
+			rt := newRuntime(t, b, agents)
+			start(t, rt)
+			ctx := context.Background()
+			// Two turns on one instance: the second has the first as history.
+			for _, in := range []string{strings.Repeat("earlier talk ", 200), "research"} {
+				rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "supervisor", Instance: "s1", Input: in})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rec = wait(t, rt, rec.ID); rec.Status != runtime.StatusCompleted {
+					t.Fatalf("%s: %+v", rec.Status, rec.Error)
+				}
+				if in != "research" {
+					continue
+				}
+				kid := children(t, rt, rec.ID)[0]
+				evs, _ := rt.Events(ctx, kid.ID)
+				var st journal.RunStarted
+				_ = json.Unmarshal(evs[0].Data, &st)
+				size := len(st.Input)
+				for _, m := range st.History {
+					size += len(m.Content)
+				}
+				t.Logf("%s: the child received %d messages of history, %d bytes of context", tc.scope, len(st.History), size)
+				if len(st.History) != tc.historyMsgs || size < tc.minBytes || size > tc.maxBytes {
+					t.Errorf("child context: %d history messages, %d bytes; want %d messages, %d-%d bytes", len(st.History), size, tc.historyMsgs, tc.minBytes, tc.maxBytes)
+				}
+				if st.Parent != rec.ID || st.Path != "supervisor/researcher#1" || st.Depth != 1 {
+					t.Errorf("run.started of the child: %+v", st)
+				}
+			}
+		})
+	}
+}
