@@ -426,3 +426,24 @@ func OpenChildren(events []journal.Event) []string {
 	}
 	return out
 }
+
+// Holder returns the agent holding a run's conversation: the agent it
+// started with, or the receiver of its last handoff.
+func Holder(events []journal.Event) string {
+	var holder string
+	for _, ev := range events {
+		switch ev.Type {
+		case journal.TypeRunStarted:
+			var st journal.RunStarted
+			if json.Unmarshal(ev.Data, &st) == nil {
+				holder = st.Agent
+			}
+		case journal.TypeHandoff:
+			var h journal.Handoff
+			if json.Unmarshal(ev.Data, &h) == nil {
+				holder = h.To
+			}
+		}
+	}
+	return holder
+}

@@ -448,9 +448,19 @@ var SSEKeepAlive = 15 * time.Second
 
 func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if _, err := s.rt.Get(r.Context(), id); err != nil {
+	root, err := s.rt.Get(r.Context(), id)
+	if err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	// By default the stream carries the events of the run's descendants
+	// too, each with its path; ?children=false leaves them out.
+	withChildren := true
+	if v := r.URL.Query().Get("children"); v != "" {
+		if withChildren, err = strconv.ParseBool(v); err != nil {
+			writeError(w, http.StatusBadRequest, CodeBadRequest, "children: must be true or false")
+			return
+		}
 	}
 	var after uint64
 	if v := r.Header.Get("Last-Event-ID"); v != "" {
@@ -475,9 +485,14 @@ func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 	// NATS, beside the journal: it has no id and is not replayed. Subscribe
 	// before the headers go out, so a client that has them misses none.
 	live := make(chan *nats.Msg, 256)
-	if sub, err := s.rt.Bus().NC.ChanSubscribe(bus.LivePrefix+id, live); err == nil {
+	liveSubject := bus.LiveSubject(id)
+	if withChildren {
+		liveSubject = bus.LivePrefix + bus.Tree(id) + ".*"
+	}
+	if sub, err := s.rt.Bus().NC.ChanSubscribe(liveSubject, live); err == nil {
 		defer sub.Unsubscribe()
 	}
+	tree := s.rt.NewTree(root)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
@@ -487,16 +502,33 @@ func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 	events := make(chan journal.Event, 64)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- journal.Follow(r.Context(), s.rt.Bus(), id, after, func(ev journal.Event) bool {
+		send := func(ev journal.Event) bool {
 			select {
 			case events <- ev:
 			case <-r.Context().Done():
 				return false
 			}
-			return !journal.Terminal(ev.Type)
-		})
+			// The stream ends with the run's own end; children canceled
+			// with it end after.
+			return ev.RunID != id || !journal.Terminal(ev.Type)
+		}
+		if withChildren {
+			errc <- journal.FollowTree(r.Context(), s.rt.Bus(), bus.Tree(id), after, send)
+		} else {
+			errc <- journal.Follow(r.Context(), s.rt.Bus(), id, after, send)
+		}
 		close(events)
 	}()
+	sendDelta := func(m *nats.Msg) {
+		var d runtime.Delta
+		if json.Unmarshal(m.Data, &d) != nil {
+			return
+		}
+		if _, ok := tree.Path(r.Context(), d.RunID, nil); !ok {
+			return
+		}
+		fmt.Fprintf(w, "event: model.delta\ndata: %s\n\n", m.Data)
+	}
 	keepAlive := time.NewTicker(SSEKeepAlive)
 	defer keepAlive.Stop()
 	for {
@@ -514,16 +546,20 @@ func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 			for drained := false; !drained; {
 				select {
 				case m := <-live:
-					fmt.Fprintf(w, "event: model.delta\ndata: %s\n\n", m.Data)
+					sendDelta(m)
 				default:
 					drained = true
 				}
 			}
-			data, _ := json.Marshal(ev)
+			path, ok := tree.Path(r.Context(), ev.RunID, &ev)
+			if !ok {
+				continue // another tree that shares the token
+			}
+			data, _ := json.Marshal(runtime.TreeEvent{Event: ev, Path: path})
 			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, data)
 			_ = rc.Flush()
 		case m := <-live:
-			fmt.Fprintf(w, "event: model.delta\ndata: %s\n\n", m.Data)
+			sendDelta(m)
 			_ = rc.Flush()
 		case <-keepAlive.C:
 			fmt.Fprint(w, ": keep-alive\n\n")

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -380,5 +381,114 @@ func TestApprovalsOverHTTP(t *testing.T) {
 	status, out = call(t, "POST", srv.URL+"/v1/runs/"+ref.ID+"/approvals/"+id, `{"decision":"approve"}`, nil)
 	if status != 409 || errCode(out) != api.CodeConflict {
 		t.Fatalf("deciding twice: %d %v", status, out)
+	}
+}
+
+// A parent's stream carries its children's events and streamed text, each
+// with its path, and ends with the parent's own end.
+func TestNestedEventStream(t *testing.T) {
+	b, _ := bustest.Open(t)
+	parse := func(s string) *scripted.Model {
+		rules, err := scripted.ParseRules([]byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := scripted.New(rules)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	rt, err := runtime.New(b, runtime.Options{Agents: map[string]*agent.Agent{
+		"lead": {Model: parse(`
+- when: {last_role: tool}
+  reply: {text: "all done"}
+- reply: {tool_calls: [{name: helper, arguments: {task: "one"}}, {name: helper, arguments: {task: "two"}}]}
+`), SubAgents: []agent.SubAgent{{Agent: "helper"}}},
+		"helper": {Model: parse(`- reply: {text: "helped with {{.Input}}"}`), Stream: true},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(rt, api.Options{}))
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "lead", Input: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(lastID string, fn func(typ string, data []byte)) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/runs/"+rec.ID+"/events", nil)
+		if lastID != "" {
+			req.Header.Set("Last-Event-ID", lastID)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if lastID == "" {
+			if err := rt.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(rt.Stop)
+		}
+		err = client.ReadSSE(resp.Body, func(typ string, data []byte) (bool, error) {
+			fn(typ, data)
+			if typ == "model.delta" {
+				return true, nil
+			}
+			var ev runtime.TreeEvent
+			if err := json.Unmarshal(data, &ev); err != nil {
+				t.Fatal(err)
+			}
+			return ev.RunID != rec.ID || !journal.Terminal(typ), nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var lines []string
+	text := map[string]string{}
+	var childStart string
+	read("", func(typ string, data []byte) {
+		if typ == "model.delta" {
+			var d runtime.Delta
+			_ = json.Unmarshal(data, &d)
+			text[d.Path] += d.Text
+			return
+		}
+		var ev runtime.TreeEvent
+		_ = json.Unmarshal(data, &ev)
+		lines = append(lines, ev.Path+" "+typ)
+		if typ == journal.TypeRunStarted && ev.Path == "lead/helper#2" {
+			childStart = strconv.FormatUint(ev.Seq, 10)
+		}
+	})
+	got := strings.Join(lines, "\n")
+	for _, want := range []string{"lead run.started", "lead/helper#1 run.started", "lead/helper#2 run.completed", "lead run.completed"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("stream lacks %q:\n%s", want, got)
+		}
+	}
+	if !strings.HasSuffix(got, "lead run.completed") {
+		t.Errorf("the stream did not end with the parent's end:\n%s", got)
+	}
+	if text["lead/helper#1"] != "helped with one" || text["lead/helper#2"] != "helped with two" {
+		t.Errorf("streamed text by path: %q", text)
+	}
+	// Resuming after the second child's start still places its events (and
+	// the first child's) by reading their records.
+	var resumed []string
+	read(childStart, func(typ string, data []byte) {
+		if typ != "model.delta" {
+			var ev runtime.TreeEvent
+			_ = json.Unmarshal(data, &ev)
+			resumed = append(resumed, ev.Path+" "+typ)
+		}
+	})
+	if len(resumed) == 0 || !strings.Contains(strings.Join(resumed, "\n"), "lead/helper#2 run.completed") {
+		t.Errorf("resumed stream:\n%s", strings.Join(resumed, "\n"))
 	}
 }

@@ -50,13 +50,17 @@ const (
 	IdempotencyBucket = "myriad_idempotency"
 	// SignalPrefix + run id carries cancel signals to the worker running it.
 	SignalPrefix = "myriad.signal."
-	// LivePrefix + run id carries streamed model text while a run executes:
-	// core NATS, not journaled, for clients watching live.
+	// LivePrefix + tree + "." + run id carries streamed model text while a
+	// run executes (LiveSubject): core NATS, not journaled, for clients
+	// watching live.
 	LivePrefix = "myriad.live."
 )
 
 // JournalSubject is the journal subject of one run.
 func JournalSubject(runID string) string { return JournalPrefix + Tree(runID) + "." + runID }
+
+// LiveSubject carries one run's streamed model text.
+func LiveSubject(runID string) string { return LivePrefix + Tree(runID) + "." + runID }
 
 // TreeSubjects matches the journals of every run in a tree.
 func TreeSubjects(tree string) string { return JournalPrefix + tree + ".*" }

@@ -115,8 +115,18 @@ func Decode(seq uint64, data []byte) (Event, error) {
 // Follow calls fn with each entry of a run's journal after stream sequence
 // afterSeq, waiting for new entries, until fn returns false or ctx ends.
 func Follow(ctx context.Context, b *bus.Bus, runID string, afterSeq uint64, fn func(Event) bool) error {
+	return follow(ctx, b, bus.JournalSubject(runID), "run "+runID, afterSeq, fn)
+}
+
+// FollowTree is Follow over the journals of every run in a tree (see
+// bus.Tree), in the order they were written.
+func FollowTree(ctx context.Context, b *bus.Bus, tree string, afterSeq uint64, fn func(Event) bool) error {
+	return follow(ctx, b, bus.TreeSubjects(tree), "tree "+tree, afterSeq, fn)
+}
+
+func follow(ctx context.Context, b *bus.Bus, subject, what string, afterSeq uint64, fn func(Event) bool) error {
 	cfg := jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{bus.JournalSubject(runID)},
+		FilterSubjects:    []string{subject},
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
 		InactiveThreshold: 30 * time.Second,
 	}
@@ -126,7 +136,7 @@ func Follow(ctx context.Context, b *bus.Bus, runID string, afterSeq uint64, fn f
 	}
 	cons, err := b.JS.OrderedConsumer(ctx, bus.JournalStream, cfg)
 	if err != nil {
-		return fmt.Errorf("journal: follow run %s: %w", runID, err)
+		return fmt.Errorf("journal: follow %s: %w", what, err)
 	}
 	// Ordered consumers outlive Stop until their inactivity threshold; delete
 	// this one when done so followers do not pile up on the server.
@@ -150,7 +160,7 @@ func Follow(ctx context.Context, b *bus.Bus, runID string, afterSeq uint64, fn f
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("journal: follow run %s: %w", runID, err)
+			return fmt.Errorf("journal: follow %s: %w", what, err)
 		}
 		meta, err := msg.Metadata()
 		if err != nil {

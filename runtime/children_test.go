@@ -11,6 +11,7 @@ import (
 	"github.com/myriad-ai/myriad/bus/bustest"
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/tool"
 )
 
 const supervisorRules = `
@@ -159,5 +160,111 @@ func TestSubAgentContextScopes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestHandoffMovesTheConversation(t *testing.T) {
+	b, _ := bustest.Open(t)
+	rt := newRuntime(t, b, map[string]*agent.Agent{
+		"triage": {Instructions: "route", Model: scriptedModel(t, `
+- when: {last_tool: transfer_to_billing}
+  reply: {text: "triage should not answer after a handoff"}
+- reply:
+    tool_calls: [{name: transfer_to_billing, arguments: {reason: "invoice question"}}]
+`), Handoffs: []agent.Handoff{{Agent: "billing"}}},
+		"billing": {Instructions: "bill", Model: scriptedModel(t, `
+- when: {system: "^bill$"}
+  reply: {text: "billing answers: {{.LastUser}}"}
+`)},
+	})
+	start(t, rt)
+	ctx := context.Background()
+	for i, in := range []string{"my invoice is wrong", "and the one before"} {
+		rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "triage", Instance: "c1", Input: in})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec = wait(t, rt, rec.ID)
+		if rec.Status != runtime.StatusCompleted || rec.Output != "billing answers: "+in {
+			t.Fatalf("turn %d: %s %q %+v", i+1, rec.Status, rec.Output, rec.Error)
+		}
+		types := strings.Join(eventTypes(t, rt, rec.ID), " ")
+		want := "run.started model.response handoff tool.finished model.response run.completed"
+		if i == 1 {
+			// The instance stays with billing: no second handoff.
+			want = "run.started model.response run.completed"
+		}
+		if types != want {
+			t.Errorf("turn %d journal: %s, want %s", i+1, types, want)
+		}
+	}
+}
+
+func TestCancelingAParentCancelsItsChildren(t *testing.T) {
+	b, _ := bustest.Open(t)
+	slow := &recorder{name: "slow", block: make(chan struct{}), entered: make(chan string, 4)}
+	agents := team(t, agent.ContextTask)
+	agents["researcher"] = &agent.Agent{Model: scriptedModel(t, `
+- when: {last_role: tool}
+  reply: {text: "unreachable"}
+- reply: {tool_calls: [{name: slow, arguments: {n: 1}}]}
+`), Tools: []tool.Tool{slow}}
+	rt := newRuntime(t, b, agents)
+	start(t, rt)
+	ctx := context.Background()
+	rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "supervisor", Input: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-slow.entered
+	<-slow.entered // both researchers are inside their tool call
+	if _, err := rt.Cancel(ctx, rec.ID); err != nil {
+		t.Fatal(err)
+	}
+	if rec = wait(t, rt, rec.ID); rec.Status != runtime.StatusCanceled {
+		t.Fatalf("parent %s", rec.Status)
+	}
+	close(slow.block)
+	for _, k := range children(t, rt, rec.ID) {
+		k = wait(t, rt, k.ID)
+		if k.Path != "supervisor/writer#1" && k.Status != runtime.StatusCanceled {
+			t.Errorf("child %s is %s after its parent was canceled", k.Path, k.Status)
+		}
+	}
+}
+
+func TestChildLimits(t *testing.T) {
+	b, _ := bustest.Open(t)
+	agents := team(t, agent.ContextTask)
+	agents["supervisor"].MaxChildren = 2
+	// A researcher that calls itself, forever: the depth limit stops it.
+	agents["researcher"] = &agent.Agent{Model: scriptedModel(t, `
+- when: {last_role: tool}
+  reply: {text: "below me: {{.LastToolResult}}"}
+- reply: {tool_calls: [{name: researcher, arguments: {task: "deeper"}}]}
+`), SubAgents: []agent.SubAgent{{Agent: "researcher"}}}
+	rt, err := runtime.New(b, runtime.Options{Agents: agents, Workers: 16, MaxDepth: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, rt)
+	rec, _, err := rt.Submit(context.Background(), runtime.SubmitRequest{Agent: "supervisor", Input: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec = wait(t, rt, rec.ID)
+	if rec.Status != runtime.StatusCompleted || !strings.Contains(rec.Output, "limit of 2 sub-agent runs (raise agents.supervisor.max_children)") {
+		t.Fatalf("supervisor: %s %q", rec.Status, rec.Output)
+	}
+	kids := children(t, rt, rec.ID)
+	if len(kids) != 2 {
+		t.Fatalf("%d children, want 2", len(kids))
+	}
+	grand := children(t, rt, kids[0].ID)
+	if len(grand) != 1 || grand[0].Depth != 2 || grand[0].Path != "supervisor/researcher#1/researcher#1" {
+		t.Fatalf("grandchildren %+v", grand)
+	}
+	if !strings.Contains(grand[0].Output, "2 levels deep") && !strings.Contains(grand[0].Output, "3 levels deep, and the limit is 2 (raise server.max_depth)") {
+		t.Errorf("the deepest run answered %q", grand[0].Output)
 	}
 }

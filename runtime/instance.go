@@ -26,9 +26,12 @@ type Instance struct {
 	Done uint64 `json:"done"`
 	// Pending maps each reserved turn that has not ended ("7") to its run,
 	// so a turn whose submission died before writing its run can be skipped.
-	Pending   map[string]PendingTurn `json:"pending,omitempty"`
-	Messages  []model.Message        `json:"messages,omitempty"`
-	UpdatedAt time.Time              `json:"updated_at"`
+	Pending  map[string]PendingTurn `json:"pending,omitempty"`
+	Messages []model.Message        `json:"messages,omitempty"`
+	// Active is the agent holding the conversation after a handoff, when
+	// it is not the instance's own agent.
+	Active    string    `json:"active,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 func instanceKV(agentName, key string) string { return agentName + "." + key }

@@ -215,6 +215,7 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 		return
 	}
 	var history []model.Message
+	startAgent := rec.Agent
 	if rec.Turn > 0 {
 		in, _, err := r.getInstance(ctx, rec.Agent, rec.Instance)
 		if err != nil {
@@ -237,6 +238,11 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 			return
 		}
 		history = in.Messages
+		if in.Active != "" {
+			// A handoff in an earlier turn left the conversation with
+			// another agent: it answers this turn too.
+			startAgent = in.Active
+		}
 	}
 	// One copy of a run per node: a redelivery that races its own active
 	// copy is left alone; the active copy acks the shared message.
@@ -341,7 +347,7 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 		cancel(agent.ErrCanceled)
 	}
 	if len(events) == 0 {
-		start := journal.RunStarted{Agent: rec.Agent, Instance: rec.Instance, Input: rec.Input, Metadata: rec.Metadata, History: history,
+		start := journal.RunStarted{Agent: startAgent, Instance: rec.Instance, Input: rec.Input, Metadata: rec.Metadata, History: history,
 			Parent: rec.Parent, ParentCall: rec.ParentCall, Path: rec.Path, Depth: rec.Depth}
 		if rec.Parent != "" {
 			start.History = rec.History
@@ -374,7 +380,7 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 			Message: fmt.Sprintf("agent %q is not defined on this node (known: %s)", rec.Agent, strings.Join(r.agentNames(), ", "))})
 		outcome = agent.Failed
 	} else {
-		outcome, err = a.Resume(runCtx, id, w.Events(), w, agent.Env{OnDelta: r.publishDelta(id), Children: r, Lookup: r.lookupAgent})
+		outcome, err = a.Resume(runCtx, id, w.Events(), w, agent.Env{OnDelta: r.publishDelta(rec), Children: r, Lookup: r.lookupAgent})
 	}
 	if errors.Is(err, nats.ErrMaxPayload) {
 		// Retrying cannot help: end the run with a small entry that fits.
@@ -420,21 +426,23 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 	}
 }
 
-// Delta is streamed model text, published live on bus.LivePrefix+run id.
+// Delta is streamed model text, published live on bus.LiveSubject.
 type Delta struct {
 	RunID string `json:"run_id"`
+	Path  string `json:"path"`
 	Turn  int    `json:"turn"`
 	Text  string `json:"text"`
 }
 
 // publishDelta returns the hook that publishes a run's streamed text.
-func (r *Runtime) publishDelta(id string) func(int, model.Delta) {
-	subject := bus.LivePrefix + id
+func (r *Runtime) publishDelta(rec *Record) func(int, model.Delta) {
+	id, path := rec.ID, rec.PathOrAgent()
+	subject := bus.LiveSubject(id)
 	return func(turn int, d model.Delta) {
 		if d.Text == "" {
 			return
 		}
-		data, _ := json.Marshal(Delta{RunID: id, Turn: turn, Text: d.Text})
+		data, _ := json.Marshal(Delta{RunID: id, Path: path, Turn: turn, Text: d.Text})
 		_ = r.bus.NC.Publish(subject, data) // best effort: the journal is the record
 	}
 }
@@ -505,6 +513,10 @@ func (r *Runtime) settleFrom(ctx context.Context, run *Record, rev uint64, event
 					limit = a.HistoryLimit
 				}
 				in.Messages = TrimHistory(msgs, limit)
+				in.Active = agent.Holder(events)
+				if in.Active == run.Agent {
+					in.Active = ""
+				}
 			}
 			return nil
 		})
