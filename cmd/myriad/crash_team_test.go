@@ -1,0 +1,160 @@
+package main_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/myriad-ai/myriad/api"
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/mockllm"
+	"github.com/myriad-ai/myriad/model/scripted"
+	"github.com/myriad-ai/myriad/runtime"
+)
+
+const teamRules = `
+- when: {system: "^lead$", last_role: tool}
+  reply: {text: "lead done: {{.ToolResults}} reports"}
+- when: {system: "^lead$"}
+  reply:
+    tool_calls:
+      - {name: worker, arguments: {task: "a"}}
+      - {name: worker, arguments: {task: "b"}}
+      - {name: worker, arguments: {task: "c"}}
+- when: {system: "^worker$", last_role: tool}
+  reply: {text: "worker wrote {{.Input}}"}
+- when: {system: "^worker$"}
+  reply: {tool_calls: [{name: record, arguments: {n: 1}}]}
+`
+
+// Kill -9 while three child runs work in parallel, two of them finished:
+// after the restart the finished children are not run again, the third
+// resumes, and the parent completes.
+func TestKillDuringParallelChildren(t *testing.T) {
+	dir := t.TempDir()
+	rs, err := scripted.ParseRules([]byte(teamRules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mock, err := mockllm.New(mockllm.Options{Rules: rs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	requests := map[string]int{} // "worker a turn 2" → count
+	held := make(chan struct{}, 1)
+	llm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/chat/completions") {
+			body, _ := io.ReadAll(r.Body)
+			var req struct {
+				Messages []struct{ Role, Content string } `json:"messages"`
+			}
+			_ = json.Unmarshal(body, &req)
+			who, input, turn := "", "", 1
+			for _, m := range req.Messages {
+				switch {
+				case m.Role == "system":
+					who = m.Content
+				case m.Role == "user" && input == "":
+					input = m.Content
+				case m.Role == "assistant":
+					turn++
+				}
+			}
+			key := fmt.Sprintf("%s %s turn %d", who, input, turn)
+			mu.Lock()
+			requests[key]++
+			first := requests[key] == 1
+			mu.Unlock()
+			if key == "worker c turn 2" && first {
+				held <- struct{}{}
+				<-r.Context().Done() // until the process dies
+				return
+			}
+			r.Body = io.NopCloser(strings.NewReader(string(body)))
+		}
+		mock.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(llm.Close)
+	toolCalls := map[string]int{}
+	tools := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		toolCalls[r.Header.Get("Idempotency-Key")]++
+		mu.Unlock()
+		fmt.Fprintf(w, `{"recorded": %s}`, body)
+	}))
+	t.Cleanup(tools.Close)
+	f := &fixture{t: t, dir: dir, config: filepath.Join(dir, "myriad.yaml")}
+	cfg := fmt.Sprintf(`
+models:
+  mock: {provider: openai, model: scripted, base_url: %s/v1}
+agents:
+  lead: {model: mock, instructions: lead, sub_agents: [worker]}
+  worker: {model: mock, instructions: worker, tools: [record]}
+tools:
+  record:
+    type: http
+    url: %s/record
+    description: Writes a record; not safe to repeat.
+    parameters: {type: object, properties: {n: {type: integer}}, required: [n]}
+`, llm.URL, tools.URL)
+	if err := os.WriteFile(f.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := f.serve()
+	ctx := context.Background()
+	ref, err := p.client().Submit(ctx, api.CreateRunRequest{Agent: "lead", Input: "write three reports"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-held:
+	case <-time.After(30 * time.Second):
+		t.Fatal("worker c never reached its second model call")
+	}
+	// Wait until a and b have finished, as the parent's stream (which
+	// carries its children's events) tells.
+	done := 0
+	follow(t, p.client(), ref.ID, func(ev journal.Event) bool {
+		if ev.RunID != ref.ID && ev.Type == journal.TypeRunCompleted {
+			done++
+		}
+		return done == 2
+	})
+	p.kill(t)
+
+	p = f.serve()
+	rec, err := p.client().Wait(ctx, ref.ID, 30*time.Second)
+	if err != nil || rec.Status != runtime.StatusCompleted || rec.Output != "lead done: 3 reports" {
+		t.Fatalf("lead: %+v %v", rec, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := map[string]int{
+		"lead write three reports turn 1": 1, "lead write three reports turn 2": 1,
+		"worker a turn 1": 1, "worker a turn 2": 1, "worker b turn 1": 1, "worker b turn 2": 1,
+		// c's second call was cut by the kill and asked again; nothing else repeats.
+		"worker c turn 1": 1, "worker c turn 2": 2,
+	}
+	if fmt.Sprint(requests) != fmt.Sprint(want) {
+		t.Errorf("model requests %v\nwant %v", requests, want)
+	}
+	if len(toolCalls) != 3 {
+		t.Errorf("tool calls %v, want 3", toolCalls)
+	}
+	for k, n := range toolCalls {
+		if n != 1 {
+			t.Errorf("tool call %s executed %d times", k, n)
+		}
+	}
+}
