@@ -29,6 +29,13 @@ const (
 	// JournalSubject): a run and all its descendants share the tree token, so
 	// one consumer reads a whole tree of runs in order.
 	JournalPrefix = "myriad.journal."
+	// ScheduleStream holds scheduled messages — run timers and cron
+	// schedules — under SchedulePrefix; when one is due the NATS server
+	// publishes it under FiredPrefix, where FiredConsumer hands it to a node.
+	ScheduleStream = "MYRIAD_SCHEDULES"
+	SchedulePrefix = "myriad.sched."
+	FiredPrefix    = "myriad.fired."
+	FiredConsumer  = "fired"
 	// InboxStream holds what child runs report to their parents.
 	InboxStream = "MYRIAD_INBOX"
 	// InboxPrefix + run id is where a run's children post their outcomes.
@@ -58,6 +65,21 @@ const (
 
 // JournalSubject is the journal subject of one run.
 func JournalSubject(runID string) string { return JournalPrefix + Tree(runID) + "." + runID }
+
+// TimerSubject holds the schedule of one wake-up of a run at t; when it
+// fires, the server publishes it on TimerTarget.
+func TimerSubject(runID string, t time.Time) string {
+	return SchedulePrefix + "timer." + runID + "." + strconv.FormatInt(t.Unix(), 10)
+}
+
+// TimerTarget is where a run's timer wake-ups fire.
+func TimerTarget(runID string) string { return FiredPrefix + "timer." + runID }
+
+// CronSubject holds a cron schedule; it fires on CronTarget.
+func CronSubject(name string) string { return SchedulePrefix + "cron." + name }
+
+// CronTarget is where a cron schedule fires.
+func CronTarget(name string) string { return FiredPrefix + "cron." + name }
 
 // LiveSubject carries one run's streamed model text.
 func LiveSubject(runID string) string { return LivePrefix + Tree(runID) + "." + runID }
@@ -105,7 +127,9 @@ type Bus struct {
 	// Journal is the journal stream's handle, kept to save a lookup per read.
 	Journal jetstream.Stream
 	// Inbox is the inbox stream's handle.
-	Inbox  jetstream.Stream
+	Inbox jetstream.Stream
+	// Fired delivers due timers and schedules.
+	Fired  jetstream.Consumer
 	server *server.Server
 	opts   Options
 	lock   *os.File // held on the data directory while the embedded server runs
@@ -268,6 +292,31 @@ func (b *Bus) ensureStreams(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("create consumer %s: %w", WorkersConsumer, err)
+	}
+	_, err = b.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        ScheduleStream,
+		Description: "Myriad timers and cron schedules, kept and fired by the NATS server",
+		Subjects:    []string{SchedulePrefix + ">", FiredPrefix + ">"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     b.storage(),
+		Replicas:    b.replicas(),
+		// Scheduling a subject again replaces its schedule.
+		MaxMsgsPerSubject: 1,
+		AllowMsgSchedules: true,
+	})
+	if err != nil {
+		return fmt.Errorf("create stream %s: %w", ScheduleStream, err)
+	}
+	b.Fired, err = b.JS.CreateOrUpdateConsumer(ctx, ScheduleStream, jetstream.ConsumerConfig{
+		Durable:       FiredConsumer,
+		FilterSubject: FiredPrefix + ">",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxAckPending: -1,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return fmt.Errorf("create consumer %s: %w", FiredConsumer, err)
 	}
 	kv := func(name, desc string, ttl time.Duration) (jetstream.KeyValue, error) {
 		s, err := b.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{

@@ -39,6 +39,13 @@ const (
 	// TypeContextSummarized records the summary a parent made of its
 	// conversation to pass on to a child run.
 	TypeContextSummarized = "context.summarized"
+	// Flow runs: a node starting and finishing, its children's reports,
+	// and a person's input.
+	TypeNodeStarted      = "node.started"
+	TypeNodeFinished     = "node.finished"
+	TypeChildrenReported = "children.reported"
+	TypeInputRequested   = "input.requested"
+	TypeInputReceived    = "input.received"
 )
 
 // Terminal reports whether an event type ends a run for good.
@@ -76,6 +83,10 @@ type RunStarted struct {
 	ParentCall string `json:"parent_call,omitempty"`
 	Path       string `json:"path,omitempty"`
 	Depth      int    `json:"depth,omitempty"`
+	// Flow names the flow a flow run executes (Agent is then empty), and
+	// State is the initial state it was given.
+	Flow  string          `json:"flow,omitempty"`
+	State json.RawMessage `json:"state,omitempty"`
 }
 
 // ModelResponse records a finished model call.
@@ -192,7 +203,11 @@ type ApprovalDecided struct {
 // RunWaiting parks a run whose sub-agent calls have not all reported back;
 // the children's reports wake it.
 type RunWaiting struct {
-	Children []string `json:"children"`
+	Children []string `json:"children,omitempty"`
+	// Until is when a sleeping flow node wakes the run.
+	Until *time.Time `json:"until,omitempty"`
+	// Inputs are the flow nodes waiting for a person's input.
+	Inputs []string `json:"inputs,omitempty"`
 }
 
 // Handoff records an agent transferring the run's conversation to another
@@ -210,4 +225,56 @@ type ContextSummarized struct {
 	CallID  string      `json:"call_id"`
 	Summary string      `json:"summary"`
 	Usage   model.Usage `json:"usage"`
+}
+
+// NodeStarted records a flow node starting. Key ("node#visit") names this
+// run of the node; Children are the child runs it started; Until is when a
+// sleeping node wakes.
+type NodeStarted struct {
+	Node     string     `json:"node"`
+	Visit    int        `json:"visit"`
+	Key      string     `json:"key"`
+	Items    int        `json:"items,omitempty"`
+	Children []string   `json:"children,omitempty"`
+	Until    *time.Time `json:"until,omitempty"`
+}
+
+// NodeFinished records a flow node's result and the nodes it leads to.
+type NodeFinished struct {
+	Node       string          `json:"node"`
+	Visit      int             `json:"visit"`
+	Key        string          `json:"key"`
+	Output     json.RawMessage `json:"output,omitempty"`
+	Error      string          `json:"error,omitempty"`
+	Next       []string        `json:"next,omitempty"`
+	DurationMS float64         `json:"duration_ms"`
+}
+
+// ChildReport is one child run's outcome, as a flow journals it.
+type ChildReport struct {
+	RunID  string `json:"run_id"`
+	Status string `json:"status"`
+	Output string `json:"output,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// ChildrenReported records the child reports a flow run read from its
+// inbox, in one entry however many there are.
+type ChildrenReported struct {
+	Reports  []ChildReport `json:"reports"`
+	InboxSeq uint64        `json:"inbox_seq"`
+}
+
+// InputRequested parks a flow node until a person answers.
+type InputRequested struct {
+	Node   string          `json:"node"`
+	Key    string          `json:"key"`
+	Prompt string          `json:"prompt"`
+	Schema json.RawMessage `json:"schema,omitempty"`
+}
+
+// InputReceived records the answer.
+type InputReceived struct {
+	Key   string          `json:"key"`
+	Value json.RawMessage `json:"value"`
 }

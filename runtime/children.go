@@ -121,7 +121,7 @@ func (r *Runtime) wake(ctx context.Context, id string) error {
 		switch {
 		case rec.Status.Terminal():
 			return errSkip
-		case rec.Status == StatusWaiting && rec.WaitingFor == WaitChildren:
+		case rec.Status == StatusWaiting && (rec.WaitingFor == WaitChildren || rec.WaitingFor == WaitTimer):
 			rec.requeue()
 			queued = true
 		case rec.Nudged:

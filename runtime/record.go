@@ -97,12 +97,24 @@ type Record struct {
 	// Wakes counts the times children woke the run; each wake has its own
 	// queue entry.
 	Wakes int `json:"wakes,omitempty"`
+	// WakeAt is when a sleeping flow node wakes the run.
+	WakeAt *time.Time `json:"wake_at,omitempty"`
+	// Flow names the flow a flow run executes (Agent is then empty), and
+	// State is the initial state it was given until its worker journals it.
+	Flow  string          `json:"flow,omitempty"`
+	State json.RawMessage `json:"state,omitempty"`
+	// InputRequests are the questions a waiting flow run asks; Inputs are
+	// the answers waiting for the next worker to journal them.
+	InputRequests []journal.InputRequested `json:"input_requests,omitempty"`
+	Inputs        []journal.InputReceived  `json:"inputs,omitempty"`
 }
 
 // What a waiting run waits for.
 const (
 	WaitApproval = "approval"
 	WaitChildren = "children"
+	WaitTimer    = "timer"
+	WaitInput    = "input"
 )
 
 // MaxRecordOutput caps the output kept in a record, so a record with a long

@@ -28,12 +28,14 @@ import (
 
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/bus"
+	"github.com/myriad-ai/myriad/flow"
 	"github.com/myriad-ai/myriad/journal"
 )
 
 // Options configure a Runtime.
 type Options struct {
 	Agents map[string]*agent.Agent
+	Flows  map[string]*flow.Flow
 	// Workers is how many runs this node executes at once.
 	Workers int
 	Logger  *slog.Logger
@@ -64,6 +66,7 @@ type Runtime struct {
 	opts   Options
 	log    *slog.Logger
 	agents map[string]*agent.Agent
+	flows  map[string]*flow.Flow
 
 	mu     sync.Mutex
 	active map[string]*activeRun
@@ -110,7 +113,18 @@ func New(b *bus.Bus, opts Options) (*Runtime, error) {
 			return nil, err
 		}
 	}
-	return &Runtime{bus: b, opts: opts, log: opts.Logger, agents: opts.Agents,
+	for name, f := range opts.Flows {
+		if f.Name == "" {
+			f.Name = name
+		}
+		if _, clash := opts.Agents[name]; clash {
+			return nil, fmt.Errorf("flow %s: an agent has the same name; runs name one or the other", name)
+		}
+		if err := f.Init(func(a string) bool { return opts.Agents[a] != nil }); err != nil {
+			return nil, err
+		}
+	}
+	return &Runtime{bus: b, opts: opts, log: opts.Logger, agents: opts.Agents, flows: opts.Flows,
 		active: map[string]*activeRun{}, held: map[jetstream.Msg]struct{}{}}, nil
 }
 
@@ -129,8 +143,13 @@ func (r *Runtime) Bus() *bus.Bus { return r.bus }
 
 // SubmitRequest starts a run.
 type SubmitRequest struct {
+	// Agent or Flow names what runs.
 	Agent string
+	Flow  string
 	Input string
+	// State is a flow run's initial state (a JSON object), over the
+	// flow's declared initial values.
+	State json.RawMessage
 	// Instance is the key of the agent instance to continue ("customer-42"),
 	// or "agent/key".
 	Instance string
@@ -149,8 +168,29 @@ var instanceKey = regexp.MustCompile(`^[A-Za-z0-9_=-][A-Za-z0-9_=.-]{0,127}$`)
 // Submit accepts a run. created is false when an idempotency key matched a
 // run submitted before.
 func (r *Runtime) Submit(ctx context.Context, req SubmitRequest) (rec *Record, created bool, err error) {
-	if _, ok := r.agents[req.Agent]; !ok {
-		return nil, false, fmt.Errorf("%w %q (known: %s)", ErrUnknownAgent, req.Agent, strings.Join(r.agentNames(), ", "))
+	switch {
+	case req.Flow != "" && req.Agent != "":
+		return nil, false, fmt.Errorf("%w: name an agent or a flow, not both", ErrInvalid)
+	case req.Flow != "":
+		if _, ok := r.flows[req.Flow]; !ok {
+			return nil, false, fmt.Errorf("%w: flow %q (known: %s)", ErrUnknownAgent, req.Flow, orNone(r.flowNames()))
+		}
+		if req.Instance != "" {
+			return nil, false, fmt.Errorf("%w: instance: flows have no instances; keep state in the flow's state", ErrInvalid)
+		}
+		if len(req.State) > 0 {
+			var obj map[string]any
+			if json.Unmarshal(req.State, &obj) != nil || obj == nil {
+				return nil, false, fmt.Errorf("%w: state: must be a JSON object", ErrInvalid)
+			}
+		}
+	default:
+		if _, ok := r.agents[req.Agent]; !ok {
+			return nil, false, fmt.Errorf("%w %q (known: %s)", ErrUnknownAgent, req.Agent, strings.Join(r.agentNames(), ", "))
+		}
+		if len(req.State) > 0 {
+			return nil, false, fmt.Errorf("%w: state: only flow runs take a state", ErrInvalid)
+		}
 	}
 	if strings.TrimSpace(req.Input) == "" {
 		return nil, false, fmt.Errorf("%w: input: must not be empty", ErrInvalid)
@@ -207,7 +247,7 @@ func (r *Runtime) Submit(ctx context.Context, req SubmitRequest) (rec *Record, c
 			}
 		}
 	}
-	rec = &Record{ID: id, Agent: req.Agent, Instance: req.Instance, Input: req.Input, Metadata: req.Metadata,
+	rec = &Record{ID: id, Agent: req.Agent, Flow: req.Flow, State: req.State, Instance: req.Instance, Input: req.Input, Metadata: req.Metadata,
 		Status: StatusQueued, CreatedAt: time.Now().UTC(), Wake: bus.QueuePrefix + id}
 	if req.Instance != "" && r.agents[req.Agent].InterruptBusy {
 		if rec.Input, err = r.interruptTurns(ctx, req.Agent, req.Instance, req.Input); err != nil {
@@ -651,7 +691,8 @@ func (r *Runtime) Wait(ctx context.Context, id string) (*Record, error) {
 }
 
 // settled reports a run that needs someone to act (or nothing more): a run
-// waiting for its own children is still at work.
+// waiting for its own children or a timer is still at work.
 func settled(rec *Record) bool {
-	return rec.Status.Terminal() || rec.Status == StatusInDoubt || rec.Status == StatusWaiting && rec.WaitingFor != WaitChildren
+	return rec.Status.Terminal() || rec.Status == StatusInDoubt ||
+		rec.Status == StatusWaiting && rec.WaitingFor != WaitChildren && rec.WaitingFor != WaitTimer
 }

@@ -55,6 +55,12 @@ func (r *Runtime) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	fired, err := r.bus.Fired.Messages(jetstream.PullMaxMessages(64), jetstream.PullExpiry(2*time.Second))
+	if err != nil {
+		return err
+	}
+	context.AfterFunc(workCtx, fired.Stop)
+	go r.watchFired(workCtx, fired)
 	hbCtx, stopHeartbeat := context.WithCancel(context.WithoutCancel(ctx))
 	go r.heartbeat(hbCtx)
 	slots := make(chan struct{}, r.opts.Workers)
@@ -308,7 +314,7 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 		log.Info("resuming run from its journal", "steps", len(events), "resolution", rec.Resolution != nil)
 	}
 
-	a := r.agents[rec.Agent]
+	a := r.runnerFor(rec)
 	if a == nil {
 		// During a rolling deploy another node may know the agent: offer the
 		// run around for a while before failing it.
@@ -348,7 +354,7 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 	}
 	if len(events) == 0 {
 		start := journal.RunStarted{Agent: startAgent, Instance: rec.Instance, Input: rec.Input, Metadata: rec.Metadata, History: history,
-			Parent: rec.Parent, ParentCall: rec.ParentCall, Path: rec.Path, Depth: rec.Depth}
+			Parent: rec.Parent, ParentCall: rec.ParentCall, Path: rec.Path, Depth: rec.Depth, Flow: rec.Flow, State: rec.State}
 		if rec.Parent != "" {
 			start.History = rec.History
 		}
@@ -375,9 +381,16 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 		}
 	}
 	var outcome agent.Outcome
+	if err := r.journalInputs(ctx, w, rec); err != nil {
+		r.lost(ctx, log, rec, err)
+		return
+	}
 	if a == nil {
-		_, err = w.Append(ctx, journal.TypeRunFailed, journal.RunFailed{Code: agent.CodeUnknownAgent,
-			Message: fmt.Sprintf("agent %q is not defined on this node (known: %s)", rec.Agent, strings.Join(r.agentNames(), ", "))})
+		msg := fmt.Sprintf("agent %q is not defined on this node (known: %s)", rec.Agent, strings.Join(r.agentNames(), ", "))
+		if rec.Flow != "" {
+			msg = fmt.Sprintf("flow %q is not defined on this node (known: %s)", rec.Flow, strings.Join(r.flowNames(), ", "))
+		}
+		_, err = w.Append(ctx, journal.TypeRunFailed, journal.RunFailed{Code: agent.CodeUnknownAgent, Message: msg})
 		outcome = agent.Failed
 	} else {
 		outcome, err = a.Resume(runCtx, id, w.Events(), w, agent.Env{OnDelta: r.publishDelta(rec), Children: r, Lookup: r.lookupAgent})
@@ -539,17 +552,29 @@ func (r *Runtime) settleFrom(ctx context.Context, run *Record, rev uint64, event
 		rec.Steps = last.Step
 		rec.Resolution = nil // journaled by now (tool.resolved), or moot
 		rec.Approvals, rec.Decisions = nil, nil
-		rec.WaitingFor, rec.History = "", nil
+		rec.WaitingFor, rec.History, rec.State = "", nil, nil
+		rec.InputRequests, rec.Inputs = nil, nil
 		switch last.Type {
 		case journal.TypeRunWaiting:
+			var d journal.RunWaiting
+			_ = json.Unmarshal(last.Data, &d)
 			rec.Usage = usageOf(events)
+			rec.WakeAt = d.Until
 			if rec.Nudged {
 				// A child reported after this worker last read the inbox.
 				rec.requeue()
 				requeued = true
 				return nil
 			}
-			rec.Status, rec.WaitingFor = StatusWaiting, WaitChildren
+			rec.Status = StatusWaiting
+			switch {
+			case len(d.Inputs) > 0:
+				rec.WaitingFor, rec.InputRequests = WaitInput, pendingInputs(events)
+			case len(d.Children) > 0:
+				rec.WaitingFor = WaitChildren
+			default:
+				rec.WaitingFor = WaitTimer
+			}
 			return nil
 		case journal.TypeRunCompleted:
 			var d journal.RunCompleted
@@ -607,6 +632,10 @@ func (r *Runtime) settleFrom(ctx context.Context, run *Record, rev uint64, event
 	}
 	if requeued {
 		if err := r.enqueue(ctx, id, rec.Wake); err != nil {
+			return nil, err
+		}
+	} else if rec.Status == StatusWaiting && rec.WakeAt != nil {
+		if err := r.scheduleWake(ctx, id, *rec.WakeAt); err != nil {
 			return nil, err
 		}
 	}

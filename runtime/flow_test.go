@@ -1,0 +1,241 @@
+package runtime_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/myriad-ai/myriad/agent"
+	"github.com/myriad-ai/myriad/bus/bustest"
+	"github.com/myriad-ai/myriad/flow"
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/tool"
+)
+
+func flowRuntime(t *testing.T, flows map[string]*flow.Flow, agents map[string]*agent.Agent) *runtime.Runtime {
+	t.Helper()
+	b, _ := bustest.Open(t)
+	rt, err := runtime.New(b, runtime.Options{Agents: agents, Flows: flows, Workers: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, rt)
+	return rt
+}
+
+func runFlow(t *testing.T, rt *runtime.Runtime, name, input string, state string) *runtime.Record {
+	t.Helper()
+	req := runtime.SubmitRequest{Flow: name, Input: input}
+	if state != "" {
+		req.State = json.RawMessage(state)
+	}
+	rec, _, err := rt.Submit(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wait(t, rt, rec.ID)
+}
+
+func TestMapReduceFlow(t *testing.T) {
+	agents := map[string]*agent.Agent{
+		"summarizer": {Model: scriptedModel(t, `- reply: {text: "short {{.Input}}"}`)},
+		"editor":     {Model: scriptedModel(t, `- reply: {text: "report of {{.Input}}"}`)},
+	}
+	flows := map[string]*flow.Flow{"digest": {
+		State: map[string]flow.Key{"summaries": {Merge: flow.Append}},
+		Start: []string{"split"},
+		Nodes: map[string]*flow.Node{
+			"split":   {Map: "state.docs", Agent: "summarizer", Input: "{{.item.title}}", Output: "summaries", Next: []string{"combine"}},
+			"combine": {Agent: "editor", Input: `{{range .state.summaries}}{{.}};{{end}}`, Output: "report"},
+		},
+		Output: "report",
+	}}
+	rt := flowRuntime(t, flows, agents)
+	var docs []string
+	for i := range 20 {
+		docs = append(docs, fmt.Sprintf(`{"title": "doc%d"}`, i))
+	}
+	rec := runFlow(t, rt, "digest", "go", `{"docs": [`+strings.Join(docs, ",")+`]}`)
+	if rec.Status != runtime.StatusCompleted {
+		t.Fatalf("flow %s: %+v", rec.Status, rec.Error)
+	}
+	var want strings.Builder
+	want.WriteString("report of ")
+	for i := range 20 {
+		fmt.Fprintf(&want, "short doc%d;", i)
+	}
+	if rec.Output != want.String() {
+		t.Fatalf("output %q\nwant   %q", rec.Output, want.String())
+	}
+	kids := children(t, rt, rec.ID)
+	if len(kids) != 21 || kids[0].Path != "digest/combine#1" || kids[1].Path != "digest/split#1.0" {
+		t.Fatalf("%d children, first paths %q %q", len(kids), kids[0].Path, kids[1].Path)
+	}
+}
+
+// A router loops until a counter says stop; parallel branches meet at an
+// all-join and at an any-join.
+func TestFlowRoutesLoopsAndJoins(t *testing.T) {
+	count := func(name string) flow.Func {
+		return func(context.Context, flow.FuncInput) (any, error) { return name, nil }
+	}
+	flows := map[string]*flow.Flow{"f": {
+		State: map[string]flow.Key{"tries": {Initial: 0}, "seen": {Merge: flow.Append}},
+		Start: []string{"inc"},
+		Nodes: map[string]*flow.Node{
+			"inc": {Func: func(_ context.Context, in flow.FuncInput) (any, error) {
+				return in.State["tries"].(int64) + 1, nil
+			}, Output: "tries", Route: []flow.Edge{{When: "state.tries < 3", To: "inc"}, {To: "fan"}}},
+			"fan":  {Next: []string{"a", "b", "c"}},
+			"a":    {Func: count("a"), Output: "seen", Next: []string{"all", "any"}},
+			"b":    {Func: count("b"), Output: "seen", Next: []string{"all", "any"}},
+			"c":    {Func: count("c"), Output: "seen", Next: []string{"all", "any"}},
+			"all":  {Join: "all", Func: count("all"), Output: "seen"},
+			"any":  {Join: "any", Func: count("any"), Output: "seen"},
+			"loop": {Func: count("never"), Route: []flow.Edge{{To: "loop"}}},
+		},
+	}}
+	rt := flowRuntime(t, flows, nil)
+	rec := runFlow(t, rt, "f", "go", "")
+	if rec.Status != runtime.StatusCompleted {
+		t.Fatalf("%s %+v", rec.Status, rec.Error)
+	}
+	var state struct {
+		Tries int      `json:"tries"`
+		Seen  []string `json:"seen"`
+	}
+	if err := json.Unmarshal(rec.OutputJSON, &state); err != nil {
+		t.Fatal(err)
+	}
+	joined := 0
+	for _, s := range state.Seen {
+		if s == "all" || s == "any" {
+			joined++
+		}
+	}
+	if state.Tries != 3 || len(state.Seen) != 5 || joined != 2 {
+		t.Fatalf("state %+v: want tries 3, a b c, all once, any once", state)
+	}
+}
+
+func TestFlowLoopLimit(t *testing.T) {
+	flows := map[string]*flow.Flow{"f": {
+		Start: []string{"spin"},
+		Nodes: map[string]*flow.Node{"spin": {MaxVisits: 4, Route: []flow.Edge{{When: "true", To: "spin"}}}},
+	}}
+	rt := flowRuntime(t, flows, nil)
+	rec := runFlow(t, rt, "f", "go", "")
+	if rec.Status != runtime.StatusFailed || rec.Error.Code != flow.CodeMaxVisits || !strings.Contains(rec.Error.Message, "raise flows.f.nodes.spin.max_visits") {
+		t.Fatalf("%s %+v", rec.Status, rec.Error)
+	}
+}
+
+func TestFlowToolNode(t *testing.T) {
+	rec := &recorder{name: "record", idempotent: true, result: `{"ok": true}`}
+	flows := map[string]*flow.Flow{"f": {
+		Start: []string{"write"},
+		Tools: map[string]tool.Tool{"record": rec},
+		Nodes: map[string]*flow.Node{
+			"write": {Tool: "record", Map: "[1, 2, 3]", Args: `{"n": item}`, Output: "written"},
+		},
+		Output: "written",
+	}}
+	rt := flowRuntime(t, flows, nil)
+	run := runFlow(t, rt, "f", "go", "")
+	if run.Status != runtime.StatusCompleted || run.Output != `[{"ok":true},{"ok":true},{"ok":true}]` || len(rec.Keys()) != 3 {
+		t.Fatalf("%s %q %+v keys %v", run.Status, run.Output, run.Error, rec.Keys())
+	}
+}
+
+// A sleeping node parks the run; the NATS server's scheduled message wakes
+// it, across a restart of the node.
+func TestFlowSleepSurvivesRestart(t *testing.T) {
+	b, dir := bustest.Open(t)
+	flows := func() map[string]*flow.Flow {
+		return map[string]*flow.Flow{"f": {
+			Start: []string{"nap"},
+			Nodes: map[string]*flow.Node{"nap": {Sleep: 2 * time.Second, Next: []string{"after"}}, "after": {}},
+		}}
+	}
+	rt, err := runtime.New(b, runtime.Options{Flows: flows(), Workers: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Flow: "f", Input: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	// Parked: follow the journal until it says so. Stop lets the worker
+	// settle the record and schedule the wake-up.
+	err = journal.Follow(ctx, b, rec.ID, 0, func(ev journal.Event) bool { return ev.Type != journal.TypeRunWaiting })
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.Stop()
+	if r, err := rt.Get(ctx, rec.ID); err != nil || r.Status != runtime.StatusWaiting || r.WaitingFor != runtime.WaitTimer || r.WakeAt == nil {
+		t.Fatalf("parked record: %+v %v", r, err)
+	}
+	b.Close()
+	b = bustest.Reopen(t, dir)
+	rt, err = runtime.New(b, runtime.Options{Flows: flows(), Workers: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, rt)
+	rec = wait(t, rt, rec.ID)
+	if rec.Status != runtime.StatusCompleted {
+		t.Fatalf("%s %+v", rec.Status, rec.Error)
+	}
+	if d := time.Since(began); d < 2*time.Second {
+		t.Errorf("woke after %s, before its 2s", d)
+	}
+	types := strings.Join(eventTypes(t, rt, rec.ID), " ")
+	if types != "run.started node.started run.waiting node.finished node.started node.finished run.completed" {
+		t.Errorf("journal %s", types)
+	}
+}
+
+func TestFlowAsksForInput(t *testing.T) {
+	flows := map[string]*flow.Flow{"f": {
+		Start: []string{"review"},
+		Nodes: map[string]*flow.Node{
+			"review": {Ask: &flow.Ask{Prompt: "Approve {{.state.input}}?", Schema: json.RawMessage(`{"type":"object","properties":{"ok":{"type":"boolean"}},"required":["ok"]}`)},
+				Output: "verdict", Route: []flow.Edge{{When: "state.verdict.ok", To: "ship"}, {To: "drop"}}},
+			"ship": {Func: func(context.Context, flow.FuncInput) (any, error) { return "shipped", nil }, Output: "result"},
+			"drop": {Func: func(context.Context, flow.FuncInput) (any, error) { return "dropped", nil }, Output: "result"},
+		},
+		Output: "result",
+	}}
+	rt := flowRuntime(t, flows, nil)
+	ctx := context.Background()
+	rec := runFlow(t, rt, "f", "v2", "")
+	if rec.Status != runtime.StatusWaiting || rec.WaitingFor != runtime.WaitInput || len(rec.InputRequests) != 1 ||
+		rec.InputRequests[0].Prompt != "Approve v2?" || rec.InputRequests[0].Key != "review#1" {
+		t.Fatalf("%s %s %+v", rec.Status, rec.WaitingFor, rec.InputRequests)
+	}
+	if _, err := rt.ProvideInput(ctx, rec.ID, "review#1", json.RawMessage(`{"ok": "yes"}`)); !errors.Is(err, runtime.ErrInvalid) {
+		t.Fatalf("an answer against the schema: %v", err)
+	}
+	if _, err := rt.ProvideInput(ctx, rec.ID, "other#1", json.RawMessage(`{"ok": true}`)); !errors.Is(err, runtime.ErrConflict) {
+		t.Fatalf("an answer to nothing: %v", err)
+	}
+	if _, err := rt.ProvideInput(ctx, rec.ID, "review#1", json.RawMessage(`{"ok": true}`)); err != nil {
+		t.Fatal(err)
+	}
+	if rec = wait(t, rt, rec.ID); rec.Status != runtime.StatusCompleted || rec.Output != "shipped" {
+		t.Fatalf("%s %q %+v", rec.Status, rec.Output, rec.Error)
+	}
+	if types := strings.Join(eventTypes(t, rt, rec.ID), " "); !strings.Contains(types, "input.requested run.waiting input.received node.finished") {
+		t.Errorf("journal %s", types)
+	}
+}
