@@ -20,10 +20,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sort"
 
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/bus"
 	"github.com/myriad-ai/myriad/config"
+	"github.com/myriad-ai/myriad/flow"
 	"github.com/myriad-ai/myriad/model"
 	"github.com/myriad-ai/myriad/model/anthropic"
 	"github.com/myriad-ai/myriad/model/openai"
@@ -37,10 +39,12 @@ import (
 // Version is the release of this build; the linker may override it.
 var Version = "0.1.0-dev"
 
-// Project is a set of agents ready to run.
+// Project is a set of agents and flows ready to run.
 type Project struct {
-	Config *config.Config
-	Agents map[string]*agent.Agent
+	Config    *config.Config
+	Agents    map[string]*agent.Agent
+	Flows     map[string]*flow.Flow
+	Schedules []runtime.Schedule
 }
 
 // Load reads a myriad.yaml and builds its models, tools and agents.
@@ -80,7 +84,35 @@ func Build(cfg *config.Config) (*Project, error) {
 		}
 		models[ac.Model] = p
 	}
-	proj := &Project{Config: cfg, Agents: map[string]*agent.Agent{}}
+	for _, fc := range cfg.Flows {
+		for _, n := range fc.Nodes {
+			if n == nil || n.Tool == "" || tools[n.Tool] != nil {
+				continue
+			}
+			if tc, ok := cfg.Tools[n.Tool]; ok {
+				t, err := buildTool(n.Tool, tc)
+				if err != nil {
+					return nil, err
+				}
+				tools[n.Tool] = t
+			} else if t, ok := builtin.Lookup(n.Tool); ok {
+				tools[n.Tool] = t
+			}
+		}
+	}
+	proj := &Project{Config: cfg, Agents: map[string]*agent.Agent{}, Flows: map[string]*flow.Flow{}}
+	for name, fc := range cfg.Flows {
+		proj.Flows[name] = fc.Definition(name, tools)
+	}
+	for _, name := range sortedNames(cfg.Schedules) {
+		s := cfg.Schedules[name]
+		var state json.RawMessage
+		if s.State != nil {
+			state, _ = json.Marshal(s.State)
+		}
+		proj.Schedules = append(proj.Schedules, runtime.Schedule{Name: name, Cron: s.CronPattern(), TimeZone: s.TimeZone,
+			Agent: s.Agent, Flow: s.Flow, Input: s.Input, State: state})
+	}
 	for _, name := range cfg.AgentNames() {
 		ac := cfg.Agents[name]
 		a := &agent.Agent{
@@ -234,7 +266,8 @@ func Open(ctx context.Context, proj *Project, o NodeOptions) (*Node, error) {
 	if proj.Config != nil {
 		maxDepth = proj.Config.Server.MaxDepth
 	}
-	rt, err := runtime.New(b, runtime.Options{Agents: proj.Agents, Workers: workers, Logger: o.Logger, OnFinish: o.OnFinish, MaxDepth: maxDepth})
+	rt, err := runtime.New(b, runtime.Options{Agents: proj.Agents, Flows: proj.Flows, Schedules: proj.Schedules,
+		Workers: workers, Logger: o.Logger, OnFinish: o.OnFinish, MaxDepth: maxDepth})
 	if err != nil {
 		b.Close()
 		return nil, err
@@ -252,4 +285,13 @@ func Open(ctx context.Context, proj *Project, o NodeOptions) (*Node, error) {
 func (n *Node) Close() {
 	n.Runtime.Stop()
 	n.Bus.Close()
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }

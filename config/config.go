@@ -38,7 +38,11 @@ type Config struct {
 	Models map[string]*Model `yaml:"models"`
 	Tools  map[string]*Tool  `yaml:"tools,omitempty"`
 	Agents map[string]*Agent `yaml:"agents"`
-	Server Server            `yaml:"server,omitempty"`
+	// Flows are graphs of agents, tools and people over a shared state.
+	Flows map[string]*Flow `yaml:"flows,omitempty"`
+	// Schedules start runs on cron expressions.
+	Schedules map[string]*Schedule `yaml:"schedules,omitempty"`
+	Server    Server               `yaml:"server,omitempty"`
 	// Extra collects unknown sections, so Validate can name them.
 	Extra map[string]yaml.Node `yaml:",inline"`
 
@@ -516,6 +520,7 @@ func (c *Config) Validate() error {
 	if c.Server.Workers < 0 {
 		add("server.workers", "must be positive")
 	}
+	c.validateFlows(add)
 	if c.Server.MaxDepth < 0 {
 		add("server.max_depth", "must be positive (or left out for the default of 5)")
 	}

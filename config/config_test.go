@@ -66,7 +66,7 @@ func TestErrorsNameTheFieldAndTheFix(t *testing.T) {
 		{"not a name", "api_key_env: OPENAI_API_KEY", `models.fast.api_key_env: must be the name of an environment variable`},
 		{"bad duration", "timeout: 5s", `invalid duration "5 parsecs"`},
 		{"unknown field", "max_turns: 5", "agents.triage.max_turn: unknown field (known: description, model, instructions, tools, max_turns,"},
-		{"unknown section", "agents:\n  triage:", "agent: unknown section (known: models, tools, agents, server)"},
+		{"unknown section", "agents:\n  triage:", "agent: unknown section (known: models, tools, agents, flows, schedules, server)"},
 		{"unknown model field", "provider: openai", "models.fast.kind: unknown field (known: provider, model,"},
 		{"bad schema", "properties: {id: {type: string}}", "tools.lookup.parameters: invalid JSON Schema"},
 		{"bad approval", "idempotent: true", `tools.lookup.approval: unknown value "sometimes" (known: required, never)`},
@@ -154,5 +154,66 @@ func TestExpandEnv(t *testing.T) {
 		if got := string(config.ExpandEnv([]byte(tc.in))); got != tc.want {
 			t.Errorf("ExpandEnv(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+func TestTeamFlowAndScheduleErrors(t *testing.T) {
+	base := `
+models:
+  m: {provider: scripted, rules: [{reply: {text: hi}}]}
+tools:
+  record: {type: http, url: "http://127.0.0.1:1/r", description: records}
+agents:
+  lead: {model: m}
+  worker: {model: m}
+`
+	tests := []struct {
+		name, extra, want string
+	}{
+		{"unknown sub-agent", "  boss: {model: m, sub_agents: [wrker]}\n", `agents.boss.sub_agents[0]: unknown agent "wrker" (known: boss, lead, worker)`},
+		{"bad context", "  boss: {model: m, sub_agents: [{agent: worker, context: all}]}\n", `agents.boss.sub_agents[0].context: unknown value "all" (known: task, history, summary)`},
+		{"sub-agent field", "  boss: {model: m, sub_agents: [{agent: worker, scope: x}]}\n", `agents.boss.sub_agents[0].scope: unknown field (known: agent, description, context, state)`},
+		{"self handoff", "  boss: {model: m, handoffs: [boss]}\n", `agents.boss.handoffs[0]: an agent cannot hand the conversation to itself`},
+		{"flow unknown agent", "flows:\n  f: {start: a, nodes: {a: {agent: nobody}}}\n", `flows.f.nodes.a.agent: unknown agent "nobody" (known: lead, worker)`},
+		{"flow bad cel", "flows:\n  f: {start: a, nodes: {a: {route: [{when: 'state.x >', to: a}]}}}\n", `flows.f.nodes.a.route[0].when: invalid CEL "state.x >"`},
+		{"flow unknown next", "flows:\n  f: {start: a, nodes: {a: {next: [b]}}}\n", `flows.f.nodes.a.next[0]: unknown node "b" (nodes: a)`},
+		{"flow bad join", "flows:\n  f: {start: a, nodes: {a: {next: [b]}, b: {join: first-0}}}\n", `flows.f.nodes.b.join: "first-0": write first-N with N ≥ 1`},
+		{"flow no start", "flows:\n  f: {nodes: {a: {}}}\n", `flows.f.start: name the node(s) to run first (nodes: a)`},
+		{"flow unknown tool", "flows:\n  f: {start: a, nodes: {a: {tool: recrd}}}\n", `flows.f.nodes.a.tool: unknown tool "recrd" (known: current_time, record)`},
+		{"flow node field", "flows:\n  f: {start: a, nodes: {a: {agnt: lead}}}\n", `flows.f.nodes.a.agnt: unknown field (known: agent, tool,`},
+		{"flow two actions", "flows:\n  f: {start: a, nodes: {a: {agent: lead, tool: record}}}\n", `flows.f.nodes.a.agent: a node does one thing`},
+		{"flow agent name clash", "flows:\n  lead: {start: a, nodes: {a: {}}}\n", `flows.lead: an agent has the same name`},
+		{"cron fields", "schedules:\n  s: {cron: '* * *', agent: lead, input: go}\n", `schedules.s.cron: "* * *" has 3 fields; write 5`},
+		{"cron target", "schedules:\n  s: {cron: '@daily', input: go}\n", `schedules.s: set agent or flow: what the schedule runs`},
+		{"cron zone", "schedules:\n  s: {cron: '@daily', time_zone: Mars/Olympus, agent: lead, input: go}\n", `schedules.s.time_zone: unknown time zone "Mars/Olympus"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := config.Parse([]byte(base + tc.extra))
+			if err == nil {
+				err = c.Validate()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+	good := base + `flows:
+  f:
+    state: {seen: {merge: append, initial: []}}
+    start: a
+    nodes:
+      a: {map: state.docs, agent: worker, input: "{{.item}}", output: seen, next: b}
+      b: {route: [{when: 'size(state.seen) > 2', to: c}, {to: c}]}
+      c: {join: any, sleep: 1s}
+schedules:
+  nightly: {cron: "0 3 * * *", flow: f, input: go}
+`
+	c, err := config.Parse([]byte(good))
+	if err == nil {
+		err = c.Validate()
+	}
+	if err != nil {
+		t.Fatalf("a valid flow was refused: %v", err)
 	}
 }

@@ -734,7 +734,6 @@ func (e *engine) rerun(ctx context.Context, a *activation) (any, string, error) 
 	return e.execute(ctx, a, a.stateAt)
 }
 
-
 // extractJSON tolerates a JSON answer wrapped in a Markdown code fence.
 func extractJSON(s string) string {
 	start := strings.IndexAny(s, "{[")

@@ -146,4 +146,3 @@ func decodeJSON(raw []byte) (any, error) {
 }
 
 func sortStrings(s []string) { sort.Strings(s) }
-

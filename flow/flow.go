@@ -182,38 +182,57 @@ const (
 	OnErrorContinue = "continue"
 )
 
-// Init checks the definition and compiles its expressions. Every error
-// names the node and field. agents reports whether an agent exists.
+// Error is a problem with one field of a flow definition.
+type Error struct {
+	Flow string
+	// Path is the field within the flow: "nodes.split.map".
+	Path string
+	Msg  string
+}
+
+func (e *Error) Error() string { return "flow " + e.Flow + ": " + e.Path + ": " + e.Msg }
+
+// Init checks the definition and compiles its expressions. Errors are
+// *Error, naming the field. agents reports whether an agent exists; tool
+// nodes must name a key of Tools.
 func (f *Flow) Init(agents func(string) bool) error {
+	bad := func(path, format string, args ...any) error {
+		return &Error{Flow: f.Name, Path: path, Msg: fmt.Sprintf(format, args...)}
+	}
 	if f.MaxSteps <= 0 {
 		f.MaxSteps = DefaultMaxSteps
 	}
 	if len(f.Nodes) == 0 {
-		return fmt.Errorf("flow %s: no nodes", f.Name)
+		return bad("nodes", "no nodes: a flow needs at least one")
 	}
 	if len(f.Start) == 0 {
-		return fmt.Errorf("flow %s: start: name the node(s) to run first (nodes: %s)", f.Name, f.nodeList())
+		return bad("start", "name the node(s) to run first (nodes: %s)", f.nodeList())
 	}
 	for _, s := range f.Start {
 		if f.Nodes[s] == nil {
-			return fmt.Errorf("flow %s: start: unknown node %q (nodes: %s)", f.Name, s, f.nodeList())
+			return bad("start", "unknown node %q (nodes: %s)", s, f.nodeList())
 		}
 	}
 	for k, key := range f.State {
 		switch key.Merge {
 		case "", Replace, Append, MergeMap:
 		default:
-			return fmt.Errorf("flow %s: state.%s.merge: unknown rule %q (known: replace, append, merge)", f.Name, k, key.Merge)
+			return bad("state."+k+".merge", "unknown rule %q (known: replace, append, merge)", key.Merge)
 		}
 	}
 	if f.Output != "" && strings.ContainsAny(f.Output, " .") {
-		return fmt.Errorf("flow %s: output: name one state key", f.Name)
+		return bad("output", "name one state key")
 	}
 	f.preds = map[string][]string{}
-	for name, n := range f.Nodes {
+	for _, name := range sortedNames(f.Nodes) {
+		n := f.Nodes[name]
+		if n == nil {
+			return bad("nodes."+name, "empty node")
+		}
 		n.name = name
 		if err := f.initNode(n, agents); err != nil {
-			return fmt.Errorf("flow %s: nodes.%s.%w", f.Name, name, err)
+			field, msg, _ := strings.Cut(err.Error(), ": ")
+			return bad("nodes."+name+"."+field, "%s", msg)
 		}
 		for _, to := range n.targets() {
 			f.preds[to] = appendUnique(f.preds[to], name)
@@ -221,10 +240,19 @@ func (f *Flow) Init(agents func(string) bool) error {
 	}
 	for name, n := range f.Nodes {
 		if n.join.mode != "" && len(f.preds[name]) == 0 {
-			return fmt.Errorf("flow %s: nodes.%s.join: no node has an edge to it, so it would never run", f.Name, name)
+			return bad("nodes."+name+".join", "no node has an edge to it, so it would never run")
 		}
 	}
 	return nil
+}
+
+func sortedNames(m map[string]*Node) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sortStrings(names)
+	return names
 }
 
 func (f *Flow) initNode(n *Node, agents func(string) bool) error {
@@ -235,12 +263,12 @@ func (f *Flow) initNode(n *Node, agents func(string) bool) error {
 		}
 	}
 	if actions > 1 {
-		return fmt.Errorf("node: set one of agent, tool, func, sleep/until, ask")
+		return fmt.Errorf("agent: a node does one thing: set only one of agent, tool, sleep/until, ask (or func in Go)")
 	}
 	if n.Agent != "" && agents != nil && !agents(n.Agent) {
 		return fmt.Errorf("agent: unknown agent %q", n.Agent)
 	}
-	if n.Tool != "" && f.Tools[n.Tool] == nil {
+	if _, ok := f.Tools[n.Tool]; n.Tool != "" && !ok {
 		return fmt.Errorf("tool: unknown tool %q", n.Tool)
 	}
 	var err error
@@ -344,14 +372,7 @@ func parseJoin(s string) (joinRule, error) {
 	return joinRule{}, fmt.Errorf("unknown join %q (known: all, any, first-N)", s)
 }
 
-func (f *Flow) nodeList() string {
-	names := make([]string, 0, len(f.Nodes))
-	for n := range f.Nodes {
-		names = append(names, n)
-	}
-	sortStrings(names)
-	return strings.Join(names, ", ")
-}
+func (f *Flow) nodeList() string { return strings.Join(sortedNames(f.Nodes), ", ") }
 
 func appendUnique(list []string, s string) []string {
 	for _, x := range list {

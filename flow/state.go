@@ -63,7 +63,7 @@ type run struct {
 func newRun(f *Flow) *run {
 	return &run{f: f, state: map[string]any{}, visits: map[string]int{}, active: map[string]*activation{},
 		arrivals: map[string]map[string]int{}, owed: map[string]map[string]int{}, byChild: map[string]childRef{},
-		resolved: map[string]journal.ToolResolved{},
+		resolved:    map[string]journal.ToolResolved{},
 		childOutput: func(_, text string) any { return text }}
 }
 

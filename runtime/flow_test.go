@@ -239,3 +239,54 @@ func TestFlowAsksForInput(t *testing.T) {
 		t.Errorf("journal %s", types)
 	}
 }
+
+// A schedule set on the NATS server starts runs, each fire once.
+func TestScheduleStartsRuns(t *testing.T) {
+	b, _ := bustest.Open(t)
+	flows := map[string]*flow.Flow{"tick": {Start: []string{"a"}, Nodes: map[string]*flow.Node{"a": {}}}}
+	rt, err := runtime.New(b, runtime.Options{Flows: flows, Workers: 4,
+		Schedules: []runtime.Schedule{{Name: "every-second", Cron: "@every 1s", Flow: "tick", Input: "tock"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	w, err := b.Runs.WatchAll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	start(t, rt)
+	done := map[string]bool{}
+	for len(done) < 2 {
+		select {
+		case e := <-w.Updates():
+			if e == nil {
+				continue
+			}
+			var rec runtime.Record
+			if json.Unmarshal(e.Value(), &rec) == nil && rec.Status == runtime.StatusCompleted {
+				if rec.Metadata["schedule"] != "every-second" || rec.Flow != "tick" || rec.Input != "tock" {
+					t.Fatalf("scheduled run %+v", rec)
+				}
+				done[rec.ID] = true
+			}
+		case <-ctx.Done():
+			t.Fatalf("%d scheduled runs completed in 20s, want 2", len(done))
+		}
+	}
+	// A node started without the schedule removes it.
+	rt.Stop()
+	rt2, err := runtime.New(b, runtime.Options{Flows: flows, Workers: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, rt2)
+	stream, err := b.JS.Stream(ctx, "MYRIAD_SCHEDULES")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.GetLastMsgForSubject(ctx, "myriad.sched.cron.every-second"); err == nil {
+		t.Fatal("the schedule is still set after the configuration dropped it")
+	}
+}

@@ -214,9 +214,3 @@ func (r *Runtime) watchFired(ctx context.Context, it jetstream.MessagesContext) 
 		_ = msg.Ack()
 	}
 }
-
-// fireSchedule starts the run a cron schedule calls for. (Placeholder
-// until schedules land: nothing is scheduled yet.)
-func (r *Runtime) fireSchedule(ctx context.Context, name string, msg jetstream.Msg) error {
-	return nil
-}

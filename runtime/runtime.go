@@ -47,6 +47,9 @@ type Options struct {
 	// MaxDepth bounds how deep trees of child runs grow (default
 	// DefaultMaxDepth).
 	MaxDepth int
+	// Schedules start runs on cron expressions; Start sets them on the
+	// NATS server.
+	Schedules []Schedule
 }
 
 // RunStats describe one execution of a run on this node.

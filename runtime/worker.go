@@ -37,6 +37,9 @@ const unknownAgentDeliveries = 10
 
 // Start begins executing runs from the work queue on this node.
 func (r *Runtime) Start(ctx context.Context) error {
+	if err := r.installSchedules(ctx); err != nil {
+		return err
+	}
 	sub, err := r.bus.NC.Subscribe(bus.SignalPrefix+"*", r.onSignal)
 	if err != nil {
 		return err
