@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -61,6 +62,8 @@ func New(rt *runtime.Runtime, opts Options) *Server {
 	s.mux.HandleFunc("POST /v1/runs/{id}/cancel", s.auth(s.cancelRun))
 	s.mux.HandleFunc("POST /v1/runs/{id}/resolve", s.auth(s.resolveRun))
 	s.mux.HandleFunc("GET /v1/agents", s.auth(s.listAgents))
+	s.mux.HandleFunc("GET /v1/flows", s.auth(s.listFlows))
+	s.mux.HandleFunc("POST /v1/runs/{id}/input", s.auth(s.provideInput))
 	s.mux.HandleFunc("GET /v1/approvals", s.auth(s.listApprovals))
 	s.mux.HandleFunc("POST /v1/runs/{id}/approvals/{approval_id}", s.auth(s.decideApproval))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -213,12 +216,15 @@ func jsonKind(k reflect.Kind) string {
 	return "a " + k.String()
 }
 
-// CreateRunRequest is the body of POST /v1/runs.
+// CreateRunRequest is the body of POST /v1/runs: an agent or a flow to run.
 type CreateRunRequest struct {
-	Agent    string            `json:"agent"`
+	Agent    string            `json:"agent,omitempty"`
+	Flow     string            `json:"flow,omitempty"`
 	Input    string            `json:"input"`
 	Instance string            `json:"instance,omitempty"`
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// State is a flow run's initial state (a JSON object).
+	State json.RawMessage `json:"state,omitempty"`
 }
 
 // ParseCreateRun decodes and checks a POST /v1/runs body.
@@ -227,8 +233,11 @@ func ParseCreateRun(data []byte) (*CreateRunRequest, error) {
 	if err := DecodeStrict(data, &req); err != nil {
 		return nil, err
 	}
-	if req.Agent == "" {
-		return nil, errors.New("agent: missing: name the agent to run (GET /v1/agents lists them)")
+	if req.Agent == "" && req.Flow == "" {
+		return nil, errors.New("agent: missing: name the agent to run (GET /v1/agents lists them), or a flow (GET /v1/flows)")
+	}
+	if req.Agent != "" && req.Flow != "" {
+		return nil, errors.New("flow: name an agent or a flow, not both")
 	}
 	if strings.TrimSpace(req.Input) == "" {
 		return nil, errors.New("input: missing: give the agent something to do")
@@ -260,8 +269,8 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, "Idempotency-Key: at most 256 characters")
 		return
 	}
-	rec, created, err := s.rt.Submit(r.Context(), runtime.SubmitRequest{Agent: req.Agent, Input: req.Input,
-		Instance: req.Instance, Metadata: req.Metadata, IdempotencyKey: key})
+	rec, created, err := s.rt.Submit(r.Context(), runtime.SubmitRequest{Agent: req.Agent, Flow: req.Flow, Input: req.Input,
+		Instance: req.Instance, Metadata: req.Metadata, State: req.State, IdempotencyKey: key})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -428,6 +437,52 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
 		out = append(out, info)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"agents": out})
+}
+
+// FlowInfo describes a flow in GET /v1/flows.
+type FlowInfo struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description,omitempty"`
+	Start       []string `json:"start"`
+	Nodes       []string `json:"nodes"`
+}
+
+func (s *Server) listFlows(w http.ResponseWriter, r *http.Request) {
+	out := []FlowInfo{}
+	for _, f := range s.rt.Flows() {
+		info := FlowInfo{Name: f.Name, Description: f.Description, Start: f.Start, Nodes: []string{}}
+		for n := range f.Nodes {
+			info.Nodes = append(info.Nodes, n)
+		}
+		sort.Strings(info.Nodes)
+		out = append(out, info)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"flows": out})
+}
+
+// InputRequest is the body of POST /v1/runs/{id}/input: the answer to the
+// question a flow node asks (its key is "node#visit", from the run's
+// input_requests).
+type InputRequest struct {
+	Key   string          `json:"key"`
+	Value json.RawMessage `json:"value"`
+}
+
+func (s *Server) provideInput(w http.ResponseWriter, r *http.Request) {
+	var in InputRequest
+	if !s.decodeBody(w, r, &in) {
+		return
+	}
+	if in.Key == "" {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "key: missing: the node#visit key of the question (see input_requests on the run)")
+		return
+	}
+	rec, err := s.rt.ProvideInput(r.Context(), r.PathValue("id"), in.Key, in.Value)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, rec)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

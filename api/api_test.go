@@ -85,7 +85,7 @@ func TestRunLifecycleOverHTTP(t *testing.T) {
 	}
 	var types []string
 	var ids []uint64
-	err = c.Events(ctx, ref.ID, 0, func(ev journal.Event) bool {
+	err = c.Events(ctx, ref.ID, 0, func(ev runtime.TreeEvent) bool {
 		types = append(types, ev.Type)
 		ids = append(ids, ev.Seq)
 		return true
@@ -98,7 +98,7 @@ func TestRunLifecycleOverHTTP(t *testing.T) {
 	}
 	// Last-Event-ID resumes after the given event.
 	var resumed []string
-	if err := c.Events(ctx, ref.ID, ids[0], func(ev journal.Event) bool { resumed = append(resumed, ev.Type); return true }); err != nil {
+	if err := c.Events(ctx, ref.ID, ids[0], func(ev runtime.TreeEvent) bool { resumed = append(resumed, ev.Type); return true }); err != nil {
 		t.Fatal(err)
 	}
 	if got := strings.Join(resumed, " "); got != "model.response run.completed" {
@@ -106,7 +106,7 @@ func TestRunLifecycleOverHTTP(t *testing.T) {
 	}
 	// Resuming after the last event of a finished run ends at once.
 	var none []string
-	if err := c.Events(ctx, ref.ID, ids[len(ids)-1], func(ev journal.Event) bool { none = append(none, ev.Type); return true }); err != nil || len(none) != 0 {
+	if err := c.Events(ctx, ref.ID, ids[len(ids)-1], func(ev runtime.TreeEvent) bool { none = append(none, ev.Type); return true }); err != nil || len(none) != 0 {
 		t.Fatalf("resume after the end: %v %v", none, err)
 	}
 	rec, err := c.Wait(ctx, ref.ID, 10*time.Second)
@@ -224,7 +224,7 @@ func TestCancelOverHTTP(t *testing.T) {
 		t.Fatalf("cancel: %+v %v", rec, err)
 	}
 	var types []string
-	if err := c.Events(ctx, ref.ID, 0, func(ev journal.Event) bool { types = append(types, ev.Type); return true }); err != nil {
+	if err := c.Events(ctx, ref.ID, 0, func(ev runtime.TreeEvent) bool { types = append(types, ev.Type); return true }); err != nil {
 		t.Fatal(err)
 	}
 	if len(types) != 1 || types[0] != journal.TypeRunCanceled {

@@ -78,7 +78,7 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{nil, 2, "Usage: myriad"},
 		{[]string{"nope"}, 2, `unknown command "nope"`},
-		{[]string{"run", "--config", "x.yaml"}, 2, "need AGENT and INPUT"},
+		{[]string{"run", "--config", "x.yaml"}, 2, "need AGENT (or FLOW) and INPUT"},
 		{[]string{"mock-llm"}, 2, "--rules is required"},
 		{[]string{"runs"}, 2, "missing subcommand"},
 		{[]string{"bench", "--config", "x.yaml"}, 2, "need --agent"},

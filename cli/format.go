@@ -7,10 +7,12 @@ import (
 	"strings"
 
 	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/runtime"
 )
 
 // printEvent writes one event for a person to read, or as a JSON line.
-func printEvent(w io.Writer, ev journal.Event, asJSON bool) {
+// Events of runs below root are indented under their path.
+func printEvent(w io.Writer, ev runtime.TreeEvent, root string, asJSON bool) {
 	if asJSON {
 		data, _ := json.Marshal(ev)
 		fmt.Fprintf(w, "%s\n", data)
@@ -93,8 +95,62 @@ func printEvent(w io.Writer, ev journal.Event, asJSON bool) {
 		var d journal.OutputRejected
 		_ = json.Unmarshal(ev.Data, &d)
 		line = "answer rejected, asking again: " + clip(d.Reason, 300)
+	case journal.TypeHandoff:
+		var d journal.Handoff
+		_ = json.Unmarshal(ev.Data, &d)
+		line = fmt.Sprintf("handoff %s → %s", d.From, d.To)
+		if d.Reason != "" {
+			line += " (" + clip(d.Reason, 200) + ")"
+		}
+	case journal.TypeRunWaiting:
+		var d journal.RunWaiting
+		_ = json.Unmarshal(ev.Data, &d)
+		var parts []string
+		if len(d.Children) > 0 {
+			parts = append(parts, fmt.Sprintf("%d child runs", len(d.Children)))
+		}
+		if d.Until != nil {
+			parts = append(parts, "until "+d.Until.Format("2006-01-02 15:04:05Z07:00"))
+		}
+		if len(d.Inputs) > 0 {
+			parts = append(parts, "input at "+strings.Join(d.Inputs, ", "))
+		}
+		line = "waiting for " + strings.Join(parts, ", ")
+	case journal.TypeNodeStarted:
+		var d journal.NodeStarted
+		_ = json.Unmarshal(ev.Data, &d)
+		line = "node " + d.Key + " started"
+		if d.Items > 0 {
+			line += fmt.Sprintf(" over %d items", d.Items)
+		}
+	case journal.TypeNodeFinished:
+		var d journal.NodeFinished
+		_ = json.Unmarshal(ev.Data, &d)
+		line = fmt.Sprintf("node %s → %s", d.Key, clip(string(d.Output), 200))
+		if d.Error != "" {
+			line = fmt.Sprintf("node %s → error: %s", d.Key, clip(d.Error, 300))
+		}
+		if len(d.Next) > 0 {
+			line += " ⇒ " + strings.Join(d.Next, ", ")
+		}
+	case journal.TypeChildrenReported:
+		var d journal.ChildrenReported
+		_ = json.Unmarshal(ev.Data, &d)
+		line = fmt.Sprintf("%d child runs reported", len(d.Reports))
+	case journal.TypeInputRequested:
+		var d journal.InputRequested
+		_ = json.Unmarshal(ev.Data, &d)
+		line = fmt.Sprintf("waiting for input at %s: %s", d.Key, clip(d.Prompt, 300))
+	case journal.TypeInputReceived:
+		var d journal.InputReceived
+		_ = json.Unmarshal(ev.Data, &d)
+		line = fmt.Sprintf("input at %s: %s", d.Key, clip(string(d.Value), 200))
 	default:
 		line = fmt.Sprintf("%s %s", ev.Type, clip(string(ev.Data), 300))
+	}
+	if ev.RunID != root && ev.Path != "" {
+		fmt.Fprintf(w, "  %s [%d] %s\n", ev.Path, ev.Step, line)
+		return
 	}
 	fmt.Fprintf(w, "[%d] %s\n", ev.Step, line)
 }

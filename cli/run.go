@@ -2,22 +2,25 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/myriad-ai/myriad"
+	"github.com/myriad-ai/myriad/bus"
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/runtime"
 )
 
 func runCmd(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "run", "run [--config myriad.yaml] [--data DIR] [--json] AGENT INPUT")
+	fs := newFlags(e, "run", "run [--config myriad.yaml] [--data DIR] [--json] [--state JSON] AGENT|FLOW INPUT")
 	path := fs.String("config", defaultConfig(), "the project file")
 	data := fs.String("data", "", "keep the embedded NATS data here (default: a temporary directory, removed afterwards)")
 	instance := fs.String("instance", "", "continue this instance of the agent (needs --data to persist)")
 	asJSON := fs.Bool("json", false, "print events as JSON lines")
+	state := fs.String("state", "", "a flow's initial state, as a JSON object")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -25,7 +28,7 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 	}
 	if len(pos) < 2 {
 		fs.Usage()
-		return &exitError{code: 2, err: errors.New("need AGENT and INPUT")}
+		return &exitError{code: 2, err: errors.New("need AGENT (or FLOW) and INPUT")}
 	}
 	agentName, input := pos[0], strings.Join(pos[1:], " ")
 	proj, err := myriad.Load(*path)
@@ -44,13 +47,28 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer node.Close()
-	rec, _, err := node.Runtime.Submit(ctx, runtime.SubmitRequest{Agent: agentName, Input: input, Instance: *instance})
+	req := runtime.SubmitRequest{Agent: agentName, Input: input, Instance: *instance}
+	if _, isFlow := proj.Flows[agentName]; isFlow {
+		req.Agent, req.Flow = "", agentName
+	}
+	if *state != "" {
+		req.State = json.RawMessage(*state)
+	}
+	rec, _, err := node.Runtime.Submit(ctx, req)
 	if err != nil {
 		return err
 	}
-	err = journal.Follow(ctx, node.Bus, rec.ID, 0, func(ev journal.Event) bool {
-		printEvent(e.stdout, ev, *asJSON)
-		return !journal.Terminal(ev.Type) && ev.Type != journal.TypeRunInDoubt && ev.Type != journal.TypeApprovalRequested
+	// Follow the run and its descendants; stop where the run ends or needs
+	// a person.
+	tree := node.Runtime.NewTree(rec)
+	err = journal.FollowTree(ctx, node.Bus, bus.Tree(rec.ID), 0, func(ev journal.Event) bool {
+		path, ok := tree.Path(ctx, ev.RunID, &ev)
+		if !ok {
+			return true
+		}
+		printEvent(e.stdout, runtime.TreeEvent{Event: ev, Path: path}, rec.ID, *asJSON)
+		return ev.RunID != rec.ID || !journal.Terminal(ev.Type) && ev.Type != journal.TypeRunInDoubt &&
+			ev.Type != journal.TypeApprovalRequested && ev.Type != journal.TypeInputRequested
 	})
 	if err != nil {
 		if ctx.Err() != nil {

@@ -9,7 +9,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/myriad-ai/myriad/api/client"
-	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/runtime"
 )
 
@@ -97,8 +96,8 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 		if err != nil {
 			return err
 		}
-		return c.Events(ctx, id, *after, func(ev journal.Event) bool {
-			printEvent(e.stdout, ev, *asJSON)
+		return c.Events(ctx, id, *after, func(ev runtime.TreeEvent) bool {
+			printEvent(e.stdout, ev, id, *asJSON)
 			return true
 		})
 	case "cancel":

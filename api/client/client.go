@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/myriad-ai/myriad/api"
-	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/runtime"
 )
 
@@ -161,9 +160,10 @@ func (c *Client) Decide(ctx context.Context, runID, approvalID string, d runtime
 	return &rec, c.do(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(runID)+"/approvals/"+url.PathEscape(approvalID), d, nil, &rec)
 }
 
-// Events follows a run's event stream from after lastEventID (0 for the
+// Events follows a run's event stream — its own events and its
+// descendants', each with its path — from after lastEventID (0 for the
 // start), calling fn for each event until the stream ends or fn returns false.
-func (c *Client) Events(ctx context.Context, id string, lastEventID uint64, fn func(journal.Event) bool) error {
+func (c *Client) Events(ctx context.Context, id string, lastEventID uint64, fn func(runtime.TreeEvent) bool) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+"/v1/runs/"+url.PathEscape(id)+"/events", nil)
 	if err != nil {
 		return err
@@ -193,7 +193,7 @@ func (c *Client) Events(ctx context.Context, id string, lastEventID uint64, fn f
 		if typ == "model.delta" {
 			return true, nil // live text; the journaled model.response carries it all
 		}
-		var ev journal.Event
+		var ev runtime.TreeEvent
 		if err := json.Unmarshal(data, &ev); err != nil {
 			return false, fmt.Errorf("event stream: %w", err)
 		}

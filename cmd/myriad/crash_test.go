@@ -241,7 +241,7 @@ func follow(t *testing.T, c *client.Client, id string, stop func(journal.Event) 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := c.Events(ctx, id, 0, func(ev journal.Event) bool { return !stop(ev) })
+	err := c.Events(ctx, id, 0, func(ev runtime.TreeEvent) bool { return !stop(ev.Event) })
 	if err != nil {
 		t.Fatalf("follow %s: %v", id, err)
 	}
