@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -20,7 +19,7 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 	data := fs.String("data", "", "keep the embedded NATS data here (default: a temporary directory, removed afterwards)")
 	instance := fs.String("instance", "", "continue this instance of the agent (needs --data to persist)")
 	asJSON := fs.Bool("json", false, "print events as JSON lines")
-	state := fs.String("state", "", "a flow's initial state, as a JSON object")
+	state := fs.String("state", "", "a flow's initial state: a JSON object, or @FILE to read it from a file")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -52,7 +51,13 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 		req.Agent, req.Flow = "", agentName
 	}
 	if *state != "" {
-		req.State = json.RawMessage(*state)
+		raw := []byte(*state)
+		if file, ok := strings.CutPrefix(*state, "@"); ok {
+			if raw, err = os.ReadFile(file); err != nil {
+				return fmt.Errorf("--state: %w", err)
+			}
+		}
+		req.State = raw
 	}
 	rec, _, err := node.Runtime.Submit(ctx, req)
 	if err != nil {

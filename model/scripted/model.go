@@ -405,6 +405,11 @@ func (r *rule) data(c *convo, g *groups) *Data {
 		ToolResults:    c.tools,
 		Input:          c.text(c.firstUser),
 	}
+	for i := c.lastUser + 1; i < len(c.msgs); i++ {
+		if c.msgs[i].Role == model.RoleTool {
+			d.Results = append(d.Results, c.msgs[i].Content)
+		}
+	}
 	type src struct {
 		re  *regexp.Regexp
 		s   string

@@ -33,15 +33,19 @@ type Data struct {
 	ToolResults int
 	// Input is the first user message: the task the agent was given.
 	Input string
+	// Results are the contents of the tool messages after the last user
+	// message, in order: what a supervisor's workers answered this turn.
+	Results []string
 }
 
-var dataFields = []string{"Match", "LastUser", "LastToolResult", "LastTool", "Turn", "ToolResults", "Input"}
+var dataFields = []string{"Match", "LastUser", "LastToolResult", "LastTool", "Turn", "ToolResults", "Input", "Results"}
 
 // funcs are kept few on purpose; json is the one that matters, because
 // string-template arguments must render to valid JSON.
 var funcs = template.FuncMap{
 	"json":  jsonQuote,
 	"trim":  strings.TrimSpace,
+	"join":  func(list []string, sep string) string { return strings.Join(list, sep) },
 	"lower": strings.ToLower,
 	"upper": strings.ToUpper,
 }

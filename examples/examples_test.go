@@ -1,0 +1,191 @@
+// Package examples_test drives every example project through the scripted
+// model, so the examples in the docs keep working.
+package examples_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/myriad-ai/myriad"
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/runtime"
+)
+
+func open(t *testing.T, path string) *myriad.Node {
+	t.Helper()
+	proj, err := myriad.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := myriad.Open(context.Background(), proj, myriad.NodeOptions{Memory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(node.Close)
+	return node
+}
+
+func wait(t *testing.T, rt *runtime.Runtime, id string) *runtime.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rec, err := rt.Wait(ctx, id)
+	if err != nil {
+		t.Fatalf("wait for %s: %v", id, err)
+	}
+	return rec
+}
+
+func childrenOf(t *testing.T, rt *runtime.Runtime, parent string) []*runtime.Record {
+	t.Helper()
+	var out []*runtime.Record
+	cursor := ""
+	for {
+		page, next, err := rt.List(context.Background(), runtime.ListFilter{Limit: 1000, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rec := range page {
+			if rec.Parent == parent {
+				out = append(out, rec)
+			}
+		}
+		if next == "" {
+			return out
+		}
+		cursor = next
+	}
+}
+
+func TestResearchTeam(t *testing.T) {
+	node := open(t, "research-team/myriad.yaml")
+	rt := node.Runtime
+	rec, _, err := rt.Submit(context.Background(), runtime.SubmitRequest{Agent: "supervisor", Input: "heat pumps in cold climates"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec = wait(t, rt, rec.ID)
+	if rec.Status != runtime.StatusCompleted {
+		t.Fatalf("%s %+v", rec.Status, rec.Error)
+	}
+	for _, part := range []string{"[web]", "[papers]", "[data]"} {
+		if !strings.Contains(rec.Output, part) {
+			t.Errorf("the report lacks the %s worker: %q", part, rec.Output)
+		}
+	}
+	workers := childrenOf(t, rt, rec.ID)
+	if len(workers) != 3 {
+		t.Fatalf("%d workers ran, want 3", len(workers))
+	}
+	// The three workers ran in parallel: all were started before any
+	// reported back, in one model turn.
+	evs, err := rt.Events(context.Background(), rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, ev := range evs {
+		types = append(types, ev.Type)
+	}
+	if got := strings.Join(types, " "); !strings.HasPrefix(got, "run.started model.response tool.started tool.started tool.started") {
+		t.Errorf("journal %s", got)
+	}
+}
+
+func TestSupportTriage(t *testing.T) {
+	var mu sync.Mutex
+	var refunds []string
+	refundSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		refunds = append(refunds, r.Header.Get("Idempotency-Key")+" "+string(body))
+		mu.Unlock()
+		w.Write([]byte(`{"refunded": true}`))
+	}))
+	defer refundSrv.Close()
+	t.Setenv("REFUND_URL", refundSrv.URL+"/refund")
+	node := open(t, "support-triage/myriad.yaml")
+	rt := node.Runtime
+	ctx := context.Background()
+	rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "triage", Instance: "customer-42", Input: "I was charged twice for my invoice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec = wait(t, rt, rec.ID)
+	if rec.Status != runtime.StatusWaiting || len(rec.Approvals) != 1 || rec.Approvals[0].Name != "refund" {
+		t.Fatalf("want the refund waiting for approval: %s %+v", rec.Status, rec.Approvals)
+	}
+	mu.Lock()
+	if len(refunds) != 0 {
+		t.Fatalf("refunded before approval: %v", refunds)
+	}
+	mu.Unlock()
+	if _, err := rt.Decide(ctx, rec.ID, rec.Approvals[0].ApprovalID, runtime.Decision{Decision: journal.Approve}); err != nil {
+		t.Fatal(err)
+	}
+	rec = wait(t, rt, rec.ID)
+	if rec.Status != runtime.StatusCompleted || !strings.Contains(rec.Output, "refunded") {
+		t.Fatalf("%s %q", rec.Status, rec.Output)
+	}
+	mu.Lock()
+	if len(refunds) != 1 || !strings.Contains(refunds[0], `"invoice":"INV-1001"`) {
+		t.Fatalf("refund calls %v", refunds)
+	}
+	mu.Unlock()
+	evs, _ := rt.Events(ctx, rec.ID)
+	var handoff journal.Handoff
+	for _, ev := range evs {
+		if ev.Type == journal.TypeHandoff {
+			_ = json.Unmarshal(ev.Data, &handoff)
+		}
+	}
+	if handoff.From != "triage" || handoff.To != "billing" {
+		t.Fatalf("handoff %+v", handoff)
+	}
+	// The customer writes again: billing, which holds the conversation,
+	// answers without a second triage.
+	next, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "triage", Instance: "customer-42", Input: "thanks, and my address changed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next = wait(t, rt, next.ID); next.Output != "Billing here: thanks, and my address changed" {
+		t.Fatalf("follow-up: %s %q", next.Status, next.Output)
+	}
+}
+
+func TestMapReduceOver100Documents(t *testing.T) {
+	node := open(t, "map-reduce/myriad.yaml")
+	rt := node.Runtime
+	docs, err := os.ReadFile("map-reduce/docs.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _, err := rt.Submit(context.Background(), runtime.SubmitRequest{Flow: "digest", Input: "Digest the corpus", State: docs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec = wait(t, rt, rec.ID)
+	if rec.Status != runtime.StatusCompleted || rec.Output != "Digest of 100 documents: every one was summarized." {
+		t.Fatalf("%s %q %+v", rec.Status, rec.Output, rec.Error)
+	}
+	var state struct {
+		Summaries []string `json:"summaries"`
+	}
+	if err := json.Unmarshal(rec.OutputJSON, &state); err != nil {
+		t.Fatal(err)
+	}
+	if len(state.Summaries) != 100 || state.Summaries[41] != "Doc 042: the gist in one line." {
+		t.Fatalf("%d summaries, #42 %q", len(state.Summaries), state.Summaries[41])
+	}
+	if kids := childrenOf(t, rt, rec.ID); len(kids) != 101 {
+		t.Fatalf("%d child runs, want 100 summaries and a digest", len(kids))
+	}
+}
