@@ -136,6 +136,9 @@ func fold(events []journal.Event) (*state, error) {
 				s.turns[len(s.turns)-1].finished[r.CallID] = r
 			}
 			s.inboxSeq = max(s.inboxSeq, r.InboxSeq)
+			if r.ChildUsage != nil {
+				s.usage = s.usage.Add(*r.ChildUsage)
+			}
 		case journal.TypeRunWaiting:
 			if len(s.turns) > 0 {
 				clear(s.turns[len(s.turns)-1].unconfirmed)

@@ -80,6 +80,8 @@ type ChildResult struct {
 	Status string `json:"status"`
 	Output string `json:"output,omitempty"`
 	Error  string `json:"error,omitempty"`
+	// Usage is what the child run's models used.
+	Usage model.Usage `json:"usage"`
 	// Seq is the report's position in the parent's inbox.
 	Seq uint64 `json:"-"`
 }
@@ -369,7 +371,8 @@ func (r *runner) collectChildren(ctx context.Context, s *state, t *turn, calls [
 		if !ok {
 			continue // a duplicate, or a report for an earlier turn
 		}
-		f := journal.ToolFinished{CallID: c.ID, Name: c.Name, ChildRunID: rep.RunID, InboxSeq: rep.Seq, Content: rep.Output}
+		usage := rep.Usage
+		f := journal.ToolFinished{CallID: c.ID, Name: c.Name, ChildRunID: rep.RunID, InboxSeq: rep.Seq, Content: rep.Output, ChildUsage: &usage}
 		switch rep.Status {
 		case "completed":
 		case "canceled":
@@ -385,6 +388,7 @@ func (r *runner) collectChildren(ctx context.Context, s *state, t *turn, calls [
 		if err := r.finishCall(context.WithoutCancel(ctx), t, f); err != nil {
 			return nil, err
 		}
+		s.usage = s.usage.Add(usage)
 		delete(pending, rep.RunID)
 	}
 	var left []string

@@ -24,6 +24,7 @@ func validate(ctx context.Context, e *env, args []string) error {
 			return &exitError{code: 1, err: err}
 		}
 	}
-	fmt.Fprintf(e.stdout, "%s: ok (%d models, %d tools, %d agents)\n", *path, len(cfg.Models), len(cfg.Tools), len(cfg.Agents))
+	fmt.Fprintf(e.stdout, "%s: ok (%d models, %d tools, %d agents, %d flows, %d schedules)\n", *path,
+		len(cfg.Models), len(cfg.Tools), len(cfg.Agents), len(cfg.Flows), len(cfg.Schedules))
 	return nil
 }

@@ -96,7 +96,7 @@ func (e *engine) append(ctx context.Context, typ string, data any) error {
 }
 
 func (e *engine) fail(ctx context.Context, code, msg string) (agent.Outcome, error) {
-	if err := e.append(context.WithoutCancel(ctx), journal.TypeRunFailed, journal.RunFailed{Code: code, Message: msg}); err != nil {
+	if err := e.append(context.WithoutCancel(ctx), journal.TypeRunFailed, journal.RunFailed{Code: code, Message: msg, Usage: e.r.usage}); err != nil {
 		return agent.Stopped, err
 	}
 	return agent.Failed, nil
@@ -106,7 +106,7 @@ func (e *engine) interrupted(ctx context.Context) (agent.Outcome, error) {
 	cause := context.Cause(ctx)
 	switch {
 	case errors.Is(cause, agent.ErrCanceled):
-		if err := e.append(context.WithoutCancel(ctx), journal.TypeRunCanceled, journal.RunCanceled{Reason: "canceled by request"}); err != nil {
+		if err := e.append(context.WithoutCancel(ctx), journal.TypeRunCanceled, journal.RunCanceled{Reason: "canceled by request", Usage: e.r.usage}); err != nil {
 			return agent.Stopped, err
 		}
 		return agent.Canceled, nil
@@ -536,7 +536,7 @@ func (e *engine) collect(ctx context.Context) (got bool, err error) {
 	d := journal.ChildrenReported{InboxSeq: reports[len(reports)-1].Seq}
 	for _, rep := range reports {
 		if _, mine := e.r.byChild[rep.RunID]; mine {
-			d.Reports = append(d.Reports, journal.ChildReport{RunID: rep.RunID, Status: rep.Status, Output: rep.Output, Error: rep.Error})
+			d.Reports = append(d.Reports, journal.ChildReport{RunID: rep.RunID, Status: rep.Status, Output: rep.Output, Error: rep.Error, Usage: rep.Usage})
 		}
 	}
 	if len(d.Reports) == 0 {
@@ -574,7 +574,7 @@ func (e *engine) complete(ctx context.Context) (agent.Outcome, error) {
 	if err != nil {
 		return e.fail(ctx, CodeNodeFailed, fmt.Sprintf("the final state is not JSON: %v", err))
 	}
-	done := journal.RunCompleted{JSON: state, Output: string(state)}
+	done := journal.RunCompleted{JSON: state, Output: string(state), Usage: e.r.usage}
 	if e.f.Output != "" {
 		done.Output = text(e.r.state[e.f.Output])
 	}

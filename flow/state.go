@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/model"
 )
 
 // activation is one run of a node (node#visit).
@@ -52,10 +53,12 @@ type run struct {
 	owed      map[string]map[string]int
 	byChild   map[string]childRef
 	inboxSeq  uint64
-	terminal  string
-	lastType  string
-	inDoubt   bool
-	resolved  map[string]journal.ToolResolved
+	// usage is the flow's children's, the flow having no model of its own.
+	usage    model.Usage
+	terminal string
+	lastType string
+	inDoubt  bool
+	resolved map[string]journal.ToolResolved
 	// childOutput turns a child's output text into a state value.
 	childOutput func(agentName, text string) any
 }
@@ -138,6 +141,7 @@ func (r *run) apply(ev journal.Event) error {
 				continue
 			}
 			delete(r.byChild, rep.RunID)
+			r.usage = r.usage.Add(rep.Usage)
 			switch rep.Status {
 			case "completed":
 				a.results[ref.index] = r.childOutput(a.node.Agent, rep.Output)

@@ -123,6 +123,8 @@ type ToolFinished struct {
 	// result came from.
 	ChildRunID string `json:"child_run_id,omitempty"`
 	InboxSeq   uint64 `json:"inbox_seq,omitempty"`
+	// ChildUsage is what the child run used; it counts toward the parent's.
+	ChildUsage *model.Usage `json:"child_usage,omitempty"`
 }
 
 // OutputRejected records a final answer that failed the output schema; the
@@ -252,10 +254,11 @@ type NodeFinished struct {
 
 // ChildReport is one child run's outcome, as a flow journals it.
 type ChildReport struct {
-	RunID  string `json:"run_id"`
-	Status string `json:"status"`
-	Output string `json:"output,omitempty"`
-	Error  string `json:"error,omitempty"`
+	RunID  string      `json:"run_id"`
+	Status string      `json:"status"`
+	Output string      `json:"output,omitempty"`
+	Error  string      `json:"error,omitempty"`
+	Usage  model.Usage `json:"usage"`
 }
 
 // ChildrenReported records the child reports a flow run read from its

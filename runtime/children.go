@@ -94,16 +94,18 @@ func (r *Runtime) report(ctx context.Context, run *Record, last journal.Event) e
 	case journal.TypeRunCompleted:
 		var d journal.RunCompleted
 		_ = json.Unmarshal(last.Data, &d)
-		res.Status, res.Output = string(StatusCompleted), d.Output
+		res.Status, res.Output, res.Usage = string(StatusCompleted), d.Output, d.Usage
 		if len(res.Output) > agent.MaxToolResultBytes {
 			res.Output = res.Output[:agent.MaxToolResultBytes] + "\n[truncated]"
 		}
 	case journal.TypeRunFailed:
 		var d journal.RunFailed
 		_ = json.Unmarshal(last.Data, &d)
-		res.Status, res.Error = string(StatusFailed), d.Code+": "+d.Message
+		res.Status, res.Error, res.Usage = string(StatusFailed), d.Code+": "+d.Message, d.Usage
 	default:
-		res.Status = string(StatusCanceled)
+		var d journal.RunCanceled
+		_ = json.Unmarshal(last.Data, &d)
+		res.Status, res.Usage = string(StatusCanceled), d.Usage
 	}
 	data, _ := json.Marshal(res)
 	if _, err := r.bus.JS.Publish(ctx, bus.InboxPrefix+run.Parent, data, jetstream.WithMsgID(run.ID)); err != nil {

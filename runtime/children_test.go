@@ -98,6 +98,21 @@ func TestSubAgentsRunAsChildRuns(t *testing.T) {
 			results = append(results, f.Content)
 		}
 	}
+	// The parent's usage is its own model calls' plus its children's.
+	total := 0
+	for _, ev := range evs {
+		if ev.Type == journal.TypeModelResponse {
+			var m journal.ModelResponse
+			_ = json.Unmarshal(ev.Data, &m)
+			total += m.Usage.Total()
+		}
+	}
+	for _, k := range kids {
+		total += k.Usage.Total()
+	}
+	if rec.Usage.Total() != total || total == 0 {
+		t.Errorf("parent usage %d, want %d (its own and its children's)", rec.Usage.Total(), total)
+	}
 	slices.Sort(results)
 	if !slices.Equal(results, []string{"done: Context:\ncustomer: 42\n\nTask: find A", "done: Context:\ncustomer: 42\n\nTask: find B", "done: write C"}) {
 		t.Errorf("results %q", results)

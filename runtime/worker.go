@@ -658,6 +658,18 @@ func usageOf(events []journal.Event) (u model.Usage) {
 			if json.Unmarshal(ev.Data, &d) == nil {
 				u = u.Add(d.Usage)
 			}
+		case journal.TypeToolFinished:
+			var d journal.ToolFinished
+			if json.Unmarshal(ev.Data, &d) == nil && d.ChildUsage != nil {
+				u = u.Add(*d.ChildUsage)
+			}
+		case journal.TypeChildrenReported:
+			var d journal.ChildrenReported
+			if json.Unmarshal(ev.Data, &d) == nil {
+				for _, rep := range d.Reports {
+					u = u.Add(rep.Usage)
+				}
+			}
 		}
 	}
 	return u
