@@ -41,7 +41,7 @@ type benchResult struct {
 }
 
 func bench(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "bench", "bench --config F --agent A --sessions N [--concurrency C]")
+	fs := newFlags(e, "bench", "bench --config F (--agent A --sessions N [--concurrency C] | --flow F --items N)")
 	path := fs.String("config", defaultConfig(), "the project file")
 	agentName := fs.String("agent", "", "the agent every session runs")
 	sessions := fs.Int("sessions", 1000, "number of sessions (runs)")
@@ -52,8 +52,38 @@ func bench(ctx context.Context, e *env, args []string) error {
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured part to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile to this file when half the sessions are done (near peak)")
+	flowName := fs.String("flow", "", "benchmark one run of this flow instead of agent sessions")
+	items := fs.Int("items", 1000, "with --flow: the number of items in the state list the flow maps over")
+	itemsKey := fs.String("items-key", "docs", "with --flow: the state key of that list")
 	if _, err := parse(fs, args); err != nil {
 		return err
+	}
+	if *flowName != "" {
+		proj, err := myriad.Load(*path)
+		if err != nil {
+			return err
+		}
+		dir := *data
+		if dir == "" && !*memory {
+			if dir, err = os.MkdirTemp("", "myriad-bench-"); err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+		}
+		var stopProfile func()
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			stopProfile = pprof.StopCPUProfile
+			defer stopProfile()
+		}
+		return benchFlow(ctx, e, proj, *flowName, *items, *itemsKey, dir, *memory, *logLevel)
 	}
 	if *agentName == "" || *sessions < 1 {
 		fs.Usage()

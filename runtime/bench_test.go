@@ -2,10 +2,13 @@ package runtime_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"testing"
 
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/bus/bustest"
+	"github.com/myriad-ai/myriad/flow"
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/runtime"
 	"github.com/myriad-ai/myriad/tool"
@@ -49,6 +52,46 @@ func BenchmarkJournalAppend(b *testing.B) {
 	for b.Loop() {
 		if _, err := w.Append(ctx, journal.TypeToolFinished, data); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMapReduce100 runs a flow that maps over 100 items (one child
+// agent run each) and reduces them, on an embedded NATS with file storage:
+// the time per op is the whole fan-out and gather.
+func BenchmarkMapReduce100(b *testing.B) {
+	bs, _ := bustest.Open(b)
+	m := scriptedModel(b, `- reply: {text: "ok {{.Input}}"}`)
+	flows := map[string]*flow.Flow{"digest": {
+		State: map[string]flow.Key{"out": {Merge: flow.Append}},
+		Start: []string{"map"},
+		Nodes: map[string]*flow.Node{
+			"map":    {Map: "state.docs", Agent: "worker", Output: "out", Next: []string{"reduce"}},
+			"reduce": {Agent: "worker", Input: "reduce {{len .state.out}}", Output: "digest"},
+		},
+	}}
+	rt, err := runtime.New(bs, runtime.Options{Agents: map[string]*agent.Agent{"worker": {Model: m}}, Flows: flows})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := rt.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer rt.Stop()
+	docs := make([]string, 100)
+	for i := range docs {
+		docs[i] = fmt.Sprintf("doc %d", i)
+	}
+	state, _ := json.Marshal(map[string]any{"docs": docs})
+	ctx := context.Background()
+	b.ResetTimer()
+	for b.Loop() {
+		rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Flow: "digest", Input: "go", State: state})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rec, err = rt.Wait(ctx, rec.ID); err != nil || rec.Status != runtime.StatusCompleted {
+			b.Fatalf("%v %v", rec, err)
 		}
 	}
 }

@@ -258,8 +258,13 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	r.mu.Lock()
-	if _, busy := r.active[id]; busy {
+	if other, busy := r.active[id]; busy {
 		r.mu.Unlock()
+		if other.msg.Subject() != msg.Subject() {
+			// A new entry (a wake-up) queued while the active copy is
+			// finishing: offer it again shortly rather than after AckWait.
+			_ = msg.NakWithDelay(20 * time.Millisecond)
+		}
 		return
 	}
 	self := &activeRun{msg: msg, cancel: cancel}
