@@ -26,6 +26,7 @@ import (
 	"github.com/myriad-ai/myriad/bus"
 	"github.com/myriad-ai/myriad/config"
 	"github.com/myriad-ai/myriad/flow"
+	"github.com/myriad-ai/myriad/policy"
 	"github.com/myriad-ai/myriad/model"
 	"github.com/myriad-ai/myriad/model/anthropic"
 	"github.com/myriad-ai/myriad/model/openai"
@@ -130,6 +131,20 @@ func Build(cfg *config.Config) (*Project, error) {
 			a.Handoffs = append(a.Handoffs, agent.Handoff{Agent: h.Agent, Description: h.Description})
 		}
 		for _, tn := range ac.Tools {
+			if tc := cfg.Tools[tn]; tc != nil && tc.Approval.Required() {
+				rule := agent.ApprovalRule{Timeout: tc.Approval.Timeout.Std(), OnTimeout: tc.Approval.OnTimeout}
+				if tc.Approval.When != "" {
+					c, err := policy.Compile(tc.Approval.When)
+					if err != nil {
+						return nil, fmt.Errorf("tools.%s.approval.when: %w", tn, err)
+					}
+					rule.When = c
+				}
+				if a.Approvals == nil {
+					a.Approvals = map[string]agent.ApprovalRule{}
+				}
+				a.Approvals[tn] = rule
+			}
 			if t, ok := tools[tn]; ok {
 				a.Tools = append(a.Tools, t)
 			} else if t, ok := builtin.Lookup(tn); ok {
@@ -224,7 +239,7 @@ func buildTool(name string, t *config.Tool) (tool.Tool, error) {
 		headers[k] = v
 	}
 	return httptool.New(httptool.Config{Name: name, Description: t.Description, Schema: schema, URL: t.URL,
-		Headers: headers, Timeout: t.Timeout.Std(), Idempotent: t.Idempotent, NeedsApproval: t.Approval == config.ApprovalRequired}), nil
+		Headers: headers, Timeout: t.Timeout.Std(), Idempotent: t.Idempotent}), nil
 }
 
 // NodeOptions configure a node.

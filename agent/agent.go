@@ -15,7 +15,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/model"
+	"github.com/myriad-ai/myriad/policy"
 	"github.com/myriad-ai/myriad/tool"
 )
 
@@ -54,6 +56,9 @@ type Agent struct {
 	// MaxChildren caps the child runs one run starts (default
 	// DefaultMaxChildren).
 	MaxChildren int
+	// Approvals are approval rules by tool name, over what the tools ask
+	// for themselves (tool.Info.NeedsApproval).
+	Approvals map[string]ApprovalRule
 
 	tools    map[string]*boundTool
 	subs     map[string]*SubAgent
@@ -125,4 +130,42 @@ func (a *Agent) ValidateArguments(toolName string, args json.RawMessage) error {
 		return fmt.Errorf("agent %s has no tool %q", a.Name, toolName)
 	}
 	return bt.schema.Validate(args)
+}
+
+// ApprovalRule says when calls of one tool need a person's approval, and
+// what happens if nobody decides in time.
+type ApprovalRule struct {
+	// When, if set, asks only for calls where it holds; nil asks always.
+	When *policy.Condition
+	// Timeout, if set, applies OnTimeout ("approve" or "deny", the default)
+	// when nobody has decided by then.
+	Timeout   time.Duration
+	OnTimeout string
+}
+
+func (r ApprovalRule) onTimeout() string {
+	if r.OnTimeout == journal.Approve {
+		return journal.Approve
+	}
+	return journal.Deny
+}
+
+// needsApproval decides whether a call must wait for a person, and why.
+func (a *Agent) needsApproval(bt *boundTool, c model.ToolCall) (bool, string) {
+	rule, ok := a.Approvals[c.Name]
+	switch {
+	case !ok:
+		return bt.info.NeedsApproval, ""
+	case rule.When == nil:
+		return true, ""
+	}
+	holds, err := rule.When.Holds(c.Name, c.Arguments)
+	if err != nil {
+		// A policy fails closed.
+		return true, fmt.Sprintf("the approval condition %s could not be decided: %v", rule.When, err)
+	}
+	if holds {
+		return true, "approval condition: " + rule.When.String()
+	}
+	return bt.info.NeedsApproval, ""
 }

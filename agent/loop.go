@@ -486,22 +486,44 @@ func (r *runner) runTools(ctx context.Context, s *state, t *turn) (done bool, ou
 			}
 			return false, InDoubt, nil
 		}
-		if !wasStarted && bt != nil && bt.info.NeedsApproval {
-			d, ok := t.decided[c.ID]
-			switch {
-			case !ok:
-				if _, asked := t.requested[c.ID]; !asked {
-					ask := journal.ApprovalRequested{ApprovalID: fmt.Sprintf("%d-%d", len(s.turns), i), CallID: c.ID, Name: c.Name, Arguments: c.Arguments}
+		if !wasStarted && bt != nil {
+			ask, asked := t.requested[c.ID]
+			d, decided := t.decided[c.ID]
+			needs, why := asked || decided, ""
+			if !needs {
+				needs, why = r.a.needsApproval(bt, c)
+			}
+			if needs && !decided {
+				if !asked {
+					ask = journal.ApprovalRequested{ApprovalID: fmt.Sprintf("%d-%d", len(s.turns), i), CallID: c.ID, Name: c.Name, Arguments: c.Arguments, Reason: why}
+					if rule := r.a.Approvals[c.Name]; rule.Timeout > 0 {
+						deadline := time.Now().Add(rule.Timeout).UTC()
+						ask.Deadline, ask.OnTimeout = &deadline, rule.onTimeout()
+					}
 					if _, err := r.append(ctx, journal.TypeApprovalRequested, ask); err != nil {
 						return false, Stopped, err
 					}
 					t.requested[c.ID] = ask
 				}
-				waiting = true
-				continue
+				if ask.Deadline == nil || time.Now().Before(*ask.Deadline) {
+					waiting = true
+					continue
+				}
+				// Nobody decided in time: the default decision applies.
+				d = journal.ApprovalDecided{ApprovalID: ask.ApprovalID, CallID: c.ID, Decision: ask.OnTimeout, ByDefault: true,
+					Reason: fmt.Sprintf("no decision by %s", ask.Deadline.Format(time.RFC3339))}
+				if _, err := r.append(ctx, journal.TypeApprovalDecided, d); err != nil {
+					return false, Stopped, err
+				}
+				t.decided[c.ID] = d
+			}
+			switch {
+			case !needs:
 			case d.Decision == journal.Deny:
 				f := journal.ToolFinished{CallID: c.ID, Name: c.Name, IsError: true, Content: "a person denied this call"}
-				if d.Reason != "" {
+				if d.ByDefault {
+					f.Content = "nobody decided on this call in time, so it was denied by default"
+				} else if d.Reason != "" {
 					f.Content += ": " + d.Reason
 				}
 				if _, err := r.append(ctx, journal.TypeToolFinished, f); err != nil {

@@ -30,6 +30,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/myriad-ai/myriad/model/scripted"
+	"github.com/myriad-ai/myriad/policy"
 	"github.com/myriad-ai/myriad/tool"
 )
 
@@ -96,11 +97,38 @@ type Tool struct {
 	HeaderEnv  map[string]string `yaml:"header_env,omitempty"`
 	Timeout    Duration          `yaml:"timeout,omitempty"`
 	Idempotent bool              `yaml:"idempotent,omitempty"`
-	// Approval "required" parks the run before each call until a person
-	// approves, edits or denies it.
-	Approval string               `yaml:"approval,omitempty"`
+	// Approval parks the run before a call until a person approves, edits
+	// or denies it: "required" (every call), "never", or a mapping with a
+	// CEL condition and a timeout.
+	Approval *Approval            `yaml:"approval,omitempty"`
 	Extra    map[string]yaml.Node `yaml:",inline"`
 }
+
+// Approval says when a tool's calls wait for a person.
+type Approval struct {
+	// Mode is "required" or "never" when written as a plain string.
+	Mode string `yaml:"-"`
+	// When is a CEL condition over args (the call's arguments) and tool:
+	// only calls where it holds wait.
+	When string `yaml:"when,omitempty"`
+	// Timeout applies OnTimeout (approve or deny; default deny) when nobody
+	// decides in time.
+	Timeout   Duration             `yaml:"timeout,omitempty"`
+	OnTimeout string               `yaml:"on_timeout,omitempty"`
+	Extra     map[string]yaml.Node `yaml:",inline"`
+}
+
+// UnmarshalYAML accepts "required" or "never", or the mapping form.
+func (a *Approval) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		return n.Decode(&a.Mode)
+	}
+	type plain Approval
+	return n.Decode((*plain)(a))
+}
+
+// Required reports whether the approval asks at all.
+func (a *Approval) Required() bool { return a != nil && a.Mode != "never" }
 
 // Agent is an agent definition.
 type Agent struct {
@@ -454,8 +482,25 @@ func (c *Config) Validate() error {
 		if t.Timeout < 0 {
 			add(p+".timeout", "must be positive")
 		}
-		if t.Approval != "" && t.Approval != ApprovalRequired && t.Approval != "never" {
-			add(p+".approval", "unknown value %q (known: required, never)", t.Approval)
+		if a := t.Approval; a != nil {
+			unknownFields(add, p+".approval", a.Extra, *a)
+			if a.Mode != "" && a.Mode != ApprovalRequired && a.Mode != "never" {
+				add(p+".approval", "unknown value %q (known: required, never, or a mapping with when, timeout, on_timeout)", a.Mode)
+			}
+			if a.When != "" {
+				if _, err := policy.Compile(a.When); err != nil {
+					add(p+".approval.when", "%v", err)
+				}
+			}
+			if a.Timeout < 0 {
+				add(p+".approval.timeout", "must be positive")
+			}
+			if a.OnTimeout != "" && a.OnTimeout != "approve" && a.OnTimeout != "deny" {
+				add(p+".approval.on_timeout", "unknown value %q (known: approve, deny)", a.OnTimeout)
+			}
+			if a.OnTimeout != "" && a.Timeout == 0 {
+				add(p+".approval.on_timeout", "needs a timeout")
+			}
 		}
 	}
 	known := c.toolNames()

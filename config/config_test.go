@@ -69,7 +69,9 @@ func TestErrorsNameTheFieldAndTheFix(t *testing.T) {
 		{"unknown section", "agents:\n  triage:", "agent: unknown section (known: models, tools, agents, flows, schedules, server)"},
 		{"unknown model field", "provider: openai", "models.fast.kind: unknown field (known: provider, model,"},
 		{"bad schema", "properties: {id: {type: string}}", "tools.lookup.parameters: invalid JSON Schema"},
-		{"bad approval", "idempotent: true", `tools.lookup.approval: unknown value "sometimes" (known: required, never)`},
+		{"bad approval", "idempotent: true", `tools.lookup.approval: unknown value "sometimes" (known: required, never, or a mapping`},
+		{"approval cel", "idempotent: true", `tools.lookup.approval.when: invalid CEL "args.amount >"`},
+		{"approval default", "idempotent: true", `tools.lookup.approval.on_timeout: unknown value "maybe" (known: approve, deny)`},
 		{"bad concurrent input", "max_turns: 5", `agents.triage.concurrent_input: unknown value "drop" (known: queue, reject, interrupt)`},
 	}
 	replacements := map[string]string{
@@ -87,6 +89,8 @@ func TestErrorsNameTheFieldAndTheFix(t *testing.T) {
 		"bad schema":                    "properties: {id: {type: 12}}",
 		"bad approval":                  "idempotent: true\n    approval: sometimes",
 		"bad concurrent input":          "max_turns: 5\n    concurrent_input: drop",
+		"approval cel":                  "idempotent: true\n    approval: {when: 'args.amount >'}",
+		"approval default":              "idempotent: true\n    approval: {when: 'true', timeout: 1h, on_timeout: maybe}",
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -163,6 +167,7 @@ models:
   m: {provider: scripted, rules: [{reply: {text: hi}}]}
 tools:
   record: {type: http, url: "http://127.0.0.1:1/r", description: records}
+  charge: {type: http, url: "http://127.0.0.1:1/c", description: charges, approval: required}
 agents:
   lead: {model: m}
   worker: {model: m}
@@ -179,12 +184,13 @@ agents:
 		{"flow unknown next", "flows:\n  f: {start: a, nodes: {a: {next: [b]}}}\n", `flows.f.nodes.a.next[0]: unknown node "b" (nodes: a)`},
 		{"flow bad join", "flows:\n  f: {start: a, nodes: {a: {next: [b]}, b: {join: first-0}}}\n", `flows.f.nodes.b.join: "first-0": write first-N with N ≥ 1`},
 		{"flow no start", "flows:\n  f: {nodes: {a: {}}}\n", `flows.f.start: name the node(s) to run first (nodes: a)`},
-		{"flow unknown tool", "flows:\n  f: {start: a, nodes: {a: {tool: recrd}}}\n", `flows.f.nodes.a.tool: unknown tool "recrd" (known: current_time, record)`},
+		{"flow unknown tool", "flows:\n  f: {start: a, nodes: {a: {tool: recrd}}}\n", `flows.f.nodes.a.tool: unknown tool "recrd" (known: charge, current_time, record)`},
 		{"flow node field", "flows:\n  f: {start: a, nodes: {a: {agnt: lead}}}\n", `flows.f.nodes.a.agnt: unknown field (known: agent, tool,`},
 		{"flow two actions", "flows:\n  f: {start: a, nodes: {a: {agent: lead, tool: record}}}\n", `flows.f.nodes.a.agent: a node does one thing`},
 		{"flow agent name clash", "flows:\n  lead: {start: a, nodes: {a: {}}}\n", `flows.lead: an agent has the same name`},
 		{"cron fields", "schedules:\n  s: {cron: '* * *', agent: lead, input: go}\n", `schedules.s.cron: "* * *" has 3 fields; write 5`},
 		{"cron target", "schedules:\n  s: {cron: '@daily', input: go}\n", `schedules.s: set agent or flow: what the schedule runs`},
+		{"flow tool with approval", "flows:\n  f: {start: a, nodes: {a: {tool: charge}}}\n", `flows.f.nodes.a.tool: tool charge needs approval`},
 		{"cron zone", "schedules:\n  s: {cron: '@daily', time_zone: Mars/Olympus, agent: lead, input: go}\n", `schedules.s.time_zone: unknown time zone "Mars/Olympus"`},
 	}
 	for _, tc := range tests {

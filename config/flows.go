@@ -170,6 +170,9 @@ func (c *Config) validateFlows(add func(path, format string, args ...any)) {
 			for i, e := range node.Route {
 				unknownFields(add, fmt.Sprintf("%s.route[%d]", np, i), e.Extra, e)
 			}
+			if tc := c.Tools[node.Tool]; tc != nil && tc.Approval.Required() {
+				add(np+".tool", "tool %s needs approval, and flow nodes call tools directly: put an ask node before it, or call it from an agent", node.Tool)
+			}
 		}
 		err := f.Definition(name, tools).Init(func(a string) bool { return c.Agents[a] != nil })
 		var fe *flow.Error

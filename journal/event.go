@@ -190,6 +190,12 @@ type ApprovalRequested struct {
 	CallID     string          `json:"call_id"`
 	Name       string          `json:"name"`
 	Arguments  json.RawMessage `json:"arguments"`
+	// Reason says why the call needs approval (the condition that held).
+	Reason string `json:"reason,omitempty"`
+	// Deadline, when set, is when OnTimeout (approve or deny) applies if
+	// nobody has decided.
+	Deadline  *time.Time `json:"deadline,omitempty"`
+	OnTimeout string     `json:"on_timeout,omitempty"`
 }
 
 // ApprovalDecided records a person's decision on a requested call.
@@ -200,6 +206,8 @@ type ApprovalDecided struct {
 	// Arguments, when set with approve, replace the model's arguments.
 	Arguments json.RawMessage `json:"arguments,omitempty"`
 	Reason    string          `json:"reason,omitempty"`
+	// ByDefault marks the decision a deadline applied, nobody having decided.
+	ByDefault bool `json:"by_default,omitempty"`
 }
 
 // RunWaiting parks a run whose sub-agent calls have not all reported back;

@@ -6,10 +6,14 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/bus/bustest"
 	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/policy"
 	"github.com/myriad-ai/myriad/runtime"
 	"github.com/myriad-ai/myriad/tool"
 )
@@ -174,5 +178,71 @@ func TestEditedArgumentsAreChecked(t *testing.T) {
 		if !errors.Is(err, runtime.ErrInvalid) {
 			t.Errorf("arguments %s: %v, want invalid", args, err)
 		}
+	}
+}
+
+// A CEL condition asks only for the calls where it holds; the turn still
+// waits for that one decision before any of its calls run.
+func TestConditionalApproval(t *testing.T) {
+	b, _ := bustest.Open(t)
+	step := &recorder{name: "step"}
+	cond, err := policy.Compile("args.n > 5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: scriptedModel(t, `
+- when: {last_role: tool}
+  reply: {text: "done"}
+- reply:
+    tool_calls: [{name: step, arguments: {n: 1}}, {name: step, arguments: {n: 7}}]
+`), Tools: []tool.Tool{step}, Approvals: map[string]agent.ApprovalRule{"step": {When: cond}}}})
+	start(t, rt)
+	ctx := context.Background()
+	rec, _, _ := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "go"})
+	rec = wait(t, rt, rec.ID)
+	if rec.Status != runtime.StatusWaiting || len(rec.Approvals) != 1 || string(rec.Approvals[0].Arguments) != `{"n":7}` ||
+		rec.Approvals[0].Reason != "approval condition: args.n > 5" || len(step.Keys()) != 0 {
+		t.Fatalf("%s %+v calls %v", rec.Status, rec.Approvals, step.Keys())
+	}
+	if _, err := rt.Decide(ctx, rec.ID, rec.Approvals[0].ApprovalID, runtime.Decision{Decision: journal.Approve}); err != nil {
+		t.Fatal(err)
+	}
+	if rec = wait(t, rt, rec.ID); rec.Status != runtime.StatusCompleted || len(step.Keys()) != 2 {
+		t.Fatalf("%s calls %v", rec.Status, step.Keys())
+	}
+}
+
+// Nobody decides: the deadline's timer wakes the run and the default
+// decision applies.
+func TestApprovalTimeoutAppliesTheDefault(t *testing.T) {
+	b, _ := bustest.Open(t)
+	step := &recorder{name: "step"}
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: scriptedModel(t, approvalRules),
+		Tools: []tool.Tool{step}, Approvals: map[string]agent.ApprovalRule{"step": {Timeout: time.Second}}}})
+	start(t, rt)
+	ctx := context.Background()
+	rec, _, _ := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "go"})
+	began := time.Now()
+	rec = wait(t, rt, rec.ID)
+	if rec.Status != runtime.StatusWaiting || rec.WakeAt == nil || rec.Approvals[0].Deadline == nil || rec.Approvals[0].OnTimeout != journal.Deny {
+		t.Fatalf("want a waiting run with a deadline: %s %+v", rec.Status, rec.Approvals)
+	}
+	// The next settled state comes from the timer, with nobody deciding.
+	ctx2, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for rec.Status == runtime.StatusWaiting {
+		w, err := b.Runs.Watch(ctx2, rec.ID, jetstream.UpdatesOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-w.Updates()
+		w.Stop()
+		rec = wait(t, rt, rec.ID)
+	}
+	if rec.Status != runtime.StatusCompleted || rec.Output != "tool said: nobody decided on this call in time, so it was denied by default" || len(step.Keys()) != 0 {
+		t.Fatalf("%s %q calls %v", rec.Status, rec.Output, step.Keys())
+	}
+	if d := time.Since(began); d < time.Second {
+		t.Errorf("the default applied after %s, before the 1s deadline", d)
 	}
 }

@@ -118,12 +118,19 @@ func (r *Runtime) report(ctx context.Context, run *Record, last journal.Event) e
 // parked (yet).
 func (r *Runtime) wake(ctx context.Context, id string) error {
 	var queued bool
+	var early *time.Time
 	rec, err := r.update(ctx, id, func(rec *Record) error {
-		queued = false
+		queued, early = false, nil
 		switch {
 		case rec.Status.Terminal():
 			return errSkip
-		case rec.Status == StatusWaiting && (rec.WaitingFor == WaitChildren || rec.WaitingFor == WaitTimer):
+		case rec.Status == StatusWaiting && rec.WaitingFor == WaitApproval && rec.WakeAt != nil && time.Now().Before(*rec.WakeAt):
+			// A timer that fired early (clocks differ): set it again.
+			early = rec.WakeAt
+			return errSkip
+		case rec.Status == StatusWaiting && (rec.WaitingFor == WaitChildren || rec.WaitingFor == WaitTimer ||
+			rec.WaitingFor == WaitApproval && rec.WakeAt != nil && !time.Now().Before(*rec.WakeAt)):
+			// An approval wait wakes only for its deadline (a timer).
 			rec.requeue()
 			queued = true
 		case rec.Nudged:
@@ -135,6 +142,9 @@ func (r *Runtime) wake(ctx context.Context, id string) error {
 	})
 	if errors.Is(err, ErrNotFound) {
 		return nil // the parent is gone: nobody to tell
+	}
+	if early != nil {
+		return r.scheduleWake(ctx, id, *early)
 	}
 	if err != nil || !queued {
 		return err

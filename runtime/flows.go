@@ -175,6 +175,10 @@ func pendingInputs(events []journal.Event) []journal.InputRequested {
 // scheduleWake asks for a timer entry at t. Scheduling the same time twice
 // is refused by the stream, which is what we want.
 func (r *Runtime) scheduleWake(ctx context.Context, id string, t time.Time) error {
+	// Schedules have whole seconds: round up, never fire before t.
+	if s := t.Truncate(time.Second); s.Before(t) {
+		t = s.Add(time.Second)
+	}
 	msg := &nats.Msg{Subject: bus.TimerSubject(id, t), Data: []byte(id), Header: nats.Header{}}
 	msg.Header.Set("Nats-Schedule", "@at "+t.UTC().Format(time.RFC3339))
 	msg.Header.Set("Nats-Schedule-Target", bus.TimerTarget(id))

@@ -560,7 +560,7 @@ func (r *Runtime) settleFrom(ctx context.Context, run *Record, rev uint64, event
 		rec.Steps = last.Step
 		rec.Resolution = nil // journaled by now (tool.resolved), or moot
 		rec.Approvals, rec.Decisions = nil, nil
-		rec.WaitingFor, rec.History, rec.State = "", nil, nil
+		rec.WaitingFor, rec.History, rec.State, rec.WakeAt = "", nil, nil, nil
 		rec.InputRequests, rec.Inputs = nil, nil
 		switch last.Type {
 		case journal.TypeRunWaiting:
@@ -626,7 +626,13 @@ func (r *Runtime) settleFrom(ctx context.Context, run *Record, rev uint64, event
 				}
 			}
 			rec.Status, rec.Approvals, rec.Decisions = StatusWaiting, pending, kept
-			rec.WaitingFor = WaitApproval
+			rec.WaitingFor, rec.WakeAt = WaitApproval, nil
+			for _, p := range pending {
+				// The first deadline wakes the run to apply its default.
+				if p.Deadline != nil && (rec.WakeAt == nil || p.Deadline.Before(*rec.WakeAt)) {
+					rec.WakeAt = p.Deadline
+				}
+			}
 			rec.Usage = usageOf(events)
 			return nil
 		default:
