@@ -160,6 +160,13 @@ func (c *Client) Decide(ctx context.Context, runID, approvalID string, d runtime
 	return &rec, c.do(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(runID)+"/approvals/"+url.PathEscape(approvalID), d, nil, &rec)
 }
 
+// ProvideInput answers the question a waiting flow run asks at key
+// ("node#visit").
+func (c *Client) ProvideInput(ctx context.Context, runID, key string, value json.RawMessage) (*runtime.Record, error) {
+	var rec runtime.Record
+	return &rec, c.do(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(runID)+"/input", api.InputRequest{Key: key, Value: value}, nil, &rec)
+}
+
 // Events follows a run's event stream — its own events and its
 // descendants', each with its path — from after lastEventID (0 for the
 // start), calling fn for each event until the stream ends or fn returns false.

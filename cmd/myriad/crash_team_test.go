@@ -158,3 +158,87 @@ tools:
 		}
 	}
 }
+
+// Kill -9 while a flow waits for a person, after its parallel children
+// finished: after the restart the question is still pending, no child runs
+// again, and the flow completes once answered.
+func TestKillWhileAFlowWaitsForInput(t *testing.T) {
+	dir := t.TempDir()
+	rs, err := scripted.ParseRules([]byte(`- reply: {text: "found {{.Input}}"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mock, err := mockllm.New(mockllm.Options{Rules: rs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	requests := map[string]int{}
+	llm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var req struct {
+			Messages []struct{ Role, Content string } `json:"messages"`
+		}
+		_ = json.Unmarshal(body, &req)
+		mu.Lock()
+		requests[req.Messages[len(req.Messages)-1].Content]++
+		mu.Unlock()
+		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		mock.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(llm.Close)
+	f := &fixture{t: t, dir: dir, config: filepath.Join(dir, "myriad.yaml")}
+	cfg := fmt.Sprintf(`
+models:
+  mock: {provider: openai, model: scripted, base_url: %s/v1}
+agents:
+  researcher: {model: mock}
+flows:
+  publish:
+    state: {findings: {merge: append}}
+    start: research
+    nodes:
+      research: {map: '["a", "b", "c"]', agent: researcher, output: findings, next: review}
+      review:
+        ask:
+          prompt: "Publish {{len .state.findings}} findings?"
+          schema: {type: object, properties: {publish: {type: boolean}}, required: [publish]}
+        output: verdict
+        route: [{when: state.verdict.publish, to: done}]
+      done: {}
+    output: findings
+`, llm.URL)
+	if err := os.WriteFile(f.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := f.serve()
+	ctx := context.Background()
+	ref, err := p.client().Submit(ctx, api.CreateRunRequest{Flow: "publish", Input: "go"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := p.client().Wait(ctx, ref.ID, 30*time.Second)
+	if err != nil || rec.Status != runtime.StatusWaiting || len(rec.InputRequests) != 1 {
+		t.Fatalf("want the flow waiting for input: %+v %v", rec, err)
+	}
+	p.kill(t)
+
+	p = f.serve()
+	c := p.client()
+	rec, err = c.Get(ctx, ref.ID)
+	if err != nil || rec.Status != runtime.StatusWaiting || len(rec.InputRequests) != 1 || rec.InputRequests[0].Prompt != "Publish 3 findings?" {
+		t.Fatalf("after the restart: %+v %v", rec, err)
+	}
+	if _, err := c.ProvideInput(ctx, ref.ID, rec.InputRequests[0].Key, json.RawMessage(`{"publish": true}`)); err != nil {
+		t.Fatal(err)
+	}
+	rec, err = c.Wait(ctx, ref.ID, 30*time.Second)
+	if err != nil || rec.Status != runtime.StatusCompleted || rec.Output != `["found a","found b","found c"]` {
+		t.Fatalf("after the answer: %+v %v", rec, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(requests) != "map[a:1 b:1 c:1]" {
+		t.Errorf("model requests %v: each child should have run once", requests)
+	}
+}
