@@ -156,9 +156,12 @@ func (r *runner) childRun(s *state, sa *SubAgent, c model.ToolCall, n int, summa
 	if parentPath == "" {
 		parentPath = s.start.Agent
 	}
+	// Call ids are unique within a turn only (providers may number them
+	// per response), so the turn is part of the child's identity.
+	callKey := fmt.Sprintf("%d/%s", len(s.turns), c.ID)
 	child := ChildRun{
-		ID: r.env.Children.ChildID(r.runID, c.ID), Agent: sa.Agent, Input: args.Task,
-		Parent: r.runID, ParentCall: c.ID, Depth: s.start.Depth + 1,
+		ID: r.env.Children.ChildID(r.runID, callKey), Agent: sa.Agent, Input: args.Task,
+		Parent: r.runID, ParentCall: callKey, Depth: s.start.Depth + 1,
 		Path: fmt.Sprintf("%s/%s#%d", parentPath, sa.Agent, n),
 	}
 	var lines []string
@@ -278,7 +281,14 @@ func (r *runner) spawnChildren(ctx context.Context, s *state, t *turn, calls []m
 				child.ID = st.ChildRunID
 				err = r.env.Children.Spawn(ctx, child)
 			}
-			if err != nil && !errors.Is(err, ErrSpawnRefused) {
+			if errors.Is(err, ErrSpawnRefused) {
+				// Refused now (a rolling deploy, a lower max_depth): the
+				// call fails rather than waiting for a child that is not there.
+				if err := r.finishCall(ctx, t, journal.ToolFinished{CallID: c.ID, Name: c.Name, IsError: true,
+					ChildRunID: child.ID, Content: err.Error()}); err != nil {
+					return err
+				}
+			} else if err != nil {
 				return err
 			}
 			continue
@@ -400,35 +410,6 @@ func (r *runner) collectChildren(ctx context.Context, s *state, t *turn, calls [
 		}
 	}
 	return left, nil
-}
-
-// OpenChildren lists the child runs a journal started that have not
-// reported back: when a run ends, they are canceled.
-func OpenChildren(events []journal.Event) []string {
-	open := map[string]bool{}
-	var order []string
-	for _, ev := range events {
-		switch ev.Type {
-		case journal.TypeToolStarted:
-			var st journal.ToolStarted
-			if json.Unmarshal(ev.Data, &st) == nil && st.ChildRunID != "" && !open[st.ChildRunID] {
-				open[st.ChildRunID] = true
-				order = append(order, st.ChildRunID)
-			}
-		case journal.TypeToolFinished:
-			var f journal.ToolFinished
-			if json.Unmarshal(ev.Data, &f) == nil && f.ChildRunID != "" {
-				delete(open, f.ChildRunID)
-			}
-		}
-	}
-	var out []string
-	for _, id := range order {
-		if open[id] {
-			out = append(out, id)
-		}
-	}
-	return out
 }
 
 // Holder returns the agent holding a run's conversation: the agent it

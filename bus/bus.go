@@ -260,7 +260,9 @@ func (b *Bus) ensureStreams(ctx context.Context) error {
 		Subjects:    []string{InboxPrefix + ">"},
 		Storage:     b.storage(),
 		Replicas:    b.replicas(),
-		AllowDirect: true,
+		// A direct get may be answered by a replica that has not applied a
+		// report yet; a woken parent must see every report before it.
+		AllowDirect: b.replicas() == 1,
 		// A child that reports twice (its settle was retried) is stored once.
 		Duplicates: 10 * time.Minute,
 	})

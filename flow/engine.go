@@ -21,6 +21,7 @@ const (
 	CodeMaxSteps   = "max_steps_exceeded"
 	CodeMaxVisits  = "max_visits_exceeded"
 	CodeExpression = "expression_error"
+	CodeJoin       = "join_incomplete"
 	// MaxItems bounds the items of one map node.
 	MaxItems = 10_000
 )
@@ -68,6 +69,10 @@ func (f *Flow) Resume(ctx context.Context, runID string, events []journal.Event,
 		return agent.InDoubt, nil
 	}
 	e := &engine{f: f, r: r, j: j, env: env, runID: runID}
+	if r.failed != "" {
+		// A node failed and the worker stopped before failing the run.
+		return e.fail(ctx, CodeNodeFailed, r.failed)
+	}
 	if f.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadlineCause(ctx, r.startTime.Add(f.Timeout), errTimeout)
@@ -197,6 +202,9 @@ func (e *engine) finishDone(ctx context.Context) (progressed bool, out *agent.Ou
 			if now.Before(a.until) {
 				continue
 			}
+		case a.node.Agent != "":
+			// An agent node without children mapped over no items.
+			result = []any{}
 		case a.node.Ask != nil:
 			if !a.answered {
 				if !a.asked {
@@ -262,7 +270,7 @@ func (e *engine) finish(ctx context.Context, a *activation, result any, errMsg s
 		if err := e.append(context.WithoutCancel(ctx), journal.TypeNodeFinished, d); err != nil {
 			return nil, err
 		}
-		out, err := e.fail(ctx, CodeNodeFailed, fmt.Sprintf("node %s: %s (set on_error: continue on the node to go on without it)", a.key, errMsg))
+		out, err := e.fail(ctx, CodeNodeFailed, e.r.failed)
 		return &out, err
 	}
 	if errMsg != "" {
@@ -568,8 +576,13 @@ func (f *Flow) ValidateInput(node string, value json.RawMessage) error {
 	return n.Ask.schema.Validate(value)
 }
 
-// complete ends the run with its output key (or whole state).
+// complete ends the run with its output key (or whole state), unless a
+// join still waits for branches that can no longer come.
 func (e *engine) complete(ctx context.Context) (agent.Outcome, error) {
+	if join, missing := e.r.waitingJoin(); join != "" {
+		return e.fail(ctx, CodeJoin, fmt.Sprintf("node %s (join: %s) still waits for %s, which will not run: a route upstream took another way; drop the join (every arrival runs the node) or use join: any",
+			join, e.f.Nodes[join].Join, strings.Join(missing, ", ")))
+	}
 	state, err := json.Marshal(e.r.state)
 	if err != nil {
 		return e.fail(ctx, CodeNodeFailed, fmt.Sprintf("the final state is not JSON: %v", err))

@@ -84,6 +84,10 @@ type Flow struct {
 	Tools map[string]tool.Tool
 
 	preds map[string][]string // join node → nodes with an edge into it
+	// upstream[join][pred] holds pred and every node that reaches it
+	// without passing through join: where a late branch toward the join
+	// could still be.
+	upstream map[string]map[string]map[string]bool
 }
 
 // Node is one step of a flow.
@@ -238,12 +242,44 @@ func (f *Flow) Init(agents func(string) bool) error {
 			f.preds[to] = appendUnique(f.preds[to], name)
 		}
 	}
+	f.upstream = map[string]map[string]map[string]bool{}
 	for name, n := range f.Nodes {
-		if n.join.mode != "" && len(f.preds[name]) == 0 {
+		if n.join.mode == "" {
+			continue
+		}
+		if len(f.preds[name]) == 0 {
 			return bad("nodes."+name+".join", "no node has an edge to it, so it would never run")
+		}
+		f.upstream[name] = map[string]map[string]bool{}
+		for _, p := range f.preds[name] {
+			f.upstream[name][p] = f.reaching(p, name)
 		}
 	}
 	return nil
+}
+
+// reaching returns target and the nodes from which it can be reached
+// without passing through avoid.
+func (f *Flow) reaching(target, avoid string) map[string]bool {
+	into := map[string][]string{}
+	for name, n := range f.Nodes {
+		for _, to := range n.targets() {
+			into[to] = append(into[to], name)
+		}
+	}
+	seen := map[string]bool{target: true}
+	queue := []string{target}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		for _, from := range into[cur] {
+			if from != avoid && !seen[from] {
+				seen[from] = true
+				queue = append(queue, from)
+			}
+		}
+	}
+	return seen
 }
 
 func sortedNames(m map[string]*Node) []string {

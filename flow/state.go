@@ -57,6 +57,8 @@ type run struct {
 	usage    model.Usage
 	terminal string
 	lastType string
+	// failed is why a node failed the run, once journaled.
+	failed   string
 	inDoubt  bool
 	resolved map[string]journal.ToolResolved
 	// childOutput turns a child's output text into a state value.
@@ -183,7 +185,10 @@ func (r *run) apply(ev journal.Event) error {
 			}
 		}
 		if d.Error != "" && a.node.OnError != OnErrorContinue {
-			return nil // the run fails next; nothing moves on
+			// The run fails next; nothing moves on. Kept here so that a
+			// run resumed between the two entries fails too.
+			r.failed = fmt.Sprintf("node %s: %s (set on_error: continue on the node to go on without it)", d.Key, d.Error)
+			return nil
 		}
 		if a.node.Output != "" && len(d.Output) > 0 {
 			out, derr := decodeJSON(d.Output)
@@ -212,6 +217,50 @@ func (r *run) apply(ev journal.Event) error {
 		return fmt.Errorf("journal step %d (%s): %w", ev.Step, ev.Type, err)
 	}
 	return nil
+}
+
+// inFlight reports whether any of nodes is running or ready to run.
+func (r *run) inFlight(nodes map[string]bool) bool {
+	for _, a := range r.active {
+		if nodes[a.node.name] {
+			return true
+		}
+	}
+	for _, n := range r.ready {
+		if nodes[n] {
+			return true
+		}
+	}
+	return false
+}
+
+// waitingJoin names a join that has arrivals but never fired, and the
+// predecessors it still waits for.
+func (r *run) waitingJoin() (string, []string) {
+	for _, to := range sortedKeys(r.arrivals) {
+		var missing []string
+		got := 0
+		for _, p := range r.f.preds[to] {
+			if r.arrivals[to][p] > 0 {
+				got++
+			} else {
+				missing = append(missing, p)
+			}
+		}
+		if got > 0 {
+			return to, missing
+		}
+	}
+	return "", nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sortStrings(keys)
+	return keys
 }
 
 func (r *run) popReady(node string) {
@@ -270,7 +319,9 @@ func (r *run) arrive(from, to string) {
 	for _, p := range preds {
 		if r.arrivals[to][p] > 0 {
 			r.arrivals[to][p]--
-		} else if n.join.mode != "all" {
+		} else if n.join.mode != "all" && r.inFlight(r.f.upstream[to][p]) {
+			// A branch toward this join is still on its way: when it
+			// arrives, it belongs to this firing and ends there.
 			r.owed[to][p]++
 		}
 	}

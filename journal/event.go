@@ -289,3 +289,52 @@ type InputReceived struct {
 	Key   string          `json:"key"`
 	Value json.RawMessage `json:"value"`
 }
+
+// OpenChildren lists the child runs a journal started that have not
+// reported back — sub-agent calls and flow nodes alike. When a run ends,
+// the runtime cancels them.
+func OpenChildren(events []Event) []string {
+	open := map[string]bool{}
+	var order []string
+	start := func(id string) {
+		if !open[id] {
+			open[id] = true
+			order = append(order, id)
+		}
+	}
+	for _, ev := range events {
+		switch ev.Type {
+		case TypeToolStarted:
+			var d ToolStarted
+			if json.Unmarshal(ev.Data, &d) == nil && d.ChildRunID != "" {
+				start(d.ChildRunID)
+			}
+		case TypeNodeStarted:
+			var d NodeStarted
+			if json.Unmarshal(ev.Data, &d) == nil {
+				for _, id := range d.Children {
+					start(id)
+				}
+			}
+		case TypeToolFinished:
+			var d ToolFinished
+			if json.Unmarshal(ev.Data, &d) == nil && d.ChildRunID != "" {
+				delete(open, d.ChildRunID)
+			}
+		case TypeChildrenReported:
+			var d ChildrenReported
+			if json.Unmarshal(ev.Data, &d) == nil {
+				for _, rep := range d.Reports {
+					delete(open, rep.RunID)
+				}
+			}
+		}
+	}
+	var out []string
+	for _, id := range order {
+		if open[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}

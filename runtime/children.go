@@ -55,6 +55,9 @@ func (r *Runtime) Spawn(ctx context.Context, c agent.ChildRun) error {
 		if err != nil {
 			return err
 		}
+		if prev.Parent != c.Parent || prev.Agent != c.Agent {
+			return fmt.Errorf("child run %s exists already for parent %q and agent %q, not %q and %q: ids collide", c.ID, prev.Parent, prev.Agent, c.Parent, c.Agent)
+		}
 		if prev.Status != StatusQueued || prev.StartedAt != nil {
 			return nil // spawned before, and on its way
 		}
@@ -121,6 +124,14 @@ func (r *Runtime) wake(ctx context.Context, id string) error {
 	var early *time.Time
 	rec, err := r.update(ctx, id, func(rec *Record) error {
 		queued, early = false, nil
+		if rec.Status == StatusQueued {
+			// Queued already, but perhaps without its entry (whoever queued
+			// it died before publishing): publishing it again is harmless.
+			queued = true
+			if rec.Nudged {
+				return errSkip
+			}
+		}
 		switch {
 		case rec.Status.Terminal():
 			return errSkip
@@ -161,7 +172,7 @@ func (rec *Record) requeue() {
 
 // cancelChildren cancels the children a run leaves behind when it ends.
 func (r *Runtime) cancelChildren(ctx context.Context, events []journal.Event) error {
-	for _, id := range agent.OpenChildren(events) {
+	for _, id := range journal.OpenChildren(events) {
 		if _, err := r.Cancel(ctx, id); err != nil && !errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("cancel child run %s: %w", id, err)
 		}

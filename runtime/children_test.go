@@ -10,6 +10,7 @@ import (
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/bus/bustest"
 	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/model"
 	"github.com/myriad-ai/myriad/runtime"
 	"github.com/myriad-ai/myriad/tool"
 )
@@ -281,5 +282,44 @@ func TestChildLimits(t *testing.T) {
 	}
 	if !strings.Contains(grand[0].Output, "2 levels deep") && !strings.Contains(grand[0].Output, "3 levels deep, and the limit is 2 (raise server.max_depth)") {
 		t.Errorf("the deepest run answered %q", grand[0].Output)
+	}
+}
+
+// sameIDs gives every tool call the id call_0, as OpenAI-compatible servers
+// that number calls per response do.
+type sameIDs struct{ model.Provider }
+
+func (s sameIDs) Generate(ctx context.Context, req *model.Request, sink func(model.Delta)) (*model.Response, error) {
+	resp, err := s.Provider.Generate(ctx, req, sink)
+	if resp != nil {
+		for i := range resp.Message.ToolCalls {
+			resp.Message.ToolCalls[i].ID = "call_0"
+		}
+	}
+	return resp, err
+}
+
+// Call ids repeat across turns; child runs must not.
+func TestChildIDsDifferAcrossTurns(t *testing.T) {
+	b, _ := bustest.Open(t)
+	agents := team(t, agent.ContextTask)
+	agents["supervisor"].Model = sameIDs{scriptedModel(t, `
+- when: {last_tool: writer}
+  reply: {text: "{{.LastToolResult}}"}
+- when: {last_tool: researcher}
+  reply: {tool_calls: [{name: writer, arguments: {task: "write"}}]}
+- reply: {tool_calls: [{name: researcher, arguments: {task: "research"}}]}
+`)}
+	rt := newRuntime(t, b, agents)
+	start(t, rt)
+	rec, _, err := rt.Submit(context.Background(), runtime.SubmitRequest{Agent: "supervisor", Input: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec = wait(t, rt, rec.ID); rec.Status != runtime.StatusCompleted || rec.Output != "done: write" {
+		t.Fatalf("%s %q %+v", rec.Status, rec.Output, rec.Error)
+	}
+	if kids := children(t, rt, rec.ID); len(kids) != 2 {
+		t.Fatalf("%d children, want 2", len(kids))
 	}
 }

@@ -290,3 +290,66 @@ func TestScheduleStartsRuns(t *testing.T) {
 		t.Fatal("the schedule is still set after the configuration dropped it")
 	}
 }
+
+// Canceling a flow cancels the child runs its nodes started.
+func TestCancelingAFlowCancelsItsChildren(t *testing.T) {
+	slow := &recorder{name: "slow", block: make(chan struct{}), entered: make(chan string, 4)}
+	agents := map[string]*agent.Agent{"worker": {Model: scriptedModel(t, `
+- when: {last_role: tool}
+  reply: {text: "unreachable"}
+- reply: {tool_calls: [{name: slow, arguments: {n: 1}}]}
+`), Tools: []tool.Tool{slow}}}
+	flows := map[string]*flow.Flow{"f": {Start: []string{"m"}, Nodes: map[string]*flow.Node{"m": {Map: "[1, 2]", Agent: "worker"}}}}
+	rt := flowRuntime(t, flows, agents)
+	ctx := context.Background()
+	rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Flow: "f", Input: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-slow.entered
+	<-slow.entered
+	if _, err := rt.Cancel(ctx, rec.ID); err != nil {
+		t.Fatal(err)
+	}
+	if rec = wait(t, rt, rec.ID); rec.Status != runtime.StatusCanceled {
+		t.Fatalf("flow %s", rec.Status)
+	}
+	close(slow.block)
+	for _, k := range children(t, rt, rec.ID) {
+		if k = wait(t, rt, k.ID); k.Status != runtime.StatusCanceled {
+			t.Errorf("child %s is %s after its flow was canceled", k.Path, k.Status)
+		}
+	}
+}
+
+// A flow that asks a person while other branches work keeps working: the
+// branches finish, and the question is answered when it is answered.
+func TestFlowWorksWhileItAsks(t *testing.T) {
+	agents := map[string]*agent.Agent{"worker": {Model: scriptedModel(t, `- reply: {text: "worked"}`)}}
+	flows := map[string]*flow.Flow{"f": {
+		Start: []string{"ask", "work"},
+		Nodes: map[string]*flow.Node{
+			"ask":   {Ask: &flow.Ask{Prompt: "go on?"}, Output: "answer"},
+			"work":  {Agent: "worker", Output: "work", Next: []string{"after"}},
+			"after": {Func: func(context.Context, flow.FuncInput) (any, error) { return "after ran", nil }, Output: "after"},
+		},
+	}}
+	rt := flowRuntime(t, flows, agents)
+	ctx := context.Background()
+	rec := runFlow(t, rt, "f", "go", "")
+	// Wait returns when only a person can move the run on: by then the
+	// other branch has run to its end.
+	if rec.Status != runtime.StatusWaiting || rec.WaitingFor != runtime.WaitInput {
+		t.Fatalf("%s %s", rec.Status, rec.WaitingFor)
+	}
+	types := strings.Join(eventTypes(t, rt, rec.ID), " ")
+	if !strings.Contains(types, "children.reported node.finished node.started node.finished") {
+		t.Fatalf("the work branch did not finish while the flow asked: %s", types)
+	}
+	if _, err := rt.ProvideInput(ctx, rec.ID, "ask#1", json.RawMessage(`"yes"`)); err != nil {
+		t.Fatal(err)
+	}
+	if rec = wait(t, rt, rec.ID); rec.Status != runtime.StatusCompleted || !strings.Contains(string(rec.OutputJSON), `"after":"after ran"`) {
+		t.Fatalf("%s %s", rec.Status, rec.OutputJSON)
+	}
+}

@@ -89,7 +89,7 @@ func (r *Runtime) ProvideInput(ctx context.Context, id, key string, value json.R
 				return fmt.Errorf("%w: %s of run %s is already answered", ErrConflict, key, id)
 			}
 		}
-		if rec.Status != StatusWaiting || ask == nil {
+		if rec.Status.Terminal() || ask == nil {
 			keys := make([]string, 0, len(rec.InputRequests))
 			for _, q := range rec.InputRequests {
 				keys = append(keys, q.Key)
@@ -102,8 +102,16 @@ func (r *Runtime) ProvideInput(ctx context.Context, id, key string, value json.R
 			}
 		}
 		rec.Inputs = append(rec.Inputs, journal.InputReceived{Key: key, Value: value})
-		rec.requeue()
-		wake = true
+		switch rec.Status {
+		case StatusWaiting:
+			rec.requeue()
+			wake = true
+		case StatusQueued:
+			// Its next worker journals the answer.
+		default:
+			// Running: the answer is kept until its worker parks, which
+			// then queues the run again (see settle).
+		}
 		return nil
 	})
 	if err != nil || !wake {
@@ -217,4 +225,18 @@ func (r *Runtime) watchFired(ctx context.Context, it jetstream.MessagesContext) 
 		}
 		_ = msg.Ack()
 	}
+}
+
+// keepAnswers keeps the answers whose questions are still open.
+func keepAnswers(answers []journal.InputReceived, open []journal.InputRequested) []journal.InputReceived {
+	var kept []journal.InputReceived
+	for _, a := range answers {
+		for _, q := range open {
+			if q.Key == a.Key {
+				kept = append(kept, a)
+				break
+			}
+		}
+	}
+	return kept
 }

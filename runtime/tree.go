@@ -61,7 +61,10 @@ func (t *Tree) Path(ctx context.Context, runID string, ev *journal.Event) (strin
 		} else if rec, err := t.rt.Get(ctx, id); err == nil {
 			parent, path = rec.Parent, rec.Path
 		} else {
-			return "", false // unreadable for now: do not remember it
+			for _, c := range chain {
+				delete(t.paths, c) // unreadable for now: remember nothing
+			}
+			return "", false
 		}
 		t.paths[id] = path
 		chain = append(chain, id)

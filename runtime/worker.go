@@ -220,6 +220,14 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 	}
 	log = log.With("agent", rec.Agent)
 	if rec.Wake != "" && msg.Subject() != rec.Wake {
+		if rec.Status == StatusQueued {
+			// The owning entry may never have been published (its
+			// publisher died): make sure it exists before dropping this one.
+			if err := r.enqueue(ctx, id, rec.Wake); err != nil {
+				_ = msg.NakWithDelay(time.Second)
+				return
+			}
+		}
 		_ = msg.Ack() // a leftover entry: another one owns the run now
 		return
 	}
@@ -561,7 +569,13 @@ func (r *Runtime) settleFrom(ctx context.Context, run *Record, rev uint64, event
 		rec.Resolution = nil // journaled by now (tool.resolved), or moot
 		rec.Approvals, rec.Decisions = nil, nil
 		rec.WaitingFor, rec.History, rec.State, rec.WakeAt = "", nil, nil, nil
-		rec.InputRequests, rec.Inputs = nil, nil
+		// Questions stay listed, and answers kept, until the journal has
+		// the answers: an answer may come while the run is busy elsewhere.
+		rec.InputRequests = nil
+		if last.Type == journal.TypeRunWaiting {
+			rec.InputRequests = pendingInputs(events)
+		}
+		rec.Inputs = keepAnswers(rec.Inputs, rec.InputRequests)
 		switch last.Type {
 		case journal.TypeRunWaiting:
 			var d journal.RunWaiting
@@ -575,13 +589,20 @@ func (r *Runtime) settleFrom(ctx context.Context, run *Record, rev uint64, event
 				return nil
 			}
 			rec.Status = StatusWaiting
+			// What wakes it: children and timers wake it by themselves; a
+			// person's answer is awaited only when nothing else will.
 			switch {
-			case len(d.Inputs) > 0:
-				rec.WaitingFor, rec.InputRequests = WaitInput, pendingInputs(events)
 			case len(d.Children) > 0:
 				rec.WaitingFor = WaitChildren
-			default:
+			case d.Until != nil:
 				rec.WaitingFor = WaitTimer
+			default:
+				rec.WaitingFor = WaitInput
+			}
+			if len(rec.Inputs) > 0 {
+				// An answer came while the run was busy: go on at once.
+				rec.requeue()
+				requeued = true
 			}
 			return nil
 		case journal.TypeRunCompleted:
