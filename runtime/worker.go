@@ -385,6 +385,19 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 			r.lost(ctx, log, rec, err)
 			return
 		}
+		if len(rec.State) > 0 || len(rec.History) > 0 {
+			// Journaled now: drop the copy from the record, which every
+			// wake-up by a child reads (a big initial state made a fan-out
+			// of thousands spend its time decoding it).
+			if rec, rev, err = r.updateFromRev(ctx, rec, rev, func(rec *Record) error {
+				rec.State, rec.History = nil, nil
+				return nil
+			}); err != nil {
+				log.Warn("trim run record", "err", err)
+				_ = msg.NakWithDelay(time.Second)
+				return
+			}
+		}
 	}
 	if err := r.journalDecisions(ctx, w, rec); err != nil {
 		r.lost(ctx, log, rec, err)
