@@ -56,9 +56,12 @@ type FlowNode struct {
 
 // FlowAsk is what a node that waits for a person asks.
 type FlowAsk struct {
-	Prompt string               `yaml:"prompt"`
-	Schema map[string]any       `yaml:"schema,omitempty"`
-	Extra  map[string]yaml.Node `yaml:",inline"`
+	Prompt string         `yaml:"prompt"`
+	Schema map[string]any `yaml:"schema,omitempty"`
+	// Timeout answers with Default when nobody has by then.
+	Timeout Duration             `yaml:"timeout,omitempty"`
+	Default any                  `yaml:"default,omitempty"`
+	Extra   map[string]yaml.Node `yaml:",inline"`
 }
 
 // FlowEdge is a conditional edge.
@@ -120,7 +123,7 @@ func (f *Flow) Definition(name string, tools map[string]tool.Tool) *flow.Flow {
 			Input: node.Input, Args: node.Args, Map: node.Map, Output: node.Output, OnError: node.OnError,
 			Next: node.Next, Join: node.Join, MaxVisits: node.MaxVisits}
 		if node.Ask != nil {
-			fn.Ask = &flow.Ask{Prompt: node.Ask.Prompt}
+			fn.Ask = &flow.Ask{Prompt: node.Ask.Prompt, Timeout: node.Ask.Timeout.Std(), Default: node.Ask.Default}
 			if node.Ask.Schema != nil {
 				fn.Ask.Schema, _ = json.Marshal(node.Ask.Schema)
 			}

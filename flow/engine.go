@@ -198,6 +198,26 @@ func (e *engine) finishDone(ctx context.Context) (progressed bool, out *agent.Ou
 				continue
 			}
 			result, errMsg = gather(a)
+		case a.node.Ask != nil:
+			if !a.answered && !a.asked {
+				if err := e.ask(ctx, a); err != nil {
+					return false, nil, err
+				}
+			}
+			if !a.answered && !a.until.IsZero() && !now.Before(a.until) {
+				// Nobody answered in time: the default answer applies.
+				def, _ := json.Marshal(a.node.Ask.Default)
+				if err := e.append(ctx, journal.TypeInputReceived, journal.InputReceived{Key: a.key, Value: def, ByDefault: true}); err != nil {
+					return false, nil, err
+				}
+			}
+			if !a.answered {
+				continue
+			}
+			result, err = decodeJSON(a.answer)
+			if err != nil {
+				return false, nil, err
+			}
 		case !a.until.IsZero():
 			if now.Before(a.until) {
 				continue
@@ -205,19 +225,6 @@ func (e *engine) finishDone(ctx context.Context) (progressed bool, out *agent.Ou
 		case a.node.Agent != "":
 			// An agent node without children mapped over no items.
 			result = []any{}
-		case a.node.Ask != nil:
-			if !a.answered {
-				if !a.asked {
-					if err := e.ask(ctx, a); err != nil {
-						return false, nil, err
-					}
-				}
-				continue
-			}
-			result, err = decodeJSON(a.answer)
-			if err != nil {
-				return false, nil, err
-			}
 		default:
 			// Started and never finished: interrupted synchronous work.
 			res, msg, err := e.rerun(ctx, a)
@@ -403,6 +410,9 @@ func (e *engine) startNode(ctx context.Context, n *Node, visit int) (*activation
 	switch {
 	case n.Sleep > 0:
 		until := time.Now().Add(n.Sleep).UTC()
+		d.Until = &until
+	case n.Ask != nil && n.Ask.Timeout > 0:
+		until := time.Now().Add(n.Ask.Timeout).UTC()
 		d.Until = &until
 	case n.until != nil:
 		until, err := evalTime(n.until, v)

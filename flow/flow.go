@@ -151,6 +151,9 @@ type Ask struct {
 	Prompt string
 	// Schema, when set, is the JSON Schema the answer must match.
 	Schema json.RawMessage
+	// Timeout, when set, answers with Default if nobody has by then.
+	Timeout time.Duration
+	Default any
 
 	schema *tool.Schema
 }

@@ -288,6 +288,8 @@ type InputRequested struct {
 type InputReceived struct {
 	Key   string          `json:"key"`
 	Value json.RawMessage `json:"value"`
+	// ByDefault marks the default answer of a question nobody answered in time.
+	ByDefault bool `json:"by_default,omitempty"`
 }
 
 // OpenChildren lists the child runs a journal started that have not

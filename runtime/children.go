@@ -135,13 +135,15 @@ func (r *Runtime) wake(ctx context.Context, id string) error {
 		switch {
 		case rec.Status.Terminal():
 			return errSkip
-		case rec.Status == StatusWaiting && rec.WaitingFor == WaitApproval && rec.WakeAt != nil && time.Now().Before(*rec.WakeAt):
-			// A timer that fired early (clocks differ): set it again.
-			early = rec.WakeAt
-			return errSkip
-		case rec.Status == StatusWaiting && (rec.WaitingFor == WaitChildren || rec.WaitingFor == WaitTimer ||
-			rec.WaitingFor == WaitApproval && rec.WakeAt != nil && !time.Now().Before(*rec.WakeAt)):
-			// An approval wait wakes only for its deadline (a timer).
+		case rec.Status == StatusWaiting && (rec.WaitingFor == WaitChildren || rec.WaitingFor == WaitTimer):
+			rec.requeue()
+			queued = true
+		case rec.Status == StatusWaiting && rec.WakeAt != nil:
+			// A run waiting for a person wakes only for its deadline.
+			if time.Now().Before(*rec.WakeAt) {
+				early = rec.WakeAt // a timer that fired early (clocks differ): set it again
+				return errSkip
+			}
 			rec.requeue()
 			queued = true
 		case rec.Nudged:

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/bus/bustest"
 	"github.com/myriad-ai/myriad/flow"
@@ -351,5 +353,45 @@ func TestFlowWorksWhileItAsks(t *testing.T) {
 	}
 	if rec = wait(t, rt, rec.ID); rec.Status != runtime.StatusCompleted || !strings.Contains(string(rec.OutputJSON), `"after":"after ran"`) {
 		t.Fatalf("%s %s", rec.Status, rec.OutputJSON)
+	}
+}
+
+// Nobody answers: at the deadline the default answer applies.
+func TestFlowAskTimeoutDefault(t *testing.T) {
+	flows := map[string]*flow.Flow{"f": {
+		Start: []string{"review"},
+		Nodes: map[string]*flow.Node{
+			"review": {Ask: &flow.Ask{Prompt: "ship?", Timeout: time.Second, Default: map[string]any{"ok": false}},
+				Output: "verdict", Route: []flow.Edge{{When: "state.verdict.ok", To: "ship"}, {To: "drop"}}},
+			"ship": {Func: func(context.Context, flow.FuncInput) (any, error) { return "shipped", nil }, Output: "result"},
+			"drop": {Func: func(context.Context, flow.FuncInput) (any, error) { return "dropped", nil }, Output: "result"},
+		},
+		Output: "result",
+	}}
+	rt := flowRuntime(t, flows, nil)
+	began := time.Now()
+	rec := runFlow(t, rt, "f", "v3", "")
+	if rec.Status != runtime.StatusWaiting || rec.WaitingFor != runtime.WaitInput || rec.WakeAt == nil {
+		t.Fatalf("%s %s %v", rec.Status, rec.WaitingFor, rec.WakeAt)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	w, err := rt.Bus().Runs.Watch(ctx, rec.ID, jetstream.UpdatesOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	for !rec.Status.Terminal() {
+		select {
+		case e := <-w.Updates():
+			if e != nil {
+				_ = json.Unmarshal(e.Value(), rec)
+			}
+		case <-ctx.Done():
+			t.Fatalf("still %s", rec.Status)
+		}
+	}
+	if rec.Status != runtime.StatusCompleted || rec.Output != "dropped" || time.Since(began) < time.Second {
+		t.Fatalf("%s %q after %s", rec.Status, rec.Output, time.Since(began))
 	}
 }

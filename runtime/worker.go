@@ -607,10 +607,10 @@ func (r *Runtime) settleFrom(ctx context.Context, run *Record, rev uint64, event
 			switch {
 			case len(d.Children) > 0:
 				rec.WaitingFor = WaitChildren
-			case d.Until != nil:
-				rec.WaitingFor = WaitTimer
+			case len(d.Inputs) > 0:
+				rec.WaitingFor = WaitInput // WakeAt, if set, is its deadline
 			default:
-				rec.WaitingFor = WaitInput
+				rec.WaitingFor = WaitTimer
 			}
 			if len(rec.Inputs) > 0 {
 				// An answer came while the run was busy: go on at once.
