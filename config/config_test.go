@@ -136,6 +136,9 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("agents: [1, 2]"))
 	f.Add([]byte("models:\n  x: &a {provider: openai}\n  y: *a\n"))
 	f.Add([]byte("tools: {t: {type: http, url: 'http://[::1]:80', parameters: {type: [1]}}}"))
+	f.Add([]byte("models: {a: {provider: scripted, rules: [{reply: {text: x}}]}}\nagents: {b: {model: a, sub_agents: [b, {agent: b, context: summary}], handoffs: [c]}, c: {model: a}}\n" +
+		"flows: {f: {state: {s: {merge: append}}, start: [m], nodes: {m: {map: 'state.xs', agent: b, input: '{{.item}}', output: s, next: j}, j: {join: first-2, route: [{when: 'size(state.s) > 1', to: m}]}}}}\n" +
+		"schedules: {n: {cron: '@every 1m', flow: f, input: go}}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := config.Parse(data)
 		if err != nil {
