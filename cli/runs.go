@@ -13,7 +13,7 @@ import (
 )
 
 func runsCmd(ctx context.Context, e *env, args []string) error {
-	const synopsis = "runs <list|show|events|cancel|resolve> [--server URL] ..."
+	const synopsis = "runs <list|show|events|cancel|resolve|approvals|decide|answer> [--server URL] ..."
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprintln(e.stderr, "Usage: myriad "+synopsis+`
 
@@ -24,6 +24,7 @@ func runsCmd(ctx context.Context, e *env, args []string) error {
   resolve  RUN-ID --action retry|skip|fail [--result R] [--reason W]   decide a run in doubt
   approvals [--agent A]                                        tool calls waiting for a person
   decide   RUN-ID APPROVAL-ID --decision approve|deny [--reason W] [--arguments JSON]
+  answer   RUN-ID KEY VALUE                                    answer a flow's question (KEY: node#visit; VALUE: JSON)
 
 Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --json.`)
 		if len(args) == 0 {
@@ -72,9 +73,17 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 			return show(l)
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tAGENT\tSTATUS\tCREATED\tTOKENS")
+		fmt.Fprintln(tw, "ID\tAGENT/FLOW\tSTATUS\tCREATED\tTOKENS\tPATH")
 		for _, r := range l.Runs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", r.ID, r.Agent, r.Status, r.CreatedAt.Format("2006-01-02 15:04:05"), r.Usage.Total())
+			who := r.Agent
+			if r.Flow != "" {
+				who = "flow " + r.Flow
+			}
+			status := string(r.Status)
+			if r.WaitingFor != "" {
+				status += " (" + r.WaitingFor + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, who, status, r.CreatedAt.Format("2006-01-02 15:04:05"), r.Usage.Total(), r.Path)
 		}
 		tw.Flush()
 		if l.NextCursor != "" {
@@ -157,8 +166,21 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 		}
 		fmt.Fprintf(e.stdout, "%s: %s\n", rec.ID, rec.Status)
 		return nil
+	case "answer":
+		if len(pos) != 3 {
+			return &exitError{code: 2, err: errors.New("runs answer needs RUN-ID, KEY (node#visit, from the run's input_requests) and VALUE (JSON; quote text: '\"yes\"')")}
+		}
+		if !json.Valid([]byte(pos[2])) {
+			return &exitError{code: 2, err: fmt.Errorf("VALUE %q is not JSON: quote text as '\"yes\"'", pos[2])}
+		}
+		rec, err := c.ProvideInput(ctx, pos[0], pos[1], json.RawMessage(pos[2]))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%s: %s\n", rec.ID, rec.Status)
+		return nil
 	}
-	return &exitError{code: 2, err: fmt.Errorf("unknown subcommand %q (known: list, show, events, cancel, resolve, approvals, decide)", sub)}
+	return &exitError{code: 2, err: fmt.Errorf("unknown subcommand %q (known: list, show, events, cancel, resolve, approvals, decide, answer)", sub)}
 }
 
 func envOr(name, def string) string {

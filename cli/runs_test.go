@@ -9,6 +9,7 @@ import (
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/api"
 	"github.com/myriad-ai/myriad/bus/bustest"
+	"github.com/myriad-ai/myriad/flow"
 	"github.com/myriad-ai/myriad/model/scripted"
 	"github.com/myriad-ai/myriad/runtime"
 	"github.com/myriad-ai/myriad/tool"
@@ -110,5 +111,42 @@ func TestApprovalCommands(t *testing.T) {
 	code, out, _ = run(t, "runs", "events", "--server", srv.URL, rec.ID)
 	if code != 0 || !strings.Contains(out, "waiting for approval 1-0") || !strings.Contains(out, "approval 1-0: approve with arguments") {
 		t.Fatalf("events: %d %q", code, out)
+	}
+}
+
+func TestRunsAnswerAFlow(t *testing.T) {
+	b, _ := bustest.Open(t)
+	flows := map[string]*flow.Flow{"f": {Start: []string{"ask"}, Output: "answer",
+		Nodes: map[string]*flow.Node{"ask": {Ask: &flow.Ask{Prompt: "name?"}, Output: "answer"}}}}
+	rt, err := runtime.New(b, runtime.Options{Flows: flows})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Stop)
+	srv := httptest.NewServer(api.New(rt, api.Options{}))
+	t.Cleanup(srv.Close)
+	ctx := context.Background()
+	rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Flow: "f", Input: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, _ = rt.Wait(ctx, rec.ID); rec.Status != runtime.StatusWaiting {
+		t.Fatalf("status %s", rec.Status)
+	}
+	code, out, _ := run(t, "runs", "list", "--server", srv.URL)
+	if code != 0 || !strings.Contains(out, "flow f") || !strings.Contains(out, "waiting (input)") {
+		t.Fatalf("list: %d %q", code, out)
+	}
+	if code, _, errs := run(t, "runs", "answer", "--server", srv.URL, rec.ID, "ask#1", "Ada"); code != 2 || !strings.Contains(errs, "not JSON") {
+		t.Fatalf("unquoted text: %d %q", code, errs)
+	}
+	if code, out, errs := run(t, "runs", "answer", "--server", srv.URL, rec.ID, "ask#1", `"Ada"`); code != 0 || !strings.Contains(out, "queued") {
+		t.Fatalf("answer: %d %q %q", code, out, errs)
+	}
+	if rec, _ = rt.Wait(ctx, rec.ID); rec.Status != runtime.StatusCompleted || rec.Output != "Ada" {
+		t.Fatalf("%s %q", rec.Status, rec.Output)
 	}
 }
