@@ -19,8 +19,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/bus"
@@ -105,7 +106,7 @@ func Build(cfg *config.Config) (*Project, error) {
 	for name, fc := range cfg.Flows {
 		proj.Flows[name] = fc.Definition(name, tools)
 	}
-	for _, name := range sortedNames(cfg.Schedules) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Schedules)) {
 		s := cfg.Schedules[name]
 		var state json.RawMessage
 		if s.State != nil {
@@ -300,13 +301,4 @@ func Open(ctx context.Context, proj *Project, o NodeOptions) (*Node, error) {
 func (n *Node) Close() {
 	n.Runtime.Stop()
 	n.Bus.Close()
-}
-
-func sortedNames[V any](m map[string]V) []string {
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }

@@ -5,14 +5,14 @@ import (
 	"fmt"
 	"math"
 	"reflect"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	celexpr "github.com/myriad-ai/myriad/internal/expr"
 )
 
 // Expressions are CEL over four variables: state (the flow's state), input
@@ -39,12 +39,8 @@ func compile(expr string) (cel.Program, error) {
 	if err != nil {
 		return nil, err
 	}
-	ast, iss := env.Compile(expr)
-	if iss.Err() != nil {
-		return nil, fmt.Errorf("invalid CEL %q: %s", expr, strings.ReplaceAll(iss.Err().Error(), "\n", " "))
-	}
-	// A cost limit keeps a runaway expression from stalling a worker.
-	return env.Program(ast, cel.CostLimit(1_000_000))
+	prg, _, err := celexpr.Compile(env, expr)
+	return prg, err
 }
 
 // vars are the variables an expression sees.
@@ -144,5 +140,3 @@ func decodeJSON(raw []byte) (any, error) {
 	}
 	return normalize(v), nil
 }
-
-func sortStrings(s []string) { sort.Strings(s) }

@@ -31,6 +31,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
@@ -231,7 +233,7 @@ func (f *Flow) Init(agents func(string) bool) error {
 		return bad("output", "name one state key")
 	}
 	f.preds = map[string][]string{}
-	for _, name := range sortedNames(f.Nodes) {
+	for _, name := range slices.Sorted(maps.Keys(f.Nodes)) {
 		n := f.Nodes[name]
 		if n == nil {
 			return bad("nodes."+name, "empty node")
@@ -283,15 +285,6 @@ func (f *Flow) reaching(target, avoid string) map[string]bool {
 		}
 	}
 	return seen
-}
-
-func sortedNames(m map[string]*Node) []string {
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	sortStrings(names)
-	return names
 }
 
 func (f *Flow) initNode(n *Node, agents func(string) bool) error {
@@ -411,7 +404,7 @@ func parseJoin(s string) (joinRule, error) {
 	return joinRule{}, fmt.Errorf("unknown join %q (known: all, any, first-N)", s)
 }
 
-func (f *Flow) nodeList() string { return strings.Join(sortedNames(f.Nodes), ", ") }
+func (f *Flow) nodeList() string { return strings.Join(slices.Sorted(maps.Keys(f.Nodes)), ", ") }
 
 func appendUnique(list []string, s string) []string {
 	for _, x := range list {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/myriad-ai/myriad/journal"
@@ -237,7 +238,7 @@ func (r *run) inFlight(nodes map[string]bool) bool {
 // waitingJoin names a join that has arrivals but never fired, and the
 // predecessors it still waits for.
 func (r *run) waitingJoin() (string, []string) {
-	for _, to := range sortedKeys(r.arrivals) {
+	for _, to := range slices.Sorted(maps.Keys(r.arrivals)) {
 		var missing []string
 		got := 0
 		for _, p := range r.f.preds[to] {
@@ -252,15 +253,6 @@ func (r *run) waitingJoin() (string, []string) {
 		}
 	}
 	return "", nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sortStrings(keys)
-	return keys
 }
 
 func (r *run) popReady(node string) {

@@ -12,10 +12,11 @@ package policy
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"sync"
 
 	"cel.dev/cel-go/cel"
+
+	celexpr "github.com/myriad-ai/myriad/internal/expr"
 )
 
 var env = sync.OnceValues(func() (*cel.Env, error) {
@@ -38,16 +39,12 @@ func Compile(expr string) (*Condition, error) {
 	if err != nil {
 		return nil, err
 	}
-	ast, iss := e.Compile(expr)
-	if iss.Err() != nil {
-		return nil, fmt.Errorf("invalid CEL %q: %s", expr, strings.ReplaceAll(iss.Err().Error(), "\n", " "))
+	prg, ast, err := celexpr.Compile(e, expr)
+	if err != nil {
+		return nil, err
 	}
 	if ast.OutputType() != cel.BoolType && ast.OutputType() != cel.DynType {
 		return nil, fmt.Errorf("%q gives %s; a condition must give true or false", expr, ast.OutputType())
-	}
-	prg, err := e.Program(ast, cel.CostLimit(100_000))
-	if err != nil {
-		return nil, err
 	}
 	return &Condition{expr: expr, prg: prg}, nil
 }
