@@ -322,7 +322,19 @@ type RunList struct {
 
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := runtime.ListFilter{Agent: q.Get("agent"), Status: runtime.Status(q.Get("status")), Cursor: q.Get("cursor")}
+	f := runtime.ListFilter{Agent: q.Get("agent"), Flow: q.Get("flow"), Status: runtime.Status(q.Get("status")),
+		Parent: q.Get("parent"), Cursor: q.Get("cursor")}
+	if v := q.Get("roots"); v != "" {
+		var err error
+		if f.Roots, err = strconv.ParseBool(v); err != nil {
+			writeError(w, http.StatusBadRequest, CodeBadRequest, "roots: must be true or false")
+			return
+		}
+	}
+	if f.Parent != "" && !runtime.ValidRunID(f.Parent) {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("parent: %q is not a run id", f.Parent))
+		return
+	}
 	if f.Cursor != "" && !runtime.ValidRunID(f.Cursor) {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, "cursor: not a cursor from this API (pass the next_cursor of the previous page)")
 		return

@@ -113,11 +113,11 @@ func TestRunLifecycleOverHTTP(t *testing.T) {
 	if err != nil || rec.Status != runtime.StatusCompleted || rec.Output != "hi there" || rec.EndedAt == nil {
 		t.Fatalf("get: %+v %v", rec, err)
 	}
-	list, err := c.List(ctx, "greeter", "completed", 10, "")
+	list, err := c.List(ctx, runtime.ListFilter{Agent: "greeter", Status: "completed", Limit: 10})
 	if err != nil || len(list.Runs) != 1 || list.Runs[0].ID != ref.ID {
 		t.Fatalf("list: %+v %v", list, err)
 	}
-	if list, _ := c.List(ctx, "", "failed", 10, ""); len(list.Runs) != 0 {
+	if list, _ := c.List(ctx, runtime.ListFilter{Status: "failed", Limit: 10}); len(list.Runs) != 0 {
 		t.Fatalf("status filter ignored: %+v", list)
 	}
 	code, out := call(t, "GET", srv.URL+"/v1/agents", "", nil)
@@ -139,7 +139,7 @@ func TestListPages(t *testing.T) {
 	cursor := ""
 	pages := 0
 	for {
-		l, err := c.List(ctx, "", "", 2, cursor)
+		l, err := c.List(ctx, runtime.ListFilter{Limit: 2, Cursor: cursor})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,7 +17,7 @@ func runsCmd(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprintln(e.stderr, "Usage: myriad "+synopsis+`
 
-  list     [--agent A] [--status S] [--limit N] [--cursor C]   runs, newest first
+  list     [--agent A|--flow F] [--status S] [--parent ID|--roots] [--limit N] [--cursor C]   runs, newest first
   show     RUN-ID                                              a run's record
   events   RUN-ID [--after EVENT-ID]                           follow a run's events until it ends
   cancel   RUN-ID                                              ask a run to stop
@@ -39,6 +39,9 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 	asJSON := fs.Bool("json", false, "print JSON")
 	agent := fs.String("agent", "", "list: only runs of this agent")
 	status := fs.String("status", "", "list: only runs in this status")
+	flowName := fs.String("flow", "", "list: only runs of this flow")
+	parent := fs.String("parent", "", "list: only the child runs of this run")
+	roots := fs.Bool("roots", false, "list: only runs without a parent")
 	limit := fs.Int("limit", 20, "list: page size")
 	cursor := fs.String("cursor", "", "list: the next_cursor of the previous page")
 	after := fs.Uint64("after", 0, "events: resume after this event id")
@@ -65,7 +68,8 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 	}
 	switch sub {
 	case "list":
-		l, err := c.List(ctx, *agent, *status, *limit, *cursor)
+		l, err := c.List(ctx, runtime.ListFilter{Agent: *agent, Flow: *flowName, Status: runtime.Status(*status), Parent: *parent,
+			Roots: *roots, Limit: *limit, Cursor: *cursor})
 		if err != nil {
 			return err
 		}

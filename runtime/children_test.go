@@ -40,14 +40,13 @@ func team(t *testing.T, scope agent.ContextScope) map[string]*agent.Agent {
 
 func children(t *testing.T, rt *runtime.Runtime, parent string) []*runtime.Record {
 	t.Helper()
-	all, _, err := rt.List(context.Background(), runtime.ListFilter{Limit: 1000})
+	out, _, err := rt.List(context.Background(), runtime.ListFilter{Parent: parent, Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []*runtime.Record
-	for _, rec := range all {
-		if rec.Parent == parent {
-			out = append(out, rec)
+	for _, rec := range out {
+		if rec.Parent != parent {
+			t.Fatalf("the parent filter let %s (parent %q) through", rec.ID, rec.Parent)
 		}
 	}
 	slices.SortFunc(out, func(a, b *runtime.Record) int { return strings.Compare(a.Path, b.Path) })
@@ -68,6 +67,9 @@ func TestSubAgentsRunAsChildRuns(t *testing.T) {
 		t.Fatalf("supervisor: %s %q %+v", rec.Status, rec.Output, rec.Error)
 	}
 	kids := children(t, rt, rec.ID)
+	if roots, _, _ := rt.List(ctx, runtime.ListFilter{Roots: true}); len(roots) != 1 || roots[0].ID != rec.ID {
+		t.Errorf("roots: %d runs, want only the supervisor", len(roots))
+	}
 	var paths []string
 	for _, k := range kids {
 		paths = append(paths, k.Path)

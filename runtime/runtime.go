@@ -388,7 +388,12 @@ var errSkip = errors.New("skip")
 // ListFilter selects runs.
 type ListFilter struct {
 	Agent  string
+	Flow   string
 	Status Status
+	// Parent keeps the children of one run; Roots keeps runs that have no
+	// parent.
+	Parent string
+	Roots  bool
 	Limit  int
 	// Cursor is the last id of the previous page.
 	Cursor string
@@ -421,7 +426,8 @@ func (r *Runtime) List(ctx context.Context, f ListFilter) ([]*Record, string, er
 		if err != nil {
 			return nil, "", err
 		}
-		if (f.Agent != "" && rec.Agent != f.Agent) || (f.Status != "" && rec.Status != f.Status) {
+		if (f.Agent != "" && rec.Agent != f.Agent) || (f.Flow != "" && rec.Flow != f.Flow) || (f.Status != "" && rec.Status != f.Status) ||
+			(f.Parent != "" && rec.Parent != f.Parent) || (f.Roots && rec.Parent != "") {
 			continue
 		}
 		if len(out) == f.Limit {

@@ -114,19 +114,18 @@ func (c *Client) Wait(ctx context.Context, id string, d time.Duration) (*runtime
 }
 
 // List lists runs.
-func (c *Client) List(ctx context.Context, agent, status string, limit int, cursor string) (*api.RunList, error) {
+func (c *Client) List(ctx context.Context, f runtime.ListFilter) (*api.RunList, error) {
 	q := url.Values{}
-	if agent != "" {
-		q.Set("agent", agent)
+	for k, v := range map[string]string{"agent": f.Agent, "flow": f.Flow, "status": string(f.Status), "parent": f.Parent, "cursor": f.Cursor} {
+		if v != "" {
+			q.Set(k, v)
+		}
 	}
-	if status != "" {
-		q.Set("status", status)
+	if f.Roots {
+		q.Set("roots", "true")
 	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	if cursor != "" {
-		q.Set("cursor", cursor)
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
 	}
 	var out api.RunList
 	return &out, c.do(ctx, http.MethodGet, "/v1/runs?"+q.Encode(), nil, nil, &out)
