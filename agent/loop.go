@@ -570,7 +570,13 @@ func (r *runner) runTools(ctx context.Context, s *state, t *turn) (done bool, ou
 		}
 		if len(pending) > 0 {
 			if s.lastType != journal.TypeRunWaiting {
-				if _, err := r.append(ctx, journal.TypeRunWaiting, journal.RunWaiting{Children: pending}); err != nil {
+				w := journal.RunWaiting{Children: pending}
+				if r.a.Timeout > 0 {
+					// Wake at the deadline even if a child never reports.
+					deadline := s.clockFrom.Add(r.a.Timeout).UTC()
+					w.Until = &deadline
+				}
+				if _, err := r.append(ctx, journal.TypeRunWaiting, w); err != nil {
 					return false, Stopped, err
 				}
 				clear(t.unconfirmed)

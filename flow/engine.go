@@ -625,6 +625,13 @@ func (e *engine) park(ctx context.Context) (agent.Outcome, error) {
 			w.Inputs = append(w.Inputs, a.key)
 		}
 	}
+	if e.f.Timeout > 0 {
+		// Wake at the deadline even if nothing else does.
+		deadline := e.r.startTime.Add(e.f.Timeout).UTC()
+		if w.Until == nil || deadline.Before(*w.Until) {
+			w.Until = &deadline
+		}
+	}
 	if e.r.lastType != journal.TypeRunWaiting {
 		if err := e.append(ctx, journal.TypeRunWaiting, w); err != nil {
 			return agent.Stopped, err

@@ -395,3 +395,24 @@ func TestFlowAskTimeoutDefault(t *testing.T) {
 		t.Fatalf("%s %q after %s", rec.Status, rec.Output, time.Since(began))
 	}
 }
+
+// A flow parked on a child that never reports still ends at its timeout:
+// the deadline is a timer too.
+func TestParkedFlowTimesOut(t *testing.T) {
+	slow := &recorder{name: "slow", block: make(chan struct{})}
+	t.Cleanup(func() { close(slow.block) })
+	agents := map[string]*agent.Agent{"worker": {Model: scriptedModel(t, `
+- when: {last_role: tool}
+  reply: {text: "unreachable"}
+- reply: {tool_calls: [{name: slow, arguments: {n: 1}}]}
+`), Tools: []tool.Tool{slow}}}
+	flows := map[string]*flow.Flow{"f": {Timeout: time.Second, Start: []string{"w"}, Nodes: map[string]*flow.Node{"w": {Agent: "worker"}}}}
+	rt := flowRuntime(t, flows, agents)
+	rec := runFlow(t, rt, "f", "go", "")
+	if rec.Status != runtime.StatusFailed || rec.Error.Code != "timeout" || !strings.Contains(rec.Error.Message, "raise flows.f.timeout") {
+		t.Fatalf("%s %+v", rec.Status, rec.Error)
+	}
+	if k := wait(t, rt, children(t, rt, rec.ID)[0].ID); k.Status != runtime.StatusCanceled {
+		t.Errorf("the child is %s after its flow timed out", k.Status)
+	}
+}
