@@ -495,7 +495,8 @@ func (r *runner) runTools(ctx context.Context, s *state, t *turn) (done bool, ou
 			}
 			if needs && !decided {
 				if !asked {
-					ask = journal.ApprovalRequested{ApprovalID: fmt.Sprintf("%d-%d", len(s.turns), i), CallID: c.ID, Name: c.Name, Arguments: c.Arguments, Reason: why}
+					ask = journal.ApprovalRequested{ApprovalID: fmt.Sprintf("%d-%d", len(s.turns), i), CallID: c.ID, Name: c.Name,
+						Arguments: c.Arguments, Reason: why, Agent: r.a.Name}
 					if rule := r.a.Approvals[c.Name]; rule.Timeout > 0 {
 						deadline := time.Now().Add(rule.Timeout).UTC()
 						ask.Deadline, ask.OnTimeout = &deadline, rule.onTimeout()

@@ -27,7 +27,7 @@ type env struct {
 func commands() []command {
 	return []command{
 		{"serve", "serve the HTTP API and execute runs", serve},
-		{"run", "run one agent in-process and print its events", runCmd},
+		{"run", "run an agent or a flow in-process and print its events", runCmd},
 		{"runs", "list, show, follow, cancel or resolve runs on a server", runsCmd},
 		{"validate", "check a myriad.yaml", validate},
 		{"mock-llm", "serve an OpenAI-compatible model driven by scripted rules", mockLLM},

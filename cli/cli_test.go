@@ -114,7 +114,30 @@ agents:
   a: {model: local, tools: [ship]}
 `), 0o600)
 	code, out, errs := run(t, "run", "--config", cfg, "a", "go")
-	if code != 3 || !strings.Contains(out, "waiting for approval 1-0") || !strings.Contains(errs, "is waiting") {
+	if code != 3 || !strings.Contains(out, "waiting for approval 1-0") || !strings.Contains(errs, "waits for approval") || !strings.Contains(errs, "myriad runs approvals") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+}
+
+// A question with a deadline answers itself: myriad run waits for it
+// rather than stopping, and says so.
+func TestRunWaitsForADeadline(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "myriad.yaml")
+	os.WriteFile(cfg, []byte(`
+models:
+  local: {provider: scripted, rules: [{reply: {text: hi}}]}
+agents:
+  a: {model: local}
+flows:
+  f:
+    start: ask
+    nodes:
+      ask: {ask: {prompt: "ok?", timeout: 1s, default: "no answer"}, output: answer}
+    output: answer
+`), 0o600)
+	code, out, errs := run(t, "run", "--config", cfg, "f", "go")
+	if code != 0 || !strings.Contains(out, "no answer") || !strings.Contains(errs, "waiting for input until") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
 }

@@ -24,6 +24,9 @@ func printEvent(w io.Writer, ev runtime.TreeEvent, root string, asJSON bool) {
 		var d journal.RunStarted
 		_ = json.Unmarshal(ev.Data, &d)
 		who := d.Agent
+		if d.Flow != "" {
+			who = "flow " + d.Flow
+		}
 		if d.Instance != "" {
 			who += "/" + d.Instance
 		}
@@ -107,15 +110,15 @@ func printEvent(w io.Writer, ev runtime.TreeEvent, root string, asJSON bool) {
 		_ = json.Unmarshal(ev.Data, &d)
 		var parts []string
 		if len(d.Children) > 0 {
-			parts = append(parts, fmt.Sprintf("%d child runs", len(d.Children)))
+			parts = append(parts, fmt.Sprintf("for %d child runs", len(d.Children)))
+		}
+		if len(d.Inputs) > 0 {
+			parts = append(parts, "for input at "+strings.Join(d.Inputs, ", "))
 		}
 		if d.Until != nil {
 			parts = append(parts, "until "+d.Until.Format("2006-01-02 15:04:05Z07:00"))
 		}
-		if len(d.Inputs) > 0 {
-			parts = append(parts, "input at "+strings.Join(d.Inputs, ", "))
-		}
-		line = "waiting for " + strings.Join(parts, ", ")
+		line = "waiting " + strings.Join(parts, ", ")
 	case journal.TypeNodeStarted:
 		var d journal.NodeStarted
 		_ = json.Unmarshal(ev.Data, &d)
@@ -127,6 +130,9 @@ func printEvent(w io.Writer, ev runtime.TreeEvent, root string, asJSON bool) {
 		var d journal.NodeFinished
 		_ = json.Unmarshal(ev.Data, &d)
 		line = fmt.Sprintf("node %s → %s", d.Key, clip(string(d.Output), 200))
+		if len(d.Output) == 0 {
+			line = fmt.Sprintf("node %s done", d.Key)
+		}
 		if d.Error != "" {
 			line = fmt.Sprintf("node %s → error: %s", d.Key, clip(d.Error, 300))
 		}

@@ -66,27 +66,42 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 	// Follow the run and its descendants; stop where the run ends or needs
 	// a person.
 	tree := node.Runtime.NewTree(rec)
-	err = journal.FollowTree(ctx, node.Bus, bus.Tree(rec.ID), 0, func(ev journal.Event) bool {
-		path, ok := tree.Path(ctx, ev.RunID, &ev)
-		if !ok {
-			return true
+	var after uint64
+	for {
+		err = journal.FollowTree(ctx, node.Bus, bus.Tree(rec.ID), after, func(ev journal.Event) bool {
+			after = ev.Seq
+			path, ok := tree.Path(ctx, ev.RunID, &ev)
+			if !ok {
+				return true
+			}
+			printEvent(e.stdout, runtime.TreeEvent{Event: ev, Path: path}, rec.ID, *asJSON)
+			return ev.RunID != rec.ID || !journal.Terminal(ev.Type) && ev.Type != journal.TypeRunInDoubt &&
+				ev.Type != journal.TypeApprovalRequested && ev.Type != journal.TypeInputRequested
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return &exitError{code: 130, err: errors.New("interrupted; with --data the run resumes on the next start")}
+			}
+			return err
 		}
-		printEvent(e.stdout, runtime.TreeEvent{Event: ev, Path: path}, rec.ID, *asJSON)
-		return ev.RunID != rec.ID || !journal.Terminal(ev.Type) && ev.Type != journal.TypeRunInDoubt &&
-			ev.Type != journal.TypeApprovalRequested && ev.Type != journal.TypeInputRequested
-	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return &exitError{code: 130, err: errors.New("interrupted; with --data the run resumes on the next start")}
+		if rec, err = node.Runtime.Wait(ctx, rec.ID); err != nil {
+			return err
 		}
-		return err
+		if rec.Status == runtime.StatusWaiting && rec.WakeAt != nil {
+			// A deadline will decide if nobody does: keep following.
+			fmt.Fprintf(e.stderr, "myriad run: waiting for %s until %s; then the default applies (Ctrl-C to stop)\n",
+				rec.WaitingFor, rec.WakeAt.Local().Format("15:04:05"))
+			continue
+		}
+		break
 	}
-	rec, err = node.Runtime.Wait(ctx, rec.ID)
-	if err != nil {
-		return err
-	}
-	if rec.Status == runtime.StatusWaiting || rec.Status == runtime.StatusInDoubt {
-		return &exitError{code: 3, err: fmt.Errorf("run %s is %s: a person must decide (approvals or resolve) through myriad serve; with --data DIR, serve that directory and use myriad runs approvals / resolve", rec.ID, rec.Status)}
+	switch {
+	case rec.Status == runtime.StatusWaiting && rec.WaitingFor == runtime.WaitInput:
+		return &exitError{code: 3, err: fmt.Errorf("run %s waits for a person's input (%s): run with --data DIR, serve that directory, and answer with myriad runs answer", rec.ID, inputKeys(rec))}
+	case rec.Status == runtime.StatusWaiting:
+		return &exitError{code: 3, err: fmt.Errorf("run %s waits for approval: run with --data DIR, serve that directory, and decide with myriad runs approvals / decide", rec.ID)}
+	case rec.Status == runtime.StatusInDoubt:
+		return &exitError{code: 3, err: fmt.Errorf("run %s is in doubt: run with --data DIR, serve that directory, and decide with myriad runs resolve", rec.ID)}
 	}
 	if !*asJSON {
 		switch rec.Status {
@@ -101,4 +116,12 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 		return &exitError{code: 1}
 	}
 	return nil
+}
+
+func inputKeys(rec *runtime.Record) string {
+	keys := make([]string, 0, len(rec.InputRequests))
+	for _, q := range rec.InputRequests {
+		keys = append(keys, q.Key)
+	}
+	return strings.Join(keys, ", ")
 }

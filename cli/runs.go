@@ -44,7 +44,7 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 	roots := fs.Bool("roots", false, "list: only runs without a parent")
 	limit := fs.Int("limit", 20, "list: page size")
 	cursor := fs.String("cursor", "", "list: the next_cursor of the previous page")
-	after := fs.Uint64("after", 0, "events: resume after this event id")
+	after := fs.Uint64("after", 0, "events: resume after this event id (the seq field of --json output, not the [step] shown in text)")
 	action := fs.String("action", "", "resolve: retry, skip or fail")
 	result := fs.String("result", "", "resolve: the tool result to use with skip")
 	reason := fs.String("reason", "", "resolve, decide: why")
@@ -159,6 +159,9 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 	case "decide":
 		if len(pos) != 2 {
 			return &exitError{code: 2, err: errors.New("runs decide needs RUN-ID and APPROVAL-ID")}
+		}
+		if *decision == "" {
+			return &exitError{code: 2, err: errors.New("runs decide needs --decision approve or --decision deny")}
 		}
 		d := runtime.Decision{Decision: *decision, Reason: *reason}
 		if *arguments != "" {

@@ -24,7 +24,15 @@ func validate(ctx context.Context, e *env, args []string) error {
 			return &exitError{code: 1, err: err}
 		}
 	}
-	fmt.Fprintf(e.stdout, "%s: ok (%d models, %d tools, %d agents, %d flows, %d schedules)\n", *path,
-		len(cfg.Models), len(cfg.Tools), len(cfg.Agents), len(cfg.Flows), len(cfg.Schedules))
+	fmt.Fprintf(e.stdout, "%s: ok (%s, %s, %s, %s, %s)\n", *path, count(len(cfg.Models), "model"), count(len(cfg.Tools), "tool"),
+		count(len(cfg.Agents), "agent"), count(len(cfg.Flows), "flow"), count(len(cfg.Schedules), "schedule"))
 	return nil
+}
+
+// count writes "1 model" or "3 models".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -123,6 +123,10 @@ func TestSupportTriage(t *testing.T) {
 	if rec.Status != runtime.StatusWaiting || len(rec.Approvals) != 1 || rec.Approvals[0].Name != "refund" {
 		t.Fatalf("want the refund waiting for approval: %s %+v", rec.Status, rec.Approvals)
 	}
+	// The refund is billing's, after the handoff: it is listed under billing.
+	if pending, err := rt.PendingApprovals(ctx, "billing"); err != nil || len(pending) != 1 || pending[0].Agent != "billing" {
+		t.Fatalf("approvals of billing: %+v %v", pending, err)
+	}
 	mu.Lock()
 	if len(refunds) != 0 {
 		t.Fatalf("refunded before approval: %v", refunds)

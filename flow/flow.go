@@ -229,8 +229,19 @@ func (f *Flow) Init(agents func(string) bool) error {
 			return bad("state."+k+".merge", "unknown rule %q (known: replace, append, merge)", key.Merge)
 		}
 	}
-	if f.Output != "" && strings.ContainsAny(f.Output, " .") {
-		return bad("output", "name one state key")
+	if f.Output != "" {
+		written := map[string]bool{"input": true}
+		for k := range f.State {
+			written[k] = true
+		}
+		for _, n := range f.Nodes {
+			if n != nil && n.Output != "" {
+				written[n.Output] = true
+			}
+		}
+		if !written[f.Output] {
+			return bad("output", "no node writes %q and the state does not declare it (keys: %s)", f.Output, strings.Join(slices.Sorted(maps.Keys(written)), ", "))
+		}
 	}
 	f.preds = map[string][]string{}
 	for _, name := range slices.Sorted(maps.Keys(f.Nodes)) {
@@ -254,6 +265,10 @@ func (f *Flow) Init(agents func(string) bool) error {
 		}
 		if len(f.preds[name]) == 0 {
 			return bad("nodes."+name+".join", "no node has an edge to it, so it would never run")
+		}
+		if n.join.mode == "first" && n.join.n > len(f.preds[name]) {
+			return bad("nodes."+name+".join", "%s waits for more arrivals than the %d node(s) with an edge to it (%s) may give in one pass",
+				n.Join, len(f.preds[name]), strings.Join(f.preds[name], ", "))
 		}
 		f.upstream[name] = map[string]map[string]bool{}
 		for _, p := range f.preds[name] {
@@ -296,6 +311,12 @@ func (f *Flow) initNode(n *Node, agents func(string) bool) error {
 	}
 	if actions > 1 {
 		return fmt.Errorf("agent: a node does one thing: set only one of agent, tool, sleep/until, ask (or func in Go)")
+	}
+	if n.Sleep < 0 {
+		return fmt.Errorf("sleep: must be positive")
+	}
+	if n.Ask != nil && n.Ask.Timeout < 0 {
+		return fmt.Errorf("ask: timeout must be positive")
 	}
 	if n.Agent != "" && agents != nil && !agents(n.Agent) {
 		return fmt.Errorf("agent: unknown agent %q", n.Agent)

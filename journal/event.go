@@ -192,6 +192,9 @@ type ApprovalRequested struct {
 	Arguments  json.RawMessage `json:"arguments"`
 	// Reason says why the call needs approval (the condition that held).
 	Reason string `json:"reason,omitempty"`
+	// Agent is the agent that made the call: after a handoff, not the
+	// run's first agent.
+	Agent string `json:"agent,omitempty"`
 	// Deadline, when set, is when OnTimeout (approve or deny) applies if
 	// nobody has decided.
 	Deadline  *time.Time `json:"deadline,omitempty"`

@@ -46,7 +46,7 @@ type RunError struct {
 // truth; the record is kept in step with it by the worker that owns the run.
 type Record struct {
 	ID       string            `json:"id"`
-	Agent    string            `json:"agent"`
+	Agent    string            `json:"agent,omitempty"`
 	Instance string            `json:"instance,omitempty"`
 	Input    string            `json:"input"`
 	Metadata map[string]string `json:"metadata,omitempty"`

@@ -176,6 +176,9 @@ func (r *Runtime) Submit(ctx context.Context, req SubmitRequest) (rec *Record, c
 		return nil, false, fmt.Errorf("%w: name an agent or a flow, not both", ErrInvalid)
 	case req.Flow != "":
 		if _, ok := r.flows[req.Flow]; !ok {
+			if _, isAgent := r.agents[req.Flow]; isAgent {
+				return nil, false, fmt.Errorf("%w: %q is an agent, not a flow: send it as agent", ErrUnknownAgent, req.Flow)
+			}
 			return nil, false, fmt.Errorf("%w: flow %q (known: %s)", ErrUnknownAgent, req.Flow, orNone(r.flowNames()))
 		}
 		if req.Instance != "" {
@@ -189,7 +192,14 @@ func (r *Runtime) Submit(ctx context.Context, req SubmitRequest) (rec *Record, c
 		}
 	default:
 		if _, ok := r.agents[req.Agent]; !ok {
-			return nil, false, fmt.Errorf("%w %q (known: %s)", ErrUnknownAgent, req.Agent, strings.Join(r.agentNames(), ", "))
+			if _, isFlow := r.flows[req.Agent]; isFlow {
+				return nil, false, fmt.Errorf("%w %q: it is a flow: send it as flow", ErrUnknownAgent, req.Agent)
+			}
+			known := strings.Join(r.agentNames(), ", ")
+			if len(r.flows) > 0 {
+				known += "; flows: " + strings.Join(r.flowNames(), ", ")
+			}
+			return nil, false, fmt.Errorf("%w %q (known: %s)", ErrUnknownAgent, req.Agent, known)
 		}
 		if len(req.State) > 0 {
 			return nil, false, fmt.Errorf("%w: state: only flow runs take a state", ErrInvalid)
@@ -632,6 +642,7 @@ func (r *Runtime) checkArguments(agentName, toolName string, args json.RawMessag
 // PendingApproval is one call waiting for a person.
 type PendingApproval struct {
 	RunID string `json:"run_id"`
+	// Agent is the agent that asked (after a handoff, not the run's first).
 	Agent string `json:"agent"`
 	journal.ApprovalRequested
 }
@@ -641,7 +652,7 @@ func (r *Runtime) PendingApprovals(ctx context.Context, agentName string) ([]Pen
 	var out []PendingApproval
 	cursor := ""
 	for {
-		runs, next, err := r.List(ctx, ListFilter{Agent: agentName, Status: StatusWaiting, Limit: 1000, Cursor: cursor})
+		runs, next, err := r.List(ctx, ListFilter{Status: StatusWaiting, Limit: 1000, Cursor: cursor})
 		if err != nil {
 			return nil, err
 		}
@@ -652,7 +663,13 @@ func (r *Runtime) PendingApprovals(ctx context.Context, agentName string) ([]Pen
 			}
 			for _, a := range rec.Approvals {
 				if !decided[a.ApprovalID] {
-					out = append(out, PendingApproval{RunID: rec.ID, Agent: rec.Agent, ApprovalRequested: a})
+					p := PendingApproval{RunID: rec.ID, Agent: rec.Agent, ApprovalRequested: a}
+					if a.Agent != "" {
+						p.Agent = a.Agent // the agent holding the conversation
+					}
+					if agentName == "" || p.Agent == agentName || rec.Agent == agentName {
+						out = append(out, p)
+					}
 				}
 			}
 		}

@@ -30,10 +30,14 @@ func (r *Runtime) NewTree(root *Record) *Tree {
 	return &Tree{rt: r, paths: map[string]string{root.ID: root.PathOrAgent()}, outside: map[string]bool{}}
 }
 
-// PathOrAgent is the run's path, which for a root run is its agent.
+// PathOrAgent is the run's path, which for a root run is its agent (or
+// flow).
 func (rec *Record) PathOrAgent() string {
-	if rec.Path != "" {
+	switch {
+	case rec.Path != "":
 		return rec.Path
+	case rec.Flow != "":
+		return rec.Flow
 	}
 	return rec.Agent
 }

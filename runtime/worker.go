@@ -218,7 +218,11 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
-	log = log.With("agent", rec.Agent)
+	if rec.Flow != "" {
+		log = log.With("flow", rec.Flow)
+	} else {
+		log = log.With("agent", rec.Agent)
+	}
 	if rec.Wake != "" && msg.Subject() != rec.Wake {
 		if rec.Status == StatusQueued {
 			// The owning entry may never have been published (its
@@ -327,7 +331,13 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 		return
 	}
 	if len(events) > 0 {
-		log.Info("resuming run from its journal", "steps", len(events), "resolution", rec.Resolution != nil)
+		if rec.Status == StatusRunning {
+			// A worker held it and is gone: recovery worth a line.
+			log.Info("resuming run from its journal", "steps", len(events), "resolution", rec.Resolution != nil)
+		} else {
+			// A parked run woken by a decision, an answer, a child or a timer.
+			log.Debug("continuing run", "steps", len(events), "wakes", rec.Wakes)
+		}
 	}
 
 	a := r.runnerFor(rec)

@@ -29,7 +29,49 @@ func CompileSchema(raw json.RawMessage) (*Schema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("invalid JSON Schema: %w", err)
 	}
+	var doc any
+	_ = json.Unmarshal(raw, &doc)
+	if err := checkTypes(doc); err != nil {
+		return nil, fmt.Errorf("invalid JSON Schema: %w", err)
+	}
 	return &Schema{raw: raw, resolved: r}, nil
+}
+
+var schemaTypes = map[string]bool{"null": true, "boolean": true, "object": true, "array": true, "number": true, "string": true, "integer": true}
+
+// checkTypes rejects unknown "type" names, which the resolver accepts and
+// which would then refuse every value.
+func checkTypes(v any) error {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, sub := range x {
+			switch k {
+			case "const", "default", "enum", "examples":
+				continue // values, not schemas
+			case "type":
+				names, _ := sub.([]any)
+				if s, ok := sub.(string); ok {
+					names = []any{s}
+				}
+				for _, n := range names {
+					if s, ok := n.(string); ok && !schemaTypes[s] {
+						return fmt.Errorf("type %q is not a JSON Schema type (object, array, string, number, integer, boolean, null)", s)
+					}
+				}
+				continue
+			}
+			if err := checkTypes(sub); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, sub := range x {
+			if err := checkTypes(sub); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // SchemaFor derives the JSON Schema of a Go type, for function tools.
