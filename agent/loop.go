@@ -49,6 +49,9 @@ type Env struct {
 	Children Children
 	// Lookup finds an agent by name, for handoffs.
 	Lookup func(name string) *Agent
+	// Answer returns a person's answer to a flow question (key
+	// "node#visit") given while the run was busy, not journaled yet.
+	Answer func(ctx context.Context, key string) (json.RawMessage, bool)
 }
 
 // turn is one model response and the results of the tool calls it asked for.

@@ -205,9 +205,16 @@ func (e *engine) finishDone(ctx context.Context) (progressed bool, out *agent.Ou
 				}
 			}
 			if !a.answered && !a.until.IsZero() && !now.Before(a.until) {
-				// Nobody answered in time: the default answer applies.
-				def, _ := json.Marshal(a.node.Ask.Default)
-				if err := e.append(ctx, journal.TypeInputReceived, journal.InputReceived{Key: a.key, Value: def, ByDefault: true}); err != nil {
+				// The deadline passed. An answer given while this worker
+				// ran wins over the default; otherwise the default applies.
+				in := journal.InputReceived{Key: a.key, ByDefault: true}
+				in.Value, _ = json.Marshal(a.node.Ask.Default)
+				if e.env.Answer != nil {
+					if v, ok := e.env.Answer(ctx, a.key); ok {
+						in.Value, in.ByDefault = v, false
+					}
+				}
+				if err := e.append(ctx, journal.TypeInputReceived, in); err != nil {
 					return false, nil, err
 				}
 			}

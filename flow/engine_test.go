@@ -121,3 +121,30 @@ func TestJoins(t *testing.T) {
 		}
 	})
 }
+
+// Round 1: a reaches the any-join while b (upstream of p2) is in flight, so
+// owed[join][p2]++; b then routes away from p2. Round 2 (looped through the
+// join): b -> p2 -> join is a genuine arrival, but it is swallowed as owed.
+func TestLateBranchThatRoutesAwayOwesNothing(t *testing.T) {
+	f := &Flow{Name: "f", Start: []string{"round"},
+		State: map[string]Key{"round": {Initial: 0}, "joined": {Merge: Append}},
+		Nodes: map[string]*Node{
+			"round": {Func: func(_ context.Context, in FuncInput) (any, error) { return in.State["round"].(int64) + 1, nil },
+				Output: "round", Next: []string{"a", "b"}},
+			"a":    {Func: constant("a"), Route: []Edge{{When: "state.round == 1", To: "join"}, {To: "sink"}}},
+			"b":    {Func: constant("b"), Route: []Edge{{When: "state.round == 2", To: "p2"}, {To: "sink"}}},
+			"p2":   {Func: constant("p2"), Next: []string{"join"}},
+			"sink": {},
+			"join": {Join: "any", Func: constant("joined"), Output: "joined", Route: []Edge{{When: "state.round < 2", To: "round"}}},
+		}}
+	j := &memJournal{}
+	_, _ = j.Append(context.Background(), journal.TypeRunStarted, journal.RunStarted{Flow: "f", Input: "go"})
+	out := resume(t, f, j)
+	var done journal.RunCompleted
+	_ = json.Unmarshal(j.events[len(j.events)-1].Data, &done)
+	var state struct{ Joined []string }
+	_ = json.Unmarshal(done.JSON, &state)
+	if out != agent.Completed || len(state.Joined) != 2 {
+		t.Fatalf("outcome %v; join ran %d times, want 2: %s\n%s", out, len(state.Joined), done.JSON, j.types())
+	}
+}

@@ -203,6 +203,14 @@ func (r *run) apply(ev journal.Event) error {
 		for _, to := range d.Next {
 			r.arrive(d.Node, to)
 		}
+		// A late branch that went elsewhere owes its join nothing more.
+		for to, owed := range r.owed {
+			for p, n := range owed {
+				if n > 0 && !r.inFlight(r.f.upstream[to][p]) {
+					delete(owed, p)
+				}
+			}
+		}
 	case journal.TypeRunInDoubt:
 		r.inDoubt = true
 	case journal.TypeToolResolved:

@@ -416,3 +416,103 @@ func TestParkedFlowTimesOut(t *testing.T) {
 		t.Errorf("the child is %s after its flow timed out", k.Status)
 	}
 }
+
+// waitTerminal follows a run's record until it ends.
+func waitTerminal(t *testing.T, rt *runtime.Runtime, id string) *runtime.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	w, err := rt.Bus().Runs.Watch(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case e := <-w.Updates():
+			if e == nil {
+				continue
+			}
+			var rec runtime.Record
+			if json.Unmarshal(e.Value(), &rec) == nil && rec.Status.Terminal() {
+				return &rec
+			}
+		case <-ctx.Done():
+			t.Fatalf("run %s did not end", id)
+		}
+	}
+}
+
+// An answer given while the worker is busy elsewhere in the flow, before
+// the question's deadline, wins over the default that worker would apply
+// once the deadline has passed.
+func TestAnswerWhileBusyBeatsTheDefault(t *testing.T) {
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	flows := map[string]*flow.Flow{"f": {
+		Start: []string{"ask", "nap"},
+		Nodes: map[string]*flow.Node{
+			"ask": {Ask: &flow.Ask{Prompt: "?", Timeout: 4 * time.Second, Default: "default"}, Output: "answer"},
+			"nap": {Sleep: time.Second, Next: []string{"slow"}},
+			"slow": {Func: func(context.Context, flow.FuncInput) (any, error) {
+				entered <- struct{}{}
+				<-release
+				return "slow", nil
+			}, Output: "slow"},
+		},
+	}}
+	rt := flowRuntime(t, flows, nil)
+	ctx := context.Background()
+	rec := runFlow(t, rt, "f", "go", "")
+	<-entered // the worker is busy in slow
+	if _, err := rt.ProvideInput(ctx, rec.ID, "ask#1", json.RawMessage(`"person"`)); err != nil {
+		t.Fatal(err)
+	}
+	// Let the question's deadline pass while the worker is still busy: the
+	// behaviour under test is about that time.
+	evs, _ := rt.Events(ctx, rec.ID)
+	var deadline time.Time
+	for _, ev := range evs {
+		var d journal.NodeStarted
+		if ev.Type == journal.TypeNodeStarted && json.Unmarshal(ev.Data, &d) == nil && d.Node == "ask" {
+			deadline = *d.Until
+		}
+	}
+	<-time.After(time.Until(deadline))
+	close(release)
+	if rec = waitTerminal(t, rt, rec.ID); !strings.Contains(string(rec.OutputJSON), `"answer":"person"`) {
+		t.Fatalf("the accepted answer was lost: %s %s", rec.Status, rec.OutputJSON)
+	}
+}
+
+// The settle that parked a run died before setting its timer: the queue
+// entry's redelivery sets it, and the default applies on time.
+func TestLostTimerIsSetAgain(t *testing.T) {
+	flows := map[string]*flow.Flow{"f": {Start: []string{"review"}, Output: "verdict",
+		Nodes: map[string]*flow.Node{"review": {Ask: &flow.Ask{Prompt: "ship?", Timeout: time.Second, Default: "no"}, Output: "verdict"}}}}
+	rt := flowRuntime(t, flows, nil)
+	ctx := context.Background()
+	rec := runFlow(t, rt, "f", "go", "")
+	if rec.Status != runtime.StatusWaiting || rec.WakeAt == nil {
+		t.Fatalf("%s %v", rec.Status, rec.WakeAt)
+	}
+	sched, err := rt.Bus().JS.Stream(ctx, "MYRIAD_SCHEDULES")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sched.Purge(ctx, jetstream.WithPurgeSubject("myriad.sched.timer."+rec.ID+".*")); err != nil {
+		t.Fatal(err)
+	}
+	queue, err := rt.Bus().JS.Stream(ctx, "MYRIAD_QUEUE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := queue.Purge(ctx, jetstream.WithPurgeSubject(rec.Wake)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.Bus().JS.Publish(ctx, rec.Wake, []byte(rec.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if rec = waitTerminal(t, rt, rec.ID); rec.Status != runtime.StatusCompleted || rec.Output != "no" {
+		t.Fatalf("%s %q", rec.Status, rec.Output)
+	}
+}

@@ -240,3 +240,19 @@ func keepAnswers(answers []journal.InputReceived, open []journal.InputRequested)
 	}
 	return kept
 }
+
+// answerOf reads answers stored on a run's record since its worker took it.
+func (r *Runtime) answerOf(id string) func(context.Context, string) (json.RawMessage, bool) {
+	return func(ctx context.Context, key string) (json.RawMessage, bool) {
+		rec, err := r.Get(ctx, id)
+		if err != nil {
+			return nil, false
+		}
+		for _, in := range rec.Inputs {
+			if in.Key == key {
+				return in.Value, true
+			}
+		}
+		return nil, false
+	}
+}

@@ -327,6 +327,14 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 	}
 	if rec.Status.Terminal() || rec.Status == StatusInDoubt && rec.Resolution == nil ||
 		rec.Status == StatusWaiting && len(rec.Decisions) == 0 {
+		if rec.Status == StatusWaiting && rec.WakeAt != nil {
+			// Its settle may have died before setting the timer: set it
+			// (again; a schedule replaces itself) before letting go.
+			if err := r.scheduleWake(ctx, id, *rec.WakeAt); err != nil {
+				_ = msg.NakWithDelay(time.Second)
+				return
+			}
+		}
 		_ = msg.Ack() // a stale delivery of a settled or parked run
 		return
 	}
@@ -432,7 +440,8 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 		_, err = w.Append(ctx, journal.TypeRunFailed, journal.RunFailed{Code: agent.CodeUnknownAgent, Message: msg})
 		outcome = agent.Failed
 	} else {
-		outcome, err = a.Resume(runCtx, id, w.Events(), w, agent.Env{OnDelta: r.publishDelta(rec), Children: r, Lookup: r.lookupAgent})
+		outcome, err = a.Resume(runCtx, id, w.Events(), w, agent.Env{OnDelta: r.publishDelta(rec), Children: r, Lookup: r.lookupAgent,
+			Answer: r.answerOf(id)})
 	}
 	if errors.Is(err, nats.ErrMaxPayload) {
 		// Retrying cannot help: end the run with a small entry that fits.
@@ -595,7 +604,7 @@ func (r *Runtime) settleFrom(ctx context.Context, run *Record, rev uint64, event
 		// Questions stay listed, and answers kept, until the journal has
 		// the answers: an answer may come while the run is busy elsewhere.
 		rec.InputRequests = nil
-		if last.Type == journal.TypeRunWaiting {
+		if !journal.Terminal(last.Type) {
 			rec.InputRequests = pendingInputs(events)
 		}
 		rec.Inputs = keepAnswers(rec.Inputs, rec.InputRequests)
