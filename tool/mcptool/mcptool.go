@@ -1,0 +1,342 @@
+// Package mcptool makes the tools of an MCP server Myriad tools, with the
+// official MCP Go SDK as the client.
+//
+// A Server is one configured MCP server, reached over stdio (a command
+// Myriad starts) or streamable HTTP (a URL). Its tools are named
+// "<server>__<tool>" for models, whose APIs allow no dots in tool names.
+// Annotations drive the runtime: readOnlyHint or idempotentHint make a call
+// safe to repeat when a run resumes; destructiveHint: true makes it wait for
+// approval unless the configuration says otherwise. Each call carries the
+// run's idempotency key in _meta ("myriad/idempotency_key"), has a timeout,
+// and is canceled with its run. A stdio server that exits is started again
+// on the next call, with a growing delay between attempts.
+package mcptool
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"os"
+	"os/exec"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/myriad-ai/myriad/tool"
+)
+
+// Separator joins a server's name and a tool's name.
+const Separator = "__"
+
+// MetaIdempotencyKey is the _meta key of a call's idempotency key.
+const MetaIdempotencyKey = "myriad/idempotency_key"
+
+// Config describes one MCP server.
+type Config struct {
+	// Name prefixes the server's tools.
+	Name string
+	// Command and Args start a stdio server, with Env added to the
+	// environment and Dir as working directory.
+	Command string
+	Args    []string
+	Env     map[string]string
+	Dir     string
+	// URL reaches a streamable HTTP server, sending Headers.
+	URL     string
+	Headers map[string]string
+	// Timeout bounds each call (default 60s) and the connection.
+	Timeout time.Duration
+	// Approval overrides the annotations: "required" asks for every tool
+	// of the server, "never" for none.
+	Approval string
+	Logger   *slog.Logger
+	// HTTPClient is used for URL servers (default: a plain client).
+	HTTPClient *http.Client
+}
+
+// DefaultTimeout bounds a call when the configuration gives none.
+const DefaultTimeout = 60 * time.Second
+
+// Server is a connection to one MCP server, made when first needed and
+// made again after the server goes away.
+type Server struct {
+	cfg    Config
+	client *mcp.Client
+
+	mu        sync.Mutex
+	session   *mcp.ClientSession
+	failures  int       // consecutive failed connections
+	nextTry   time.Time // no connection attempt before this
+	listDirty bool      // the server said its tool list changed
+	tools     []*mcp.Tool
+}
+
+// New returns a server; it connects on first use.
+func New(cfg Config) *Server {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg}
+	s.client = mcp.NewClient(&mcp.Implementation{Name: "myriad", Version: "1"}, &mcp.ClientOptions{
+		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
+			s.mu.Lock()
+			s.listDirty = true
+			s.mu.Unlock()
+		},
+		Capabilities: &mcp.ClientCapabilities{},
+	})
+	return s
+}
+
+// Name returns the server's configured name.
+func (s *Server) Name() string { return s.cfg.Name }
+
+// Close ends the session (and stops a stdio server).
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.session == nil {
+		return nil
+	}
+	err := s.session.Close()
+	s.session = nil
+	return err
+}
+
+// connect returns the live session, connecting if there is none. Failed
+// attempts back off: 0.5 s, 1 s, 2 s, … up to 30 s.
+func (s *Server) connect(ctx context.Context) (*mcp.ClientSession, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.session != nil {
+		return s.session, nil
+	}
+	if wait := time.Until(s.nextTry); wait > 0 {
+		return nil, fmt.Errorf("mcp server %s is unavailable (retrying in %s)", s.cfg.Name, wait.Round(100*time.Millisecond))
+	}
+	var transport mcp.Transport
+	switch {
+	case s.cfg.Command != "":
+		cmd := exec.Command(s.cfg.Command, s.cfg.Args...)
+		cmd.Dir = s.cfg.Dir
+		cmd.Env = os.Environ()
+		for _, k := range slices.Sorted(maps.Keys(s.cfg.Env)) {
+			cmd.Env = append(cmd.Env, k+"="+s.cfg.Env[k])
+		}
+		transport = &mcp.CommandTransport{Command: cmd}
+	case s.cfg.URL != "":
+		hc := s.cfg.HTTPClient
+		if hc == nil {
+			hc = &http.Client{}
+		}
+		if len(s.cfg.Headers) > 0 {
+			hc = &http.Client{Transport: headerTransport{base: transportOf(hc), headers: s.cfg.Headers}, Timeout: hc.Timeout}
+		}
+		transport = &mcp.StreamableClientTransport{Endpoint: s.cfg.URL, HTTPClient: hc}
+	default:
+		return nil, fmt.Errorf("mcp server %s: set command or url", s.cfg.Name)
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	session, err := s.client.Connect(cctx, transport, nil)
+	if err != nil {
+		s.failures++
+		s.nextTry = time.Now().Add(min(500*time.Millisecond<<min(s.failures-1, 6), 30*time.Second))
+		return nil, fmt.Errorf("mcp server %s: connect: %w", s.cfg.Name, err)
+	}
+	if s.failures > 0 {
+		s.cfg.Logger.Info("mcp server reconnected", "server", s.cfg.Name, "after_failures", s.failures)
+	}
+	s.failures, s.session, s.listDirty = 0, session, true
+	go func() {
+		// A stdio server that exits ends its session: drop it, so the next
+		// call starts the server again.
+		_ = session.Wait()
+		s.mu.Lock()
+		if s.session == session {
+			s.session = nil
+			s.cfg.Logger.Warn("mcp server connection closed; it is started again on the next call", "server", s.cfg.Name)
+		}
+		s.mu.Unlock()
+	}()
+	return session, nil
+}
+
+// drop forgets a session that has failed.
+func (s *Server) drop(session *mcp.ClientSession) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.session == session {
+		s.session = nil
+		_ = session.Close()
+	}
+}
+
+// Tools lists the server's tools as Myriad tools, connecting if needed. The
+// list is read again when the server has announced a change.
+func (s *Server) Tools(ctx context.Context) ([]tool.Tool, error) {
+	session, err := s.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	dirty := s.listDirty
+	cached := s.tools
+	s.mu.Unlock()
+	if dirty || cached == nil {
+		lctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+		defer cancel()
+		var list []*mcp.Tool
+		for t, err := range session.Tools(lctx, nil) {
+			if err != nil {
+				return nil, fmt.Errorf("mcp server %s: list tools: %w", s.cfg.Name, err)
+			}
+			list = append(list, t)
+		}
+		s.mu.Lock()
+		s.tools, s.listDirty, cached = list, false, list
+		s.mu.Unlock()
+	}
+	out := make([]tool.Tool, 0, len(cached))
+	for _, t := range cached {
+		out = append(out, &Tool{server: s, def: t})
+	}
+	return out, nil
+}
+
+// Select keeps the tools whose names (without the server prefix) match
+// one of patterns: names or path.Match globs ("read_*", "*").
+func Select(tools []tool.Tool, patterns []string) ([]tool.Tool, error) {
+	var out []tool.Tool
+	for _, t := range tools {
+		name := t.(*Tool).def.Name
+		for _, p := range patterns {
+			ok, err := path.Match(p, name)
+			if err != nil {
+				return nil, fmt.Errorf("bad pattern %q: %w", p, err)
+			}
+			if ok {
+				out = append(out, t)
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// Tool is one tool of an MCP server.
+type Tool struct {
+	server *Server
+	def    *mcp.Tool
+}
+
+var _ tool.Tool = (*Tool)(nil)
+
+// Info implements tool.Tool.
+func (t *Tool) Info() tool.Info {
+	schema, _ := json.Marshal(t.def.InputSchema)
+	info := tool.Info{Name: t.server.cfg.Name + Separator + t.def.Name, Description: t.def.Description, Schema: schema}
+	if a := t.def.Annotations; a != nil {
+		info.Idempotent = a.ReadOnlyHint || a.IdempotentHint
+		info.NeedsApproval = a.DestructiveHint != nil && *a.DestructiveHint && !a.ReadOnlyHint
+	}
+	switch t.server.cfg.Approval {
+	case "required":
+		info.NeedsApproval = true
+	case "never":
+		info.NeedsApproval = false
+	}
+	return info
+}
+
+// Call implements tool.Tool: one tools/call with the run's idempotency key
+// in _meta, bounded by the server's timeout and the run's context.
+func (t *Tool) Call(ctx context.Context, c *tool.Call) (tool.Result, error) {
+	session, err := t.server.connect(ctx)
+	if err != nil {
+		return tool.Result{}, err
+	}
+	var args map[string]any
+	if len(c.Arguments) > 0 {
+		if err := json.Unmarshal(c.Arguments, &args); err != nil {
+			return tool.Result{}, fmt.Errorf("arguments are not a JSON object: %w", err)
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, t.server.cfg.Timeout)
+	defer cancel()
+	params := &mcp.CallToolParams{Name: t.def.Name, Arguments: args, Meta: mcp.Meta{MetaIdempotencyKey: c.IdempotencyKey}}
+	res, err := session.CallTool(cctx, params)
+	if errors.Is(err, mcp.ErrConnectionClosed) {
+		// The server went away. Drop the session so the next call starts
+		// it again; repeat this call now only if repeating it is safe.
+		t.server.drop(session)
+		if t.Info().Idempotent {
+			if session, err = t.server.connect(ctx); err == nil {
+				res, err = session.CallTool(cctx, params)
+			}
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return tool.Result{}, ctx.Err()
+		}
+		if errors.Is(cctx.Err(), context.DeadlineExceeded) {
+			return tool.Result{}, fmt.Errorf("mcp tool %s: no answer within %s", t.def.Name, t.server.cfg.Timeout)
+		}
+		return tool.Result{}, fmt.Errorf("mcp tool %s: %w", t.def.Name, err)
+	}
+	return tool.Result{Content: resultText(res), IsError: res.IsError}, nil
+}
+
+// resultText renders a tool result for a model: text as it is, structured
+// content as JSON, other content (images, resources) as its JSON.
+func resultText(res *mcp.CallToolResult) string {
+	var parts []string
+	for _, c := range res.Content {
+		if tc, ok := c.(*mcp.TextContent); ok {
+			parts = append(parts, tc.Text)
+			continue
+		}
+		if b, err := json.Marshal(c); err == nil {
+			parts = append(parts, string(b))
+		}
+	}
+	if len(parts) == 0 && res.StructuredContent != nil {
+		if b, err := json.Marshal(res.StructuredContent); err == nil {
+			parts = append(parts, string(b))
+		}
+	}
+	return strings.Join(parts, "\n")
+}
+
+// headerTransport adds configured headers to every request.
+type headerTransport struct {
+	base    http.RoundTripper
+	headers map[string]string
+}
+
+func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	for k, v := range h.headers {
+		r.Header.Set(k, v)
+	}
+	return h.base.RoundTrip(r)
+}
+
+func transportOf(c *http.Client) http.RoundTripper {
+	if c.Transport != nil {
+		return c.Transport
+	}
+	return http.DefaultTransport
+}

@@ -1,0 +1,178 @@
+package mcptool_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/myriad-ai/myriad/tool"
+	"github.com/myriad-ai/myriad/tool/mcptool"
+)
+
+// The test binary doubles as a stdio MCP server (MCPTOOL_SERVE=1), built
+// with the official SDK like any third-party server.
+func TestMain(m *testing.M) {
+	if os.Getenv("MCPTOOL_SERVE") == "1" {
+		if err := newServer().Run(context.Background(), &mcp.StdioTransport{}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+type echoArgs struct {
+	Msg string `json:"msg"`
+}
+
+func yes() *bool { b := true; return &b }
+
+func newServer() *mcp.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: "test", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "echoes", Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true}},
+		func(ctx context.Context, req *mcp.CallToolRequest, in echoArgs) (*mcp.CallToolResult, any, error) {
+			key, _ := req.Params.Meta[mcptool.MetaIdempotencyKey].(string)
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "echo: " + in.Msg + " key=" + key}}}, nil, nil
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "delete_all", Description: "deletes", Annotations: &mcp.ToolAnnotations{DestructiveHint: yes()}},
+		func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "deleted"}}}, nil, nil
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "slow", Description: "waits for its context"},
+		func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
+			<-ctx.Done()
+			return nil, nil, ctx.Err()
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "crash", Description: "exits the server"},
+		func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
+			os.Exit(3)
+			return nil, nil, nil
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "fail", Description: "a tool error"},
+		func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
+			return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: "it broke"}}}, nil, nil
+		})
+	return s
+}
+
+func stdioServer(t *testing.T, timeout time.Duration) *mcptool.Server {
+	t.Helper()
+	s := mcptool.New(mcptool.Config{Name: "files", Command: os.Args[0], Env: map[string]string{"MCPTOOL_SERVE": "1"}, Timeout: timeout})
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func byName(t *testing.T, tools []tool.Tool) map[string]tool.Tool {
+	t.Helper()
+	out := map[string]tool.Tool{}
+	for _, tl := range tools {
+		out[tl.Info().Name] = tl
+	}
+	return out
+}
+
+func call(t *testing.T, tl tool.Tool, args string) (tool.Result, error) {
+	t.Helper()
+	return tl.Call(context.Background(), &tool.Call{RunID: "run_x", ID: "c1", Arguments: json.RawMessage(args), IdempotencyKey: "run_x/3"})
+}
+
+func TestStdioServerTools(t *testing.T) {
+	s := stdioServer(t, 2*time.Second)
+	tools, err := s.Tools(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := byName(t, tools)
+	echo, del := all["files__echo"], all["files__delete_all"]
+	if echo == nil || del == nil || len(all) != 5 {
+		t.Fatalf("tools %v", all)
+	}
+	if i := echo.Info(); !i.Idempotent || i.NeedsApproval || !strings.Contains(string(i.Schema), `"msg"`) {
+		t.Errorf("echo info %+v", i)
+	}
+	if i := del.Info(); i.Idempotent || !i.NeedsApproval {
+		t.Errorf("a destructive tool should need approval and not be repeated: %+v", i)
+	}
+	if sel, _ := mcptool.Select(tools, []string{"e*", "slow"}); len(sel) != 2 {
+		t.Errorf("select e* and slow: %d tools", len(sel))
+	}
+	res, err := call(t, echo, `{"msg":"hi"}`)
+	if err != nil || res.Content != "echo: hi key=run_x/3" || res.IsError {
+		t.Fatalf("echo: %+v %v", res, err)
+	}
+	if res, err := call(t, all["files__fail"], `{}`); err != nil || !res.IsError || res.Content != "it broke" {
+		t.Fatalf("fail: %+v %v", res, err)
+	}
+}
+
+func TestCallTimeoutAndCancel(t *testing.T) {
+	s := stdioServer(t, 300*time.Millisecond)
+	tools, err := s.Tools(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := byName(t, tools)["files__slow"]
+	if _, err := call(t, slow, `{}`); err == nil || !strings.Contains(err.Error(), "no answer within 300ms") {
+		t.Fatalf("timeout: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := slow.Call(ctx, &tool.Call{Arguments: json.RawMessage(`{}`)})
+		done <- err
+	}()
+	cancel()
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "canceled") {
+		t.Fatalf("cancel: %v", err)
+	}
+}
+
+// A stdio server that dies is started again for the next call.
+func TestCrashedServerIsRestarted(t *testing.T) {
+	s := stdioServer(t, 5*time.Second)
+	tools, err := s.Tools(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := byName(t, tools)
+	if _, err := call(t, all["files__crash"], `{}`); err == nil {
+		t.Fatal("a call that killed its server succeeded")
+	}
+	res, err := call(t, all["files__echo"], `{"msg":"again"}`)
+	if err != nil || !strings.HasPrefix(res.Content, "echo: again") {
+		t.Fatalf("after the crash: %+v %v", res, err)
+	}
+}
+
+func TestStreamableHTTPServer(t *testing.T) {
+	var auth string
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return newServer() }, nil)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth = r.Header.Get("Authorization")
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	s := mcptool.New(mcptool.Config{Name: "remote", URL: srv.URL, Headers: map[string]string{"Authorization": "Bearer t0k"}, Approval: "never"})
+	t.Cleanup(func() { _ = s.Close() })
+	tools, err := s.Tools(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := byName(t, tools)
+	if all["remote__delete_all"].Info().NeedsApproval {
+		t.Error("approval: never did not override the annotation")
+	}
+	res, err := call(t, all["remote__echo"], `{"msg":"over http"}`)
+	if err != nil || res.Content != "echo: over http key=run_x/3" || auth != "Bearer t0k" {
+		t.Fatalf("%+v %v auth %q", res, err, auth)
+	}
+}
