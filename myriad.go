@@ -22,6 +22,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/bus"
@@ -36,6 +37,7 @@ import (
 	"github.com/myriad-ai/myriad/tool"
 	"github.com/myriad-ai/myriad/tool/builtin"
 	"github.com/myriad-ai/myriad/tool/httptool"
+	"github.com/myriad-ai/myriad/tool/mcptool"
 )
 
 // Version is the release of this build; the linker may override it.
@@ -47,6 +49,65 @@ type Project struct {
 	Agents    map[string]*agent.Agent
 	Flows     map[string]*flow.Flow
 	Schedules []runtime.Schedule
+	// MCPServers are the connected MCP servers whose tools agents use.
+	MCPServers map[string]*mcptool.Server
+	mcpListed  map[string][]tool.Tool
+}
+
+// Close ends the project's MCP sessions (stopping stdio servers).
+func (p *Project) Close() {
+	for _, s := range p.MCPServers {
+		_ = s.Close()
+	}
+}
+
+// mcpTools returns the tools of an MCP server that match pattern,
+// connecting to the server the first time.
+func (p *Project) mcpTools(cfg *config.Config, server, pattern string) ([]tool.Tool, error) {
+	all, ok := p.mcpListed[server]
+	if !ok {
+		sc := cfg.MCPServers[server]
+		c := mcptool.Config{Name: server, Command: sc.Command, Args: sc.Args, Env: map[string]string{}, Dir: cfg.Path(sc.Dir),
+			URL: sc.URL, Headers: map[string]string{}, Timeout: sc.Timeout.Std(), Approval: sc.Approval}
+		maps.Copy(c.Env, sc.Env)
+		maps.Copy(c.Headers, sc.Headers)
+		for k, env := range sc.EnvFrom {
+			v := os.Getenv(env)
+			if v == "" {
+				return nil, fmt.Errorf("mcp_servers.%s.env_from.%s: environment variable %s is empty or unset", server, k, env)
+			}
+			c.Env[k] = v
+		}
+		for h, env := range sc.HeaderEnv {
+			v := os.Getenv(env)
+			if v == "" {
+				return nil, fmt.Errorf("mcp_servers.%s.header_env.%s: environment variable %s is empty or unset", server, h, env)
+			}
+			c.Headers[h] = v
+		}
+		s := mcptool.New(c)
+		var err error
+		if all, err = s.Tools(context.Background()); err != nil {
+			_ = s.Close()
+			return nil, fmt.Errorf("mcp_servers.%s: %w", server, err)
+		}
+		if p.MCPServers == nil {
+			p.MCPServers, p.mcpListed = map[string]*mcptool.Server{}, map[string][]tool.Tool{}
+		}
+		p.MCPServers[server], p.mcpListed[server] = s, all
+	}
+	sel, err := mcptool.Select(all, []string{pattern})
+	if err != nil {
+		return nil, err
+	}
+	if len(sel) == 0 {
+		names := make([]string, 0, len(all))
+		for _, t := range all {
+			names = append(names, strings.TrimPrefix(t.Info().Name, server+mcptool.Separator))
+		}
+		return nil, fmt.Errorf("%s.%s matches no tool of MCP server %s (its tools: %s)", server, pattern, server, strings.Join(names, ", "))
+	}
+	return sel, nil
 }
 
 // Load reads a myriad.yaml and builds its models, tools and agents.
@@ -62,6 +123,15 @@ func Load(path string) (*Project, error) {
 // the environment here, and a missing one is an error that names the
 // variable.
 func Build(cfg *config.Config) (*Project, error) {
+	proj := &Project{Config: cfg, Agents: map[string]*agent.Agent{}, Flows: map[string]*flow.Flow{}}
+	if err := proj.build(cfg); err != nil {
+		proj.Close() // stop the MCP servers started so far
+		return nil, err
+	}
+	return proj, nil
+}
+
+func (proj *Project) build(cfg *config.Config) error {
 	// Only models and tools some agent uses are built, so an unused model's
 	// missing API key does not stop an offline project from starting.
 	models := map[string]model.Provider{}
@@ -72,7 +142,7 @@ func Build(cfg *config.Config) (*Project, error) {
 			if tc, ok := cfg.Tools[tn]; ok && tools[tn] == nil {
 				t, err := buildTool(tn, tc)
 				if err != nil {
-					return nil, err
+					return err
 				}
 				tools[tn] = t
 			}
@@ -82,7 +152,7 @@ func Build(cfg *config.Config) (*Project, error) {
 		}
 		p, err := buildModel(cfg, ac.Model, cfg.Models[ac.Model])
 		if err != nil {
-			return nil, err
+			return err
 		}
 		models[ac.Model] = p
 	}
@@ -94,7 +164,7 @@ func Build(cfg *config.Config) (*Project, error) {
 			if tc, ok := cfg.Tools[n.Tool]; ok {
 				t, err := buildTool(n.Tool, tc)
 				if err != nil {
-					return nil, err
+					return err
 				}
 				tools[n.Tool] = t
 			} else if t, ok := builtin.Lookup(n.Tool); ok {
@@ -102,7 +172,6 @@ func Build(cfg *config.Config) (*Project, error) {
 			}
 		}
 	}
-	proj := &Project{Config: cfg, Agents: map[string]*agent.Agent{}, Flows: map[string]*flow.Flow{}}
 	for name, fc := range cfg.Flows {
 		proj.Flows[name] = fc.Definition(name, tools)
 	}
@@ -131,13 +200,27 @@ func Build(cfg *config.Config) (*Project, error) {
 		for _, h := range ac.Handoffs {
 			a.Handoffs = append(a.Handoffs, agent.Handoff{Agent: h.Agent, Description: h.Description})
 		}
-		for _, tn := range ac.Tools {
+		picked := map[string]bool{}
+		for i, tn := range ac.Tools {
+			if server, pattern, isMCP := config.MCPToolRef(tn); isMCP {
+				sel, err := proj.mcpTools(cfg, server, pattern)
+				if err != nil {
+					return fmt.Errorf("agents.%s.tools[%d]: %w", name, i, err)
+				}
+				for _, t := range sel {
+					if n := t.Info().Name; !picked[n] {
+						picked[n] = true
+						a.Tools = append(a.Tools, t)
+					}
+				}
+				continue
+			}
 			if tc := cfg.Tools[tn]; tc != nil && tc.Approval.Required() {
 				rule := agent.ApprovalRule{Timeout: tc.Approval.Timeout.Std(), OnTimeout: tc.Approval.OnTimeout}
 				if tc.Approval.When != "" {
 					c, err := policy.Compile(tc.Approval.When)
 					if err != nil {
-						return nil, fmt.Errorf("tools.%s.approval.when: %w", tn, err)
+						return fmt.Errorf("tools.%s.approval.when: %w", tn, err)
 					}
 					rule.When = c
 				}
@@ -151,23 +234,23 @@ func Build(cfg *config.Config) (*Project, error) {
 			} else if t, ok := builtin.Lookup(tn); ok {
 				a.Tools = append(a.Tools, t)
 			} else {
-				return nil, fmt.Errorf("agents.%s.tools: unknown tool %q", name, tn)
+				return fmt.Errorf("agents.%s.tools: unknown tool %q", name, tn)
 			}
 		}
 		if ac.OutputSchema != nil {
 			raw, _ := json.Marshal(ac.OutputSchema)
 			s, err := tool.CompileSchema(raw)
 			if err != nil {
-				return nil, fmt.Errorf("agents.%s.output_schema: %w", name, err)
+				return fmt.Errorf("agents.%s.output_schema: %w", name, err)
 			}
 			a.OutputSchema = s
 		}
 		if err := a.Init(); err != nil {
-			return nil, err
+			return err
 		}
 		proj.Agents[name] = a
 	}
-	return proj, nil
+	return nil
 }
 
 func secret(path, env string) (string, error) {
@@ -301,4 +384,5 @@ func Open(ctx context.Context, proj *Project, o NodeOptions) (*Node, error) {
 func (n *Node) Close() {
 	n.Runtime.Stop()
 	n.Bus.Close()
+	n.Project.Close()
 }

@@ -38,7 +38,9 @@ import (
 type Config struct {
 	Models map[string]*Model `yaml:"models"`
 	Tools  map[string]*Tool  `yaml:"tools,omitempty"`
-	Agents map[string]*Agent `yaml:"agents"`
+	// MCPServers are MCP servers whose tools agents use ("server.tool").
+	MCPServers map[string]*MCPServer `yaml:"mcp_servers,omitempty"`
+	Agents     map[string]*Agent     `yaml:"agents"`
 	// Flows are graphs of agents, tools and people over a shared state.
 	Flows map[string]*Flow `yaml:"flows,omitempty"`
 	// Schedules start runs on cron expressions.
@@ -525,6 +527,12 @@ func (c *Config) Validate() error {
 				add(fmt.Sprintf("%s.tools[%d]", p, i), "tool %q listed twice", tn)
 			}
 			seen[tn] = true
+			if _, _, isMCP := MCPToolRef(tn); isMCP {
+				if msg := c.checkMCPToolRef(tn); msg != "" {
+					add(fmt.Sprintf("%s.tools[%d]", p, i), "%s", msg)
+				}
+				continue
+			}
 			if !known[tn] {
 				add(fmt.Sprintf("%s.tools[%d]", p, i), "unknown tool %q (known: %s)", tn, list(sortedSet(known)))
 			}
@@ -566,6 +574,7 @@ func (c *Config) Validate() error {
 		add("server.workers", "must be positive")
 	}
 	c.validateFlows(add)
+	c.validateMCP(add)
 	if c.Server.MaxDepth < 0 {
 		add("server.max_depth", "must be positive (or left out for the default of 5)")
 	}

@@ -1,0 +1,98 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"path"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// MCPServer is an MCP server whose tools agents may use.
+type MCPServer struct {
+	// Command and Args start a stdio server in Dir, with Env added to its
+	// environment and EnvFrom (child variable → this process's variable)
+	// for secrets.
+	Command string            `yaml:"command,omitempty"`
+	Args    []string          `yaml:"args,omitempty"`
+	Env     map[string]string `yaml:"env,omitempty"`
+	EnvFrom map[string]string `yaml:"env_from,omitempty"`
+	Dir     string            `yaml:"dir,omitempty"`
+	// URL reaches a streamable HTTP server, with Headers and HeaderEnv
+	// (header → variable holding its value).
+	URL       string            `yaml:"url,omitempty"`
+	Headers   map[string]string `yaml:"headers,omitempty"`
+	HeaderEnv map[string]string `yaml:"header_env,omitempty"`
+	// Timeout bounds each call (default 60s).
+	Timeout Duration `yaml:"timeout,omitempty"`
+	// Approval is required or never for every tool of the server; by
+	// default a tool annotated destructiveHint: true asks.
+	Approval string               `yaml:"approval,omitempty"`
+	Extra    map[string]yaml.Node `yaml:",inline"`
+}
+
+// MCPToolRef splits an agent tools entry "server.pattern" into its MCP
+// server and tool pattern; ok is false for plain tool names.
+func MCPToolRef(entry string) (server, pattern string, ok bool) {
+	return strings.Cut(entry, ".")
+}
+
+func (c *Config) validateMCP(add func(path, format string, args ...any)) {
+	for _, name := range sortedKeys(c.MCPServers) {
+		s, p := c.MCPServers[name], "mcp_servers."+name
+		if !namePattern.MatchString(name) || strings.Contains(name, "__") {
+			add(p, "invalid name: use letters, digits, '_' (not two in a row) or '-', starting with a letter")
+		}
+		if s == nil {
+			add(p, "empty server: set command (stdio) or url (streamable HTTP)")
+			continue
+		}
+		unknownFields(add, p, s.Extra, *s)
+		switch {
+		case s.Command != "" && s.URL != "":
+			add(p, "set command (stdio) or url (streamable HTTP), not both")
+		case s.Command == "" && s.URL == "":
+			add(p, "set command (stdio) or url (streamable HTTP)")
+		case s.URL != "":
+			if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				add(p+".url", "invalid URL %q: write it like https://mcp.example.com/mcp", s.URL)
+			}
+			if len(s.Args) > 0 || len(s.Env) > 0 || len(s.EnvFrom) > 0 || s.Dir != "" {
+				add(p, "args, env, env_from and dir are for command servers")
+			}
+		default:
+			if len(s.Headers) > 0 || len(s.HeaderEnv) > 0 {
+				add(p, "headers and header_env are for url servers")
+			}
+		}
+		for k, env := range s.EnvFrom {
+			if msg := checkEnvName(env); msg != "" {
+				add(p+".env_from."+k, "%s", msg)
+			}
+		}
+		for h, env := range s.HeaderEnv {
+			if msg := checkEnvName(env); msg != "" {
+				add(p+".header_env."+h, "%s", msg)
+			}
+		}
+		if s.Timeout < 0 {
+			add(p+".timeout", "must be positive")
+		}
+		if s.Approval != "" && s.Approval != ApprovalRequired && s.Approval != "never" {
+			add(p+".approval", "unknown value %q (known: required, never; leave it out to follow the tools' annotations)", s.Approval)
+		}
+	}
+}
+
+// checkMCPToolRef checks an agent tools entry that names MCP tools.
+func (c *Config) checkMCPToolRef(entry string) string {
+	server, pattern, _ := MCPToolRef(entry)
+	if c.MCPServers[server] == nil {
+		return fmt.Sprintf("unknown MCP server %q in %q (known: %s)", server, entry, list(sortedKeys(c.MCPServers)))
+	}
+	if _, err := path.Match(pattern, ""); err != nil || pattern == "" {
+		return fmt.Sprintf("%q: after the server name, write a tool name or a pattern like read_* or *", entry)
+	}
+	return ""
+}

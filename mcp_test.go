@@ -1,0 +1,120 @@
+package myriad_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/myriad-ai/myriad"
+	"github.com/myriad-ai/myriad/runtime"
+)
+
+// The test binary doubles as a stdio MCP server (MYRIAD_TEST_MCP=1).
+func TestMain(m *testing.M) {
+	if os.Getenv("MYRIAD_TEST_MCP") == "1" {
+		if err := mcpServer("stdio").Run(context.Background(), &mcp.StdioTransport{}); err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func mcpServer(name string) *mcp.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: name, Version: "1"}, nil)
+	type args struct {
+		Msg string `json:"msg"`
+	}
+	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "echoes", Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true}},
+		func(_ context.Context, _ *mcp.CallToolRequest, in args) (*mcp.CallToolResult, any, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: name + " says " + in.Msg}}}, nil, nil
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "crash", Description: "exits"},
+		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+			os.Exit(3)
+			return nil, nil, nil
+		})
+	return s
+}
+
+// An agent uses the tools of a stdio MCP server and of a streamable HTTP
+// one, and survives the stdio server crashing mid-run.
+func TestAgentWithMCPServers(t *testing.T) {
+	httpSrv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return mcpServer("http") }, nil))
+	t.Cleanup(httpSrv.Close)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "myriad.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+models:
+  local:
+    provider: scripted
+    rules:
+      - when: {tool_results: 3}
+        reply: {text: "{{join .Results \" | \"}}"}
+      - when: {tool_results: 1}
+        reply: {tool_calls: [{name: files__echo, arguments: {msg: "after the crash"}}, {name: remote__echo, arguments: {msg: "over http"}}]}
+      - reply: {tool_calls: [{name: files__crash}]}
+mcp_servers:
+  files:
+    command: %q
+    env: {MYRIAD_TEST_MCP: "1"}
+    timeout: 10s
+  remote:
+    url: %s
+agents:
+  a: {model: local, tools: [files.*, remote.echo]}
+`, os.Args[0], httpSrv.URL)), 0o600)
+	proj, err := myriad.Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tl := range proj.Agents["a"].Tools {
+		names = append(names, tl.Info().Name)
+	}
+	if got := strings.Join(names, " "); got != "files__echo files__crash remote__echo" && got != "files__crash files__echo remote__echo" {
+		t.Fatalf("tools %s", got)
+	}
+	node, err := myriad.Open(context.Background(), proj, myriad.NodeOptions{Memory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(node.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rec, _, err := node.Runtime.Submit(ctx, runtime.SubmitRequest{Agent: "a", Input: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, err = node.Runtime.Wait(ctx, rec.ID); err != nil || rec.Status != runtime.StatusCompleted {
+		t.Fatalf("%+v %v", rec, err)
+	}
+	if !strings.Contains(rec.Output, "stdio says after the crash") || !strings.Contains(rec.Output, "http says over http") {
+		t.Fatalf("output %q", rec.Output)
+	}
+}
+
+func TestMCPToolPatternThatMatchesNothing(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "myriad.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+models:
+  local: {provider: scripted, rules: [{reply: {text: hi}}]}
+mcp_servers:
+  files: {command: %q, env: {MYRIAD_TEST_MCP: "1"}}
+agents:
+  a: {model: local, tools: [files.ecko]}
+`, os.Args[0])), 0o600)
+	_, err := myriad.Load(cfg)
+	if err == nil || !strings.Contains(err.Error(), "agents.a.tools[0]: files.ecko matches no tool of MCP server files (its tools: ") {
+		t.Fatalf("error %v", err)
+	}
+}
