@@ -76,9 +76,10 @@ agents:
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(proj.Close) // before the HTTP server closes: it waits for our stream
 	var names []string
-	for _, tl := range proj.Agents["a"].Tools {
-		names = append(names, tl.Info().Name)
+	for _, tl := range proj.Agents["a"].CurrentTools() {
+		names = append(names, tl.Name)
 	}
 	if got := strings.Join(names, " "); got != "files__echo files__crash remote__echo" && got != "files__crash files__echo remote__echo" {
 		t.Fatalf("tools %s", got)

@@ -200,19 +200,19 @@ func (proj *Project) build(cfg *config.Config) error {
 		for _, h := range ac.Handoffs {
 			a.Handoffs = append(a.Handoffs, agent.Handoff{Agent: h.Agent, Description: h.Description})
 		}
-		picked := map[string]bool{}
+		// An agent's patterns for one MCP server make one source, which
+		// follows the server's changes to its tool list.
+		var servers []string
+		patterns := map[string][]string{}
 		for i, tn := range ac.Tools {
 			if server, pattern, isMCP := config.MCPToolRef(tn); isMCP {
-				sel, err := proj.mcpTools(cfg, server, pattern)
-				if err != nil {
+				if _, err := proj.mcpTools(cfg, server, pattern); err != nil {
 					return fmt.Errorf("agents.%s.tools[%d]: %w", name, i, err)
 				}
-				for _, t := range sel {
-					if n := t.Info().Name; !picked[n] {
-						picked[n] = true
-						a.Tools = append(a.Tools, t)
-					}
+				if patterns[server] == nil {
+					servers = append(servers, server)
 				}
+				patterns[server] = append(patterns[server], pattern)
 				continue
 			}
 			if tc := cfg.Tools[tn]; tc != nil && tc.Approval.Required() {
@@ -236,6 +236,9 @@ func (proj *Project) build(cfg *config.Config) error {
 			} else {
 				return fmt.Errorf("agents.%s.tools: unknown tool %q", name, tn)
 			}
+		}
+		for _, server := range servers {
+			a.Sources = append(a.Sources, proj.MCPServers[server].Selection(patterns[server]))
 		}
 		if ac.OutputSchema != nil {
 			raw, _ := json.Marshal(ac.OutputSchema)

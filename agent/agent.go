@@ -13,6 +13,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/myriad-ai/myriad/journal"
@@ -60,10 +62,24 @@ type Agent struct {
 	// for themselves (tool.Info.NeedsApproval).
 	Approvals map[string]ApprovalRule
 
-	tools    map[string]*boundTool
+	// Sources are sets of tools that may change while the process runs
+	// (an MCP server's, when it announces a new list).
+	Sources []tool.Source
+
 	subs     map[string]*SubAgent
 	handoffs map[string]string // tool name → agent
+	team     []model.ToolSpec  // sub-agent and handoff tools
+
+	mu  sync.Mutex // serialises rebuilds of set
+	set atomic.Pointer[toolset]
+}
+
+// toolset is what the model may call, built from Tools, Sources and the
+// team; a new one replaces it when a source changes.
+type toolset struct {
+	tools    map[string]*boundTool
 	specs    []model.ToolSpec
+	versions []uint64 // of Sources, when built
 }
 
 type boundTool struct {
@@ -80,27 +96,77 @@ func (a *Agent) Init() error {
 	if a.MaxTurns <= 0 {
 		a.MaxTurns = 10
 	}
-	a.tools = make(map[string]*boundTool, len(a.Tools))
-	a.specs = a.specs[:0]
-	for _, t := range a.Tools {
-		info := t.Info()
-		if err := tool.CheckName(info.Name); err != nil {
-			return fmt.Errorf("agent %s: %w", a.Name, err)
-		}
-		if _, dup := a.tools[info.Name]; dup {
-			return fmt.Errorf("agent %s: tool %q listed twice", a.Name, info.Name)
-		}
-		s, err := tool.CompileSchema(info.Schema)
-		if err != nil {
-			return fmt.Errorf("agent %s: tool %s: %w", a.Name, info.Name, err)
-		}
-		a.tools[info.Name] = &boundTool{tool: t, info: info, schema: s}
-		a.specs = append(a.specs, model.ToolSpec{Name: info.Name, Description: info.Description, Parameters: s.Raw()})
-	}
 	if a.MaxChildren <= 0 {
 		a.MaxChildren = DefaultMaxChildren
 	}
-	return a.teamSpecs()
+	if err := a.teamSpecs(); err != nil {
+		return err
+	}
+	ts, err := a.buildToolset()
+	if err != nil {
+		return err
+	}
+	a.set.Store(ts)
+	return nil
+}
+
+// buildToolset binds the agent's tools as they are now.
+func (a *Agent) buildToolset() (*toolset, error) {
+	ts := &toolset{tools: map[string]*boundTool{}}
+	all := append([]tool.Tool(nil), a.Tools...)
+	for _, src := range a.Sources {
+		ts.versions = append(ts.versions, src.Version())
+		all = append(all, src.Tools()...)
+	}
+	for _, t := range all {
+		info := t.Info()
+		if err := tool.CheckName(info.Name); err != nil {
+			return nil, fmt.Errorf("agent %s: %w", a.Name, err)
+		}
+		if _, dup := ts.tools[info.Name]; dup {
+			return nil, fmt.Errorf("agent %s: tool %q listed twice", a.Name, info.Name)
+		}
+		if _, clash := a.subs[info.Name]; clash {
+			return nil, fmt.Errorf("agent %s: sub-agent %q has the name of one of its tools", a.Name, info.Name)
+		}
+		s, err := tool.CompileSchema(info.Schema)
+		if err != nil {
+			return nil, fmt.Errorf("agent %s: tool %s: %w", a.Name, info.Name, err)
+		}
+		ts.tools[info.Name] = &boundTool{tool: t, info: info, schema: s}
+		ts.specs = append(ts.specs, model.ToolSpec{Name: info.Name, Description: info.Description, Parameters: s.Raw()})
+	}
+	ts.specs = append(ts.specs, a.team...)
+	return ts, nil
+}
+
+// current returns the agent's tools, rebuilt first if a source changed.
+// A source whose new tools do not bind (a bad schema) keeps the old set.
+func (a *Agent) current() *toolset {
+	ts := a.set.Load()
+	if !ts.stale(a.Sources) {
+		return ts
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if ts = a.set.Load(); !ts.stale(a.Sources) {
+		return ts
+	}
+	next, err := a.buildToolset()
+	if err != nil {
+		return ts
+	}
+	a.set.Store(next)
+	return next
+}
+
+func (ts *toolset) stale(sources []tool.Source) bool {
+	for i, src := range sources {
+		if src.Version() != ts.versions[i] {
+			return true
+		}
+	}
+	return false
 }
 
 // Error codes a run can fail with.
@@ -125,7 +191,7 @@ var (
 
 // ValidateArguments checks arguments against a tool's schema.
 func (a *Agent) ValidateArguments(toolName string, args json.RawMessage) error {
-	bt := a.tools[toolName]
+	bt := a.current().tools[toolName]
 	if bt == nil {
 		return fmt.Errorf("agent %s has no tool %q", a.Name, toolName)
 	}
@@ -168,4 +234,17 @@ func (a *Agent) needsApproval(bt *boundTool, c model.ToolCall) (bool, string) {
 		return true, "approval condition: " + rule.When.String()
 	}
 	return bt.info.NeedsApproval, ""
+}
+
+// CurrentTools describes the tools the agent offers its model now: its own,
+// and those of its sources as they last announced them.
+func (a *Agent) CurrentTools() []tool.Info {
+	ts := a.current()
+	out := make([]tool.Info, 0, len(ts.tools))
+	for _, sp := range ts.specs {
+		if bt, ok := ts.tools[sp.Name]; ok {
+			out = append(out, bt.info)
+		}
+	}
+	return out
 }

@@ -232,6 +232,7 @@ type runner struct {
 	runID string
 	mu    sync.Mutex // serialises appends from parallel tool calls
 	s     *state
+	ts    *toolset // the tools of r.a the current turn was offered
 }
 
 func (r *runner) append(ctx context.Context, typ string, data any) (journal.Event, error) {
@@ -285,9 +286,10 @@ func (a *Agent) Resume(ctx context.Context, runID string, events []journal.Event
 		holder = s.turns[n-1].agent
 	}
 	if r.a = r.lookup(holder); r.a == nil {
-		r.a = a
+		r.a, r.ts = a, a.current()
 		return r.fail(ctx, s, CodeUnknownAgent, fmt.Sprintf("the run was handed to agent %q, which is not defined on this node", holder))
 	}
+	r.ts = r.a.current()
 	if a.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadlineCause(ctx, s.clockFrom.Add(a.Timeout), errTimeout)
@@ -362,7 +364,7 @@ func (r *runner) loop(ctx context.Context, s *state) (Outcome, error) {
 			if next == nil {
 				return r.fail(ctx, s, CodeUnknownAgent, fmt.Sprintf("the run was handed to agent %q, which is not defined on this node", s.agent))
 			}
-			r.a = next
+			r.a, r.ts = next, next.current()
 		}
 		if len(s.turns) >= r.a.MaxTurns {
 			return r.fail(ctx, s, CodeMaxTurns, fmt.Sprintf("the model did not give a final answer within %d turns (raise agents.%s.max_turns)", r.a.MaxTurns, r.a.Name))
@@ -386,7 +388,8 @@ func (r *runner) loop(ctx context.Context, s *state) (Outcome, error) {
 }
 
 func (r *runner) callModel(ctx context.Context, s *state) error {
-	req := &model.Request{Messages: s.messages(r.a.Instructions), Tools: r.a.specs}
+	r.ts = r.a.current() // a source may have changed its tools since
+	req := &model.Request{Messages: s.messages(r.a.Instructions), Tools: r.ts.specs}
 	if r.a.OutputSchema != nil {
 		req.OutputSchema = r.a.OutputSchema.Raw()
 	}
@@ -462,7 +465,7 @@ func (r *runner) runTools(ctx context.Context, s *state, t *turn) (done bool, ou
 			c.Arguments = d.Arguments // approved with edits, for every attempt
 		}
 		prev, wasStarted := t.started[c.ID]
-		bt := r.a.tools[c.Name]
+		bt := r.ts.tools[c.Name]
 		if res, ok := t.resolved[c.ID]; ok && wasStarted {
 			switch res.Action {
 			case journal.ResolveSkip:
@@ -603,7 +606,7 @@ func (r *runner) runJobs(ctx context.Context, s *state, t *turn, jobs []job) (do
 	for i := range jobs {
 		c := jobs[i].call
 		st := journal.ToolStarted{CallID: c.ID, Name: c.Name, Arguments: c.Arguments, Attempt: jobs[i].started.Attempt + 1}
-		if bt := r.a.tools[c.Name]; bt != nil {
+		if bt := r.ts.tools[c.Name]; bt != nil {
 			st.Idempotent = bt.info.Idempotent
 		}
 		if jobs[i].started.IdempotencyKey != "" {
@@ -687,7 +690,7 @@ func (r *runner) callTool(ctx context.Context, c model.ToolCall, st journal.Tool
 			f.IsError, f.Content, cut = true, fmt.Sprintf("tool %s panicked: %v", c.Name, p), false
 		}
 	}()
-	bt := r.a.tools[c.Name]
+	bt := r.ts.tools[c.Name]
 	switch {
 	case bt == nil:
 		f.IsError = true
@@ -721,11 +724,11 @@ func (r *runner) callTool(ctx context.Context, c model.ToolCall, st journal.Tool
 const MaxToolResultBytes = 256 << 10
 
 func (r *runner) toolList() string {
-	if len(r.a.specs) == 0 {
+	if len(r.ts.specs) == 0 {
 		return "none"
 	}
 	s := ""
-	for i, sp := range r.a.specs {
+	for i, sp := range r.ts.specs {
 		if i > 0 {
 			s += ", "
 		}

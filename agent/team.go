@@ -109,13 +109,11 @@ var handoffSchema = json.RawMessage(`{"type":"object","properties":{"reason":{"t
 // teamSpecs describes the sub-agents and handoffs to the model.
 func (a *Agent) teamSpecs() error {
 	a.subs = make(map[string]*SubAgent, len(a.SubAgents))
+	a.team = nil
 	for i := range a.SubAgents {
 		sa := &a.SubAgents[i]
 		if sa.Context == "" {
 			sa.Context = ContextTask
-		}
-		if _, dup := a.tools[sa.Agent]; dup {
-			return fmt.Errorf("agent %s: sub-agent %q has the name of one of its tools", a.Name, sa.Agent)
 		}
 		if _, dup := a.subs[sa.Agent]; dup {
 			return fmt.Errorf("agent %s: sub-agent %q listed twice", a.Name, sa.Agent)
@@ -125,7 +123,7 @@ func (a *Agent) teamSpecs() error {
 		if desc == "" {
 			desc = fmt.Sprintf("Ask the %s agent to do a task; it answers with its result.", sa.Agent)
 		}
-		a.specs = append(a.specs, model.ToolSpec{Name: sa.Agent, Description: desc, Parameters: taskSchema})
+		a.team = append(a.team, model.ToolSpec{Name: sa.Agent, Description: desc, Parameters: taskSchema})
 	}
 	a.handoffs = make(map[string]string, len(a.Handoffs))
 	for _, h := range a.Handoffs {
@@ -138,7 +136,7 @@ func (a *Agent) teamSpecs() error {
 		if desc == "" {
 			desc = fmt.Sprintf("Transfer the conversation to the %s agent, which then answers the user.", h.Agent)
 		}
-		a.specs = append(a.specs, model.ToolSpec{Name: name, Description: desc, Parameters: handoffSchema})
+		a.team = append(a.team, model.ToolSpec{Name: name, Description: desc, Parameters: handoffSchema})
 	}
 	return nil
 }

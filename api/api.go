@@ -443,8 +443,8 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
 	out := []AgentInfo{}
 	for _, a := range s.rt.Agents() {
 		info := AgentInfo{Name: a.Name, Description: a.Description, Model: a.ModelName, Tools: []string{}}
-		for _, t := range a.Tools {
-			info.Tools = append(info.Tools, t.Info().Name)
+		for _, t := range a.CurrentTools() {
+			info.Tools = append(info.Tools, t.Name)
 		}
 		out = append(out, info)
 	}

@@ -67,3 +67,12 @@ func CheckName(name string) error {
 	}
 	return nil
 }
+
+// Source is a set of tools that may change while the process runs: the
+// tools an agent selects from an MCP server, which may announce a new list.
+type Source interface {
+	// Tools returns the current tools.
+	Tools() []Tool
+	// Version changes whenever Tools does.
+	Version() uint64
+}

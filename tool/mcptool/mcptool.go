@@ -26,6 +26,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -60,6 +61,9 @@ type Config struct {
 	Logger   *slog.Logger
 	// HTTPClient is used for URL servers (default: a plain client).
 	HTTPClient *http.Client
+	// OnToolsChanged, when set, is called after the server announced a new
+	// tool list and it was read.
+	OnToolsChanged func()
 }
 
 // DefaultTimeout bounds a call when the configuration gives none.
@@ -77,6 +81,7 @@ type Server struct {
 	nextTry   time.Time // no connection attempt before this
 	listDirty bool      // the server said its tool list changed
 	tools     []*mcp.Tool
+	version   atomic.Uint64 // bumped whenever tools changes
 }
 
 // New returns a server; it connects on first use.
@@ -93,6 +98,20 @@ func New(cfg Config) *Server {
 			s.mu.Lock()
 			s.listDirty = true
 			s.mu.Unlock()
+			// Read the new list now, so agents offer it from their next
+			// model call on.
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+				defer cancel()
+				if _, err := s.Tools(ctx); err != nil {
+					s.cfg.Logger.Warn("mcp server changed its tools, and reading them failed", "server", s.cfg.Name, "err", err)
+					return
+				}
+				s.cfg.Logger.Info("mcp server changed its tools", "server", s.cfg.Name)
+				if s.cfg.OnToolsChanged != nil {
+					s.cfg.OnToolsChanged()
+				}
+			}()
 		},
 		Capabilities: &mcp.ClientCapabilities{},
 	})
@@ -206,6 +225,7 @@ func (s *Server) Tools(ctx context.Context) ([]tool.Tool, error) {
 		}
 		s.mu.Lock()
 		s.tools, s.listDirty, cached = list, false, list
+		s.version.Add(1)
 		s.mu.Unlock()
 	}
 	out := make([]tool.Tool, 0, len(cached))
@@ -213,6 +233,33 @@ func (s *Server) Tools(ctx context.Context) ([]tool.Tool, error) {
 		out = append(out, &Tool{server: s, def: t})
 	}
 	return out, nil
+}
+
+// Selection is the tools of a server an agent selects with patterns, as a
+// tool.Source: it follows the server's announced changes.
+func (s *Server) Selection(patterns []string) tool.Source {
+	return &selection{server: s, patterns: patterns}
+}
+
+type selection struct {
+	server   *Server
+	patterns []string
+}
+
+var _ tool.Source = (*selection)(nil)
+
+func (sel *selection) Version() uint64 { return sel.server.version.Load() }
+
+func (sel *selection) Tools() []tool.Tool {
+	sel.server.mu.Lock()
+	list := sel.server.tools
+	sel.server.mu.Unlock()
+	all := make([]tool.Tool, 0, len(list))
+	for _, t := range list {
+		all = append(all, &Tool{server: sel.server, def: t})
+	}
+	out, _ := Select(all, sel.patterns) // patterns were checked when configured
+	return out
 }
 
 // Select keeps the tools whose names (without the server prefix) match

@@ -176,3 +176,34 @@ func TestStreamableHTTPServer(t *testing.T) {
 		t.Fatalf("%+v %v auth %q", res, err, auth)
 	}
 }
+
+// A server that announces a new tool list is read again, and a selection
+// offers the new tools.
+func TestToolListChanged(t *testing.T) {
+	server := newServer()
+	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil))
+	changed := make(chan struct{}, 1)
+	s := mcptool.New(mcptool.Config{Name: "remote", URL: srv.URL, OnToolsChanged: func() { changed <- struct{}{} }})
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { _ = s.Close() }) // first: the server waits for our stream
+	if _, err := s.Tools(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sel := s.Selection([]string{"echo", "new_*"})
+	before := sel.Version()
+	if n := len(sel.Tools()); n != 1 {
+		t.Fatalf("%d tools selected, want echo only", n)
+	}
+	mcp.AddTool(server, &mcp.Tool{Name: "new_thing", Description: "added later"},
+		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "new"}}}, nil, nil
+		})
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the new tool list was not read within 10s")
+	}
+	if sel.Version() == before || len(sel.Tools()) != 2 {
+		t.Fatalf("version %d → %d, %d tools", before, sel.Version(), len(sel.Tools()))
+	}
+}
