@@ -122,14 +122,14 @@ func TestLimitsEndRunsWithClearErrors(t *testing.T) {
 	tests := []struct {
 		name     string
 		rules    string
-		agent    agent.Agent
+		agent    *agent.Agent
 		wantCode string
 		wantMsg  string
 	}{
-		{"max turns", loop, agent.Agent{MaxTurns: 3}, agent.CodeMaxTurns, "agents.worker.max_turns"},
-		{"token budget", loop, agent.Agent{TokenBudget: 1}, agent.CodeTokenBudget, "agents.worker.token_budget"},
-		{"model error", `- reply: {error: "boom", error_status: 400}`, agent.Agent{}, agent.CodeModel, "boom"},
-		{"output schema never met", `- reply: {text: "not json"}`, agent.Agent{MaxTurns: 2, OutputSchema: schema}, agent.CodeMaxTurns, "max_turns"},
+		{"max turns", loop, &agent.Agent{MaxTurns: 3}, agent.CodeMaxTurns, "agents.worker.max_turns"},
+		{"token budget", loop, &agent.Agent{TokenBudget: 1}, agent.CodeTokenBudget, "agents.worker.token_budget"},
+		{"model error", `- reply: {error: "boom", error_status: 400}`, &agent.Agent{}, agent.CodeModel, "boom"},
+		{"output schema never met", `- reply: {text: "not json"}`, &agent.Agent{MaxTurns: 2, OutputSchema: schema}, agent.CodeMaxTurns, "max_turns"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -137,7 +137,7 @@ func TestLimitsEndRunsWithClearErrors(t *testing.T) {
 			a := tc.agent
 			a.Model = scriptedModel(t, tc.rules)
 			a.Tools = []tool.Tool{&recorder{name: "step"}}
-			rt := newRuntime(t, b, map[string]*agent.Agent{"worker": &a})
+			rt := newRuntime(t, b, map[string]*agent.Agent{"worker": a})
 			start(t, rt)
 			rec, _, err := rt.Submit(context.Background(), runtime.SubmitRequest{Agent: "worker", Input: "go"})
 			if err != nil {
