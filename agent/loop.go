@@ -49,6 +49,8 @@ type Env struct {
 	Children Children
 	// Lookup finds an agent by name, for handoffs.
 	Lookup func(name string) *Agent
+	// OnProgress receives progress reported by running tool calls.
+	OnProgress func(callID, toolName string, p tool.Progress)
 	// Answer returns a person's answer to a flow question (key
 	// "node#visit") given while the run was busy, not journaled yet.
 	Answer func(ctx context.Context, key string) (json.RawMessage, bool)
@@ -701,7 +703,11 @@ func (r *runner) callTool(ctx context.Context, c model.ToolCall, st journal.Tool
 			f.Content = fmt.Sprintf("invalid arguments for %s: %v", c.Name, err)
 			break
 		}
-		res, err := bt.tool.Call(ctx, &tool.Call{RunID: r.runID, ID: c.ID, Arguments: c.Arguments, IdempotencyKey: st.IdempotencyKey})
+		call := &tool.Call{RunID: r.runID, ID: c.ID, Arguments: c.Arguments, IdempotencyKey: st.IdempotencyKey}
+		if on := r.env.OnProgress; on != nil {
+			call.Progress = func(p tool.Progress) { on(c.ID, c.Name, p) }
+		}
+		res, err := bt.tool.Call(ctx, call)
 		if err != nil {
 			if ctx.Err() != nil {
 				return f, true

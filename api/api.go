@@ -587,14 +587,17 @@ func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 		close(events)
 	}()
 	sendDelta := func(m *nats.Msg) {
-		var d runtime.Delta
-		if json.Unmarshal(m.Data, &d) != nil {
+		var live struct {
+			Type  string `json:"type"`
+			RunID string `json:"run_id"`
+		}
+		if json.Unmarshal(m.Data, &live) != nil || live.Type == "" {
 			return
 		}
-		if _, ok := tree.Path(r.Context(), d.RunID, nil); !ok {
+		if _, ok := tree.Path(r.Context(), live.RunID, nil); !ok {
 			return
 		}
-		fmt.Fprintf(w, "event: model.delta\ndata: %s\n\n", m.Data)
+		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", live.Type, m.Data)
 	}
 	keepAlive := time.NewTicker(SSEKeepAlive)
 	defer keepAlive.Stop()

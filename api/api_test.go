@@ -492,3 +492,60 @@ func TestNestedEventStream(t *testing.T) {
 		t.Errorf("resumed stream:\n%s", strings.Join(resumed, "\n"))
 	}
 }
+
+// Progress a tool reports while it runs reaches the event stream live.
+func TestToolProgressReachesTheEventStream(t *testing.T) {
+	b, _ := bustest.Open(t)
+	rules, _ := scripted.ParseRules([]byte(`
+- when: {last_role: tool}
+  reply: {text: "done"}
+- reply: {tool_calls: [{name: work}]}
+`))
+	m, err := scripted.New(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	work, err := tool.NewFunc("work", "works", func(_ context.Context, c *tool.Call, _ struct{}) (string, error) {
+		c.Progress(tool.Progress{Progress: 1, Total: 2, Message: "half way"})
+		return "worked", nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := runtime.New(b, runtime.Options{Agents: map[string]*agent.Agent{"worker": {Model: m, Tools: []tool.Tool{work}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(rt, api.Options{}))
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/runs/"+rec.ID+"/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := rt.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Stop)
+	var progress *runtime.ToolProgress
+	err = client.ReadSSE(resp.Body, func(typ string, data []byte) (bool, error) {
+		if typ == runtime.LiveProgress {
+			progress = &runtime.ToolProgress{}
+			_ = json.Unmarshal(data, progress)
+		}
+		return !journal.Terminal(typ), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if progress == nil || progress.Message != "half way" || progress.Tool != "work" || progress.Path != "worker" {
+		t.Fatalf("progress %+v", progress)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/myriad-ai/myriad/bus"
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/model"
+	"github.com/myriad-ai/myriad/tool"
 )
 
 // turnWait is how soon a run whose instance is busy with an earlier turn is
@@ -440,7 +441,7 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 		_, err = w.Append(ctx, journal.TypeRunFailed, journal.RunFailed{Code: agent.CodeUnknownAgent, Message: msg})
 		outcome = agent.Failed
 	} else {
-		outcome, err = a.Resume(runCtx, id, w.Events(), w, agent.Env{OnDelta: r.publishDelta(rec), Children: r, Lookup: r.lookupAgent,
+		outcome, err = a.Resume(runCtx, id, w.Events(), w, agent.Env{OnDelta: r.publishDelta(rec), OnProgress: r.publishProgress(rec), Children: r, Lookup: r.lookupAgent,
 			Answer: r.answerOf(id)})
 	}
 	if errors.Is(err, nats.ErrMaxPayload) {
@@ -489,10 +490,39 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 
 // Delta is streamed model text, published live on bus.LiveSubject.
 type Delta struct {
+	// Type is "model.delta".
+	Type  string `json:"type"`
 	RunID string `json:"run_id"`
 	Path  string `json:"path"`
 	Turn  int    `json:"turn"`
 	Text  string `json:"text"`
+}
+
+// ToolProgress is progress a running tool call reports, published live on
+// bus.LiveSubject.
+type ToolProgress struct {
+	// Type is "tool.progress".
+	Type   string `json:"type"`
+	RunID  string `json:"run_id"`
+	Path   string `json:"path"`
+	CallID string `json:"call_id"`
+	Tool   string `json:"tool"`
+	tool.Progress
+}
+
+// Live event types, on bus.LiveSubject.
+const (
+	LiveDelta    = "model.delta"
+	LiveProgress = "tool.progress"
+)
+
+// publishProgress returns the hook that publishes a run's tool progress.
+func (r *Runtime) publishProgress(rec *Record) func(string, string, tool.Progress) {
+	id, path, subject := rec.ID, rec.PathOrAgent(), bus.LiveSubject(rec.ID)
+	return func(callID, name string, p tool.Progress) {
+		data, _ := json.Marshal(ToolProgress{Type: LiveProgress, RunID: id, Path: path, CallID: callID, Tool: name, Progress: p})
+		_ = r.bus.NC.Publish(subject, data) // best effort: live only
+	}
 }
 
 // publishDelta returns the hook that publishes a run's streamed text.
@@ -503,7 +533,7 @@ func (r *Runtime) publishDelta(rec *Record) func(int, model.Delta) {
 		if d.Text == "" {
 			return
 		}
-		data, _ := json.Marshal(Delta{RunID: id, Path: path, Turn: turn, Text: d.Text})
+		data, _ := json.Marshal(Delta{Type: LiveDelta, RunID: id, Path: path, Turn: turn, Text: d.Text})
 		_ = r.bus.NC.Publish(subject, data) // best effort: the journal is the record
 	}
 }

@@ -40,6 +40,17 @@ type Call struct {
 	// that first started the call: the same for every attempt of one call, so
 	// backends can drop repeats.
 	IdempotencyKey string
+	// Progress, when set, receives progress the tool reports while it runs
+	// (an MCP server's notifications/progress). It is shown live, not
+	// journaled.
+	Progress func(Progress)
+}
+
+// Progress is how far a running call has got.
+type Progress struct {
+	Progress float64 `json:"progress"`
+	Total    float64 `json:"total,omitempty"`
+	Message  string  `json:"message,omitempty"`
 }
 
 // Result is what a call returns to the model.

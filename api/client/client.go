@@ -196,8 +196,8 @@ func (c *Client) Events(ctx context.Context, id string, lastEventID uint64, fn f
 		if typ == "error" {
 			return false, fmt.Errorf("event stream: %s", data)
 		}
-		if typ == "model.delta" {
-			return true, nil // live text; the journaled model.response carries it all
+		if typ == runtime.LiveDelta || typ == runtime.LiveProgress {
+			return true, nil // live only; the journal carries what lasts
 		}
 		var ev runtime.TreeEvent
 		if err := json.Unmarshal(data, &ev); err != nil {

@@ -82,6 +82,10 @@ type Server struct {
 	listDirty bool      // the server said its tool list changed
 	tools     []*mcp.Tool
 	version   atomic.Uint64 // bumped whenever tools changes
+
+	progressMu sync.Mutex
+	progress   map[string]func(tool.Progress) // by progress token
+	calls      atomic.Uint64                  // numbers progress tokens
 }
 
 // New returns a server; it connects on first use.
@@ -113,8 +117,18 @@ func New(cfg Config) *Server {
 				}
 			}()
 		},
+		ProgressNotificationHandler: func(_ context.Context, req *mcp.ProgressNotificationClientRequest) {
+			token, _ := req.Params.ProgressToken.(string)
+			s.progressMu.Lock()
+			report := s.progress[token]
+			s.progressMu.Unlock()
+			if report != nil {
+				report(tool.Progress{Progress: req.Params.Progress, Total: req.Params.Total, Message: req.Params.Message})
+			}
+		},
 		Capabilities: &mcp.ClientCapabilities{},
 	})
+	s.progress = map[string]func(tool.Progress){}
 	return s
 }
 
@@ -323,6 +337,20 @@ func (t *Tool) Call(ctx context.Context, c *tool.Call) (tool.Result, error) {
 	cctx, cancel := context.WithTimeout(ctx, t.server.cfg.Timeout)
 	defer cancel()
 	params := &mcp.CallToolParams{Name: t.def.Name, Arguments: args, Meta: mcp.Meta{MetaIdempotencyKey: c.IdempotencyKey}}
+	if c.Progress != nil {
+		token := fmt.Sprintf("myriad-%d", t.server.calls.Add(1))
+		params.SetProgressToken(token)
+		t.server.progressMu.Lock()
+		t.server.progress[token] = c.Progress
+		t.server.progressMu.Unlock()
+		defer time.AfterFunc(time.Second, func() {
+			// Notifications are handled apart from the answer and may
+			// trail it: keep listening a moment.
+			t.server.progressMu.Lock()
+			delete(t.server.progress, token)
+			t.server.progressMu.Unlock()
+		})
+	}
 	res, err := session.CallTool(cctx, params)
 	if errors.Is(err, mcp.ErrConnectionClosed) {
 		// The server went away. Drop the session so the next call starts

@@ -57,6 +57,14 @@ func newServer() *mcp.Server {
 			os.Exit(3)
 			return nil, nil, nil
 		})
+	mcp.AddTool(s, &mcp.Tool{Name: "work", Description: "reports progress"},
+		func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
+			for i := 1; i <= 2; i++ {
+				_ = req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: req.Params.GetProgressToken(),
+					Progress: float64(i), Total: 2, Message: fmt.Sprintf("step %d", i)})
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "worked"}}}, nil, nil
+		})
 	mcp.AddTool(s, &mcp.Tool{Name: "fail", Description: "a tool error"},
 		func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
 			return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: "it broke"}}}, nil, nil
@@ -93,7 +101,7 @@ func TestStdioServerTools(t *testing.T) {
 	}
 	all := byName(t, tools)
 	echo, del := all["files__echo"], all["files__delete_all"]
-	if echo == nil || del == nil || len(all) != 5 {
+	if echo == nil || del == nil || len(all) != 6 {
 		t.Fatalf("tools %v", all)
 	}
 	if i := echo.Info(); !i.Idempotent || i.NeedsApproval || !strings.Contains(string(i.Schema), `"msg"`) {
@@ -205,5 +213,33 @@ func TestToolListChanged(t *testing.T) {
 	}
 	if sel.Version() == before || len(sel.Tools()) != 2 {
 		t.Fatalf("version %d → %d, %d tools", before, sel.Version(), len(sel.Tools()))
+	}
+}
+
+// Progress notifications reach the call's Progress hook.
+func TestProgress(t *testing.T) {
+	s := stdioServer(t, 5*time.Second)
+	tools, err := s.Tools(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan tool.Progress, 2)
+	res, err := byName(t, tools)["files__work"].Call(context.Background(), &tool.Call{Arguments: json.RawMessage(`{}`),
+		Progress: func(p tool.Progress) { got <- p }})
+	if err != nil || res.Content != "worked" {
+		t.Fatalf("%+v %v", res, err)
+	}
+	// Notifications may trail the answer; both arrive.
+	messages := map[string]bool{}
+	for range 2 {
+		select {
+		case p := <-got:
+			messages[p.Message] = p.Total == 2
+		case <-time.After(5 * time.Second):
+			t.Fatalf("progress so far %v", messages)
+		}
+	}
+	if !messages["step 1"] || !messages["step 2"] {
+		t.Fatalf("progress %v", messages)
 	}
 }
