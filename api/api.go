@@ -35,6 +35,8 @@ type Options struct {
 	Logger       *slog.Logger
 	// Version is reported by /healthz.
 	Version string
+	// MCP, when set, is served on /mcp, behind the same authentication.
+	MCP http.Handler
 }
 
 // Server is the HTTP API over a runtime.
@@ -66,6 +68,9 @@ func New(rt *runtime.Runtime, opts Options) *Server {
 	s.mux.HandleFunc("POST /v1/runs/{id}/input", s.auth(s.provideInput))
 	s.mux.HandleFunc("GET /v1/approvals", s.auth(s.listApprovals))
 	s.mux.HandleFunc("POST /v1/runs/{id}/approvals/{approval_id}", s.auth(s.decideApproval))
+	if opts.MCP != nil {
+		s.mux.HandleFunc("/mcp", s.auth(opts.MCP.ServeHTTP))
+	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s (see docs/api.md)", r.Method, r.URL.Path))
 	})

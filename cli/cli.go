@@ -27,6 +27,7 @@ type env struct {
 func commands() []command {
 	return []command{
 		{"serve", "serve the HTTP API and execute runs", serve},
+		{"mcp", "serve agents and flows as MCP tools on stdin/stdout", mcpCmd},
 		{"run", "run an agent or a flow in-process and print its events", runCmd},
 		{"runs", "list, show, follow, cancel or resolve runs on a server", runsCmd},
 		{"validate", "check a myriad.yaml", validate},

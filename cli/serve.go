@@ -11,6 +11,7 @@ import (
 
 	"github.com/myriad-ai/myriad"
 	"github.com/myriad-ai/myriad/api"
+	"github.com/myriad-ai/myriad/mcpserver"
 )
 
 func serve(ctx context.Context, e *env, args []string) error {
@@ -54,7 +55,8 @@ func serve(ctx context.Context, e *env, args []string) error {
 	}
 	defer node.Close()
 	srv := &http.Server{
-		Handler:           api.New(node.Runtime, api.Options{Token: token, MaxBodyBytes: cfg.Server.MaxBodyBytes, Logger: log, Version: myriad.Version}),
+		Handler: api.New(node.Runtime, api.Options{Token: token, MaxBodyBytes: cfg.Server.MaxBodyBytes, Logger: log, Version: myriad.Version,
+			MCP: mcpserver.Handler(mcpserver.New(node.Runtime, mcpserver.Options{Version: myriad.Version, Logger: log}))}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	where := "embedded NATS in " + *data

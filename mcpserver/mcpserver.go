@@ -1,0 +1,152 @@
+// Package mcpserver exposes Myriad's agents and flows as MCP tools, with
+// the official MCP Go SDK: `myriad mcp` serves them on stdio, and `myriad
+// serve` on /mcp (streamable HTTP, behind the API's authentication).
+//
+// Each agent is a tool named after it taking {"input", "instance"?}; each
+// flow a tool taking {"input", "state"?}. A call submits a durable run and
+// answers when it ends; meanwhile every journal entry of the run (and of
+// its child runs) is a progress notification, and canceling the call
+// cancels the run. A run that waits for a person (an approval, a question)
+// answers with an error saying so and where to decide, since MCP has no way
+// to ask the caller yet in this SDK.
+package mcpserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/myriad-ai/myriad/bus"
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/runtime"
+)
+
+// Options configure the server.
+type Options struct {
+	Version string
+	Logger  *slog.Logger
+}
+
+var agentSchema = json.RawMessage(`{"type":"object","properties":{"input":{"type":"string","description":"The message or task for the agent"},"instance":{"type":"string","description":"Continue this instance of the agent (a key such as customer-42)"}},"required":["input"],"additionalProperties":false}`)
+
+var flowSchema = json.RawMessage(`{"type":"object","properties":{"input":{"type":"string","description":"The flow's input"},"state":{"type":"object","description":"The flow's initial state"}},"required":["input"],"additionalProperties":false}`)
+
+// New returns an MCP server whose tools run the runtime's agents and flows.
+func New(rt *runtime.Runtime, opts Options) *mcp.Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := mcp.NewServer(&mcp.Implementation{Name: "myriad", Version: opts.Version}, &mcp.ServerOptions{Logger: opts.Logger})
+	for _, a := range rt.Agents() {
+		desc := a.Description
+		if desc == "" {
+			desc = "Run the " + a.Name + " agent."
+		}
+		name := a.Name
+		s.AddTool(&mcp.Tool{Name: name, Description: desc, InputSchema: agentSchema},
+			func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				var in struct {
+					Input    string `json:"input"`
+					Instance string `json:"instance"`
+				}
+				if err := json.Unmarshal(req.Params.Arguments, &in); err != nil {
+					return errorResult("arguments: " + err.Error()), nil
+				}
+				return run(ctx, rt, req, runtime.SubmitRequest{Agent: name, Input: in.Input, Instance: in.Instance})
+			})
+	}
+	for _, f := range rt.Flows() {
+		desc := f.Description
+		if desc == "" {
+			desc = "Run the " + f.Name + " flow."
+		}
+		name := f.Name
+		s.AddTool(&mcp.Tool{Name: name, Description: desc, InputSchema: flowSchema},
+			func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				var in struct {
+					Input string          `json:"input"`
+					State json.RawMessage `json:"state"`
+				}
+				if err := json.Unmarshal(req.Params.Arguments, &in); err != nil {
+					return errorResult("arguments: " + err.Error()), nil
+				}
+				return run(ctx, rt, req, runtime.SubmitRequest{Flow: name, Input: in.Input, State: in.State})
+			})
+	}
+	return s
+}
+
+// Handler serves the MCP server over streamable HTTP. Stateless: any
+// request may land on any node, as the 2026-07-28 revision allows; clients
+// of the 2025-11-25 revision work too.
+func Handler(s *mcp.Server) http.Handler {
+	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{Stateless: true})
+}
+
+func errorResult(msg string) *mcp.CallToolResult {
+	return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: msg}}}
+}
+
+// run submits a run, reports its progress, and answers with its end.
+func run(ctx context.Context, rt *runtime.Runtime, req *mcp.CallToolRequest, sub runtime.SubmitRequest) (*mcp.CallToolResult, error) {
+	rec, _, err := rt.Submit(ctx, sub)
+	if err != nil {
+		return errorResult(err.Error()), nil
+	}
+	token := req.Params.GetProgressToken()
+	steps := 0
+	tree := rt.NewTree(rec)
+	follow := func(ev journal.Event) bool {
+		if path, ok := tree.Path(ctx, ev.RunID, &ev); ok && token != nil {
+			steps++
+			_ = req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: token,
+				Progress: float64(steps), Message: path + ": " + ev.Type})
+		}
+		if ev.RunID != rec.ID {
+			return true
+		}
+		switch ev.Type {
+		case journal.TypeApprovalRequested, journal.TypeInputRequested, journal.TypeRunInDoubt:
+			return false
+		}
+		return !journal.Terminal(ev.Type)
+	}
+	err = journal.FollowTree(ctx, rt.Bus(), bus.Tree(rec.ID), 0, follow)
+	if ctx.Err() != nil {
+		// The caller canceled (or went away): the run stops too.
+		_, _ = rt.Cancel(context.WithoutCancel(ctx), rec.ID)
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if rec, err = rt.Wait(ctx, rec.ID); err != nil {
+		return nil, err
+	}
+	switch rec.Status {
+	case runtime.StatusCompleted:
+		res := &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: rec.Output}}}
+		if len(rec.OutputJSON) > 0 {
+			var v any
+			if json.Unmarshal(rec.OutputJSON, &v) == nil {
+				if _, isObject := v.(map[string]any); isObject {
+					res.StructuredContent = v
+				}
+			}
+		}
+		return res, nil
+	case runtime.StatusFailed:
+		return errorResult(fmt.Sprintf("run %s failed: %s: %s", rec.ID, rec.Error.Code, rec.Error.Message)), nil
+	case runtime.StatusWaiting:
+		return errorResult(fmt.Sprintf("run %s waits for a person (%s): decide through the Myriad API (GET /v1/approvals, POST /v1/runs/%s/input) and read its result with GET /v1/runs/%s",
+			rec.ID, rec.WaitingFor, rec.ID, rec.ID)), nil
+	case runtime.StatusInDoubt:
+		return errorResult(fmt.Sprintf("run %s is in doubt: resolve it with POST /v1/runs/%s/resolve", rec.ID, rec.ID)), nil
+	}
+	return nil, errors.New("run " + rec.ID + " ended " + string(rec.Status))
+}

@@ -1,0 +1,198 @@
+package mcpserver_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/myriad-ai/myriad/agent"
+	"github.com/myriad-ai/myriad/api"
+	"github.com/myriad-ai/myriad/bus/bustest"
+	"github.com/myriad-ai/myriad/flow"
+	"github.com/myriad-ai/myriad/mcpserver"
+	"github.com/myriad-ai/myriad/model/scripted"
+	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/tool"
+)
+
+func scriptedModel(t *testing.T, rules string) *scripted.Model {
+	t.Helper()
+	rs, err := scripted.ParseRules([]byte(rules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := scripted.New(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// blocker is a tool that waits until its run is canceled.
+type blocker struct{ entered chan struct{} }
+
+func (b *blocker) Info() tool.Info {
+	return tool.Info{Name: "block", Description: "waits", Schema: json.RawMessage(`{"type":"object"}`)}
+}
+
+func (b *blocker) Call(ctx context.Context, _ *tool.Call) (tool.Result, error) {
+	b.entered <- struct{}{}
+	<-ctx.Done()
+	return tool.Result{}, ctx.Err()
+}
+
+func newRuntime(t *testing.T, block *blocker) *runtime.Runtime {
+	t.Helper()
+	b, _ := bustest.Open(t)
+	rt, err := runtime.New(b, runtime.Options{
+		Agents: map[string]*agent.Agent{
+			"greeter": {Description: "says hello", Model: scriptedModel(t, `- reply: {text: "hello {{.Input}}"}`)},
+			"waiter":  {Model: scriptedModel(t, `- reply: {tool_calls: [{name: block}]}`), Tools: []tool.Tool{block}},
+		},
+		Flows: map[string]*flow.Flow{"shout": {Start: []string{"up"}, Output: "out", Nodes: map[string]*flow.Node{
+			"up": {Agent: "greeter", Input: "{{.state.input}}!", Output: "out"}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Stop)
+	return rt
+}
+
+func connect(t *testing.T, server *mcp.Server, progress func(*mcp.ProgressNotificationParams)) *mcp.ClientSession {
+	t.Helper()
+	st, ct := mcp.NewInMemoryTransports()
+	ss, err := server.Connect(context.Background(), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ss.Close() })
+	client := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, &mcp.ClientOptions{
+		ProgressNotificationHandler: func(_ context.Context, req *mcp.ProgressNotificationClientRequest) {
+			if progress != nil {
+				progress(req.Params)
+			}
+		}})
+	cs, err := client.Connect(context.Background(), ct, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cs.Close() })
+	return cs
+}
+
+func text(res *mcp.CallToolResult) string {
+	var parts []string
+	for _, c := range res.Content {
+		if tc, ok := c.(*mcp.TextContent); ok {
+			parts = append(parts, tc.Text)
+		}
+	}
+	return strings.Join(parts, "")
+}
+
+func TestAgentsAndFlowsAreTools(t *testing.T) {
+	rt := newRuntime(t, &blocker{entered: make(chan struct{}, 1)})
+	var mu sync.Mutex
+	var steps []string
+	cs := connect(t, mcpserver.New(rt, mcpserver.Options{Version: "test"}), func(p *mcp.ProgressNotificationParams) {
+		mu.Lock()
+		steps = append(steps, p.Message)
+		mu.Unlock()
+	})
+	ctx := context.Background()
+	list, err := cs.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tl := range list.Tools {
+		names = append(names, tl.Name)
+	}
+	if strings.Join(names, " ") != "greeter shout waiter" {
+		t.Fatalf("tools %v", names)
+	}
+	params := &mcp.CallToolParams{Name: "greeter", Arguments: map[string]any{"input": "Ada"}}
+	params.SetProgressToken("p1")
+	res, err := cs.CallTool(ctx, params)
+	if err != nil || res.IsError || text(res) != "hello Ada" {
+		t.Fatalf("greeter: %+v %v", res, err)
+	}
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "shout", Arguments: map[string]any{"input": "Bo"}})
+	if err != nil || res.IsError || text(res) != "hello Bo!" {
+		t.Fatalf("shout: %+v %v", res, err)
+	}
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "greeter", Arguments: map[string]any{}})
+	if err != nil || !res.IsError || !strings.Contains(text(res), "input") {
+		t.Fatalf("missing input: %+v %v", res, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(steps) == 0 || !strings.HasPrefix(steps[0], "greeter: run.started") {
+		t.Errorf("progress %v", steps)
+	}
+}
+
+// Canceling the MCP call cancels the run.
+func TestCancelingTheCallCancelsTheRun(t *testing.T) {
+	block := &blocker{entered: make(chan struct{}, 1)}
+	rt := newRuntime(t, block)
+	cs := connect(t, mcpserver.New(rt, mcpserver.Options{}), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "waiter", Arguments: map[string]any{"input": "go"}})
+		done <- err
+	}()
+	<-block.entered
+	cancel()
+	<-done
+	runs, _, err := rt.List(context.Background(), runtime.ListFilter{Agent: "waiter"})
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("%v %v", runs, err)
+	}
+	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer wcancel()
+	if rec, err := rt.Wait(wctx, runs[0].ID); err != nil || rec.Status != runtime.StatusCanceled {
+		t.Fatalf("run %+v %v", rec, err)
+	}
+}
+
+// /mcp on the API server, behind its token.
+func TestStreamableHTTPBehindTheAPIToken(t *testing.T) {
+	rt := newRuntime(t, &blocker{entered: make(chan struct{}, 1)})
+	srv := httptest.NewServer(api.New(rt, api.Options{Token: "s3cret", MCP: mcpserver.Handler(mcpserver.New(rt, mcpserver.Options{}))}))
+	t.Cleanup(srv.Close)
+	client := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil)
+	if _, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: srv.URL + "/mcp"}, nil); err == nil {
+		t.Fatal("connected without the token")
+	}
+	hc := &http.Client{Transport: bearer{"s3cret"}}
+	cs, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: srv.URL + "/mcp", HTTPClient: hc}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cs.Close() })
+	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "greeter", Arguments: map[string]any{"input": "http"}})
+	if err != nil || text(res) != "hello http" {
+		t.Fatalf("%+v %v", res, err)
+	}
+}
+
+type bearer struct{ token string }
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return http.DefaultTransport.RoundTrip(r)
+}
