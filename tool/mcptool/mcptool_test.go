@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -242,4 +243,13 @@ func TestProgress(t *testing.T) {
 	if !messages["step 1"] || !messages["step 2"] {
 		t.Fatalf("progress %v", messages)
 	}
+}
+
+func execCommand(cfg *mcptool.Config) *exec.Cmd {
+	c := exec.Command(cfg.Command, cfg.Args...)
+	c.Env = os.Environ()
+	for k, v := range cfg.Env {
+		c.Env = append(c.Env, k+"="+v)
+	}
+	return c
 }
