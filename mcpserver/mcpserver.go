@@ -81,11 +81,13 @@ func New(rt *runtime.Runtime, opts Options) *mcp.Server {
 	return s
 }
 
-// Handler serves the MCP server over streamable HTTP. Stateless: any
-// request may land on any node, as the 2026-07-28 revision allows; clients
-// of the 2025-11-25 revision work too.
+// Handler serves the MCP server over streamable HTTP, in both protocol
+// revisions: 2026-07-28 requests are sessionless (any request may land on
+// any node); 2025-11-25 clients get a session, whose streams can be resumed
+// from an in-memory event store on the node that holds it.
 func Handler(s *mcp.Server) http.Handler {
-	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{Stateless: true})
+	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s },
+		&mcp.StreamableHTTPOptions{EventStore: mcp.NewMemoryEventStore(nil)})
 }
 
 func errorResult(msg string) *mcp.CallToolResult {

@@ -1,0 +1,60 @@
+// Command mcpconformance is the MCP client under test when .ci/run runs
+// the official conformance suite (@modelcontextprotocol/conformance)
+// against Myriad's MCP client: it does what each client scenario asks,
+// through Myriad's own MCP tool source (tool/mcptool), so the suite checks
+// the code agents use. The suite passes the server URL as the last
+// argument and the scenario in MCP_CONFORMANCE_SCENARIO.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/myriad-ai/myriad/tool"
+	"github.com/myriad-ai/myriad/tool/mcptool"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "mcpconformance:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	if len(os.Args) < 2 {
+		return fmt.Errorf("usage: mcpconformance SERVER-URL")
+	}
+	url := os.Args[len(os.Args)-1]
+	scenario := os.Getenv("MCP_CONFORMANCE_SCENARIO")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s := mcptool.New(mcptool.Config{Name: "s", URL: url, Timeout: 10 * time.Second})
+	defer s.Close()
+	tools, err := s.Tools(ctx)
+	if err != nil {
+		return err
+	}
+	switch scenario {
+	case "tools_call":
+		for _, t := range tools {
+			if t.Info().Name == "s"+mcptool.Separator+"add_numbers" {
+				res, err := t.Call(ctx, &tool.Call{RunID: "conformance", ID: "1", Arguments: json.RawMessage(`{"a": 2, "b": 3}`), IdempotencyKey: "conformance/1"})
+				if err != nil {
+					return err
+				}
+				fmt.Println(res.Content)
+				return nil
+			}
+		}
+		return fmt.Errorf("the server has no add_numbers tool")
+	default:
+		// initialize and the rest: connecting and listing tools is the
+		// client's whole job here.
+		fmt.Printf("%d tools\n", len(tools))
+		return nil
+	}
+}
