@@ -42,41 +42,37 @@ func New(rt *runtime.Runtime, opts Options) *mcp.Server {
 		opts.Logger = slog.Default()
 	}
 	s := mcp.NewServer(&mcp.Implementation{Name: "myriad", Version: opts.Version}, &mcp.ServerOptions{Logger: opts.Logger})
-	for _, a := range rt.Agents() {
-		desc := a.Description
-		if desc == "" {
-			desc = "Run the " + a.Name + " agent."
-		}
-		name := a.Name
-		s.AddTool(&mcp.Tool{Name: name, Description: desc, InputSchema: agentSchema},
+	add := func(name, desc string, schema json.RawMessage, submit func(json.RawMessage) (runtime.SubmitRequest, error)) {
+		s.AddTool(&mcp.Tool{Name: name, Description: desc, InputSchema: schema},
 			func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-				var in struct {
-					Input    string `json:"input"`
-					Instance string `json:"instance"`
-				}
-				if err := json.Unmarshal(req.Params.Arguments, &in); err != nil {
+				sub, err := submit(req.Params.Arguments)
+				if err != nil {
 					return errorResult("arguments: " + err.Error()), nil
 				}
-				return run(ctx, rt, req, runtime.SubmitRequest{Agent: name, Input: in.Input, Instance: in.Instance})
+				return run(ctx, rt, req, sub)
 			})
 	}
+	for _, a := range rt.Agents() {
+		name := a.Name
+		add(name, describe(a.Description, "agent", name), agentSchema, func(args json.RawMessage) (runtime.SubmitRequest, error) {
+			var in struct {
+				Input    string `json:"input"`
+				Instance string `json:"instance"`
+			}
+			err := json.Unmarshal(args, &in)
+			return runtime.SubmitRequest{Agent: name, Input: in.Input, Instance: in.Instance}, err
+		})
+	}
 	for _, f := range rt.Flows() {
-		desc := f.Description
-		if desc == "" {
-			desc = "Run the " + f.Name + " flow."
-		}
 		name := f.Name
-		s.AddTool(&mcp.Tool{Name: name, Description: desc, InputSchema: flowSchema},
-			func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-				var in struct {
-					Input string          `json:"input"`
-					State json.RawMessage `json:"state"`
-				}
-				if err := json.Unmarshal(req.Params.Arguments, &in); err != nil {
-					return errorResult("arguments: " + err.Error()), nil
-				}
-				return run(ctx, rt, req, runtime.SubmitRequest{Flow: name, Input: in.Input, State: in.State})
-			})
+		add(name, describe(f.Description, "flow", name), flowSchema, func(args json.RawMessage) (runtime.SubmitRequest, error) {
+			var in struct {
+				Input string          `json:"input"`
+				State json.RawMessage `json:"state"`
+			}
+			err := json.Unmarshal(args, &in)
+			return runtime.SubmitRequest{Flow: name, Input: in.Input, State: in.State}, err
+		})
 	}
 	return s
 }
@@ -88,6 +84,13 @@ func New(rt *runtime.Runtime, opts Options) *mcp.Server {
 func Handler(s *mcp.Server) http.Handler {
 	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s },
 		&mcp.StreamableHTTPOptions{EventStore: mcp.NewMemoryEventStore(nil)})
+}
+
+func describe(desc, kind, name string) string {
+	if desc != "" {
+		return desc
+	}
+	return "Run the " + name + " " + kind + "."
 }
 
 func errorResult(msg string) *mcp.CallToolResult {
