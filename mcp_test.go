@@ -67,6 +67,7 @@ mcp_servers:
     command: %q
     env: {MYRIAD_TEST_MCP: "1"}
     timeout: 10s
+    approval: never   # its crash tool is unannotated, so it would ask
   remote:
     url: %s
 agents:

@@ -63,6 +63,7 @@ func bench(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
+		defer proj.Close() // MCP servers started for it stop with the command
 		dir := *data
 		if dir == "" && !*memory {
 			if dir, err = os.MkdirTemp("", "myriad-bench-"); err != nil {
@@ -96,6 +97,7 @@ func bench(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer proj.Close() // MCP servers started for it stop with the command
 	if _, ok := proj.Agents[*agentName]; !ok {
 		return fmt.Errorf("--agent: unknown agent %q (known: %s)", *agentName, strings.Join(proj.Config.AgentNames(), ", "))
 	}

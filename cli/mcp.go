@@ -26,6 +26,7 @@ func mcpCmd(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer proj.Close() // MCP servers started for it stop with the command
 	dir := *data
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "myriad-mcp-"); err != nil {

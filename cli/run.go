@@ -34,6 +34,7 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer proj.Close() // MCP servers started for it stop with the command
 	dir := *data
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "myriad-run-"); err != nil {

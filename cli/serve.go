@@ -30,6 +30,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer proj.Close() // MCP servers started for it stop with the command
 	cfg := proj.Config
 	addr := cfg.Server.Listen
 	if *listen != "" {

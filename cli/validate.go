@@ -20,9 +20,11 @@ func validate(ctx context.Context, e *env, args []string) error {
 		return &exitError{code: 1, err: err}
 	}
 	if *checkEnv {
-		if _, err := myriad.Build(cfg); err != nil {
+		proj, err := myriad.Build(cfg)
+		if err != nil {
 			return &exitError{code: 1, err: err}
 		}
+		proj.Close() // --env connects to MCP servers: stop them again
 	}
 	fmt.Fprintf(e.stdout, "%s: ok (%s, %s, %s, %s, %s)\n", *path, count(len(cfg.Models), "model"), count(len(cfg.Tools), "tool"),
 		count(len(cfg.Agents), "agent"), count(len(cfg.Flows), "flow"), count(len(cfg.Schedules), "schedule"))

@@ -18,12 +18,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/myriad-ai/myriad/bus"
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/tool/mcptool"
 )
 
 // Options configure the server.
@@ -83,7 +85,7 @@ func New(rt *runtime.Runtime, opts Options) *mcp.Server {
 // from an in-memory event store on the node that holds it.
 func Handler(s *mcp.Server) http.Handler {
 	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s },
-		&mcp.StreamableHTTPOptions{EventStore: mcp.NewMemoryEventStore(nil)})
+		&mcp.StreamableHTTPOptions{EventStore: mcp.NewMemoryEventStore(nil), SessionTimeout: 30 * time.Minute})
 }
 
 func describe(desc, kind, name string) string {
@@ -99,6 +101,11 @@ func errorResult(msg string) *mcp.CallToolResult {
 
 // run submits a run, reports its progress, and answers with its end.
 func run(ctx context.Context, rt *runtime.Runtime, req *mcp.CallToolRequest, sub runtime.SubmitRequest) (*mcp.CallToolResult, error) {
+	// A caller that retries with the same key (MCP _meta, as Myriad's own
+	// client sends it) gets the run it started, not a second one.
+	if key, ok := req.Params.Meta[mcptool.MetaIdempotencyKey].(string); ok {
+		sub.IdempotencyKey = key
+	}
 	rec, _, err := rt.Submit(ctx, sub)
 	if err != nil {
 		return errorResult(err.Error()), nil
@@ -106,20 +113,24 @@ func run(ctx context.Context, rt *runtime.Runtime, req *mcp.CallToolRequest, sub
 	token := req.Params.GetProgressToken()
 	steps := 0
 	tree := rt.NewTree(rec)
+	var needsPerson string // the path of a run in the tree waiting for a person
 	follow := func(ev journal.Event) bool {
-		if path, ok := tree.Path(ctx, ev.RunID, &ev); ok && token != nil {
+		path, ok := tree.Path(ctx, ev.RunID, &ev)
+		if !ok {
+			return true
+		}
+		if token != nil {
 			steps++
 			_ = req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: token,
 				Progress: float64(steps), Message: path + ": " + ev.Type})
 		}
-		if ev.RunID != rec.ID {
-			return true
-		}
 		switch ev.Type {
 		case journal.TypeApprovalRequested, journal.TypeInputRequested, journal.TypeRunInDoubt:
+			// Here or in a child: a person must act before the run goes on.
+			needsPerson = path
 			return false
 		}
-		return !journal.Terminal(ev.Type)
+		return ev.RunID != rec.ID || !journal.Terminal(ev.Type)
 	}
 	err = journal.FollowTree(ctx, rt.Bus(), bus.Tree(rec.ID), 0, follow)
 	if ctx.Err() != nil {
@@ -128,9 +139,17 @@ func run(ctx context.Context, rt *runtime.Runtime, req *mcp.CallToolRequest, sub
 		return nil, ctx.Err()
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("follow run %s: %w", rec.ID, err)
 	}
-	if rec, err = rt.Wait(ctx, rec.ID); err != nil {
+	if needsPerson != "" && needsPerson != rec.PathOrAgent() {
+		return errorResult(fmt.Sprintf("run %s waits for a person in %s: decide through the Myriad API (GET /v1/approvals, GET /v1/runs?parent=%s) and read its result with GET /v1/runs/%s",
+			rec.ID, needsPerson, rec.ID, rec.ID)), nil
+	}
+	id := rec.ID
+	if rec, err = rt.Wait(ctx, id); err != nil {
+		if ctx.Err() != nil {
+			_, _ = rt.Cancel(context.WithoutCancel(ctx), id)
+		}
 		return nil, err
 	}
 	switch rec.Status {

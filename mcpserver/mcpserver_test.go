@@ -196,3 +196,35 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	r.Header.Set("Authorization", "Bearer "+b.token)
 	return http.DefaultTransport.RoundTrip(r)
 }
+
+// A child run that waits for a person ends the call with a message that
+// says where, instead of holding it open.
+func TestChildWaitingForAPersonEndsTheCall(t *testing.T) {
+	b, _ := bustest.Open(t)
+	ship, err := tool.NewFunc("ship", "ships", func(context.Context, *tool.Call, struct{}) (string, error) { return "shipped", nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := runtime.New(b, runtime.Options{Agents: map[string]*agent.Agent{
+		"boss": {Model: scriptedModel(t, `
+- when: {last_role: tool}
+  reply: {text: "done"}
+- reply: {tool_calls: [{name: worker, arguments: {task: ship it}}]}
+`), SubAgents: []agent.SubAgent{{Agent: "worker"}}},
+		"worker": {Model: scriptedModel(t, `- reply: {tool_calls: [{name: ship}]}`), Tools: []tool.Tool{ship.RequireApproval()}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Stop)
+	cs := connect(t, mcpserver.New(rt, mcpserver.Options{}), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "boss", Arguments: map[string]any{"input": "go"}})
+	if err != nil || !res.IsError || !strings.Contains(text(res), "waits for a person in boss/worker#1") {
+		t.Fatalf("%+v %v", res, err)
+	}
+}

@@ -5,8 +5,9 @@
 // Myriad starts) or streamable HTTP (a URL). Its tools are named
 // "<server>__<tool>" for models, whose APIs allow no dots in tool names.
 // Annotations drive the runtime: readOnlyHint or idempotentHint make a call
-// safe to repeat when a run resumes; destructiveHint: true makes it wait for
-// approval unless the configuration says otherwise. Each call carries the
+// safe to repeat when a run resumes; a tool that is not read-only and not
+// marked destructiveHint: false waits for approval (the specification's
+// defaults), unless the configuration says otherwise. Each call carries the
 // run's idempotency key in _meta ("myriad/idempotency_key"), has a timeout,
 // and is canceled with its run. A stdio server that exits is started again
 // on the next call, with a growing delay between attempts.
@@ -20,6 +21,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path"
@@ -75,12 +77,18 @@ type Server struct {
 	cfg    Config
 	client *mcp.Client
 
-	mu        sync.Mutex
-	session   *mcp.ClientSession
-	failures  int       // consecutive failed connections
-	nextTry   time.Time // no connection attempt before this
-	listDirty bool      // the server said its tool list changed
-	tools     []*mcp.Tool
+	// mu guards the fields below; it is never held across I/O, so a slow
+	// connection holds up nobody but those who need it.
+	mu         sync.Mutex
+	session    *mcp.ClientSession
+	connecting chan struct{} // closed when the connection attempt under way ends
+	closed     bool
+	failures   int       // consecutive failed connections
+	nextTry    time.Time // no connection attempt before this
+	tools      []*mcp.Tool
+	listGen    uint64 // numbers tool-list reads, so an older one never wins
+
+	listDirty atomic.Bool   // the server said its tool list changed
 	version   atomic.Uint64 // bumped whenever tools changes
 
 	progressMu sync.Mutex
@@ -99,23 +107,9 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg}
 	s.client = mcp.NewClient(&mcp.Implementation{Name: "myriad", Version: "1"}, &mcp.ClientOptions{
 		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
-			s.mu.Lock()
-			s.listDirty = true
-			s.mu.Unlock()
-			// Read the new list now, so agents offer it from their next
-			// model call on.
-			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
-				defer cancel()
-				if _, err := s.Tools(ctx); err != nil {
-					s.cfg.Logger.Warn("mcp server changed its tools, and reading them failed", "server", s.cfg.Name, "err", err)
-					return
-				}
-				s.cfg.Logger.Info("mcp server changed its tools", "server", s.cfg.Name)
-				if s.cfg.OnToolsChanged != nil {
-					s.cfg.OnToolsChanged()
-				}
-			}()
+			// No lock here: the SDK waits for handlers when a session closes.
+			s.listDirty.Store(true)
+			go s.refresh("mcp server changed its tools")
 		},
 		ProgressNotificationHandler: func(_ context.Context, req *mcp.ProgressNotificationClientRequest) {
 			token, _ := req.Params.ProgressToken.(string)
@@ -132,32 +126,113 @@ func New(cfg Config) *Server {
 	return s
 }
 
+// refresh reads the tool list again, so agents offer it from their next
+// model call on.
+func (s *Server) refresh(why string) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
+	defer cancel()
+	if _, err := s.Tools(ctx); err != nil {
+		s.cfg.Logger.Warn(why+", and reading its tools failed", "server", s.cfg.Name, "err", err)
+		return
+	}
+	s.cfg.Logger.Info(why, "server", s.cfg.Name)
+	if s.cfg.OnToolsChanged != nil {
+		s.cfg.OnToolsChanged()
+	}
+}
+
 // Name returns the server's configured name.
 func (s *Server) Name() string { return s.cfg.Name }
 
-// Close ends the session (and stops a stdio server).
+// Close ends the session (stopping a stdio server); nothing connects again.
 func (s *Server) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.session == nil {
+	s.closed = true
+	session := s.session
+	s.session = nil
+	s.mu.Unlock()
+	if session == nil {
 		return nil
 	}
-	err := s.session.Close()
-	s.session = nil
-	return err
+	return session.Close()
 }
 
-// connect returns the live session, connecting if there is none. Failed
-// attempts back off: 0.5 s, 1 s, 2 s, … up to 30 s.
+// connect returns the live session, connecting if there is none. One
+// attempt runs at a time; others wait for it (or for their context).
+// Failed attempts back off: 0.5 s, 1 s, 2 s, … up to 30 s.
 func (s *Server) connect(ctx context.Context) (*mcp.ClientSession, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.session != nil {
-		return s.session, nil
+	for {
+		s.mu.Lock()
+		switch {
+		case s.closed:
+			s.mu.Unlock()
+			return nil, fmt.Errorf("mcp server %s is closed", s.cfg.Name)
+		case s.session != nil:
+			session := s.session
+			s.mu.Unlock()
+			return session, nil
+		case s.connecting != nil:
+			wait := s.connecting
+			s.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		if wait := time.Until(s.nextTry); wait > 0 {
+			s.mu.Unlock()
+			return nil, fmt.Errorf("mcp server %s is unavailable (retrying in %s)", s.cfg.Name, wait.Round(100*time.Millisecond))
+		}
+		done := make(chan struct{})
+		s.connecting = done
+		reconnect := s.tools != nil
+		s.mu.Unlock()
+
+		session, err := s.dial(ctx)
+
+		s.mu.Lock()
+		s.connecting = nil
+		close(done)
+		if err == nil && s.closed {
+			s.mu.Unlock()
+			_ = session.Close()
+			return nil, fmt.Errorf("mcp server %s is closed", s.cfg.Name)
+		}
+		if err != nil {
+			s.failures++
+			s.nextTry = time.Now().Add(min(500*time.Millisecond<<min(s.failures-1, 6), 30*time.Second))
+			s.mu.Unlock()
+			return nil, fmt.Errorf("mcp server %s: connect: %s", s.cfg.Name, s.redact(err))
+		}
+		if s.failures > 0 {
+			s.cfg.Logger.Info("mcp server reconnected", "server", s.cfg.Name, "after_failures", s.failures)
+		}
+		s.failures, s.session = 0, session
+		s.mu.Unlock()
+		s.listDirty.Store(true)
+		if reconnect {
+			// A restarted server may offer other tools than before.
+			go s.refresh("mcp server restarted")
+		}
+		go func() {
+			// A stdio server that exits ends its session: drop it, so the
+			// next call starts the server again.
+			_ = session.Wait()
+			s.mu.Lock()
+			if s.session == session {
+				s.session = nil
+				s.cfg.Logger.Warn("mcp server connection closed; it is started again on the next call", "server", s.cfg.Name)
+			}
+			s.mu.Unlock()
+		}()
+		return session, nil
 	}
-	if wait := time.Until(s.nextTry); wait > 0 {
-		return nil, fmt.Errorf("mcp server %s is unavailable (retrying in %s)", s.cfg.Name, wait.Round(100*time.Millisecond))
-	}
+}
+
+// dial makes one connection.
+func (s *Server) dial(ctx context.Context) (*mcp.ClientSession, error) {
 	var transport mcp.Transport
 	switch {
 	case s.cfg.Command != "":
@@ -178,40 +253,32 @@ func (s *Server) connect(ctx context.Context) (*mcp.ClientSession, error) {
 		}
 		transport = &mcp.StreamableClientTransport{Endpoint: s.cfg.URL, HTTPClient: hc}
 	default:
-		return nil, fmt.Errorf("mcp server %s: set command or url", s.cfg.Name)
+		return nil, fmt.Errorf("set command or url")
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	session, err := s.client.Connect(cctx, transport, nil)
-	if err != nil {
-		s.failures++
-		s.nextTry = time.Now().Add(min(500*time.Millisecond<<min(s.failures-1, 6), 30*time.Second))
-		return nil, fmt.Errorf("mcp server %s: connect: %w", s.cfg.Name, err)
+	return s.client.Connect(cctx, transport, nil)
+}
+
+// redact keeps a URL's query (which may hold a key) out of an error that
+// models, journals and logs will see.
+func (s *Server) redact(err error) string {
+	msg := err.Error()
+	if u, perr := url.Parse(s.cfg.URL); perr == nil && u.RawQuery != "" {
+		msg = strings.ReplaceAll(msg, u.RawQuery, "REDACTED")
 	}
-	if s.failures > 0 {
-		s.cfg.Logger.Info("mcp server reconnected", "server", s.cfg.Name, "after_failures", s.failures)
-	}
-	s.failures, s.session, s.listDirty = 0, session, true
-	go func() {
-		// A stdio server that exits ends its session: drop it, so the next
-		// call starts the server again.
-		_ = session.Wait()
-		s.mu.Lock()
-		if s.session == session {
-			s.session = nil
-			s.cfg.Logger.Warn("mcp server connection closed; it is started again on the next call", "server", s.cfg.Name)
-		}
-		s.mu.Unlock()
-	}()
-	return session, nil
+	return msg
 }
 
 // drop forgets a session that has failed.
 func (s *Server) drop(session *mcp.ClientSession) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.session == session {
+	mine := s.session == session
+	if mine {
 		s.session = nil
+	}
+	s.mu.Unlock()
+	if mine {
 		_ = session.Close()
 	}
 }
@@ -224,22 +291,30 @@ func (s *Server) Tools(ctx context.Context) ([]tool.Tool, error) {
 		return nil, err
 	}
 	s.mu.Lock()
-	dirty := s.listDirty
 	cached := s.tools
 	s.mu.Unlock()
-	if dirty || cached == nil {
+	if s.listDirty.Swap(false) || cached == nil {
+		s.mu.Lock()
+		s.listGen++
+		gen := s.listGen
+		s.mu.Unlock()
 		lctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 		defer cancel()
 		var list []*mcp.Tool
 		for t, err := range session.Tools(lctx, nil) {
 			if err != nil {
-				return nil, fmt.Errorf("mcp server %s: list tools: %w", s.cfg.Name, err)
+				s.listDirty.Store(true)
+				return nil, fmt.Errorf("mcp server %s: list tools: %s", s.cfg.Name, s.redact(err))
 			}
 			list = append(list, t)
 		}
 		s.mu.Lock()
-		s.tools, s.listDirty, cached = list, false, list
-		s.version.Add(1)
+		if gen == s.listGen || s.tools == nil {
+			// No read started after this one (or none stored yet).
+			s.tools = list
+			s.version.Add(1)
+		}
+		cached = s.tools
 		s.mu.Unlock()
 	}
 	out := make([]tool.Tool, 0, len(cached))
@@ -308,9 +383,13 @@ var _ tool.Tool = (*Tool)(nil)
 func (t *Tool) Info() tool.Info {
 	schema, _ := json.Marshal(t.def.InputSchema)
 	info := tool.Info{Name: t.server.cfg.Name + Separator + t.def.Name, Description: t.def.Description, Schema: schema}
+	// The specification's defaults: a tool is not read-only, and a tool
+	// that is not read-only is destructive unless it says otherwise. So an
+	// unannotated tool asks for approval (fail closed).
+	info.NeedsApproval = true
 	if a := t.def.Annotations; a != nil {
 		info.Idempotent = a.ReadOnlyHint || a.IdempotentHint
-		info.NeedsApproval = a.DestructiveHint != nil && *a.DestructiveHint && !a.ReadOnlyHint
+		info.NeedsApproval = !a.ReadOnlyHint && (a.DestructiveHint == nil || *a.DestructiveHint)
 	}
 	switch t.server.cfg.Approval {
 	case "required":
@@ -369,7 +448,7 @@ func (t *Tool) Call(ctx context.Context, c *tool.Call) (tool.Result, error) {
 		if errors.Is(cctx.Err(), context.DeadlineExceeded) {
 			return tool.Result{}, fmt.Errorf("mcp tool %s: no answer within %s", t.def.Name, t.server.cfg.Timeout)
 		}
-		return tool.Result{}, fmt.Errorf("mcp tool %s: %w", t.def.Name, err)
+		return tool.Result{}, fmt.Errorf("mcp tool %s: %s", t.def.Name, t.server.redact(err))
 	}
 	return tool.Result{Content: resultText(res), IsError: res.IsError}, nil
 }

@@ -111,6 +111,9 @@ func TestStdioServerTools(t *testing.T) {
 	if i := del.Info(); i.Idempotent || !i.NeedsApproval {
 		t.Errorf("a destructive tool should need approval and not be repeated: %+v", i)
 	}
+	if i := all["files__slow"].Info(); !i.NeedsApproval || i.Idempotent {
+		t.Errorf("an unannotated tool is destructive by the specification's defaults: %+v", i)
+	}
 	if sel, _ := mcptool.Select(tools, []string{"e*", "slow"}); len(sel) != 2 {
 		t.Errorf("select e* and slow: %d tools", len(sel))
 	}
