@@ -70,6 +70,13 @@ func newServer() *mcp.Server {
 		func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
 			return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: "it broke"}}}, nil, nil
 		})
+	if f := os.Getenv("MCPTOOL_V2_FLAG"); f != "" {
+		if _, err := os.Stat(f); err == nil { // a newer server, with one more tool
+			mcp.AddTool(s, &mcp.Tool{Name: "v2_only", Description: "new in v2"}, func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+				return &mcp.CallToolResult{}, nil, nil
+			})
+		}
+	}
 	return s
 }
 
@@ -255,4 +262,35 @@ func execCommand(cfg *mcptool.Config) *exec.Cmd {
 		c.Env = append(c.Env, k+"="+v)
 	}
 	return c
+}
+
+// A server that restarts with other tools (an upgrade) is listed again.
+func TestRestartedServerIsListedAgain(t *testing.T) {
+	flag := t.TempDir() + "/v2"
+	changed := make(chan struct{}, 4)
+	s := mcptool.New(mcptool.Config{Name: "files", Command: os.Args[0], Timeout: 5 * time.Second,
+		Env: map[string]string{"MCPTOOL_SERVE": "1", "MCPTOOL_V2_FLAG": flag}, OnToolsChanged: func() { changed <- struct{}{} }})
+	t.Cleanup(func() { _ = s.Close() })
+	tools, err := s.Tools(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel := s.Selection([]string{"*"})
+	before := len(sel.Tools())
+	if err := os.WriteFile(flag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	all := byName(t, tools)
+	_, _ = call(t, all["files__crash"], `{}`)
+	if _, err := call(t, all["files__echo"], `{"msg":"x"}`); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the restarted server's tools were not read within 10s")
+	}
+	if n := len(sel.Tools()); n != before+1 {
+		t.Fatalf("%d tools after the restart, want %d", n, before+1)
+	}
 }
