@@ -37,6 +37,14 @@ func mcpServer(name string) *mcp.Server {
 		func(_ context.Context, _ *mcp.CallToolRequest, in args) (*mcp.CallToolResult, any, error) {
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: name + " says " + in.Msg}}}, nil, nil
 		})
+	s.AddResource(&mcp.Resource{URI: "mem://notes", Name: "notes", MIMEType: "text/plain"},
+		func(context.Context, *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: "mem://notes", Text: "NOTES: the customer prefers email"}}}, nil
+		})
+	s.AddPrompt(&mcp.Prompt{Name: "style", Arguments: []*mcp.PromptArgument{{Name: "tone"}}},
+		func(_ context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+			return &mcp.GetPromptResult{Messages: []*mcp.PromptMessage{{Role: "user", Content: &mcp.TextContent{Text: "STYLE: be " + req.Params.Arguments["tone"]}}}}, nil
+		})
 	mcp.AddTool(s, &mcp.Tool{Name: "crash", Description: "exits"},
 		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
 			os.Exit(3)
@@ -118,5 +126,52 @@ agents:
 	_, err := myriad.Load(cfg)
 	if err == nil || !strings.Contains(err.Error(), "agents.a.tools[0]: files.ecko matches no tool of MCP server files (its tools: ") {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// Resources and prompts of an MCP server are read when a run starts and
+// given to the model with the instructions; the journal keeps them.
+func TestAgentWithMCPContext(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "myriad.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+models:
+  local:
+    provider: scripted
+    rules:
+      - when: {system: "(?s)^Help\\..*NOTES: the customer prefers email.*STYLE: be brief"}
+        reply: {text: "context seen"}
+      - reply: {text: "no context"}
+mcp_servers:
+  files: {command: %q, env: {MYRIAD_TEST_MCP: "1"}}
+agents:
+  a:
+    model: local
+    instructions: Help.
+    mcp_context:
+      - {server: files, resource: "mem://notes"}
+      - {server: files, prompt: style, arguments: {tone: brief}}
+`, os.Args[0])), 0o600)
+	proj, err := myriad.Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := myriad.Open(context.Background(), proj, myriad.NodeOptions{Memory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(node.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rec, _, err := node.Runtime.Submit(ctx, runtime.SubmitRequest{Agent: "a", Input: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, err = node.Runtime.Wait(ctx, rec.ID); err != nil || rec.Output != "context seen" {
+		t.Fatalf("%+v %v", rec, err)
+	}
+	evs, err := node.Runtime.Events(ctx, rec.ID)
+	if err != nil || len(evs) < 2 || evs[1].Type != "context.loaded" {
+		t.Fatalf("journal %v %v", evs, err)
 	}
 }

@@ -64,7 +64,28 @@ func (p *Project) Close() {
 // mcpTools returns the tools of an MCP server that match pattern,
 // connecting to the server the first time.
 func (p *Project) mcpTools(cfg *config.Config, server, pattern string) ([]tool.Tool, error) {
-	all, ok := p.mcpListed[server]
+	if _, err := p.mcpServer(cfg, server); err != nil {
+		return nil, err
+	}
+	all := p.mcpListed[server]
+	sel, err := mcptool.Select(all, []string{pattern})
+	if err != nil {
+		return nil, err
+	}
+	if len(sel) == 0 {
+		names := make([]string, 0, len(all))
+		for _, t := range all {
+			names = append(names, strings.TrimPrefix(t.Info().Name, server+mcptool.Separator))
+		}
+		return nil, fmt.Errorf("%s.%s matches no tool of MCP server %s (its tools: %s)", server, pattern, server, strings.Join(names, ", "))
+	}
+	return sel, nil
+}
+
+// mcpServer returns a configured MCP server, connected and its tools
+// listed the first time.
+func (p *Project) mcpServer(cfg *config.Config, server string) (*mcptool.Server, error) {
+	s, ok := p.MCPServers[server]
 	if !ok {
 		sc := cfg.MCPServers[server]
 		c := mcptool.Config{Name: server, Command: sc.Command, Args: sc.Args, Env: map[string]string{}, Dir: cfg.Path(sc.Dir),
@@ -85,9 +106,9 @@ func (p *Project) mcpTools(cfg *config.Config, server, pattern string) ([]tool.T
 			}
 			c.Headers[h] = v
 		}
-		s := mcptool.New(c)
-		var err error
-		if all, err = s.Tools(context.Background()); err != nil {
+		s = mcptool.New(c)
+		all, err := s.Tools(context.Background())
+		if err != nil {
 			_ = s.Close()
 			return nil, fmt.Errorf("mcp_servers.%s: %w", server, err)
 		}
@@ -96,18 +117,7 @@ func (p *Project) mcpTools(cfg *config.Config, server, pattern string) ([]tool.T
 		}
 		p.MCPServers[server], p.mcpListed[server] = s, all
 	}
-	sel, err := mcptool.Select(all, []string{pattern})
-	if err != nil {
-		return nil, err
-	}
-	if len(sel) == 0 {
-		names := make([]string, 0, len(all))
-		for _, t := range all {
-			names = append(names, strings.TrimPrefix(t.Info().Name, server+mcptool.Separator))
-		}
-		return nil, fmt.Errorf("%s.%s matches no tool of MCP server %s (its tools: %s)", server, pattern, server, strings.Join(names, ", "))
-	}
-	return sel, nil
+	return s, nil
 }
 
 // Load reads a myriad.yaml and builds its models, tools and agents.
@@ -239,6 +249,17 @@ func (proj *Project) build(cfg *config.Config) error {
 		}
 		for _, server := range servers {
 			a.Sources = append(a.Sources, proj.MCPServers[server].Selection(patterns[server]))
+		}
+		for i, mc := range ac.MCPContext {
+			s, err := proj.mcpServer(cfg, mc.Server)
+			if err != nil {
+				return fmt.Errorf("agents.%s.mcp_context[%d]: %w", name, i, err)
+			}
+			if mc.Resource != "" {
+				a.Context = append(a.Context, s.Resource(mc.Resource))
+			} else {
+				a.Context = append(a.Context, s.Prompt(mc.Prompt, mc.Arguments))
+			}
 		}
 		if ac.OutputSchema != nil {
 			raw, _ := json.Marshal(ac.OutputSchema)

@@ -65,6 +65,9 @@ type Agent struct {
 	// Sources are sets of tools that may change while the process runs
 	// (an MCP server's, when it announces a new list).
 	Sources []tool.Source
+	// Context is text read when a run starts and given to the model with
+	// the instructions (MCP resources and prompts).
+	Context []tool.ContextSource
 
 	subs     map[string]*SubAgent
 	handoffs map[string]string // tool name → agent
@@ -178,6 +181,7 @@ const (
 	CodeUnknownAgent = "unknown_agent"
 	CodeResolvedFail = "failed_by_operator"
 	CodeTooLarge     = "payload_too_large"
+	CodeContext      = "context_unavailable"
 )
 
 // Cancellation causes the runtime passes to Resume's context.

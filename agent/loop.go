@@ -102,6 +102,9 @@ type state struct {
 	inboxSeq uint64
 	// lastType is the type of the journal's last entry.
 	lastType string
+	// context is the text of the agent's context sources, once loaded.
+	context       []journal.ContextItem
+	contextLoaded bool
 }
 
 func fold(events []journal.Event) (*state, error) {
@@ -147,6 +150,11 @@ func fold(events []journal.Event) (*state, error) {
 		case journal.TypeRunWaiting:
 			if len(s.turns) > 0 {
 				clear(s.turns[len(s.turns)-1].unconfirmed)
+			}
+		case journal.TypeContextLoaded:
+			var r journal.ContextLoaded
+			if err = json.Unmarshal(ev.Data, &r); err == nil {
+				s.context, s.contextLoaded = r.Items, true
 			}
 		case journal.TypeHandoff:
 			var r journal.Handoff
@@ -207,6 +215,12 @@ func Messages(events []journal.Event) ([]model.Message, error) {
 
 func (s *state) messages(instructions string) []model.Message {
 	msgs := make([]model.Message, 0, 2+len(s.start.History)+3*len(s.turns))
+	for _, c := range s.context {
+		if instructions != "" {
+			instructions += "\n\n"
+		}
+		instructions += c.Text
+	}
 	if instructions != "" {
 		msgs = append(msgs, model.Message{Role: model.RoleSystem, Content: instructions})
 	}
@@ -292,6 +306,25 @@ func (a *Agent) Resume(ctx context.Context, runID string, events []journal.Event
 		return r.fail(ctx, s, CodeUnknownAgent, fmt.Sprintf("the run was handed to agent %q, which is not defined on this node", holder))
 	}
 	r.ts = r.a.current()
+	if len(r.a.Context) > 0 && !s.contextLoaded && len(s.turns) == 0 {
+		// Read once, at the start, and journaled: a resumed run sees the
+		// context the first attempt saw.
+		loaded := journal.ContextLoaded{}
+		for _, src := range r.a.Context {
+			text, err := src.Load(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return r.interrupted(ctx, s)
+				}
+				return r.fail(ctx, s, CodeContext, fmt.Sprintf("context %s: %v", src.Name(), err))
+			}
+			loaded.Items = append(loaded.Items, journal.ContextItem{Source: src.Name(), Text: text})
+		}
+		if _, err := r.append(ctx, journal.TypeContextLoaded, loaded); err != nil {
+			return Stopped, err
+		}
+		s.context, s.contextLoaded = loaded.Items, true
+	}
 	if a.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadlineCause(ctx, s.clockFrom.Add(a.Timeout), errTimeout)

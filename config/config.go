@@ -163,6 +163,9 @@ type Agent struct {
 	// MaxChildren caps the child runs one run of this agent starts
 	// (default 100).
 	MaxChildren int `yaml:"max_children,omitempty"`
+	// MCPContext is read from MCP servers when a run starts and given to
+	// the model with the instructions.
+	MCPContext []MCPContext `yaml:"mcp_context,omitempty"`
 	// Extra collects unknown fields, so Validate can name them.
 	Extra map[string]yaml.Node `yaml:",inline"`
 }
@@ -561,6 +564,7 @@ func (c *Config) Validate() error {
 			}
 		}
 		c.validateTeam(add, name, a)
+		c.validateMCPContext(add, name, a)
 	}
 	if c.Server.APITokenEnv != "" {
 		if msg := checkEnvName(c.Server.APITokenEnv); msg != "" {

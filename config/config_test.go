@@ -198,6 +198,7 @@ agents:
 		{"mcp unknown server", "  boss: {model: m, tools: [fs.read_*]}\n", `agents.boss.tools[0]: unknown MCP server "fs" in "fs.read_*" (known: none defined)`},
 		{"mcp both", "mcp_servers:\n  fs: {command: x, url: 'http://h/mcp'}\n", `mcp_servers.fs: set command (stdio) or url (streamable HTTP), not both`},
 		{"mcp secret", "mcp_servers:\n  fs: {command: x, env_from: {TOKEN: ghp_abcdefghijklmnop1234}}\n", `mcp_servers.fs.env_from.TOKEN: this looks like a key`},
+		{"mcp context", "  boss: {model: m, mcp_context: [{server: fs, resource: 'mem://x', prompt: p}]}\nmcp_servers:\n  fs: {command: x}\n", `agents.boss.mcp_context[0]: set resource (a URI) or prompt (a name), one of them`},
 		{"mcp bad name", "mcp_servers:\n  f__s: {command: x}\n", `mcp_servers.f__s: invalid name`},
 		{"cron fields", "schedules:\n  s: {cron: '* * *', agent: lead, input: go}\n", `schedules.s.cron: "* * *" has 3 fields; write 5`},
 		{"cron target", "schedules:\n  s: {cron: '@daily', input: go}\n", `schedules.s: set agent or flow: what the schedule runs`},

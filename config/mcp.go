@@ -32,6 +32,16 @@ type MCPServer struct {
 	Extra    map[string]yaml.Node `yaml:",inline"`
 }
 
+// MCPContext is a resource or a prompt of an MCP server given to an agent
+// with its instructions.
+type MCPContext struct {
+	Server    string               `yaml:"server"`
+	Resource  string               `yaml:"resource,omitempty"`
+	Prompt    string               `yaml:"prompt,omitempty"`
+	Arguments map[string]string    `yaml:"arguments,omitempty"`
+	Extra     map[string]yaml.Node `yaml:",inline"`
+}
+
 // MCPToolRef splits an agent tools entry "server.pattern" into its MCP
 // server and tool pattern; ok is false for plain tool names.
 func MCPToolRef(entry string) (server, pattern string, ok bool) {
@@ -81,6 +91,23 @@ func (c *Config) validateMCP(add func(path, format string, args ...any)) {
 		}
 		if s.Approval != "" && s.Approval != ApprovalRequired && s.Approval != "never" {
 			add(p+".approval", "unknown value %q (known: required, never; leave it out to follow the tools' annotations)", s.Approval)
+		}
+	}
+}
+
+// validateMCPContext checks an agent's mcp_context entries.
+func (c *Config) validateMCPContext(add func(path, format string, args ...any), name string, a *Agent) {
+	for i, mc := range a.MCPContext {
+		p := fmt.Sprintf("agents.%s.mcp_context[%d]", name, i)
+		unknownFields(add, p, mc.Extra, mc)
+		if c.MCPServers[mc.Server] == nil {
+			add(p+".server", "unknown MCP server %q (known: %s)", mc.Server, list(sortedKeys(c.MCPServers)))
+		}
+		if (mc.Resource == "") == (mc.Prompt == "") {
+			add(p, "set resource (a URI) or prompt (a name), one of them")
+		}
+		if mc.Resource != "" && len(mc.Arguments) > 0 {
+			add(p+".arguments", "arguments are for prompts")
 		}
 	}
 }

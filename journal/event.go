@@ -46,6 +46,9 @@ const (
 	TypeChildrenReported = "children.reported"
 	TypeInputRequested   = "input.requested"
 	TypeInputReceived    = "input.received"
+	// TypeContextLoaded records the context an agent was given at the start
+	// of a run (MCP resources and prompts), so a resumed run sees the same.
+	TypeContextLoaded = "context.loaded"
 )
 
 // Terminal reports whether an event type ends a run for good.
@@ -342,4 +345,15 @@ func OpenChildren(events []Event) []string {
 		}
 	}
 	return out
+}
+
+// ContextLoaded is the text of an agent's context sources, read once.
+type ContextLoaded struct {
+	Items []ContextItem `json:"items"`
+}
+
+// ContextItem is one source's text.
+type ContextItem struct {
+	Source string `json:"source"`
+	Text   string `json:"text"`
 }

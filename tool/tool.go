@@ -87,3 +87,11 @@ type Source interface {
 	// Version changes whenever Tools does.
 	Version() uint64
 }
+
+// ContextSource is text an agent is given with its instructions, read when
+// a run starts (an MCP server's resource or prompt).
+type ContextSource interface {
+	// Name says where the text comes from, for events and errors.
+	Name() string
+	Load(ctx context.Context) (string, error)
+}

@@ -494,3 +494,59 @@ func transportOf(c *http.Client) http.RoundTripper {
 	}
 	return http.DefaultTransport
 }
+
+// Resource returns a context source that reads a resource of the server.
+func (s *Server) Resource(uri string) tool.ContextSource {
+	return contextSource{name: s.cfg.Name + " resource " + uri, load: func(ctx context.Context) (string, error) {
+		session, err := s.connect(ctx)
+		if err != nil {
+			return "", err
+		}
+		cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+		defer cancel()
+		res, err := session.ReadResource(cctx, &mcp.ReadResourceParams{URI: uri})
+		if err != nil {
+			return "", fmt.Errorf("mcp server %s: read %s: %s", s.cfg.Name, uri, s.redact(err))
+		}
+		var parts []string
+		for _, c := range res.Contents {
+			if c.Text != "" {
+				parts = append(parts, c.Text)
+			} else if len(c.Blob) > 0 {
+				parts = append(parts, fmt.Sprintf("[%s: %d bytes of %s]", c.URI, len(c.Blob), c.MIMEType))
+			}
+		}
+		return strings.Join(parts, "\n"), nil
+	}}
+}
+
+// Prompt returns a context source that gets a prompt of the server.
+func (s *Server) Prompt(name string, args map[string]string) tool.ContextSource {
+	return contextSource{name: s.cfg.Name + " prompt " + name, load: func(ctx context.Context) (string, error) {
+		session, err := s.connect(ctx)
+		if err != nil {
+			return "", err
+		}
+		cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+		defer cancel()
+		res, err := session.GetPrompt(cctx, &mcp.GetPromptParams{Name: name, Arguments: args})
+		if err != nil {
+			return "", fmt.Errorf("mcp server %s: get prompt %s: %s", s.cfg.Name, name, s.redact(err))
+		}
+		var parts []string
+		for _, m := range res.Messages {
+			if tc, ok := m.Content.(*mcp.TextContent); ok {
+				parts = append(parts, tc.Text)
+			}
+		}
+		return strings.Join(parts, "\n"), nil
+	}}
+}
+
+type contextSource struct {
+	name string
+	load func(context.Context) (string, error)
+}
+
+func (c contextSource) Name() string                             { return c.name }
+func (c contextSource) Load(ctx context.Context) (string, error) { return c.load(ctx) }
