@@ -32,7 +32,11 @@ func run() error {
 	scenario := os.Getenv("MCP_CONFORMANCE_SCENARIO")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s := mcptool.New(mcptool.Config{Name: "s", URL: url, Timeout: 10 * time.Second})
+	oauth, err := oauthHandler()
+	if err != nil {
+		return err
+	}
+	s := mcptool.New(mcptool.Config{Name: "s", URL: url, Timeout: 10 * time.Second, OAuth: oauth})
 	defer s.Close()
 	tools, err := s.Tools(ctx)
 	if err != nil {

@@ -31,6 +31,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/myriad-ai/myriad/tool"
@@ -63,6 +64,9 @@ type Config struct {
 	Logger   *slog.Logger
 	// HTTPClient is used for URL servers (default: a plain client).
 	HTTPClient *http.Client
+	// OAuth, when set, authorizes requests to a URL server that asks for
+	// it (OAuth 2.1, e.g. the SDK's auth.AuthorizationCodeHandler).
+	OAuth auth.OAuthHandler
 	// OnToolsChanged, when set, is called after the server announced a new
 	// tool list and it was read.
 	OnToolsChanged func()
@@ -251,7 +255,7 @@ func (s *Server) dial(ctx context.Context) (*mcp.ClientSession, error) {
 		if len(s.cfg.Headers) > 0 {
 			hc = &http.Client{Transport: headerTransport{base: transportOf(hc), headers: s.cfg.Headers}, Timeout: hc.Timeout}
 		}
-		transport = &mcp.StreamableClientTransport{Endpoint: s.cfg.URL, HTTPClient: hc}
+		transport = &mcp.StreamableClientTransport{Endpoint: s.cfg.URL, HTTPClient: hc, OAuthHandler: s.cfg.OAuth}
 	default:
 		return nil, fmt.Errorf("set command or url")
 	}
