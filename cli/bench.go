@@ -64,13 +64,11 @@ func bench(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		defer proj.Close() // MCP servers started for it stop with the command
-		dir := *data
-		if dir == "" && !*memory {
-			if dir, err = os.MkdirTemp("", "myriad-bench-"); err != nil {
-				return err
-			}
-			defer os.RemoveAll(dir)
+		dir, cleanup, err := dataDir(*data, "bench", *memory)
+		if err != nil {
+			return err
 		}
+		defer cleanup()
 		var stopProfile func()
 		if *cpuProfile != "" {
 			f, err := os.Create(*cpuProfile)
@@ -101,13 +99,11 @@ func bench(ctx context.Context, e *env, args []string) error {
 	if _, ok := proj.Agents[*agentName]; !ok {
 		return fmt.Errorf("--agent: unknown agent %q (known: %s)", *agentName, strings.Join(proj.Config.AgentNames(), ", "))
 	}
-	dir := *data
-	if dir == "" && !*memory {
-		if dir, err = os.MkdirTemp("", "myriad-bench-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
+	dir, cleanup, err := dataDir(*data, "bench", *memory)
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 
 	var mu sync.Mutex
 	// inFlight holds one token per session between its submission and its

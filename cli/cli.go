@@ -136,3 +136,16 @@ func defaultConfig() string {
 	}
 	return "myriad.yaml"
 }
+
+// dataDir returns the --data directory, or a temporary one (removed by
+// cleanup) when none was given and the streams are not kept in memory.
+func dataDir(given, command string, memory bool) (dir string, cleanup func(), err error) {
+	if given != "" || memory {
+		return given, func() {}, nil
+	}
+	dir, err = os.MkdirTemp("", "myriad-"+command+"-")
+	if err != nil {
+		return "", nil, err
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
+}

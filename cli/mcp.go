@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"os"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -27,13 +26,11 @@ func mcpCmd(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer proj.Close() // MCP servers started for it stop with the command
-	dir := *data
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "myriad-mcp-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
+	dir, cleanup, err := dataDir(*data, "mcp", false)
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	log := newLogger(e.stderr, *logLevel)
 	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{DataDir: dir, Logger: log})
 	if err != nil {

@@ -35,13 +35,11 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer proj.Close() // MCP servers started for it stop with the command
-	dir := *data
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "myriad-run-"); err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
+	dir, cleanup, err := dataDir(*data, "run", false)
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{DataDir: dir, Logger: newLogger(e.stderr, *logLevel)})
 	if err != nil {
 		return err
