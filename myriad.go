@@ -37,6 +37,7 @@ import (
 	"github.com/myriad-ai/myriad/tool"
 	"github.com/myriad-ai/myriad/tool/builtin"
 	"github.com/myriad-ai/myriad/tool/httptool"
+	"github.com/myriad-ai/myriad/tool/a2atool"
 	"github.com/myriad-ai/myriad/tool/mcptool"
 )
 
@@ -88,24 +89,16 @@ func (p *Project) mcpServer(cfg *config.Config, server string) (*mcptool.Server,
 	s, ok := p.MCPServers[server]
 	if !ok {
 		sc := cfg.MCPServers[server]
-		c := mcptool.Config{Name: server, Command: sc.Command, Args: sc.Args, Env: map[string]string{}, Dir: cfg.Path(sc.Dir),
-			URL: sc.URL, Headers: map[string]string{}, Timeout: sc.Timeout.Std(), Approval: sc.Approval}
-		maps.Copy(c.Env, sc.Env)
-		maps.Copy(c.Headers, sc.Headers)
-		for k, env := range sc.EnvFrom {
-			v := os.Getenv(env)
-			if v == "" {
-				return nil, fmt.Errorf("mcp_servers.%s.env_from.%s: environment variable %s is empty or unset", server, k, env)
-			}
-			c.Env[k] = v
+		env, err := withEnv("mcp_servers."+server+".env_from", sc.Env, sc.EnvFrom)
+		if err != nil {
+			return nil, err
 		}
-		for h, env := range sc.HeaderEnv {
-			v := os.Getenv(env)
-			if v == "" {
-				return nil, fmt.Errorf("mcp_servers.%s.header_env.%s: environment variable %s is empty or unset", server, h, env)
-			}
-			c.Headers[h] = v
+		headers, err := withEnv("mcp_servers."+server+".header_env", sc.Headers, sc.HeaderEnv)
+		if err != nil {
+			return nil, err
 		}
+		c := mcptool.Config{Name: server, Command: sc.Command, Args: sc.Args, Env: env, Dir: cfg.Path(sc.Dir),
+			URL: sc.URL, Headers: headers, Timeout: sc.Timeout.Std(), Approval: sc.Approval}
 		s = mcptool.New(c)
 		all, err := s.Tools(context.Background())
 		if err != nil {
@@ -149,11 +142,14 @@ func (proj *Project) build(cfg *config.Config) error {
 	for _, name := range cfg.AgentNames() {
 		ac := cfg.Agents[name]
 		for _, tn := range ac.Tools {
-			if tc, ok := cfg.Tools[tn]; ok && tools[tn] == nil {
-				t, err := buildTool(tn, tc)
-				if err != nil {
-					return err
-				}
+			if tools[tn] != nil {
+				continue
+			}
+			t, err := buildNamedTool(cfg, tn)
+			if err != nil {
+				return err
+			}
+			if t != nil {
 				tools[tn] = t
 			}
 		}
@@ -171,11 +167,9 @@ func (proj *Project) build(cfg *config.Config) error {
 			if n == nil || n.Tool == "" || tools[n.Tool] != nil {
 				continue
 			}
-			if tc, ok := cfg.Tools[n.Tool]; ok {
-				t, err := buildTool(n.Tool, tc)
-				if err != nil {
-					return err
-				}
+			if t, err := buildNamedTool(cfg, n.Tool); err != nil {
+				return err
+			} else if t != nil {
 				tools[n.Tool] = t
 			} else if t, ok := builtin.Lookup(n.Tool); ok {
 				tools[n.Tool] = t
@@ -225,12 +219,18 @@ func (proj *Project) build(cfg *config.Config) error {
 				patterns[server] = append(patterns[server], pattern)
 				continue
 			}
-			if tc := cfg.Tools[tn]; tc != nil && tc.Approval.Required() {
-				rule := agent.ApprovalRule{Timeout: tc.Approval.Timeout.Std(), OnTimeout: tc.Approval.OnTimeout}
-				if tc.Approval.When != "" {
-					c, err := policy.Compile(tc.Approval.When)
+			approval, section := (*config.Approval)(nil), "tools"
+			if tc := cfg.Tools[tn]; tc != nil {
+				approval = tc.Approval
+			} else if ac := cfg.A2AAgents[tn]; ac != nil {
+				approval, section = ac.Approval, "a2a_agents"
+			}
+			if approval.Required() {
+				rule := agent.ApprovalRule{Timeout: approval.Timeout.Std(), OnTimeout: approval.OnTimeout}
+				if approval.When != "" {
+					c, err := policy.Compile(approval.When)
 					if err != nil {
-						return fmt.Errorf("tools.%s.approval.when: %w", tn, err)
+						return fmt.Errorf("%s.%s.approval.when: %w", section, tn, err)
 					}
 					rule.When = c
 				}
@@ -330,24 +330,48 @@ func buildModel(cfg *config.Config, name string, m *config.Model) (model.Provide
 	return nil, fmt.Errorf("%s.provider: unknown provider %q", path, m.Provider)
 }
 
-func buildTool(name string, t *config.Tool) (tool.Tool, error) {
-	var schema json.RawMessage
-	if t.Parameters != nil {
-		schema, _ = json.Marshal(t.Parameters)
+// buildNamedTool builds the configured tool or remote A2A agent a name
+// refers to; it returns nil for other names (built-in tools).
+func buildNamedTool(cfg *config.Config, name string) (tool.Tool, error) {
+	if t := cfg.Tools[name]; t != nil {
+		var schema json.RawMessage
+		if t.Parameters != nil {
+			schema, _ = json.Marshal(t.Parameters)
+		}
+		headers, err := withEnv("tools."+name+".header_env", t.Headers, t.HeaderEnv)
+		if err != nil {
+			return nil, err
+		}
+		return httptool.New(httptool.Config{Name: name, Description: t.Description, Schema: schema, URL: t.URL,
+			Headers: headers, Timeout: t.Timeout.Std(), Idempotent: t.Idempotent}), nil
 	}
-	headers := map[string]string{}
-	for k, v := range t.Headers {
-		headers[k] = v
+	if a := cfg.A2AAgents[name]; a != nil {
+		headers, err := withEnv("a2a_agents."+name+".header_env", a.Headers, a.HeaderEnv)
+		if err != nil {
+			return nil, err
+		}
+		return a2atool.New(a2atool.Config{Name: name, URL: a.URL, Description: a.Description, Headers: headers,
+			Timeout: a.Timeout.Std(), Idempotent: a.Idempotent}), nil
 	}
-	for k, env := range t.HeaderEnv {
+	return nil, nil
+}
+
+// withEnv adds values read from the environment (secrets: fromEnv maps a
+// key to its variable) to the ones written in the file; path names the
+// field in errors.
+func withEnv(path string, values, fromEnv map[string]string) (map[string]string, error) {
+	out := maps.Clone(values)
+	if out == nil {
+		out = map[string]string{}
+	}
+	for k, env := range fromEnv {
 		v := os.Getenv(env)
 		if v == "" {
-			return nil, fmt.Errorf("tools.%s.header_env.%s: environment variable %s is empty or unset", name, k, env)
+			return nil, fmt.Errorf("%s.%s: environment variable %s is empty or unset", path, k, env)
 		}
-		headers[k] = v
+		out[k] = v
 	}
-	return httptool.New(httptool.Config{Name: name, Description: t.Description, Schema: schema, URL: t.URL,
-		Headers: headers, Timeout: t.Timeout.Std(), Idempotent: t.Idempotent}), nil
+	return out, nil
 }
 
 // NodeOptions configure a node.

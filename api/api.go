@@ -37,6 +37,18 @@ type Options struct {
 	Version string
 	// MCP, when set, is served on /mcp, behind the same authentication.
 	MCP http.Handler
+	// A2A, when set, serves agent cards (public, as the protocol expects)
+	// and the A2A JSON-RPC endpoints (behind the same authentication).
+	A2A A2A
+}
+
+// A2A serves the A2A routes; the path value "agent" names the agent.
+type A2A interface {
+	// ServeCard serves GET /.well-known/agent-card.json (the default
+	// agent's card) and GET /a2a/{agent}/.well-known/agent-card.json.
+	ServeCard(http.ResponseWriter, *http.Request)
+	// ServeRPC serves POST /a2a/{agent}.
+	ServeRPC(http.ResponseWriter, *http.Request)
 }
 
 // Server is the HTTP API over a runtime.
@@ -70,6 +82,14 @@ func New(rt *runtime.Runtime, opts Options) *Server {
 	s.mux.HandleFunc("POST /v1/runs/{id}/approvals/{approval_id}", s.auth(s.decideApproval))
 	if opts.MCP != nil {
 		s.mux.HandleFunc("/mcp", s.auth(opts.MCP.ServeHTTP))
+	}
+	if opts.A2A != nil {
+		s.mux.HandleFunc("GET /.well-known/agent-card.json", opts.A2A.ServeCard)
+		s.mux.HandleFunc("GET /a2a/{agent}/.well-known/agent-card.json", opts.A2A.ServeCard)
+		s.mux.HandleFunc("POST /a2a/{agent}", s.auth(func(w http.ResponseWriter, r *http.Request) {
+			r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
+			opts.A2A.ServeRPC(w, r)
+		}))
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s (see docs/api.md)", r.Method, r.URL.Path))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/myriad-ai/myriad"
+	"github.com/myriad-ai/myriad/a2aserver"
 	"github.com/myriad-ai/myriad/api"
 	"github.com/myriad-ai/myriad/mcpserver"
 )
@@ -55,9 +56,14 @@ func serve(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer node.Close()
+	a2a, err := a2aserver.New(node.Runtime, a2aserver.Options{Version: myriad.Version, PublicURL: cfg.Server.PublicURL,
+		Default: cfg.Server.A2A.Default, Publish: cfg.Server.A2A.Publish, BearerAuth: token != "", Logger: log})
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
 		Handler: api.New(node.Runtime, api.Options{Token: token, MaxBodyBytes: cfg.Server.MaxBodyBytes, Logger: log, Version: myriad.Version,
-			MCP: mcpserver.Handler(mcpserver.New(node.Runtime, mcpserver.Options{Version: myriad.Version, Logger: log}))}),
+			MCP: mcpserver.Handler(mcpserver.New(node.Runtime, mcpserver.Options{Version: myriad.Version, Logger: log})), A2A: a2a}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	where := "embedded NATS in " + *data

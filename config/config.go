@@ -40,6 +40,8 @@ type Config struct {
 	Tools  map[string]*Tool  `yaml:"tools,omitempty"`
 	// MCPServers are MCP servers whose tools agents use ("server.tool").
 	MCPServers map[string]*MCPServer `yaml:"mcp_servers,omitempty"`
+	// A2AAgents are remote A2A agents that agents call as tools.
+	A2AAgents map[string]*A2AAgent `yaml:"a2a_agents,omitempty"`
 	Agents     map[string]*Agent     `yaml:"agents"`
 	// Flows are graphs of agents, tools and people over a shared state.
 	Flows map[string]*Flow `yaml:"flows,omitempty"`
@@ -219,6 +221,11 @@ type Server struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes,omitempty"`
 	// MaxDepth bounds how deep trees of child runs grow (default 5).
 	MaxDepth int `yaml:"max_depth,omitempty"`
+	// PublicURL is the base URL clients reach the API at, written into A2A
+	// agent cards (default: the Host of each request).
+	PublicURL string `yaml:"public_url,omitempty"`
+	// A2A says which agents are published over A2A.
+	A2A A2AServer `yaml:"a2a,omitempty"`
 	// Extra collects unknown fields, so Validate can name them.
 	Extra map[string]yaml.Node `yaml:",inline"`
 }
@@ -361,6 +368,11 @@ func (c *Config) applyDefaults() {
 			t.Timeout = Duration(DefaultToolTimeout)
 		}
 	}
+	for _, a := range c.A2AAgents {
+		if a != nil && a.Timeout == 0 {
+			a.Timeout = DefaultA2ATimeout
+		}
+	}
 	if c.Server.Listen == "" {
 		c.Server.Listen = DefaultListen
 	}
@@ -487,26 +499,7 @@ func (c *Config) Validate() error {
 		if t.Timeout < 0 {
 			add(p+".timeout", "must be positive")
 		}
-		if a := t.Approval; a != nil {
-			unknownFields(add, p+".approval", a.Extra, *a)
-			if a.Mode != "" && a.Mode != ApprovalRequired && a.Mode != "never" {
-				add(p+".approval", "unknown value %q (known: required, never, or a mapping with when, timeout, on_timeout)", a.Mode)
-			}
-			if a.When != "" {
-				if _, err := policy.Compile(a.When); err != nil {
-					add(p+".approval.when", "%v", err)
-				}
-			}
-			if a.Timeout < 0 {
-				add(p+".approval.timeout", "must be positive")
-			}
-			if a.OnTimeout != "" && a.OnTimeout != "approve" && a.OnTimeout != "deny" {
-				add(p+".approval.on_timeout", "unknown value %q (known: approve, deny)", a.OnTimeout)
-			}
-			if a.OnTimeout != "" && a.Timeout == 0 {
-				add(p+".approval.on_timeout", "needs a timeout")
-			}
-		}
+		validateApproval(add, p+".approval", t.Approval)
 	}
 	known := c.toolNames()
 	for _, name := range sortedKeys(c.Agents) {
@@ -578,6 +571,7 @@ func (c *Config) Validate() error {
 		add("server.workers", "must be positive")
 	}
 	c.validateFlows(add)
+	c.validateA2A(add)
 	c.validateMCP(add)
 	if c.Server.MaxDepth < 0 {
 		add("server.max_depth", "must be positive (or left out for the default of 5)")
@@ -646,6 +640,9 @@ func (c *Config) toolNames() map[string]bool {
 		known[n] = true
 	}
 	for _, n := range BuiltinTools {
+		known[n] = true
+	}
+	for n := range c.A2AAgents {
 		known[n] = true
 	}
 	return known
@@ -728,5 +725,30 @@ func (c *Config) validateTeam(add func(path, format string, args ...any), name s
 	}
 	if a.MaxChildren < 0 {
 		add(p+".max_children", "must be positive (or left out for the default of 100)")
+	}
+}
+
+// validateApproval checks an approval setting of a tool or remote agent.
+func validateApproval(add func(path, format string, args ...any), p string, a *Approval) {
+	if a == nil {
+		return
+	}
+	unknownFields(add, p, a.Extra, *a)
+	if a.Mode != "" && a.Mode != ApprovalRequired && a.Mode != "never" {
+		add(p, "unknown value %q (known: required, never, or a mapping with when, timeout, on_timeout)", a.Mode)
+	}
+	if a.When != "" {
+		if _, err := policy.Compile(a.When); err != nil {
+			add(p+".when", "%v", err)
+		}
+	}
+	if a.Timeout < 0 {
+		add(p+".timeout", "must be positive")
+	}
+	if a.OnTimeout != "" && a.OnTimeout != "approve" && a.OnTimeout != "deny" {
+		add(p+".on_timeout", "unknown value %q (known: approve, deny)", a.OnTimeout)
+	}
+	if a.OnTimeout != "" && a.Timeout == 0 {
+		add(p+".on_timeout", "needs a timeout")
 	}
 }

@@ -66,7 +66,7 @@ func TestErrorsNameTheFieldAndTheFix(t *testing.T) {
 		{"not a name", "api_key_env: OPENAI_API_KEY", `models.fast.api_key_env: must be the name of an environment variable`},
 		{"bad duration", "timeout: 5s", `invalid duration "5 parsecs"`},
 		{"unknown field", "max_turns: 5", "agents.triage.max_turn: unknown field (known: description, model, instructions, tools, max_turns,"},
-		{"unknown section", "agents:\n  triage:", "agent: unknown section (known: models, tools, mcp_servers, agents, flows, schedules, server)"},
+		{"unknown section", "agents:\n  triage:", "agent: unknown section (known: models, tools, mcp_servers, a2a_agents, agents, flows, schedules, server)"},
 		{"unknown model field", "provider: openai", "models.fast.kind: unknown field (known: provider, model,"},
 		{"bad schema", "properties: {id: {type: string}}", "tools.lookup.parameters: invalid JSON Schema"},
 		{"bad approval", "idempotent: true", `tools.lookup.approval: unknown value "sometimes" (known: required, never, or a mapping`},

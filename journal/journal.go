@@ -124,6 +124,20 @@ func FollowTree(ctx context.Context, b *bus.Bus, tree string, afterSeq uint64, f
 	return follow(ctx, b, bus.TreeSubjects(tree), "tree "+tree, afterSeq, fn)
 }
 
+// TreeSeq returns the stream sequence of the newest entry of a tree's
+// journals (0 when it has none): following after it yields only what
+// happens from now on.
+func TreeSeq(ctx context.Context, b *bus.Bus, tree string) (uint64, error) {
+	m, err := b.Journal.GetLastMsgForSubject(ctx, bus.TreeSubjects(tree))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("journal: last entry of tree %s: %w", tree, err)
+	}
+	return m.Sequence, nil
+}
+
 func follow(ctx context.Context, b *bus.Bus, subject, what string, afterSeq uint64, fn func(Event) bool) error {
 	cfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects:    []string{subject},

@@ -657,19 +657,13 @@ func (r *Runtime) PendingApprovals(ctx context.Context, agentName string) ([]Pen
 			return nil, err
 		}
 		for _, rec := range runs {
-			decided := map[string]bool{}
-			for _, d := range rec.Decisions {
-				decided[d.ApprovalID] = true
-			}
-			for _, a := range rec.Approvals {
-				if !decided[a.ApprovalID] {
-					p := PendingApproval{RunID: rec.ID, Agent: rec.Agent, ApprovalRequested: a}
-					if a.Agent != "" {
-						p.Agent = a.Agent // the agent holding the conversation
-					}
-					if agentName == "" || p.Agent == agentName || rec.Agent == agentName {
-						out = append(out, p)
-					}
+			for _, a := range rec.PendingApprovals() {
+				p := PendingApproval{RunID: rec.ID, Agent: rec.Agent, ApprovalRequested: a}
+				if a.Agent != "" {
+					p.Agent = a.Agent // the agent holding the conversation
+				}
+				if agentName == "" || p.Agent == agentName || rec.Agent == agentName {
+					out = append(out, p)
 				}
 			}
 		}

@@ -3,6 +3,8 @@ package runtime
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"slices"
 
 	"github.com/myriad-ai/myriad/journal"
 )
@@ -85,4 +87,73 @@ func (t *Tree) Path(ctx context.Context, runID string, ev *journal.Event) (strin
 		t.outside[c] = true
 	}
 	return "", false
+}
+
+// Asking reports whether a run waits for a person: an approval or an
+// answer not yet given, or a resolution of a call in doubt.
+func (rec *Record) Asking() bool {
+	if rec.Status == StatusInDoubt {
+		return true
+	}
+	if rec.Status != StatusWaiting {
+		return false
+	}
+	return len(rec.PendingApprovals()) > 0 || len(rec.PendingInputs()) > 0
+}
+
+// PendingApprovals are the run's approvals nobody has decided yet.
+func (rec *Record) PendingApprovals() []journal.ApprovalRequested {
+	var out []journal.ApprovalRequested
+	for _, a := range rec.Approvals {
+		if !slices.ContainsFunc(rec.Decisions, func(d journal.ApprovalDecided) bool { return d.ApprovalID == a.ApprovalID }) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// PendingInputs are the run's questions nobody has answered yet.
+func (rec *Record) PendingInputs() []journal.InputRequested {
+	var out []journal.InputRequested
+	for _, q := range rec.InputRequests {
+		if !slices.ContainsFunc(rec.Inputs, func(in journal.InputReceived) bool { return in.Key == q.Key }) {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// Asking returns the runs of root's tree, root included, that wait for a
+// person (see Record.Asking). It descends only through runs parked on
+// their children, reading the journal of each to find the open ones, so
+// its cost follows the part of the tree still at work.
+func (r *Runtime) Asking(ctx context.Context, root *Record) ([]*Record, error) {
+	var out []*Record
+	var walk func(rec *Record, depth int) error
+	walk = func(rec *Record, depth int) error {
+		if rec.Asking() {
+			out = append(out, rec)
+		}
+		if rec.Status != StatusWaiting || depth > r.opts.MaxDepth {
+			return nil
+		}
+		events, err := journal.Load(ctx, r.bus, rec.ID)
+		if err != nil {
+			return err
+		}
+		for _, id := range journal.OpenChildren(events) {
+			child, err := r.Get(ctx, id)
+			if errors.Is(err, ErrNotFound) {
+				continue // spawned in the journal, record not written yet
+			}
+			if err != nil {
+				return err
+			}
+			if err := walk(child, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return out, walk(root, 0)
 }

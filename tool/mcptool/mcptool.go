@@ -34,6 +34,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/myriad-ai/myriad/internal/headertransport"
 	"github.com/myriad-ai/myriad/tool"
 )
 
@@ -248,13 +249,7 @@ func (s *Server) dial(ctx context.Context) (*mcp.ClientSession, error) {
 		}
 		transport = &mcp.CommandTransport{Command: cmd}
 	case s.cfg.URL != "":
-		hc := s.cfg.HTTPClient
-		if hc == nil {
-			hc = &http.Client{}
-		}
-		if len(s.cfg.Headers) > 0 {
-			hc = &http.Client{Transport: headerTransport{base: transportOf(hc), headers: s.cfg.Headers}, Timeout: hc.Timeout}
-		}
+		hc := headertransport.Client(s.cfg.HTTPClient, s.cfg.Headers)
 		transport = &mcp.StreamableClientTransport{Endpoint: s.cfg.URL, HTTPClient: hc, OAuthHandler: s.cfg.OAuth}
 	default:
 		return nil, fmt.Errorf("set command or url")
@@ -476,27 +471,6 @@ func resultText(res *mcp.CallToolResult) string {
 		}
 	}
 	return strings.Join(parts, "\n")
-}
-
-// headerTransport adds configured headers to every request.
-type headerTransport struct {
-	base    http.RoundTripper
-	headers map[string]string
-}
-
-func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	for k, v := range h.headers {
-		r.Header.Set(k, v)
-	}
-	return h.base.RoundTrip(r)
-}
-
-func transportOf(c *http.Client) http.RoundTripper {
-	if c.Transport != nil {
-		return c.Transport
-	}
-	return http.DefaultTransport
 }
 
 // Resource returns a context source that reads a resource of the server.

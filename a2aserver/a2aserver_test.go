@@ -1,0 +1,376 @@
+package a2aserver_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/a2aproject/a2a-go/a2a"
+	"github.com/a2aproject/a2a-go/a2aclient"
+	"github.com/a2aproject/a2a-go/a2aclient/agentcard"
+
+	"github.com/myriad-ai/myriad/a2aserver"
+	"github.com/myriad-ai/myriad/agent"
+	"github.com/myriad-ai/myriad/api"
+	"github.com/myriad-ai/myriad/bus/bustest"
+	"github.com/myriad-ai/myriad/flow"
+	"github.com/myriad-ai/myriad/model/scripted"
+	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/tool"
+)
+
+func scriptedModel(t *testing.T, rules string) *scripted.Model {
+	t.Helper()
+	rs, err := scripted.ParseRules([]byte(rules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := scripted.New(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+const token = "s3cret"
+
+// newServer serves three agents and a flow over A2A, behind a token.
+func newServer(t *testing.T) (*runtime.Runtime, string) {
+	t.Helper()
+	b, _ := bustest.Open(t)
+	refund, err := tool.NewFunc("refund", "refunds an order", func(_ context.Context, _ *tool.Call, in struct {
+		Order string `json:"order"`
+	}) (string, error) {
+		return "refunded " + in.Order, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := runtime.New(b, runtime.Options{
+		Agents: map[string]*agent.Agent{
+			"greeter": {Description: "says hello", Model: scriptedModel(t, `
+- when: {last_user: "^again", turn: 2}
+  reply: {text: "hello again, I remember {{.Input}}"} # .Input is the conversation's first message
+- reply: {text: "hello {{.Input}}"}`)},
+			"refunder": {Model: scriptedModel(t, `
+- when: {last_tool: refund}
+  reply: {text: "done: {{.LastToolResult}}"}
+- reply: {tool_calls: [{name: refund, arguments: {order: "A-1"}}]}`),
+				Tools: []tool.Tool{refund}, Approvals: map[string]agent.ApprovalRule{"refund": {}}},
+			"boss": {Model: scriptedModel(t, `
+- when: {last_tool: refunder}
+  reply: {text: "boss says: {{.LastToolResult}}"}
+- reply: {tool_calls: [{name: refunder, arguments: {task: "refund A-1"}}]}`),
+				SubAgents: []agent.SubAgent{{Agent: "refunder"}}},
+		},
+		Flows: map[string]*flow.Flow{"review": {Description: "asks a person", Start: []string{"ask"}, Output: "verdict",
+			Nodes: map[string]*flow.Node{"ask": {Ask: &flow.Ask{Prompt: "Ship {{.state.input}}?",
+				Schema: json.RawMessage(`{"type":"object","properties":{"ok":{"type":"boolean"}},"required":["ok"]}`)}, Output: "verdict"}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Stop)
+	srv, err := a2aserver.New(rt, a2aserver.Options{Version: "test", Default: "greeter", BearerAuth: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(api.New(rt, api.Options{Token: token, A2A: srv}))
+	t.Cleanup(hs.Close)
+	return rt, hs.URL
+}
+
+type bearer struct{ http.RoundTripper }
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+token)
+	return b.RoundTripper.RoundTrip(r)
+}
+
+var authed = &http.Client{Transport: bearer{http.DefaultTransport}}
+
+func client(t *testing.T, base, agentName string) (*a2aclient.Client, *a2a.AgentCard) {
+	t.Helper()
+	card, err := agentcard.DefaultResolver.Resolve(context.Background(), base+"/a2a/"+agentName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := a2aclient.NewFromCard(context.Background(), card, a2aclient.WithJSONRPCTransport(authed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, card
+}
+
+func text(parts a2a.ContentParts) string {
+	var out []string
+	for _, p := range parts {
+		if tp, ok := p.(a2a.TextPart); ok {
+			out = append(out, tp.Text)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func send(t *testing.T, c *a2aclient.Client, msg *a2a.Message) *a2a.Task {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := c.SendMessage(ctx, &a2a.MessageSendParams{Message: msg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, ok := res.(*a2a.Task)
+	if !ok {
+		t.Fatalf("result %T, want a task", res)
+	}
+	return task
+}
+
+// stream sends a message on message/stream and returns every event.
+func stream(t *testing.T, c *a2aclient.Client, msg *a2a.Message) []a2a.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out []a2a.Event
+	for ev, err := range c.SendStreamingMessage(ctx, &a2a.MessageSendParams{Message: msg}) {
+		if err != nil {
+			t.Fatalf("after %d events: %v", len(out), err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+func last(t *testing.T, events []a2a.Event) *a2a.TaskStatusUpdateEvent {
+	t.Helper()
+	if len(events) == 0 {
+		t.Fatal("no events")
+	}
+	st, ok := events[len(events)-1].(*a2a.TaskStatusUpdateEvent)
+	if !ok || !st.Final {
+		t.Fatalf("last event %T %+v, want a final status update", events[len(events)-1], events[len(events)-1])
+	}
+	return st
+}
+
+func TestAgentCards(t *testing.T) {
+	_, base := newServer(t)
+	tests := []struct {
+		path, name, url string
+		skillTags       string
+	}{
+		{"", "greeter", base + "/a2a/greeter", "agent"},
+		{"/a2a/refunder", "refunder", base + "/a2a/refunder", "agent"},
+		{"/a2a/review", "review", base + "/a2a/review", "flow"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// Cards are public: no token.
+			card, err := agentcard.DefaultResolver.Resolve(context.Background(), base+tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if card.Name != tc.name || card.URL != tc.url || card.ProtocolVersion != a2aserver.ProtocolVersion ||
+				card.PreferredTransport != a2a.TransportProtocolJSONRPC || !card.Capabilities.Streaming ||
+				len(card.Skills) != 1 || card.Skills[0].Tags[0] != tc.skillTags {
+				t.Fatalf("card %+v", card)
+			}
+			if _, ok := card.SecuritySchemes["bearer"]; !ok || len(card.Security) != 1 {
+				t.Fatalf("the card does not say a bearer token is needed: %+v %+v", card.SecuritySchemes, card.Security)
+			}
+		})
+	}
+	resp, err := http.Get(base + "/a2a/nobody/.well-known/agent-card.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("unknown agent's card: %d", resp.StatusCode)
+	}
+	// The endpoint itself needs the token.
+	card, _ := agentcard.DefaultResolver.Resolve(context.Background(), base+"/a2a/greeter")
+	c, err := a2aclient.NewFromCard(context.Background(), card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetTask(context.Background(), &a2a.TaskQueryParams{ID: "run_x"}); err == nil {
+		t.Fatal("a request without the token was answered")
+	}
+}
+
+func TestSendBlocksUntilTheTaskEnds(t *testing.T) {
+	rt, base := newServer(t)
+	c, _ := client(t, base, "greeter")
+	msg := a2a.NewMessage(a2a.MessageRoleUser, a2a.TextPart{Text: "Ada"})
+	task := send(t, c, msg)
+	if task.Status.State != a2a.TaskStateCompleted || len(task.Artifacts) != 1 || text(task.Artifacts[0].Parts) != "hello Ada" {
+		t.Fatalf("task %+v", task)
+	}
+	rec, err := rt.Get(context.Background(), string(task.ID))
+	if err != nil || rec.Status != runtime.StatusCompleted || rec.Agent != "greeter" {
+		t.Fatalf("the task is not the run: %+v %v", rec, err)
+	}
+	// The same message again (a client's retry) is the same task.
+	if again := send(t, c, msg); again.ID != task.ID {
+		t.Fatalf("a retry started task %s, want %s", again.ID, task.ID)
+	}
+	// A message in the same context continues the conversation.
+	next := a2a.NewMessage(a2a.MessageRoleUser, a2a.TextPart{Text: "again"})
+	next.ContextID = task.ContextID
+	if t2 := send(t, c, next); t2.ID == task.ID || t2.ContextID != task.ContextID || text(t2.Artifacts[0].Parts) != "hello again, I remember Ada" {
+		t.Fatalf("second task in the context: %+v %q", t2, text(t2.Artifacts[0].Parts))
+	}
+	got, err := c.GetTask(context.Background(), &a2a.TaskQueryParams{ID: task.ID})
+	if err != nil || got.Status.State != a2a.TaskStateCompleted || text(got.History[0].Parts) != "Ada" {
+		t.Fatalf("tasks/get: %+v %v", got, err)
+	}
+	if _, err := c.GetTask(context.Background(), &a2a.TaskQueryParams{ID: "run_00000000000000000000000000ff"}); !errors.Is(err, a2a.ErrTaskNotFound) {
+		t.Fatalf("an unknown task: %v", err)
+	}
+	// A task of another agent is not this agent's.
+	other, _ := client(t, base, "refunder")
+	if _, err := other.GetTask(context.Background(), &a2a.TaskQueryParams{ID: task.ID}); !errors.Is(err, a2a.ErrTaskNotFound) {
+		t.Fatalf("another agent's task: %v", err)
+	}
+}
+
+func TestStreamReportsProgressAndTheResult(t *testing.T) {
+	_, base := newServer(t)
+	c, _ := client(t, base, "greeter")
+	events := stream(t, c, a2a.NewMessage(a2a.MessageRoleUser, a2a.TextPart{Text: "Bob"}))
+	first, ok := events[0].(*a2a.Task)
+	if !ok || first.Status.State != a2a.TaskStateSubmitted {
+		t.Fatalf("first event %T %+v, want the submitted task", events[0], events[0])
+	}
+	var working, artifact int
+	for _, ev := range events[1:] {
+		switch ev := ev.(type) {
+		case *a2a.TaskStatusUpdateEvent:
+			if ev.Status.State == a2a.TaskStateWorking {
+				working++
+			}
+		case *a2a.TaskArtifactUpdateEvent:
+			artifact++
+			if text(ev.Artifact.Parts) != "hello Bob" {
+				t.Fatalf("artifact %q", text(ev.Artifact.Parts))
+			}
+		}
+	}
+	if st := last(t, events); st.Status.State != a2a.TaskStateCompleted || working < 2 || artifact != 1 {
+		t.Fatalf("final %s, %d working updates, %d artifacts", st.Status.State, working, artifact)
+	}
+}
+
+func TestApprovalInAChildIsInputRequired(t *testing.T) {
+	rt, base := newServer(t)
+	c, _ := client(t, base, "boss")
+	events := stream(t, c, a2a.NewMessage(a2a.MessageRoleUser, a2a.TextPart{Text: "refund please"}))
+	st := last(t, events)
+	if st.Status.State != a2a.TaskStateInputRequired || !strings.Contains(text(st.Status.Message.Parts), "boss/refunder") ||
+		!strings.Contains(text(st.Status.Message.Parts), "refund") {
+		t.Fatalf("final %s %q", st.Status.State, text(st.Status.Message.Parts))
+	}
+	task, err := c.GetTask(context.Background(), &a2a.TaskQueryParams{ID: st.TaskID})
+	if err != nil || task.Status.State != a2a.TaskStateInputRequired {
+		t.Fatalf("tasks/get while asking: %+v %v", task, err)
+	}
+	// A reply that is not a decision is refused with the way to answer.
+	bad := a2a.NewMessage(a2a.MessageRoleUser, a2a.TextPart{Text: "hmm"})
+	bad.TaskID, bad.ContextID = st.TaskID, st.ContextID
+	if _, err := c.SendMessage(context.Background(), &a2a.MessageSendParams{Message: bad}); !errors.Is(err, a2a.ErrInvalidParams) ||
+		!strings.Contains(err.Error(), "approve or deny") {
+		t.Fatalf("a reply that decides nothing: %v", err)
+	}
+	yes := a2a.NewMessage(a2a.MessageRoleUser, a2a.TextPart{Text: "approve"})
+	yes.TaskID, yes.ContextID = st.TaskID, st.ContextID
+	events = stream(t, c, yes)
+	if st := last(t, events); st.Status.State != a2a.TaskStateCompleted {
+		t.Fatalf("after approving: %s", st.Status.State)
+	}
+	// The final event waits for the record: the two agree.
+	rec, err := rt.Get(context.Background(), string(st.TaskID))
+	if err != nil || rec.Output != "boss says: done: refunded A-1" {
+		t.Fatalf("%+v %v", rec, err)
+	}
+	// A finished task takes no more messages.
+	if _, err := c.SendMessage(context.Background(), &a2a.MessageSendParams{Message: yes}); !errors.Is(err, a2a.ErrUnsupportedOperation) {
+		t.Fatalf("a message to a finished task: %v", err)
+	}
+}
+
+func TestFlowQuestionIsAnsweredWithData(t *testing.T) {
+	_, base := newServer(t)
+	c, _ := client(t, base, "review")
+	task := send(t, c, a2a.NewMessage(a2a.MessageRoleUser, a2a.TextPart{Text: "v2"}))
+	if task.Status.State != a2a.TaskStateInputRequired || text(task.Status.Message.Parts) != "Ship v2?" {
+		t.Fatalf("%s %+v", task.Status.State, task.Status.Message)
+	}
+	answer := a2a.NewMessage(a2a.MessageRoleUser, a2a.DataPart{Data: map[string]any{"ok": true}})
+	answer.TaskID = task.ID
+	done := send(t, c, answer)
+	if done.Status.State != a2a.TaskStateCompleted || !strings.Contains(text(done.Artifacts[0].Parts), `"ok":true`) {
+		t.Fatalf("%s %+v", done.Status.State, done.Artifacts)
+	}
+}
+
+func TestCancelEndsAWaitingTask(t *testing.T) {
+	_, base := newServer(t)
+	c, _ := client(t, base, "refunder")
+	task := send(t, c, a2a.NewMessage(a2a.MessageRoleUser, a2a.TextPart{Text: "refund"}))
+	if task.Status.State != a2a.TaskStateInputRequired {
+		t.Fatalf("%s", task.Status.State)
+	}
+	canceled, err := c.CancelTask(context.Background(), &a2a.TaskIDParams{ID: task.ID})
+	if err != nil || canceled.Status.State != a2a.TaskStateCanceled {
+		t.Fatalf("%+v %v", canceled, err)
+	}
+	if _, err := c.CancelTask(context.Background(), &a2a.TaskIDParams{ID: task.ID}); !errors.Is(err, a2a.ErrTaskNotCancelable) {
+		t.Fatalf("canceling twice: %v", err)
+	}
+}
+
+func TestNonBlockingSendAndResubscribe(t *testing.T) {
+	_, base := newServer(t)
+	c, _ := client(t, base, "refunder")
+	no := false
+	res, err := c.SendMessage(context.Background(), &a2a.MessageSendParams{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.TextPart{Text: "refund"}),
+		Config: &a2a.MessageSendConfig{Blocking: &no}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := res.(*a2a.Task)
+	if task.Status.State.Terminal() {
+		t.Fatalf("a non-blocking send answered %s", task.Status.State)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var events []a2a.Event
+	for ev, err := range c.ResubscribeToTask(ctx, &a2a.TaskIDParams{ID: task.ID}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, ev)
+	}
+	// Resubscribing ends where the task waits for the client.
+	var state a2a.TaskState
+	switch ev := events[len(events)-1].(type) {
+	case *a2a.Task:
+		state = ev.Status.State
+	case *a2a.TaskStatusUpdateEvent:
+		state = ev.Status.State
+	}
+	if state != a2a.TaskStateInputRequired {
+		t.Fatalf("resubscribe ended on %s after %d events", state, len(events))
+	}
+}

@@ -1,0 +1,308 @@
+// Package a2atool makes a remote A2A agent a tool: the model sends it a
+// task in words and gets its answer, with the official A2A Go SDK's client.
+//
+// The agent card is read at the first call (so a project starts while its
+// remotes are down) and kept until a call fails to reach the agent. Calls
+// stream (message/stream) when the card says the agent can, reporting each
+// status update as tool progress; else they block on message/send.
+//
+// The message id is derived from the call's idempotency key, so a call
+// repeated after a crash sends the same message: a remote that, like
+// Myriad, treats message ids as idempotency keys joins the first task. The
+// context id is derived from the run, so the calls one run makes to one
+// remote agent share a conversation there. A remote task that needs input
+// answers the model with the question and the task id to reply to.
+package a2atool
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/a2aproject/a2a-go/a2a"
+	"github.com/a2aproject/a2a-go/a2aclient"
+	"github.com/a2aproject/a2a-go/a2aclient/agentcard"
+
+	"github.com/myriad-ai/myriad/internal/headertransport"
+	"github.com/myriad-ai/myriad/tool"
+)
+
+// Config describes a remote agent.
+type Config struct {
+	// Name is the tool's name.
+	Name string
+	// URL is the agent's base URL (its card is at
+	// /.well-known/agent-card.json below it) or the card's URL.
+	URL         string
+	Description string
+	// Headers go with every request (authorization, say).
+	Headers map[string]string
+	// Timeout bounds a call (default 10 minutes).
+	Timeout time.Duration
+	// Idempotent says a call cut by a crash may be sent again.
+	Idempotent bool
+	// HTTPClient is used for every request (default: a new one).
+	HTTPClient *http.Client
+}
+
+// Tool calls a remote A2A agent.
+type Tool struct {
+	cfg Config
+	hc  *http.Client
+
+	mu     sync.Mutex
+	client *a2aclient.Client
+	card   *a2a.AgentCard
+}
+
+var _ tool.Tool = (*Tool)(nil)
+
+// New returns the tool; it connects at its first call.
+func New(cfg Config) *Tool {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Minute
+	}
+	return &Tool{cfg: cfg, hc: headertransport.Client(cfg.HTTPClient, cfg.Headers)}
+}
+
+var schema = json.RawMessage(`{"type":"object","properties":{` +
+	`"input":{"type":"string","description":"The task or message for the agent, in words"},` +
+	`"task_id":{"type":"string","description":"Only to answer a question the agent asked: the task_id it gave"}},` +
+	`"required":["input"],"additionalProperties":false}`)
+
+// Info describes the tool.
+func (t *Tool) Info() tool.Info {
+	desc := t.cfg.Description
+	if desc == "" {
+		desc = "Send a task to the remote agent " + t.cfg.Name + " and get its answer."
+	}
+	return tool.Info{Name: t.cfg.Name, Description: desc, Schema: schema, Idempotent: t.cfg.Idempotent}
+}
+
+// connect resolves the agent card and makes a client, once.
+func (t *Tool) connect(ctx context.Context) (*a2aclient.Client, *a2a.AgentCard, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.client != nil {
+		return t.client, t.card, nil
+	}
+	base, path := t.cfg.URL, ""
+	if u, err := url.Parse(t.cfg.URL); err == nil && strings.HasSuffix(u.Path, ".json") {
+		path = u.Path
+		u.Path, u.RawQuery = "", ""
+		base = u.String()
+	}
+	var opts []agentcard.ResolveOption
+	if path != "" {
+		opts = append(opts, agentcard.WithPath(path))
+	}
+	card, err := agentcard.NewResolver(t.hc).Resolve(ctx, base, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the agent card of %s at %s: %w", t.cfg.Name, t.cfg.URL, err)
+	}
+	client, err := a2aclient.NewFromCard(ctx, card, a2aclient.WithJSONRPCTransport(t.hc))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to agent %s (%s): %w", t.cfg.Name, card.URL, err)
+	}
+	t.client, t.card = client, card
+	return client, card, nil
+}
+
+// forget drops the client, so the next call reads the card again (the
+// agent may have moved or changed).
+func (t *Tool) forget(c *a2aclient.Client) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.client == c {
+		t.client, t.card = nil, nil
+	}
+}
+
+// Call sends the task and waits for the remote task to end or ask.
+func (t *Tool) Call(ctx context.Context, call *tool.Call) (tool.Result, error) {
+	var args struct {
+		Input  string `json:"input"`
+		TaskID string `json:"task_id"`
+	}
+	if err := json.Unmarshal(call.Arguments, &args); err != nil || strings.TrimSpace(args.Input) == "" {
+		return tool.Result{Content: `arguments: want {"input": "..."}`, IsError: true}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
+	defer cancel()
+	client, card, err := t.connect(ctx)
+	if err != nil {
+		return tool.Result{}, err
+	}
+	msg := a2a.NewMessage(a2a.MessageRoleUser, a2a.TextPart{Text: args.Input})
+	msg.ID = derive("msg", call.IdempotencyKey, call.RunID+"/"+call.ID)
+	msg.ContextID = derive("ctx", call.RunID, t.cfg.Name)
+	msg.TaskID = a2a.TaskID(args.TaskID)
+	params := &a2a.MessageSendParams{Message: msg}
+	var v view
+	if card.Capabilities.Streaming {
+		n := 0
+		for ev, err := range client.SendStreamingMessage(ctx, params) {
+			if err != nil {
+				return t.failed(ctx, client, &v, err)
+			}
+			if text := v.apply(ev); text != "" && call.Progress != nil {
+				n++
+				call.Progress(tool.Progress{Progress: float64(n), Message: text})
+			}
+		}
+	} else {
+		res, err := client.SendMessage(ctx, params)
+		if err != nil {
+			return t.failed(ctx, client, &v, err)
+		}
+		v.apply(res)
+	}
+	if !v.settled() && v.taskID != "" {
+		// The stream ended early (a proxy cut it, say): ask where it stands.
+		task, err := client.GetTask(ctx, &a2a.TaskQueryParams{ID: v.taskID})
+		if err != nil {
+			return t.failed(ctx, client, &v, err)
+		}
+		v.apply(task)
+	}
+	return v.result(t.cfg.Name), nil
+}
+
+// failed reports a call that broke off. The remote task, if any, is
+// canceled when the run gave up on it (a timeout or a canceled run).
+func (t *Tool) failed(ctx context.Context, client *a2aclient.Client, v *view, err error) (tool.Result, error) {
+	if ctx.Err() != nil && v.taskID != "" {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_, _ = client.CancelTask(cctx, &a2a.TaskIDParams{ID: v.taskID})
+		cancel()
+	}
+	if errors.Is(err, a2a.ErrInvalidParams) || errors.Is(err, a2a.ErrUnsupportedOperation) || errors.Is(err, a2a.ErrTaskNotFound) {
+		// The agent refused the request: the model may rephrase it.
+		return tool.Result{Content: fmt.Sprintf("agent %s refused the message: %v", t.cfg.Name, err), IsError: true}, nil
+	}
+	t.forget(client)
+	return tool.Result{}, fmt.Errorf("agent %s: %w", t.cfg.Name, err)
+}
+
+// derive makes a stable id from a key: the same call (or run) always
+// sends the same one.
+func derive(kind, key, fallback string) string {
+	if key == "" {
+		key = fallback
+	}
+	sum := sha256.Sum256([]byte(kind + "\x00" + key))
+	return "myriad-" + kind + "-" + hex.EncodeToString(sum[:16])
+}
+
+// view is what a call has learned of its remote task.
+type view struct {
+	taskID    a2a.TaskID
+	state     a2a.TaskState
+	status    string            // the latest status message's text
+	artifacts map[string]string // artifact id → text
+	order     []string
+	reply     string // a direct message answer
+}
+
+func (v *view) settled() bool {
+	return v.reply != "" || v.state.Terminal() || v.state == a2a.TaskStateInputRequired || v.state == a2a.TaskStateAuthRequired
+}
+
+// apply takes in one event and returns the text to show as progress.
+func (v *view) apply(ev a2a.Event) string {
+	switch ev := ev.(type) {
+	case *a2a.Message:
+		v.reply = text(ev.Parts)
+		return ""
+	case *a2a.Task:
+		v.taskID, v.state = ev.ID, ev.Status.State
+		if ev.Status.Message != nil {
+			v.status = text(ev.Status.Message.Parts)
+		}
+		for _, a := range ev.Artifacts {
+			v.artifact(a, false)
+		}
+		return string(ev.Status.State)
+	case *a2a.TaskStatusUpdateEvent:
+		v.taskID, v.state = ev.TaskID, ev.Status.State
+		if ev.Status.Message != nil {
+			v.status = text(ev.Status.Message.Parts)
+			return v.status
+		}
+		return string(ev.Status.State)
+	case *a2a.TaskArtifactUpdateEvent:
+		v.taskID = ev.TaskID
+		v.artifact(ev.Artifact, ev.Append)
+		return ""
+	}
+	return ""
+}
+
+func (v *view) artifact(a *a2a.Artifact, appendTo bool) {
+	if v.artifacts == nil {
+		v.artifacts = map[string]string{}
+	}
+	id := string(a.ID)
+	if _, seen := v.artifacts[id]; !seen {
+		v.order = append(v.order, id)
+	}
+	if appendTo {
+		v.artifacts[id] += text(a.Parts)
+	} else {
+		v.artifacts[id] = text(a.Parts)
+	}
+}
+
+// result is what the model is told.
+func (v *view) result(name string) tool.Result {
+	if v.reply != "" {
+		return tool.Result{Content: v.reply}
+	}
+	var out []string
+	for _, id := range v.order {
+		out = append(out, v.artifacts[id])
+	}
+	answer := strings.Join(out, "\n")
+	switch v.state {
+	case a2a.TaskStateCompleted:
+		if answer == "" {
+			answer = v.status
+		}
+		return tool.Result{Content: answer}
+	case a2a.TaskStateInputRequired:
+		return tool.Result{Content: fmt.Sprintf("Agent %s needs more input before it can finish (task_id %s): %s\nTo answer, call %s again with the answer as input and task_id %q.",
+			name, v.taskID, v.status, name, v.taskID)}
+	case a2a.TaskStateAuthRequired:
+		return tool.Result{Content: fmt.Sprintf("agent %s needs authentication it was not given (task %s): %s", name, v.taskID, v.status), IsError: true}
+	case a2a.TaskStateFailed, a2a.TaskStateRejected, a2a.TaskStateCanceled:
+		return tool.Result{Content: fmt.Sprintf("agent %s: task %s %s: %s", name, v.taskID, v.state, v.status), IsError: true}
+	}
+	return tool.Result{Content: fmt.Sprintf("agent %s: task %s is still %s; its answer did not arrive", name, v.taskID, v.state), IsError: true}
+}
+
+// text joins a message's text parts, and its data parts as JSON.
+func text(parts a2a.ContentParts) string {
+	var out []string
+	for _, p := range parts {
+		switch p := p.(type) {
+		case a2a.TextPart:
+			out = append(out, p.Text)
+		case a2a.DataPart:
+			data, _ := json.Marshal(p.Data)
+			out = append(out, string(data))
+		case a2a.FilePart:
+			if uri, ok := p.File.(a2a.FileURI); ok {
+				out = append(out, uri.URI)
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
