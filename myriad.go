@@ -35,9 +35,9 @@ import (
 	"github.com/myriad-ai/myriad/policy"
 	"github.com/myriad-ai/myriad/runtime"
 	"github.com/myriad-ai/myriad/tool"
+	"github.com/myriad-ai/myriad/tool/a2atool"
 	"github.com/myriad-ai/myriad/tool/builtin"
 	"github.com/myriad-ai/myriad/tool/httptool"
-	"github.com/myriad-ai/myriad/tool/a2atool"
 	"github.com/myriad-ai/myriad/tool/mcptool"
 )
 

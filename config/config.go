@@ -42,7 +42,7 @@ type Config struct {
 	MCPServers map[string]*MCPServer `yaml:"mcp_servers,omitempty"`
 	// A2AAgents are remote A2A agents that agents call as tools.
 	A2AAgents map[string]*A2AAgent `yaml:"a2a_agents,omitempty"`
-	Agents     map[string]*Agent     `yaml:"agents"`
+	Agents    map[string]*Agent    `yaml:"agents"`
 	// Flows are graphs of agents, tools and people over a shared state.
 	Flows map[string]*Flow `yaml:"flows,omitempty"`
 	// Schedules start runs on cron expressions.
