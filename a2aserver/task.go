@@ -568,20 +568,35 @@ func (e *endpoint) follow(ctx context.Context, root *runtime.Record, task *a2a.T
 			ev.Final, ev.Metadata = final, meta
 			return ev
 		}
+		delta := func(m *nats.Msg) bool {
+			var d runtime.Delta
+			if json.Unmarshal(m.Data, &d) != nil || d.Type != runtime.LiveDelta {
+				return true
+			}
+			return yield(status(a2a.TaskStateWorking, false, e.agentMessage(task, d.Text),
+				map[string]any{metaEvent: map[string]any{"type": d.Type, "path": d.Path, "run_id": d.RunID}}), nil)
+		}
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case m := <-live:
-				var d runtime.Delta
-				if json.Unmarshal(m.Data, &d) != nil || d.Type != runtime.LiveDelta {
-					continue
-				}
-				if !yield(status(a2a.TaskStateWorking, false, e.agentMessage(task, d.Text),
-					map[string]any{metaEvent: map[string]any{"type": d.Type, "path": d.Path, "run_id": d.RunID}}), nil) {
+				if !delta(m) {
 					return
 				}
 			case ev, ok := <-events:
+				// Text streamed before this entry is already queued in live
+				// (one connection delivers in order): it goes first.
+				for drained := false; !drained; {
+					select {
+					case m := <-live:
+						if !delta(m) {
+							return
+						}
+					default:
+						drained = true
+					}
+				}
 				if !ok {
 					err := <-errc
 					if err == nil || ctx.Err() != nil {
