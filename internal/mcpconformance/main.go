@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/myriad-ai/myriad/tool"
@@ -32,7 +33,7 @@ func run() error {
 	scenario := os.Getenv("MCP_CONFORMANCE_SCENARIO")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	oauth, err := oauthHandler()
+	oauth, err := oauthHandler(scenario)
 	if err != nil {
 		return err
 	}
@@ -56,6 +57,16 @@ func run() error {
 		}
 		return fmt.Errorf("the server has no add_numbers tool")
 	default:
+		if strings.HasPrefix(scenario, "auth/") && len(tools) > 0 {
+			// A call may need more scopes than listing did (step-up): the
+			// scenario checks that the client asks for them.
+			res, err := tools[0].Call(ctx, &tool.Call{RunID: "conformance", ID: "1", Arguments: json.RawMessage(`{}`), IdempotencyKey: "conformance/1"})
+			if err != nil {
+				return err
+			}
+			fmt.Println(res.Content)
+			return nil
+		}
 		// initialize and the rest: connecting and listing tools is the
 		// client's whole job here.
 		fmt.Printf("%d tools\n", len(tools))

@@ -7,9 +7,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
+
+	"github.com/myriad-ai/myriad/tool/mcptool"
 )
 
 // redirectURL is where the authorization server sends the code. Nothing
@@ -17,10 +20,22 @@ import (
 // headless client does.
 const redirectURL = "http://127.0.0.1:3999/callback"
 
-// oauthHandler builds the SDK's authorization-code handler for the auth
-// scenarios: dynamic registration, or the pre-registered client the suite
-// passes in MCP_CONFORMANCE_CONTEXT.
-func oauthHandler() (auth.OAuthHandler, error) {
+// oauthHandler builds the handler for the auth scenarios: Myriad's client
+// credentials handler for the client-credentials ones, else the SDK's
+// authorization-code handler (dynamic registration, or the pre-registered
+// client the suite passes in MCP_CONFORMANCE_CONTEXT).
+func oauthHandler(scenario string) (auth.OAuthHandler, error) {
+	if strings.HasPrefix(scenario, "auth/client-credentials") {
+		var c struct {
+			ClientID      string `json:"client_id"`
+			ClientSecret  string `json:"client_secret"`
+			PrivateKeyPEM string `json:"private_key_pem"`
+		}
+		if err := json.Unmarshal([]byte(os.Getenv("MCP_CONFORMANCE_CONTEXT")), &c); err != nil {
+			return nil, fmt.Errorf("MCP_CONFORMANCE_CONTEXT: %w", err)
+		}
+		return mcptool.ClientCredentials{ClientID: c.ClientID, ClientSecret: c.ClientSecret, PrivateKeyPEM: []byte(c.PrivateKeyPEM)}.OAuthHandler()
+	}
 	cfg := &auth.AuthorizationCodeHandlerConfig{
 		RedirectURL:              redirectURL,
 		AuthorizationCodeFetcher: fetchCode,
