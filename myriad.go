@@ -24,6 +24,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/modelcontextprotocol/go-sdk/auth"
+
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/bus"
 	"github.com/myriad-ai/myriad/config"
@@ -99,6 +101,11 @@ func (p *Project) mcpServer(cfg *config.Config, server string) (*mcptool.Server,
 		}
 		c := mcptool.Config{Name: server, Command: sc.Command, Args: sc.Args, Env: env, Dir: cfg.Path(sc.Dir),
 			URL: sc.URL, Headers: headers, Timeout: sc.Timeout.Std(), Approval: sc.Approval}
+		if o := sc.OAuth; o != nil {
+			if c.OAuth, err = mcpOAuth(cfg, "mcp_servers."+server+".oauth", o); err != nil {
+				return nil, err
+			}
+		}
 		s = mcptool.New(c)
 		all, err := s.Tools(context.Background())
 		if err != nil {
@@ -328,6 +335,32 @@ func buildModel(cfg *config.Config, name string, m *config.Model) (model.Provide
 		return p, nil
 	}
 	return nil, fmt.Errorf("%s.provider: unknown provider %q", path, m.Provider)
+}
+
+// mcpOAuth builds the OAuth handler of a remote MCP server, reading its
+// secret or key.
+func mcpOAuth(cfg *config.Config, path string, o *config.MCPOAuth) (auth.OAuthHandler, error) {
+	cc := mcptool.ClientCredentials{ClientID: o.ClientID, Scopes: o.Scopes}
+	switch {
+	case o.ClientSecretEnv != "":
+		if cc.ClientSecret = os.Getenv(o.ClientSecretEnv); cc.ClientSecret == "" {
+			return nil, fmt.Errorf("%s.client_secret_env: environment variable %s is empty or unset", path, o.ClientSecretEnv)
+		}
+	case o.PrivateKeyEnv != "":
+		if cc.PrivateKeyPEM = []byte(os.Getenv(o.PrivateKeyEnv)); len(cc.PrivateKeyPEM) == 0 {
+			return nil, fmt.Errorf("%s.private_key_env: environment variable %s is empty or unset", path, o.PrivateKeyEnv)
+		}
+	default:
+		var err error
+		if cc.PrivateKeyPEM, err = os.ReadFile(cfg.Path(o.PrivateKeyFile)); err != nil {
+			return nil, fmt.Errorf("%s.private_key_file: %w", path, err)
+		}
+	}
+	h, err := cc.OAuthHandler()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return h, nil
 }
 
 // buildNamedTool builds the configured tool or remote A2A agent a name

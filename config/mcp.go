@@ -28,8 +28,26 @@ type MCPServer struct {
 	Timeout Duration `yaml:"timeout,omitempty"`
 	// Approval is required or never for every tool of the server; by
 	// default a tool annotated destructiveHint: true asks.
-	Approval string               `yaml:"approval,omitempty"`
-	Extra    map[string]yaml.Node `yaml:",inline"`
+	Approval string `yaml:"approval,omitempty"`
+	// OAuth authorizes Myriad at a url server that asks for OAuth.
+	OAuth *MCPOAuth            `yaml:"oauth,omitempty"`
+	Extra map[string]yaml.Node `yaml:",inline"`
+}
+
+// MCPOAuth is machine-to-machine OAuth for a remote MCP server: the client
+// credentials grant, with a secret or a private key from the environment.
+// The token endpoint and scopes are discovered from the server.
+type MCPOAuth struct {
+	ClientID string `yaml:"client_id"`
+	// ClientSecretEnv names the variable holding the client secret.
+	ClientSecretEnv string `yaml:"client_secret_env,omitempty"`
+	// PrivateKeyEnv or PrivateKeyFile holds a PEM private key (EC P-256 or
+	// RSA) for private_key_jwt client authentication.
+	PrivateKeyEnv  string `yaml:"private_key_env,omitempty"`
+	PrivateKeyFile string `yaml:"private_key_file,omitempty"`
+	// Scopes are asked for when the server names none.
+	Scopes []string             `yaml:"scopes,omitempty"`
+	Extra  map[string]yaml.Node `yaml:",inline"`
 }
 
 // MCPContext is a resource or a prompt of an MCP server given to an agent
@@ -88,6 +106,32 @@ func (c *Config) validateMCP(add func(path, format string, args ...any)) {
 		}
 		if s.Timeout < 0 {
 			add(p+".timeout", "must be positive")
+		}
+		if o := s.OAuth; o != nil {
+			op := p + ".oauth"
+			unknownFields(add, op, o.Extra, *o)
+			if s.URL == "" {
+				add(op, "oauth is for url servers")
+			}
+			if o.ClientID == "" {
+				add(op+".client_id", "missing: the client id registered at the server's authorization server")
+			}
+			n := 0
+			for _, set := range []string{o.ClientSecretEnv, o.PrivateKeyEnv, o.PrivateKeyFile} {
+				if set != "" {
+					n++
+				}
+			}
+			if n != 1 {
+				add(op, "set one of client_secret_env, private_key_env and private_key_file")
+			}
+			for field, env := range map[string]string{"client_secret_env": o.ClientSecretEnv, "private_key_env": o.PrivateKeyEnv} {
+				if env != "" {
+					if msg := checkEnvName(env); msg != "" {
+						add(op+"."+field, "%s", msg)
+					}
+				}
+			}
 		}
 		if s.Approval != "" && s.Approval != ApprovalRequired && s.Approval != "never" {
 			add(p+".approval", "unknown value %q (known: required, never; leave it out to follow the tools' annotations)", s.Approval)
