@@ -56,7 +56,12 @@ type Options struct {
 	// BearerAuth declares in the cards that requests need a bearer token
 	// (the API's token).
 	BearerAuth bool
-	Logger     *slog.Logger
+	// ClientApprovals lets A2A clients decide approvals (the task is
+	// input-required); by default an operator decides them through the API
+	// or the console, and the task stays working: a calling agent must not
+	// approve its own guarded calls.
+	ClientApprovals bool
+	Logger          *slog.Logger
 }
 
 // Server serves agent cards and the A2A JSON-RPC endpoints.
@@ -146,7 +151,7 @@ func (s *Server) baseURL(r *http.Request) string {
 		return strings.TrimSuffix(s.opts.PublicURL, "/")
 	}
 	scheme := "http"
-	if r.TLS != nil {
+	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
 		scheme = "https"
 	}
 	return scheme + "://" + r.Host

@@ -19,6 +19,7 @@ import (
 	"github.com/myriad-ai/myriad/api"
 	"github.com/myriad-ai/myriad/bus/bustest"
 	"github.com/myriad-ai/myriad/flow"
+	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/model/scripted"
 	"github.com/myriad-ai/myriad/runtime"
 	"github.com/myriad-ai/myriad/tool"
@@ -40,7 +41,9 @@ func scriptedModel(t *testing.T, rules string) *scripted.Model {
 const token = "s3cret"
 
 // newServer serves three agents and a flow over A2A, behind a token.
-func newServer(t *testing.T) (*runtime.Runtime, string) {
+func newServer(t *testing.T) (*runtime.Runtime, string) { return newServerApproving(t, true) }
+
+func newServerApproving(t *testing.T, clientApprovals bool) (*runtime.Runtime, string) {
 	t.Helper()
 	b, _ := bustest.Open(t)
 	refund, err := tool.NewFunc("refund", "refunds an order", func(_ context.Context, _ *tool.Call, in struct {
@@ -79,7 +82,7 @@ func newServer(t *testing.T) (*runtime.Runtime, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(rt.Stop)
-	srv, err := a2aserver.New(rt, a2aserver.Options{Version: "test", Default: "greeter", BearerAuth: true})
+	srv, err := a2aserver.New(rt, a2aserver.Options{Version: "test", Default: "greeter", BearerAuth: true, ClientApprovals: clientApprovals})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,8 +306,15 @@ func TestApprovalInAChildIsInputRequired(t *testing.T) {
 	if err != nil || rec.Output != "boss says: done: refunded A-1" {
 		t.Fatalf("%+v %v", rec, err)
 	}
-	// A finished task takes no more messages.
-	if _, err := c.SendMessage(context.Background(), &a2a.MessageSendParams{Message: yes}); !errors.Is(err, a2a.ErrUnsupportedOperation) {
+	// The same reply again (a client's retry) changes nothing: it gets the
+	// task. A new message to a finished task is refused.
+	again, err := c.SendMessage(context.Background(), &a2a.MessageSendParams{Message: yes})
+	if err != nil || again.(*a2a.Task).Status.State != a2a.TaskStateCompleted {
+		t.Fatalf("the reply again: %+v %v", again, err)
+	}
+	more := a2a.NewMessage(a2a.MessageRoleUser, a2a.TextPart{Text: "approve"})
+	more.TaskID = st.TaskID
+	if _, err := c.SendMessage(context.Background(), &a2a.MessageSendParams{Message: more}); !errors.Is(err, a2a.ErrInvalidParams) {
 		t.Fatalf("a message to a finished task: %v", err)
 	}
 }
@@ -372,5 +382,137 @@ func TestNonBlockingSendAndResubscribe(t *testing.T) {
 	}
 	if state != a2a.TaskStateInputRequired {
 		t.Fatalf("resubscribe ended on %s after %d events", state, len(events))
+	}
+}
+
+// TestOperatorDecidesApprovalsByDefault: a task whose run waits for an
+// approval stays working (a calling agent must not approve its own
+// guarded call); the stream says so and ends when an operator decides.
+func TestOperatorDecidesApprovalsByDefault(t *testing.T) {
+	rt, base := newServerApproving(t, false)
+	c, _ := client(t, base, "refunder")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var told bool
+	var final *a2a.TaskStatusUpdateEvent
+	for ev, err := range c.SendStreamingMessage(ctx, &a2a.MessageSendParams{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.TextPart{Text: "refund"})}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, ok := ev.(*a2a.TaskStatusUpdateEvent)
+		if !ok {
+			continue
+		}
+		if st.Status.State == a2a.TaskStateInputRequired {
+			t.Fatal("the client was asked to approve")
+		}
+		if st.Status.Message != nil && strings.Contains(text(st.Status.Message.Parts), "waiting for an operator's approval") && !told {
+			told = true
+			pending, err := rt.PendingApprovals(ctx, "refunder")
+			if err != nil || len(pending) != 1 {
+				t.Fatalf("%+v %v", pending, err)
+			}
+			if _, err := rt.Decide(ctx, pending[0].RunID, pending[0].ApprovalID, runtime.Decision{Decision: "approve"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if st.Final {
+			final = st
+		}
+	}
+	if !told || final == nil || final.Status.State != a2a.TaskStateCompleted {
+		t.Fatalf("told %v, final %+v", told, final)
+	}
+}
+
+// TestResubscribeWhileTheRecordLags: the journal says the run ended while
+// its record does not yet (the moment between the two writes, or a crash
+// there). Following the task still ends, on the journal's word.
+func TestResubscribeWhileTheRecordLags(t *testing.T) {
+	b, _ := bustest.Open(t)
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	slow, err := tool.NewFunc("slow", "waits", func(ctx context.Context, _ *tool.Call, in struct{}) (string, error) {
+		started <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return "ok", nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := runtime.New(b, runtime.Options{Agents: map[string]*agent.Agent{"s": {Model: scriptedModel(t, `
+- when: {last_tool: slow}
+  reply: {text: "done"}
+- reply: {tool_calls: [{name: slow}]}`), Tools: []tool.Tool{slow}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Stop)
+	t.Cleanup(func() { close(release) })
+	srv, err := a2aserver.New(rt, a2aserver.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(api.New(rt, api.Options{A2A: srv}))
+	t.Cleanup(hs.Close)
+	c, _ := client(t, hs.URL, "s")
+	no := false
+	res, err := c.SendMessage(context.Background(), &a2a.MessageSendParams{Message: a2a.NewMessage(a2a.MessageRoleUser, a2a.TextPart{Text: "go"}),
+		Config: &a2a.MessageSendConfig{Blocking: &no}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := string(res.(*a2a.Task).ID)
+	<-started
+	// The end, in the journal only.
+	w, err := journal.Open(context.Background(), b, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Append(context.Background(), journal.TypeRunCompleted, journal.RunCompleted{Output: "from the journal"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var events []a2a.Event
+	for ev, err := range c.ResubscribeToTask(ctx, &a2a.TaskIDParams{ID: a2a.TaskID(id)}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, ev)
+	}
+	if st := last(t, events); st.Status.State != a2a.TaskStateCompleted {
+		t.Fatalf("ended %s", st.Status.State)
+	}
+}
+
+// TestLongTextStreams: input and output far over the 64 KiB an SSE reader
+// takes per line go through, the output in chunks.
+func TestLongTextStreams(t *testing.T) {
+	_, base := newServer(t)
+	c, _ := client(t, base, "greeter")
+	big := strings.Repeat("é", 50_000) // 100 KB, two bytes a rune
+	events := stream(t, c, a2a.NewMessage(a2a.MessageRoleUser, a2a.TextPart{Text: big}))
+	var got strings.Builder
+	chunks := 0
+	for _, ev := range events {
+		if art, ok := ev.(*a2a.TaskArtifactUpdateEvent); ok {
+			chunks++
+			got.WriteString(text(art.Artifact.Parts))
+		}
+	}
+	if st := last(t, events); st.Status.State != a2a.TaskStateCompleted || got.String() != "hello "+big || chunks < 3 {
+		t.Fatalf("%s, %d chunks, %d bytes", st.Status.State, chunks, got.Len())
+	}
+	// A blocking send puts the chunks back together.
+	task := send(t, c, a2a.NewMessage(a2a.MessageRoleUser, a2a.TextPart{Text: big}))
+	if text(task.Artifacts[0].Parts) != "hello "+big {
+		t.Fatalf("blocking send: %d bytes", len(text(task.Artifacts[0].Parts)))
 	}
 }

@@ -15,7 +15,7 @@ import (
 
 	"github.com/a2aproject/a2a-go/a2a"
 	"github.com/a2aproject/a2a-go/a2asrv"
-	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/myriad-ai/myriad/bus"
 	"github.com/myriad-ai/myriad/journal"
@@ -158,7 +158,11 @@ func (e *endpoint) stream(ctx context.Context, rec *runtime.Record, after uint64
 		yield(nil, err)
 		return
 	}
-	if !yield(task, nil) {
+	// The client has its own message: repeating a long input here could
+	// make an SSE line longer than readers take.
+	first := *task
+	first.History = nil
+	if !yield(&first, nil) {
 		return
 	}
 	for ev, err := range e.follow(ctx, rec, task, after) {
@@ -201,6 +205,9 @@ func (e *endpoint) start(ctx context.Context, params *a2a.MessageSendParams) (re
 		return nil, 0, fmt.Errorf("%w: message: missing", a2a.ErrInvalidParams)
 	}
 	msg := params.Message
+	if msg.ID == "" {
+		return nil, 0, fmt.Errorf("%w: message.messageId: missing (a unique id the client makes; a retry sends the same one)", a2a.ErrInvalidParams)
+	}
 	if msg.TaskID != "" {
 		return e.answer(ctx, msg)
 	}
@@ -214,9 +221,7 @@ func (e *endpoint) start(ctx context.Context, params *a2a.MessageSendParams) (re
 	}
 	sub := runtime.SubmitRequest{Input: input,
 		Metadata: map[string]string{metaEndpoint: e.name, metaContext: contextID, metaMessage: msg.ID}}
-	if msg.ID != "" {
-		sub.IdempotencyKey = "a2a/" + e.name + "/" + msg.ID
-	}
+	sub.IdempotencyKey = "a2a/" + e.name + "/" + msg.ID
 	if e.flow {
 		sub.Flow, sub.State = e.name, state
 	} else {
@@ -297,24 +302,50 @@ type reply struct {
 }
 
 // answer applies a message sent to an input-required task: a decision on
-// an approval, or the answer to a flow's question, anywhere in the task's
-// tree of runs.
+// an approval (when clients may decide them), or the answer to a flow's
+// question, anywhere in the task's tree of runs. A reply sent again (the
+// same messageId) changes nothing and follows the task again.
 func (e *endpoint) answer(ctx context.Context, msg *a2a.Message) (*runtime.Record, uint64, error) {
 	rec, err := e.run(ctx, msg.TaskID)
 	if err != nil {
 		return nil, 0, err
 	}
-	if rec.Status.Terminal() {
-		return nil, 0, fmt.Errorf("%w: task %s is %s: send a new message (without taskId) to start another", a2a.ErrUnsupportedOperation, rec.ID, rec.Status)
+	if msg.ContextID != "" && msg.ContextID != rec.Metadata[metaContext] {
+		return nil, 0, fmt.Errorf("%w: task %s is in context %s, not %s", a2a.ErrInvalidParams, rec.ID, rec.Metadata[metaContext], msg.ContextID)
 	}
 	// Follow from here: what comes after the answer is news.
 	after, err := journal.TreeSeq(ctx, e.s.rt.Bus(), bus.Tree(rec.ID))
 	if err != nil {
 		return nil, 0, internal(err)
 	}
+	sum := sha256.Sum256([]byte("a2a-reply/" + e.name + "/" + msg.ID))
+	if _, err := e.s.rt.Bus().Idem.Create(ctx, hex.EncodeToString(sum[:]), []byte(rec.ID)); errors.Is(err, jetstream.ErrKeyExists) {
+		rec, err = e.s.rt.Get(ctx, rec.ID) // a retry: the first one answered
+		if err != nil {
+			return nil, 0, internal(err)
+		}
+		return rec, after, nil
+	} else if err != nil {
+		return nil, 0, internal(err)
+	}
+	if err := e.reply(ctx, rec, msg); err != nil {
+		// Nothing was answered: the same message may be sent again.
+		_ = e.s.rt.Bus().Idem.Delete(context.WithoutCancel(ctx), hex.EncodeToString(sum[:]))
+		return nil, 0, err
+	}
+	if rec, err = e.s.rt.Get(ctx, rec.ID); err != nil {
+		return nil, 0, internal(err)
+	}
+	return rec, after, nil
+}
+
+func (e *endpoint) reply(ctx context.Context, rec *runtime.Record, msg *a2a.Message) error {
+	if rec.Status.Terminal() {
+		return fmt.Errorf("%w: task %s is %s: send a new message (without taskId) to start another", a2a.ErrInvalidParams, rec.ID, rec.Status)
+	}
 	asking, err := e.s.rt.Asking(ctx, rec)
 	if err != nil {
-		return nil, 0, internal(err)
+		return internal(err)
 	}
 	var text []string
 	var r reply
@@ -329,69 +360,58 @@ func (e *endpoint) answer(ctx context.Context, msg *a2a.Message) (*runtime.Recor
 		}
 	}
 	said := strings.TrimSpace(strings.Join(text, "\n"))
-	type ask struct {
-		run      *runtime.Record
-		approval *journal.ApprovalRequested
-		input    *journal.InputRequested
-	}
-	var asks []ask
+	all := e.asks(asking)
+	var match []ask
 	var names []string
-	for _, w := range asking {
-		if w.Status == runtime.StatusInDoubt {
-			return nil, 0, fmt.Errorf("%w: run %s (%s) is in doubt about a call of %s: an operator resolves it with POST /v1/runs/%s/resolve",
-				a2a.ErrUnsupportedOperation, w.ID, w.PathOrAgent(), w.InDoubt.Name, w.ID)
-		}
-		for _, a := range w.PendingApprovals() {
-			if r.ApprovalID == "" || r.ApprovalID == a.ApprovalID {
-				asks = append(asks, ask{run: w, approval: &a})
+	for _, a := range all {
+		switch {
+		case a.Approval != nil:
+			names = append(names, "approval_id "+a.Approval.ApprovalID)
+			if r.Key == "" && (r.ApprovalID == "" || r.ApprovalID == a.Approval.ApprovalID) {
+				match = append(match, a)
 			}
-			names = append(names, "approval_id "+a.ApprovalID)
-		}
-		for _, q := range w.PendingInputs() {
-			if r.Key == "" || r.Key == q.Key {
-				asks = append(asks, ask{run: w, input: &q})
+		case a.Input != nil:
+			names = append(names, "key "+a.Input.Key)
+			if r.ApprovalID == "" && (r.Key == "" || r.Key == a.Input.Key) {
+				match = append(match, a)
 			}
-			names = append(names, "key "+q.Key)
 		}
 	}
 	switch {
 	case len(names) == 0:
-		return nil, 0, fmt.Errorf("%w: task %s asks for nothing (it is %s): follow it with tasks/resubscribe, or cancel it", a2a.ErrUnsupportedOperation, rec.ID, rec.Status)
-	case len(asks) == 0:
-		return nil, 0, fmt.Errorf("%w: task %s asks for none of that (it asks: %s)", a2a.ErrInvalidParams, rec.ID, strings.Join(names, ", "))
-	case len(asks) > 1:
-		return nil, 0, fmt.Errorf("%w: task %s asks several things: name one in a data part (%s)", a2a.ErrInvalidParams, rec.ID, strings.Join(names, ", "))
+		return fmt.Errorf("%w: task %s asks the client for nothing (it is %s): follow it with tasks/resubscribe, or cancel it", a2a.ErrInvalidParams, rec.ID, rec.Status)
+	case len(match) == 0:
+		return fmt.Errorf("%w: task %s asks for none of that (it asks: %s)", a2a.ErrInvalidParams, rec.ID, strings.Join(names, ", "))
+	case len(match) > 1:
+		return fmt.Errorf("%w: task %s asks several things: name one in a data part (%s)", a2a.ErrInvalidParams, rec.ID, strings.Join(names, ", "))
 	}
-	a := asks[0]
-	if a.approval != nil {
+	a := match[0]
+	if a.Approval != nil {
 		d := runtime.Decision{Decision: r.Decision, Reason: r.Reason, Arguments: r.Arguments}
 		if d.Decision == "" {
 			d.Decision = decisionOf(said)
 		}
 		if d.Decision == "" {
-			return nil, 0, fmt.Errorf("%w: task %s asks to approve a call of %s: reply approve or deny (text, or a data part {\"decision\": \"approve\"})", a2a.ErrInvalidParams, rec.ID, a.approval.Name)
+			return fmt.Errorf("%w: task %s asks to approve a call of %s: reply approve or deny (text, or a data part {\"decision\": \"approve\"})", a2a.ErrInvalidParams, rec.ID, a.Approval.Name)
 		}
-		_, err = e.s.rt.Decide(ctx, a.run.ID, a.approval.ApprovalID, d)
+		_, err = e.s.rt.Decide(ctx, a.RunID, a.Approval.ApprovalID, d)
 	} else {
 		value := r.Value
 		switch {
 		case len(value) > 0:
 		case said == "" && data != nil:
 			value = data
-		case said != "" && json.Valid([]byte(said)) && !wantsString(a.input.Schema):
+		case said != "" && json.Valid([]byte(said)) && !wantsString(a.Input.Schema):
 			value = json.RawMessage(said)
 		default:
 			value, _ = json.Marshal(said)
 		}
-		_, err = e.s.rt.ProvideInput(ctx, a.run.ID, a.input.Key, value)
+		_, err = e.s.rt.ProvideInput(ctx, a.RunID, a.Input.Key, value)
 	}
 	if err != nil {
-		return nil, 0, submitError(err)
+		return submitError(err)
 	}
-	if rec, err = e.s.rt.Get(ctx, rec.ID); err != nil {
-		return nil, 0, internal(err)
-	}
-	return rec, after, nil
+	return nil
 }
 
 func decisionOf(text string) string {
@@ -427,291 +447,3 @@ func submitError(err error) error {
 // internal keeps the cause in the error's data; the SDK would otherwise
 // answer a bare "internal error".
 func internal(err error) error { return fmt.Errorf("%w: %w", a2a.ErrInternalError, err) }
-
-// task is the A2A view of a run.
-func (e *endpoint) task(ctx context.Context, rec *runtime.Record) (*a2a.Task, error) {
-	t := &a2a.Task{ID: a2a.TaskID(rec.ID), ContextID: rec.Metadata[metaContext],
-		Metadata: map[string]any{"run_id": rec.ID}}
-	user := &a2a.Message{ID: rec.Metadata[metaMessage], Role: a2a.MessageRoleUser, ContextID: t.ContextID, TaskID: t.ID,
-		Parts: a2a.ContentParts{a2a.TextPart{Text: rec.Input}}}
-	t.History = []*a2a.Message{user}
-	at := rec.CreatedAt
-	switch rec.Status {
-	case runtime.StatusQueued:
-		t.Status.State = a2a.TaskStateSubmitted
-		if rec.StartedAt != nil {
-			t.Status.State = a2a.TaskStateWorking // queued again after a wait
-		}
-	case runtime.StatusRunning:
-		t.Status.State = a2a.TaskStateWorking
-	case runtime.StatusWaiting, runtime.StatusInDoubt:
-		t.Status.State = a2a.TaskStateWorking
-		asking, err := e.s.rt.Asking(ctx, rec)
-		if err != nil {
-			return nil, internal(err)
-		}
-		if len(asking) > 0 {
-			t.Status = inputRequired(t, asking[0])
-		}
-	case runtime.StatusCompleted:
-		t.Status.State = a2a.TaskStateCompleted
-		t.Artifacts = []*a2a.Artifact{result(rec.Output, rec.OutputJSON)}
-		t.History = append(t.History, e.agentMessage(t, rec.Output))
-	case runtime.StatusFailed:
-		t.Status.State = a2a.TaskStateFailed
-		if rec.Error != nil {
-			t.Status.Message = e.agentMessage(t, rec.Error.Code+": "+rec.Error.Message)
-		}
-	case runtime.StatusCanceled:
-		t.Status.State = a2a.TaskStateCanceled
-	}
-	if rec.EndedAt != nil {
-		at = *rec.EndedAt
-	} else if rec.StartedAt != nil {
-		at = *rec.StartedAt
-	}
-	t.Status.Timestamp = &at
-	return t, nil
-}
-
-func (e *endpoint) agentMessage(t a2a.TaskInfoProvider, text string) *a2a.Message {
-	return a2a.NewMessageForTask(a2a.MessageRoleAgent, t, a2a.TextPart{Text: text})
-}
-
-// result is a run's output as the task's artifact: the text, and the
-// structured output as a data part when the agent has an output schema.
-func result(output string, structured json.RawMessage) *a2a.Artifact {
-	art := &a2a.Artifact{ID: "result", Name: "result", Parts: a2a.ContentParts{a2a.TextPart{Text: output}}}
-	var obj map[string]any
-	if len(structured) > 0 && json.Unmarshal(structured, &obj) == nil && obj != nil {
-		art.Parts = append(art.Parts, a2a.DataPart{Data: obj})
-	}
-	return art
-}
-
-// inputRequired is the status of a task whose run w waits for a person:
-// the question in words, and in a data part what to reply with.
-func inputRequired(t a2a.TaskInfoProvider, w *runtime.Record) a2a.TaskStatus {
-	var text string
-	data := map[string]any{"run_id": w.ID, "path": w.PathOrAgent()}
-	switch {
-	case w.Status == runtime.StatusInDoubt:
-		text = fmt.Sprintf("%s stopped in doubt about a call of %s: an operator resolves it with POST /v1/runs/%s/resolve.", w.PathOrAgent(), w.InDoubt.Name, w.ID)
-		data["in_doubt"] = w.InDoubt
-	case len(w.PendingApprovals()) > 0:
-		a := w.PendingApprovals()[0]
-		text, data["approval"] = approvalText(w.PathOrAgent(), a), a
-	default:
-		q := w.PendingInputs()[0]
-		text, data["input"] = q.Prompt, q
-	}
-	now := time.Now().UTC()
-	return a2a.TaskStatus{State: a2a.TaskStateInputRequired, Timestamp: &now,
-		Message: a2a.NewMessageForTask(a2a.MessageRoleAgent, t, a2a.TextPart{Text: text}, a2a.DataPart{Data: data})}
-}
-
-func approvalText(path string, a journal.ApprovalRequested) string {
-	return fmt.Sprintf("%s wants to call %s with %s. Reply approve or deny.", path, a.Name, a.Arguments)
-}
-
-// apply folds a streamed event into a task, so a blocking send answers
-// with what the stream would have ended on.
-func apply(t *a2a.Task, ev a2a.Event) {
-	switch ev := ev.(type) {
-	case *a2a.TaskStatusUpdateEvent:
-		if ev.Final || ev.Status.State != a2a.TaskStateWorking || t.Status.State == a2a.TaskStateSubmitted {
-			t.Status = ev.Status
-		}
-	case *a2a.TaskArtifactUpdateEvent:
-		t.Artifacts = []*a2a.Artifact{ev.Artifact}
-		for _, p := range ev.Artifact.Parts {
-			if text, ok := p.(a2a.TextPart); ok {
-				t.History = append(t.History, a2a.NewMessageForTask(a2a.MessageRoleAgent, t, text))
-			}
-		}
-	}
-}
-
-// follow yields a task's events from journal position after: a status
-// update per journal entry of the run tree (and per piece of streamed
-// text), then the result and a final status when the run ends, or a final
-// input-required status when a run of the tree waits for a person.
-func (e *endpoint) follow(ctx context.Context, root *runtime.Record, task *a2a.Task, after uint64) iter.Seq2[a2a.Event, error] {
-	return func(yield func(a2a.Event, error) bool) {
-		if task.Status.State.Terminal() || task.Status.State == a2a.TaskStateInputRequired {
-			return // nothing more will happen without the client
-		}
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		rt := e.s.rt
-		// Streamed model text is live, beside the journal: subscribe first.
-		live := make(chan *nats.Msg, 256)
-		if sub, err := rt.Bus().NC.ChanSubscribe(bus.LiveSubject(root.ID), live); err == nil {
-			defer func() { _ = sub.Unsubscribe() }()
-		}
-		events := make(chan journal.Event, 64)
-		errc := make(chan error, 1)
-		go func() {
-			errc <- journal.FollowTree(ctx, rt.Bus(), bus.Tree(root.ID), after, func(ev journal.Event) bool {
-				select {
-				case events <- ev:
-					return true
-				case <-ctx.Done():
-					return false
-				}
-			})
-			close(events)
-		}()
-		tree := rt.NewTree(root)
-		status := func(state a2a.TaskState, final bool, msg *a2a.Message, meta map[string]any) *a2a.TaskStatusUpdateEvent {
-			ev := a2a.NewStatusUpdateEvent(task, state, msg)
-			ev.Final, ev.Metadata = final, meta
-			return ev
-		}
-		delta := func(m *nats.Msg) bool {
-			var d runtime.Delta
-			if json.Unmarshal(m.Data, &d) != nil || d.Type != runtime.LiveDelta {
-				return true
-			}
-			return yield(status(a2a.TaskStateWorking, false, e.agentMessage(task, d.Text),
-				map[string]any{metaEvent: map[string]any{"type": d.Type, "path": d.Path, "run_id": d.RunID}}), nil)
-		}
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case m := <-live:
-				if !delta(m) {
-					return
-				}
-			case ev, ok := <-events:
-				// Text streamed before this entry is already queued in live
-				// (one connection delivers in order): it goes first.
-				for drained := false; !drained; {
-					select {
-					case m := <-live:
-						if !delta(m) {
-							return
-						}
-					default:
-						drained = true
-					}
-				}
-				if !ok {
-					err := <-errc
-					if err == nil || ctx.Err() != nil {
-						return
-					}
-					yield(nil, internal(err))
-					return
-				}
-				path, member := tree.Path(ctx, ev.RunID, &ev)
-				if !member {
-					continue
-				}
-				meta := map[string]any{metaEvent: map[string]any{"type": ev.Type, "path": path, "run_id": ev.RunID, "seq": ev.Seq}}
-				var out []a2a.Event
-				done := false
-				switch {
-				case ev.RunID == root.ID && ev.Type == journal.TypeRunCompleted:
-					var c journal.RunCompleted
-					_ = json.Unmarshal(ev.Data, &c)
-					art := a2a.NewArtifactEvent(task)
-					art.Artifact, art.LastChunk = result(c.Output, c.JSON), true
-					out, done = []a2a.Event{art, status(a2a.TaskStateCompleted, true, nil, meta)}, true
-				case ev.RunID == root.ID && ev.Type == journal.TypeRunFailed:
-					var f journal.RunFailed
-					_ = json.Unmarshal(ev.Data, &f)
-					out, done = []a2a.Event{status(a2a.TaskStateFailed, true, e.agentMessage(task, f.Code+": "+f.Message), meta)}, true
-				case ev.RunID == root.ID && ev.Type == journal.TypeRunCanceled:
-					out, done = []a2a.Event{status(a2a.TaskStateCanceled, true, nil, meta)}, true
-				case ev.Type == journal.TypeApprovalRequested || ev.Type == journal.TypeInputRequested || ev.Type == journal.TypeRunInDoubt:
-					// Replayed questions were answered already; a live one
-					// ends the stream until the client answers.
-					if w, err := e.waitAsking(ctx, ev); err == nil && w != nil {
-						out, done = []a2a.Event{&a2a.TaskStatusUpdateEvent{TaskID: task.ID, ContextID: task.ContextID,
-							Status: inputRequired(task, w), Final: true, Metadata: meta}}, true
-					} else {
-						out = []a2a.Event{status(a2a.TaskStateWorking, false, e.agentMessage(task, path+": "+ev.Type), meta)}
-					}
-				default:
-					out = []a2a.Event{status(a2a.TaskStateWorking, false, e.agentMessage(task, describe(path, ev)), meta)}
-				}
-				if done && ev.RunID == root.ID {
-					// The journal ends the run before its record says so:
-					// let the record catch up, so a tasks/get that follows
-					// the final event agrees with it.
-					wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-					_, _ = rt.Wait(wctx, root.ID)
-					cancel()
-				}
-				for _, o := range out {
-					if !yield(o, nil) {
-						return
-					}
-				}
-				if done {
-					return
-				}
-			}
-		}
-	}
-}
-
-// waitAsking returns the run of a question's journal entry if the
-// question is still open. The entry is written before the run parks, so
-// the record may take a moment to say so.
-func (e *endpoint) waitAsking(ctx context.Context, ev journal.Event) (*runtime.Record, error) {
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	rec, err := e.s.rt.Wait(wctx, ev.RunID)
-	if err != nil {
-		return nil, err
-	}
-	if !rec.Asking() {
-		return nil, nil
-	}
-	open := false
-	switch ev.Type {
-	case journal.TypeApprovalRequested:
-		var a journal.ApprovalRequested
-		_ = json.Unmarshal(ev.Data, &a)
-		for _, p := range rec.PendingApprovals() {
-			open = open || p.ApprovalID == a.ApprovalID
-		}
-	case journal.TypeInputRequested:
-		var q journal.InputRequested
-		_ = json.Unmarshal(ev.Data, &q)
-		for _, p := range rec.PendingInputs() {
-			open = open || p.Key == q.Key
-		}
-	case journal.TypeRunInDoubt:
-		open = rec.Status == runtime.StatusInDoubt
-	}
-	if !open {
-		return nil, nil
-	}
-	return rec, nil
-}
-
-// describe says in a few words what a journal entry records.
-func describe(path string, ev journal.Event) string {
-	switch ev.Type {
-	case journal.TypeToolStarted:
-		var t journal.ToolStarted
-		if json.Unmarshal(ev.Data, &t) == nil {
-			return path + ": calling " + t.Name
-		}
-	case journal.TypeToolFinished:
-		var t journal.ToolFinished
-		if json.Unmarshal(ev.Data, &t) == nil {
-			return path + ": " + t.Name + " answered"
-		}
-	case journal.TypeModelResponse:
-		var m journal.ModelResponse
-		if json.Unmarshal(ev.Data, &m) == nil && m.Message.Content != "" && len(m.Message.ToolCalls) == 0 {
-			return path + ": " + m.Message.Content
-		}
-	}
-	return path + ": " + ev.Type
-}

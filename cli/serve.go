@@ -57,7 +57,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 	}
 	defer node.Close()
 	a2a, err := a2aserver.New(node.Runtime, a2aserver.Options{Version: myriad.Version, PublicURL: cfg.Server.PublicURL,
-		Default: cfg.Server.A2A.Default, Publish: cfg.Server.A2A.Publish, BearerAuth: token != "", Logger: log})
+		Default: cfg.Server.A2A.Default, Publish: cfg.Server.A2A.Publish, BearerAuth: token != "", ClientApprovals: cfg.Server.A2A.Approvals == "client", Logger: log})
 	if err != nil {
 		return err
 	}

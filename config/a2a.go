@@ -37,8 +37,13 @@ type A2AServer struct {
 	// /.well-known/agent-card.json (default: the only one, if there is one).
 	Default string `yaml:"default,omitempty"`
 	// Publish lists the agents and flows published (default: all).
-	Publish []string             `yaml:"publish,omitempty"`
-	Extra   map[string]yaml.Node `yaml:",inline"`
+	Publish []string `yaml:"publish,omitempty"`
+	// Approvals says who decides the approvals of runs started over A2A:
+	// "operator" (default: through the API or the console; the task stays
+	// working) or "client" (the task is input-required and the A2A client
+	// replies approve or deny).
+	Approvals string               `yaml:"approvals,omitempty"`
+	Extra     map[string]yaml.Node `yaml:",inline"`
 }
 
 // DefaultA2ATimeout bounds a call of a remote A2A agent.
@@ -94,6 +99,9 @@ func (c *Config) validateA2A(add func(path, format string, args ...any)) {
 		case len(s.Publish) > 0 && !slices.Contains(s.Publish, s.Default):
 			add(p+".default", "%q is not in server.a2a.publish", s.Default)
 		}
+	}
+	if s.Approvals != "" && s.Approvals != "operator" && s.Approvals != "client" {
+		add(p+".approvals", "unknown value %q (known: operator, client)", s.Approvals)
 	}
 	if c.Server.PublicURL != "" {
 		if u, err := url.Parse(c.Server.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

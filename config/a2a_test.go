@@ -18,7 +18,7 @@ agents:
 	tests := []struct {
 		name, extra, want string
 	}{
-		{"valid", "a2a_agents:\n  billing: {url: 'http://127.0.0.1:8421/a2a/billing', idempotent: true, approval: required}\nserver: {public_url: 'https://agents.example.com', a2a: {default: front, publish: [front, back]}}\n", ""},
+		{"valid", "a2a_agents:\n  billing: {url: 'http://127.0.0.1:8421/a2a/billing', idempotent: true, approval: required}\nserver: {public_url: 'https://agents.example.com', a2a: {default: front, publish: [front, back], approvals: client}}\n", ""},
 		{"bad url", "a2a_agents:\n  billing: {url: 'ftp://x'}\n", `a2a_agents.billing.url: invalid URL "ftp://x"`},
 		{"empty", "a2a_agents:\n  billing:\n", "a2a_agents.billing: empty agent: set url"},
 		{"clash with a tool", "a2a_agents:\n  billing: {url: 'http://h/a2a/b'}\ntools:\n  billing: {type: http, url: 'http://h/x', description: d}\n", "a2a_agents.billing: a tool is named billing too"},
@@ -29,6 +29,7 @@ agents:
 		{"default unknown", "a2a_agents:\n  billing: {url: 'http://h/a2a/b'}\nserver: {a2a: {default: nobody}}\n", `server.a2a.default: unknown agent or flow "nobody" (known: back, front)`},
 		{"default unpublished", "a2a_agents:\n  billing: {url: 'http://h/a2a/b'}\nserver: {a2a: {default: back, publish: [front]}}\n", `server.a2a.default: "back" is not in server.a2a.publish`},
 		{"publish unknown", "a2a_agents:\n  billing: {url: 'http://h/a2a/b'}\nserver: {a2a: {publish: [front, x]}}\n", `server.a2a.publish: [1]: unknown agent or flow "x"`},
+		{"approvals", "a2a_agents:\n  billing: {url: 'http://h/a2a/b'}\nserver: {a2a: {approvals: anyone}}\n", `server.a2a.approvals: unknown value "anyone" (known: operator, client)`},
 		{"public url", "a2a_agents:\n  billing: {url: 'http://h/a2a/b'}\nserver: {public_url: 'agents.example.com'}\n", `server.public_url: invalid URL "agents.example.com"`},
 	}
 	for _, tc := range tests {

@@ -15,20 +15,22 @@ func TestClientSendsHeaders(t *testing.T) {
 	defer srv.Close()
 	tests := []struct {
 		name    string
+		url     string
 		headers map[string]string
 		want    string
 	}{
-		{"none", nil, "|"},
-		{"some", map[string]string{"Authorization": "Bearer t", "X-Other": "o"}, "Bearer t|o"},
+		{"none", srv.URL, nil, "|"},
+		{"some", srv.URL + "/mcp", map[string]string{"Authorization": "Bearer t", "X-Other": "o"}, "Bearer t|o"},
+		{"another origin", "http://elsewhere.example/mcp", map[string]string{"Authorization": "Bearer t", "X-Other": "o"}, "|caller's"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest("GET", srv.URL, nil)
 			req.Header.Set("X-Other", "caller's")
-			if tc.headers == nil {
+			if tc.name == "none" {
 				req.Header.Del("X-Other")
 			}
-			resp, err := headertransport.Client(nil, tc.headers).Do(req)
+			resp, err := headertransport.Client(nil, tc.url, tc.headers).Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -31,6 +31,7 @@ import (
 	"github.com/a2aproject/a2a-go/a2aclient"
 	"github.com/a2aproject/a2a-go/a2aclient/agentcard"
 
+	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/internal/headertransport"
 	"github.com/myriad-ai/myriad/tool"
 )
@@ -70,7 +71,7 @@ func New(cfg Config) *Tool {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Minute
 	}
-	return &Tool{cfg: cfg, hc: headertransport.Client(cfg.HTTPClient, cfg.Headers)}
+	return &Tool{cfg: cfg, hc: headertransport.Client(cfg.HTTPClient, cfg.URL, cfg.Headers)}
 }
 
 var schema = json.RawMessage(`{"type":"object","properties":{` +
@@ -87,12 +88,15 @@ func (t *Tool) Info() tool.Info {
 	return tool.Info{Name: t.cfg.Name, Description: desc, Schema: schema, Idempotent: t.cfg.Idempotent}
 }
 
-// connect resolves the agent card and makes a client, once.
+// connect resolves the agent card and makes a client, once. The lock is
+// not held while reading the card: one slow remote must not hold up calls
+// that could use a client already made.
 func (t *Tool) connect(ctx context.Context) (*a2aclient.Client, *a2a.AgentCard, error) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.client != nil {
-		return t.client, t.card, nil
+	client, card := t.client, t.card
+	t.mu.Unlock()
+	if client != nil {
+		return client, card, nil
 	}
 	base, path := t.cfg.URL, ""
 	if u, err := url.Parse(t.cfg.URL); err == nil && strings.HasSuffix(u.Path, ".json") {
@@ -104,17 +108,29 @@ func (t *Tool) connect(ctx context.Context) (*a2aclient.Client, *a2a.AgentCard, 
 	if path != "" {
 		opts = append(opts, agentcard.WithPath(path))
 	}
-	card, err := agentcard.NewResolver(t.hc).Resolve(ctx, base, opts...)
+	rctx, cancel := context.WithTimeout(ctx, cardTimeout)
+	defer cancel()
+	card, err := agentcard.NewResolver(t.hc).Resolve(rctx, base, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read the agent card of %s at %s: %w", t.cfg.Name, t.cfg.URL, err)
 	}
-	client, err := a2aclient.NewFromCard(ctx, card, a2aclient.WithJSONRPCTransport(t.hc))
+	client, err = a2aclient.NewFromCard(ctx, card, a2aclient.WithJSONRPCTransport(t.hc))
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to agent %s (%s): %w", t.cfg.Name, card.URL, err)
 	}
-	t.client, t.card = client, card
-	return client, card, nil
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.client == nil {
+		t.client, t.card = client, card
+	}
+	return t.client, t.card, nil
 }
+
+// cardTimeout bounds reading an agent card.
+const cardTimeout = 30 * time.Second
+
+// errTimeout is the cause of a call that ran out of time.
+var errTimeout = errors.New("the remote agent did not finish in time")
 
 // forget drops the client, so the next call reads the card again (the
 // agent may have moved or changed).
@@ -135,7 +151,7 @@ func (t *Tool) Call(ctx context.Context, call *tool.Call) (tool.Result, error) {
 	if err := json.Unmarshal(call.Arguments, &args); err != nil || strings.TrimSpace(args.Input) == "" {
 		return tool.Result{Content: `arguments: want {"input": "..."}`, IsError: true}, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, t.cfg.Timeout, errTimeout)
 	defer cancel()
 	client, card, err := t.connect(ctx)
 	if err != nil {
@@ -147,31 +163,57 @@ func (t *Tool) Call(ctx context.Context, call *tool.Call) (tool.Result, error) {
 	msg.TaskID = a2a.TaskID(args.TaskID)
 	params := &a2a.MessageSendParams{Message: msg}
 	var v view
+	n := 0
+	progress := func(ev a2a.Event) {
+		if text := v.apply(ev); text != "" && call.Progress != nil {
+			n++
+			call.Progress(tool.Progress{Progress: float64(n), Message: text})
+		}
+	}
 	if card.Capabilities.Streaming {
-		n := 0
 		for ev, err := range client.SendStreamingMessage(ctx, params) {
 			if err != nil {
+				if v.taskID != "" && ctx.Err() == nil {
+					break // the stream broke: follow the task below
+				}
 				return t.failed(ctx, client, &v, err)
 			}
-			if text := v.apply(ev); text != "" && call.Progress != nil {
-				n++
-				call.Progress(tool.Progress{Progress: float64(n), Message: text})
-			}
+			progress(ev)
 		}
 	} else {
 		res, err := client.SendMessage(ctx, params)
 		if err != nil {
 			return t.failed(ctx, client, &v, err)
 		}
-		v.apply(res)
+		progress(res)
 	}
-	if !v.settled() && v.taskID != "" {
-		// The stream ended early (a proxy cut it, say): ask where it stands.
+	// A stream can end early (a proxy cuts it, a long wait without news):
+	// follow the task again, or ask where it stands, until it settles.
+	for wait := time.Second; !v.settled() && v.taskID != ""; wait = min(2*wait, 30*time.Second) {
+		if card.Capabilities.Streaming {
+			for ev, err := range client.ResubscribeToTask(ctx, &a2a.TaskIDParams{ID: v.taskID}) {
+				if err != nil {
+					break
+				}
+				progress(ev)
+			}
+		}
+		if v.settled() {
+			break
+		}
 		task, err := client.GetTask(ctx, &a2a.TaskQueryParams{ID: v.taskID})
 		if err != nil {
 			return t.failed(ctx, client, &v, err)
 		}
-		v.apply(task)
+		progress(task)
+		if v.settled() {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return t.failed(ctx, client, &v, context.Cause(ctx))
+		case <-time.After(wait):
+		}
 	}
 	return v.result(t.cfg.Name), nil
 }
@@ -179,7 +221,9 @@ func (t *Tool) Call(ctx context.Context, call *tool.Call) (tool.Result, error) {
 // failed reports a call that broke off. The remote task, if any, is
 // canceled when the run gave up on it (a timeout or a canceled run).
 func (t *Tool) failed(ctx context.Context, client *a2aclient.Client, v *view, err error) (tool.Result, error) {
-	if ctx.Err() != nil && v.taskID != "" {
+	// Not when the worker is only shutting down: the run resumes elsewhere
+	// and its repeated call joins the same task.
+	if cause := context.Cause(ctx); v.taskID != "" && (errors.Is(cause, errTimeout) || errors.Is(cause, agent.ErrCanceled)) {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		_, _ = client.CancelTask(cctx, &a2a.TaskIDParams{ID: v.taskID})
 		cancel()
@@ -232,12 +276,16 @@ func (v *view) apply(ev a2a.Event) string {
 		}
 		return string(ev.Status.State)
 	case *a2a.TaskStatusUpdateEvent:
+		changed := v.state != ev.Status.State
 		v.taskID, v.state = ev.TaskID, ev.Status.State
 		if ev.Status.Message != nil {
 			v.status = text(ev.Status.Message.Parts)
 			return v.status
 		}
-		return string(ev.Status.State)
+		if changed {
+			return string(ev.Status.State)
+		}
+		return "" // a keep-alive
 	case *a2a.TaskArtifactUpdateEvent:
 		v.taskID = ev.TaskID
 		v.artifact(ev.Artifact, ev.Append)

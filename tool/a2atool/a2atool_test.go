@@ -1,9 +1,11 @@
 package a2atool_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"github.com/a2aproject/a2a-go/a2asrv"
 	"github.com/a2aproject/a2a-go/a2asrv/eventqueue"
 
+	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/tool"
 	"github.com/myriad-ai/myriad/tool/a2atool"
 )
@@ -24,6 +27,8 @@ import (
 type echo struct {
 	mu       sync.Mutex
 	messages []*a2a.Message
+	working  chan struct{} // "hold" is working
+	canceled chan a2a.TaskID // a tasks/cancel request arrived
 }
 
 func (e *echo) Execute(ctx context.Context, rc *a2asrv.RequestContext, q eventqueue.Queue) error {
@@ -54,6 +59,10 @@ func (e *echo) Execute(ctx context.Context, rc *a2asrv.RequestContext, q eventqu
 		return q.Write(ctx, ev)
 	}
 	switch in {
+	case "hold":
+		e.working <- struct{}{}
+		<-ctx.Done()
+		return nil
 	case "ask":
 		return final(a2a.TaskStateInputRequired, "which order?")
 	case "fail":
@@ -66,16 +75,29 @@ func (e *echo) Execute(ctx context.Context, rc *a2asrv.RequestContext, q eventqu
 }
 
 func (e *echo) Cancel(ctx context.Context, rc *a2asrv.RequestContext, q eventqueue.Queue) error {
-	return q.Write(ctx, a2a.NewStatusUpdateEvent(rc, a2a.TaskStateCanceled, nil))
+	ev := a2a.NewStatusUpdateEvent(rc, a2a.TaskStateCanceled, nil)
+	ev.Final = true
+	return q.Write(ctx, ev)
 }
 
 func serve(t *testing.T, streaming bool) (*echo, string) {
 	t.Helper()
-	e := &echo{}
+	e := &echo{working: make(chan struct{}, 8), canceled: make(chan a2a.TaskID, 8)}
 	mux := http.NewServeMux()
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	mux.Handle("/rpc", a2asrv.NewJSONRPCHandler(a2asrv.NewHandler(e)))
+	rpc := a2asrv.NewJSONRPCHandler(a2asrv.NewHandler(e))
+	mux.HandleFunc("/rpc", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var req struct {
+			Method string `json:"method"`
+		}
+		if json.Unmarshal(body, &req) == nil && req.Method == "tasks/cancel" {
+			e.canceled <- ""
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		rpc.ServeHTTP(w, r)
+	})
 	mux.Handle("/.well-known/agent-card.json", a2asrv.NewStaticAgentCardHandler(&a2a.AgentCard{
 		Name: "echo", URL: srv.URL + "/rpc", PreferredTransport: a2a.TransportProtocolJSONRPC, ProtocolVersion: "0.3.0",
 		Capabilities: a2a.AgentCapabilities{Streaming: streaming}, DefaultInputModes: []string{"text/plain"},
@@ -150,6 +172,53 @@ func TestCallErrors(t *testing.T) {
 			}
 			if (err != nil) != tc.callErr || !strings.Contains(got, tc.want) {
 				t.Fatalf("got %q (call error %v), want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestRemoteTaskCanceledOnlyWithTheRun: a canceled run cancels its remote
+// task; a worker shutting down does not (the run resumes elsewhere and its
+// repeated call joins the same task).
+func TestRemoteTaskCanceledOnlyWithTheRun(t *testing.T) {
+	tests := []struct {
+		cause      error
+		wantCancel bool
+	}{
+		{agent.ErrCanceled, true},
+		{agent.ErrShutdown, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.cause.Error(), func(t *testing.T) {
+			e, url := serve(t, true)
+			tl := a2atool.New(a2atool.Config{Name: "echo", URL: url})
+			ctx, cancel := context.WithCancelCause(context.Background())
+			done := make(chan error, 1)
+			heard := make(chan struct{}, 8)
+			go func() {
+				_, err := tl.Call(ctx, &tool.Call{RunID: "run_1", ID: "c1", IdempotencyKey: "run_1/9", Arguments: json.RawMessage(`{"input": "hold"}`),
+					Progress: func(p tool.Progress) {
+						if strings.Contains(p.Message, "thinking") {
+							heard <- struct{}{}
+						}
+					}})
+				done <- err
+			}()
+			<-e.working
+			<-heard // the call knows its task
+			cancel(tc.cause)
+			if err := <-done; err == nil {
+				t.Fatal("the call ended without an error")
+			}
+			select {
+			case <-e.canceled:
+				if !tc.wantCancel {
+					t.Fatal("the remote task was canceled")
+				}
+			default:
+				if tc.wantCancel {
+					t.Fatal("the remote task was not canceled")
+				}
 			}
 		})
 	}

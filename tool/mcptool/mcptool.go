@@ -249,7 +249,7 @@ func (s *Server) dial(ctx context.Context) (*mcp.ClientSession, error) {
 		}
 		transport = &mcp.CommandTransport{Command: cmd}
 	case s.cfg.URL != "":
-		hc := headertransport.Client(s.cfg.HTTPClient, s.cfg.Headers)
+		hc := headertransport.Client(s.cfg.HTTPClient, s.cfg.URL, s.cfg.Headers)
 		transport = &mcp.StreamableClientTransport{Endpoint: s.cfg.URL, HTTPClient: hc, OAuthHandler: s.cfg.OAuth}
 	default:
 		return nil, fmt.Errorf("set command or url")
