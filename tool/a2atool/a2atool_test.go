@@ -27,7 +27,7 @@ import (
 type echo struct {
 	mu       sync.Mutex
 	messages []*a2a.Message
-	working  chan struct{} // "hold" is working
+	working  chan struct{}   // "hold" is working
 	canceled chan a2a.TaskID // a tasks/cancel request arrived
 }
 
