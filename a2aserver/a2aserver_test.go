@@ -516,3 +516,30 @@ func TestLongTextStreams(t *testing.T) {
 		t.Fatalf("blocking send: %d bytes", len(text(task.Artifacts[0].Parts)))
 	}
 }
+
+// TestContextWithAnOpenQuestionTakesNoNewTask: a new message in a context
+// whose task asks the client something is refused, naming the task, rather
+// than queued behind it.
+func TestContextWithAnOpenQuestionTakesNoNewTask(t *testing.T) {
+	_, base := newServer(t)
+	c, _ := client(t, base, "refunder")
+	task := send(t, c, a2a.NewMessage(a2a.MessageRoleUser, a2a.TextPart{Text: "refund"}))
+	if task.Status.State != a2a.TaskStateInputRequired {
+		t.Fatalf("%s", task.Status.State)
+	}
+	next := a2a.NewMessage(a2a.MessageRoleUser, a2a.TextPart{Text: "another refund"})
+	next.ContextID = task.ContextID
+	if _, err := c.SendMessage(context.Background(), &a2a.MessageSendParams{Message: next}); !errors.Is(err, a2a.ErrInvalidParams) ||
+		!strings.Contains(err.Error(), string(task.ID)) {
+		t.Fatalf("a new message in the waiting context: %v", err)
+	}
+	// The answer is taken, and then the context is free again.
+	yes := a2a.NewMessage(a2a.MessageRoleUser, a2a.TextPart{Text: "approve"})
+	yes.TaskID, yes.ContextID = task.ID, task.ContextID
+	if done := send(t, c, yes); done.Status.State != a2a.TaskStateCompleted {
+		t.Fatalf("%s", done.Status.State)
+	}
+	if again := send(t, c, next); again.Status.State != a2a.TaskStateCompleted || again.ID == task.ID {
+		t.Fatalf("%s %s", again.Status.State, again.ID)
+	}
+}

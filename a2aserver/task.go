@@ -10,6 +10,7 @@ import (
 	"iter"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -226,6 +227,9 @@ func (e *endpoint) start(ctx context.Context, params *a2a.MessageSendParams) (re
 		sub.Flow, sub.State = e.name, state
 	} else {
 		sub.Agent, sub.Instance = e.name, instanceOf(contextID)
+		if err := e.contextFree(ctx, sub.Instance, msg.ID); err != nil {
+			return nil, 0, err
+		}
 	}
 	rec, created, err := e.s.rt.Submit(ctx, sub)
 	if err != nil {
@@ -242,6 +246,30 @@ func (e *endpoint) start(ctx context.Context, params *a2a.MessageSendParams) (re
 		return nil, 0, internal(err)
 	}
 	return rec, after, nil
+}
+
+// contextFree refuses a new message in a context whose current task asks
+// the client something: the new turn would wait behind that one, which
+// waits for the client, until the client gave up.
+func (e *endpoint) contextFree(ctx context.Context, instance, messageID string) error {
+	in, err := e.s.rt.GetInstance(ctx, e.name, instance)
+	if err != nil || in == nil {
+		return nil // a new context (or one unreadable now: the turn queues)
+	}
+	turn, ok := in.Pending[strconv.FormatUint(in.Done+1, 10)]
+	if !ok {
+		return nil
+	}
+	cur, err := e.s.rt.Get(ctx, turn.RunID)
+	if err != nil || cur.Metadata[metaMessage] == messageID {
+		return nil
+	}
+	asking, err := e.s.rt.Asking(ctx, cur)
+	if err != nil || len(e.asks(asking)) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: task %s of this context waits for input: answer it (a message with taskId %s) or cancel it before sending another",
+		a2a.ErrInvalidParams, cur.ID, cur.ID)
 }
 
 // instanceKey is what runtime accepts as an instance key.
