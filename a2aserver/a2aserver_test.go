@@ -25,7 +25,7 @@ import (
 	"github.com/myriad-ai/myriad/tool"
 )
 
-func scriptedModel(t *testing.T, rules string) *scripted.Model {
+func scriptedModel(t testing.TB, rules string) *scripted.Model {
 	t.Helper()
 	rs, err := scripted.ParseRules([]byte(rules))
 	if err != nil {
@@ -41,9 +41,9 @@ func scriptedModel(t *testing.T, rules string) *scripted.Model {
 const token = "s3cret"
 
 // newServer serves three agents and a flow over A2A, behind a token.
-func newServer(t *testing.T) (*runtime.Runtime, string) { return newServerApproving(t, true) }
+func newServer(t testing.TB) (*runtime.Runtime, string) { return newServerApproving(t, true) }
 
-func newServerApproving(t *testing.T, clientApprovals bool) (*runtime.Runtime, string) {
+func newServerApproving(t testing.TB, clientApprovals bool) (*runtime.Runtime, string) {
 	t.Helper()
 	b, _ := bustest.Open(t)
 	refund, err := tool.NewFunc("refund", "refunds an order", func(_ context.Context, _ *tool.Call, in struct {
