@@ -43,8 +43,12 @@ func oauthHandler(scenario string) (auth.OAuthHandler, error) {
 			Metadata: &oauthex.ClientRegistrationMetadata{RedirectURIs: []string{redirectURL}, ClientName: "myriad-conformance",
 				GrantTypes: []string{"authorization_code", "refresh_token"}},
 		},
-		AcceptUnadvertisedIss: true,
-		RequestRefreshToken:   true,
+		// The suite's authorization servers that support Client ID Metadata
+		// Documents expect this URL as the client id (the SDK prefers it
+		// when a server advertises support, else registers).
+		ClientIDMetadataDocumentConfig: &auth.ClientIDMetadataDocumentConfig{URL: "https://conformance-test.local/client-metadata.json"},
+		AcceptUnadvertisedIss:          true,
+		RequestRefreshToken:            true,
 	}
 	var c struct {
 		ClientID     string `json:"client_id"`
