@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"iter"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/a2aproject/a2a-go/a2a"
@@ -19,6 +18,24 @@ import (
 // keepAlive is how often an idle stream says the task is still working,
 // so proxies do not cut it (the SDK's SSE writer sends no comments).
 const keepAlive = 15 * time.Second
+
+// liveBuffer is how many pieces of streamed text a stream holds for a slow
+// client.
+const liveBuffer = 4096
+
+// listen subscribes to the streamed text of the tree of run id. Streamed
+// text is live, beside the journal; the connection's reader puts it in the
+// channel in the order it arrives, before the journal entries that follow
+// it, which keeps text and steps in order. A client too slow for
+// liveBuffer pieces loses some (the journal has the whole text).
+func (e *endpoint) listen(id string) (<-chan *nats.Msg, func()) {
+	msgs := make(chan *nats.Msg, liveBuffer)
+	sub, err := e.s.rt.Bus().NC.ChanSubscribe(bus.LivePrefix+bus.Tree(id)+".*", msgs)
+	if err != nil {
+		return nil, func() {}
+	}
+	return msgs, func() { _ = sub.Unsubscribe() }
+}
 
 // settleWait bounds how long a stream's end waits for the run's record to
 // catch up with its journal (a worker that died between the two leaves it
@@ -34,8 +51,9 @@ const settleWait = 3 * time.Second
 // its journal: the end, or a question, may already be written while the
 // record (and so the task the client was sent first) does not say so yet.
 // Entries up to after are history: they are not reported, but an end or
-// an open question among them still ends the stream.
-func (e *endpoint) follow(ctx context.Context, root *runtime.Record, task *a2a.Task, after uint64) iter.Seq2[a2a.Event, error] {
+// an open question among them still ends the stream. liveMsgs (see listen)
+// brings the tree's streamed text; nil leaves it out.
+func (e *endpoint) follow(ctx context.Context, root *runtime.Record, task *a2a.Task, after uint64, liveMsgs <-chan *nats.Msg) iter.Seq2[a2a.Event, error] {
 	return func(yield func(a2a.Event, error) bool) {
 		if task.Status.State.Terminal() || task.Status.State == a2a.TaskStateInputRequired {
 			return // nothing more will happen without the client
@@ -43,22 +61,6 @@ func (e *endpoint) follow(ctx context.Context, root *runtime.Record, task *a2a.T
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		rt := e.s.rt
-		// Streamed text is live, beside the journal: subscribe first. The
-		// callback queues without bound, so a slow client loses nothing.
-		var mu sync.Mutex
-		var queued []*nats.Msg
-		wake := make(chan struct{}, 1)
-		if sub, err := rt.Bus().NC.Subscribe(bus.LivePrefix+bus.Tree(root.ID)+".*", func(m *nats.Msg) {
-			mu.Lock()
-			queued = append(queued, m)
-			mu.Unlock()
-			select {
-			case wake <- struct{}{}:
-			default:
-			}
-		}); err == nil {
-			defer func() { _ = sub.Unsubscribe() }()
-		}
 		events := make(chan journal.Event, 64)
 		errc := make(chan error, 1)
 		go func() {
@@ -78,26 +80,29 @@ func (e *endpoint) follow(ctx context.Context, root *runtime.Record, task *a2a.T
 			ev.Final, ev.Metadata = final, meta
 			return ev
 		}
-		// live sends the streamed text queued so far; false means stop.
+		delta := func(m *nats.Msg) bool {
+			var d runtime.Delta
+			if json.Unmarshal(m.Data, &d) != nil || d.Type != runtime.LiveDelta {
+				return true
+			}
+			if _, member := tree.Path(ctx, d.RunID, nil); !member {
+				return true
+			}
+			return yield(status(a2a.TaskStateWorking, false, agentMessage(task, d.Text),
+				map[string]any{metaEvent: map[string]any{"type": d.Type, "path": d.Path, "run_id": d.RunID}}), nil)
+		}
+		// live sends the streamed text that has arrived; false means stop.
 		live := func() bool {
-			mu.Lock()
-			batch := queued
-			queued = nil
-			mu.Unlock()
-			for _, m := range batch {
-				var d runtime.Delta
-				if json.Unmarshal(m.Data, &d) != nil || d.Type != runtime.LiveDelta {
-					continue
-				}
-				if _, member := tree.Path(ctx, d.RunID, nil); !member {
-					continue
-				}
-				if !yield(status(a2a.TaskStateWorking, false, agentMessage(task, d.Text),
-					map[string]any{metaEvent: map[string]any{"type": d.Type, "path": d.Path, "run_id": d.RunID}}), nil) {
-					return false
+			for {
+				select {
+				case m := <-liveMsgs:
+					if !delta(m) {
+						return false
+					}
+				default:
+					return true
 				}
 			}
-			return true
 		}
 		idle := time.NewTimer(keepAlive)
 		defer idle.Stop()
@@ -110,8 +115,8 @@ func (e *endpoint) follow(ctx context.Context, root *runtime.Record, task *a2a.T
 					return
 				}
 				idle.Reset(keepAlive)
-			case <-wake:
-				if !live() {
+			case m := <-liveMsgs:
+				if !delta(m) {
 					return
 				}
 			case ev, ok := <-events:

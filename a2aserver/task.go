@@ -16,11 +16,13 @@ import (
 
 	"github.com/a2aproject/a2a-go/a2a"
 	"github.com/a2aproject/a2a-go/a2asrv"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/myriad-ai/myriad/bus"
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/tool"
 )
 
 // Run metadata keys that tie a run to the A2A task it is.
@@ -100,7 +102,7 @@ func (e *endpoint) OnCancelTask(ctx context.Context, p *a2a.TaskIDParams) (*a2a.
 // OnSendMessage answers message/send: by default when the task ends or
 // needs input; at once when the client sets blocking: false.
 func (e *endpoint) OnSendMessage(ctx context.Context, params *a2a.MessageSendParams) (a2a.SendMessageResult, error) {
-	rec, after, err := e.start(ctx, params)
+	rec, after, err := e.start(ctx, params, "")
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +110,7 @@ func (e *endpoint) OnSendMessage(ctx context.Context, params *a2a.MessageSendPar
 	if err != nil || params.Config != nil && params.Config.Blocking != nil && !*params.Config.Blocking {
 		return task, err
 	}
-	for ev, err := range e.follow(ctx, rec, task, after) {
+	for ev, err := range e.follow(ctx, rec, task, after, nil) {
 		if err != nil {
 			return nil, err
 		}
@@ -121,12 +123,21 @@ func (e *endpoint) OnSendMessage(ctx context.Context, params *a2a.MessageSendPar
 // updates until it ends or needs input.
 func (e *endpoint) OnSendMessageStream(ctx context.Context, params *a2a.MessageSendParams) iter.Seq2[a2a.Event, error] {
 	return func(yield func(a2a.Event, error) bool) {
-		rec, after, err := e.start(ctx, params)
+		// Listen before the run exists: its first streamed text may come
+		// before this handler could subscribe after submitting.
+		id := runtime.NewRunID()
+		live, stop := e.listen(id)
+		defer func() { stop() }()
+		rec, after, err := e.start(ctx, params, id)
 		if err != nil {
 			yield(nil, err)
 			return
 		}
-		e.stream(ctx, rec, after, yield)
+		if rec.ID != id { // an earlier task: a retry, or an answer
+			stop()
+			live, stop = e.listen(rec.ID)
+		}
+		e.stream(ctx, rec, after, live, yield)
 	}
 }
 
@@ -149,11 +160,13 @@ func (e *endpoint) OnResubscribeToTask(ctx context.Context, p *a2a.TaskIDParams)
 			yield(nil, err)
 			return
 		}
-		e.stream(ctx, rec, after, yield)
+		live, stop := e.listen(rec.ID)
+		defer stop()
+		e.stream(ctx, rec, after, live, yield)
 	}
 }
 
-func (e *endpoint) stream(ctx context.Context, rec *runtime.Record, after uint64, yield func(a2a.Event, error) bool) {
+func (e *endpoint) stream(ctx context.Context, rec *runtime.Record, after uint64, live <-chan *nats.Msg, yield func(a2a.Event, error) bool) {
 	task, err := e.task(ctx, rec)
 	if err != nil {
 		yield(nil, err)
@@ -166,7 +179,7 @@ func (e *endpoint) stream(ctx context.Context, rec *runtime.Record, after uint64
 	if !yield(&first, nil) {
 		return
 	}
-	for ev, err := range e.follow(ctx, rec, task, after) {
+	for ev, err := range e.follow(ctx, rec, task, after, live) {
 		if !yield(ev, err) || err != nil {
 			return
 		}
@@ -201,7 +214,7 @@ func (e *endpoint) OnGetExtendedAgentCard(context.Context) (*a2a.AgentCard, erro
 // start submits the run a message asks for, or gives a waiting task the
 // answer a message carries. after is the journal position from which the
 // caller follows the task.
-func (e *endpoint) start(ctx context.Context, params *a2a.MessageSendParams) (rec *runtime.Record, after uint64, err error) {
+func (e *endpoint) start(ctx context.Context, params *a2a.MessageSendParams, id string) (rec *runtime.Record, after uint64, err error) {
 	if params == nil || params.Message == nil {
 		return nil, 0, fmt.Errorf("%w: message: missing", a2a.ErrInvalidParams)
 	}
@@ -220,8 +233,13 @@ func (e *endpoint) start(ctx context.Context, params *a2a.MessageSendParams) (re
 	if contextID == "" {
 		contextID = a2a.NewContextID()
 	}
-	sub := runtime.SubmitRequest{Input: input,
+	sub := runtime.SubmitRequest{ID: id, Input: input,
 		Metadata: map[string]string{metaEndpoint: e.name, metaContext: contextID, metaMessage: msg.ID}}
+	// The caller's trace context goes with the run (a Myriad caller sends
+	// it in the message metadata).
+	if tp, ok := msg.Metadata["traceparent"].(string); ok && tool.ValidTraceParent(tp) {
+		sub.Metadata["traceparent"] = tp
+	}
 	sub.IdempotencyKey = "a2a/" + e.name + "/" + msg.ID
 	if e.flow {
 		sub.Flow, sub.State = e.name, state

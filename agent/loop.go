@@ -736,7 +736,8 @@ func (r *runner) callTool(ctx context.Context, c model.ToolCall, st journal.Tool
 			f.Content = fmt.Sprintf("invalid arguments for %s: %v", c.Name, err)
 			break
 		}
-		call := &tool.Call{RunID: r.runID, ID: c.ID, Arguments: c.Arguments, IdempotencyKey: st.IdempotencyKey}
+		call := &tool.Call{RunID: r.runID, ID: c.ID, Arguments: c.Arguments, IdempotencyKey: st.IdempotencyKey,
+			TraceParent: tool.TraceParent(r.runID, st.IdempotencyKey)}
 		if on := r.env.OnProgress; on != nil {
 			call.Progress = func(p tool.Progress) { on(c.ID, c.Name, p) }
 		}

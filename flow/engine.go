@@ -728,7 +728,8 @@ func (e *engine) call(ctx context.Context, a *activation, v vars, index int) (re
 	if index >= 0 {
 		id = fmt.Sprintf("%s/%d", a.key, index)
 	}
-	res, cerr := t.Call(ctx, &tool.Call{RunID: e.runID, ID: id, Arguments: args, IdempotencyKey: e.runID + "/" + id})
+	key := e.runID + "/" + id
+	res, cerr := t.Call(ctx, &tool.Call{RunID: e.runID, ID: id, Arguments: args, IdempotencyKey: key, TraceParent: tool.TraceParent(e.runID, key)})
 	if cerr != nil {
 		if ctx.Err() != nil {
 			return nil, "", ctx.Err()

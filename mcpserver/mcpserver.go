@@ -25,6 +25,7 @@ import (
 	"github.com/myriad-ai/myriad/bus"
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/tool"
 	"github.com/myriad-ai/myriad/tool/mcptool"
 )
 
@@ -105,6 +106,14 @@ func run(ctx context.Context, rt *runtime.Runtime, req *mcp.CallToolRequest, sub
 	// client sends it) gets the run it started, not a second one.
 	if key, ok := req.Params.Meta[mcptool.MetaIdempotencyKey].(string); ok {
 		sub.IdempotencyKey = key
+	}
+	// The caller's trace context goes with the run, so its logs and events
+	// can be tied to the caller's trace.
+	if tp, ok := req.Params.Meta[mcptool.MetaTraceParent].(string); ok && tool.ValidTraceParent(tp) {
+		if sub.Metadata == nil {
+			sub.Metadata = map[string]string{}
+		}
+		sub.Metadata["traceparent"] = tp
 	}
 	rec, _, err := rt.Submit(ctx, sub)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/myriad-ai/myriad/model/scripted"
 	"github.com/myriad-ai/myriad/runtime"
 	"github.com/myriad-ai/myriad/tool"
+	"github.com/myriad-ai/myriad/tool/mcptool"
 )
 
 func scriptedModel(t *testing.T, rules string) *scripted.Model {
@@ -135,6 +136,17 @@ func TestAgentsAndFlowsAreTools(t *testing.T) {
 	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "greeter", Arguments: map[string]any{}})
 	if err != nil || !res.IsError || !strings.Contains(text(res), "input") {
 		t.Fatalf("missing input: %+v %v", res, err)
+	}
+	// The caller's trace context and idempotency key go with the run.
+	tp := tool.TraceParent("run_caller", "run_caller/1")
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "greeter", Arguments: map[string]any{"input": "Cy"},
+		Meta: mcp.Meta{mcptool.MetaTraceParent: tp, mcptool.MetaIdempotencyKey: "run_caller/1"}})
+	if err != nil || res.IsError {
+		t.Fatalf("%+v %v", res, err)
+	}
+	runs, _, err := rt.List(ctx, runtime.ListFilter{Agent: "greeter"})
+	if err != nil || len(runs) == 0 || runs[0].Metadata["traceparent"] != tp {
+		t.Fatalf("the newest run's metadata: %+v %v", runs, err)
 	}
 	mu.Lock()
 	defer mu.Unlock()

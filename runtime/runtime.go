@@ -160,6 +160,9 @@ type SubmitRequest struct {
 	// IdempotencyKey makes the submission idempotent: the same key returns the
 	// run it first created.
 	IdempotencyKey string
+	// ID, when set, is the new run's id (from NewRunID), so a caller can
+	// listen on the run's subjects before it starts; empty makes one.
+	ID string
 }
 
 // idempotencyTakeover is how old a claimed idempotency key without a run
@@ -222,7 +225,12 @@ func (r *Runtime) Submit(ctx context.Context, req SubmitRequest) (rec *Record, c
 	// Past this point a half-done submission would leave a reserved turn or
 	// a record without a queue entry: finish it even if the client leaves.
 	ctx = context.WithoutCancel(ctx)
-	id := NewRunID()
+	id := req.ID
+	if id == "" {
+		id = NewRunID()
+	} else if !runIDPattern.MatchString(id) {
+		return nil, false, fmt.Errorf("%w: id: %q is not a run id", ErrInvalid, id)
+	}
 	var idemKey string
 	if req.IdempotencyKey != "" {
 		sum := sha256.Sum256([]byte(req.IdempotencyKey))

@@ -10,6 +10,8 @@ package tool
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -44,6 +46,26 @@ type Call struct {
 	// (an MCP server's notifications/progress). It is shown live, not
 	// journaled.
 	Progress func(Progress)
+	// TraceParent is the W3C trace context of the call (TraceParent), which
+	// tools pass on to the services they call.
+	TraceParent string
+}
+
+// ValidTraceParent accepts a W3C traceparent ("00-<32 hex>-<16 hex>-<2
+// hex>") and nothing else, so a caller's junk does not reach run metadata.
+func ValidTraceParent(s string) bool { return traceParentPattern.MatchString(s) }
+
+var traceParentPattern = regexp.MustCompile(`^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$`)
+
+// TraceParent returns a W3C traceparent for a call: the trace id is derived
+// from the run, the span id from the call's idempotency key, so every
+// attempt of a call carries the same context and a service can tie the
+// calls of one run together. It stands in for spans until Myriad records
+// traces itself.
+func TraceParent(runID, idempotencyKey string) string {
+	trace := sha256.Sum256([]byte("myriad-trace\x00" + runID))
+	span := sha256.Sum256([]byte("myriad-span\x00" + idempotencyKey))
+	return "00-" + hex.EncodeToString(trace[:16]) + "-" + hex.EncodeToString(span[:8]) + "-01"
 }
 
 // Progress is how far a running call has got.

@@ -62,3 +62,37 @@ func TestCurrentTime(t *testing.T) {
 		t.Fatalf("unknown zone: %v", err)
 	}
 }
+
+func TestTraceParent(t *testing.T) {
+	a := tool.TraceParent("run_1", "run_1/3")
+	tests := []struct {
+		name string
+		tp   string
+		same bool // the same trace as a
+	}{
+		{"another attempt of the call", tool.TraceParent("run_1", "run_1/3"), true},
+		{"another call of the run", tool.TraceParent("run_1", "run_1/5"), true},
+		{"another run", tool.TraceParent("run_2", "run_1/3"), false},
+	}
+	if !tool.ValidTraceParent(a) {
+		t.Fatalf("%q is not a W3C traceparent", a)
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if !tool.ValidTraceParent(tc.tp) {
+				t.Fatalf("%q is not a W3C traceparent", tc.tp)
+			}
+			if (tc.tp[3:35] == a[3:35]) != tc.same {
+				t.Fatalf("%s vs %s: same trace should be %v", tc.tp, a, tc.same)
+			}
+		})
+	}
+	if tool.TraceParent("run_1", "run_1/5") == a {
+		t.Fatal("two calls share a span")
+	}
+	for _, bad := range []string{"", "00-abc", "00-" + strings.Repeat("A", 32) + "-" + strings.Repeat("0", 16) + "-01", a + "x"} {
+		if tool.ValidTraceParent(bad) {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/myriad-ai/myriad/api"
 	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/tool"
 )
 
 // The back office serves a billing agent that streams its answer.
@@ -152,6 +153,10 @@ func TestA2ARoundTrip(t *testing.T) {
 	remote := runs.Runs[0]
 	if remote.Status != runtime.StatusCompleted || remote.Input != "42" || remote.Metadata["a2a.context_id"] == "" {
 		t.Fatalf("the remote run: %+v", remote)
+	}
+	// It carries the caller's trace context: the front run's trace.
+	if tp := remote.Metadata["traceparent"]; !tool.ValidTraceParent(tp) || tp[3:35] != tool.TraceParent(ref.ID, "")[3:35] {
+		t.Fatalf("the remote run's traceparent %q, want the trace of run %s", tp, ref.ID)
 	}
 
 	// Any A2A client can read that task, and stream a new one.

@@ -161,6 +161,9 @@ func (t *Tool) Call(ctx context.Context, call *tool.Call) (tool.Result, error) {
 	msg.ID = derive("msg", call.IdempotencyKey, call.RunID+"/"+call.ID)
 	msg.ContextID = derive("ctx", call.RunID, t.cfg.Name)
 	msg.TaskID = a2a.TaskID(args.TaskID)
+	if call.TraceParent != "" {
+		msg.Metadata = map[string]any{"traceparent": call.TraceParent}
+	}
 	params := &a2a.MessageSendParams{Message: msg}
 	var v view
 	n := 0

@@ -44,6 +44,10 @@ const Separator = "__"
 // MetaIdempotencyKey is the _meta key of a call's idempotency key.
 const MetaIdempotencyKey = "myriad/idempotency_key"
 
+// MetaTraceParent is the _meta key of a call's W3C trace context, as the
+// MCP OpenTelemetry conventions name it.
+const MetaTraceParent = "traceparent"
+
 // Config describes one MCP server.
 type Config struct {
 	// Name prefixes the server's tools.
@@ -415,6 +419,9 @@ func (t *Tool) Call(ctx context.Context, c *tool.Call) (tool.Result, error) {
 	cctx, cancel := context.WithTimeout(ctx, t.server.cfg.Timeout)
 	defer cancel()
 	params := &mcp.CallToolParams{Name: t.def.Name, Arguments: args, Meta: mcp.Meta{MetaIdempotencyKey: c.IdempotencyKey}}
+	if c.TraceParent != "" {
+		params.Meta[MetaTraceParent] = c.TraceParent
+	}
 	if c.Progress != nil {
 		token := fmt.Sprintf("myriad-%d", t.server.calls.Add(1))
 		params.SetProgressToken(token)

@@ -42,7 +42,11 @@ func newServer() *mcp.Server {
 	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "echoes", Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true}},
 		func(ctx context.Context, req *mcp.CallToolRequest, in echoArgs) (*mcp.CallToolResult, any, error) {
 			key, _ := req.Params.Meta[mcptool.MetaIdempotencyKey].(string)
-			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "echo: " + in.Msg + " key=" + key}}}, nil, nil
+			text := "echo: " + in.Msg + " key=" + key
+			if tp, ok := req.Params.Meta[mcptool.MetaTraceParent].(string); ok {
+				text += " traceparent=" + tp
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}}, nil, nil
 		})
 	mcp.AddTool(s, &mcp.Tool{Name: "delete_all", Description: "deletes", Annotations: &mcp.ToolAnnotations{DestructiveHint: yes()}},
 		func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, any, error) {
@@ -98,7 +102,8 @@ func byName(t *testing.T, tools []tool.Tool) map[string]tool.Tool {
 
 func call(t *testing.T, tl tool.Tool, args string) (tool.Result, error) {
 	t.Helper()
-	return tl.Call(context.Background(), &tool.Call{RunID: "run_x", ID: "c1", Arguments: json.RawMessage(args), IdempotencyKey: "run_x/3"})
+	return tl.Call(context.Background(), &tool.Call{RunID: "run_x", ID: "c1", Arguments: json.RawMessage(args), IdempotencyKey: "run_x/3",
+		TraceParent: tool.TraceParent("run_x", "run_x/3")})
 }
 
 func TestStdioServerTools(t *testing.T) {
@@ -125,7 +130,7 @@ func TestStdioServerTools(t *testing.T) {
 		t.Errorf("select e* and slow: %d tools", len(sel))
 	}
 	res, err := call(t, echo, `{"msg":"hi"}`)
-	if err != nil || res.Content != "echo: hi key=run_x/3" || res.IsError {
+	if err != nil || res.Content != "echo: hi key=run_x/3 traceparent="+tool.TraceParent("run_x", "run_x/3") || res.IsError {
 		t.Fatalf("echo: %+v %v", res, err)
 	}
 	if res, err := call(t, all["files__fail"], `{}`); err != nil || !res.IsError || res.Content != "it broke" {
@@ -191,7 +196,7 @@ func TestStreamableHTTPServer(t *testing.T) {
 		t.Error("approval: never did not override the annotation")
 	}
 	res, err := call(t, all["remote__echo"], `{"msg":"over http"}`)
-	if err != nil || res.Content != "echo: over http key=run_x/3" || auth != "Bearer t0k" {
+	if err != nil || res.Content != "echo: over http key=run_x/3 traceparent="+tool.TraceParent("run_x", "run_x/3") || auth != "Bearer t0k" {
 		t.Fatalf("%+v %v auth %q", res, err, auth)
 	}
 }
