@@ -2,6 +2,7 @@ package myriad_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -12,8 +13,10 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/nats-io/nats.go"
 
 	"github.com/myriad-ai/myriad"
+	"github.com/myriad-ai/myriad/bus"
 	"github.com/myriad-ai/myriad/runtime"
 )
 
@@ -173,5 +176,91 @@ agents:
 	evs, err := node.Runtime.Events(ctx, rec.ID)
 	if err != nil || len(evs) < 2 || evs[1].Type != "context.loaded" {
 		t.Fatalf("journal %v %v", evs, err)
+	}
+}
+
+// An MCP server asks a question mid-call (elicitation): it goes on the
+// run's record, a person answers it through the runtime (POST
+// /v1/runs/{id}/input), and the call goes on with the answer.
+func TestMCPServerAsksAPerson(t *testing.T) {
+	s := mcp.NewServer(&mcp.Implementation{Name: "booking", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "book", Description: "books a seat", Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true}},
+		func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+			res, err := req.Session.Elicit(ctx, &mcp.ElicitParams{Message: "Which seat?", RequestedSchema: map[string]any{
+				"type": "object", "properties": map[string]any{"seat": map[string]any{"type": "string"}}, "required": []string{"seat"}}})
+			if err != nil {
+				return nil, nil, err
+			}
+			text := res.Action
+			if res.Action == "accept" {
+				text = fmt.Sprintf("booked %v", res.Content["seat"])
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}}, nil, nil
+		})
+	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "myriad.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+models:
+  local:
+    provider: scripted
+    rules:
+      - when: {last_tool: booking__book}
+        reply: {text: "{{.LastToolResult}}"}
+      - reply: {tool_calls: [{name: booking__book}]}
+mcp_servers:
+  booking: {url: %q}
+agents:
+  a: {model: local, tools: [booking.book]}
+`, srv.URL)), 0o600)
+	proj, err := myriad.Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := myriad.Open(context.Background(), proj, myriad.NodeOptions{Memory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(node.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	asked := make(chan *nats.Msg, 4)
+	sub, err := node.Bus.NC.ChanSubscribe(bus.LivePrefix+">", asked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	tests := []struct {
+		answer, want string
+	}{
+		{`{"seat": "12A"}`, "booked 12A"},
+		{`"decline"`, "decline"},
+	}
+	for _, tc := range tests {
+		rec, _, err := node.Runtime.Submit(ctx, runtime.SubmitRequest{Agent: "a", Input: "book me a seat"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var q runtime.Question
+		for q.Type != runtime.LiveQuestion {
+			select {
+			case m := <-asked:
+				_ = json.Unmarshal(m.Data, &q)
+			case <-ctx.Done():
+				t.Fatal("no question")
+			}
+		}
+		cur, err := node.Runtime.Get(ctx, rec.ID)
+		if err != nil || cur.Status != runtime.StatusRunning || len(cur.InputRequests) != 1 || cur.InputRequests[0].Prompt != "Which seat?" ||
+			!strings.Contains(string(cur.InputRequests[0].Schema), "seat") || !cur.Asking() {
+			t.Fatalf("the record while asking: %+v %v", cur, err)
+		}
+		if _, err := node.Runtime.ProvideInput(ctx, rec.ID, q.Key, json.RawMessage(tc.answer)); err != nil {
+			t.Fatal(err)
+		}
+		if rec, err = node.Runtime.Wait(ctx, rec.ID); err != nil || rec.Output != tc.want || len(rec.InputRequests) != 0 {
+			t.Fatalf("answered %s: %+v %v", tc.answer, rec, err)
+		}
 	}
 }

@@ -80,16 +80,31 @@ func (e *endpoint) follow(ctx context.Context, root *runtime.Record, task *a2a.T
 			ev.Final, ev.Metadata = final, meta
 			return ev
 		}
+		// delta handles a live message: streamed text, or a question a
+		// tool call asks (which ends the stream: the client must answer).
+		// false means stop.
 		delta := func(m *nats.Msg) bool {
 			var d runtime.Delta
-			if json.Unmarshal(m.Data, &d) != nil || d.Type != runtime.LiveDelta {
+			if json.Unmarshal(m.Data, &d) != nil {
 				return true
 			}
 			if _, member := tree.Path(ctx, d.RunID, nil); !member {
 				return true
 			}
-			return yield(status(a2a.TaskStateWorking, false, agentMessage(task, d.Text),
-				map[string]any{metaEvent: map[string]any{"type": d.Type, "path": d.Path, "run_id": d.RunID}}), nil)
+			meta := map[string]any{metaEvent: map[string]any{"type": d.Type, "path": d.Path, "run_id": d.RunID}}
+			switch d.Type {
+			case runtime.LiveDelta:
+				return yield(status(a2a.TaskStateWorking, false, agentMessage(task, d.Text), meta), nil)
+			case runtime.LiveQuestion:
+				var q runtime.Question
+				if json.Unmarshal(m.Data, &q) != nil {
+					return true
+				}
+				yield(&a2a.TaskStatusUpdateEvent{TaskID: task.ID, ContextID: task.ContextID, Final: true, Metadata: meta,
+					Status: inputRequired(task, []ask{{RunID: d.RunID, Path: d.Path, Input: &q.InputRequested}})}, nil)
+				return false
+			}
+			return true
 		}
 		// live sends the streamed text that has arrived; false means stop.
 		live := func() bool {

@@ -67,9 +67,7 @@ func (e *endpoint) task(ctx context.Context, rec *runtime.Record) (*a2a.Task, er
 		if rec.StartedAt != nil {
 			t.Status.State = a2a.TaskStateWorking // queued again after a wait
 		}
-	case runtime.StatusRunning:
-		t.Status.State = a2a.TaskStateWorking
-	case runtime.StatusWaiting, runtime.StatusInDoubt:
+	case runtime.StatusRunning, runtime.StatusWaiting, runtime.StatusInDoubt:
 		t.Status.State = a2a.TaskStateWorking
 		asking, err := e.s.rt.Asking(ctx, rec)
 		if err != nil {

@@ -54,6 +54,9 @@ type Env struct {
 	// Answer returns a person's answer to a flow question (key
 	// "node#visit") given while the run was busy, not journaled yet.
 	Answer func(ctx context.Context, key string) (json.RawMessage, bool)
+	// Ask puts a question from a running tool call to a person and waits
+	// for the answer (see tool.Call.Ask); without it tools cannot ask.
+	Ask func(ctx context.Context, callID, toolName string, q tool.Question) (json.RawMessage, error)
 }
 
 // turn is one model response and the results of the tool calls it asked for.
@@ -740,6 +743,9 @@ func (r *runner) callTool(ctx context.Context, c model.ToolCall, st journal.Tool
 			TraceParent: tool.TraceParent(r.runID, st.IdempotencyKey)}
 		if on := r.env.OnProgress; on != nil {
 			call.Progress = func(p tool.Progress) { on(c.ID, c.Name, p) }
+		}
+		if ask := r.env.Ask; ask != nil {
+			call.Ask = func(ctx context.Context, q tool.Question) (json.RawMessage, error) { return ask(ctx, c.ID, c.Name, q) }
 		}
 		res, err := bt.tool.Call(ctx, call)
 		if err != nil {

@@ -90,15 +90,18 @@ func (t *Tree) Path(ctx context.Context, runID string, ev *journal.Event) (strin
 }
 
 // Asking reports whether a run waits for a person: an approval or an
-// answer not yet given, or a resolution of a call in doubt.
+// answer not yet given (a running run's tool call may ask too), or a
+// resolution of a call in doubt.
 func (rec *Record) Asking() bool {
-	if rec.Status == StatusInDoubt {
+	switch rec.Status {
+	case StatusInDoubt:
 		return true
+	case StatusWaiting:
+		return len(rec.PendingApprovals()) > 0 || len(rec.PendingInputs()) > 0
+	case StatusRunning:
+		return len(rec.PendingInputs()) > 0
 	}
-	if rec.Status != StatusWaiting {
-		return false
-	}
-	return len(rec.PendingApprovals()) > 0 || len(rec.PendingInputs()) > 0
+	return false
 }
 
 // PendingApprovals are the run's approvals nobody has decided yet.

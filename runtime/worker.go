@@ -442,7 +442,7 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 		outcome = agent.Failed
 	} else {
 		outcome, err = a.Resume(runCtx, id, w.Events(), w, agent.Env{OnDelta: r.publishDelta(rec), OnProgress: r.publishProgress(rec), Children: r, Lookup: r.lookupAgent,
-			Answer: r.answerOf(id)})
+			Answer: r.answerOf(id), Ask: r.askDuringCall(rec)})
 	}
 	if errors.Is(err, nats.ErrMaxPayload) {
 		// Retrying cannot help: end the run with a small entry that fits.

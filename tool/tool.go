@@ -49,6 +49,19 @@ type Call struct {
 	// TraceParent is the W3C trace context of the call (TraceParent), which
 	// tools pass on to the services they call.
 	TraceParent string
+	// Ask, when set, puts a question to a person while the call runs (an
+	// MCP server's elicitation) and returns the answer: a JSON value, or
+	// the JSON strings "decline" and "cancel". Without it a tool cannot
+	// ask.
+	Ask func(ctx context.Context, q Question) (json.RawMessage, error)
+}
+
+// Question is what a running call asks a person.
+type Question struct {
+	// Prompt says what is asked, in words.
+	Prompt string `json:"prompt"`
+	// Schema, when set, is the JSON Schema of the answer.
+	Schema json.RawMessage `json:"schema,omitempty"`
 }
 
 // ValidTraceParent accepts a W3C traceparent ("00-<32 hex>-<16 hex>-<2

@@ -43,11 +43,15 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	// The person behind the calls: asked something, they accept without
+	// filling anything in (the elicitation scenario checks that the
+	// schema's defaults are then applied).
+	accept := func(context.Context, tool.Question) (json.RawMessage, error) { return json.RawMessage(`{}`), nil }
 	switch scenario {
 	case "tools_call":
 		for _, t := range tools {
 			if t.Info().Name == "s"+mcptool.Separator+"add_numbers" {
-				res, err := t.Call(ctx, &tool.Call{RunID: "conformance", ID: "1", Arguments: json.RawMessage(`{"a": 2, "b": 3}`), IdempotencyKey: "conformance/1"})
+				res, err := t.Call(ctx, &tool.Call{RunID: "conformance", ID: "1", Arguments: json.RawMessage(`{"a": 2, "b": 3}`), IdempotencyKey: "conformance/1", Ask: accept})
 				if err != nil {
 					return err
 				}
@@ -57,10 +61,10 @@ func run() error {
 		}
 		return fmt.Errorf("the server has no add_numbers tool")
 	default:
-		if strings.HasPrefix(scenario, "auth/") && len(tools) > 0 {
+		if (strings.HasPrefix(scenario, "auth/") || strings.HasPrefix(scenario, "elicitation")) && len(tools) > 0 {
 			// A call may need more scopes than listing did (step-up): the
 			// scenario checks that the client asks for them.
-			res, err := tools[0].Call(ctx, &tool.Call{RunID: "conformance", ID: "1", Arguments: json.RawMessage(`{}`), IdempotencyKey: "conformance/1"})
+			res, err := tools[0].Call(ctx, &tool.Call{RunID: "conformance", ID: "1", Arguments: json.RawMessage(`{}`), IdempotencyKey: "conformance/1", Ask: accept})
 			if err != nil {
 				return err
 			}

@@ -102,8 +102,18 @@ type Server struct {
 
 	progressMu sync.Mutex
 	progress   map[string]func(tool.Progress) // by progress token
-	calls      atomic.Uint64                  // numbers progress tokens
+	calls      atomic.Uint64                  // numbers progress tokens and calls
+
+	asksMu sync.Mutex
+	asks   map[uint64]askFunc // calls in flight that can ask a person, by number
 }
+
+// askFunc is tool.Call.Ask.
+type askFunc = func(context.Context, tool.Question) (json.RawMessage, error)
+
+// askKey carries a call's askFunc in the context of its tools/call, for
+// elicitations the SDK handles within the call.
+type askKey struct{}
 
 // New returns a server; it connects on first use.
 func New(cfg Config) *Server {
@@ -129,9 +139,11 @@ func New(cfg Config) *Server {
 				report(tool.Progress{Progress: req.Params.Progress, Total: req.Params.Total, Message: req.Params.Message})
 			}
 		},
-		Capabilities: &mcp.ClientCapabilities{},
+		ElicitationHandler: s.elicit,
+		Capabilities:       &mcp.ClientCapabilities{},
 	})
 	s.progress = map[string]func(tool.Progress){}
+	s.asks = map[uint64]askFunc{}
 	return s
 }
 
@@ -422,6 +434,18 @@ func (t *Tool) Call(ctx context.Context, c *tool.Call) (tool.Result, error) {
 	if c.TraceParent != "" {
 		params.Meta[MetaTraceParent] = c.TraceParent
 	}
+	if c.Ask != nil {
+		n := t.server.calls.Add(1)
+		t.server.asksMu.Lock()
+		t.server.asks[n] = c.Ask
+		t.server.asksMu.Unlock()
+		defer func() {
+			t.server.asksMu.Lock()
+			delete(t.server.asks, n)
+			t.server.asksMu.Unlock()
+		}()
+		cctx = context.WithValue(cctx, askKey{}, askFunc(c.Ask))
+	}
 	if c.Progress != nil {
 		token := fmt.Sprintf("myriad-%d", t.server.calls.Add(1))
 		params.SetProgressToken(token)
@@ -457,6 +481,55 @@ func (t *Tool) Call(ctx context.Context, c *tool.Call) (tool.Result, error) {
 		return tool.Result{}, fmt.Errorf("mcp tool %s: %s", t.def.Name, t.server.redact(err))
 	}
 	return tool.Result{Content: resultText(res), IsError: res.IsError}, nil
+}
+
+// elicit answers a server's elicitation/create by putting the question to
+// the person behind the call that caused it (tool.Call.Ask): the call in
+// whose context the SDK handles it, else the only call in flight that can
+// ask. A question nobody can be asked (no such call, or several that it
+// could belong to) is declined.
+func (s *Server) elicit(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+	ask, _ := ctx.Value(askKey{}).(askFunc)
+	if ask == nil {
+		s.asksMu.Lock()
+		if len(s.asks) == 1 {
+			for _, a := range s.asks {
+				ask = a
+			}
+		}
+		n := len(s.asks)
+		s.asksMu.Unlock()
+		if ask == nil {
+			s.cfg.Logger.Warn("mcp server asked a question no run can be asked: declined", "server", s.cfg.Name, "calls_in_flight", n)
+			return &mcp.ElicitResult{Action: "decline"}, nil
+		}
+	}
+	p := req.Params
+	q := tool.Question{Prompt: p.Message}
+	if p.Mode == "url" {
+		q.Prompt = fmt.Sprintf("%s\n\nOpen %s, then answer \"done\" (or \"decline\").", p.Message, p.URL)
+	} else if p.RequestedSchema != nil {
+		q.Schema, _ = json.Marshal(p.RequestedSchema)
+	}
+	answer, err := ask(ctx, q)
+	if err != nil {
+		return &mcp.ElicitResult{Action: "cancel"}, nil
+	}
+	var word string
+	if json.Unmarshal(answer, &word) == nil {
+		switch word {
+		case "decline", "cancel":
+			return &mcp.ElicitResult{Action: word}, nil
+		}
+	}
+	if p.Mode == "url" {
+		return &mcp.ElicitResult{Action: "accept"}, nil
+	}
+	var content map[string]any
+	if err := json.Unmarshal(answer, &content); err != nil || content == nil {
+		return nil, fmt.Errorf("the answer to %q is not a JSON object (or \"decline\", \"cancel\")", p.Message)
+	}
+	return &mcp.ElicitResult{Action: "accept", Content: content}, nil
 }
 
 // resultText renders a tool result for a model: text as it is, structured
