@@ -135,9 +135,7 @@ agents:
 // Resources and prompts of an MCP server are read when a run starts and
 // given to the model with the instructions; the journal keeps them.
 func TestAgentWithMCPContext(t *testing.T) {
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "myriad.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+	node := openProject(t, fmt.Sprintf(`
 models:
   local:
     provider: scripted
@@ -154,16 +152,7 @@ agents:
     mcp_context:
       - {server: files, resource: "mem://notes"}
       - {server: files, prompt: style, arguments: {tone: brief}}
-`, os.Args[0])), 0o600)
-	proj, err := myriad.Load(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	node, err := myriad.Open(context.Background(), proj, myriad.NodeOptions{Memory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(node.Close)
+`, os.Args[0]))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	rec, _, err := node.Runtime.Submit(ctx, runtime.SubmitRequest{Agent: "a", Input: "hi"})
@@ -199,9 +188,7 @@ func TestMCPServerAsksAPerson(t *testing.T) {
 		})
 	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
 	t.Cleanup(srv.Close)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "myriad.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+	node := openProject(t, fmt.Sprintf(`
 models:
   local:
     provider: scripted
@@ -213,16 +200,7 @@ mcp_servers:
   booking: {url: %q}
 agents:
   a: {model: local, tools: [booking.book]}
-`, srv.URL)), 0o600)
-	proj, err := myriad.Load(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	node, err := myriad.Open(context.Background(), proj, myriad.NodeOptions{Memory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(node.Close)
+`, srv.URL))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	asked := make(chan *nats.Msg, 4)
@@ -263,4 +241,24 @@ agents:
 			t.Fatalf("answered %s: %+v %v", tc.answer, rec, err)
 		}
 	}
+}
+
+// openProject loads a project file written inline and opens an in-memory
+// node on it.
+func openProject(t *testing.T, yaml string) *myriad.Node {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "myriad.yaml")
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	proj, err := myriad.Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := myriad.Open(context.Background(), proj, myriad.NodeOptions{Memory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(node.Close)
+	return node
 }

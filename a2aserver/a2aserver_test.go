@@ -20,23 +20,10 @@ import (
 	"github.com/myriad-ai/myriad/bus/bustest"
 	"github.com/myriad-ai/myriad/flow"
 	"github.com/myriad-ai/myriad/journal"
-	"github.com/myriad-ai/myriad/model/scripted"
+	"github.com/myriad-ai/myriad/model/scripted/scriptedtest"
 	"github.com/myriad-ai/myriad/runtime"
 	"github.com/myriad-ai/myriad/tool"
 )
-
-func scriptedModel(t testing.TB, rules string) *scripted.Model {
-	t.Helper()
-	rs, err := scripted.ParseRules([]byte(rules))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := scripted.New(rs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 const token = "s3cret"
 
@@ -56,16 +43,16 @@ func newServerApproving(t testing.TB, clientApprovals bool) (*runtime.Runtime, s
 	}
 	rt, err := runtime.New(b, runtime.Options{
 		Agents: map[string]*agent.Agent{
-			"greeter": {Description: "says hello", Model: scriptedModel(t, `
+			"greeter": {Description: "says hello", Model: scriptedtest.Model(t, `
 - when: {last_user: "^again", turn: 2}
   reply: {text: "hello again, I remember {{.Input}}"} # .Input is the conversation's first message
 - reply: {text: "hello {{.Input}}"}`)},
-			"refunder": {Model: scriptedModel(t, `
+			"refunder": {Model: scriptedtest.Model(t, `
 - when: {last_tool: refund}
   reply: {text: "done: {{.LastToolResult}}"}
 - reply: {tool_calls: [{name: refund, arguments: {order: "A-1"}}]}`),
 				Tools: []tool.Tool{refund}, Approvals: map[string]agent.ApprovalRule{"refund": {}}},
-			"boss": {Model: scriptedModel(t, `
+			"boss": {Model: scriptedtest.Model(t, `
 - when: {last_tool: refunder}
   reply: {text: "boss says: {{.LastToolResult}}"}
 - reply: {tool_calls: [{name: refunder, arguments: {task: "refund A-1"}}]}`),
@@ -443,7 +430,7 @@ func TestResubscribeWhileTheRecordLags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := runtime.New(b, runtime.Options{Agents: map[string]*agent.Agent{"s": {Model: scriptedModel(t, `
+	rt, err := runtime.New(b, runtime.Options{Agents: map[string]*agent.Agent{"s": {Model: scriptedtest.Model(t, `
 - when: {last_tool: slow}
   reply: {text: "done"}
 - reply: {tool_calls: [{name: slow}]}`), Tools: []tool.Tool{slow}}}})

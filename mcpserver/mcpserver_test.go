@@ -17,24 +17,11 @@ import (
 	"github.com/myriad-ai/myriad/bus/bustest"
 	"github.com/myriad-ai/myriad/flow"
 	"github.com/myriad-ai/myriad/mcpserver"
-	"github.com/myriad-ai/myriad/model/scripted"
+	"github.com/myriad-ai/myriad/model/scripted/scriptedtest"
 	"github.com/myriad-ai/myriad/runtime"
 	"github.com/myriad-ai/myriad/tool"
 	"github.com/myriad-ai/myriad/tool/mcptool"
 )
-
-func scriptedModel(t *testing.T, rules string) *scripted.Model {
-	t.Helper()
-	rs, err := scripted.ParseRules([]byte(rules))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := scripted.New(rs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 // blocker is a tool that waits until its run is canceled.
 type blocker struct{ entered chan struct{} }
@@ -54,8 +41,8 @@ func newRuntime(t *testing.T, block *blocker) *runtime.Runtime {
 	b, _ := bustest.Open(t)
 	rt, err := runtime.New(b, runtime.Options{
 		Agents: map[string]*agent.Agent{
-			"greeter": {Description: "says hello", Model: scriptedModel(t, `- reply: {text: "hello {{.Input}}"}`)},
-			"waiter":  {Model: scriptedModel(t, `- reply: {tool_calls: [{name: block}]}`), Tools: []tool.Tool{block}},
+			"greeter": {Description: "says hello", Model: scriptedtest.Model(t, `- reply: {text: "hello {{.Input}}"}`)},
+			"waiter":  {Model: scriptedtest.Model(t, `- reply: {tool_calls: [{name: block}]}`), Tools: []tool.Tool{block}},
 		},
 		Flows: map[string]*flow.Flow{"shout": {Start: []string{"up"}, Output: "out", Nodes: map[string]*flow.Node{
 			"up": {Agent: "greeter", Input: "{{.state.input}}!", Output: "out"}}}},
@@ -218,12 +205,12 @@ func TestChildWaitingForAPersonEndsTheCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	rt, err := runtime.New(b, runtime.Options{Agents: map[string]*agent.Agent{
-		"boss": {Model: scriptedModel(t, `
+		"boss": {Model: scriptedtest.Model(t, `
 - when: {last_role: tool}
   reply: {text: "done"}
 - reply: {tool_calls: [{name: worker, arguments: {task: ship it}}]}
 `), SubAgents: []agent.SubAgent{{Agent: "worker"}}},
-		"worker": {Model: scriptedModel(t, `- reply: {tool_calls: [{name: ship}]}`), Tools: []tool.Tool{ship.RequireApproval()}},
+		"worker": {Model: scriptedtest.Model(t, `- reply: {tool_calls: [{name: ship}]}`), Tools: []tool.Tool{ship.RequireApproval()}},
 	}})
 	if err != nil {
 		t.Fatal(err)
