@@ -88,7 +88,7 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 
 var authed = &http.Client{Transport: bearer{http.DefaultTransport}}
 
-func client(t *testing.T, base, agentName string) (*a2aclient.Client, *a2a.AgentCard) {
+func client(t testing.TB, base, agentName string) (*a2aclient.Client, *a2a.AgentCard) {
 	t.Helper()
 	card, err := agentcard.DefaultResolver.Resolve(context.Background(), base+"/a2a/"+agentName)
 	if err != nil {

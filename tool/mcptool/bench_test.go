@@ -44,7 +44,8 @@ func benchMyriad(b *testing.B, cfg mcptool.Config) {
 			echo = t
 		}
 	}
-	call := &tool.Call{RunID: "run_x", ID: "c", Arguments: json.RawMessage(`{"msg":"x"}`), IdempotencyKey: "run_x/3"}
+	call := &tool.Call{RunID: "run_x", ID: "c", Arguments: json.RawMessage(`{"msg":"x"}`), IdempotencyKey: "run_x/3",
+		TraceParent: tool.TraceParent("run_x", "run_x/3")}
 	for b.Loop() {
 		if _, err := echo.Call(context.Background(), call); err != nil {
 			b.Fatal(err)
