@@ -6,9 +6,13 @@
 // flow a tool taking {"input", "state"?}. A call submits a durable run and
 // answers when it ends; meanwhile every journal entry of the run (and of
 // its child runs) is a progress notification, and canceling the call
-// cancels the run. A run that waits for a person (an approval, a question)
-// answers with an error saying so and where to decide, since MCP has no way
-// to ask the caller yet in this SDK.
+// cancels the run. The questions the run tree asks (a flow's ask node, a
+// tool call's question such as an MCP server's elicitation) are put to a
+// client that supports elicitation: on its session under 2025-11-25, or in
+// the call's answer under 2026-07-28, the client calling again with the
+// answers (multi round-trip requests). Approvals are an operator's; a run
+// that waits for one, or for a question the client cannot or will not
+// answer, ends the call with an error saying where to act.
 package mcpserver
 
 import (
@@ -48,11 +52,16 @@ func New(rt *runtime.Runtime, opts Options) *mcp.Server {
 	add := func(name, desc string, schema json.RawMessage, submit func(json.RawMessage) (runtime.SubmitRequest, error)) {
 		s.AddTool(&mcp.Tool{Name: name, Description: desc, InputSchema: schema},
 			func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				if req.Params.RequestState != "" {
+					// The same call again, with the answers to the
+					// questions its run asked (multi round-trip requests).
+					return resume(ctx, rt, req, name, opts.Logger)
+				}
 				sub, err := submit(req.Params.Arguments)
 				if err != nil {
 					return errorResult("arguments: " + err.Error()), nil
 				}
-				return run(ctx, rt, req, sub)
+				return run(ctx, rt, req, sub, opts.Logger)
 			})
 	}
 	for _, a := range rt.Agents() {
@@ -101,7 +110,7 @@ func errorResult(msg string) *mcp.CallToolResult {
 }
 
 // run submits a run, reports its progress, and answers with its end.
-func run(ctx context.Context, rt *runtime.Runtime, req *mcp.CallToolRequest, sub runtime.SubmitRequest) (*mcp.CallToolResult, error) {
+func run(ctx context.Context, rt *runtime.Runtime, req *mcp.CallToolRequest, sub runtime.SubmitRequest, log *slog.Logger) (*mcp.CallToolResult, error) {
 	// A caller that retries with the same key (MCP _meta, as Myriad's own
 	// client sends it) gets the run it started, not a second one.
 	if key, ok := req.Params.Meta[mcptool.MetaIdempotencyKey].(string); ok {
@@ -119,10 +128,23 @@ func run(ctx context.Context, rt *runtime.Runtime, req *mcp.CallToolRequest, sub
 	if err != nil {
 		return errorResult(err.Error()), nil
 	}
+	return follow(ctx, rt, req, rec, log)
+}
+
+// follow reports a run's progress and answers with its end. The questions
+// its tree asks go to a client that can answer them (see asker).
+func follow(ctx context.Context, rt *runtime.Runtime, req *mcp.CallToolRequest, rec *runtime.Record, log *slog.Logger) (*mcp.CallToolResult, error) {
+	var err error
 	token := req.Params.GetProgressToken()
 	steps := 0
 	tree := rt.NewTree(rec)
 	var needsPerson string // the path of a run in the tree waiting for a person
+	// A client that can be asked (elicitation, on a session) is asked the
+	// questions of the run's tree; one it declines ends the call.
+	fctx, stopFollow := context.WithCancelCause(ctx)
+	defer stopFollow(nil)
+	asker := newAsker(fctx, rt, req.Session, rec, log, stopFollow)
+	defer asker.close()
 	follow := func(ev journal.Event) bool {
 		path, ok := tree.Path(ctx, ev.RunID, &ev)
 		if !ok {
@@ -133,6 +155,10 @@ func run(ctx context.Context, rt *runtime.Runtime, req *mcp.CallToolRequest, sub
 			_ = req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: token,
 				Progress: float64(steps), Message: path + ": " + ev.Type})
 		}
+		if ev.Type == journal.TypeInputRequested && asker.can() {
+			asker.fromJournal(ev, path)
+			return true
+		}
 		switch ev.Type {
 		case journal.TypeApprovalRequested, journal.TypeInputRequested, journal.TypeRunInDoubt:
 			// Here or in a child: a person must act before the run goes on.
@@ -141,7 +167,17 @@ func run(ctx context.Context, rt *runtime.Runtime, req *mcp.CallToolRequest, sub
 		}
 		return ev.RunID != rec.ID || !journal.Terminal(ev.Type)
 	}
-	err = journal.FollowTree(ctx, rt.Bus(), bus.Tree(rec.ID), 0, follow)
+	err = journal.FollowTree(fctx, rt.Bus(), bus.Tree(rec.ID), 0, follow)
+	if ctx.Err() == nil {
+		switch cause := context.Cause(fctx); {
+		case errors.Is(cause, errDeclined):
+			needsPerson, err = asker.declined(), nil // someone else must answer
+		case errors.Is(cause, errAskClient):
+			// The client answers, then calls again with the answers and
+			// this state (the run's id).
+			return &mcp.CallToolResult{InputRequests: asker.requests(), RequestState: rec.ID}, nil
+		}
+	}
 	if ctx.Err() != nil {
 		// The caller canceled (or went away): the run stops too.
 		_, _ = rt.Cancel(context.WithoutCancel(ctx), rec.ID)

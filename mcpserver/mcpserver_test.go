@@ -227,3 +227,89 @@ func TestChildWaitingForAPersonEndsTheCall(t *testing.T) {
 		t.Fatalf("%+v %v", res, err)
 	}
 }
+
+// TestClientIsAskedTheRunsQuestions: a client that supports elicitation is
+// asked what the run asks (a flow's question, a tool call's question) and
+// its answers go on; a declined question ends the call saying where a
+// person must answer.
+func TestClientIsAskedTheRunsQuestions(t *testing.T) {
+	b, _ := bustest.Open(t)
+	pick, err := tool.NewFunc("pick", "picks a seat", func(ctx context.Context, call *tool.Call, _ struct{}) (string, error) {
+		answer, err := call.Ask(ctx, tool.Question{Prompt: "Which seat?",
+			Schema: json.RawMessage(`{"type":"object","properties":{"seat":{"type":"string"}},"required":["seat"]}`)})
+		return "picked " + string(answer), err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := runtime.New(b, runtime.Options{
+		Agents: map[string]*agent.Agent{"booker": {Model: scriptedtest.Model(t, `
+- when: {last_tool: pick}
+  reply: {text: "{{.LastToolResult}}"}
+- reply: {tool_calls: [{name: pick}]}`), Tools: []tool.Tool{pick}}},
+		Flows: map[string]*flow.Flow{"review": {Start: []string{"ask"}, Output: "verdict", Nodes: map[string]*flow.Node{
+			"ask": {Ask: &flow.Ask{Prompt: "Ship {{.state.input}}?"}, Output: "verdict"}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Stop)
+	answers := map[string]*mcp.ElicitResult{
+		"review: Ship v2?":    {Action: "accept", Content: map[string]any{"answer": "yes, ship it"}},
+		"review: Ship v3?":    {Action: "decline"},
+		"booker: Which seat?": {Action: "accept", Content: map[string]any{"seat": "12A"}},
+	}
+	// 2025-11-25 asks on the session while the call goes on; 2026-07-28
+	// answers the call with the questions and the client calls again.
+	for _, version := range []string{"2025-11-25", "2026-07-28"} {
+		t.Run(version, func(t *testing.T) {
+			var asked []string
+			st, ct := mcp.NewInMemoryTransports()
+			ss, err := mcpserver.New(rt, mcpserver.Options{}).Connect(context.Background(), st, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = ss.Close() })
+			var mu sync.Mutex
+			client := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, &mcp.ClientOptions{
+				ElicitationHandler: func(_ context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+					mu.Lock()
+					defer mu.Unlock()
+					asked = append(asked, req.Params.Message)
+					if a, ok := answers[req.Params.Message]; ok {
+						return a, nil
+					}
+					return &mcp.ElicitResult{Action: "cancel"}, nil
+				}})
+			cs, err := client.Connect(context.Background(), ct, &mcp.ClientSessionOptions{ProtocolVersion: version})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = cs.Close() })
+			tests := []struct {
+				tool, input, want string
+				isError           bool
+			}{
+				{"review", "v2", "yes, ship it", false},
+				{"review", "v3", "waits for a person", true},
+				{"booker", "a seat please", `picked {"seat":"12A"}`, false},
+			}
+			for _, tc := range tests {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tc.tool, Arguments: map[string]any{"input": tc.input}})
+				cancel()
+				if err != nil || res.IsError != tc.isError || !strings.Contains(text(res), tc.want) {
+					t.Fatalf("%s %q: %+v %q %v", tc.tool, tc.input, res, text(res), err)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(asked) != 3 {
+				t.Fatalf("asked %q", asked)
+			}
+		})
+	}
+}

@@ -1,0 +1,231 @@
+package mcpserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/nats-io/nats.go"
+
+	"github.com/myriad-ai/myriad/bus"
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/runtime"
+)
+
+// Why following a run stopped early: the client declined a question, or
+// must be asked one in the call's answer (multi round-trip requests).
+var (
+	errDeclined  = errors.New("the client declined a question")
+	errAskClient = errors.New("the client is asked in the call's answer")
+)
+
+// asker puts the questions a run tree asks (flow ask nodes, and tool
+// calls' questions such as an MCP server's elicitation) to the MCP client
+// that started the run, by elicitation, and gives the runtime the answers.
+// Under the 2025-11-25 revision the client is asked on its session, while
+// the call goes on; under 2026-07-28 the call answers with the questions
+// (input requests) and the client calls again with the answers (resume).
+// A client without elicitation is not asked: the call then ends saying
+// where a person must answer.
+type asker struct {
+	ctx     context.Context
+	rt      *runtime.Runtime
+	session *mcp.ServerSession
+	mrtr    bool // ask in the call's answer, not on the session
+	log     *slog.Logger
+	stop    context.CancelCauseFunc
+	sub     *nats.Subscription
+	wg      sync.WaitGroup
+
+	mu         sync.Mutex
+	asked      map[string]bool // run id + key
+	declinedAt string
+	pending    mcp.InputRequestMap // for the call's answer, by "run id/key"
+}
+
+func newAsker(ctx context.Context, rt *runtime.Runtime, session *mcp.ServerSession, root *runtime.Record, log *slog.Logger, stop context.CancelCauseFunc) *asker {
+	a := &asker{ctx: ctx, rt: rt, log: log, stop: stop, asked: map[string]bool{}, pending: mcp.InputRequestMap{}}
+	if session == nil {
+		return a
+	}
+	if p := session.InitializeParams(); p == nil || p.Capabilities == nil || p.Capabilities.Elicitation == nil {
+		return a
+	}
+	a.session = session
+	a.mrtr = session.InitializeParams().ProtocolVersion >= "2026-07-28"
+	tree := rt.NewTree(root) // callbacks of one subscription run one at a time
+	a.sub, _ = rt.Bus().NC.Subscribe(bus.LivePrefix+bus.Tree(root.ID)+".*", func(m *nats.Msg) {
+		var q runtime.Question
+		if json.Unmarshal(m.Data, &q) != nil || q.Type != runtime.LiveQuestion {
+			return
+		}
+		if path, ok := tree.Path(ctx, q.RunID, nil); ok {
+			a.ask(q.RunID, path, q.InputRequested, true)
+		}
+	})
+	return a
+}
+
+// can reports whether the client can be asked.
+func (a *asker) can() bool { return a.session != nil }
+
+// requests are the questions for the call's answer.
+func (a *asker) requests() mcp.InputRequestMap {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.pending
+}
+
+// declined is the path of the run whose question the client declined.
+func (a *asker) declined() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.declinedAt
+}
+
+func (a *asker) close() {
+	if a.sub != nil {
+		_ = a.sub.Unsubscribe()
+	}
+	a.wg.Wait()
+}
+
+// fromJournal asks a flow's question from its journal entry, unless it
+// was answered already (a retried call replays the journal). A record
+// that has not caught up with the entry cannot have been answered.
+func (a *asker) fromJournal(ev journal.Event, path string) {
+	var q journal.InputRequested
+	if json.Unmarshal(ev.Data, &q) != nil {
+		return
+	}
+	rec, err := a.rt.Get(a.ctx, ev.RunID)
+	if err != nil || rec.Status.Terminal() {
+		return
+	}
+	if rec.Steps >= ev.Step && !slices.ContainsFunc(rec.PendingInputs(), func(p journal.InputRequested) bool { return p.Key == q.Key }) {
+		return
+	}
+	a.ask(ev.RunID, path, q, false)
+}
+
+// ask elicits the answer to one question, once, in the background. A
+// tool's question takes "decline" and "cancel" as answers; a flow's does
+// not, so declining it ends the call.
+func (a *asker) ask(runID, path string, q journal.InputRequested, fromTool bool) {
+	a.mu.Lock()
+	if a.asked[runID+"\x00"+q.Key] {
+		a.mu.Unlock()
+		return
+	}
+	a.asked[runID+"\x00"+q.Key] = true
+	schema, unwrap := elicitSchema(q.Schema)
+	params := &mcp.ElicitParams{Message: path + ": " + q.Prompt, RequestedSchema: schema}
+	if a.mrtr {
+		a.pending[runID+"/"+q.Key] = params
+		a.mu.Unlock()
+		a.stop(errAskClient)
+		return
+	}
+	a.mu.Unlock()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		res, err := a.session.Elicit(a.ctx, params)
+		var value json.RawMessage
+		if err != nil {
+			if a.ctx.Err() == nil {
+				a.log.Warn("mcp: could not ask the client", "run_id", runID, "key", q.Key, "err", err)
+			}
+			if fromTool {
+				return // the question stays open for someone else
+			}
+		} else {
+			value = answerValue(res, unwrap, fromTool)
+		}
+		if value == nil {
+			a.mu.Lock()
+			a.declinedAt = path
+			a.mu.Unlock()
+			a.stop(errDeclined)
+			return
+		}
+		if _, err := a.rt.ProvideInput(a.ctx, runID, q.Key, value); err != nil {
+			a.log.Warn("mcp: the client's answer was refused", "run_id", runID, "key", q.Key, "err", err)
+		}
+	}()
+}
+
+// elicitSchema makes a question's schema one elicitation takes: a flat
+// object. Another schema (a string, a number, none) becomes the one
+// property of an object, unwrapped from the answer.
+func elicitSchema(raw json.RawMessage) (schema any, unwrap string) {
+	var s map[string]any
+	if len(raw) > 0 && json.Unmarshal(raw, &s) == nil && s["type"] == "object" {
+		return s, ""
+	}
+	if s == nil {
+		s = map[string]any{"type": "string"}
+	}
+	return map[string]any{"type": "object", "properties": map[string]any{"answer": s}, "required": []string{"answer"}}, "answer"
+}
+
+// answerValue is the runtime's answer for a client's elicitation result:
+// the content (unwrapped when the question's schema was wrapped); for a
+// tool's question "decline" or "cancel"; nil when a flow's question was
+// declined.
+func answerValue(res *mcp.ElicitResult, unwrap string, fromTool bool) json.RawMessage {
+	var value json.RawMessage
+	switch {
+	case res.Action == "accept":
+		value, _ = json.Marshal(res.Content)
+		if unwrap != "" {
+			value, _ = json.Marshal(res.Content[unwrap])
+		}
+	case fromTool:
+		value, _ = json.Marshal(res.Action)
+	}
+	return value
+}
+
+// resume applies the answers a client sends with the same call again
+// after the call answered with questions, and follows the run on. The
+// request state is the run's id: /mcp is behind the API's token, so a
+// client that can name a run can already answer it through the API.
+func resume(ctx context.Context, rt *runtime.Runtime, req *mcp.CallToolRequest, name string, log *slog.Logger) (*mcp.CallToolResult, error) {
+	root, err := rt.Get(ctx, req.Params.RequestState)
+	if err != nil || root.Parent != "" || (root.Agent != name && root.Flow != name) {
+		return errorResult(fmt.Sprintf("requestState %q names no run of %s", req.Params.RequestState, name)), nil
+	}
+	for id, resp := range req.Params.InputResponses {
+		runID, key, _ := strings.Cut(id, "/")
+		res, ok := resp.(*mcp.ElicitResult)
+		if !ok || bus.Tree(runID) != bus.Tree(root.ID) {
+			continue
+		}
+		rec, err := rt.Get(ctx, runID)
+		if err != nil {
+			continue
+		}
+		i := slices.IndexFunc(rec.InputRequests, func(q journal.InputRequested) bool { return q.Key == key })
+		if i < 0 {
+			continue // answered meanwhile, or the call that asked it ended
+		}
+		q := rec.InputRequests[i]
+		_, unwrap := elicitSchema(q.Schema)
+		value := answerValue(res, unwrap, rec.Flow == "")
+		if value == nil {
+			return errorResult(fmt.Sprintf("run %s waits for a person in %s: answer with POST /v1/runs/%s/input (key %q), then read its result with GET /v1/runs/%s",
+				root.ID, rec.PathOrAgent(), rec.ID, key, root.ID)), nil
+		}
+		if _, err := rt.ProvideInput(ctx, runID, key, value); err != nil {
+			log.Warn("mcp: the client's answer was refused", "run_id", runID, "key", key, "err", err)
+		}
+	}
+	return follow(ctx, rt, req, root, log)
+}
