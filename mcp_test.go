@@ -3,6 +3,7 @@ package myriad_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -197,7 +198,7 @@ models:
         reply: {text: "{{.LastToolResult}}"}
       - reply: {tool_calls: [{name: booking__book}]}
 mcp_servers:
-  booking: {url: %q}
+  booking: {url: %q, timeout: 200ms}
 agents:
   a: {model: local, tools: [booking.book]}
 `, srv.URL))
@@ -234,6 +235,14 @@ agents:
 			!strings.Contains(string(cur.InputRequests[0].Schema), "seat") || !cur.Asking() {
 			t.Fatalf("the record while asking: %+v %v", cur, err)
 		}
+		// An answer against the question's schema is refused to the
+		// person, who can answer again.
+		if _, err := node.Runtime.ProvideInput(ctx, rec.ID, q.Key, json.RawMessage(`{"seat": 12}`)); !errors.Is(err, runtime.ErrInvalid) {
+			t.Fatalf("an answer against the schema: %v", err)
+		}
+		// The person takes longer than the call's timeout: the clock does
+		// not run while they think.
+		<-time.After(600 * time.Millisecond)
 		if _, err := node.Runtime.ProvideInput(ctx, rec.ID, q.Key, json.RawMessage(tc.answer)); err != nil {
 			t.Fatal(err)
 		}

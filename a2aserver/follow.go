@@ -126,6 +126,14 @@ func (e *endpoint) follow(ctx context.Context, root *runtime.Record, task *a2a.T
 			case <-ctx.Done():
 				return
 			case <-idle.C:
+				// A question only announced live may have been missed
+				// (asked before this stream listened): the record says.
+				if rec, err := rt.Get(ctx, root.ID); err == nil {
+					if t, err := e.task(ctx, rec); err == nil && t.Status.State == a2a.TaskStateInputRequired {
+						yield(&a2a.TaskStatusUpdateEvent{TaskID: task.ID, ContextID: task.ContextID, Status: t.Status, Final: true}, nil)
+						return
+					}
+				}
 				if !yield(status(a2a.TaskStateWorking, false, nil, nil), nil) {
 					return
 				}

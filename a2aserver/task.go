@@ -102,15 +102,23 @@ func (e *endpoint) OnCancelTask(ctx context.Context, p *a2a.TaskIDParams) (*a2a.
 // OnSendMessage answers message/send: by default when the task ends or
 // needs input; at once when the client sets blocking: false.
 func (e *endpoint) OnSendMessage(ctx context.Context, params *a2a.MessageSendParams) (a2a.SendMessageResult, error) {
-	rec, after, err := e.start(ctx, params, "")
+	// Listen before the run exists: a tool call's question is only live.
+	id := runtime.NewRunID()
+	live, stop := e.listen(id)
+	defer func() { stop() }()
+	rec, after, err := e.start(ctx, params, id)
 	if err != nil {
 		return nil, err
+	}
+	if rec.ID != id {
+		stop()
+		live, stop = e.listen(rec.ID)
 	}
 	task, err := e.task(ctx, rec)
 	if err != nil || params.Config != nil && params.Config.Blocking != nil && !*params.Config.Blocking {
 		return task, err
 	}
-	for ev, err := range e.follow(ctx, rec, task, after, nil) {
+	for ev, err := range e.follow(ctx, rec, task, after, live) {
 		if err != nil {
 			return nil, err
 		}
@@ -149,7 +157,9 @@ func (e *endpoint) OnResubscribeToTask(ctx context.Context, p *a2a.TaskIDParams)
 			yield(nil, fmt.Errorf("%w: %q", a2a.ErrTaskNotFound, p.ID))
 			return
 		}
-		// The position first, then the task: nothing falls between them.
+		// Listening, the position, then the task: nothing falls between.
+		live, stop := e.listen(string(p.ID))
+		defer stop()
 		after, err := journal.TreeSeq(ctx, e.s.rt.Bus(), bus.Tree(string(p.ID)))
 		if err != nil {
 			yield(nil, internal(err))
@@ -160,8 +170,6 @@ func (e *endpoint) OnResubscribeToTask(ctx context.Context, p *a2a.TaskIDParams)
 			yield(nil, err)
 			return
 		}
-		live, stop := e.listen(rec.ID)
-		defer stop()
 		e.stream(ctx, rec, after, live, yield)
 	}
 }

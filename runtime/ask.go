@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -36,9 +38,14 @@ type Question struct {
 // its question go with it.
 func (r *Runtime) askDuringCall(rec *Record) func(ctx context.Context, callID, toolName string, q tool.Question) (json.RawMessage, error) {
 	id, path := rec.ID, rec.PathOrAgent()
+	// Keys differ from one worker's attempt to the next, so a call made
+	// again never finds the answer to its previous attempt's question.
+	var nonce [3]byte
+	_, _ = rand.Read(nonce[:])
+	attempt := hex.EncodeToString(nonce[:])
 	var n atomic.Int64
 	return func(ctx context.Context, callID, toolName string, q tool.Question) (json.RawMessage, error) {
-		ask := journal.InputRequested{Node: toolName, Key: fmt.Sprintf("%s.ask%d", callID, n.Add(1)), Prompt: q.Prompt, Schema: q.Schema}
+		ask := journal.InputRequested{Node: toolName, Key: fmt.Sprintf("%s.ask%d-%s", callID, n.Add(1), attempt), Prompt: q.Prompt, Schema: q.Schema}
 		// Watch before asking, so the answer cannot slip past.
 		wctx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -90,4 +97,25 @@ func (r *Runtime) askDuringCall(rec *Record) func(ctx context.Context, callID, t
 			}
 		}
 	}
+}
+
+// checkToolAnswer checks the answer to a tool call's question: "decline"
+// or "cancel", or a value its schema accepts, so a bad answer is refused
+// to the person (who can answer again) rather than passed to the server.
+func checkToolAnswer(q *journal.InputRequested, value json.RawMessage) error {
+	var word string
+	if json.Unmarshal(value, &word) == nil && (word == "decline" || word == "cancel") {
+		return nil
+	}
+	if len(q.Schema) == 0 {
+		return nil
+	}
+	s, err := tool.CompileSchema(q.Schema)
+	if err != nil {
+		return nil // the server's schema is its own business; it checks
+	}
+	if err := s.Validate(value); err != nil {
+		return fmt.Errorf("%v (or answer \"decline\" or \"cancel\")", err)
+	}
+	return nil
 }

@@ -100,6 +100,10 @@ func (r *Runtime) ProvideInput(ctx context.Context, id, key string, value json.R
 			if err := f.ValidateInput(ask.Node, value); err != nil {
 				return fmt.Errorf("%w: value: %v", ErrInvalid, err)
 			}
+		} else if rec.Flow == "" {
+			if err := checkToolAnswer(ask, value); err != nil {
+				return fmt.Errorf("%w: value: %v", ErrInvalid, err)
+			}
 		}
 		rec.Inputs = append(rec.Inputs, journal.InputReceived{Key: key, Value: value})
 		switch rec.Status {

@@ -99,7 +99,9 @@ func (rec *Record) Asking() bool {
 	case StatusWaiting:
 		return len(rec.PendingApprovals()) > 0 || len(rec.PendingInputs()) > 0
 	case StatusRunning:
-		return len(rec.PendingInputs()) > 0
+		// A running agent's questions are its tool calls' (a running
+		// flow's may be stale until it parks: see settle).
+		return rec.Flow == "" && len(rec.PendingInputs()) > 0
 	}
 	return false
 }
@@ -127,9 +129,9 @@ func (rec *Record) PendingInputs() []journal.InputRequested {
 }
 
 // Asking returns the runs of root's tree, root included, that wait for a
-// person (see Record.Asking). It descends only through runs parked on
-// their children, reading the journal of each to find the open ones, so
-// its cost follows the part of the tree still at work.
+// person (see Record.Asking). It descends through runs at work (parked on
+// their children, or running), reading the journal of each to find its
+// open children, so its cost follows the part of the tree still at work.
 func (r *Runtime) Asking(ctx context.Context, root *Record) ([]*Record, error) {
 	var out []*Record
 	var walk func(rec *Record, depth int) error
@@ -137,7 +139,7 @@ func (r *Runtime) Asking(ctx context.Context, root *Record) ([]*Record, error) {
 		if rec.Asking() {
 			out = append(out, rec)
 		}
-		if rec.Status != StatusWaiting || depth > r.opts.MaxDepth {
+		if (rec.Status != StatusWaiting && rec.Status != StatusRunning) || depth > r.opts.MaxDepth {
 			return nil
 		}
 		events, err := journal.Load(ctx, r.bus, rec.ID)

@@ -384,6 +384,19 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 			return
 		}
 	}
+	if rec.Flow == "" && len(rec.InputRequests)+len(rec.Inputs) > 0 {
+		// An agent run's questions come from tool calls in flight: a
+		// worker taking the run has none, so they are left over from one
+		// that died. (A call asks again when it is made again.)
+		if rec, rev, err = r.updateFromRev(ctx, rec, rev, func(rec *Record) error {
+			rec.InputRequests, rec.Inputs = nil, nil
+			return nil
+		}); err != nil {
+			log.Warn("drop stale questions", "err", err)
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
+	}
 	if rec.CancelRequested {
 		cancel(agent.ErrCanceled)
 	}

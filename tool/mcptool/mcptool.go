@@ -105,15 +105,18 @@ type Server struct {
 	calls      atomic.Uint64                  // numbers progress tokens and calls
 
 	asksMu sync.Mutex
-	asks   map[uint64]askFunc // calls in flight that can ask a person, by number
+	// inFlight holds every call in flight, by number, with the way to ask
+	// its person (nil when it cannot ask): the SDK does not tell which
+	// call an elicitation belongs to, so one is answered only when a
+	// single call is in flight.
+	inFlight map[uint64]askFunc
 }
 
 // askFunc is tool.Call.Ask.
 type askFunc = func(context.Context, tool.Question) (json.RawMessage, error)
 
-// askKey carries a call's askFunc in the context of its tools/call, for
-// elicitations the SDK handles within the call.
-type askKey struct{}
+// errCallTimeout ends a call that ran out of time.
+var errCallTimeout = errors.New("the call ran out of time")
 
 // New returns a server; it connects on first use.
 func New(cfg Config) *Server {
@@ -143,7 +146,7 @@ func New(cfg Config) *Server {
 		Capabilities:       &mcp.ClientCapabilities{},
 	})
 	s.progress = map[string]func(tool.Progress){}
-	s.asks = map[uint64]askFunc{}
+	s.inFlight = map[uint64]askFunc{}
 	return s
 }
 
@@ -428,24 +431,53 @@ func (t *Tool) Call(ctx context.Context, c *tool.Call) (tool.Result, error) {
 			return tool.Result{}, fmt.Errorf("arguments are not a JSON object: %w", err)
 		}
 	}
-	cctx, cancel := context.WithTimeout(ctx, t.server.cfg.Timeout)
-	defer cancel()
+	// The call's time runs out after the server's timeout, not counting
+	// the time a person takes to answer a question it asks.
+	timeout := t.server.cfg.Timeout
+	cctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	timer := time.AfterFunc(timeout, func() { cancel(errCallTimeout) })
+	defer timer.Stop()
 	params := &mcp.CallToolParams{Name: t.def.Name, Arguments: args, Meta: mcp.Meta{MetaIdempotencyKey: c.IdempotencyKey}}
 	if c.TraceParent != "" {
 		params.Meta[MetaTraceParent] = c.TraceParent
 	}
+	var ask askFunc
 	if c.Ask != nil {
-		n := t.server.calls.Add(1)
-		t.server.asksMu.Lock()
-		t.server.asks[n] = c.Ask
-		t.server.asksMu.Unlock()
-		defer func() {
-			t.server.asksMu.Lock()
-			delete(t.server.asks, n)
-			t.server.asksMu.Unlock()
-		}()
-		cctx = context.WithValue(cctx, askKey{}, askFunc(c.Ask))
+		var mu sync.Mutex
+		open := 0 // questions being answered: the clock stops while any is
+		ask = func(ctx context.Context, q tool.Question) (json.RawMessage, error) {
+			if cctx.Err() != nil {
+				return nil, context.Cause(cctx)
+			}
+			mu.Lock()
+			if open++; open == 1 {
+				timer.Stop()
+			}
+			mu.Unlock()
+			defer func() {
+				mu.Lock()
+				if open--; open == 0 {
+					timer.Reset(timeout)
+				}
+				mu.Unlock()
+			}()
+			// The wait ends with the call, whatever context the SDK gives.
+			actx, stop := context.WithCancel(ctx)
+			defer stop()
+			defer context.AfterFunc(cctx, stop)()
+			return c.Ask(actx, q)
+		}
 	}
+	n := t.server.calls.Add(1)
+	t.server.asksMu.Lock()
+	t.server.inFlight[n] = ask
+	t.server.asksMu.Unlock()
+	defer func() {
+		t.server.asksMu.Lock()
+		delete(t.server.inFlight, n)
+		t.server.asksMu.Unlock()
+	}()
 	if c.Progress != nil {
 		token := fmt.Sprintf("myriad-%d", t.server.calls.Add(1))
 		params.SetProgressToken(token)
@@ -475,7 +507,7 @@ func (t *Tool) Call(ctx context.Context, c *tool.Call) (tool.Result, error) {
 		if ctx.Err() != nil {
 			return tool.Result{}, ctx.Err()
 		}
-		if errors.Is(cctx.Err(), context.DeadlineExceeded) {
+		if errors.Is(context.Cause(cctx), errCallTimeout) {
 			return tool.Result{}, fmt.Errorf("mcp tool %s: no answer within %s", t.def.Name, t.server.cfg.Timeout)
 		}
 		return tool.Result{}, fmt.Errorf("mcp tool %s: %s", t.def.Name, t.server.redact(err))
@@ -484,25 +516,22 @@ func (t *Tool) Call(ctx context.Context, c *tool.Call) (tool.Result, error) {
 }
 
 // elicit answers a server's elicitation/create by putting the question to
-// the person behind the call that caused it (tool.Call.Ask): the call in
-// whose context the SDK handles it, else the only call in flight that can
-// ask. A question nobody can be asked (no such call, or several that it
-// could belong to) is declined.
+// the person behind the call that caused it (tool.Call.Ask). The SDK does
+// not say which call that is, so a question is put only when a single call
+// is in flight on the server and it can ask; otherwise the server gets an
+// error (not a decline: nobody declined), so a question never reaches the
+// person of another run.
 func (s *Server) elicit(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
-	ask, _ := ctx.Value(askKey{}).(askFunc)
-	if ask == nil {
-		s.asksMu.Lock()
-		if len(s.asks) == 1 {
-			for _, a := range s.asks {
-				ask = a
-			}
-		}
-		n := len(s.asks)
-		s.asksMu.Unlock()
-		if ask == nil {
-			s.cfg.Logger.Warn("mcp server asked a question no run can be asked: declined", "server", s.cfg.Name, "calls_in_flight", n)
-			return &mcp.ElicitResult{Action: "decline"}, nil
-		}
+	s.asksMu.Lock()
+	var ask askFunc
+	for _, a := range s.inFlight {
+		ask = a
+	}
+	n := len(s.inFlight)
+	s.asksMu.Unlock()
+	if n != 1 || ask == nil {
+		s.cfg.Logger.Warn("mcp server asked a question that cannot be put to a person", "server", s.cfg.Name, "calls_in_flight", n)
+		return nil, fmt.Errorf("myriad cannot tell which of its %d calls in flight asks this (or that call cannot ask a person)", n)
 	}
 	p := req.Params
 	q := tool.Question{Prompt: p.Message}
