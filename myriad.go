@@ -340,7 +340,7 @@ func buildModel(cfg *config.Config, name string, m *config.Model) (model.Provide
 // mcpOAuth builds the OAuth handler of a remote MCP server, reading its
 // secret or key.
 func mcpOAuth(cfg *config.Config, path string, o *config.MCPOAuth) (auth.OAuthHandler, error) {
-	cc := mcptool.ClientCredentials{ClientID: o.ClientID, Scopes: o.Scopes}
+	cc := mcptool.ClientCredentials{ClientID: o.ClientID, Scopes: o.Scopes, Issuer: o.Issuer, Audience: o.Audience}
 	switch {
 	case o.ClientSecretEnv != "":
 		if cc.ClientSecret = os.Getenv(o.ClientSecretEnv); cc.ClientSecret == "" {

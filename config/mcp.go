@@ -46,8 +46,14 @@ type MCPOAuth struct {
 	PrivateKeyEnv  string `yaml:"private_key_env,omitempty"`
 	PrivateKeyFile string `yaml:"private_key_file,omitempty"`
 	// Scopes are asked for when the server names none.
-	Scopes []string             `yaml:"scopes,omitempty"`
-	Extra  map[string]yaml.Node `yaml:",inline"`
+	Scopes []string `yaml:"scopes,omitempty"`
+	// Issuer pins the authorization server: one the MCP server names
+	// otherwise gets no credentials.
+	Issuer string `yaml:"issuer,omitempty"`
+	// Audience is the aud of private_key_jwt assertions (default: the
+	// issuer).
+	Audience string               `yaml:"audience,omitempty"`
+	Extra    map[string]yaml.Node `yaml:",inline"`
 }
 
 // MCPContext is a resource or a prompt of an MCP server given to an agent
@@ -115,6 +121,11 @@ func (c *Config) validateMCP(add func(path, format string, args ...any)) {
 			}
 			if o.ClientID == "" {
 				add(op+".client_id", "missing: the client id registered at the server's authorization server")
+			}
+			if o.Issuer != "" {
+				if u, err := url.Parse(o.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+					add(op+".issuer", "invalid URL %q: write the authorization server's issuer, e.g. https://auth.example.com", o.Issuer)
+				}
 			}
 			n := 0
 			for _, set := range []string{o.ClientSecretEnv, o.PrivateKeyEnv, o.PrivateKeyFile} {

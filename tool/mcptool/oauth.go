@@ -1,6 +1,7 @@
 package mcptool
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -14,13 +15,13 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/modelcontextprotocol/go-sdk/auth"
-	"github.com/modelcontextprotocol/go-sdk/auth/extauth"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -41,7 +42,13 @@ type ClientCredentials struct {
 	// SEC 1 (EC) or PKCS#1 (RSA) key, signing ES256 (P-256) or RS256.
 	PrivateKeyPEM []byte
 	// Scopes are asked for when the server names none.
-	Scopes     []string
+	Scopes []string
+	// Issuer, when set, is the only authorization server trusted: a server
+	// naming another one gets no credentials.
+	Issuer string
+	// Audience is the aud of private_key_jwt assertions (default: the
+	// authorization server's issuer; some want the token endpoint).
+	Audience   string
 	HTTPClient *http.Client
 }
 
@@ -50,40 +57,51 @@ func (c ClientCredentials) OAuthHandler() (auth.OAuthHandler, error) {
 	if c.ClientID == "" {
 		return nil, errors.New("oauth: client_id is required")
 	}
-	switch {
-	case (c.ClientSecret == "") == (len(c.PrivateKeyPEM) == 0):
+	if (c.ClientSecret == "") == (len(c.PrivateKeyPEM) == 0) {
 		return nil, errors.New("oauth: set a client secret or a private key, one of them")
-	case c.ClientSecret != "":
-		return extauth.NewClientCredentialsHandler(&extauth.ClientCredentialsHandlerConfig{
-			Credentials: &oauthex.ClientCredentials{ClientID: c.ClientID, ClientSecretAuth: &oauthex.ClientSecretAuth{ClientSecret: c.ClientSecret}},
-			HTTPClient:  c.HTTPClient})
-	}
-	key, method, err := parseKey(c.PrivateKeyPEM)
-	if err != nil {
-		return nil, err
 	}
 	hc := c.HTTPClient
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	return &keyHandler{cfg: c, key: key, method: method, hc: hc}, nil
+	h := &ccHandler{cfg: c, hc: hc, granted: map[string][]string{}}
+	if len(c.PrivateKeyPEM) > 0 {
+		var err error
+		if h.key, h.method, err = parseKey(c.PrivateKeyPEM); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
 }
 
-// parseKey reads a PEM private key and the JWT method it signs with.
+// parseKey reads the first PEM private key in data (a file may also hold
+// certificates), and the JWT method it signs with.
 func parseKey(data []byte) (crypto.Signer, jwt.SigningMethod, error) {
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil, nil, errors.New("oauth: private key: no PEM block")
+	if !bytes.Contains(data, []byte("\n")) {
+		// A key in an environment variable, written on one line.
+		data = bytes.ReplaceAll(data, []byte(`\n`), []byte("\n"))
 	}
 	var key any
 	var err error
-	switch block.Type {
-	case "EC PRIVATE KEY":
-		key, err = x509.ParseECPrivateKey(block.Bytes)
-	case "RSA PRIVATE KEY":
-		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	default:
-		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	for rest := data; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			if key == nil && err == nil {
+				err = errors.New("no PEM private key")
+			}
+			break
+		}
+		switch block.Type {
+		case "EC PRIVATE KEY":
+			key, err = x509.ParseECPrivateKey(block.Bytes)
+		case "RSA PRIVATE KEY":
+			key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+		case "PRIVATE KEY":
+			key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+		default:
+			continue
+		}
+		break
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("oauth: private key: %w", err)
@@ -95,24 +113,32 @@ func parseKey(data []byte) (crypto.Signer, jwt.SigningMethod, error) {
 		}
 		return k, jwt.SigningMethodES256, nil
 	case *rsa.PrivateKey:
+		if k.N.BitLen() < 2048 {
+			return nil, nil, fmt.Errorf("oauth: private key: an RSA key must have at least 2048 bits, not %d", k.N.BitLen())
+		}
 		return k, jwt.SigningMethodRS256, nil
 	}
 	return nil, nil, fmt.Errorf("oauth: private key: %T is not supported (use EC P-256 or RSA)", key)
 }
 
-// keyHandler is the client credentials grant with private_key_jwt client
-// authentication (RFC 7523), which the SDK's handler does not offer.
-type keyHandler struct {
+// ccHandler is the client credentials grant (RFC 6749 4.4), the client
+// authenticated by its secret (client_secret_post or _basic, as the server
+// prefers) or by a signed assertion (private_key_jwt, RFC 7523, which the
+// SDK's handler lacks). It asks for the server as the token's resource
+// (RFC 8707), keeps the scopes granted before when a call needs more
+// (step-up), and trusts only the configured issuer when there is one.
+type ccHandler struct {
 	cfg    ClientCredentials
-	key    crypto.Signer
+	key    crypto.Signer // nil: the secret authenticates
 	method jwt.SigningMethod
 	hc     *http.Client
 
-	mu sync.Mutex
-	ts oauth2.TokenSource
+	mu      sync.Mutex
+	ts      oauth2.TokenSource
+	granted map[string][]string // scopes granted, by issuer
 }
 
-func (h *keyHandler) TokenSource(context.Context) (oauth2.TokenSource, error) {
+func (h *ccHandler) TokenSource(context.Context) (oauth2.TokenSource, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.ts, nil
@@ -120,7 +146,7 @@ func (h *keyHandler) TokenSource(context.Context) (oauth2.TokenSource, error) {
 
 // Authorize discovers the token endpoint from the failed request and gets
 // a token.
-func (h *keyHandler) Authorize(ctx context.Context, req *http.Request, resp *http.Response) error {
+func (h *ccHandler) Authorize(ctx context.Context, req *http.Request, resp *http.Response) error {
 	defer resp.Body.Close()
 	defer func() { _, _ = io.Copy(io.Discard, resp.Body) }()
 	challenges, err := oauthex.ParseWWWAuthenticate(resp.Header.Values("WWW-Authenticate"))
@@ -131,14 +157,18 @@ func (h *keyHandler) Authorize(ctx context.Context, req *http.Request, resp *htt
 	if err != nil {
 		return err
 	}
-	asm, err := auth.GetAuthServerMetadata(ctx, prm.AuthorizationServers[0], h.hc)
+	issuer := prm.AuthorizationServers[0]
+	if h.cfg.Issuer != "" && strings.TrimSuffix(issuer, "/") != strings.TrimSuffix(h.cfg.Issuer, "/") {
+		return fmt.Errorf("oauth: the server names authorization server %s, not the configured issuer %s: no credentials sent", issuer, h.cfg.Issuer)
+	}
+	asm, err := auth.GetAuthServerMetadata(ctx, issuer, h.hc)
 	if err != nil {
 		return fmt.Errorf("oauth: authorization server metadata: %w", err)
 	}
 	if asm == nil {
-		asm = &oauthex.AuthServerMeta{Issuer: prm.AuthorizationServers[0], TokenEndpoint: strings.TrimSuffix(prm.AuthorizationServers[0], "/") + "/token"}
+		asm = &oauthex.AuthServerMeta{Issuer: issuer, TokenEndpoint: strings.TrimSuffix(issuer, "/") + "/token"}
 	}
-	scopes := h.cfg.Scopes
+	var scopes []string
 	for _, c := range challenges {
 		if c.Scheme == "bearer" && c.Params["scope"] != "" {
 			scopes = strings.Fields(c.Params["scope"])
@@ -147,14 +177,28 @@ func (h *keyHandler) Authorize(ctx context.Context, req *http.Request, resp *htt
 	if len(scopes) == 0 {
 		scopes = prm.ScopesSupported
 	}
-	src := &assertionSource{h: h, ctx: context.WithValue(context.WithoutCancel(ctx), oauth2.HTTPClient, h.hc),
-		issuer: asm.Issuer, tokenURL: asm.TokenEndpoint, scopes: scopes}
+	if len(scopes) == 0 {
+		scopes = h.cfg.Scopes
+	}
+	h.mu.Lock()
+	for _, sc := range h.granted[asm.Issuer] {
+		if !slices.Contains(scopes, sc) {
+			scopes = append(scopes, sc)
+		}
+	}
+	h.mu.Unlock()
+	resource := prm.Resource
+	if resource == "" {
+		resource = req.URL.String()
+	}
+	src := &tokenSource{h: h, ctx: context.WithValue(context.WithoutCancel(ctx), oauth2.HTTPClient, h.hc),
+		asm: asm, scopes: scopes, resource: resource}
 	ts := oauth2.ReuseTokenSource(nil, src)
 	if _, err := ts.Token(); err != nil {
 		return fmt.Errorf("oauth: client credentials token request: %w", err)
 	}
 	h.mu.Lock()
-	h.ts = ts
+	h.ts, h.granted[asm.Issuer] = ts, scopes
 	h.mu.Unlock()
 	return nil
 }
@@ -162,7 +206,7 @@ func (h *keyHandler) Authorize(ctx context.Context, req *http.Request, resp *htt
 // resourceMetadata finds the server's protected resource metadata where
 // the challenge says, else at the well-known paths; a server without any
 // is its own authorization server (the 2025-03-26 revision).
-func (h *keyHandler) resourceMetadata(ctx context.Context, challenges []oauthex.Challenge, resource string) (*oauthex.ProtectedResourceMetadata, error) {
+func (h *ccHandler) resourceMetadata(ctx context.Context, challenges []oauthex.Challenge, resource string) (*oauthex.ProtectedResourceMetadata, error) {
 	type try struct{ url, resource string }
 	var tries []try
 	for _, c := range challenges {
@@ -195,27 +239,44 @@ func (h *keyHandler) resourceMetadata(ctx context.Context, challenges []oauthex.
 	return &oauthex.ProtectedResourceMetadata{AuthorizationServers: []string{root.String()}, Resource: resource}, nil
 }
 
-// assertionSource asks for a token with a fresh signed assertion each
-// time: an assertion is short-lived and single-use.
-type assertionSource struct {
-	h                *keyHandler
-	ctx              context.Context
-	issuer, tokenURL string
-	scopes           []string
+// tokenSource asks for a token; with a key, each request carries a fresh
+// signed assertion (an assertion is short-lived and single-use).
+type tokenSource struct {
+	h        *ccHandler
+	ctx      context.Context
+	asm      *oauthex.AuthServerMeta
+	scopes   []string
+	resource string
 }
 
-func (s *assertionSource) Token() (*oauth2.Token, error) {
+func (s *tokenSource) Token() (*oauth2.Token, error) {
+	cfg := &clientcredentials.Config{ClientID: s.h.cfg.ClientID, TokenURL: s.asm.TokenEndpoint, Scopes: s.scopes,
+		EndpointParams: url.Values{"resource": {s.resource}}}
+	if s.h.key == nil {
+		cfg.ClientSecret = s.h.cfg.ClientSecret
+		cfg.AuthStyle = oauth2.AuthStyleInHeader // client_secret_basic, the default of RFC 6749
+		if slices.Contains(s.asm.TokenEndpointAuthMethodsSupported, "client_secret_post") &&
+			!slices.Contains(s.asm.TokenEndpointAuthMethodsSupported, "client_secret_basic") {
+			cfg.AuthStyle = oauth2.AuthStyleInParams
+		}
+		return cfg.Token(s.ctx)
+	}
 	now := time.Now()
 	var jti [16]byte
 	_, _ = rand.Read(jti[:])
+	aud := s.h.cfg.Audience
+	if aud == "" {
+		aud = s.asm.Issuer
+	}
 	assertion, err := jwt.NewWithClaims(s.h.method, jwt.RegisteredClaims{
-		Issuer: s.h.cfg.ClientID, Subject: s.h.cfg.ClientID, Audience: jwt.ClaimStrings{s.issuer},
+		Issuer: s.h.cfg.ClientID, Subject: s.h.cfg.ClientID, Audience: jwt.ClaimStrings{aud},
 		IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(2 * time.Minute)), ID: hex.EncodeToString(jti[:]),
 	}).SignedString(s.h.key)
 	if err != nil {
 		return nil, fmt.Errorf("sign the client assertion: %w", err)
 	}
-	cfg := &clientcredentials.Config{ClientID: s.h.cfg.ClientID, TokenURL: s.tokenURL, Scopes: s.scopes, AuthStyle: oauth2.AuthStyleInParams,
-		EndpointParams: url.Values{"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion}}}
+	cfg.AuthStyle = oauth2.AuthStyleInParams
+	cfg.EndpointParams.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+	cfg.EndpointParams.Set("client_assertion", assertion)
 	return cfg.Token(s.ctx)
 }

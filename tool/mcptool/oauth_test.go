@@ -63,6 +63,11 @@ func newProtected(t *testing.T, method string, key *ecdsa.PublicKey) *protected 
 			_ = json.NewEncoder(w).Encode(map[string]string{"error": "invalid_client"})
 			return
 		}
+		if r.Form.Get("resource") != issuer+"/mcp" {
+			w.WriteHeader(http.StatusBadRequest)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": "invalid_target"})
+			return
+		}
 		p.tokens.Add(1)
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "tok-" + r.Form.Get("scope"), "token_type": "Bearer", "expires_in": 3600})
@@ -103,6 +108,9 @@ func TestClientCredentials(t *testing.T) {
 		{"private key", "private_key_jwt", &mcptool.ClientCredentials{ClientID: "myriad", PrivateKeyPEM: pemKey}, ""},
 		{"another key", "private_key_jwt", &mcptool.ClientCredentials{ClientID: "myriad", PrivateKeyPEM: otherPEM}, "token"},
 		{"no credentials", "client_secret_basic", nil, "Unauthorized"},
+		{"another issuer", "client_secret_basic", &mcptool.ClientCredentials{ClientID: "myriad", ClientSecret: "s3cret", Issuer: "https://auth.example.com"}, "not the configured issuer"},
+		{"key after a certificate, on one line", "private_key_jwt", &mcptool.ClientCredentials{ClientID: "myriad",
+			PrivateKeyPEM: []byte(strings.ReplaceAll("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"+string(pemKey), "\n", `\n`))}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -137,7 +145,7 @@ func TestClientCredentialsConfigErrors(t *testing.T) {
 		{"no client id", mcptool.ClientCredentials{ClientSecret: "s"}, "client_id is required"},
 		{"neither", mcptool.ClientCredentials{ClientID: "c"}, "one of them"},
 		{"both", mcptool.ClientCredentials{ClientID: "c", ClientSecret: "s", PrivateKeyPEM: []byte("x")}, "one of them"},
-		{"not PEM", mcptool.ClientCredentials{ClientID: "c", PrivateKeyPEM: []byte("x")}, "no PEM block"},
+		{"not PEM", mcptool.ClientCredentials{ClientID: "c", PrivateKeyPEM: []byte("x")}, "no PEM private key"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
