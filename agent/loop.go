@@ -54,6 +54,9 @@ type Env struct {
 	// Answer returns a person's answer to a flow question (key
 	// "node#visit") given while the run was busy, not journaled yet.
 	Answer func(ctx context.Context, key string) (json.RawMessage, bool)
+	// TraceParent is the trace context the run was started in (a caller's
+	// traceparent), which its tool calls continue.
+	TraceParent string
 	// Ask puts a question from a running tool call to a person and waits
 	// for the answer (see tool.Call.Ask); without it tools cannot ask.
 	Ask func(ctx context.Context, callID, toolName string, q tool.Question) (json.RawMessage, error)
@@ -740,7 +743,7 @@ func (r *runner) callTool(ctx context.Context, c model.ToolCall, st journal.Tool
 			break
 		}
 		call := &tool.Call{RunID: r.runID, ID: c.ID, Arguments: c.Arguments, IdempotencyKey: st.IdempotencyKey,
-			TraceParent: tool.TraceParent(r.runID, st.IdempotencyKey)}
+			TraceParent: tool.TraceParent(r.env.TraceParent, r.runID, st.IdempotencyKey)}
 		if on := r.env.OnProgress; on != nil {
 			call.Progress = func(p tool.Progress) { on(c.ID, c.Name, p) }
 		}

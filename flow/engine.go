@@ -729,7 +729,7 @@ func (e *engine) call(ctx context.Context, a *activation, v vars, index int) (re
 		id = fmt.Sprintf("%s/%d", a.key, index)
 	}
 	key := e.runID + "/" + id
-	res, cerr := t.Call(ctx, &tool.Call{RunID: e.runID, ID: id, Arguments: args, IdempotencyKey: key, TraceParent: tool.TraceParent(e.runID, key)})
+	res, cerr := t.Call(ctx, &tool.Call{RunID: e.runID, ID: id, Arguments: args, IdempotencyKey: key, TraceParent: tool.TraceParent(e.env.TraceParent, e.runID, key)})
 	if cerr != nil {
 		if ctx.Err() != nil {
 			return nil, "", ctx.Err()

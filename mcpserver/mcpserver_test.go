@@ -125,7 +125,7 @@ func TestAgentsAndFlowsAreTools(t *testing.T) {
 		t.Fatalf("missing input: %+v %v", res, err)
 	}
 	// The caller's trace context and idempotency key go with the run.
-	tp := tool.TraceParent("run_caller", "run_caller/1")
+	tp := tool.TraceParent("", "run_caller", "run_caller/1")
 	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "greeter", Arguments: map[string]any{"input": "Cy"},
 		Meta: mcp.Meta{mcptool.MetaTraceParent: tp, mcptool.MetaIdempotencyKey: "run_caller/1"}})
 	if err != nil || res.IsError {

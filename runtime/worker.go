@@ -455,7 +455,7 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 		outcome = agent.Failed
 	} else {
 		outcome, err = a.Resume(runCtx, id, w.Events(), w, agent.Env{OnDelta: r.publishDelta(rec), OnProgress: r.publishProgress(rec), Children: r, Lookup: r.lookupAgent,
-			Answer: r.answerOf(id), Ask: r.askDuringCall(rec)})
+			Answer: r.answerOf(id), Ask: r.askDuringCall(rec), TraceParent: rec.Metadata["traceparent"]})
 	}
 	if errors.Is(err, nats.ErrMaxPayload) {
 		// Retrying cannot help: end the run with a small entry that fits.

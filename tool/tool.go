@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strings"
 )
 
 // Info describes a tool.
@@ -65,20 +66,28 @@ type Question struct {
 }
 
 // ValidTraceParent accepts a W3C traceparent ("00-<32 hex>-<16 hex>-<2
-// hex>") and nothing else, so a caller's junk does not reach run metadata.
-func ValidTraceParent(s string) bool { return traceParentPattern.MatchString(s) }
+// hex>", not version ff, no all-zero id) and nothing else, so a caller's
+// junk does not reach run metadata.
+func ValidTraceParent(s string) bool {
+	return traceParentPattern.MatchString(s) && s[:2] != "ff" &&
+		s[3:35] != strings.Repeat("0", 32) && s[36:52] != strings.Repeat("0", 16)
+}
 
 var traceParentPattern = regexp.MustCompile(`^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$`)
 
-// TraceParent returns a W3C traceparent for a call: the trace id is derived
-// from the run, the span id from the call's idempotency key, so every
-// attempt of a call carries the same context and a service can tie the
-// calls of one run together. It stands in for spans until Myriad records
-// traces itself.
-func TraceParent(runID, idempotencyKey string) string {
-	trace := sha256.Sum256([]byte("myriad-trace\x00" + runID))
+// TraceParent returns the W3C traceparent of a call. Within a trace a
+// caller started (parent, a traceparent the run was given), the call keeps
+// that trace id and flags; otherwise the trace id is derived from the run,
+// not sampled (Myriad records no spans yet). The span id is derived from
+// the call's idempotency key, so every attempt of a call carries the same
+// context and a service can tie the calls of one run together.
+func TraceParent(parent, runID, idempotencyKey string) string {
 	span := sha256.Sum256([]byte("myriad-span\x00" + idempotencyKey))
-	return "00-" + hex.EncodeToString(trace[:16]) + "-" + hex.EncodeToString(span[:8]) + "-01"
+	if ValidTraceParent(parent) {
+		return "00-" + parent[3:35] + "-" + hex.EncodeToString(span[:8]) + "-" + parent[53:55]
+	}
+	trace := sha256.Sum256([]byte("myriad-trace\x00" + runID))
+	return "00-" + hex.EncodeToString(trace[:16]) + "-" + hex.EncodeToString(span[:8]) + "-00"
 }
 
 // Progress is how far a running call has got.

@@ -64,15 +64,20 @@ func TestCurrentTime(t *testing.T) {
 }
 
 func TestTraceParent(t *testing.T) {
-	a := tool.TraceParent("run_1", "run_1/3")
+	a := tool.TraceParent("", "run_1", "run_1/3")
+	caller := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	tests := []struct {
-		name string
-		tp   string
-		same bool // the same trace as a
+		name     string
+		tp       string
+		trace    string // the trace id it must carry ("" : a's)
+		flags    string
+		sameSpan bool // the span of a
 	}{
-		{"another attempt of the call", tool.TraceParent("run_1", "run_1/3"), true},
-		{"another call of the run", tool.TraceParent("run_1", "run_1/5"), true},
-		{"another run", tool.TraceParent("run_2", "run_1/3"), false},
+		{"another attempt of the call", tool.TraceParent("", "run_1", "run_1/3"), "", "00", true},
+		{"another call of the run", tool.TraceParent("", "run_1", "run_1/5"), "", "00", false},
+		{"another run", tool.TraceParent("", "run_2", "run_1/3"), "other", "00", true},
+		{"a run started in a caller's trace", tool.TraceParent(caller, "run_1", "run_1/3"), caller[3:35], "01", true},
+		{"a caller's junk is ignored", tool.TraceParent("00-zz", "run_1", "run_1/3"), "", "00", true},
 	}
 	if !tool.ValidTraceParent(a) {
 		t.Fatalf("%q is not a W3C traceparent", a)
@@ -82,15 +87,27 @@ func TestTraceParent(t *testing.T) {
 			if !tool.ValidTraceParent(tc.tp) {
 				t.Fatalf("%q is not a W3C traceparent", tc.tp)
 			}
-			if (tc.tp[3:35] == a[3:35]) != tc.same {
-				t.Fatalf("%s vs %s: same trace should be %v", tc.tp, a, tc.same)
+			switch tc.trace {
+			case "":
+				if tc.tp[3:35] != a[3:35] {
+					t.Fatalf("%s: not the trace of %s", tc.tp, a)
+				}
+			case "other":
+				if tc.tp[3:35] == a[3:35] {
+					t.Fatalf("%s: the trace of %s", tc.tp, a)
+				}
+			default:
+				if tc.tp[3:35] != tc.trace {
+					t.Fatalf("%s: not trace %s", tc.tp, tc.trace)
+				}
+			}
+			if tc.tp[53:] != tc.flags || (tc.tp[36:52] == a[36:52]) != tc.sameSpan {
+				t.Fatalf("%s vs %s: flags %s, same span %v", tc.tp, a, tc.flags, tc.sameSpan)
 			}
 		})
 	}
-	if tool.TraceParent("run_1", "run_1/5") == a {
-		t.Fatal("two calls share a span")
-	}
-	for _, bad := range []string{"", "00-abc", "00-" + strings.Repeat("A", 32) + "-" + strings.Repeat("0", 16) + "-01", a + "x"} {
+	for _, bad := range []string{"", "00-abc", "00-" + strings.Repeat("A", 32) + "-" + strings.Repeat("1", 16) + "-01", a + "x",
+		"ff-" + caller[3:], "00-" + strings.Repeat("0", 32) + caller[35:], caller[:36] + strings.Repeat("0", 16) + "-01"} {
 		if tool.ValidTraceParent(bad) {
 			t.Errorf("%q accepted", bad)
 		}

@@ -155,7 +155,7 @@ func TestA2ARoundTrip(t *testing.T) {
 		t.Fatalf("the remote run: %+v", remote)
 	}
 	// It carries the caller's trace context: the front run's trace.
-	if tp := remote.Metadata["traceparent"]; !tool.ValidTraceParent(tp) || tp[3:35] != tool.TraceParent(ref.ID, "")[3:35] {
+	if tp := remote.Metadata["traceparent"]; !tool.ValidTraceParent(tp) || tp[3:35] != tool.TraceParent("", ref.ID, "")[3:35] {
 		t.Fatalf("the remote run's traceparent %q, want the trace of run %s", tp, ref.ID)
 	}
 

@@ -45,7 +45,7 @@ func benchMyriad(b *testing.B, cfg mcptool.Config) {
 		}
 	}
 	call := &tool.Call{RunID: "run_x", ID: "c", Arguments: json.RawMessage(`{"msg":"x"}`), IdempotencyKey: "run_x/3",
-		TraceParent: tool.TraceParent("run_x", "run_x/3")}
+		TraceParent: tool.TraceParent("", "run_x", "run_x/3")}
 	for b.Loop() {
 		if _, err := echo.Call(context.Background(), call); err != nil {
 			b.Fatal(err)

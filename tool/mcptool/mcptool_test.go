@@ -103,7 +103,7 @@ func byName(t *testing.T, tools []tool.Tool) map[string]tool.Tool {
 func call(t *testing.T, tl tool.Tool, args string) (tool.Result, error) {
 	t.Helper()
 	return tl.Call(context.Background(), &tool.Call{RunID: "run_x", ID: "c1", Arguments: json.RawMessage(args), IdempotencyKey: "run_x/3",
-		TraceParent: tool.TraceParent("run_x", "run_x/3")})
+		TraceParent: tool.TraceParent("", "run_x", "run_x/3")})
 }
 
 func TestStdioServerTools(t *testing.T) {
@@ -130,7 +130,7 @@ func TestStdioServerTools(t *testing.T) {
 		t.Errorf("select e* and slow: %d tools", len(sel))
 	}
 	res, err := call(t, echo, `{"msg":"hi"}`)
-	if err != nil || res.Content != "echo: hi key=run_x/3 traceparent="+tool.TraceParent("run_x", "run_x/3") || res.IsError {
+	if err != nil || res.Content != "echo: hi key=run_x/3 traceparent="+tool.TraceParent("", "run_x", "run_x/3") || res.IsError {
 		t.Fatalf("echo: %+v %v", res, err)
 	}
 	if res, err := call(t, all["files__fail"], `{}`); err != nil || !res.IsError || res.Content != "it broke" {
@@ -196,7 +196,7 @@ func TestStreamableHTTPServer(t *testing.T) {
 		t.Error("approval: never did not override the annotation")
 	}
 	res, err := call(t, all["remote__echo"], `{"msg":"over http"}`)
-	if err != nil || res.Content != "echo: over http key=run_x/3 traceparent="+tool.TraceParent("run_x", "run_x/3") || auth != "Bearer t0k" {
+	if err != nil || res.Content != "echo: over http key=run_x/3 traceparent="+tool.TraceParent("", "run_x", "run_x/3") || auth != "Bearer t0k" {
 		t.Fatalf("%+v %v auth %q", res, err, auth)
 	}
 }
