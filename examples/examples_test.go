@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/myriad-ai/myriad"
+	"github.com/myriad-ai/myriad/a2aserver"
+	"github.com/myriad-ai/myriad/api"
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/runtime"
 )
@@ -191,5 +193,27 @@ func TestMapReduceOver100Documents(t *testing.T) {
 	}
 	if kids := childrenOf(t, rt, rec.ID); len(kids) != 101 {
 		t.Fatalf("%d child runs, want 100 summaries and a digest", len(kids))
+	}
+}
+
+// The A2A pair: the back office served over HTTP (as myriad serve does),
+// the front desk calling its billing agent as a tool.
+func TestA2APair(t *testing.T) {
+	back := open(t, "a2a/backoffice/myriad.yaml")
+	srv, err := a2aserver.New(back.Runtime, a2aserver.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(api.New(back.Runtime, api.Options{A2A: srv}))
+	t.Cleanup(hs.Close)
+	t.Setenv("BACKOFFICE_URL", hs.URL)
+	front := open(t, "a2a/frontdesk/myriad.yaml")
+	rec, _, err := front.Runtime.Submit(context.Background(), runtime.SubmitRequest{Agent: "front", Input: "Is invoice 42 paid?"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec = wait(t, front.Runtime, rec.ID); rec.Status != runtime.StatusCompleted ||
+		rec.Output != "The back office says: Invoice 42 was paid in full on 3 March." {
+		t.Fatalf("%s %q %+v", rec.Status, rec.Output, rec.Error)
 	}
 }
