@@ -729,7 +729,11 @@ func (e *engine) call(ctx context.Context, a *activation, v vars, index int) (re
 		id = fmt.Sprintf("%s/%d", a.key, index)
 	}
 	key := e.runID + "/" + id
-	res, cerr := t.Call(ctx, &tool.Call{RunID: e.runID, ID: id, Arguments: args, IdempotencyKey: key, TraceParent: tool.TraceParent(e.env.TraceParent, e.runID, key)})
+	call := &tool.Call{RunID: e.runID, ID: id, Arguments: args, IdempotencyKey: key, TraceParent: tool.TraceParent(e.env.TraceParent, e.runID, key)}
+	if ask := e.env.Ask; ask != nil {
+		call.Ask = func(ctx context.Context, q tool.Question) (json.RawMessage, error) { return ask(ctx, id, n.Tool, q) }
+	}
+	res, cerr := t.Call(ctx, call)
 	if cerr != nil {
 		if ctx.Err() != nil {
 			return nil, "", ctx.Err()

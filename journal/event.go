@@ -288,6 +288,10 @@ type InputRequested struct {
 	Key    string          `json:"key"`
 	Prompt string          `json:"prompt"`
 	Schema json.RawMessage `json:"schema,omitempty"`
+	// Call is the tool call that asks, for a question a running call asks
+	// (an MCP server's elicitation; on the record only, never journaled);
+	// empty for a flow's ask node.
+	Call string `json:"call,omitempty"`
 }
 
 // InputReceived records the answer.

@@ -218,7 +218,7 @@ func resume(ctx context.Context, rt *runtime.Runtime, req *mcp.CallToolRequest, 
 		}
 		q := rec.InputRequests[i]
 		_, unwrap := elicitSchema(q.Schema)
-		value := answerValue(res, unwrap, rec.Flow == "")
+		value := answerValue(res, unwrap, q.Call != "")
 		if value == nil {
 			return errorResult(fmt.Sprintf("run %s waits for a person in %s: answer with POST /v1/runs/%s/input (key %q), then read its result with GET /v1/runs/%s",
 				root.ID, rec.PathOrAgent(), rec.ID, key, root.ID)), nil

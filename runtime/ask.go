@@ -45,7 +45,7 @@ func (r *Runtime) askDuringCall(rec *Record) func(ctx context.Context, callID, t
 	attempt := hex.EncodeToString(nonce[:])
 	var n atomic.Int64
 	return func(ctx context.Context, callID, toolName string, q tool.Question) (json.RawMessage, error) {
-		ask := journal.InputRequested{Node: toolName, Key: fmt.Sprintf("%s.ask%d-%s", callID, n.Add(1), attempt), Prompt: q.Prompt, Schema: q.Schema}
+		ask := journal.InputRequested{Node: toolName, Key: fmt.Sprintf("%s.ask%d-%s", callID, n.Add(1), attempt), Prompt: q.Prompt, Schema: q.Schema, Call: callID}
 		// Watch before asking, so the answer cannot slip past.
 		wctx, cancel := context.WithCancel(ctx)
 		defer cancel()

@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/myriad-ai/myriad/agent"
+	"github.com/myriad-ai/myriad/bus"
 	"github.com/myriad-ai/myriad/bus/bustest"
 	"github.com/myriad-ai/myriad/flow"
 	"github.com/myriad-ai/myriad/journal"
@@ -514,5 +516,55 @@ func TestLostTimerIsSetAgain(t *testing.T) {
 	}
 	if rec = waitTerminal(t, rt, rec.ID); rec.Status != runtime.StatusCompleted || rec.Output != "no" {
 		t.Fatalf("%s %q", rec.Status, rec.Output)
+	}
+}
+
+// A flow's tool node can ask a person something while it runs (an MCP
+// server's elicitation): the question is on the flow run's record while it
+// runs, the answer is checked against the question's schema, and the call
+// goes on with it.
+func TestFlowToolNodeAsks(t *testing.T) {
+	pick, err := tool.NewFunc("pick", "picks", func(ctx context.Context, call *tool.Call, _ struct{}) (string, error) {
+		answer, err := call.Ask(ctx, tool.Question{Prompt: "Which one?", Schema: json.RawMessage(`{"type":"object","properties":{"n":{"type":"integer"}},"required":["n"]}`)})
+		return string(answer), err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flows := map[string]*flow.Flow{"f": {Start: []string{"pick"}, Tools: map[string]tool.Tool{"pick": pick},
+		Nodes: map[string]*flow.Node{"pick": {Tool: "pick", Output: "picked"}}, Output: "picked"}}
+	rt := flowRuntime(t, flows, nil)
+	live := make(chan *nats.Msg, 16)
+	sub, err := rt.Bus().NC.ChanSubscribe(bus.LivePrefix+">", live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	ctx := context.Background()
+	rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Flow: "f", Input: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var q runtime.Question
+	for q.Type != runtime.LiveQuestion {
+		select {
+		case m := <-live:
+			_ = json.Unmarshal(m.Data, &q)
+		case <-time.After(20 * time.Second):
+			t.Fatal("no question")
+		}
+	}
+	cur, err := rt.Get(ctx, rec.ID)
+	if err != nil || !cur.Asking() || q.Node != "pick" || q.Call == "" {
+		t.Fatalf("while asking: %+v %+v %v", q, cur, err)
+	}
+	if _, err := rt.ProvideInput(ctx, rec.ID, q.Key, json.RawMessage(`{"n": "two"}`)); !errors.Is(err, runtime.ErrInvalid) {
+		t.Fatalf("an answer against the schema: %v", err)
+	}
+	if _, err := rt.ProvideInput(ctx, rec.ID, q.Key, json.RawMessage(`{"n": 2}`)); err != nil {
+		t.Fatal(err)
+	}
+	if rec = wait(t, rt, rec.ID); rec.Status != runtime.StatusCompleted || rec.Output != `{"n":2}` || len(rec.InputRequests) != 0 {
+		t.Fatalf("%s %q %+v %+v", rec.Status, rec.Output, rec.Error, rec.InputRequests)
 	}
 }

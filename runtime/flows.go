@@ -96,12 +96,12 @@ func (r *Runtime) ProvideInput(ctx context.Context, id, key string, value json.R
 			}
 			return fmt.Errorf("%w: run %s is %s and asks nothing at %q (it asks: %s)", ErrConflict, id, rec.Status, key, orNone(keys))
 		}
-		if f := r.flows[rec.Flow]; f != nil {
-			if err := f.ValidateInput(ask.Node, value); err != nil {
+		if ask.Call != "" {
+			if err := checkToolAnswer(ask, value); err != nil {
 				return fmt.Errorf("%w: value: %v", ErrInvalid, err)
 			}
-		} else if rec.Flow == "" {
-			if err := checkToolAnswer(ask, value); err != nil {
+		} else if f := r.flows[rec.Flow]; f != nil {
+			if err := f.ValidateInput(ask.Node, value); err != nil {
 				return fmt.Errorf("%w: value: %v", ErrInvalid, err)
 			}
 		}

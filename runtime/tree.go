@@ -99,9 +99,9 @@ func (rec *Record) Asking() bool {
 	case StatusWaiting:
 		return len(rec.PendingApprovals()) > 0 || len(rec.PendingInputs()) > 0
 	case StatusRunning:
-		// A running agent's questions are its tool calls' (a running
-		// flow's may be stale until it parks: see settle).
-		return rec.Flow == "" && len(rec.PendingInputs()) > 0
+		// Its tool calls' questions (a running flow's own questions may
+		// be stale until it parks: see settle).
+		return slices.ContainsFunc(rec.PendingInputs(), func(q journal.InputRequested) bool { return q.Call != "" })
 	}
 	return false
 }

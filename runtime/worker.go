@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -384,12 +385,19 @@ func (r *Runtime) handle(workCtx context.Context, msg jetstream.Msg) {
 			return
 		}
 	}
-	if rec.Flow == "" && len(rec.InputRequests)+len(rec.Inputs) > 0 {
-		// An agent run's questions come from tool calls in flight: a
-		// worker taking the run has none, so they are left over from one
-		// that died. (A call asks again when it is made again.)
+	if slices.ContainsFunc(rec.InputRequests, func(q journal.InputRequested) bool { return q.Call != "" }) {
+		// Questions of tool calls in flight: a worker taking the run has
+		// none, so these are left over from one that died. (A call asks
+		// again when it is made again.)
 		if rec, rev, err = r.updateFromRev(ctx, rec, rev, func(rec *Record) error {
-			rec.InputRequests, rec.Inputs = nil, nil
+			var stale []string
+			rec.InputRequests = slices.DeleteFunc(rec.InputRequests, func(q journal.InputRequested) bool {
+				if q.Call != "" {
+					stale = append(stale, q.Key)
+				}
+				return q.Call != ""
+			})
+			rec.Inputs = slices.DeleteFunc(rec.Inputs, func(in journal.InputReceived) bool { return slices.Contains(stale, in.Key) })
 			return nil
 		}); err != nil {
 			log.Warn("drop stale questions", "err", err)
