@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"path"
+	"path/filepath"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -34,11 +35,18 @@ type MCPServer struct {
 	Extra map[string]yaml.Node `yaml:",inline"`
 }
 
-// MCPOAuth is machine-to-machine OAuth for a remote MCP server: the client
-// credentials grant, with a secret or a private key from the environment.
-// The token endpoint and scopes are discovered from the server.
+// MCPOAuth is OAuth for a remote MCP server: machine to machine (the
+// client credentials grant, with a secret or a private key from the
+// environment), or a person's authorization given once (the authorization
+// code grant: `myriad mcp login`). The endpoints and scopes are discovered
+// from the server.
 type MCPOAuth struct {
-	ClientID string `yaml:"client_id"`
+	// Grant is client_credentials (the default) or authorization_code.
+	Grant string `yaml:"grant,omitempty"`
+	// TokenFile keeps an authorization_code grant's tokens (default
+	// .myriad/oauth/<server>.json beside the project file): a secret.
+	TokenFile string `yaml:"token_file,omitempty"`
+	ClientID  string `yaml:"client_id,omitempty"`
 	// ClientSecretEnv names the variable holding the client secret.
 	ClientSecretEnv string `yaml:"client_secret_env,omitempty"`
 	// PrivateKeyEnv or PrivateKeyFile holds a PEM private key (EC P-256 or
@@ -64,6 +72,20 @@ type MCPContext struct {
 	Prompt    string               `yaml:"prompt,omitempty"`
 	Arguments map[string]string    `yaml:"arguments,omitempty"`
 	Extra     map[string]yaml.Node `yaml:",inline"`
+}
+
+// OAuth grants for MCP servers.
+const (
+	GrantClientCredentials = "client_credentials"
+	GrantAuthorizationCode = "authorization_code"
+)
+
+// GrantFile is where an authorization_code grant's tokens are kept.
+func (c *Config) GrantFile(server string) string {
+	if o := c.MCPServers[server].OAuth; o != nil && o.TokenFile != "" {
+		return c.Path(o.TokenFile)
+	}
+	return c.Path(filepath.Join(".myriad", "oauth", server+".json"))
 }
 
 // MCPToolRef splits an agent tools entry "server.pattern" into its MCP
@@ -119,8 +141,20 @@ func (c *Config) validateMCP(add func(path, format string, args ...any)) {
 			if s.URL == "" {
 				add(op, "oauth is for url servers")
 			}
-			if o.ClientID == "" {
+			code := o.Grant == GrantAuthorizationCode
+			switch o.Grant {
+			case "", GrantClientCredentials, GrantAuthorizationCode:
+			default:
+				add(op+".grant", "unknown value %q (known: client_credentials, authorization_code)", o.Grant)
+			}
+			if o.ClientID == "" && !code {
 				add(op+".client_id", "missing: the client id registered at the server's authorization server")
+			}
+			if code && (o.PrivateKeyEnv != "" || o.PrivateKeyFile != "" || o.Audience != "") {
+				add(op, "private keys and audience are for grant: client_credentials")
+			}
+			if !code && o.TokenFile != "" {
+				add(op+".token_file", "is for grant: authorization_code")
 			}
 			if o.Issuer != "" {
 				if u, err := url.Parse(o.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -133,8 +167,8 @@ func (c *Config) validateMCP(add func(path, format string, args ...any)) {
 					n++
 				}
 			}
-			if n != 1 {
-				add(op, "set one of client_secret_env, private_key_env and private_key_file")
+			if n != 1 && !code {
+				add(op, "set one of client_secret_env, private_key_env and private_key_file (or grant: authorization_code, for a person to authorize Myriad)")
 			}
 			for field, env := range map[string]string{"client_secret_env": o.ClientSecretEnv, "private_key_env": o.PrivateKeyEnv} {
 				if env != "" {

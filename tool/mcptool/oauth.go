@@ -153,33 +153,11 @@ func (h *ccHandler) Authorize(ctx context.Context, req *http.Request, resp *http
 	if err != nil {
 		return fmt.Errorf("oauth: WWW-Authenticate: %w", err)
 	}
-	prm, err := h.resourceMetadata(ctx, challenges, req.URL.String())
+	prm, asm, err := discover(ctx, h.hc, challenges, req.URL.String(), h.cfg.Issuer)
 	if err != nil {
 		return err
 	}
-	issuer := prm.AuthorizationServers[0]
-	if h.cfg.Issuer != "" && strings.TrimSuffix(issuer, "/") != strings.TrimSuffix(h.cfg.Issuer, "/") {
-		return fmt.Errorf("oauth: the server names authorization server %s, not the configured issuer %s: no credentials sent", issuer, h.cfg.Issuer)
-	}
-	asm, err := auth.GetAuthServerMetadata(ctx, issuer, h.hc)
-	if err != nil {
-		return fmt.Errorf("oauth: authorization server metadata: %w", err)
-	}
-	if asm == nil {
-		asm = &oauthex.AuthServerMeta{Issuer: issuer, TokenEndpoint: strings.TrimSuffix(issuer, "/") + "/token"}
-	}
-	var scopes []string
-	for _, c := range challenges {
-		if c.Scheme == "bearer" && c.Params["scope"] != "" {
-			scopes = strings.Fields(c.Params["scope"])
-		}
-	}
-	if len(scopes) == 0 {
-		scopes = prm.ScopesSupported
-	}
-	if len(scopes) == 0 {
-		scopes = h.cfg.Scopes
-	}
+	scopes := scopesFor(challenges, prm, h.cfg.Scopes)
 	h.mu.Lock()
 	for _, sc := range h.granted[asm.Issuer] {
 		if !slices.Contains(scopes, sc) {
@@ -187,12 +165,8 @@ func (h *ccHandler) Authorize(ctx context.Context, req *http.Request, resp *http
 		}
 	}
 	h.mu.Unlock()
-	resource := prm.Resource
-	if resource == "" {
-		resource = req.URL.String()
-	}
 	src := &tokenSource{h: h, ctx: context.WithValue(context.WithoutCancel(ctx), oauth2.HTTPClient, h.hc),
-		asm: asm, scopes: scopes, resource: resource}
+		asm: asm, scopes: scopes, resource: prm.Resource}
 	ts := oauth2.ReuseTokenSource(nil, src)
 	if _, err := ts.Token(); err != nil {
 		return fmt.Errorf("oauth: client credentials token request: %w", err)
@@ -203,10 +177,51 @@ func (h *ccHandler) Authorize(ctx context.Context, req *http.Request, resp *http
 	return nil
 }
 
-// resourceMetadata finds the server's protected resource metadata where
-// the challenge says, else at the well-known paths; a server without any
-// is its own authorization server (the 2025-03-26 revision).
-func (h *ccHandler) resourceMetadata(ctx context.Context, challenges []oauthex.Challenge, resource string) (*oauthex.ProtectedResourceMetadata, error) {
+// discover finds the authorization server of an MCP server from its 401
+// challenges: its protected resource metadata where the challenge says,
+// else at the well-known paths (a server without any is its own
+// authorization server, as in the 2025-03-26 revision), then the
+// authorization server's metadata. With issuer set, any other
+// authorization server is refused.
+func discover(ctx context.Context, hc *http.Client, challenges []oauthex.Challenge, resource, issuer string) (*oauthex.ProtectedResourceMetadata, *oauthex.AuthServerMeta, error) {
+	prm, err := resourceMetadata(ctx, hc, challenges, resource)
+	if err != nil {
+		return nil, nil, err
+	}
+	as := prm.AuthorizationServers[0]
+	if issuer != "" && strings.TrimSuffix(as, "/") != strings.TrimSuffix(issuer, "/") {
+		return nil, nil, fmt.Errorf("oauth: the server names authorization server %s, not the configured issuer %s: no credentials sent", as, issuer)
+	}
+	asm, err := auth.GetAuthServerMetadata(ctx, as, hc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("oauth: authorization server metadata: %w", err)
+	}
+	if asm == nil {
+		base := strings.TrimSuffix(as, "/")
+		asm = &oauthex.AuthServerMeta{Issuer: as, TokenEndpoint: base + "/token", AuthorizationEndpoint: base + "/authorize",
+			RegistrationEndpoint: base + "/register"}
+	}
+	if prm.Resource == "" {
+		prm.Resource = resource
+	}
+	return prm, asm, nil
+}
+
+// scopesFor picks the scopes to ask for: the challenge's, else the
+// server's, else the configured ones.
+func scopesFor(challenges []oauthex.Challenge, prm *oauthex.ProtectedResourceMetadata, configured []string) []string {
+	for _, c := range challenges {
+		if c.Scheme == "bearer" && c.Params["scope"] != "" {
+			return strings.Fields(c.Params["scope"])
+		}
+	}
+	if len(prm.ScopesSupported) > 0 {
+		return prm.ScopesSupported
+	}
+	return configured
+}
+
+func resourceMetadata(ctx context.Context, hc *http.Client, challenges []oauthex.Challenge, resource string) (*oauthex.ProtectedResourceMetadata, error) {
 	type try struct{ url, resource string }
 	var tries []try
 	for _, c := range challenges {
@@ -227,7 +242,7 @@ func (h *ccHandler) resourceMetadata(ctx context.Context, challenges []oauthex.C
 	root.Path, root.RawQuery = "", ""
 	tries = append(tries, try{mu.String(), root.String()})
 	for _, t := range tries {
-		prm, err := oauthex.GetProtectedResourceMetadata(ctx, t.url, t.resource, h.hc)
+		prm, err := oauthex.GetProtectedResourceMetadata(ctx, t.url, t.resource, hc)
 		if err != nil || prm == nil {
 			continue
 		}
