@@ -113,6 +113,16 @@ func Login(ctx context.Context, o LoginOptions) (*Grant, error) {
 			http.Error(w, "not an answer to Myriad's request", http.StatusBadRequest)
 			return
 		}
+		// RFC 9207: the answer names the authorization server it came
+		// from, so another one (a mix-up) is refused.
+		if iss := q.Get("iss"); iss != "" && iss != asm.Issuer || iss == "" && asm.AuthorizationResponseIssParameterSupported {
+			http.Error(w, "the answer does not come from the expected authorization server", http.StatusBadRequest)
+			select {
+			case fails <- fmt.Errorf("oauth: the authorization answer names issuer %q, not %s", iss, asm.Issuer):
+			default:
+			}
+			return
+		}
 		if e := q.Get("error"); e != "" {
 			fmt.Fprintf(w, "Myriad was not authorized: %s", html.EscapeString(e))
 			select {
