@@ -342,7 +342,8 @@ func buildModel(cfg *config.Config, name string, m *config.Model) (model.Provide
 func mcpOAuth(cfg *config.Config, path string, o *config.MCPOAuth) (auth.OAuthHandler, error) {
 	if o.Grant == config.GrantAuthorizationCode {
 		server := strings.TrimSuffix(strings.TrimPrefix(path, "mcp_servers."), ".oauth")
-		return mcptool.GrantHandler(cfg.GrantFile(server), fmt.Sprintf("run `myriad mcp login %s --config <this project file>` once", server), nil), nil
+		return mcptool.GrantHandler(cfg.GrantFile(server), cfg.MCPServers[server].URL,
+			fmt.Sprintf("run `myriad mcp login %s --config <this project file>` once", server), nil), nil
 	}
 	cc := mcptool.ClientCredentials{ClientID: o.ClientID, Scopes: o.Scopes, Issuer: o.Issuer, Audience: o.Audience}
 	switch {

@@ -207,6 +207,8 @@ agents:
 		{"mcp oauth field", "mcp_servers:\n  fs: {url: 'http://h/mcp', oauth: {client_id: c, client_secret_env: S, flow: x}}\n", `mcp_servers.fs.oauth.flow: unknown field`},
 		{"mcp oauth grant", "mcp_servers:\n  fs: {url: 'http://h/mcp', oauth: {grant: password}}\n", `mcp_servers.fs.oauth.grant: unknown value "password" (known: client_credentials, authorization_code)`},
 		{"mcp oauth code with a key", "mcp_servers:\n  fs: {url: 'http://h/mcp', oauth: {grant: authorization_code, private_key_file: k.pem}}\n", `mcp_servers.fs.oauth: private keys and audience are for grant: client_credentials`},
+		{"mcp oauth plain http", "mcp_servers:\n  fs: {url: 'http://h/mcp', oauth: {grant: authorization_code}}\n", `mcp_servers.fs.url: OAuth needs https`},
+		{"mcp oauth client without issuer", "mcp_servers:\n  fs: {url: 'https://h/mcp', oauth: {grant: authorization_code, client_id: c}}\n", `mcp_servers.fs.oauth.issuer: missing`},
 		{"mcp oauth token file", "mcp_servers:\n  fs: {url: 'http://h/mcp', oauth: {client_id: c, client_secret_env: S, token_file: t.json}}\n", `mcp_servers.fs.oauth.token_file: is for grant: authorization_code`},
 		{"cron fields", "schedules:\n  s: {cron: '* * *', agent: lead, input: go}\n", `schedules.s.cron: "* * *" has 3 fields; write 5`},
 		{"cron target", "schedules:\n  s: {cron: '@daily', input: go}\n", `schedules.s: set agent or flow: what the schedule runs`},

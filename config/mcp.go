@@ -156,6 +156,14 @@ func (c *Config) validateMCP(add func(path, format string, args ...any)) {
 			if !code && o.TokenFile != "" {
 				add(op+".token_file", "is for grant: authorization_code")
 			}
+			if code && o.ClientID != "" && o.Issuer == "" {
+				add(op+".issuer", "missing: a pre-registered client's credentials must go only to its authorization server: name it (e.g. https://auth.example.com)")
+			}
+			for field, raw := range map[string]string{"url": s.URL, "oauth.issuer": o.Issuer} {
+				if u, err := url.Parse(raw); raw != "" && err == nil && u.Scheme == "http" && !loopback(u.Hostname()) {
+					add(p+"."+field, "OAuth needs https (plain http only to a loopback address): %q", raw)
+				}
+			}
 			if o.Issuer != "" {
 				if u, err := url.Parse(o.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 					add(op+".issuer", "invalid URL %q: write the authorization server's issuer, e.g. https://auth.example.com", o.Issuer)
@@ -211,4 +219,8 @@ func (c *Config) checkMCPToolRef(entry string) string {
 		return fmt.Sprintf("%q: after the server name, write a tool name or a pattern like read_* or *", entry)
 	}
 	return ""
+}
+
+func loopback(host string) bool {
+	return host == "localhost" || host == "127.0.0.1" || host == "::1"
 }

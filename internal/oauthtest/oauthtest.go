@@ -111,6 +111,13 @@ func New(t testing.TB, mcpHandler http.Handler) *Server {
 	return c
 }
 
+// Issued counts the tokens the server issued.
+func (c *Server) Issued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
 // Revoke makes the MCP endpoint refuse an access token.
 func (c *Server) Revoke(access string) {
 	c.mu.Lock()

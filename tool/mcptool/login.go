@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,6 +81,9 @@ func Login(ctx context.Context, o LoginOptions) (*Grant, error) {
 	if listen == "" {
 		listen = "127.0.0.1:0"
 	}
+	if host, _, err := net.SplitHostPort(listen); err != nil || (host != "127.0.0.1" && host != "localhost" && host != "::1") {
+		return nil, fmt.Errorf("oauth: listen %q: the browser comes back to a loopback address only (127.0.0.1:PORT, localhost:PORT or [::1]:PORT)", listen)
+	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("oauth: listen for the browser's return: %w", err)
@@ -131,7 +136,11 @@ func Login(ctx context.Context, o LoginOptions) (*Grant, error) {
 			}
 			return
 		}
-		fmt.Fprint(w, "Myriad is authorized. You can close this tab.")
+		if q.Get("code") == "" {
+			http.Error(w, "the answer has no code", http.StatusBadRequest)
+			return
+		}
+		fmt.Fprint(w, "Myriad received the authorization: see the terminal. You can close this tab.")
 		select {
 		case codes <- q.Get("code"):
 		default:
@@ -145,6 +154,8 @@ func Login(ctx context.Context, o LoginOptions) (*Grant, error) {
 	case code = <-codes:
 	case err := <-fails:
 		return nil, err
+	case <-time.After(loginTimeout):
+		return nil, fmt.Errorf("oauth: no authorization came back within %s: the browser must return to %s (register that redirect URI for a pre-registered client, with a fixed --listen)", loginTimeout, redirect)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -155,6 +166,9 @@ func Login(ctx context.Context, o LoginOptions) (*Grant, error) {
 	}
 	return g, nil
 }
+
+// loginTimeout bounds the wait for a person's authorization.
+const loginTimeout = 10 * time.Minute
 
 // challenge asks the server for its authorization challenge: an
 // initialize request without credentials, which it must refuse.
@@ -186,8 +200,12 @@ func redactURL(u string) string {
 }
 
 func (g *Grant) config() *oauth2.Config {
+	style := oauth2.AuthStyleInHeader
+	if g.ClientSecret == "" {
+		style = oauth2.AuthStyleInParams // a public client: its id in the form
+	}
 	return &oauth2.Config{ClientID: g.ClientID, ClientSecret: g.ClientSecret, Scopes: g.Scopes,
-		Endpoint: oauth2.Endpoint{TokenURL: g.TokenEndpoint}}
+		Endpoint: oauth2.Endpoint{TokenURL: g.TokenEndpoint, AuthStyle: style}}
 }
 
 // SaveGrant writes a grant where only its owner reads it, replacing the
@@ -203,6 +221,10 @@ func SaveGrant(path string, g *Grant) error {
 	}
 	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
 		tmp.Close()
 		return err
 	}
@@ -225,71 +247,179 @@ func LoadGrant(path string) (*Grant, error) {
 	return &g, nil
 }
 
-// GrantHandler is the OAuth handler of a server a person authorized with
-// Login: it sends the saved token, refreshes it when it expires or the
-// server refuses it, and saves the new one. Without a saved grant, or when
-// refreshing fails, calls fail saying to log in (how names the command).
-func GrantHandler(path, how string, hc *http.Client) auth.OAuthHandler {
+// tokenTimeout bounds a request to a token endpoint.
+const tokenTimeout = 30 * time.Second
+
+// GrantHandler is the OAuth handler of the server at url, which a person
+// authorized with Login: it sends the saved token, refreshes it when it
+// expires or the server refuses it, and saves the new one. A grant for
+// another server is not used. Without a usable grant, calls fail saying to
+// log in (how says how).
+func GrantHandler(path, url, how string, hc *http.Client) auth.OAuthHandler {
 	if hc == nil {
-		hc = http.DefaultClient
+		hc = &http.Client{Timeout: tokenTimeout}
 	}
-	return &grantHandler{path: path, how: how, hc: hc}
+	return &grantHandler{path: path, url: url, how: how, hc: hc}
 }
 
 type grantHandler struct {
-	path, how string
-	hc        *http.Client
+	path, url, how string
+	hc             *http.Client
 
+	// mu serializes reading the file and refreshing: a rotating refresh
+	// token must be spent once.
 	mu    sync.Mutex
 	grant *Grant
-	ts    oauth2.TokenSource
+}
+
+// load reads the grant file when it holds another grant than the one in
+// use (a new login), and checks it is for this server. Must hold mu.
+func (h *grantHandler) load() error {
+	g, err := LoadGrant(h.path)
+	if err != nil {
+		if h.grant != nil {
+			return nil // keep the one in use
+		}
+		return fmt.Errorf("the server needs a person to authorize Myriad (%s): %w", h.how, errNoGrant(err))
+	}
+	if !sameResource(g.Resource, h.url) {
+		return fmt.Errorf("the saved authorization is for %s, not %s: %s", g.Resource, h.url, h.how)
+	}
+	if h.grant == nil || g.Token.AccessToken != h.grant.Token.AccessToken {
+		h.grant = g
+	}
+	return nil
+}
+
+// sameResource reports whether a grant for resource may be sent to url:
+// the same origin, and url at or below its path.
+func sameResource(resource, u string) bool {
+	r, err1 := url.Parse(resource)
+	t, err2 := url.Parse(u)
+	if err1 != nil || err2 != nil || r.Scheme != t.Scheme || r.Host != t.Host {
+		return false
+	}
+	rp := strings.TrimSuffix(r.Path, "/")
+	return t.Path == rp || strings.HasPrefix(t.Path, rp+"/") || strings.TrimSuffix(t.Path, "/") == rp
 }
 
 func (h *grantHandler) TokenSource(context.Context) (oauth2.TokenSource, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.ts == nil {
-		g, err := LoadGrant(h.path)
-		if err != nil {
-			return nil, nil // no credentials: the server says 401, Authorize says why
-		}
-		h.use(g, g.Token)
+	if h.load() != nil {
+		return nil, nil // no credentials: the server says 401, Authorize says why
 	}
-	return h.ts, nil
+	return grantSource{h}, nil
 }
 
-// use serves tok, refreshing it with g's client as needed. Must hold mu.
-func (h *grantHandler) use(g *Grant, tok *oauth2.Token) {
-	h.grant = g
-	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, h.hc)
-	h.ts = &savingSource{h: h, base: oauth2.ReuseTokenSource(tok, g.config().TokenSource(ctx, tok)), last: tok.AccessToken}
+// grantSource hands out the grant's token, refreshed when it expires.
+type grantSource struct{ h *grantHandler }
+
+func (s grantSource) Token() (*oauth2.Token, error) {
+	h := s.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.load(); err != nil {
+		return nil, err
+	}
+	if h.grant.Token.Valid() {
+		return h.grant.Token, nil
+	}
+	if err := h.refresh(context.Background()); err != nil {
+		return nil, err
+	}
+	return h.grant.Token, nil
 }
 
-// Authorize is called when the server refuses the token: refresh it once.
-func (h *grantHandler) Authorize(ctx context.Context, _ *http.Request, resp *http.Response) error {
+// Authorize is called when the server refuses the token: a token someone
+// else refreshed meanwhile is tried as it is; else it is refreshed once. A
+// refusal for want of scope needs a new login.
+func (h *grantHandler) Authorize(ctx context.Context, req *http.Request, resp *http.Response) error {
 	defer resp.Body.Close()
 	defer func() { _, _ = io.Copy(io.Discard, resp.Body) }()
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if err := h.load(); err != nil {
+		return err
+	}
+	if sent := strings.TrimPrefix(req.Header.Get("Authorization"), "Bearer "); sent != h.grant.Token.AccessToken {
+		return nil // refreshed (or logged in again) since that request
+	}
+	if resp.StatusCode == http.StatusForbidden {
+		return fmt.Errorf("the server wants more than the saved authorization allows (%s): %s with the scopes it needs",
+			strings.Join(resp.Header.Values("WWW-Authenticate"), "; "), h.how)
+	}
+	return h.refresh(ctx)
+}
+
+// refresh spends the refresh token for a new access token (with the
+// server as resource, RFC 8707) and saves the result. Must hold mu.
+func (h *grantHandler) refresh(ctx context.Context) error {
 	g := h.grant
-	if g == nil {
-		var err error
-		if g, err = LoadGrant(h.path); err != nil {
-			return fmt.Errorf("the server needs a person to authorize Myriad (%s): %w", h.how, errNoGrant(err))
-		}
-	}
 	if g.Token.RefreshToken == "" {
-		return fmt.Errorf("the server refused the saved authorization and it cannot be refreshed: %s", h.how)
+		return fmt.Errorf("the saved authorization expired and cannot be refreshed: %s", h.how)
 	}
-	stale := *g.Token
-	stale.AccessToken, stale.Expiry = "", time.Unix(1, 0) // force a refresh
-	tok, err := g.config().TokenSource(context.WithValue(ctx, oauth2.HTTPClient, h.hc), &stale).Token()
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {g.Token.RefreshToken}, "resource": {g.Resource}}
+	ctx, cancel := context.WithTimeout(ctx, tokenTimeout)
+	defer cancel()
+	tok, err := tokenRequest(ctx, h.hc, g, form)
 	if err != nil {
 		return fmt.Errorf("the saved authorization could not be refreshed (%v): %s", err, h.how)
 	}
-	h.use(g, tok)
-	h.save(tok)
+	if tok.RefreshToken == "" {
+		tok.RefreshToken = g.Token.RefreshToken // not rotated
+	}
+	next := *g
+	next.Token = tok
+	h.grant = &next
+	if err := SaveGrant(h.path, &next); err != nil {
+		// The new token works now, but a rotated refresh token that is not
+		// saved is lost with this process.
+		slog.Warn("mcp: could not save the refreshed authorization", "file", h.path, "err", err)
+	}
 	return nil
+}
+
+// tokenRequest posts a form to the grant's token endpoint, the client
+// authenticated as registered: by its secret (HTTP Basic), or by its id
+// alone for a public client.
+func tokenRequest(ctx context.Context, hc *http.Client, g *Grant, form url.Values) (*oauth2.Token, error) {
+	if g.ClientSecret == "" {
+		form.Set("client_id", g.ClientID)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.TokenEndpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if g.ClientSecret != "" {
+		req.SetBasicAuth(url.QueryEscape(g.ClientID), url.QueryEscape(g.ClientSecret))
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		AccessToken  string `json:"access_token"`
+		TokenType    string `json:"token_type"`
+		RefreshToken string `json:"refresh_token"`
+		ExpiresIn    int64  `json:"expires_in"`
+		Error        string `json:"error"`
+		Description  string `json:"error_description"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
+		return nil, fmt.Errorf("token endpoint answered %s: %w", resp.Status, err)
+	}
+	if resp.StatusCode != http.StatusOK || body.AccessToken == "" {
+		return nil, fmt.Errorf("token endpoint answered %s: %s %s", resp.Status, body.Error, body.Description)
+	}
+	tok := &oauth2.Token{AccessToken: body.AccessToken, TokenType: body.TokenType, RefreshToken: body.RefreshToken}
+	if body.ExpiresIn > 0 {
+		tok.Expiry = time.Now().Add(time.Duration(body.ExpiresIn) * time.Second)
+	}
+	return tok, nil
 }
 
 func errNoGrant(err error) error {
@@ -297,36 +427,4 @@ func errNoGrant(err error) error {
 		return errors.New("no saved authorization")
 	}
 	return err
-}
-
-// save keeps a new token in the grant's file. Must hold mu.
-func (h *grantHandler) save(tok *oauth2.Token) {
-	g := *h.grant
-	g.Token = tok
-	if tok.RefreshToken == "" {
-		g.Token.RefreshToken = h.grant.Token.RefreshToken // not rotated
-	}
-	h.grant = &g
-	_ = SaveGrant(h.path, &g)
-}
-
-// savingSource saves each new token its base source gets.
-type savingSource struct {
-	h    *grantHandler
-	base oauth2.TokenSource
-	last string
-}
-
-func (s *savingSource) Token() (*oauth2.Token, error) {
-	tok, err := s.base.Token()
-	if err != nil {
-		return nil, err
-	}
-	s.h.mu.Lock()
-	defer s.h.mu.Unlock()
-	if tok.AccessToken != s.last {
-		s.last = tok.AccessToken
-		s.h.save(tok)
-	}
-	return tok, nil
 }

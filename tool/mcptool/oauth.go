@@ -62,7 +62,7 @@ func (c ClientCredentials) OAuthHandler() (auth.OAuthHandler, error) {
 	}
 	hc := c.HTTPClient
 	if hc == nil {
-		hc = http.DefaultClient
+		hc = &http.Client{Timeout: tokenTimeout}
 	}
 	h := &ccHandler{cfg: c, hc: hc, granted: map[string][]string{}}
 	if len(c.PrivateKeyPEM) > 0 {
@@ -184,13 +184,22 @@ func (h *ccHandler) Authorize(ctx context.Context, req *http.Request, resp *http
 // authorization server's metadata. With issuer set, any other
 // authorization server is refused.
 func discover(ctx context.Context, hc *http.Client, challenges []oauthex.Challenge, resource, issuer string) (*oauthex.ProtectedResourceMetadata, *oauthex.AuthServerMeta, error) {
-	prm, err := resourceMetadata(ctx, hc, challenges, resource)
+	prm, fallback, err := resourceMetadata(ctx, hc, challenges, resource)
 	if err != nil {
 		return nil, nil, err
 	}
 	as := prm.AuthorizationServers[0]
-	if issuer != "" && strings.TrimSuffix(as, "/") != strings.TrimSuffix(issuer, "/") {
-		return nil, nil, fmt.Errorf("oauth: the server names authorization server %s, not the configured issuer %s: no credentials sent", as, issuer)
+	if issuer != "" {
+		i := slices.IndexFunc(prm.AuthorizationServers, func(a string) bool { return strings.TrimSuffix(a, "/") == strings.TrimSuffix(issuer, "/") })
+		switch {
+		case i >= 0:
+			as = prm.AuthorizationServers[i]
+		case fallback:
+			as = issuer // the server names none: the configured one it is
+		default:
+			return nil, nil, fmt.Errorf("oauth: the server names authorization servers %s, not the configured issuer %s: no credentials sent",
+				strings.Join(prm.AuthorizationServers, ", "), issuer)
+		}
 	}
 	asm, err := auth.GetAuthServerMetadata(ctx, as, hc)
 	if err != nil {
@@ -221,7 +230,9 @@ func scopesFor(challenges []oauthex.Challenge, prm *oauthex.ProtectedResourceMet
 	return configured
 }
 
-func resourceMetadata(ctx context.Context, hc *http.Client, challenges []oauthex.Challenge, resource string) (*oauthex.ProtectedResourceMetadata, error) {
+// resourceMetadata finds the protected resource metadata; fallback says
+// there is none and the server is taken as its own authorization server.
+func resourceMetadata(ctx context.Context, hc *http.Client, challenges []oauthex.Challenge, resource string) (prm *oauthex.ProtectedResourceMetadata, fallback bool, err error) {
 	type try struct{ url, resource string }
 	var tries []try
 	for _, c := range challenges {
@@ -231,7 +242,7 @@ func resourceMetadata(ctx context.Context, hc *http.Client, challenges []oauthex
 	}
 	ru, err := url.Parse(resource)
 	if err != nil {
-		return nil, fmt.Errorf("oauth: server URL: %w", err)
+		return nil, false, fmt.Errorf("oauth: server URL: %w", err)
 	}
 	mu := *ru
 	mu.RawQuery = ""
@@ -242,16 +253,16 @@ func resourceMetadata(ctx context.Context, hc *http.Client, challenges []oauthex
 	root.Path, root.RawQuery = "", ""
 	tries = append(tries, try{mu.String(), root.String()})
 	for _, t := range tries {
-		prm, err := oauthex.GetProtectedResourceMetadata(ctx, t.url, t.resource, hc)
-		if err != nil || prm == nil {
+		got, err := oauthex.GetProtectedResourceMetadata(ctx, t.url, t.resource, hc)
+		if err != nil || got == nil {
 			continue
 		}
-		if len(prm.AuthorizationServers) == 0 {
-			return nil, errors.New("oauth: the server's protected resource metadata names no authorization server")
+		if len(got.AuthorizationServers) == 0 {
+			return nil, false, errors.New("oauth: the server's protected resource metadata names no authorization server")
 		}
-		return prm, nil
+		return got, false, nil
 	}
-	return &oauthex.ProtectedResourceMetadata{AuthorizationServers: []string{root.String()}, Resource: resource}, nil
+	return &oauthex.ProtectedResourceMetadata{AuthorizationServers: []string{root.String()}, Resource: resource}, true, nil
 }
 
 // tokenSource asks for a token; with a key, each request carries a fresh
