@@ -102,18 +102,11 @@ func (e *endpoint) OnCancelTask(ctx context.Context, p *a2a.TaskIDParams) (*a2a.
 // OnSendMessage answers message/send: by default when the task ends or
 // needs input; at once when the client sets blocking: false.
 func (e *endpoint) OnSendMessage(ctx context.Context, params *a2a.MessageSendParams) (a2a.SendMessageResult, error) {
-	// Listen before the run exists: a tool call's question is only live.
-	id := runtime.NewRunID()
-	live, stop := e.listen(id)
-	defer func() { stop() }()
-	rec, after, err := e.start(ctx, params, id)
+	rec, after, live, stop, err := e.startListening(ctx, params)
 	if err != nil {
 		return nil, err
 	}
-	if rec.ID != id {
-		stop()
-		live, stop = e.listen(rec.ID)
-	}
+	defer stop()
 	task, err := e.task(ctx, rec)
 	if err != nil || params.Config != nil && params.Config.Blocking != nil && !*params.Config.Blocking {
 		return task, err
@@ -131,22 +124,32 @@ func (e *endpoint) OnSendMessage(ctx context.Context, params *a2a.MessageSendPar
 // updates until it ends or needs input.
 func (e *endpoint) OnSendMessageStream(ctx context.Context, params *a2a.MessageSendParams) iter.Seq2[a2a.Event, error] {
 	return func(yield func(a2a.Event, error) bool) {
-		// Listen before the run exists: its first streamed text may come
-		// before this handler could subscribe after submitting.
-		id := runtime.NewRunID()
-		live, stop := e.listen(id)
-		defer func() { stop() }()
-		rec, after, err := e.start(ctx, params, id)
+		rec, after, live, stop, err := e.startListening(ctx, params)
 		if err != nil {
 			yield(nil, err)
 			return
 		}
-		if rec.ID != id { // an earlier task: a retry, or an answer
-			stop()
-			live, stop = e.listen(rec.ID)
-		}
+		defer stop()
 		e.stream(ctx, rec, after, live, yield)
 	}
+}
+
+// startListening is start, listening to the run tree's live messages from
+// before the run exists: its first streamed text, or a tool call's
+// question (only ever live), may come before a subscription made after
+// submitting.
+func (e *endpoint) startListening(ctx context.Context, params *a2a.MessageSendParams) (rec *runtime.Record, after uint64, live <-chan *nats.Msg, stop func(), err error) {
+	id := runtime.NewRunID()
+	live, stop = e.listen(id)
+	if rec, after, err = e.start(ctx, params, id); err != nil {
+		stop()
+		return nil, 0, nil, nil, err
+	}
+	if rec.ID != id { // an earlier task: a retry, or an answer
+		stop()
+		live, stop = e.listen(rec.ID)
+	}
+	return rec, after, live, stop, nil
 }
 
 // OnResubscribeToTask answers tasks/resubscribe: the task as it stands,
