@@ -10,6 +10,7 @@ import (
 
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/model"
+	"github.com/myriad-ai/myriad/tool"
 )
 
 // ContextScope is what a sub-agent's run is given of its parent's run.
@@ -162,9 +163,10 @@ func (r *runner) childRun(s *state, sa *SubAgent, c model.ToolCall, n int, summa
 		Parent: r.runID, ParentCall: callKey, Depth: s.start.Depth + 1,
 		Path: fmt.Sprintf("%s/%s#%d", parentPath, sa.Agent, n),
 	}
+	// The child's calls continue this run's trace.
+	child.Metadata = map[string]string{"traceparent": tool.TraceParent(r.env.TraceParent, r.runID, r.runID+"/"+callKey)}
 	var lines []string
 	if len(sa.State) > 0 {
-		child.Metadata = map[string]string{}
 		keys := append([]string(nil), sa.State...)
 		sort.Strings(keys)
 		for _, k := range keys {

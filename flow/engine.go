@@ -469,8 +469,10 @@ func (e *engine) childRuns(n *Node, key string, state map[string]any, items []an
 		if err != nil {
 			return agent.ChildRun{}, err
 		}
+		// The child's calls continue this run's trace.
 		return agent.ChildRun{ID: e.env.Children.ChildID(e.runID, callID), Agent: n.Agent, Input: in,
-			Parent: e.runID, ParentCall: callID, Path: base + "/" + path, Depth: e.r.start.Depth + 1}, nil
+			Parent: e.runID, ParentCall: callID, Path: base + "/" + path, Depth: e.r.start.Depth + 1,
+			Metadata: map[string]string{"traceparent": tool.TraceParent(e.env.TraceParent, e.runID, e.runID+"/"+callID)}}, nil
 	}
 	v := vars{state: state, input: e.r.start.Input}
 	if n.Map == "" {

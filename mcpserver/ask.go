@@ -46,30 +46,53 @@ type asker struct {
 	mu         sync.Mutex
 	asked      map[string]bool // run id + key
 	declinedAt string
+	message    string              // the call's answer when it ends declined
 	pending    mcp.InputRequestMap // for the call's answer, by "run id/key"
 }
 
 func newAsker(ctx context.Context, rt *runtime.Runtime, session *mcp.ServerSession, root *runtime.Record, log *slog.Logger, stop context.CancelCauseFunc) *asker {
 	a := &asker{ctx: ctx, rt: rt, log: log, stop: stop, asked: map[string]bool{}, pending: mcp.InputRequestMap{}}
-	if session == nil {
-		return a
+	if session != nil {
+		if p := session.InitializeParams(); p != nil && p.Capabilities != nil && p.Capabilities.Elicitation != nil {
+			a.session = session
+			a.mrtr = p.ProtocolVersion >= "2026-07-28"
+		}
 	}
-	if p := session.InitializeParams(); p == nil || p.Capabilities == nil || p.Capabilities.Elicitation == nil {
-		return a
-	}
-	a.session = session
-	a.mrtr = session.InitializeParams().ProtocolVersion >= "2026-07-28"
+	// A tool call's question is only announced live. A client that cannot
+	// be asked is told where to answer it, rather than left waiting.
 	tree := rt.NewTree(root) // callbacks of one subscription run one at a time
 	a.sub, _ = rt.Bus().NC.Subscribe(bus.LivePrefix+bus.Tree(root.ID)+".*", func(m *nats.Msg) {
 		var q runtime.Question
 		if json.Unmarshal(m.Data, &q) != nil || q.Type != runtime.LiveQuestion {
 			return
 		}
-		if path, ok := tree.Path(ctx, q.RunID, nil); ok {
+		path, ok := tree.Path(ctx, q.RunID, nil)
+		switch {
+		case !ok:
+		case a.can():
 			a.ask(q.RunID, path, q.InputRequested, true)
+		default:
+			a.decline(path, fmt.Sprintf("run %s waits for a person: %s asks %q; answer with POST /v1/runs/%s/input {\"key\": %q, \"value\": ...} (or myriad runs answer), then read the result with GET /v1/runs/%s",
+				root.ID, path, q.Prompt, q.RunID, q.Key, root.ID))
 		}
 	})
 	return a
+}
+
+// decline ends following the run: path's question cannot be put to the
+// client; message, when set, is the call's answer.
+func (a *asker) decline(path, message string) {
+	a.mu.Lock()
+	a.declinedAt, a.message = path, message
+	a.mu.Unlock()
+	a.stop(errDeclined)
+}
+
+// declinedMessage is the call's answer after a decline, if it has one.
+func (a *asker) declinedMessage() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.message
 }
 
 // can reports whether the client can be asked.
@@ -149,10 +172,7 @@ func (a *asker) ask(runID, path string, q journal.InputRequested, fromTool bool)
 			value = answerValue(res, unwrap, fromTool)
 		}
 		if value == nil {
-			a.mu.Lock()
-			a.declinedAt = path
-			a.mu.Unlock()
-			a.stop(errDeclined)
+			a.decline(path, "")
 			return
 		}
 		if _, err := a.rt.ProvideInput(a.ctx, runID, q.Key, value); err != nil {

@@ -171,6 +171,9 @@ func follow(ctx context.Context, rt *runtime.Runtime, req *mcp.CallToolRequest, 
 	if ctx.Err() == nil {
 		switch cause := context.Cause(fctx); {
 		case errors.Is(cause, errDeclined):
+			if msg := asker.declinedMessage(); msg != "" {
+				return errorResult(msg), nil
+			}
 			needsPerson, err = asker.declined(), nil // someone else must answer
 		case errors.Is(cause, errAskClient):
 			// The client answers, then calls again with the answers and

@@ -262,6 +262,20 @@ func TestClientIsAskedTheRunsQuestions(t *testing.T) {
 		"review: Ship v3?":    {Action: "decline"},
 		"booker: Which seat?": {Action: "accept", Content: map[string]any{"seat": "12A"}},
 	}
+	// A client that cannot be asked is told where a person answers.
+	t.Run("no elicitation", func(t *testing.T) {
+		cs := connect(t, mcpserver.New(rt, mcpserver.Options{}), nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "booker", Arguments: map[string]any{"input": "a seat"}})
+		if err != nil || !res.IsError || !strings.Contains(text(res), `asks "Which seat?"; answer with POST /v1/runs/`) {
+			t.Fatalf("%+v %q %v", res, text(res), err)
+		}
+		id := strings.Fields(strings.TrimPrefix(text(res), "run "))[0]
+		if _, err := rt.Cancel(ctx, id); err != nil { // the run still asks: nobody will answer
+			t.Fatal(err)
+		}
+	})
 	// 2025-11-25 asks on the session while the call goes on; 2026-07-28
 	// answers the call with the questions and the client calls again.
 	for _, version := range []string{"2025-11-25", "2026-07-28"} {

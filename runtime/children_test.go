@@ -85,7 +85,9 @@ func TestSubAgentsRunAsChildRuns(t *testing.T) {
 	if kids[0].Metadata["customer"] != "42" || kids[0].Metadata["secret"] != "" || !strings.HasPrefix(kids[0].Input, "Context:\ncustomer: 42\n\nTask: find") {
 		t.Errorf("researcher got metadata %v input %q", kids[0].Metadata, kids[0].Input)
 	}
-	if kids[2].Input != "write C" || kids[2].Metadata != nil {
+	// Besides, each child carries the parent's trace, so its calls join it.
+	if tp := kids[2].Metadata["traceparent"]; kids[2].Input != "write C" || len(kids[2].Metadata) != 1 ||
+		!tool.ValidTraceParent(tp) || tp[3:35] != tool.TraceParent("", rec.ID, "")[3:35] {
 		t.Errorf("writer got metadata %v input %q", kids[2].Metadata, kids[2].Input)
 	}
 	// Each tool result in the parent's journal names the child it came from.
