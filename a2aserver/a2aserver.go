@@ -16,9 +16,10 @@
 //     gets the task it started, not a second one.
 //   - A contextId is an agent instance, so the messages of one context
 //     share a conversation.
-//   - A run (or any of its child runs) waiting for an approval or an answer
-//     is input-required; the client answers by sending a message with the
-//     task's id.
+//   - A run (or any of its child runs) asking a question (a flow's ask
+//     node, a tool call's elicitation) is input-required; the client
+//     answers by sending a message with the task's id. Approvals are an
+//     operator's (the task stays working) unless Options.ClientApprovals.
 package a2aserver
 
 import (
