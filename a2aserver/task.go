@@ -404,6 +404,18 @@ func (e *endpoint) reply(ctx context.Context, rec *runtime.Record, msg *a2a.Mess
 	if err != nil {
 		return internal(err)
 	}
+	if len(e.asks(asking)) == 0 && !rec.Status.Terminal() {
+		// The client may have read the question in the journal before the
+		// record lists it: give the record a moment to catch up.
+		wctx, cancel := context.WithTimeout(ctx, settleWait)
+		if cur, err := e.s.rt.Wait(wctx, rec.ID); err == nil {
+			rec = cur
+		}
+		cancel()
+		if asking, err = e.s.rt.Asking(ctx, rec); err != nil {
+			return internal(err)
+		}
+	}
 	var text []string
 	var r reply
 	var data json.RawMessage

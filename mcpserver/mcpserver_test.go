@@ -315,7 +315,10 @@ func TestClientIsAskedTheRunsQuestions(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 				res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tc.tool, Arguments: map[string]any{"input": tc.input}})
 				cancel()
-				if err != nil || res.IsError != tc.isError || !strings.Contains(text(res), tc.want) {
+				if err != nil {
+					t.Fatalf("%s %q: %v", tc.tool, tc.input, err)
+				}
+				if res.IsError != tc.isError || !strings.Contains(text(res), tc.want) {
 					t.Fatalf("%s %q: %+v %q %v", tc.tool, tc.input, res, text(res), err)
 				}
 			}

@@ -568,3 +568,36 @@ func TestFlowToolNodeAsks(t *testing.T) {
 		t.Fatalf("%s %q %+v %+v", rec.Status, rec.Output, rec.Error, rec.InputRequests)
 	}
 }
+
+// An answer to a question the journal has but the run's record does not
+// list yet (its worker has not settled) is taken, not refused: whoever
+// follows the journal may answer at once.
+func TestAnswerBeforeTheRecordListsTheQuestion(t *testing.T) {
+	flows := map[string]*flow.Flow{"f": {Start: []string{"first"},
+		Nodes: map[string]*flow.Node{"first": {Ask: &flow.Ask{Prompt: "first?"}}}}}
+	rt := flowRuntime(t, flows, nil)
+	ctx := context.Background()
+	rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Flow: "f", Input: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec = wait(t, rt, rec.ID); rec.WaitingFor != runtime.WaitInput {
+		t.Fatalf("%s %s", rec.Status, rec.WaitingFor)
+	}
+	// A question in the journal only, as between a worker's append and its
+	// settle.
+	w, err := journal.Open(ctx, rt.Bus(), rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Append(ctx, journal.TypeInputRequested, journal.InputRequested{Node: "first", Key: "first#2", Prompt: "first, again?"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := rt.ProvideInput(ctx, rec.ID, "first#2", json.RawMessage(`true`))
+	if err != nil || len(got.Inputs) != 1 || got.Inputs[0].Key != "first#2" {
+		t.Fatalf("%+v %v", got, err)
+	}
+	if _, err := rt.ProvideInput(ctx, rec.ID, "nope#1", json.RawMessage(`true`)); !errors.Is(err, runtime.ErrConflict) {
+		t.Fatalf("a question nobody asked: %v", err)
+	}
+}

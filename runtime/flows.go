@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -71,6 +72,21 @@ func (r *Runtime) ProvideInput(ctx context.Context, id, key string, value json.R
 		return nil, fmt.Errorf("%w: value: not valid JSON", ErrInvalid)
 	}
 	ctx = context.WithoutCancel(ctx)
+	// A question the journal has but the record does not list yet (its
+	// worker has not settled) can be answered already: someone following
+	// the journal saw it. The answer waits on the record like one given
+	// while the run was busy.
+	var journaled *journal.InputRequested
+	if rec, err := r.Get(ctx, id); err == nil && !rec.Status.Terminal() &&
+		!slices.ContainsFunc(rec.InputRequests, func(q journal.InputRequested) bool { return q.Key == key }) {
+		if events, err := journal.Load(ctx, r.bus, id); err == nil {
+			for _, q := range pendingInputs(events) {
+				if q.Key == key {
+					journaled = &q
+				}
+			}
+		}
+	}
 	var wake bool
 	rec, err := r.update(ctx, id, func(rec *Record) error {
 		wake = false
@@ -79,6 +95,9 @@ func (r *Runtime) ProvideInput(ctx context.Context, id, key string, value json.R
 			if rec.InputRequests[i].Key == key {
 				ask = &rec.InputRequests[i]
 			}
+		}
+		if ask == nil {
+			ask = journaled
 		}
 		for _, in := range rec.Inputs {
 			if in.Key == key {
