@@ -60,22 +60,44 @@ func newAsker(ctx context.Context, rt *runtime.Runtime, session *mcp.ServerSessi
 	}
 	// A tool call's question is only announced live. A client that cannot
 	// be asked is told where to answer it, rather than left waiting.
+	toolQuestion := func(runID, path string, q journal.InputRequested) {
+		if a.can() {
+			a.ask(runID, path, q, true)
+			return
+		}
+		a.decline(path, fmt.Sprintf("run %s waits for a person: %s asks %q; answer with POST /v1/runs/%s/input {\"key\": %q, \"value\": ...} (or myriad runs answer), then read the result with GET /v1/runs/%s",
+			root.ID, path, q.Prompt, runID, q.Key, root.ID))
+	}
 	tree := rt.NewTree(root) // callbacks of one subscription run one at a time
+	var mu sync.Mutex        // the subscription's callbacks and the check below
 	a.sub, _ = rt.Bus().NC.Subscribe(bus.LivePrefix+bus.Tree(root.ID)+".*", func(m *nats.Msg) {
 		var q runtime.Question
 		if json.Unmarshal(m.Data, &q) != nil || q.Type != runtime.LiveQuestion {
 			return
 		}
-		path, ok := tree.Path(ctx, q.RunID, nil)
-		switch {
-		case !ok:
-		case a.can():
-			a.ask(q.RunID, path, q.InputRequested, true)
-		default:
-			a.decline(path, fmt.Sprintf("run %s waits for a person: %s asks %q; answer with POST /v1/runs/%s/input {\"key\": %q, \"value\": ...} (or myriad runs answer), then read the result with GET /v1/runs/%s",
-				root.ID, path, q.Prompt, q.RunID, q.Key, root.ID))
+		mu.Lock()
+		defer mu.Unlock()
+		if path, ok := tree.Path(ctx, q.RunID, nil); ok {
+			toolQuestion(q.RunID, path, q.InputRequested)
 		}
 	})
+	// A question asked before the subscription was made is on its run's
+	// record (which is written before the question is announced): read the
+	// record now, not the one the caller had.
+	if cur, err := rt.Get(ctx, root.ID); err == nil {
+		root = cur
+	}
+	if asking, err := rt.Asking(ctx, root); err == nil {
+		mu.Lock()
+		for _, w := range asking {
+			for _, q := range w.PendingInputs() {
+				if q.Call != "" {
+					toolQuestion(w.ID, w.PathOrAgent(), q)
+				}
+			}
+		}
+		mu.Unlock()
+	}
 	return a
 }
 
