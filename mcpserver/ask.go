@@ -250,20 +250,15 @@ func resume(ctx context.Context, rt *runtime.Runtime, req *mcp.CallToolRequest, 
 		if !ok || bus.Tree(runID) != bus.Tree(root.ID) {
 			continue
 		}
-		rec, err := rt.Get(ctx, runID)
-		if err != nil {
-			continue
-		}
-		i := slices.IndexFunc(rec.InputRequests, func(q journal.InputRequested) bool { return q.Key == key })
-		if i < 0 {
+		q, err := rt.Question(ctx, runID, key)
+		if err != nil || q == nil {
 			continue // answered meanwhile, or the call that asked it ended
 		}
-		q := rec.InputRequests[i]
 		_, unwrap := elicitSchema(q.Schema)
 		value := answerValue(res, unwrap, q.Call != "")
 		if value == nil {
-			return errorResult(fmt.Sprintf("run %s waits for a person in %s: answer with POST /v1/runs/%s/input (key %q), then read its result with GET /v1/runs/%s",
-				root.ID, rec.PathOrAgent(), rec.ID, key, root.ID)), nil
+			return errorResult(fmt.Sprintf("run %s waits for a person: answer run %s's question with POST /v1/runs/%s/input (key %q), then read the result with GET /v1/runs/%s",
+				root.ID, runID, runID, key, root.ID)), nil
 		}
 		if _, err := rt.ProvideInput(ctx, runID, key, value); err != nil {
 			log.Warn("mcp: the client's answer was refused", "run_id", runID, "key", key, "err", err)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -62,6 +61,34 @@ func (r *Runtime) flowNames() []string {
 	return names
 }
 
+// Question returns the open question a run asks at key: on its record,
+// or only in its journal yet (its worker has not settled); nil when it
+// asks nothing there.
+func (r *Runtime) Question(ctx context.Context, id, key string) (*journal.InputRequested, error) {
+	rec, err := r.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Status.Terminal() {
+		return nil, nil
+	}
+	for _, q := range rec.PendingInputs() {
+		if q.Key == key {
+			return &q, nil
+		}
+	}
+	events, err := journal.Load(ctx, r.bus, id)
+	if err != nil {
+		return nil, err
+	}
+	for _, q := range pendingInputs(events) {
+		if q.Key == key {
+			return &q, nil
+		}
+	}
+	return nil, nil
+}
+
 // ProvideInput answers the question a waiting flow run asks at one node
 // visit (key "review#1") and queues the run again.
 func (r *Runtime) ProvideInput(ctx context.Context, id, key string, value json.RawMessage) (*Record, error) {
@@ -76,17 +103,7 @@ func (r *Runtime) ProvideInput(ctx context.Context, id, key string, value json.R
 	// worker has not settled) can be answered already: someone following
 	// the journal saw it. The answer waits on the record like one given
 	// while the run was busy.
-	var journaled *journal.InputRequested
-	if rec, err := r.Get(ctx, id); err == nil && !rec.Status.Terminal() &&
-		!slices.ContainsFunc(rec.InputRequests, func(q journal.InputRequested) bool { return q.Key == key }) {
-		if events, err := journal.Load(ctx, r.bus, id); err == nil {
-			for _, q := range pendingInputs(events) {
-				if q.Key == key {
-					journaled = &q
-				}
-			}
-		}
-	}
+	journaled, _ := r.Question(ctx, id, key)
 	var wake bool
 	rec, err := r.update(ctx, id, func(rec *Record) error {
 		wake = false
