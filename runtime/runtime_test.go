@@ -16,7 +16,7 @@ import (
 	"github.com/myriad-ai/myriad/bus/bustest"
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/model"
-	"github.com/myriad-ai/myriad/model/scripted"
+	"github.com/myriad-ai/myriad/model/scripted/scriptedtest"
 	"github.com/myriad-ai/myriad/runtime"
 	"github.com/myriad-ai/myriad/tool"
 )
@@ -34,15 +34,7 @@ func (c *counting) Generate(ctx context.Context, req *model.Request, sink func(m
 
 func scriptedModel(t testing.TB, rules string) *counting {
 	t.Helper()
-	rs, err := scripted.ParseRules([]byte(rules))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := scripted.New(rs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &counting{Provider: m}
+	return &counting{Provider: scriptedtest.Model(t, rules)}
 }
 
 // recorder is a tool that records its calls.
