@@ -6,6 +6,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/myriad-ai/myriad/internal/redact"
 	"github.com/myriad-ai/myriad/tool"
 )
 
@@ -64,7 +65,7 @@ func (c *Config) validateA2A(add func(path, format string, args ...any)) {
 		}
 		unknownFields(add, p, a.Extra, *a)
 		if u, err := url.Parse(a.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			add(p+".url", "invalid URL %q: write the agent's base URL (its card is at /.well-known/agent-card.json below it), e.g. http://127.0.0.1:8420/a2a/billing", a.URL)
+			add(p+".url", "invalid URL %q: write the agent's base URL (its card is at /.well-known/agent-card.json below it), e.g. http://127.0.0.1:8420/a2a/billing", redact.URL(a.URL))
 		}
 		for h, env := range a.HeaderEnv {
 			if msg := checkEnvName(env); msg != "" {
@@ -105,7 +106,7 @@ func (c *Config) validateA2A(add func(path, format string, args ...any)) {
 	}
 	if c.Server.PublicURL != "" {
 		if u, err := url.Parse(c.Server.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			add("server.public_url", "invalid URL %q: write the base URL clients reach the API at, e.g. https://agents.example.com", c.Server.PublicURL)
+			add("server.public_url", "invalid URL %q: write the base URL clients reach the API at, e.g. https://agents.example.com", redact.URL(c.Server.PublicURL))
 		}
 	}
 }

@@ -29,6 +29,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/myriad-ai/myriad/internal/redact"
 	"github.com/myriad-ai/myriad/model/scripted"
 	"github.com/myriad-ai/myriad/policy"
 	"github.com/myriad-ai/myriad/tool"
@@ -419,7 +420,7 @@ func (c *Config) Validate() error {
 			}
 			if m.BaseURL != "" {
 				if u, err := url.Parse(m.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-					add(p+".base_url", "invalid URL %q: write it like https://api.openai.com/v1", m.BaseURL)
+					add(p+".base_url", "invalid URL %q: write it like https://api.openai.com/v1", redact.URL(m.BaseURL))
 				}
 			}
 			if m.APIKeyEnv != "" {
@@ -475,7 +476,7 @@ func (c *Config) Validate() error {
 		switch t.Type {
 		case ToolHTTP:
 			if u, err := url.Parse(t.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				add(p+".url", "invalid URL %q: an http tool needs url: http(s)://host/path", t.URL)
+				add(p+".url", "invalid URL %q: an http tool needs url: http(s)://host/path", redact.URL(t.URL))
 			}
 		case "":
 			add(p+".type", "missing: set type: http")

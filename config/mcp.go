@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/myriad-ai/myriad/internal/redact"
 )
 
 // MCPServer is an MCP server whose tools agents may use.
@@ -112,7 +114,7 @@ func (c *Config) validateMCP(add func(path, format string, args ...any)) {
 			add(p, "set command (stdio) or url (streamable HTTP)")
 		case s.URL != "":
 			if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				add(p+".url", "invalid URL %q: write it like https://mcp.example.com/mcp", s.URL)
+				add(p+".url", "invalid URL %q: write it like https://mcp.example.com/mcp", redact.URL(s.URL))
 			}
 			if len(s.Args) > 0 || len(s.Env) > 0 || len(s.EnvFrom) > 0 || s.Dir != "" {
 				add(p, "args, env, env_from and dir are for command servers")
@@ -161,12 +163,12 @@ func (c *Config) validateMCP(add func(path, format string, args ...any)) {
 			}
 			for field, raw := range map[string]string{"url": s.URL, "oauth.issuer": o.Issuer} {
 				if u, err := url.Parse(raw); raw != "" && err == nil && u.Scheme == "http" && !loopback(u.Hostname()) {
-					add(p+"."+field, "OAuth needs https (plain http only to a loopback address): %q", raw)
+					add(p+"."+field, "OAuth needs https (plain http only to a loopback address): %q", redact.URL(raw))
 				}
 			}
 			if o.Issuer != "" {
 				if u, err := url.Parse(o.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-					add(op+".issuer", "invalid URL %q: write the authorization server's issuer, e.g. https://auth.example.com", o.Issuer)
+					add(op+".issuer", "invalid URL %q: write the authorization server's issuer, e.g. https://auth.example.com", redact.URL(o.Issuer))
 				}
 			}
 			n := 0

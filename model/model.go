@@ -121,5 +121,40 @@ func (e *StatusError) Temporary() bool {
 	return e.StatusCode == 408 || e.StatusCode == 409 || e.StatusCode == 429 || e.StatusCode >= 500
 }
 
+// TimeoutError is a failed call whose last attempt ran out of the
+// per-attempt time limit (a model's timeout). The caller's own deadline or
+// cancellation is never reported as one. It matches
+// context.DeadlineExceeded with errors.Is.
+type TimeoutError struct {
+	// Timeout is the limit of each attempt.
+	Timeout time.Duration
+	// Attempts is how many attempts were made, and TimedOut how many of
+	// them ran out of time, the last one included.
+	Attempts, TimedOut int
+	// Streaming says the last attempt ran out of time while the answer was
+	// streaming, which is never retried: text already passed on would be
+	// passed on twice.
+	Streaming bool
+}
+
+func (e *TimeoutError) Error() string {
+	// Providers do not know the model's name in the configuration; the
+	// agent loop puts it in front of this message.
+	const fix = "raise timeout or max_retries in the model's configuration"
+	switch {
+	case e.Streaming:
+		return fmt.Sprintf("model call timed out after %v while streaming its answer, which is not retried (raise timeout in the model's configuration)", e.Timeout)
+	case e.Attempts <= 1:
+		return fmt.Sprintf("model call timed out after %v on its only attempt (%s)", e.Timeout, fix)
+	case e.TimedOut >= e.Attempts:
+		return fmt.Sprintf("model call timed out after %v on each of %d attempts (%s)", e.Timeout, e.Attempts, fix)
+	}
+	return fmt.Sprintf("model call timed out after %v on %d of %d attempts, the last one included (%s)", e.Timeout, e.TimedOut, e.Attempts, fix)
+}
+
+// Unwrap makes errors.Is(err, context.DeadlineExceeded) hold, as it did
+// before the error said more.
+func (e *TimeoutError) Unwrap() error { return context.DeadlineExceeded }
+
 // ErrNoRule is returned by the scripted model when no rule matches.
 var ErrNoRule = errors.New("no scripted rule matches the conversation")

@@ -13,10 +13,17 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 )
+
+// ErrRunCanceled is the cause of a call's context when the run the call
+// belongs to was canceled (as opposed to its worker shutting down, after
+// which the run resumes elsewhere): a tool that started remote work
+// should cancel it too.
+var ErrRunCanceled = errors.New("run canceled")
 
 // Info describes a tool.
 type Info struct {

@@ -7,7 +7,9 @@
 // accumulated stream of events, become a [model.Response]. Retrying transient
 // failures is left to the SDK, which backs off with jitter and honours
 // Retry-After; what reaches the caller after that is a wrapped
-// [*model.StatusError] when the endpoint answered with an error.
+// [*model.StatusError] when the endpoint answered with an error, or a
+// [*model.TimeoutError] when the last attempt ran out of time. Errors never
+// hold the user-info of the base URL.
 package anthropic
 
 import (
@@ -27,7 +29,9 @@ import (
 	"github.com/anthropics/anthropic-sdk-go/packages/param"
 
 	"github.com/myriad-ai/myriad/internal/outbound"
+	"github.com/myriad-ai/myriad/internal/redact"
 	"github.com/myriad-ai/myriad/model"
+	"github.com/myriad-ai/myriad/model/internal/attempt"
 )
 
 // providerName is the Provider field of the errors this package returns.
@@ -61,8 +65,10 @@ type Config struct {
 	// DefaultMaxRetries; negative means never retry.
 	MaxRetries int
 	// Timeout bounds each attempt, including reading a streamed body, so a
-	// stalled server cannot hold a run forever. Zero means no limit beyond
-	// the caller's context (and the SDK's own 10 minutes for non-streaming
+	// stalled server cannot hold a run forever. An attempt that runs out of
+	// it is retried like a dropped connection, up to MaxRetries, except
+	// once a streamed answer has begun. Zero means no limit beyond the
+	// caller's context (and the SDK's own 10 minutes for non-streaming
 	// calls).
 	Timeout time.Duration
 	// MaxTokens caps answers of requests that set no cap of their own. Zero
@@ -73,8 +79,9 @@ type Config struct {
 // Provider generates with Anthropic's Messages API. It is safe for
 // concurrent use.
 type Provider struct {
-	client    sdk.Client
-	model     string
+	client sdk.Client
+	model  string
+	// endpoint names the endpoint in errors, without user-info.
 	endpoint  string
 	maxTokens int
 	timeout   time.Duration
@@ -96,7 +103,7 @@ func New(cfg Config) (*Provider, error) {
 	}
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("anthropic: base URL %q is not an http(s) URL", base)
+		return nil, fmt.Errorf("anthropic: base URL %q is not an http(s) URL", redact.URL(base))
 	}
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("anthropic: negative timeout %v", cfg.Timeout)
@@ -124,8 +131,14 @@ func New(cfg Config) (*Provider, error) {
 		opts = append(opts, option.WithAPIKey(key))
 	}
 	if cfg.Timeout > 0 {
+		// Unlike openai-go, this SDK retries an attempt that runs out of
+		// its request timeout (its retry loop tells the attempt's deadline
+		// from the caller's), so the timeout stays the SDK's: its
+		// non-streaming calls need it to pick their own limit.
 		opts = append(opts, option.WithRequestTimeout(cfg.Timeout))
 	}
+	// Counts attempts and the ones that ran out of time, for the error.
+	opts = append(opts, option.WithMiddleware(attempt.Middleware(0)))
 	for k, v := range cfg.Headers {
 		opts = append(opts, option.WithHeader(k, v))
 	}
@@ -137,7 +150,7 @@ func New(cfg Config) (*Provider, error) {
 	return &Provider{
 		client:    sdk.NewClient(opts...),
 		model:     cfg.Model,
-		endpoint:  strings.TrimSuffix(base, "/") + "/v1/messages",
+		endpoint:  redact.URL(strings.TrimSuffix(base, "/") + "/v1/messages"),
 		maxTokens: maxTokens,
 		timeout:   cfg.Timeout,
 	}, nil
@@ -189,14 +202,21 @@ func (p *Provider) Generate(ctx context.Context, req *model.Request, sink func(m
 			sink = func(model.Delta) {}
 		}
 	}
+	// The limit each attempt had, for the error if the last one ran out
+	// of it: the configured one, else the SDK's own for a complete answer.
+	limit := p.timeout
+	if limit == 0 && sink == nil {
+		limit, _ = sdk.CalculateNonStreamingTimeout(int(params.MaxTokens), params.Model, nil)
+	}
+	actx, call := attempt.Start(ctx)
 	var resp *model.Response
 	if sink == nil {
-		resp, err = p.complete(ctx, params)
+		resp, err = p.complete(actx, params)
 	} else {
-		resp, err = p.stream(ctx, params, sink)
+		resp, err = p.stream(actx, params, sink)
 	}
 	if err != nil {
-		return nil, p.wrap(err)
+		return nil, p.wrap(call.Err(err, limit))
 	}
 	return resp, nil
 }
@@ -403,6 +423,10 @@ func convertMessage(msg *sdk.Message) *model.Response {
 
 // wrap names the failed call and, when the endpoint answered with an error,
 // turns the SDK's error into a *model.StatusError.
+//
+// The SDK's errors quote the request URL, user-info included (net/http
+// masks only the password, and the SDK's own status errors print the URL
+// whole), so the result is redacted; it still unwraps to the SDK's error.
 func (p *Provider) wrap(err error) error {
 	var apiErr *sdk.Error
 	if errors.As(err, &apiErr) {
@@ -410,5 +434,5 @@ func (p *Provider) wrap(err error) error {
 			err = se
 		}
 	}
-	return fmt.Errorf("anthropic: messages call with model %q at %s: %w", p.model, p.endpoint, err)
+	return redact.Error(fmt.Errorf("anthropic: messages call with model %q at %s: %w", p.model, p.endpoint, err))
 }

@@ -10,6 +10,7 @@ import (
 
 	sdk "github.com/anthropics/anthropic-sdk-go"
 
+	"github.com/myriad-ai/myriad/internal/redact"
 	"github.com/myriad-ai/myriad/model"
 )
 
@@ -52,6 +53,8 @@ func statusError(apiErr *sdk.Error) *model.StatusError {
 	if se.Message == "" {
 		se.Message = http.StatusText(code)
 	}
+	// Proxies' error pages sometimes quote the URL they were asked for.
+	se.Message = redact.Text(se.Message)
 	return se
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/myriad-ai/myriad/internal/redact"
 	"github.com/myriad-ai/myriad/model"
 )
 
@@ -35,6 +36,8 @@ func statusError(code int, msg string, res *http.Response) *model.StatusError {
 	if se.Message == "" {
 		se.Message = http.StatusText(se.StatusCode)
 	}
+	// Proxies' error pages sometimes quote the URL they were asked for.
+	se.Message = redact.Text(se.Message)
 	return se
 }
 

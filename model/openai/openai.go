@@ -6,7 +6,9 @@
 // accumulated stream of chunks) becomes a [model.Response]. Retrying transient
 // failures is left to the SDK, which already backs off with jitter and honours
 // Retry-After; what reaches the caller after that is a wrapped
-// [*model.StatusError] when the endpoint answered with an HTTP error.
+// [*model.StatusError] when the endpoint answered with an HTTP error, or a
+// [*model.TimeoutError] when the last attempt ran out of time. Errors never
+// hold the user-info of the base URL.
 package openai
 
 import (
@@ -26,7 +28,9 @@ import (
 	"github.com/openai/openai-go/v3/shared"
 
 	"github.com/myriad-ai/myriad/internal/outbound"
+	"github.com/myriad-ai/myriad/internal/redact"
 	"github.com/myriad-ai/myriad/model"
+	"github.com/myriad-ai/myriad/model/internal/attempt"
 )
 
 // providerName is the Provider field of the errors this package returns.
@@ -58,17 +62,21 @@ type Config struct {
 	// never retry.
 	MaxRetries int
 	// Timeout bounds each attempt, including reading a streamed body, so a
-	// stalled server cannot hold a run forever. Zero means no limit beyond
-	// the caller's context.
+	// stalled server cannot hold a run forever. An attempt that runs out of
+	// it is retried like a dropped connection, up to MaxRetries, except
+	// once a streamed answer has begun. Zero means no limit beyond the
+	// caller's context.
 	Timeout time.Duration
 }
 
 // Provider generates with an OpenAI-compatible Chat Completions endpoint.
 // It is safe for concurrent use.
 type Provider struct {
-	client   oai.Client
-	model    string
+	client oai.Client
+	model  string
+	// endpoint names the endpoint in errors, without user-info.
 	endpoint string
+	timeout  time.Duration
 	// maxCompletionTokens selects which field carries Request.MaxTokens; see
 	// [New] for why it depends on the endpoint.
 	maxCompletionTokens bool
@@ -90,7 +98,7 @@ func New(cfg Config) (*Provider, error) {
 	}
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("openai: base URL %q is not an http(s) URL", base)
+		return nil, fmt.Errorf("openai: base URL %q is not an http(s) URL", redact.URL(base))
 	}
 	if timeout := cfg.Timeout; timeout < 0 {
 		return nil, fmt.Errorf("openai: negative timeout %v", timeout)
@@ -106,9 +114,10 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.APIKey != "" {
 		opts = append(opts, option.WithAPIKey(cfg.APIKey))
 	}
-	if cfg.Timeout > 0 {
-		opts = append(opts, option.WithRequestTimeout(cfg.Timeout))
-	}
+	// Not option.WithRequestTimeout: the SDK does not retry an attempt
+	// that runs out of it (see package attempt). The middleware also
+	// counts attempts when there is no timeout, for the error message.
+	opts = append(opts, option.WithMiddleware(attempt.Middleware(cfg.Timeout)))
 	for k, v := range cfg.Headers {
 		opts = append(opts, option.WithHeader(k, v))
 	}
@@ -116,7 +125,8 @@ func New(cfg Config) (*Provider, error) {
 	return &Provider{
 		client:   oai.NewClient(opts...),
 		model:    cfg.Model,
-		endpoint: strings.TrimSuffix(base, "/") + "/chat/completions",
+		endpoint: redact.URL(strings.TrimSuffix(base, "/") + "/chat/completions"),
+		timeout:  cfg.Timeout,
 		// OpenAI's reasoning models reject max_tokens and want
 		// max_completion_tokens, while several compatible servers (Ollama
 		// among them) only understand max_tokens and silently ignore the
@@ -150,15 +160,16 @@ func (p *Provider) Generate(ctx context.Context, req *model.Request, sink func(m
 	// error response into an *oai.Error (see wrap).
 	var last *http.Response
 	keep := option.WithResponseInto(&last)
+	actx, call := attempt.Start(ctx)
 	var resp *model.Response
 	if sink == nil {
 		body, err := p.wireBody(req)
 		if err != nil {
 			return nil, fmt.Errorf("openai: building request for model %q: %w", p.model, err)
 		}
-		resp, err = p.complete(ctx, body, keep)
+		resp, err = p.complete(actx, body, keep)
 		if err != nil {
-			return nil, p.wrap(err, last)
+			return nil, p.wrap(call.Err(err, p.timeout), last)
 		}
 		return resp, nil
 	}
@@ -166,8 +177,8 @@ func (p *Provider) Generate(ctx context.Context, req *model.Request, sink func(m
 	if err != nil {
 		return nil, fmt.Errorf("openai: building request for model %q: %w", p.model, err)
 	}
-	if resp, err = p.stream(ctx, params, sink, keep); err != nil {
-		return nil, p.wrap(err, last)
+	if resp, err = p.stream(actx, params, sink, keep); err != nil {
+		return nil, p.wrap(call.Err(err, p.timeout), last)
 	}
 	return resp, nil
 }
@@ -400,6 +411,10 @@ func convertCompletion(cc *oai.ChatCompletion, usage *oai.CompletionUsage) (*mod
 // HTTP response, if any: the SDK reports an error body whose "error" field is
 // not an object (Ollama and others send a string) as a JSON decoding error,
 // dropping the status, so the status is recovered from the response.
+//
+// The SDK's errors quote the request URL, user-info included (net/http
+// masks only the password), so the result is redacted; it still unwraps to
+// the SDK's error.
 func (p *Provider) wrap(err error, last *http.Response) error {
 	var apiErr *oai.Error
 	switch {
@@ -408,5 +423,5 @@ func (p *Provider) wrap(err error, last *http.Response) error {
 	case last != nil && last.StatusCode >= 400:
 		err = statusError(last.StatusCode, "", last)
 	}
-	return fmt.Errorf("openai: chat completion with model %q at %s: %w", p.model, p.endpoint, err)
+	return redact.Error(fmt.Errorf("openai: chat completion with model %q at %s: %w", p.model, p.endpoint, err))
 }

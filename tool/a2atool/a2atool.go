@@ -12,6 +12,10 @@
 // context id is derived from the run, so the calls one run makes to one
 // remote agent share a conversation there. A remote task that needs input
 // answers the model with the question and the task id to reply to.
+//
+// The URL may carry user-info ("https://user:token@host/a2a/billing"), which
+// Go's HTTP client sends as Basic authentication when it reads the card;
+// errors, results and progress never hold it.
 package a2atool
 
 import (
@@ -31,8 +35,8 @@ import (
 	"github.com/a2aproject/a2a-go/a2aclient"
 	"github.com/a2aproject/a2a-go/a2aclient/agentcard"
 
-	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/internal/headertransport"
+	"github.com/myriad-ai/myriad/internal/redact"
 	"github.com/myriad-ai/myriad/tool"
 )
 
@@ -112,11 +116,11 @@ func (t *Tool) connect(ctx context.Context) (*a2aclient.Client, *a2a.AgentCard, 
 	defer cancel()
 	card, err := agentcard.NewResolver(t.hc).Resolve(rctx, base, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read the agent card of %s at %s: %w", t.cfg.Name, t.cfg.URL, err)
+		return nil, nil, fmt.Errorf("read the agent card of %s at %s: %w", t.cfg.Name, redact.URL(t.cfg.URL), err)
 	}
 	client, err = a2aclient.NewFromCard(ctx, card, a2aclient.WithJSONRPCTransport(t.hc))
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to agent %s (%s): %w", t.cfg.Name, card.URL, err)
+		return nil, nil, fmt.Errorf("connect to agent %s (%s): %w", t.cfg.Name, redact.URL(card.URL), err)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -142,8 +146,25 @@ func (t *Tool) forget(c *a2aclient.Client) {
 	}
 }
 
-// Call sends the task and waits for the remote task to end or ask.
+// Call sends the task and waits for the remote task to end or ask. Its
+// result, progress and error go to the model, the journal and logs, so they
+// are stripped of URL user-info: the configured URL's, which the SDK's
+// errors quote, and any the remote agent writes.
 func (t *Tool) Call(ctx context.Context, call *tool.Call) (tool.Result, error) {
+	if report := call.Progress; report != nil {
+		c := *call
+		c.Progress = func(p tool.Progress) {
+			p.Message = redact.Text(p.Message)
+			report(p)
+		}
+		call = &c
+	}
+	res, err := t.call(ctx, call)
+	res.Content = redact.Text(res.Content)
+	return res, redact.Error(err)
+}
+
+func (t *Tool) call(ctx context.Context, call *tool.Call) (tool.Result, error) {
 	var args struct {
 		Input  string `json:"input"`
 		TaskID string `json:"task_id"`
@@ -226,7 +247,7 @@ func (t *Tool) Call(ctx context.Context, call *tool.Call) (tool.Result, error) {
 func (t *Tool) failed(ctx context.Context, client *a2aclient.Client, v *view, err error) (tool.Result, error) {
 	// Not when the worker is only shutting down: the run resumes elsewhere
 	// and its repeated call joins the same task.
-	if cause := context.Cause(ctx); v.taskID != "" && (errors.Is(cause, errTimeout) || errors.Is(cause, agent.ErrCanceled)) {
+	if cause := context.Cause(ctx); v.taskID != "" && (errors.Is(cause, errTimeout) || errors.Is(cause, tool.ErrRunCanceled)) {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		_, _ = client.CancelTask(cctx, &a2a.TaskIDParams{ID: v.taskID})
 		cancel()

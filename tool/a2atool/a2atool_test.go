@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,7 +17,6 @@ import (
 	"github.com/a2aproject/a2a-go/a2asrv"
 	"github.com/a2aproject/a2a-go/a2asrv/eventqueue"
 
-	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/tool"
 	"github.com/myriad-ai/myriad/tool/a2atool"
 )
@@ -185,8 +185,8 @@ func TestRemoteTaskCanceledOnlyWithTheRun(t *testing.T) {
 		cause      error
 		wantCancel bool
 	}{
-		{agent.ErrCanceled, true},
-		{agent.ErrShutdown, false},
+		{tool.ErrRunCanceled, true},
+		{errors.New("worker shutting down"), false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.cause.Error(), func(t *testing.T) {

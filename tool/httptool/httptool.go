@@ -2,6 +2,10 @@
 // a URL and the response body goes back to the model. Each request carries
 // an Idempotency-Key header ("<run-id>/<step>") that stays the same when a
 // resumed run repeats the call, so the receiving service can drop repeats.
+//
+// The URL may carry user-info ("https://user:token@host/hook"), which Go's
+// HTTP client sends as Basic authentication; errors and results never
+// hold it.
 package httptool
 
 import (
@@ -14,6 +18,7 @@ import (
 	"time"
 
 	"github.com/myriad-ai/myriad/internal/outbound"
+	"github.com/myriad-ai/myriad/internal/redact"
 	"github.com/myriad-ai/myriad/tool"
 )
 
@@ -59,7 +64,16 @@ func (t *Tool) Info() tool.Info {
 }
 
 // Call POSTs the arguments. A non-2xx status is a tool error the model sees.
+// What it returns, an error or a result, goes to the model, the journal and
+// logs, so it is stripped of URL user-info: the configured URL's, which the
+// transport's errors quote, and any a response quotes back.
 func (t *Tool) Call(ctx context.Context, call *tool.Call) (tool.Result, error) {
+	res, err := t.call(ctx, call)
+	res.Content = redact.Text(res.Content)
+	return res, redact.Error(err)
+}
+
+func (t *Tool) call(ctx context.Context, call *tool.Call) (tool.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
 	defer cancel()
 	body := call.Arguments
@@ -68,7 +82,9 @@ func (t *Tool) Call(ctx context.Context, call *tool.Call) (tool.Result, error) {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.cfg.URL, bytes.NewReader(body))
 	if err != nil {
-		return tool.Result{}, err
+		// The parse error quotes the URL whole; redact.Error cannot be
+		// sure to find user-info in a URL that does not parse.
+		return tool.Result{}, fmt.Errorf("tool %s: url %s does not parse (fix tools.%s.url)", t.cfg.Name, redact.URL(t.cfg.URL), t.cfg.Name)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/plain")
@@ -79,7 +95,7 @@ func (t *Tool) Call(ctx context.Context, call *tool.Call) (tool.Result, error) {
 	resp, err := t.cfg.Client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil && context.Cause(ctx) == context.DeadlineExceeded {
-			return tool.Result{}, fmt.Errorf("tool %s: no answer from %s within %s", t.cfg.Name, t.cfg.URL, t.cfg.Timeout)
+			return tool.Result{}, fmt.Errorf("tool %s: no answer from %s within %s", t.cfg.Name, redact.URL(t.cfg.URL), t.cfg.Timeout)
 		}
 		return tool.Result{}, fmt.Errorf("tool %s: %w", t.cfg.Name, err)
 	}

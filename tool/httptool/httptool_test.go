@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -55,6 +56,81 @@ func TestCall(t *testing.T) {
 			}
 			if err != nil || res.Content != tc.want || res.IsError != tc.isError {
 				t.Fatalf("got %+v %v, want %q error=%v", res, err, tc.want, tc.isError)
+			}
+		})
+	}
+}
+
+// TestNoCredentialsShown checks that user-info in the tool's URL is sent
+// (as Basic authentication) but never reaches an error or a result.
+func TestNoCredentialsShown(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Read the body, or the server cannot see the client go away.
+		io.Copy(io.Discard, r.Body)
+		user, pass, _ := r.BasicAuth()
+		switch r.URL.Path {
+		case "/ok":
+			if user == "alice" && pass == "s3cret" {
+				io.WriteString(w, "welcome")
+			}
+		case "/500":
+			// A proxy quoting the URL it was asked for.
+			http.Error(w, "upstream failed for http://"+user+":"+pass+"@"+r.Host+r.URL.Path, http.StatusInternalServerError)
+		case "/401":
+			w.Header().Set("WWW-Authenticate", `Basic realm="hooks"`)
+			http.Error(w, `{"error":"wrong password for `+"http://"+user+":"+pass+"@"+r.Host+r.URL.Path+`"}`, http.StatusUnauthorized)
+		case "/slow":
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+	}))
+	defer srv.Close()
+	live := strings.TrimPrefix(srv.URL, "http://")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+
+	tests := []struct {
+		name, url string
+		timeout   time.Duration
+		want      string // in the result, or else the error
+		isError   bool
+		err       bool
+	}{
+		{"credentials are sent", "http://alice:s3cret@" + live + "/ok", time.Second, "welcome", false, false},
+		{"500 quoting the URL", "http://alice:s3cret@" + live + "/500", time.Second, "HTTP 500 from lookup: upstream failed for http://" + live + "/500", true, false},
+		{"401 quoting the URL", "http://alice:s3cret@" + live + "/401", time.Second, `HTTP 401 from lookup: {"error":"wrong password for http://` + live + `/401"}`, true, false},
+		{"connection refused", "http://alice:s3cret@" + closed + "/hook", time.Second, "http://" + closed + "/hook", false, true},
+		{"no answer in time", "http://alice:s3cret@" + live + "/slow", 50 * time.Millisecond, "no answer from http://" + live + "/slow within", false, true},
+		{"unparsable URL", "http://alice:s3cret@" + live + "/%zz", time.Second, "url http://" + live + "/%zz does not parse", false, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tl := httptool.New(httptool.Config{Name: "lookup", URL: tc.url, Timeout: tc.timeout})
+			res, err := tl.Call(context.Background(), &tool.Call{RunID: "run_1", IdempotencyKey: "run_1/3", Arguments: json.RawMessage(`{}`)})
+			got := res.Content
+			if tc.err {
+				if err == nil {
+					t.Fatalf("no error; result %+v", res)
+				}
+				got = err.Error()
+			} else if err != nil || res.IsError != tc.isError {
+				t.Fatalf("got %+v, %v; want a result with IsError %v", res, err, tc.isError)
+			}
+			for _, secret := range []string{"s3cret", "alice"} {
+				if strings.Contains(got, secret) {
+					t.Errorf("%q holds %q", got, secret)
+				}
+			}
+			if !strings.Contains(got, tc.want) {
+				t.Errorf("%q does not say %q", got, tc.want)
 			}
 		})
 	}

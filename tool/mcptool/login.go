@@ -22,6 +22,8 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 	"golang.org/x/oauth2"
+
+	"github.com/myriad-ai/myriad/internal/redact"
 )
 
 // Grant is what a person's authorization of Myriad at a remote MCP server
@@ -60,8 +62,9 @@ type LoginOptions struct {
 // Login runs the OAuth authorization code grant (with PKCE) for a remote
 // MCP server: it finds the server's authorization server, registers Myriad
 // there unless a client is given, has a person authorize in a browser, and
-// takes the code on a loopback listener.
-func Login(ctx context.Context, o LoginOptions) (*Grant, error) {
+// takes the code on a loopback listener. Its errors hold no URL user-info.
+func Login(ctx context.Context, o LoginOptions) (_ *Grant, err error) {
+	defer func() { err = redact.Error(err) }()
 	hc := o.HTTPClient
 	if hc == nil {
 		hc = http.DefaultClient
@@ -192,7 +195,10 @@ func challenge(ctx context.Context, hc *http.Client, url string) ([]oauthex.Chal
 	return oauthex.ParseWWWAuthenticate(resp.Header.Values("WWW-Authenticate"))
 }
 
+// redactURL drops a URL's user-info and query (which may hold a key) for
+// an error message.
 func redactURL(u string) string {
+	u = redact.URL(u)
 	if i := strings.IndexByte(u, '?'); i >= 0 {
 		return u[:i] + "?…"
 	}
@@ -283,7 +289,7 @@ func (h *grantHandler) load() error {
 		return fmt.Errorf("the server needs a person to authorize Myriad (%s): %w", h.how, errNoGrant(err))
 	}
 	if !sameResource(g.Resource, h.url) {
-		return fmt.Errorf("the saved authorization is for %s, not %s: %s", g.Resource, h.url, h.how)
+		return fmt.Errorf("the saved authorization is for %s, not %s: %s", redact.URL(g.Resource), redact.URL(h.url), h.how)
 	}
 	if h.grant == nil || g.Token.AccessToken != h.grant.Token.AccessToken {
 		h.grant = g

@@ -11,6 +11,10 @@
 // run's idempotency key in _meta ("myriad/idempotency_key"), has a timeout,
 // and is canceled with its run. A stdio server that exits is started again
 // on the next call, with a growing delay between attempts.
+//
+// A server's URL may carry user-info ("https://user:token@host/mcp"), which
+// Go's HTTP client sends as Basic authentication. What leaves this package
+// (errors, results, log lines) never holds it.
 package mcptool
 
 import (
@@ -35,6 +39,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/myriad-ai/myriad/internal/headertransport"
+	"github.com/myriad-ai/myriad/internal/redact"
 	"github.com/myriad-ai/myriad/tool"
 )
 
@@ -156,7 +161,7 @@ func (s *Server) refresh(why string) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
 	defer cancel()
 	if _, err := s.Tools(ctx); err != nil {
-		s.cfg.Logger.Warn(why+", and reading its tools failed", "server", s.cfg.Name, "err", err)
+		s.cfg.Logger.Warn(why+", and reading its tools failed", "server", s.cfg.Name, "err", redact.Error(err))
 		return
 	}
 	s.cfg.Logger.Info(why, "server", s.cfg.Name)
@@ -278,10 +283,11 @@ func (s *Server) dial(ctx context.Context) (*mcp.ClientSession, error) {
 	return s.client.Connect(cctx, transport, nil)
 }
 
-// redact keeps a URL's query (which may hold a key) out of an error that
-// models, journals and logs will see.
+// redact keeps URL user-info, and the query of the server's URL (which may
+// hold a key), out of an error that models, journals and logs will see.
+// The SDK's errors quote the server's URL as they please.
 func (s *Server) redact(err error) string {
-	msg := err.Error()
+	msg := redact.Text(err.Error())
 	if u, perr := url.Parse(s.cfg.URL); perr == nil && u.RawQuery != "" {
 		msg = strings.ReplaceAll(msg, u.RawQuery, "REDACTED")
 	}
@@ -419,8 +425,24 @@ func (t *Tool) Info() tool.Info {
 }
 
 // Call implements tool.Tool: one tools/call with the run's idempotency key
-// in _meta, bounded by the server's timeout and the run's context.
+// in _meta, bounded by the server's timeout and the run's context. Its
+// result, progress and error go to the model, the journal and logs, so they
+// are stripped of URL user-info, whoever wrote it.
 func (t *Tool) Call(ctx context.Context, c *tool.Call) (tool.Result, error) {
+	if report := c.Progress; report != nil {
+		cc := *c
+		cc.Progress = func(p tool.Progress) {
+			p.Message = redact.Text(p.Message)
+			report(p)
+		}
+		c = &cc
+	}
+	res, err := t.call(ctx, c)
+	res.Content = redact.Text(res.Content)
+	return res, redact.Error(err)
+}
+
+func (t *Tool) call(ctx context.Context, c *tool.Call) (tool.Result, error) {
 	session, err := t.server.connect(ctx)
 	if err != nil {
 		return tool.Result{}, err
@@ -603,7 +625,7 @@ func (s *Server) Resource(uri string) tool.ContextSource {
 				parts = append(parts, fmt.Sprintf("[%s: %d bytes of %s]", c.URI, len(c.Blob), c.MIMEType))
 			}
 		}
-		return strings.Join(parts, "\n"), nil
+		return redact.Text(strings.Join(parts, "\n")), nil
 	}}
 }
 
@@ -626,7 +648,7 @@ func (s *Server) Prompt(name string, args map[string]string) tool.ContextSource 
 				parts = append(parts, tc.Text)
 			}
 		}
-		return strings.Join(parts, "\n"), nil
+		return redact.Text(strings.Join(parts, "\n")), nil
 	}}
 }
 

@@ -25,6 +25,8 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/myriad-ai/myriad/internal/redact"
 )
 
 // ClientCredentials configures machine-to-machine access to a remote MCP
@@ -184,6 +186,12 @@ func (h *ccHandler) Authorize(ctx context.Context, req *http.Request, resp *http
 // authorization server's metadata. With issuer set, any other
 // authorization server is refused.
 func discover(ctx context.Context, hc *http.Client, challenges []oauthex.Challenge, resource, issuer string) (*oauthex.ProtectedResourceMetadata, *oauthex.AuthServerMeta, error) {
+	// The server's URL may carry user-info (Basic authentication to the
+	// server). The resource is sent to the authorization server, put in
+	// the address a person opens and saved with the grant, and the
+	// server's root may stand for its authorization server: none of them
+	// may carry it.
+	resource = redact.URL(resource)
 	prm, fallback, err := resourceMetadata(ctx, hc, challenges, resource)
 	if err != nil {
 		return nil, nil, err
