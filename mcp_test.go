@@ -14,11 +14,11 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/nats-io/nats.go"
 
 	"github.com/myriad-ai/myriad"
-	"github.com/myriad-ai/myriad/bus"
-	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/engine"
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/run"
 )
 
 // The test binary doubles as a stdio MCP server (MYRIAD_TEST_MCP=1).
@@ -104,11 +104,11 @@ agents:
 	t.Cleanup(node.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rec, _, err := node.Runtime.Submit(ctx, runtime.SubmitRequest{Agent: "a", Input: "go"})
+	rec, _, err := node.Engine.Submit(ctx, engine.SubmitRequest{Agent: "a", Input: "go"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec, err = node.Runtime.Wait(ctx, rec.ID); err != nil || rec.Status != runtime.StatusCompleted {
+	if rec, err = node.Engine.Wait(ctx, rec.ID); err != nil || rec.Status != run.StatusCompleted {
 		t.Fatalf("%+v %v", rec, err)
 	}
 	if !strings.Contains(rec.Output, "stdio says after the crash") || !strings.Contains(rec.Output, "http says over http") {
@@ -156,14 +156,14 @@ agents:
 `, os.Args[0]))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rec, _, err := node.Runtime.Submit(ctx, runtime.SubmitRequest{Agent: "a", Input: "hi"})
+	rec, _, err := node.Engine.Submit(ctx, engine.SubmitRequest{Agent: "a", Input: "hi"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec, err = node.Runtime.Wait(ctx, rec.ID); err != nil || rec.Output != "context seen" {
+	if rec, err = node.Engine.Wait(ctx, rec.ID); err != nil || rec.Output != "context seen" {
 		t.Fatalf("%+v %v", rec, err)
 	}
-	evs, err := node.Runtime.Events(ctx, rec.ID)
+	evs, err := node.Engine.Events(ctx, rec.ID)
 	if err != nil || len(evs) < 2 || evs[1].Type != "context.loaded" {
 		t.Fatalf("journal %v %v", evs, err)
 	}
@@ -204,12 +204,6 @@ agents:
 `, srv.URL))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	asked := make(chan *nats.Msg, 4)
-	sub, err := node.Bus.NC.ChanSubscribe(bus.LivePrefix+">", asked)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
 	tests := []struct {
 		answer, want string
 	}{
@@ -217,39 +211,47 @@ agents:
 		{`"decline"`, "decline"},
 	}
 	for _, tc := range tests {
-		rec, _, err := node.Runtime.Submit(ctx, runtime.SubmitRequest{Agent: "a", Input: "book me a seat"})
+		rec, _, err := node.Engine.Submit(ctx, engine.SubmitRequest{Agent: "a", Input: "book me a seat"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var q runtime.Question
-		for q.Type != runtime.LiveQuestion {
-			select {
-			case m := <-asked:
-				_ = json.Unmarshal(m.Data, &q)
-			case <-ctx.Done():
-				t.Fatal("no question")
-			}
-		}
-		cur, err := node.Runtime.Get(ctx, rec.ID)
-		if err != nil || cur.Status != runtime.StatusRunning || len(cur.InputRequests) != 1 || cur.InputRequests[0].Prompt != "Which seat?" ||
+		q := callQuestion(ctx, t, node.Engine, rec.ID)
+		cur, err := node.Engine.Get(ctx, rec.ID)
+		if err != nil || cur.Status != run.StatusRunning || len(cur.InputRequests) != 1 || cur.InputRequests[0].Prompt != "Which seat?" ||
 			!strings.Contains(string(cur.InputRequests[0].Schema), "seat") || !cur.Asking() {
 			t.Fatalf("the record while asking: %+v %v", cur, err)
 		}
 		// An answer against the question's schema is refused to the
 		// person, who can answer again.
-		if _, err := node.Runtime.ProvideInput(ctx, rec.ID, q.Key, json.RawMessage(`{"seat": 12}`)); !errors.Is(err, runtime.ErrInvalid) {
+		if _, err := node.Engine.ProvideInput(ctx, rec.ID, q.Key, json.RawMessage(`{"seat": 12}`)); !errors.Is(err, engine.ErrInvalid) {
 			t.Fatalf("an answer against the schema: %v", err)
 		}
 		// The person takes longer than the call's timeout: the clock does
 		// not run while they think.
 		<-time.After(600 * time.Millisecond)
-		if _, err := node.Runtime.ProvideInput(ctx, rec.ID, q.Key, json.RawMessage(tc.answer)); err != nil {
+		if _, err := node.Engine.ProvideInput(ctx, rec.ID, q.Key, json.RawMessage(tc.answer)); err != nil {
 			t.Fatal(err)
 		}
-		if rec, err = node.Runtime.Wait(ctx, rec.ID); err != nil || rec.Output != tc.want || len(rec.InputRequests) != 0 {
+		if rec, err = node.Engine.Wait(ctx, rec.ID); err != nil || rec.Output != tc.want || len(rec.InputRequests) != 0 {
 			t.Fatalf("answered %s: %+v %v", tc.answer, rec, err)
 		}
 	}
+}
+
+// callQuestion waits for the question a tool call of a run asks.
+func callQuestion(ctx context.Context, t *testing.T, e *engine.Engine, id string) journal.InputRequested {
+	t.Helper()
+	for u, err := range e.Watch(ctx, engine.WatchOptions{Run: id}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		var q journal.InputRequested
+		if u.Event != nil && u.Event.Type == journal.TypeInputRequested && json.Unmarshal(u.Event.Data, &q) == nil && q.Call != "" {
+			return q
+		}
+	}
+	t.Fatal("no question")
+	return journal.InputRequested{}
 }
 
 // openProject loads a project file written inline and opens an in-memory

@@ -8,8 +8,8 @@
 //	proj, err := myriad.Load("myriad.yaml")
 //	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{DataDir: "data"})
 //	defer node.Close()
-//	rec, _, err := node.Runtime.Submit(ctx, runtime.SubmitRequest{Agent: "triage", Input: "hello"})
-//	rec, err = node.Runtime.Wait(ctx, rec.ID)
+//	rec, _, err := node.Engine.Submit(ctx, engine.SubmitRequest{Agent: "triage", Input: "hello"})
+//	rec, err = node.Engine.Wait(ctx, rec.ID)
 //
 // Agents defined in Go use the same types: see examples/library.
 package myriad
@@ -27,15 +27,15 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/auth"
 
 	"github.com/myriad-ai/myriad/agent"
-	"github.com/myriad-ai/myriad/bus"
 	"github.com/myriad-ai/myriad/config"
+	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/flow"
 	"github.com/myriad-ai/myriad/model"
 	"github.com/myriad-ai/myriad/model/anthropic"
 	"github.com/myriad-ai/myriad/model/openai"
 	"github.com/myriad-ai/myriad/model/scripted"
 	"github.com/myriad-ai/myriad/policy"
-	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/run"
 	"github.com/myriad-ai/myriad/tool"
 	"github.com/myriad-ai/myriad/tool/a2atool"
 	"github.com/myriad-ai/myriad/tool/builtin"
@@ -51,7 +51,7 @@ type Project struct {
 	Config    *config.Config
 	Agents    map[string]*agent.Agent
 	Flows     map[string]*flow.Flow
-	Schedules []runtime.Schedule
+	Schedules []engine.Schedule
 	// MCPServers are the connected MCP servers whose tools agents use.
 	MCPServers map[string]*mcptool.Server
 	mcpListed  map[string][]tool.Tool
@@ -192,7 +192,7 @@ func (proj *Project) build(cfg *config.Config) error {
 		if s.State != nil {
 			state, _ = json.Marshal(s.State)
 		}
-		proj.Schedules = append(proj.Schedules, runtime.Schedule{Name: name, Cron: s.CronPattern(), TimeZone: s.TimeZone,
+		proj.Schedules = append(proj.Schedules, engine.Schedule{Name: name, Cron: s.CronPattern(), TimeZone: s.TimeZone,
 			Agent: s.Agent, Flow: s.Flow, Input: s.Input, State: state})
 	}
 	for _, name := range cfg.AgentNames() {
@@ -427,22 +427,19 @@ type NodeOptions struct {
 	NoWorkers bool
 	Logger    *slog.Logger
 	// OnFinish observes finished runs (benchmarks).
-	OnFinish func(*runtime.Record, runtime.RunStats)
+	OnFinish func(*run.Record, engine.RunStats)
 }
 
-// Node is a running Myriad: a bus and a runtime executing the project's agents.
+// Node is a running Myriad: the engine executing the project's agents,
+// on an embedded NATS server or a cluster.
 type Node struct {
 	Project *Project
-	Bus     *bus.Bus
-	Runtime *runtime.Runtime
+	// Engine submits, reads, watches and steers runs.
+	Engine *engine.Engine
 }
 
 // Open starts a node.
 func Open(ctx context.Context, proj *Project, o NodeOptions) (*Node, error) {
-	b, err := bus.Open(ctx, bus.Options{URL: o.NATSURL, DataDir: o.DataDir, Memory: o.Memory, Logger: o.Logger})
-	if err != nil {
-		return nil, err
-	}
 	workers := o.Workers
 	if workers == 0 && proj.Config != nil {
 		workers = proj.Config.Server.Workers
@@ -451,24 +448,24 @@ func Open(ctx context.Context, proj *Project, o NodeOptions) (*Node, error) {
 	if proj.Config != nil {
 		maxDepth = proj.Config.Server.MaxDepth
 	}
-	rt, err := runtime.New(b, runtime.Options{Agents: proj.Agents, Flows: proj.Flows, Schedules: proj.Schedules,
-		Workers: workers, Logger: o.Logger, OnFinish: o.OnFinish, MaxDepth: maxDepth})
+	rt, err := engine.Open(ctx, engine.StoreOptions{NATSURL: o.NATSURL, DataDir: o.DataDir, Memory: o.Memory},
+		engine.Options{Agents: proj.Agents, Flows: proj.Flows, Schedules: proj.Schedules,
+			Workers: workers, Logger: o.Logger, OnFinish: o.OnFinish, MaxDepth: maxDepth})
 	if err != nil {
-		b.Close()
 		return nil, err
 	}
 	if !o.NoWorkers {
 		if err := rt.Start(ctx); err != nil {
-			b.Close()
+			rt.Close()
 			return nil, err
 		}
 	}
-	return &Node{Project: proj, Bus: b, Runtime: rt}, nil
+	return &Node{Project: proj, Engine: rt}, nil
 }
 
-// Close stops the workers (letting running steps finish) and the bus.
+// Close stops the workers (letting running steps finish), the store and
+// the project's MCP servers.
 func (n *Node) Close() {
-	n.Runtime.Stop()
-	n.Bus.Close()
+	n.Engine.Close()
 	n.Project.Close()
 }

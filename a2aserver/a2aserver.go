@@ -31,10 +31,12 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/myriad-ai/myriad/internal/redact"
+
 	"github.com/a2aproject/a2a-go/a2a"
 	"github.com/a2aproject/a2a-go/a2asrv"
 
-	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/engine"
 )
 
 // ProtocolVersion is the A2A protocol version served, the one the SDK
@@ -67,13 +69,13 @@ type Options struct {
 
 // Server serves agent cards and the A2A JSON-RPC endpoints.
 type Server struct {
-	rt        *runtime.Runtime
+	rt        *engine.Engine
 	opts      Options
 	endpoints map[string]*endpoint
 }
 
 // New returns the A2A server of a runtime's agents and flows.
-func New(rt *runtime.Runtime, opts Options) (*Server, error) {
+func New(rt *engine.Engine, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -149,7 +151,7 @@ func (s *Server) ServeRPC(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) baseURL(r *http.Request) string {
 	if s.opts.PublicURL != "" {
-		return strings.TrimSuffix(s.opts.PublicURL, "/")
+		return strings.TrimSuffix(redact.URL(s.opts.PublicURL), "/")
 	}
 	scheme := "http"
 	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {

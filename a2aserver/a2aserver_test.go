@@ -17,22 +17,23 @@ import (
 	"github.com/myriad-ai/myriad/a2aserver"
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/api"
-	"github.com/myriad-ai/myriad/bus/bustest"
+	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/flow"
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/model/scripted/scriptedtest"
-	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/run"
+	"github.com/myriad-ai/myriad/store/storetest"
 	"github.com/myriad-ai/myriad/tool"
 )
 
 const token = "s3cret"
 
 // newServer serves three agents and a flow over A2A, behind a token.
-func newServer(t testing.TB) (*runtime.Runtime, string) { return newServerApproving(t, true) }
+func newServer(t testing.TB) (*engine.Engine, string) { return newServerApproving(t, true) }
 
-func newServerApproving(t testing.TB, clientApprovals bool) (*runtime.Runtime, string) {
+func newServerApproving(t testing.TB, clientApprovals bool) (*engine.Engine, string) {
 	t.Helper()
-	b, _ := bustest.Open(t)
+	b, _ := storetest.Open(t)
 	refund, err := tool.NewFunc("refund", "refunds an order", func(_ context.Context, _ *tool.Call, in struct {
 		Order string `json:"order"`
 	}) (string, error) {
@@ -41,7 +42,7 @@ func newServerApproving(t testing.TB, clientApprovals bool) (*runtime.Runtime, s
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := runtime.New(b, runtime.Options{
+	rt, err := engine.New(b, engine.Options{
 		Agents: map[string]*agent.Agent{
 			"greeter": {Description: "says hello", Model: scriptedtest.Model(t, `
 - when: {last_user: "^again", turn: 2}
@@ -208,7 +209,7 @@ func TestSendBlocksUntilTheTaskEnds(t *testing.T) {
 		t.Fatalf("task %+v", task)
 	}
 	rec, err := rt.Get(context.Background(), string(task.ID))
-	if err != nil || rec.Status != runtime.StatusCompleted || rec.Agent != "greeter" {
+	if err != nil || rec.Status != run.StatusCompleted || rec.Agent != "greeter" {
 		t.Fatalf("the task is not the run: %+v %v", rec, err)
 	}
 	// The same message again (a client's retry) is the same task.
@@ -399,7 +400,7 @@ func TestOperatorDecidesApprovalsByDefault(t *testing.T) {
 			if err != nil || len(pending) != 1 {
 				t.Fatalf("%+v %v", pending, err)
 			}
-			if _, err := rt.Decide(ctx, pending[0].RunID, pending[0].ApprovalID, runtime.Decision{Decision: "approve"}); err != nil {
+			if _, err := rt.Decide(ctx, pending[0].RunID, pending[0].ApprovalID, run.Decision{Decision: "approve"}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -414,9 +415,9 @@ func TestOperatorDecidesApprovalsByDefault(t *testing.T) {
 
 // TestResubscribeWhileTheRecordLags: the journal says the run ended while
 // its record does not yet (the moment between the two writes, or a crash
-// there). Following the task still ends, on the journal's word.
+// there). The task is what the journal says: following it ends at once.
 func TestResubscribeWhileTheRecordLags(t *testing.T) {
-	b, _ := bustest.Open(t)
+	b, _ := storetest.Open(t)
 	release := make(chan struct{})
 	started := make(chan struct{}, 1)
 	slow, err := tool.NewFunc("slow", "waits", func(ctx context.Context, _ *tool.Call, in struct{}) (string, error) {
@@ -430,7 +431,7 @@ func TestResubscribeWhileTheRecordLags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := runtime.New(b, runtime.Options{Agents: map[string]*agent.Agent{"s": {Model: scriptedtest.Model(t, `
+	rt, err := engine.New(b, engine.Options{Agents: map[string]*agent.Agent{"s": {Model: scriptedtest.Model(t, `
 - when: {last_tool: slow}
   reply: {text: "done"}
 - reply: {tool_calls: [{name: slow}]}`), Tools: []tool.Tool{slow}}}})
@@ -458,7 +459,7 @@ func TestResubscribeWhileTheRecordLags(t *testing.T) {
 	id := string(res.(*a2a.Task).ID)
 	<-started
 	// The end, in the journal only.
-	w, err := journal.Open(context.Background(), b, id)
+	w, err := b.OpenJournal(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}

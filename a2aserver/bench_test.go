@@ -7,7 +7,8 @@ import (
 
 	"github.com/a2aproject/a2a-go/a2a"
 
-	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/engine"
+	"github.com/myriad-ai/myriad/run"
 )
 
 // The cost of running an agent over A2A, against submitting the same run
@@ -24,7 +25,7 @@ func BenchmarkDirect(b *testing.B) {
 			n := 0
 			for b.Loop() {
 				n++
-				sub := runtime.SubmitRequest{Agent: "greeter", Input: "Ada"}
+				sub := engine.SubmitRequest{Agent: "greeter", Input: "Ada"}
 				if instance {
 					sub.Instance = fmt.Sprintf("bench-%d", n)
 				}
@@ -32,7 +33,7 @@ func BenchmarkDirect(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if rec, err = rt.Wait(ctx, rec.ID); err != nil || rec.Status != runtime.StatusCompleted {
+				if rec, err = rt.Wait(ctx, rec.ID); err != nil || rec.Status != run.StatusCompleted {
 					b.Fatalf("%+v %v", rec, err)
 				}
 			}

@@ -11,9 +11,9 @@ import (
 	"github.com/myriad-ai/myriad/a2aserver"
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/api"
-	"github.com/myriad-ai/myriad/bus/bustest"
+	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/model/scripted/scriptedtest"
-	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/store/storetest"
 	"github.com/myriad-ai/myriad/tool"
 )
 
@@ -21,14 +21,14 @@ import (
 // started on one is read, answered and followed to its end on the other:
 // tasks are runs in JetStream, not state in one node's memory.
 func TestAnyNodeAnswersForATask(t *testing.T) {
-	url := bustest.StartServer(t)
+	url := storetest.StartServer(t)
 	var bases []string
 	for range 2 {
 		refund, err := tool.NewFunc("refund", "refunds", func(context.Context, *tool.Call, struct{}) (string, error) { return "refunded", nil })
 		if err != nil {
 			t.Fatal(err)
 		}
-		rt, err := runtime.New(bustest.Connect(t, url), runtime.Options{Agents: map[string]*agent.Agent{"refunder": {Model: scriptedtest.Model(t, `
+		rt, err := engine.New(storetest.Connect(t, url), engine.Options{Agents: map[string]*agent.Agent{"refunder": {Model: scriptedtest.Model(t, `
 - when: {last_tool: refund}
   reply: {text: "done: {{.LastToolResult}}"}
 - reply: {tool_calls: [{name: refund}]}`), Tools: []tool.Tool{refund}, Approvals: map[string]agent.ApprovalRule{"refund": {}}}}})

@@ -10,18 +10,15 @@ import (
 	"iter"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/a2aproject/a2a-go/a2a"
 	"github.com/a2aproject/a2a-go/a2asrv"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/myriad-ai/myriad/bus"
+	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/journal"
-	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/run"
 	"github.com/myriad-ai/myriad/tool"
 )
 
@@ -49,12 +46,12 @@ type endpoint struct {
 var _ a2asrv.RequestHandler = (*endpoint)(nil)
 
 // run returns the run a task id names, if it is a task of this endpoint.
-func (e *endpoint) run(ctx context.Context, id a2a.TaskID) (*runtime.Record, error) {
-	if !runtime.ValidRunID(string(id)) {
+func (e *endpoint) run(ctx context.Context, id a2a.TaskID) (*run.Record, error) {
+	if !engine.ValidRunID(string(id)) {
 		return nil, fmt.Errorf("%w: %q", a2a.ErrTaskNotFound, id)
 	}
 	rec, err := e.s.rt.Get(ctx, string(id))
-	if errors.Is(err, runtime.ErrNotFound) || err == nil && rec.Metadata[metaEndpoint] != e.name {
+	if errors.Is(err, engine.ErrNotFound) || err == nil && rec.Metadata[metaEndpoint] != e.name {
 		return nil, fmt.Errorf("%w: no task %s at agent %s", a2a.ErrTaskNotFound, id, e.name)
 	}
 	return rec, err
@@ -102,16 +99,16 @@ func (e *endpoint) OnCancelTask(ctx context.Context, p *a2a.TaskIDParams) (*a2a.
 // OnSendMessage answers message/send: by default when the task ends or
 // needs input; at once when the client sets blocking: false.
 func (e *endpoint) OnSendMessage(ctx context.Context, params *a2a.MessageSendParams) (a2a.SendMessageResult, error) {
-	rec, after, live, stop, err := e.startListening(ctx, params)
+	rec, after, f, err := e.startListening(ctx, params)
 	if err != nil {
 		return nil, err
 	}
-	defer stop()
+	defer f.Close()
 	task, err := e.task(ctx, rec)
 	if err != nil || params.Config != nil && params.Config.Blocking != nil && !*params.Config.Blocking {
 		return task, err
 	}
-	for ev, err := range e.follow(ctx, rec, task, after, live) {
+	for ev, err := range e.follow(ctx, f, rec, task, after) {
 		if err != nil {
 			return nil, err
 		}
@@ -124,46 +121,53 @@ func (e *endpoint) OnSendMessage(ctx context.Context, params *a2a.MessageSendPar
 // updates until it ends or needs input.
 func (e *endpoint) OnSendMessageStream(ctx context.Context, params *a2a.MessageSendParams) iter.Seq2[a2a.Event, error] {
 	return func(yield func(a2a.Event, error) bool) {
-		rec, after, live, stop, err := e.startListening(ctx, params)
+		rec, after, f, err := e.startListening(ctx, params)
 		if err != nil {
 			yield(nil, err)
 			return
 		}
-		defer stop()
-		e.stream(ctx, rec, after, live, yield)
+		defer f.Close()
+		e.stream(ctx, f, rec, after, yield)
 	}
 }
 
-// startListening is start, listening to the run tree's live messages from
-// before the run exists: its first streamed text, or a tool call's
-// question (only ever live), may come before a subscription made after
-// submitting.
-func (e *endpoint) startListening(ctx context.Context, params *a2a.MessageSendParams) (rec *runtime.Record, after uint64, live <-chan *nats.Msg, stop func(), err error) {
-	id := runtime.NewRunID()
-	live, stop = e.listen(id)
+// startListening is start, following the run tree from before the run
+// exists: its first streamed text may come before a watch begun after
+// submitting. Close f.
+func (e *endpoint) startListening(ctx context.Context, params *a2a.MessageSendParams) (rec *run.Record, after uint64, f *engine.Following, err error) {
+	id := engine.NewRunID()
+	if f, err = e.listen(ctx, id); err != nil {
+		return nil, 0, nil, err
+	}
 	if rec, after, err = e.start(ctx, params, id); err != nil {
-		stop()
-		return nil, 0, nil, nil, err
+		f.Close()
+		return nil, 0, nil, err
 	}
 	if rec.ID != id { // an earlier task: a retry, or an answer
-		stop()
-		live, stop = e.listen(rec.ID)
+		f.Close()
+		if f, err = e.listen(ctx, rec.ID); err != nil {
+			return nil, 0, nil, err
+		}
 	}
-	return rec, after, live, stop, nil
+	return rec, after, f, nil
 }
 
 // OnResubscribeToTask answers tasks/resubscribe: the task as it stands,
 // then what happens from now on.
 func (e *endpoint) OnResubscribeToTask(ctx context.Context, p *a2a.TaskIDParams) iter.Seq2[a2a.Event, error] {
 	return func(yield func(a2a.Event, error) bool) {
-		if !runtime.ValidRunID(string(p.ID)) {
+		if !engine.ValidRunID(string(p.ID)) {
 			yield(nil, fmt.Errorf("%w: %q", a2a.ErrTaskNotFound, p.ID))
 			return
 		}
 		// Listening, the position, then the task: nothing falls between.
-		live, stop := e.listen(string(p.ID))
-		defer stop()
-		after, err := journal.TreeSeq(ctx, e.s.rt.Bus(), bus.Tree(string(p.ID)))
+		f, err := e.listen(ctx, string(p.ID))
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		defer f.Close()
+		after, err := e.s.rt.Position(ctx, string(p.ID), true)
 		if err != nil {
 			yield(nil, internal(err))
 			return
@@ -173,11 +177,11 @@ func (e *endpoint) OnResubscribeToTask(ctx context.Context, p *a2a.TaskIDParams)
 			yield(nil, err)
 			return
 		}
-		e.stream(ctx, rec, after, live, yield)
+		e.stream(ctx, f, rec, after, yield)
 	}
 }
 
-func (e *endpoint) stream(ctx context.Context, rec *runtime.Record, after uint64, live <-chan *nats.Msg, yield func(a2a.Event, error) bool) {
+func (e *endpoint) stream(ctx context.Context, f *engine.Following, rec *run.Record, after uint64, yield func(a2a.Event, error) bool) {
 	task, err := e.task(ctx, rec)
 	if err != nil {
 		yield(nil, err)
@@ -190,7 +194,13 @@ func (e *endpoint) stream(ctx context.Context, rec *runtime.Record, after uint64
 	if !yield(&first, nil) {
 		return
 	}
-	for ev, err := range e.follow(ctx, rec, task, after, live) {
+	if state := task.Status.State; state.Terminal() || state == a2a.TaskStateInputRequired {
+		// Over already (or waiting for the client): say so as the final
+		// update every stream ends with.
+		yield(&a2a.TaskStatusUpdateEvent{TaskID: task.ID, ContextID: task.ContextID, Status: task.Status, Final: true}, nil)
+		return
+	}
+	for ev, err := range e.follow(ctx, f, rec, task, after) {
 		if !yield(ev, err) || err != nil {
 			return
 		}
@@ -225,7 +235,7 @@ func (e *endpoint) OnGetExtendedAgentCard(context.Context) (*a2a.AgentCard, erro
 // start submits the run a message asks for, or gives a waiting task the
 // answer a message carries. after is the journal position from which the
 // caller follows the task.
-func (e *endpoint) start(ctx context.Context, params *a2a.MessageSendParams, id string) (rec *runtime.Record, after uint64, err error) {
+func (e *endpoint) start(ctx context.Context, params *a2a.MessageSendParams, id string) (rec *run.Record, after uint64, err error) {
 	if params == nil || params.Message == nil {
 		return nil, 0, fmt.Errorf("%w: message: missing", a2a.ErrInvalidParams)
 	}
@@ -244,7 +254,7 @@ func (e *endpoint) start(ctx context.Context, params *a2a.MessageSendParams, id 
 	if contextID == "" {
 		contextID = a2a.NewContextID()
 	}
-	sub := runtime.SubmitRequest{ID: id, Input: input,
+	sub := engine.SubmitRequest{ID: id, Input: input,
 		Metadata: map[string]string{metaEndpoint: e.name, metaContext: contextID, metaMessage: msg.ID}}
 	// The caller's trace context goes with the run (a Myriad caller sends
 	// it in the message metadata).
@@ -268,7 +278,7 @@ func (e *endpoint) start(ctx context.Context, params *a2a.MessageSendParams, id 
 		return rec, 0, nil // its whole journal is news
 	}
 	// A retry of a message: the task as it stands, then what comes next.
-	if after, err = journal.TreeSeq(ctx, e.s.rt.Bus(), bus.Tree(rec.ID)); err != nil {
+	if after, err = e.s.rt.Position(ctx, rec.ID, true); err != nil {
 		return nil, 0, internal(err)
 	}
 	if rec, err = e.s.rt.Get(ctx, rec.ID); err != nil {
@@ -282,14 +292,10 @@ func (e *endpoint) start(ctx context.Context, params *a2a.MessageSendParams, id 
 // waits for the client, until the client gave up.
 func (e *endpoint) contextFree(ctx context.Context, instance, messageID string) error {
 	in, err := e.s.rt.GetInstance(ctx, e.name, instance)
-	if err != nil || in == nil {
-		return nil // a new context (or one unreadable now: the turn queues)
+	if err != nil || in == nil || in.Current == "" {
+		return nil // a new context, an idle one (or one unreadable now: the turn queues)
 	}
-	turn, ok := in.Pending[strconv.FormatUint(in.Done+1, 10)]
-	if !ok {
-		return nil
-	}
-	cur, err := e.s.rt.Get(ctx, turn.RunID)
+	cur, err := e.s.rt.Get(ctx, in.Current)
 	if err != nil || cur.Metadata[metaMessage] == messageID {
 		return nil
 	}
@@ -362,7 +368,7 @@ type reply struct {
 // an approval (when clients may decide them), or the answer to a flow's
 // question, anywhere in the task's tree of runs. A reply sent again (the
 // same messageId) changes nothing and follows the task again.
-func (e *endpoint) answer(ctx context.Context, msg *a2a.Message) (*runtime.Record, uint64, error) {
+func (e *endpoint) answer(ctx context.Context, msg *a2a.Message) (*run.Record, uint64, error) {
 	rec, err := e.run(ctx, msg.TaskID)
 	if err != nil {
 		return nil, 0, err
@@ -371,23 +377,13 @@ func (e *endpoint) answer(ctx context.Context, msg *a2a.Message) (*runtime.Recor
 		return nil, 0, fmt.Errorf("%w: task %s is in context %s, not %s", a2a.ErrInvalidParams, rec.ID, rec.Metadata[metaContext], msg.ContextID)
 	}
 	// Follow from here: what comes after the answer is news.
-	after, err := journal.TreeSeq(ctx, e.s.rt.Bus(), bus.Tree(rec.ID))
+	after, err := e.s.rt.Position(ctx, rec.ID, true)
 	if err != nil {
 		return nil, 0, internal(err)
 	}
-	sum := sha256.Sum256([]byte("a2a-reply/" + e.name + "/" + msg.ID))
-	if _, err := e.s.rt.Bus().Idem.Create(ctx, hex.EncodeToString(sum[:]), []byte(rec.ID)); errors.Is(err, jetstream.ErrKeyExists) {
-		rec, err = e.s.rt.Get(ctx, rec.ID) // a retry: the first one answered
-		if err != nil {
-			return nil, 0, internal(err)
-		}
-		return rec, after, nil
-	} else if err != nil {
-		return nil, 0, internal(err)
-	}
-	if err := e.reply(ctx, rec, msg); err != nil {
-		// Nothing was answered: the same message may be sent again.
-		_ = e.s.rt.Bus().Idem.Delete(context.WithoutCancel(ctx), hex.EncodeToString(sum[:]))
+	// A reply sent again answers nothing more; one that failed answered
+	// nothing, and may be sent again.
+	if _, err := e.s.rt.Once(ctx, "a2a-reply/"+e.name+"/"+msg.ID, func() error { return e.reply(ctx, rec, msg) }); err != nil {
 		return nil, 0, err
 	}
 	if rec, err = e.s.rt.Get(ctx, rec.ID); err != nil {
@@ -396,25 +392,13 @@ func (e *endpoint) answer(ctx context.Context, msg *a2a.Message) (*runtime.Recor
 	return rec, after, nil
 }
 
-func (e *endpoint) reply(ctx context.Context, rec *runtime.Record, msg *a2a.Message) error {
+func (e *endpoint) reply(ctx context.Context, rec *run.Record, msg *a2a.Message) error {
 	if rec.Status.Terminal() {
 		return fmt.Errorf("%w: task %s is %s: send a new message (without taskId) to start another", a2a.ErrInvalidParams, rec.ID, rec.Status)
 	}
 	asking, err := e.s.rt.Asking(ctx, rec)
 	if err != nil {
 		return internal(err)
-	}
-	if len(e.asks(asking)) == 0 && !rec.Status.Terminal() {
-		// The client may have read the question in the journal before the
-		// record lists it: give the record a moment to catch up.
-		wctx, cancel := context.WithTimeout(ctx, settleWait)
-		if cur, err := e.s.rt.Wait(wctx, rec.ID); err == nil {
-			rec = cur
-		}
-		cancel()
-		if asking, err = e.s.rt.Asking(ctx, rec); err != nil {
-			return internal(err)
-		}
 	}
 	var text []string
 	var r reply
@@ -456,7 +440,7 @@ func (e *endpoint) reply(ctx context.Context, rec *runtime.Record, msg *a2a.Mess
 	}
 	a := match[0]
 	if a.Approval != nil {
-		d := runtime.Decision{Decision: r.Decision, Reason: r.Reason, Arguments: r.Arguments}
+		d := run.Decision{Decision: r.Decision, Reason: r.Reason, Arguments: r.Arguments}
 		if d.Decision == "" {
 			d.Decision = decisionOf(said)
 		}
@@ -503,11 +487,11 @@ func wantsString(schema json.RawMessage) bool {
 // submitError maps a runtime error onto an A2A error.
 func submitError(err error) error {
 	switch {
-	case errors.Is(err, runtime.ErrInvalid), errors.Is(err, runtime.ErrUnknownAgent):
+	case errors.Is(err, engine.ErrInvalid), errors.Is(err, engine.ErrUnknownAgent):
 		return fmt.Errorf("%w: %w", a2a.ErrInvalidParams, err)
-	case errors.Is(err, runtime.ErrConflict):
+	case errors.Is(err, engine.ErrConflict):
 		return fmt.Errorf("%w: %w", a2a.ErrInvalidRequest, err)
-	case errors.Is(err, runtime.ErrNotFound):
+	case errors.Is(err, engine.ErrNotFound):
 		return fmt.Errorf("%w: %w", a2a.ErrTaskNotFound, err)
 	}
 	return internal(err)

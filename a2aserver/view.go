@@ -10,7 +10,7 @@ import (
 	"github.com/a2aproject/a2a-go/a2a"
 
 	"github.com/myriad-ai/myriad/journal"
-	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/run"
 )
 
 // ask is one thing a run of a task's tree waits for a person to give.
@@ -24,7 +24,7 @@ type ask struct {
 // asks lists what runs ask that this endpoint lets its clients give: flow
 // questions always, approvals only when clients may decide them (by
 // default an operator does, through the API or the console).
-func (e *endpoint) asks(runs []*runtime.Record) []ask {
+func (e *endpoint) asks(runs []*run.Record) []ask {
 	var out []ask
 	for _, w := range runs {
 		if e.s.opts.ClientApprovals {
@@ -41,9 +41,9 @@ func (e *endpoint) asks(runs []*runtime.Record) []ask {
 
 // operatorWait says what, in runs, waits for an operator rather than the
 // client ("" for nothing).
-func (e *endpoint) operatorWait(runs []*runtime.Record) string {
+func (e *endpoint) operatorWait(runs []*run.Record) string {
 	for _, w := range runs {
-		if w.Status == runtime.StatusInDoubt && w.InDoubt != nil {
+		if w.Status == run.StatusInDoubt && w.InDoubt != nil {
 			return fmt.Sprintf("%s stopped in doubt about a call of %s: an operator resolves it (POST /v1/runs/%s/resolve).", w.PathOrAgent(), w.InDoubt.Name, w.ID)
 		}
 		if a := w.PendingApprovals(); len(a) > 0 && !e.s.opts.ClientApprovals {
@@ -54,7 +54,7 @@ func (e *endpoint) operatorWait(runs []*runtime.Record) string {
 }
 
 // task is the A2A view of a run.
-func (e *endpoint) task(ctx context.Context, rec *runtime.Record) (*a2a.Task, error) {
+func (e *endpoint) task(ctx context.Context, rec *run.Record) (*a2a.Task, error) {
 	t := &a2a.Task{ID: a2a.TaskID(rec.ID), ContextID: rec.Metadata[metaContext],
 		Metadata: map[string]any{"run_id": rec.ID}}
 	user := &a2a.Message{ID: rec.Metadata[metaMessage], Role: a2a.MessageRoleUser, ContextID: t.ContextID, TaskID: t.ID,
@@ -62,12 +62,12 @@ func (e *endpoint) task(ctx context.Context, rec *runtime.Record) (*a2a.Task, er
 	t.History = []*a2a.Message{user}
 	at := rec.CreatedAt
 	switch rec.Status {
-	case runtime.StatusQueued:
+	case run.StatusQueued:
 		t.Status.State = a2a.TaskStateSubmitted
 		if rec.StartedAt != nil {
 			t.Status.State = a2a.TaskStateWorking // queued again after a wait
 		}
-	case runtime.StatusRunning, runtime.StatusWaiting, runtime.StatusInDoubt:
+	case run.StatusRunning, run.StatusWaiting, run.StatusInDoubt:
 		t.Status.State = a2a.TaskStateWorking
 		asking, err := e.s.rt.Asking(ctx, rec)
 		if err != nil {
@@ -78,16 +78,16 @@ func (e *endpoint) task(ctx context.Context, rec *runtime.Record) (*a2a.Task, er
 		} else if why := e.operatorWait(asking); why != "" {
 			t.Status.Message = agentMessage(t, why)
 		}
-	case runtime.StatusCompleted:
+	case run.StatusCompleted:
 		t.Status.State = a2a.TaskStateCompleted
 		t.Artifacts = []*a2a.Artifact{result(rec.Output, rec.OutputJSON)}
 		t.History = append(t.History, agentMessage(t, rec.Output))
-	case runtime.StatusFailed:
+	case run.StatusFailed:
 		t.Status.State = a2a.TaskStateFailed
 		if rec.Error != nil {
 			t.Status.Message = agentMessage(t, rec.Error.Code+": "+rec.Error.Message)
 		}
-	case runtime.StatusCanceled:
+	case run.StatusCanceled:
 		t.Status.State = a2a.TaskStateCanceled
 	}
 	if rec.EndedAt != nil {

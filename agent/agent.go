@@ -187,7 +187,8 @@ const (
 // Cancellation causes the runtime passes to Resume's context.
 var (
 	// ErrCanceled means a user asked to cancel the run: it ends as canceled.
-	ErrCanceled = errors.New("run canceled")
+	// Tools see it as tool.ErrRunCanceled.
+	ErrCanceled = tool.ErrRunCanceled
 	// ErrShutdown means the worker is stopping: the run is left for another
 	// worker to resume, and nothing is journaled.
 	ErrShutdown = errors.New("worker shutting down")

@@ -5,17 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
+	"github.com/myriad-ai/myriad/internal/redact"
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/model"
 	"github.com/myriad-ai/myriad/tool"
 )
 
-// Journal is where the loop records its steps: a journal.Writer in
-// production. Append must fail (with journal.ErrConflict) when the caller has
-// lost ownership of the run.
+// Journal is where the loop records its steps: the run's journal, through
+// the engine. Append must fail (with journal.ErrConflict) when the caller
+// has lost ownership of the run.
 type Journal interface {
 	Append(ctx context.Context, typ string, data any) (journal.Event, error)
 }
@@ -51,9 +53,11 @@ type Env struct {
 	Lookup func(name string) *Agent
 	// OnProgress receives progress reported by running tool calls.
 	OnProgress func(callID, toolName string, p tool.Progress)
-	// Answer returns a person's answer to a flow question (key
-	// "node#visit") given while the run was busy, not journaled yet.
-	Answer func(ctx context.Context, key string) (json.RawMessage, bool)
+	// Inputs takes the inputs that reached the run since it was resumed (a
+	// child's report, an answer, a decision) and returns the entries that
+	// journaled them, for the run to fold in; the engine journals them,
+	// and resumes the run again if it parks without having asked.
+	Inputs func(ctx context.Context) ([]journal.Event, error)
 	// TraceParent is the trace context the run was started in (a caller's
 	// traceparent), which its tool calls continue.
 	TraceParent string
@@ -104,8 +108,8 @@ type state struct {
 	// children counts the child runs started, in all and by agent.
 	children   int
 	childCalls map[string]int
-	// inboxSeq is the last child report journaled.
-	inboxSeq uint64
+	// byChild locates the call of each child run.
+	byChild map[string]childCall
 	// lastType is the type of the journal's last entry.
 	lastType string
 	// context is the text of the agent's context sources, once loaded.
@@ -114,99 +118,144 @@ type state struct {
 }
 
 func fold(events []journal.Event) (*state, error) {
-	s := &state{childCalls: map[string]int{}}
+	s := &state{childCalls: map[string]int{}, byChild: map[string]childCall{}}
 	for _, ev := range events {
-		var err error
-		s.lastType = ev.Type
-		switch ev.Type {
-		case journal.TypeRunStarted:
-			err = json.Unmarshal(ev.Data, &s.start)
-			s.startTime, s.clockFrom = ev.Time, ev.Time
-			s.agent = s.start.Agent
-		case journal.TypeModelResponse:
-			var r journal.ModelResponse
-			err = json.Unmarshal(ev.Data, &r)
-			s.turns = append(s.turns, newTurn(r.Message, s.agent))
-			s.usage = s.usage.Add(r.Usage)
-			s.rejects = nil
-		case journal.TypeToolStarted:
-			var r journal.ToolStarted
-			if err = json.Unmarshal(ev.Data, &r); err == nil && len(s.turns) > 0 {
-				t := s.turns[len(s.turns)-1]
-				t.started[r.CallID] = r
-				// A resolution covers one attempt: if the retry dies too,
-				// the call is in doubt again.
-				delete(t.resolved, r.CallID)
-				if r.ChildRunID != "" {
-					s.children++
-					s.childCalls[r.Name]++
-					t.unconfirmed[r.CallID] = true
-					t.childN[r.CallID] = s.childCalls[r.Name]
-				}
-			}
-		case journal.TypeToolFinished:
-			var r journal.ToolFinished
-			if err = json.Unmarshal(ev.Data, &r); err == nil && len(s.turns) > 0 {
-				s.turns[len(s.turns)-1].finished[r.CallID] = r
-			}
-			s.inboxSeq = max(s.inboxSeq, r.InboxSeq)
-			if r.ChildUsage != nil {
-				s.usage = s.usage.Add(*r.ChildUsage)
-			}
-		case journal.TypeRunWaiting:
-			if len(s.turns) > 0 {
-				clear(s.turns[len(s.turns)-1].unconfirmed)
-			}
-		case journal.TypeContextLoaded:
-			var r journal.ContextLoaded
-			if err = json.Unmarshal(ev.Data, &r); err == nil {
-				s.context, s.contextLoaded = r.Items, true
-			}
-		case journal.TypeHandoff:
-			var r journal.Handoff
-			if err = json.Unmarshal(ev.Data, &r); err == nil && len(s.turns) > 0 {
-				s.turns[len(s.turns)-1].handedOff[r.CallID] = r
-				s.agent = r.To
-			}
-		case journal.TypeContextSummarized:
-			var r journal.ContextSummarized
-			if err = json.Unmarshal(ev.Data, &r); err == nil && len(s.turns) > 0 {
-				s.turns[len(s.turns)-1].summary = &r
-				s.usage = s.usage.Add(r.Usage)
-			}
-		case journal.TypeToolResolved:
-			var r journal.ToolResolved
-			if err = json.Unmarshal(ev.Data, &r); err == nil && len(s.turns) > 0 {
-				s.turns[len(s.turns)-1].resolved[r.CallID] = r
-			}
-			s.inDoubt = false
-			s.clockFrom = ev.Time
-		case journal.TypeRunInDoubt:
-			s.inDoubt = true
-		case journal.TypeApprovalRequested:
-			var r journal.ApprovalRequested
-			if err = json.Unmarshal(ev.Data, &r); err == nil && len(s.turns) > 0 {
-				s.turns[len(s.turns)-1].requested[r.CallID] = r
-			}
-		case journal.TypeApprovalDecided:
-			var r journal.ApprovalDecided
-			if err = json.Unmarshal(ev.Data, &r); err == nil && len(s.turns) > 0 {
-				s.turns[len(s.turns)-1].decided[r.CallID] = r
-			}
-			// Time spent waiting for a person does not count either.
-			s.clockFrom = ev.Time
-		case journal.TypeOutputRejected:
-			var r journal.OutputRejected
-			err = json.Unmarshal(ev.Data, &r)
-			s.rejects = append(s.rejects, r.Reason)
-		case journal.TypeRunCompleted, journal.TypeRunFailed, journal.TypeRunCanceled:
-			s.terminal = ev.Type
-		}
-		if err != nil {
-			return nil, fmt.Errorf("journal step %d (%s): %w", ev.Step, ev.Type, err)
+		if err := s.apply(ev); err != nil {
+			return nil, err
 		}
 	}
 	return s, nil
+}
+
+// childCall locates the sub-agent call that started a child run.
+type childCall struct {
+	turn int
+	call string
+}
+
+// apply folds one journal entry.
+func (s *state) apply(ev journal.Event) error {
+	var err error
+	s.lastType = ev.Type
+	switch ev.Type {
+	case journal.TypeRunStarted:
+		err = json.Unmarshal(ev.Data, &s.start)
+		s.startTime, s.clockFrom = ev.Time, ev.Time
+		s.agent = s.start.Agent
+	case journal.TypeModelResponse:
+		var r journal.ModelResponse
+		err = json.Unmarshal(ev.Data, &r)
+		s.turns = append(s.turns, newTurn(r.Message, s.agent))
+		s.usage = s.usage.Add(r.Usage)
+		s.rejects = nil
+	case journal.TypeToolStarted:
+		var r journal.ToolStarted
+		if err = json.Unmarshal(ev.Data, &r); err == nil && len(s.turns) > 0 {
+			t := s.turns[len(s.turns)-1]
+			t.started[r.CallID] = r
+			// A resolution covers one attempt: if the retry dies too,
+			// the call is in doubt again.
+			delete(t.resolved, r.CallID)
+			if r.ChildRunID != "" {
+				s.children++
+				s.childCalls[r.Name]++
+				t.unconfirmed[r.CallID] = true
+				t.childN[r.CallID] = s.childCalls[r.Name]
+				s.byChild[r.ChildRunID] = childCall{turn: len(s.turns) - 1, call: r.CallID}
+			}
+		}
+	case journal.TypeToolFinished:
+		var r journal.ToolFinished
+		if err = json.Unmarshal(ev.Data, &r); err == nil && len(s.turns) > 0 {
+			s.turns[len(s.turns)-1].finished[r.CallID] = r
+		}
+	case journal.TypeChildrenReported:
+		var r journal.ChildrenReported
+		if err = json.Unmarshal(ev.Data, &r); err == nil {
+			for _, rep := range r.Reports {
+				s.childReported(rep)
+			}
+		}
+	case journal.TypeRunWaiting:
+		if len(s.turns) > 0 {
+			clear(s.turns[len(s.turns)-1].unconfirmed)
+		}
+	case journal.TypeContextLoaded:
+		var r journal.ContextLoaded
+		if err = json.Unmarshal(ev.Data, &r); err == nil {
+			s.context, s.contextLoaded = r.Items, true
+		}
+	case journal.TypeHandoff:
+		var r journal.Handoff
+		if err = json.Unmarshal(ev.Data, &r); err == nil && len(s.turns) > 0 {
+			s.turns[len(s.turns)-1].handedOff[r.CallID] = r
+			s.agent = r.To
+		}
+	case journal.TypeContextSummarized:
+		var r journal.ContextSummarized
+		if err = json.Unmarshal(ev.Data, &r); err == nil && len(s.turns) > 0 {
+			s.turns[len(s.turns)-1].summary = &r
+			s.usage = s.usage.Add(r.Usage)
+		}
+	case journal.TypeToolResolved:
+		var r journal.ToolResolved
+		if err = json.Unmarshal(ev.Data, &r); err == nil && len(s.turns) > 0 {
+			s.turns[len(s.turns)-1].resolved[r.CallID] = r
+		}
+		s.inDoubt = false
+		s.clockFrom = ev.Time
+	case journal.TypeRunInDoubt:
+		s.inDoubt = true
+	case journal.TypeApprovalRequested:
+		var r journal.ApprovalRequested
+		if err = json.Unmarshal(ev.Data, &r); err == nil && len(s.turns) > 0 {
+			s.turns[len(s.turns)-1].requested[r.CallID] = r
+		}
+	case journal.TypeApprovalDecided:
+		var r journal.ApprovalDecided
+		if err = json.Unmarshal(ev.Data, &r); err == nil && len(s.turns) > 0 {
+			s.turns[len(s.turns)-1].decided[r.CallID] = r
+		}
+		// Time spent waiting for a person does not count either.
+		s.clockFrom = ev.Time
+	case journal.TypeOutputRejected:
+		var r journal.OutputRejected
+		err = json.Unmarshal(ev.Data, &r)
+		s.rejects = append(s.rejects, r.Reason)
+	case journal.TypeRunCompleted, journal.TypeRunFailed, journal.TypeRunCanceled:
+		s.terminal = ev.Type
+	}
+	if err != nil {
+		return fmt.Errorf("journal step %d (%s): %w", ev.Step, ev.Type, err)
+	}
+	return nil
+}
+
+// childReported makes a child's report the result of the call that
+// started it: what it answered, or why it did not.
+func (s *state) childReported(rep journal.ChildReport) {
+	at, ok := s.byChild[rep.RunID]
+	if !ok {
+		return
+	}
+	t := s.turns[at.turn]
+	if _, done := t.finished[at.call]; done {
+		return
+	}
+	name := t.started[at.call].Name
+	f := journal.ToolFinished{CallID: at.call, Name: name, ChildRunID: rep.RunID, Content: rep.Output}
+	switch rep.Status {
+	case "completed":
+	case "canceled":
+		f.IsError, f.Content = true, fmt.Sprintf("the %s run was canceled", name)
+	default:
+		f.IsError, f.Content = true, fmt.Sprintf("the %s run failed: %s", name, rep.Error)
+	}
+	if len(f.Content) > MaxToolResultBytes {
+		f.Content = f.Content[:MaxToolResultBytes] + "\n[truncated]"
+	}
+	t.finished[at.call] = f
+	s.usage = s.usage.Add(rep.Usage)
 }
 
 // Messages rebuilds the conversation a run has had so far: history, input,
@@ -322,7 +371,7 @@ func (a *Agent) Resume(ctx context.Context, runID string, events []journal.Event
 				if ctx.Err() != nil {
 					return r.interrupted(ctx, s)
 				}
-				return r.fail(ctx, s, CodeContext, fmt.Sprintf("context %s: %v", src.Name(), err))
+				return r.fail(ctx, s, CodeContext, redact.Text(fmt.Sprintf("context %s: %v", src.Name(), err)))
 			}
 			loaded.Items = append(loaded.Items, journal.ContextItem{Source: src.Name(), Text: text})
 		}
@@ -423,7 +472,8 @@ func (r *runner) loop(ctx context.Context, s *state) (Outcome, error) {
 			if ctx.Err() != nil {
 				return r.interrupted(ctx, s)
 			}
-			return r.fail(ctx, s, CodeModel, fmt.Sprintf("model %s: %v", r.a.ModelName, err))
+			// Credentials in an endpoint's URL must not reach the journal.
+			return r.fail(ctx, s, CodeModel, redact.Text(fmt.Sprintf("model %s: %v", r.a.ModelName, err)))
 		}
 	}
 }
@@ -585,7 +635,19 @@ func (r *runner) runTools(ctx context.Context, s *state, t *turn) (done bool, ou
 	}
 	if waiting {
 		// Nothing of this turn runs until every call that needs approval
-		// has a decision.
+		// has a decision: the run parks.
+		if s.lastType != journal.TypeRunWaiting {
+			w := journal.RunWaiting{}
+			for _, a := range t.requested {
+				if _, ok := t.decided[a.CallID]; !ok {
+					w.Approvals = append(w.Approvals, a.ApprovalID)
+				}
+			}
+			sort.Strings(w.Approvals)
+			if _, err := r.append(ctx, journal.TypeRunWaiting, w); err != nil {
+				return false, Stopped, err
+			}
+		}
 		return false, Waiting, nil
 	}
 	for _, c := range handoffs {
@@ -745,7 +807,10 @@ func (r *runner) callTool(ctx context.Context, c model.ToolCall, st journal.Tool
 		call := &tool.Call{RunID: r.runID, ID: c.ID, Arguments: c.Arguments, IdempotencyKey: st.IdempotencyKey,
 			TraceParent: tool.TraceParent(r.env.TraceParent, r.runID, st.IdempotencyKey)}
 		if on := r.env.OnProgress; on != nil {
-			call.Progress = func(p tool.Progress) { on(c.ID, c.Name, p) }
+			call.Progress = func(p tool.Progress) {
+				p.Message = redact.Text(p.Message)
+				on(c.ID, c.Name, p)
+			}
 		}
 		if ask := r.env.Ask; ask != nil {
 			call.Ask = func(ctx context.Context, q tool.Question) (json.RawMessage, error) { return ask(ctx, c.ID, c.Name, q) }
@@ -760,6 +825,9 @@ func (r *runner) callTool(ctx context.Context, c model.ToolCall, st journal.Tool
 		} else {
 			f.Content, f.IsError = res.Content, res.IsError
 		}
+		// Whatever the tool, credentials in a URL reach neither the
+		// journal nor the model.
+		f.Content = redact.Text(f.Content)
 	}
 	if len(f.Content) > MaxToolResultBytes {
 		f.Content = fmt.Sprintf("%s\n[truncated: the result was %d bytes; only the first %d are shown]", f.Content[:MaxToolResultBytes], len(f.Content), MaxToolResultBytes)

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/myriad-ai/myriad/internal/redact"
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/model"
 	"github.com/myriad-ai/myriad/tool"
@@ -73,21 +74,8 @@ type ChildRun struct {
 	Depth      int
 }
 
-// ChildResult is what a finished child run reports to its parent.
-type ChildResult struct {
-	RunID  string `json:"run_id"`
-	CallID string `json:"call_id"`
-	// Status is completed, failed or canceled.
-	Status string `json:"status"`
-	Output string `json:"output,omitempty"`
-	Error  string `json:"error,omitempty"`
-	// Usage is what the child run's models used.
-	Usage model.Usage `json:"usage"`
-	// Seq is the report's position in the parent's inbox.
-	Seq uint64 `json:"-"`
-}
-
-// Children starts child runs and collects their reports: the runtime.
+// Children starts child runs: the engine. Their reports come back as the
+// run's inputs (Env.Inputs), journaled as children.reported.
 type Children interface {
 	// ChildID is the id of the child run started for a parent's call; the
 	// same arguments always give the same id.
@@ -95,9 +83,6 @@ type Children interface {
 	// Spawn starts a child run. Spawning a run that exists already does
 	// nothing, so a resumed parent may spawn again.
 	Spawn(ctx context.Context, c ChildRun) error
-	// Reports returns the reports a run's children posted after inbox
-	// sequence afterSeq, in order.
-	Reports(ctx context.Context, parentID string, afterSeq uint64) ([]ChildResult, error)
 }
 
 // DefaultMaxChildren caps the child runs one run may start.
@@ -285,7 +270,7 @@ func (r *runner) spawnChildren(ctx context.Context, s *state, t *turn, calls []m
 				// Refused now (a rolling deploy, a lower max_depth): the
 				// call fails rather than waiting for a child that is not there.
 				if err := r.finishCall(ctx, t, journal.ToolFinished{CallID: c.ID, Name: c.Name, IsError: true,
-					ChildRunID: child.ID, Content: err.Error()}); err != nil {
+					ChildRunID: child.ID, Content: redact.Text(err.Error())}); err != nil {
 					return err
 				}
 			} else if err != nil {
@@ -322,7 +307,7 @@ func (r *runner) spawnChildren(ctx context.Context, s *state, t *turn, calls []m
 		n := s.childCalls[c.Name] + 1
 		child, err := r.childRun(s, sa, c, n, summaryOf(t))
 		if err != nil {
-			if err := r.finishCall(ctx, t, journal.ToolFinished{CallID: c.ID, Name: c.Name, IsError: true, Content: err.Error()}); err != nil {
+			if err := r.finishCall(ctx, t, journal.ToolFinished{CallID: c.ID, Name: c.Name, IsError: true, Content: redact.Text(err.Error())}); err != nil {
 				return err
 			}
 			continue
@@ -341,7 +326,7 @@ func (r *runner) spawnChildren(ctx context.Context, s *state, t *turn, calls []m
 				return err
 			}
 			if err := r.finishCall(ctx, t, journal.ToolFinished{CallID: c.ID, Name: c.Name, IsError: true,
-				ChildRunID: child.ID, Content: err.Error()}); err != nil {
+				ChildRunID: child.ID, Content: redact.Text(err.Error())}); err != nil {
 				return err
 			}
 		}
@@ -356,57 +341,28 @@ func summaryOf(t *turn) string {
 	return t.summary.Summary
 }
 
-// collectChildren journals the reports of finished children and returns
-// the child runs still pending, in call order.
+// collectChildren takes the reports of children that reached the run (the
+// engine journals them) and returns the child runs still pending, in call
+// order.
 func (r *runner) collectChildren(ctx context.Context, s *state, t *turn, calls []model.ToolCall) ([]string, error) {
-	pending := map[string]model.ToolCall{}
+	if r.env.Inputs != nil {
+		evs, err := r.env.Inputs(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, ev := range evs {
+			if err := s.apply(ev); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var left []string
 	for _, c := range calls {
 		if _, done := t.finished[c.ID]; done {
 			continue
 		}
 		if st, ok := t.started[c.ID]; ok && st.ChildRunID != "" {
-			pending[st.ChildRunID] = c
-		}
-	}
-	if len(pending) == 0 {
-		return nil, nil
-	}
-	reports, err := r.env.Children.Reports(ctx, r.runID, s.inboxSeq)
-	if err != nil {
-		return nil, err
-	}
-	for _, rep := range reports {
-		s.inboxSeq = max(s.inboxSeq, rep.Seq)
-		c, ok := pending[rep.RunID]
-		if !ok {
-			continue // a duplicate, or a report for an earlier turn
-		}
-		usage := rep.Usage
-		f := journal.ToolFinished{CallID: c.ID, Name: c.Name, ChildRunID: rep.RunID, InboxSeq: rep.Seq, Content: rep.Output, ChildUsage: &usage}
-		switch rep.Status {
-		case "completed":
-		case "canceled":
-			f.IsError, f.Content = true, fmt.Sprintf("the %s run was canceled", c.Name)
-		default:
-			f.IsError, f.Content = true, fmt.Sprintf("the %s run failed: %s", c.Name, rep.Error)
-		}
-		if len(f.Content) > MaxToolResultBytes {
-			f.Content = f.Content[:MaxToolResultBytes] + "\n[truncated]"
-		}
-		// The child's work is done: keep its result even if the parent is
-		// being canceled.
-		if err := r.finishCall(context.WithoutCancel(ctx), t, f); err != nil {
-			return nil, err
-		}
-		s.usage = s.usage.Add(usage)
-		delete(pending, rep.RunID)
-	}
-	var left []string
-	for _, c := range calls {
-		if st, ok := t.started[c.ID]; ok {
-			if _, still := pending[st.ChildRunID]; still {
-				left = append(left, st.ChildRunID)
-			}
+			left = append(left, st.ChildRunID)
 		}
 	}
 	return left, nil

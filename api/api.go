@@ -19,11 +19,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/myriad-ai/myriad/internal/redact"
 
-	"github.com/myriad-ai/myriad/bus"
+	"github.com/myriad-ai/myriad/api/apitype"
+	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/journal"
-	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/run"
 )
 
 // Options configure the API.
@@ -53,13 +54,13 @@ type A2A interface {
 
 // Server is the HTTP API over a runtime.
 type Server struct {
-	rt   *runtime.Runtime
+	rt   *engine.Engine
 	opts Options
 	mux  *http.ServeMux
 }
 
 // New returns the API for rt.
-func New(rt *runtime.Runtime, opts Options) *Server {
+func New(rt *engine.Engine, opts Options) *Server {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 1 << 20
 	}
@@ -136,15 +137,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // fail maps runtime errors onto statuses and codes.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
-	case errors.Is(err, runtime.ErrNotFound):
+	case errors.Is(err, engine.ErrNotFound):
 		writeError(w, http.StatusNotFound, CodeNotFound, err.Error())
-	case errors.Is(err, runtime.ErrUnknownAgent):
+	case errors.Is(err, engine.ErrUnknownAgent):
 		writeError(w, http.StatusNotFound, CodeUnknownAgent, err.Error())
-	case errors.Is(err, runtime.ErrInvalid):
+	case errors.Is(err, engine.ErrInvalid):
 		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
-	case errors.Is(err, runtime.ErrConflict):
+	case errors.Is(err, engine.ErrConflict):
 		writeError(w, http.StatusConflict, CodeConflict, err.Error())
 	default:
+		err = redact.Error(err)
 		s.opts.Logger.Error("api", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, CodeInternal, "internal error: "+err.Error())
 	}
@@ -154,10 +156,11 @@ func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 	if s.opts.Token == "" {
 		return h
 	}
-	want := []byte("Bearer " + s.opts.Token)
+	want := []byte(s.opts.Token)
 	return func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
+		// Auth schemes are case-insensitive (RFC 9110 11.1): "bearer" too.
+		scheme, token, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="myriad"`)
 			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "missing or wrong API token: send Authorization: Bearer <token>")
 			return
@@ -241,20 +244,9 @@ func jsonKind(k reflect.Kind) string {
 	return "a " + k.String()
 }
 
-// CreateRunRequest is the body of POST /v1/runs: an agent or a flow to run.
-type CreateRunRequest struct {
-	Agent    string            `json:"agent,omitempty"`
-	Flow     string            `json:"flow,omitempty"`
-	Input    string            `json:"input"`
-	Instance string            `json:"instance,omitempty"`
-	Metadata map[string]string `json:"metadata,omitempty"`
-	// State is a flow run's initial state (a JSON object).
-	State json.RawMessage `json:"state,omitempty"`
-}
-
 // ParseCreateRun decodes and checks a POST /v1/runs body.
-func ParseCreateRun(data []byte) (*CreateRunRequest, error) {
-	var req CreateRunRequest
+func ParseCreateRun(data []byte) (*apitype.CreateRunRequest, error) {
+	var req apitype.CreateRunRequest
 	if err := DecodeStrict(data, &req); err != nil {
 		return nil, err
 	}
@@ -273,12 +265,6 @@ func ParseCreateRun(data []byte) (*CreateRunRequest, error) {
 	return &req, nil
 }
 
-// RunRef is the answer to POST /v1/runs.
-type RunRef struct {
-	ID     string         `json:"id"`
-	Status runtime.Status `json:"status"`
-}
-
 func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 	data, ok := s.readBody(w, r)
 	if !ok {
@@ -294,7 +280,7 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, "Idempotency-Key: at most 256 characters")
 		return
 	}
-	rec, created, err := s.rt.Submit(r.Context(), runtime.SubmitRequest{Agent: req.Agent, Flow: req.Flow, Input: req.Input,
+	rec, created, err := s.rt.Submit(r.Context(), engine.SubmitRequest{Agent: req.Agent, Flow: req.Flow, Input: req.Input,
 		Instance: req.Instance, Metadata: req.Metadata, State: req.State, IdempotencyKey: key})
 	if err != nil {
 		s.fail(w, r, err)
@@ -305,7 +291,7 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusOK
 	}
 	w.Header().Set("Location", "/v1/runs/"+rec.ID)
-	writeJSON(w, status, RunRef{ID: rec.ID, Status: rec.Status})
+	writeJSON(w, status, apitype.RunRef{ID: rec.ID, Status: rec.Status})
 }
 
 // MaxWait bounds the wait parameter of GET /v1/runs/{id}.
@@ -339,15 +325,9 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, rec)
 }
 
-// RunList is the answer to GET /v1/runs.
-type RunList struct {
-	Runs       []*runtime.Record `json:"runs"`
-	NextCursor string            `json:"next_cursor,omitempty"`
-}
-
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := runtime.ListFilter{Agent: q.Get("agent"), Flow: q.Get("flow"), Status: runtime.Status(q.Get("status")),
+	f := run.Filter{Agent: q.Get("agent"), Flow: q.Get("flow"), Status: run.Status(q.Get("status")),
 		Parent: q.Get("parent"), Cursor: q.Get("cursor")}
 	if v := q.Get("roots"); v != "" {
 		var err error
@@ -356,11 +336,11 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if f.Parent != "" && !runtime.ValidRunID(f.Parent) {
+	if f.Parent != "" && !engine.ValidRunID(f.Parent) {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("parent: %q is not a run id", f.Parent))
 		return
 	}
-	if f.Cursor != "" && !runtime.ValidRunID(f.Cursor) {
+	if f.Cursor != "" && !engine.ValidRunID(f.Cursor) {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, "cursor: not a cursor from this API (pass the next_cursor of the previous page)")
 		return
 	}
@@ -382,13 +362,13 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if runs == nil {
-		runs = []*runtime.Record{}
+		runs = []*run.Record{}
 	}
-	writeJSON(w, http.StatusOK, RunList{Runs: runs, NextCursor: next})
+	writeJSON(w, http.StatusOK, apitype.RunList{Runs: runs, NextCursor: next})
 }
 
-func validStatus(st runtime.Status) bool {
-	for _, s := range runtime.Statuses {
+func validStatus(st run.Status) bool {
+	for _, s := range run.Statuses {
 		if s == st {
 			return true
 		}
@@ -397,8 +377,8 @@ func validStatus(st runtime.Status) bool {
 }
 
 func statusList() string {
-	names := make([]string, len(runtime.Statuses))
-	for i, s := range runtime.Statuses {
+	names := make([]string, len(run.Statuses))
+	for i, s := range run.Statuses {
 		names[i] = string(s)
 	}
 	return strings.Join(names, ", ")
@@ -414,7 +394,7 @@ func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) resolveRun(w http.ResponseWriter, r *http.Request) {
-	var res runtime.Resolution
+	var res run.Resolution
 	if !s.decodeBody(w, r, &res) {
 		return
 	}
@@ -426,11 +406,6 @@ func (s *Server) resolveRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, rec)
 }
 
-// ApprovalList is the answer to GET /v1/approvals.
-type ApprovalList struct {
-	Approvals []runtime.PendingApproval `json:"approvals"`
-}
-
 func (s *Server) listApprovals(w http.ResponseWriter, r *http.Request) {
 	list, err := s.rt.PendingApprovals(r.Context(), r.URL.Query().Get("agent"))
 	if err != nil {
@@ -438,13 +413,13 @@ func (s *Server) listApprovals(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if list == nil {
-		list = []runtime.PendingApproval{}
+		list = []run.PendingApproval{}
 	}
-	writeJSON(w, http.StatusOK, ApprovalList{Approvals: list})
+	writeJSON(w, http.StatusOK, apitype.ApprovalList{Approvals: list})
 }
 
 func (s *Server) decideApproval(w http.ResponseWriter, r *http.Request) {
-	var d runtime.Decision
+	var d run.Decision
 	if !s.decodeBody(w, r, &d) {
 		return
 	}
@@ -456,18 +431,10 @@ func (s *Server) decideApproval(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, rec)
 }
 
-// AgentInfo describes an agent in GET /v1/agents.
-type AgentInfo struct {
-	Name        string   `json:"name"`
-	Description string   `json:"description,omitempty"`
-	Model       string   `json:"model"`
-	Tools       []string `json:"tools"`
-}
-
 func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
-	out := []AgentInfo{}
+	out := []apitype.AgentInfo{}
 	for _, a := range s.rt.Agents() {
-		info := AgentInfo{Name: a.Name, Description: a.Description, Model: a.ModelName, Tools: []string{}}
+		info := apitype.AgentInfo{Name: a.Name, Description: a.Description, Model: a.ModelName, Tools: []string{}}
 		for _, t := range a.CurrentTools() {
 			info.Tools = append(info.Tools, t.Name)
 		}
@@ -476,18 +443,10 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"agents": out})
 }
 
-// FlowInfo describes a flow in GET /v1/flows.
-type FlowInfo struct {
-	Name        string   `json:"name"`
-	Description string   `json:"description,omitempty"`
-	Start       []string `json:"start"`
-	Nodes       []string `json:"nodes"`
-}
-
 func (s *Server) listFlows(w http.ResponseWriter, r *http.Request) {
-	out := []FlowInfo{}
+	out := []apitype.FlowInfo{}
 	for _, f := range s.rt.Flows() {
-		info := FlowInfo{Name: f.Name, Description: f.Description, Start: f.Start, Nodes: []string{}}
+		info := apitype.FlowInfo{Name: f.Name, Description: f.Description, Start: f.Start, Nodes: []string{}}
 		for n := range f.Nodes {
 			info.Nodes = append(info.Nodes, n)
 		}
@@ -497,16 +456,8 @@ func (s *Server) listFlows(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"flows": out})
 }
 
-// InputRequest is the body of POST /v1/runs/{id}/input: the answer to the
-// question a flow node asks (its key is "node#visit", from the run's
-// input_requests).
-type InputRequest struct {
-	Key   string          `json:"key"`
-	Value json.RawMessage `json:"value"`
-}
-
 func (s *Server) provideInput(w http.ResponseWriter, r *http.Request) {
-	var in InputRequest
+	var in apitype.InputRequest
 	if !s.decodeBody(w, r, &in) {
 		return
 	}
@@ -527,8 +478,8 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	if !s.rt.Bus().NC.IsConnected() {
-		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "not connected to NATS")
+	if err := s.rt.Ready(); err != nil {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "not ready: "+err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
@@ -540,8 +491,7 @@ var SSEKeepAlive = 15 * time.Second
 
 func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	root, err := s.rt.Get(r.Context(), id)
-	if err != nil {
+	if _, err := s.rt.Get(r.Context(), id); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -549,6 +499,7 @@ func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 	// too, each with its path; ?children=false leaves them out.
 	withChildren := true
 	if v := r.URL.Query().Get("children"); v != "" {
+		var err error
 		if withChildren, err = strconv.ParseBool(v); err != nil {
 			writeError(w, http.StatusBadRequest, CodeBadRequest, "children: must be true or false")
 			return
@@ -573,88 +524,67 @@ func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	// Streamed model text (agents with stream: true) arrives live on core
-	// NATS, beside the journal: it has no id and is not replayed. Subscribe
-	// before the headers go out, so a client that has them misses none.
-	live := make(chan *nats.Msg, 256)
-	liveSubject := bus.LiveSubject(id)
-	if withChildren {
-		liveSubject = bus.LivePrefix + bus.Tree(id) + ".*"
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	// Follow before the headers go out: a client that has them misses
+	// nothing, streamed text included.
+	f, err := s.rt.Follow(ctx, id, withChildren, true)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
-	if sub, err := s.rt.Bus().NC.ChanSubscribe(liveSubject, live); err == nil {
-		defer sub.Unsubscribe()
-	}
-	tree := s.rt.NewTree(root)
+	defer f.Close()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	_ = rc.Flush()
-
-	events := make(chan journal.Event, 64)
+	// The watch runs beside the writer, so a quiet stream still sends its
+	// keep-alive; streamed text (agents with stream: true) comes live,
+	// without an id, in order with the journal's entries.
+	updates := make(chan run.Update, 64)
 	errc := make(chan error, 1)
 	go func() {
-		send := func(ev journal.Event) bool {
+		defer close(updates)
+		for u, err := range f.Watch(ctx, after, false) {
+			if err != nil {
+				errc <- err
+				return
+			}
 			select {
-			case events <- ev:
-			case <-r.Context().Done():
-				return false
+			case updates <- u:
+			case <-ctx.Done():
+				return
 			}
 			// The stream ends with the run's own end; children canceled
 			// with it end after.
-			return ev.RunID != id || !journal.Terminal(ev.Type)
+			if u.Event != nil && u.Event.RunID == id && journal.Terminal(u.Event.Type) {
+				return
+			}
 		}
-		if withChildren {
-			errc <- journal.FollowTree(r.Context(), s.rt.Bus(), bus.Tree(id), after, send)
-		} else {
-			errc <- journal.Follow(r.Context(), s.rt.Bus(), id, after, send)
-		}
-		close(events)
 	}()
-	sendDelta := func(m *nats.Msg) {
-		var live struct {
-			Type  string `json:"type"`
-			RunID string `json:"run_id"`
-		}
-		if json.Unmarshal(m.Data, &live) != nil || live.Type == "" {
-			return
-		}
-		if _, ok := tree.Path(r.Context(), live.RunID, nil); !ok {
-			return
-		}
-		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", live.Type, m.Data)
-	}
 	keepAlive := time.NewTicker(SSEKeepAlive)
 	defer keepAlive.Stop()
 	for {
 		select {
-		case ev, ok := <-events:
+		case u, ok := <-updates:
 			if !ok {
-				if err := <-errc; err != nil && r.Context().Err() == nil {
-					fmt.Fprintf(w, "event: error\ndata: %s\n\n", mustJSON(map[string]string{"message": err.Error()}))
-					_ = rc.Flush()
+				select {
+				case err := <-errc:
+					if r.Context().Err() == nil {
+						fmt.Fprintf(w, "event: error\ndata: %s\n\n", mustJSON(streamError(err)))
+						_ = rc.Flush()
+					}
+				default:
 				}
 				return
 			}
-			// Live text published before this event is already queued in
-			// live (one connection delivers in order): send it first.
-			for drained := false; !drained; {
-				select {
-				case m := <-live:
-					sendDelta(m)
-				default:
-					drained = true
-				}
+			if u.Live != nil {
+				fmt.Fprintf(w, "event: %s\ndata: %s\n\n", u.Live.Type, u.Live.Data)
+			} else {
+				data, _ := json.Marshal(u.Event)
+				fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", u.Event.Seq, u.Event.Type, data)
 			}
-			path, ok := tree.Path(r.Context(), ev.RunID, &ev)
-			if !ok {
-				continue // another tree that shares the token
-			}
-			data, _ := json.Marshal(runtime.TreeEvent{Event: ev, Path: path})
-			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, data)
-			_ = rc.Flush()
-		case m := <-live:
-			sendDelta(m)
 			_ = rc.Flush()
 		case <-keepAlive.C:
 			fmt.Fprint(w, ": keep-alive\n\n")
@@ -663,6 +593,16 @@ func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// streamError is the data of an SSE error event: a slow client is told
+// where to resume (Last-Event-ID).
+func streamError(err error) map[string]any {
+	var slow *engine.SlowFollowerError
+	if errors.As(err, &slow) {
+		return map[string]any{"code": "slow_client", "message": err.Error(), "resume_after": slow.After}
+	}
+	return map[string]any{"message": err.Error()}
 }
 
 func mustJSON(v any) []byte {

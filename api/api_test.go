@@ -13,17 +13,19 @@ import (
 
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/api"
+	"github.com/myriad-ai/myriad/api/apitype"
 	"github.com/myriad-ai/myriad/api/client"
-	"github.com/myriad-ai/myriad/bus/bustest"
+	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/model/scripted"
-	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/run"
+	"github.com/myriad-ai/myriad/store/storetest"
 	"github.com/myriad-ai/myriad/tool"
 )
 
-func newServer(t *testing.T, token string, workers bool) (*httptest.Server, *runtime.Runtime) {
+func newServer(t *testing.T, token string, workers bool) (*httptest.Server, *engine.Engine) {
 	t.Helper()
-	b, _ := bustest.Open(t)
+	b, _ := storetest.Open(t)
 	rules, err := scripted.ParseRules([]byte(`
 - when: {last_user: "^echo (?P<x>.*)"}
   reply: {text: "{{.Match.x}}"}
@@ -36,7 +38,8 @@ func newServer(t *testing.T, token string, workers bool) (*httptest.Server, *run
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := runtime.New(b, runtime.Options{Agents: map[string]*agent.Agent{"greeter": {Model: m, ModelName: "local", Description: "says hello"}}})
+	rt, err := engine.New(b, engine.Options{Agents: map[string]*agent.Agent{"greeter": {Model: m, ModelName: "local", Description: "says hello"}},
+		CommandWait: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,13 +82,13 @@ func TestRunLifecycleOverHTTP(t *testing.T) {
 	srv, _ := newServer(t, "", true)
 	c := client.New(srv.URL, "")
 	ctx := context.Background()
-	ref, err := c.Submit(ctx, api.CreateRunRequest{Agent: "greeter", Input: "echo hi there"}, "")
-	if err != nil || ref.Status != runtime.StatusQueued {
+	ref, err := c.Submit(ctx, apitype.CreateRunRequest{Agent: "greeter", Input: "echo hi there"}, "")
+	if err != nil || ref.Status != run.StatusQueued {
 		t.Fatalf("submit: %+v %v", ref, err)
 	}
 	var types []string
 	var ids []uint64
-	err = c.Events(ctx, ref.ID, 0, func(ev runtime.TreeEvent) bool {
+	err = c.Events(ctx, ref.ID, 0, func(ev run.TreeEvent) bool {
 		types = append(types, ev.Type)
 		ids = append(ids, ev.Seq)
 		return true
@@ -98,7 +101,7 @@ func TestRunLifecycleOverHTTP(t *testing.T) {
 	}
 	// Last-Event-ID resumes after the given event.
 	var resumed []string
-	if err := c.Events(ctx, ref.ID, ids[0], func(ev runtime.TreeEvent) bool { resumed = append(resumed, ev.Type); return true }); err != nil {
+	if err := c.Events(ctx, ref.ID, ids[0], func(ev run.TreeEvent) bool { resumed = append(resumed, ev.Type); return true }); err != nil {
 		t.Fatal(err)
 	}
 	if got := strings.Join(resumed, " "); got != "model.response run.completed" {
@@ -106,18 +109,18 @@ func TestRunLifecycleOverHTTP(t *testing.T) {
 	}
 	// Resuming after the last event of a finished run ends at once.
 	var none []string
-	if err := c.Events(ctx, ref.ID, ids[len(ids)-1], func(ev runtime.TreeEvent) bool { none = append(none, ev.Type); return true }); err != nil || len(none) != 0 {
+	if err := c.Events(ctx, ref.ID, ids[len(ids)-1], func(ev run.TreeEvent) bool { none = append(none, ev.Type); return true }); err != nil || len(none) != 0 {
 		t.Fatalf("resume after the end: %v %v", none, err)
 	}
 	rec, err := c.Wait(ctx, ref.ID, 10*time.Second)
-	if err != nil || rec.Status != runtime.StatusCompleted || rec.Output != "hi there" || rec.EndedAt == nil {
+	if err != nil || rec.Status != run.StatusCompleted || rec.Output != "hi there" || rec.EndedAt == nil {
 		t.Fatalf("get: %+v %v", rec, err)
 	}
-	list, err := c.List(ctx, runtime.ListFilter{Agent: "greeter", Status: "completed", Limit: 10})
+	list, err := c.List(ctx, run.Filter{Agent: "greeter", Status: "completed", Limit: 10})
 	if err != nil || len(list.Runs) != 1 || list.Runs[0].ID != ref.ID {
 		t.Fatalf("list: %+v %v", list, err)
 	}
-	if list, _ := c.List(ctx, runtime.ListFilter{Status: "failed", Limit: 10}); len(list.Runs) != 0 {
+	if list, _ := c.List(ctx, run.Filter{Status: "failed", Limit: 10}); len(list.Runs) != 0 {
 		t.Fatalf("status filter ignored: %+v", list)
 	}
 	code, out := call(t, "GET", srv.URL+"/v1/agents", "", nil)
@@ -131,7 +134,7 @@ func TestListPages(t *testing.T) {
 	c := client.New(srv.URL, "")
 	ctx := context.Background()
 	for range 5 {
-		if _, err := c.Submit(ctx, api.CreateRunRequest{Agent: "greeter", Input: "x"}, ""); err != nil {
+		if _, err := c.Submit(ctx, apitype.CreateRunRequest{Agent: "greeter", Input: "x"}, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -139,7 +142,7 @@ func TestListPages(t *testing.T) {
 	cursor := ""
 	pages := 0
 	for {
-		l, err := c.List(ctx, runtime.ListFilter{Limit: 2, Cursor: cursor})
+		l, err := c.List(ctx, run.Filter{Limit: 2, Cursor: cursor})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -195,9 +198,11 @@ func TestAuthAndIdempotency(t *testing.T) {
 	if status != 401 || errCode(out) != api.CodeUnauthorized {
 		t.Fatalf("no token: %d %v", status, out)
 	}
-	status, _ = call(t, "GET", srv.URL+"/v1/agents", "", map[string]string{"Authorization": "Bearer wrong"})
-	if status != 401 {
-		t.Fatalf("wrong token: %d", status)
+	for header, want := range map[string]int{"Bearer wrong": 401, "Basic s3cret": 401, "s3cret": 401, "Bearer  s3cret": 200,
+		"bearer s3cret": 200, "BEARER s3cret": 200, "Bearers3cret": 401} {
+		if status, _ := call(t, "GET", srv.URL+"/v1/agents", "", map[string]string{"Authorization": header}); status != want {
+			t.Errorf("Authorization %q: %d, want %d", header, status, want)
+		}
 	}
 	if status, _ := call(t, "GET", srv.URL+"/healthz", "", nil); status != 200 {
 		t.Fatalf("healthz needs no token: %d", status)
@@ -210,27 +215,33 @@ func TestAuthAndIdempotency(t *testing.T) {
 	}
 }
 
+// A cancel sent while no worker runs is accepted and taken by the first
+// worker: the run never runs.
 func TestCancelOverHTTP(t *testing.T) {
-	srv, _ := newServer(t, "", false)
+	srv, rt := newServer(t, "", false)
 	c := client.New(srv.URL, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ref, err := c.Submit(ctx, api.CreateRunRequest{Agent: "greeter", Input: "x"}, "")
+	ref, err := c.Submit(ctx, apitype.CreateRunRequest{Agent: "greeter", Input: "x"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec, err := c.Cancel(ctx, ref.ID)
-	if err != nil || rec.Status != runtime.StatusCanceled {
+	if err != nil || rec.Status != run.StatusQueued {
 		t.Fatalf("cancel: %+v %v", rec, err)
 	}
-	var types []string
-	if err := c.Events(ctx, ref.ID, 0, func(ev runtime.TreeEvent) bool { types = append(types, ev.Type); return true }); err != nil {
+	if err := rt.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if len(types) != 1 || types[0] != journal.TypeRunCanceled {
+	t.Cleanup(rt.Stop)
+	var types []string
+	if err := c.Events(ctx, ref.ID, 0, func(ev run.TreeEvent) bool { types = append(types, ev.Type); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(types, " ") != "run.started run.canceled" {
 		t.Fatalf("events %v", types)
 	}
-	if _, err := c.Resolve(ctx, ref.ID, runtime.Resolution{Action: "skip"}); err == nil || !strings.Contains(err.Error(), "conflict") {
+	if _, err := c.Resolve(ctx, ref.ID, run.Resolution{Action: "skip"}); err == nil || !strings.Contains(err.Error(), "conflict") {
 		t.Fatalf("resolve of a canceled run: %v", err)
 	}
 }
@@ -275,13 +286,13 @@ func TestBodyErrorsSpeakJSON(t *testing.T) {
 }
 
 func TestStreamedTextReachesTheEventStream(t *testing.T) {
-	b, _ := bustest.Open(t)
+	b, _ := storetest.Open(t)
 	rules, _ := scripted.ParseRules([]byte(`- reply: {text: "a streamed answer in several pieces"}`))
 	m, err := scripted.New(rules)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := runtime.New(b, runtime.Options{Agents: map[string]*agent.Agent{"talker": {Model: m, Stream: true}}})
+	rt, err := engine.New(b, engine.Options{Agents: map[string]*agent.Agent{"talker": {Model: m, Stream: true}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +300,7 @@ func TestStreamedTextReachesTheEventStream(t *testing.T) {
 	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "talker", Input: "go"})
+	rec, _, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "talker", Input: "go"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +320,7 @@ func TestStreamedTextReachesTheEventStream(t *testing.T) {
 	err = client.ReadSSE(resp.Body, func(typ string, data []byte) (bool, error) {
 		types = append(types, typ)
 		if typ == "model.delta" {
-			var d runtime.Delta
+			var d run.Delta
 			if err := json.Unmarshal(data, &d); err != nil || d.Turn != 1 || d.RunID != rec.ID {
 				t.Fatalf("delta %s: %v", data, err)
 			}
@@ -326,7 +337,7 @@ func TestStreamedTextReachesTheEventStream(t *testing.T) {
 }
 
 func TestApprovalsOverHTTP(t *testing.T) {
-	b, _ := bustest.Open(t)
+	b, _ := storetest.Open(t)
 	rules, _ := scripted.ParseRules([]byte(`
 - when: {last_tool: send_email}
   reply: {text: "done: {{.LastToolResult}}"}
@@ -341,7 +352,7 @@ func TestApprovalsOverHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := runtime.New(b, runtime.Options{Agents: map[string]*agent.Agent{"mailer": {Model: m, Tools: []tool.Tool{send.RequireApproval()}}}})
+	rt, err := engine.New(b, engine.Options{Agents: map[string]*agent.Agent{"mailer": {Model: m, Tools: []tool.Tool{send.RequireApproval()}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,11 +364,11 @@ func TestApprovalsOverHTTP(t *testing.T) {
 	t.Cleanup(srv.Close)
 	c := client.New(srv.URL, "")
 	ctx := context.Background()
-	ref, err := c.Submit(ctx, api.CreateRunRequest{Agent: "mailer", Input: "mail them"}, "")
+	ref, err := c.Submit(ctx, apitype.CreateRunRequest{Agent: "mailer", Input: "mail them"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec, err := c.Wait(ctx, ref.ID, 10*time.Second); err != nil || rec.Status != runtime.StatusWaiting {
+	if rec, err := c.Wait(ctx, ref.ID, 10*time.Second); err != nil || rec.Status != run.StatusWaiting {
 		t.Fatalf("want waiting: %+v %v", rec, err)
 	}
 	status, out := call(t, "GET", srv.URL+"/v1/approvals", "", nil)
@@ -375,7 +386,7 @@ func TestApprovalsOverHTTP(t *testing.T) {
 		t.Fatalf("approve: %d %v", status, out)
 	}
 	rec, err := c.Wait(ctx, ref.ID, 10*time.Second)
-	if err != nil || rec.Status != runtime.StatusCompleted || rec.Output != "done: sent to b@example.com" {
+	if err != nil || rec.Status != run.StatusCompleted || rec.Output != "done: sent to b@example.com" {
 		t.Fatalf("after approval: %+v %v", rec, err)
 	}
 	status, out = call(t, "POST", srv.URL+"/v1/runs/"+ref.ID+"/approvals/"+id, `{"decision":"approve"}`, nil)
@@ -387,7 +398,7 @@ func TestApprovalsOverHTTP(t *testing.T) {
 // A parent's stream carries its children's events and streamed text, each
 // with its path, and ends with the parent's own end.
 func TestNestedEventStream(t *testing.T) {
-	b, _ := bustest.Open(t)
+	b, _ := storetest.Open(t)
 	parse := func(s string) *scripted.Model {
 		rules, err := scripted.ParseRules([]byte(s))
 		if err != nil {
@@ -399,7 +410,7 @@ func TestNestedEventStream(t *testing.T) {
 		}
 		return m
 	}
-	rt, err := runtime.New(b, runtime.Options{Agents: map[string]*agent.Agent{
+	rt, err := engine.New(b, engine.Options{Agents: map[string]*agent.Agent{
 		"lead": {Model: parse(`
 - when: {last_role: tool}
   reply: {text: "all done"}
@@ -414,7 +425,7 @@ func TestNestedEventStream(t *testing.T) {
 	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "lead", Input: "go"})
+	rec, _, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "lead", Input: "go"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,7 +450,7 @@ func TestNestedEventStream(t *testing.T) {
 			if typ == "model.delta" {
 				return true, nil
 			}
-			var ev runtime.TreeEvent
+			var ev run.TreeEvent
 			if err := json.Unmarshal(data, &ev); err != nil {
 				t.Fatal(err)
 			}
@@ -454,12 +465,12 @@ func TestNestedEventStream(t *testing.T) {
 	var childStart string
 	read("", func(typ string, data []byte) {
 		if typ == "model.delta" {
-			var d runtime.Delta
+			var d run.Delta
 			_ = json.Unmarshal(data, &d)
 			text[d.Path] += d.Text
 			return
 		}
-		var ev runtime.TreeEvent
+		var ev run.TreeEvent
 		_ = json.Unmarshal(data, &ev)
 		lines = append(lines, ev.Path+" "+typ)
 		if typ == journal.TypeRunStarted && ev.Path == "lead/helper#2" {
@@ -483,7 +494,7 @@ func TestNestedEventStream(t *testing.T) {
 	var resumed []string
 	read(childStart, func(typ string, data []byte) {
 		if typ != "model.delta" {
-			var ev runtime.TreeEvent
+			var ev run.TreeEvent
 			_ = json.Unmarshal(data, &ev)
 			resumed = append(resumed, ev.Path+" "+typ)
 		}
@@ -495,7 +506,7 @@ func TestNestedEventStream(t *testing.T) {
 
 // Progress a tool reports while it runs reaches the event stream live.
 func TestToolProgressReachesTheEventStream(t *testing.T) {
-	b, _ := bustest.Open(t)
+	b, _ := storetest.Open(t)
 	rules, _ := scripted.ParseRules([]byte(`
 - when: {last_role: tool}
   reply: {text: "done"}
@@ -512,7 +523,7 @@ func TestToolProgressReachesTheEventStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := runtime.New(b, runtime.Options{Agents: map[string]*agent.Agent{"worker": {Model: m, Tools: []tool.Tool{work}}}})
+	rt, err := engine.New(b, engine.Options{Agents: map[string]*agent.Agent{"worker": {Model: m, Tools: []tool.Tool{work}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -520,7 +531,7 @@ func TestToolProgressReachesTheEventStream(t *testing.T) {
 	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "worker", Input: "go"})
+	rec, _, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "worker", Input: "go"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -534,10 +545,10 @@ func TestToolProgressReachesTheEventStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(rt.Stop)
-	var progress *runtime.ToolProgress
+	var progress *run.ToolProgress
 	err = client.ReadSSE(resp.Body, func(typ string, data []byte) (bool, error) {
-		if typ == runtime.LiveProgress {
-			progress = &runtime.ToolProgress{}
+		if typ == run.LiveProgress {
+			progress = &run.ToolProgress{}
 			_ = json.Unmarshal(data, progress)
 		}
 		return !journal.Terminal(typ), nil

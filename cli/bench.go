@@ -16,7 +16,8 @@ import (
 	"time"
 
 	"github.com/myriad-ai/myriad"
-	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/engine"
+	"github.com/myriad-ai/myriad/run"
 )
 
 // benchResult is the one JSON line bench prints.
@@ -121,7 +122,7 @@ func bench(ctx context.Context, e *env, args []string) error {
 	var sessionWall, overhead []float64
 	var steps, entries, failed atomic.Int64
 	var firstErr atomic.Value
-	onFinish := func(rec *runtime.Record, st runtime.RunStats) {
+	onFinish := func(rec *run.Record, st engine.RunStats) {
 		// Model and tool calls are the steps that do work; the rest of the
 		// wall time is the runtime's overhead.
 		calls := max(st.ModelCalls+st.ToolCalls, 1)
@@ -138,7 +139,7 @@ func bench(ctx context.Context, e *env, args []string) error {
 		}
 		steps.Add(int64(calls))
 		entries.Add(int64(st.Steps))
-		if rec.Status != runtime.StatusCompleted {
+		if rec.Status != run.StatusCompleted {
 			failed.Add(1)
 			if rec.Error != nil {
 				firstErr.CompareAndSwap(nil, rec.Error.Code+": "+rec.Error.Message)
@@ -190,7 +191,7 @@ func bench(ctx context.Context, e *env, args []string) error {
 				case <-ctx.Done():
 					return
 				}
-				if _, _, err := node.Runtime.Submit(ctx, runtime.SubmitRequest{Agent: *agentName, Input: *input}); err != nil {
+				if _, _, err := node.Engine.Submit(ctx, engine.SubmitRequest{Agent: *agentName, Input: *input}); err != nil {
 					submitErr.CompareAndSwap(nil, err.Error())
 					failed.Add(1)
 					finish()

@@ -8,7 +8,8 @@ import (
 	"time"
 
 	"github.com/myriad-ai/myriad"
-	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/engine"
+	"github.com/myriad-ai/myriad/run"
 )
 
 // flowBenchResult is the JSON line bench --flow prints.
@@ -46,11 +47,11 @@ func benchFlow(ctx context.Context, e *env, proj *myriad.Project, name string, i
 	baseline := currentRSSMB()
 	fmt.Fprintf(e.stderr, "bench: flow %s over %d items, %s\n", name, items, map[bool]string{true: "in memory", false: "durable (file storage)"}[memory])
 	began := time.Now()
-	rec, _, err := node.Runtime.Submit(ctx, runtime.SubmitRequest{Flow: name, Input: "benchmark", State: state})
+	rec, _, err := node.Engine.Submit(ctx, engine.SubmitRequest{Flow: name, Input: "benchmark", State: state})
 	if err != nil {
 		return err
 	}
-	rec, err = node.Runtime.Wait(ctx, rec.ID)
+	rec, err = node.Engine.Wait(ctx, rec.ID)
 	if err != nil {
 		return err
 	}
@@ -62,7 +63,7 @@ func benchFlow(ctx context.Context, e *env, proj *myriad.Project, name string, i
 	res.ChildrenPerSec = round(float64(items)/elapsed.Seconds(), 1)
 	line, _ := json.Marshal(res)
 	fmt.Fprintf(e.stdout, "%s\n", line)
-	if rec.Status != runtime.StatusCompleted {
+	if rec.Status != run.StatusCompleted {
 		msg := string(rec.Status)
 		if rec.Error != nil {
 			msg = rec.Error.Code + ": " + rec.Error.Message

@@ -12,7 +12,7 @@ import (
 	"github.com/myriad-ai/myriad/cli"
 )
 
-func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code = cli.Main(context.Background(), args, &out, &errb)
@@ -21,7 +21,7 @@ func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
 
 func TestQuickstartRunsOffline(t *testing.T) {
 	t.Setenv("MYRIAD_MODEL", "")
-	code, out, errs := run(t, "run", "--config", "../examples/quickstart/myriad.yaml", "assistant", "What time is it in Tokyo?")
+	code, out, errs := runCLI(t, "run", "--config", "../examples/quickstart/myriad.yaml", "assistant", "What time is it in Tokyo?")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
@@ -41,7 +41,7 @@ models:
 agents:
   a: {model: local}
 `), 0o600)
-	code, out, _ := run(t, "run", "--config", cfg, "--json", "a", "hello")
+	code, out, _ := runCLI(t, "run", "--config", cfg, "--json", "a", "hello")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, out)
 	}
@@ -50,21 +50,21 @@ agents:
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last.Type != "run.completed" {
 		t.Fatalf("last line %q: %v", lines[len(lines)-1], err)
 	}
-	code, _, errs := run(t, "run", "--config", cfg, "a", "please fail")
+	code, _, errs := runCLI(t, "run", "--config", cfg, "a", "please fail")
 	if code != 1 || !strings.Contains(errs, "scripted failure") {
 		t.Fatalf("failing run: exit %d, stderr %q", code, errs)
 	}
 }
 
 func TestValidate(t *testing.T) {
-	code, out, _ := run(t, "validate", "--config", "../examples/quickstart/myriad.yaml")
+	code, out, _ := runCLI(t, "validate", "--config", "../examples/quickstart/myriad.yaml")
 	if code != 0 || !strings.Contains(out, "ok") {
 		t.Fatalf("exit %d %q", code, out)
 	}
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("models: {fast: {provider: scripted, rules: [{reply: {text: x}}]}}\nagents: {triage: {model: fats}}\n"), 0o600)
-	code, _, errs := run(t, "validate", "--config", bad)
+	code, _, errs := runCLI(t, "validate", "--config", bad)
 	if code != 1 || !strings.Contains(errs, `agents.triage.model: unknown model "fats" (known: fast)`) {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
@@ -85,18 +85,18 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--config", "/nonexistent/myriad.yaml"}, 1, "--config"},
 	}
 	for _, tc := range tests {
-		code, _, errs := run(t, tc.args...)
+		code, _, errs := runCLI(t, tc.args...)
 		if code != tc.code || !strings.Contains(errs, tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, errs, tc.code, tc.want)
 		}
 	}
-	if code, out, _ := run(t, "version"); code != 0 || !strings.HasPrefix(out, "myriad ") {
+	if code, out, _ := runCLI(t, "version"); code != 0 || !strings.HasPrefix(out, "myriad ") {
 		t.Errorf("version: %d %q", code, out)
 	}
 }
 
 func TestServeRefusesPublicAddressWithoutToken(t *testing.T) {
-	code, _, errs := run(t, "serve", "--config", "../examples/quickstart/myriad.yaml", "--data", t.TempDir(), "--listen", "0.0.0.0:0")
+	code, _, errs := runCLI(t, "serve", "--config", "../examples/quickstart/myriad.yaml", "--data", t.TempDir(), "--listen", "0.0.0.0:0")
 	if code != 1 || !strings.Contains(errs, "refusing to listen on 0.0.0.0:0 without authentication") {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
@@ -113,7 +113,7 @@ tools:
 agents:
   a: {model: local, tools: [ship]}
 `), 0o600)
-	code, out, errs := run(t, "run", "--config", cfg, "a", "go")
+	code, out, errs := runCLI(t, "run", "--config", cfg, "a", "go")
 	if code != 3 || !strings.Contains(out, "waiting for approval 1-0") || !strings.Contains(errs, "waits for approval") || !strings.Contains(errs, "myriad runs approvals") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
@@ -136,7 +136,7 @@ flows:
       ask: {ask: {prompt: "ok?", timeout: 1s, default: "no answer"}, output: answer}
     output: answer
 `), 0o600)
-	code, out, errs := run(t, "run", "--config", cfg, "f", "go")
+	code, out, errs := runCLI(t, "run", "--config", cfg, "f", "go")
 	if code != 0 || !strings.Contains(out, "no answer") || !strings.Contains(errs, "waiting for input until") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}

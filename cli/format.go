@@ -7,12 +7,12 @@ import (
 	"strings"
 
 	"github.com/myriad-ai/myriad/journal"
-	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/run"
 )
 
 // printEvent writes one event for a person to read, or as a JSON line.
 // Events of runs below root are indented under their path.
-func printEvent(w io.Writer, ev runtime.TreeEvent, root string, asJSON bool) {
+func printEvent(w io.Writer, ev run.TreeEvent, root string, asJSON bool) {
 	if asJSON {
 		data, _ := json.Marshal(ev)
 		fmt.Fprintf(w, "%s\n", data)
@@ -112,6 +112,9 @@ func printEvent(w io.Writer, ev runtime.TreeEvent, root string, asJSON bool) {
 		if len(d.Children) > 0 {
 			parts = append(parts, fmt.Sprintf("for %d child runs", len(d.Children)))
 		}
+		if len(d.Approvals) > 0 {
+			parts = append(parts, "for approval of "+strings.Join(d.Approvals, ", "))
+		}
 		if len(d.Inputs) > 0 {
 			parts = append(parts, "for input at "+strings.Join(d.Inputs, ", "))
 		}
@@ -143,10 +146,28 @@ func printEvent(w io.Writer, ev runtime.TreeEvent, root string, asJSON bool) {
 		var d journal.ChildrenReported
 		_ = json.Unmarshal(ev.Data, &d)
 		line = fmt.Sprintf("%d child runs reported", len(d.Reports))
+		if len(d.Reports) == 1 {
+			line = fmt.Sprintf("child run %s %s", d.Reports[0].RunID, d.Reports[0].Status)
+		}
 	case journal.TypeInputRequested:
 		var d journal.InputRequested
 		_ = json.Unmarshal(ev.Data, &d)
 		line = fmt.Sprintf("waiting for input at %s: %s", d.Key, clip(d.Prompt, 300))
+		if d.Call != "" {
+			line = fmt.Sprintf("tool %s asks at %s: %s", d.Node, d.Key, clip(d.Prompt, 300))
+		}
+	case journal.TypeInputWithdrawn:
+		var d journal.InputWithdrawn
+		_ = json.Unmarshal(ev.Data, &d)
+		line = fmt.Sprintf("question %s withdrawn: %s", d.Key, d.Reason)
+	case journal.TypeInputRefused:
+		var d journal.InputRefused
+		_ = json.Unmarshal(ev.Data, &d)
+		line = fmt.Sprintf("%s refused: %s", d.Kind, clip(d.Reason, 300))
+	case journal.TypeCancelRequested:
+		line = "cancel requested"
+	case journal.TypeTimerFired:
+		line = "timer fired"
 	case journal.TypeInputReceived:
 		var d journal.InputReceived
 		_ = json.Unmarshal(ev.Data, &d)

@@ -69,7 +69,7 @@ agents:
 		t.Fatal(err)
 	}
 	// Before the login, the project cannot reach the server, and says why.
-	if code, _, stderr := run(t, "run", "--config", cfg, "a", "who is 42?"); code == 0 || !strings.Contains(stderr, "myriad mcp login crm") {
+	if code, _, stderr := runCLI(t, "run", "--config", cfg, "a", "who is 42?"); code == 0 || !strings.Contains(stderr, "myriad mcp login crm") {
 		t.Fatalf("before login: exit %d, %s", code, stderr)
 	}
 	var out bytes.Buffer
@@ -81,11 +81,11 @@ agents:
 	if st, err := os.Stat(file); err != nil || st.Mode().Perm() != 0o600 || !strings.Contains(out.String(), file) {
 		t.Fatalf("the saved grant: %v %v\n%s", st, err, out.String())
 	}
-	if code, stdout, stderr := run(t, "run", "--config", cfg, "a", "who is 42?"); code != 0 || !strings.Contains(stdout, "customer 42 prefers email") {
+	if code, stdout, stderr := runCLI(t, "run", "--config", cfg, "a", "who is 42?"); code != 0 || !strings.Contains(stdout, "customer 42 prefers email") {
 		t.Fatalf("after login: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	// Login is only for servers a person authorizes.
-	if code, _, stderr := run(t, "mcp", "login", "nope", "--config", cfg); code == 0 || !strings.Contains(stderr, "mcp_servers.nope: no such MCP server") {
+	if code, _, stderr := runCLI(t, "mcp", "login", "nope", "--config", cfg); code == 0 || !strings.Contains(stderr, "mcp_servers.nope: no such MCP server") {
 		t.Fatalf("an unknown server: exit %d, %s", code, stderr)
 	}
 }

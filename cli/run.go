@@ -2,15 +2,16 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/myriad-ai/myriad"
-	"github.com/myriad-ai/myriad/bus"
+	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/journal"
-	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/run"
 )
 
 func runCmd(ctx context.Context, e *env, args []string) error {
@@ -45,7 +46,7 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer node.Close()
-	req := runtime.SubmitRequest{Agent: agentName, Input: input, Instance: *instance}
+	req := engine.SubmitRequest{Agent: agentName, Input: input, Instance: *instance}
 	if _, isFlow := proj.Flows[agentName]; isFlow {
 		req.Agent, req.Flow = "", agentName
 	}
@@ -58,69 +59,88 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 		}
 		req.State = raw
 	}
-	rec, _, err := node.Runtime.Submit(ctx, req)
+	rec, _, err := node.Engine.Submit(ctx, req)
 	if err != nil {
 		return err
 	}
 	// Follow the run and its descendants; stop where the run ends or needs
 	// a person.
-	tree := node.Runtime.NewTree(rec)
 	var after uint64
 	for {
-		err = journal.FollowTree(ctx, node.Bus, bus.Tree(rec.ID), after, func(ev journal.Event) bool {
+		for u, err := range node.Engine.Watch(ctx, engine.WatchOptions{Run: rec.ID, Tree: true, After: after}) {
+			if err != nil {
+				var slow *engine.SlowFollowerError
+				if errors.As(err, &slow) {
+					break // watch again from where it was
+				}
+				if ctx.Err() != nil {
+					return &exitError{code: 130, err: errors.New("interrupted; with --data the run resumes on the next start")}
+				}
+				return err
+			}
+			ev := u.Event
 			after = ev.Seq
-			path, ok := tree.Path(ctx, ev.RunID, &ev)
-			if !ok {
-				return true
+			printEvent(e.stdout, *ev, rec.ID, *asJSON)
+			if ev.RunID == rec.ID && (journal.Terminal(ev.Type) || ev.Type == journal.TypeRunInDoubt || waitsForPerson(ev.Event)) {
+				break
 			}
-			printEvent(e.stdout, runtime.TreeEvent{Event: ev, Path: path}, rec.ID, *asJSON)
-			return ev.RunID != rec.ID || !journal.Terminal(ev.Type) && ev.Type != journal.TypeRunInDoubt &&
-				ev.Type != journal.TypeApprovalRequested && ev.Type != journal.TypeInputRequested
-		})
-		if err != nil {
-			if ctx.Err() != nil {
-				return &exitError{code: 130, err: errors.New("interrupted; with --data the run resumes on the next start")}
-			}
+		}
+		if ctx.Err() != nil {
+			return &exitError{code: 130, err: errors.New("interrupted; with --data the run resumes on the next start")}
+		}
+		if rec, err = node.Engine.Wait(ctx, rec.ID); err != nil {
 			return err
 		}
-		if rec, err = node.Runtime.Wait(ctx, rec.ID); err != nil {
-			return err
+		if rec.Status.Terminal() || rec.Status == run.StatusInDoubt {
+			break
 		}
-		if rec.Status == runtime.StatusWaiting && rec.WakeAt != nil {
+		if rec.Status == run.StatusWaiting && rec.WakeAt != nil {
 			// A deadline will decide if nobody does: keep following.
 			fmt.Fprintf(e.stderr, "myriad run: waiting for %s until %s; then the default applies (Ctrl-C to stop)\n",
 				rec.WaitingFor, rec.WakeAt.Local().Format("15:04:05"))
 			continue
 		}
-		break
+		if rec.Settled() {
+			break
+		}
 	}
 	switch {
-	case rec.Status == runtime.StatusWaiting && rec.WaitingFor == runtime.WaitInput:
+	case rec.Status == run.StatusWaiting && rec.WaitingFor == run.WaitInput:
 		return &exitError{code: 3, err: fmt.Errorf("run %s waits for a person's input (%s): run with --data DIR, serve that directory, and answer with myriad runs answer", rec.ID, inputKeys(rec))}
-	case rec.Status == runtime.StatusWaiting:
+	case rec.Status == run.StatusWaiting:
 		return &exitError{code: 3, err: fmt.Errorf("run %s waits for approval: run with --data DIR, serve that directory, and decide with myriad runs approvals / decide", rec.ID)}
-	case rec.Status == runtime.StatusInDoubt:
+	case rec.Status == run.StatusInDoubt:
 		return &exitError{code: 3, err: fmt.Errorf("run %s is in doubt: run with --data DIR, serve that directory, and decide with myriad runs resolve", rec.ID)}
 	}
 	if !*asJSON {
 		switch rec.Status {
-		case runtime.StatusCompleted:
+		case run.StatusCompleted:
 			fmt.Fprintf(e.stdout, "\n%s\n", rec.Output)
-		case runtime.StatusFailed:
+		case run.StatusFailed:
 			return &exitError{code: 1, err: fmt.Errorf("run %s failed: %s", rec.ID, rec.Error.Message)}
 		default:
 			return &exitError{code: 1, err: fmt.Errorf("run %s ended %s", rec.ID, rec.Status)}
 		}
-	} else if rec.Status != runtime.StatusCompleted {
+	} else if rec.Status != run.StatusCompleted {
 		return &exitError{code: 1}
 	}
 	return nil
 }
 
-func inputKeys(rec *runtime.Record) string {
+func inputKeys(rec *run.Record) string {
 	keys := make([]string, 0, len(rec.InputRequests))
 	for _, q := range rec.InputRequests {
 		keys = append(keys, q.Key)
 	}
 	return strings.Join(keys, ", ")
+}
+
+// waitsForPerson reports a run parking until a person answers or decides
+// (not for its children, nor only for a timer).
+func waitsForPerson(ev journal.Event) bool {
+	if ev.Type != journal.TypeRunWaiting {
+		return false
+	}
+	var w journal.RunWaiting
+	return json.Unmarshal(ev.Data, &w) == nil && len(w.Children) == 0 && (len(w.Approvals) > 0 || len(w.Inputs) > 0)
 }

@@ -9,7 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/myriad-ai/myriad/api/client"
-	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/run"
 )
 
 func runsCmd(ctx context.Context, e *env, args []string) error {
@@ -68,7 +68,7 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 	}
 	switch sub {
 	case "list":
-		l, err := c.List(ctx, runtime.ListFilter{Agent: *agent, Flow: *flowName, Status: runtime.Status(*status), Parent: *parent,
+		l, err := c.List(ctx, run.Filter{Agent: *agent, Flow: *flowName, Status: run.Status(*status), Parent: *parent,
 			Roots: *roots, Limit: *limit, Cursor: *cursor})
 		if err != nil {
 			return err
@@ -109,7 +109,7 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 		if err != nil {
 			return err
 		}
-		return c.Events(ctx, id, *after, func(ev runtime.TreeEvent) bool {
+		return c.Events(ctx, id, *after, func(ev run.TreeEvent) bool {
 			printEvent(e.stdout, ev, id, *asJSON)
 			return true
 		})
@@ -123,7 +123,7 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 			return err
 		}
 		switch {
-		case rec.Status == runtime.StatusCanceled:
+		case rec.Status == run.StatusCanceled:
 			fmt.Fprintf(e.stdout, "%s: canceled\n", rec.ID)
 		case rec.Status.Terminal():
 			fmt.Fprintf(e.stdout, "%s: already %s; nothing to cancel\n", rec.ID, rec.Status)
@@ -136,7 +136,7 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 		if err != nil {
 			return err
 		}
-		rec, err := c.Resolve(ctx, id, runtime.Resolution{Action: *action, Result: *result, Reason: *reason})
+		rec, err := c.Resolve(ctx, id, run.Resolution{Action: *action, Result: *result, Reason: *reason})
 		if err != nil {
 			return err
 		}
@@ -163,7 +163,7 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 		if *decision == "" {
 			return &exitError{code: 2, err: errors.New("runs decide needs --decision approve or --decision deny")}
 		}
-		d := runtime.Decision{Decision: *decision, Reason: *reason}
+		d := run.Decision{Decision: *decision, Reason: *reason}
 		if *arguments != "" {
 			d.Arguments = json.RawMessage(*arguments)
 		}

@@ -9,6 +9,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/myriad-ai/myriad/internal/redact"
+
 	"github.com/myriad-ai/myriad"
 	"github.com/myriad-ai/myriad/a2aserver"
 	"github.com/myriad-ai/myriad/api"
@@ -56,19 +58,19 @@ func serve(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer node.Close()
-	a2a, err := a2aserver.New(node.Runtime, a2aserver.Options{Version: myriad.Version, PublicURL: cfg.Server.PublicURL,
+	a2a, err := a2aserver.New(node.Engine, a2aserver.Options{Version: myriad.Version, PublicURL: cfg.Server.PublicURL,
 		Default: cfg.Server.A2A.Default, Publish: cfg.Server.A2A.Publish, BearerAuth: token != "", ClientApprovals: cfg.Server.A2A.Approvals == "client", Logger: log})
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler: api.New(node.Runtime, api.Options{Token: token, MaxBodyBytes: cfg.Server.MaxBodyBytes, Logger: log, Version: myriad.Version,
-			MCP: mcpserver.Handler(mcpserver.New(node.Runtime, mcpserver.Options{Version: myriad.Version, Logger: log})), A2A: a2a}),
+		Handler: api.New(node.Engine, api.Options{Token: token, MaxBodyBytes: cfg.Server.MaxBodyBytes, Logger: log, Version: myriad.Version,
+			MCP: mcpserver.Handler(mcpserver.New(node.Engine, mcpserver.Options{Version: myriad.Version, Logger: log})), A2A: a2a}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	where := "embedded NATS in " + *data
 	if *natsURL != "" {
-		where = "NATS at " + *natsURL
+		where = "NATS at " + redact.URL(*natsURL)
 	}
 	log.Info("myriad serving", "addr", ln.Addr().String(), "agents", len(proj.Agents), "store", where, "version", myriad.Version)
 	errc := make(chan error, 1)

@@ -17,8 +17,9 @@ import (
 	"github.com/myriad-ai/myriad"
 	"github.com/myriad-ai/myriad/a2aserver"
 	"github.com/myriad-ai/myriad/api"
+	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/journal"
-	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/run"
 )
 
 func open(t *testing.T, path string) *myriad.Node {
@@ -35,7 +36,7 @@ func open(t *testing.T, path string) *myriad.Node {
 	return node
 }
 
-func wait(t *testing.T, rt *runtime.Runtime, id string) *runtime.Record {
+func wait(t *testing.T, rt *engine.Engine, id string) *run.Record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -46,12 +47,12 @@ func wait(t *testing.T, rt *runtime.Runtime, id string) *runtime.Record {
 	return rec
 }
 
-func childrenOf(t *testing.T, rt *runtime.Runtime, parent string) []*runtime.Record {
+func childrenOf(t *testing.T, rt *engine.Engine, parent string) []*run.Record {
 	t.Helper()
-	var out []*runtime.Record
+	var out []*run.Record
 	cursor := ""
 	for {
-		page, next, err := rt.List(context.Background(), runtime.ListFilter{Limit: 1000, Cursor: cursor})
+		page, next, err := rt.List(context.Background(), run.Filter{Limit: 1000, Cursor: cursor})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,13 +70,13 @@ func childrenOf(t *testing.T, rt *runtime.Runtime, parent string) []*runtime.Rec
 
 func TestResearchTeam(t *testing.T) {
 	node := open(t, "research-team/myriad.yaml")
-	rt := node.Runtime
-	rec, _, err := rt.Submit(context.Background(), runtime.SubmitRequest{Agent: "supervisor", Input: "heat pumps in cold climates"})
+	rt := node.Engine
+	rec, _, err := rt.Submit(context.Background(), engine.SubmitRequest{Agent: "supervisor", Input: "heat pumps in cold climates"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec = wait(t, rt, rec.ID)
-	if rec.Status != runtime.StatusCompleted {
+	if rec.Status != run.StatusCompleted {
 		t.Fatalf("%s %+v", rec.Status, rec.Error)
 	}
 	for _, part := range []string{"[web]", "[papers]", "[data]"} {
@@ -115,14 +116,14 @@ func TestSupportTriage(t *testing.T) {
 	defer refundSrv.Close()
 	t.Setenv("REFUND_URL", refundSrv.URL+"/refund")
 	node := open(t, "support-triage/myriad.yaml")
-	rt := node.Runtime
+	rt := node.Engine
 	ctx := context.Background()
-	rec, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "triage", Instance: "customer-42", Input: "I was charged twice for my invoice"})
+	rec, _, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "triage", Instance: "customer-42", Input: "I was charged twice for my invoice"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec = wait(t, rt, rec.ID)
-	if rec.Status != runtime.StatusWaiting || len(rec.Approvals) != 1 || rec.Approvals[0].Name != "refund" {
+	if rec.Status != run.StatusWaiting || len(rec.Approvals) != 1 || rec.Approvals[0].Name != "refund" {
 		t.Fatalf("want the refund waiting for approval: %s %+v", rec.Status, rec.Approvals)
 	}
 	// The refund is billing's, after the handoff: it is listed under billing.
@@ -134,11 +135,11 @@ func TestSupportTriage(t *testing.T) {
 		t.Fatalf("refunded before approval: %v", refunds)
 	}
 	mu.Unlock()
-	if _, err := rt.Decide(ctx, rec.ID, rec.Approvals[0].ApprovalID, runtime.Decision{Decision: journal.Approve}); err != nil {
+	if _, err := rt.Decide(ctx, rec.ID, rec.Approvals[0].ApprovalID, run.Decision{Decision: journal.Approve}); err != nil {
 		t.Fatal(err)
 	}
 	rec = wait(t, rt, rec.ID)
-	if rec.Status != runtime.StatusCompleted || !strings.Contains(rec.Output, "refunded") {
+	if rec.Status != run.StatusCompleted || !strings.Contains(rec.Output, "refunded") {
 		t.Fatalf("%s %q", rec.Status, rec.Output)
 	}
 	mu.Lock()
@@ -158,7 +159,7 @@ func TestSupportTriage(t *testing.T) {
 	}
 	// The customer writes again: billing, which holds the conversation,
 	// answers without a second triage.
-	next, _, err := rt.Submit(ctx, runtime.SubmitRequest{Agent: "triage", Instance: "customer-42", Input: "thanks, and my address changed"})
+	next, _, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "triage", Instance: "customer-42", Input: "thanks, and my address changed"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,17 +170,17 @@ func TestSupportTriage(t *testing.T) {
 
 func TestMapReduceOver100Documents(t *testing.T) {
 	node := open(t, "map-reduce/myriad.yaml")
-	rt := node.Runtime
+	rt := node.Engine
 	docs, err := os.ReadFile("map-reduce/docs.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, _, err := rt.Submit(context.Background(), runtime.SubmitRequest{Flow: "digest", Input: "Digest the corpus", State: docs})
+	rec, _, err := rt.Submit(context.Background(), engine.SubmitRequest{Flow: "digest", Input: "Digest the corpus", State: docs})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec = wait(t, rt, rec.ID)
-	if rec.Status != runtime.StatusCompleted || rec.Output != "Digest of 100 documents: every one was summarized." {
+	if rec.Status != run.StatusCompleted || rec.Output != "Digest of 100 documents: every one was summarized." {
 		t.Fatalf("%s %q %+v", rec.Status, rec.Output, rec.Error)
 	}
 	var state struct {
@@ -200,19 +201,19 @@ func TestMapReduceOver100Documents(t *testing.T) {
 // the front desk calling its billing agent as a tool.
 func TestA2APair(t *testing.T) {
 	back := open(t, "a2a/backoffice/myriad.yaml")
-	srv, err := a2aserver.New(back.Runtime, a2aserver.Options{})
+	srv, err := a2aserver.New(back.Engine, a2aserver.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(api.New(back.Runtime, api.Options{A2A: srv}))
+	hs := httptest.NewServer(api.New(back.Engine, api.Options{A2A: srv}))
 	t.Cleanup(hs.Close)
 	t.Setenv("BACKOFFICE_URL", hs.URL)
 	front := open(t, "a2a/frontdesk/myriad.yaml")
-	rec, _, err := front.Runtime.Submit(context.Background(), runtime.SubmitRequest{Agent: "front", Input: "Is invoice 42 paid?"})
+	rec, _, err := front.Engine.Submit(context.Background(), engine.SubmitRequest{Agent: "front", Input: "Is invoice 42 paid?"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec = wait(t, front.Runtime, rec.ID); rec.Status != runtime.StatusCompleted ||
+	if rec = wait(t, front.Engine, rec.ID); rec.Status != run.StatusCompleted ||
 		rec.Output != "The back office says: Invoice 42 was paid in full on 3 March." {
 		t.Fatalf("%s %q %+v", rec.Status, rec.Output, rec.Error)
 	}

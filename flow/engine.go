@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/myriad-ai/myriad/agent"
+	"github.com/myriad-ai/myriad/internal/redact"
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/tool"
 )
@@ -164,7 +165,7 @@ func (e *engine) loop(ctx context.Context) (agent.Outcome, error) {
 		if err := e.respawn(ctx); err != nil {
 			return e.outcome(ctx, err)
 		}
-		got, err := e.collect(ctx)
+		got, err := e.takeInputs(ctx)
 		if err != nil {
 			return e.outcome(ctx, err)
 		}
@@ -205,17 +206,18 @@ func (e *engine) finishDone(ctx context.Context) (progressed bool, out *agent.Ou
 				}
 			}
 			if !a.answered && !a.until.IsZero() && !now.Before(a.until) {
-				// The deadline passed. An answer given while this worker
-				// ran wins over the default; otherwise the default applies.
-				in := journal.InputReceived{Key: a.key, ByDefault: true}
-				in.Value, _ = json.Marshal(a.node.Ask.Default)
-				if e.env.Answer != nil {
-					if v, ok := e.env.Answer(ctx, a.key); ok {
-						in.Value, in.ByDefault = v, false
-					}
-				}
-				if err := e.append(ctx, journal.TypeInputReceived, in); err != nil {
+				// The deadline passed. An answer that came while this
+				// worker ran wins over the default; otherwise the default
+				// applies.
+				if _, err := e.takeInputs(ctx); err != nil {
 					return false, nil, err
+				}
+				if !a.answered {
+					in := journal.InputReceived{Key: a.key, ByDefault: true}
+					in.Value, _ = json.Marshal(a.node.Ask.Default)
+					if err := e.append(ctx, journal.TypeInputReceived, in); err != nil {
+						return false, nil, err
+					}
 				}
 			}
 			if !a.answered {
@@ -550,27 +552,23 @@ func (e *engine) respawn(ctx context.Context) error {
 	return nil
 }
 
-// collect journals the reports children posted since the last read, in one
-// entry. got reports whether there were any.
-func (e *engine) collect(ctx context.Context) (got bool, err error) {
-	if len(e.r.byChild) == 0 {
+// takeInputs folds in the inputs that reached the run since it was
+// resumed — children's reports, answers — which the engine journals. got
+// reports whether there were any.
+func (e *engine) takeInputs(ctx context.Context) (got bool, err error) {
+	if e.env.Inputs == nil {
 		return false, nil
 	}
-	reports, err := e.env.Children.Reports(ctx, e.runID, e.r.inboxSeq)
-	if err != nil || len(reports) == 0 {
+	evs, err := e.env.Inputs(ctx)
+	if err != nil {
 		return false, err
 	}
-	d := journal.ChildrenReported{InboxSeq: reports[len(reports)-1].Seq}
-	for _, rep := range reports {
-		if _, mine := e.r.byChild[rep.RunID]; mine {
-			d.Reports = append(d.Reports, journal.ChildReport{RunID: rep.RunID, Status: rep.Status, Output: rep.Output, Error: rep.Error, Usage: rep.Usage})
+	for _, ev := range evs {
+		if err := e.r.apply(ev); err != nil {
+			return false, fmt.Errorf("flow %s: %w", e.f.Name, err)
 		}
 	}
-	if len(d.Reports) == 0 {
-		e.r.inboxSeq = d.InboxSeq // duplicates only: nothing to journal
-		return false, nil
-	}
-	return true, e.append(context.WithoutCancel(ctx), journal.TypeChildrenReported, d)
+	return len(evs) > 0, nil
 }
 
 // ask journals the question of a node that waits for input.
@@ -703,7 +701,7 @@ func (e *engine) call(ctx context.Context, a *activation, v vars, index int) (re
 			if ctx.Err() != nil {
 				return nil, "", ctx.Err()
 			}
-			return nil, ferr.Error(), nil
+			return nil, redact.Text(ferr.Error()), nil
 		}
 		raw, merr := json.Marshal(out)
 		if merr != nil {
@@ -740,8 +738,9 @@ func (e *engine) call(ctx context.Context, a *activation, v vars, index int) (re
 		if ctx.Err() != nil {
 			return nil, "", ctx.Err()
 		}
-		return nil, cerr.Error(), nil
+		return nil, redact.Text(cerr.Error()), nil
 	}
+	res.Content = redact.Text(res.Content)
 	if res.IsError {
 		return nil, res.Content, nil
 	}

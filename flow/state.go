@@ -53,7 +53,6 @@ type run struct {
 	arrivals  map[string]map[string]int
 	owed      map[string]map[string]int
 	byChild   map[string]childRef
-	inboxSeq  uint64
 	// usage is the flow's children's, the flow having no model of its own.
 	usage    model.Usage
 	terminal string
@@ -136,7 +135,6 @@ func (r *run) apply(ev journal.Event) error {
 		if err = json.Unmarshal(ev.Data, &d); err != nil {
 			break
 		}
-		r.inboxSeq = max(r.inboxSeq, d.InboxSeq)
 		for _, rep := range d.Reports {
 			ref, ok := r.byChild[rep.RunID]
 			a := r.active[ref.key]

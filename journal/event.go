@@ -1,20 +1,27 @@
-// Package journal is where a run's steps are recorded.
+// Package journal defines what a run's journal holds: its event types and
+// their data, and the folds that read a run's state back from them.
 //
-// Each run has one JetStream subject (bus.JournalSubject). A worker appends an
-// Event for every step — the run starting, each model response, each tool call
-// starting and finishing, the run ending — before the run goes on. Appends
-// carry the expected last sequence of the subject, so when two workers believe
-// they own one run, the second append fails with ErrConflict and that worker
-// stops: a run can never fork. Reading a journal back (Load) is how a run
-// resumes and how clients follow it.
+// Every run has an append-only journal. Its single writer appends an Event for
+// every step — the run starting, each model response, each tool call starting
+// and finishing, each input it took (an approval, an answer, a child's
+// report), the run ending — before the run goes on. A run's state is a fold
+// over its journal: resuming a run, its record and what clients see are all
+// read from it. This package is pure data; the store package keeps journals
+// on JetStream and the engine package writes them.
 package journal
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/myriad-ai/myriad/model"
 )
+
+// ErrConflict means another writer appended to the journal first: this
+// writer no longer owns the run and must stop.
+var ErrConflict = errors.New("journal: another worker advanced this run")
 
 // Event types, in the order a run usually produces them.
 const (
@@ -49,6 +56,22 @@ const (
 	// TypeContextLoaded records the context an agent was given at the start
 	// of a run (MCP resources and prompts), so a resumed run sees the same.
 	TypeContextLoaded = "context.loaded"
+	// TypeCancelRequested records a cancel that reached a running run: it
+	// ends as canceled at its next step, even if its worker dies first.
+	TypeCancelRequested = "cancel.requested"
+	// TypeTimerFired records a timer that woke a parked run.
+	TypeTimerFired = "timer.fired"
+	// TypeInputRefused records an input the run could not take (a decision
+	// on an approval already decided, an answer to a question nobody asks).
+	TypeInputRefused = "input.refused"
+	// TypeInputWithdrawn closes a question a tool call asked when the call
+	// ended (or its worker died) before anyone answered.
+	TypeInputWithdrawn = "input.withdrawn"
+	// Instance journals: a turn taken into the instance's queue, started,
+	// and ended.
+	TypeTurnQueued  = "turn.queued"
+	TypeTurnStarted = "turn.started"
+	TypeTurnEnded   = "turn.ended"
 )
 
 // Terminal reports whether an event type ends a run for good.
@@ -67,6 +90,22 @@ type Event struct {
 	Type  string          `json:"type"`
 	Time  time.Time       `json:"time"`
 	Data  json.RawMessage `json:"data"`
+	// InputSeq is the position of the last input (a message to the run:
+	// its submission, a decision, a child's report, ...) the run had taken
+	// when this entry was written. Inputs are taken in order and each one
+	// is journaled (its effect, or input.refused), so an input at or below
+	// InputSeq has been applied exactly once.
+	InputSeq uint64 `json:"input_seq,omitempty"`
+}
+
+// Decode parses a journal entry stored at stream sequence seq.
+func Decode(seq uint64, data []byte) (Event, error) {
+	var ev Event
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return Event{}, fmt.Errorf("journal: corrupt entry %d: %w", seq, err)
+	}
+	ev.Seq = seq
+	return ev, nil
 }
 
 // RunStarted opens a journal.
@@ -90,6 +129,13 @@ type RunStarted struct {
 	// State is the initial state it was given.
 	Flow  string          `json:"flow,omitempty"`
 	State json.RawMessage `json:"state,omitempty"`
+	// Submitted is when the run was accepted.
+	Submitted time.Time `json:"submitted,omitzero"`
+	// Turn is the run's position among its instance's runs (1-based).
+	Turn uint64 `json:"turn,omitempty"`
+	// InstanceAgent is the instance's own agent, when another agent holds
+	// its conversation (a handoff in an earlier turn) and so runs it.
+	InstanceAgent string `json:"instance_agent,omitempty"`
 }
 
 // ModelResponse records a finished model call.
@@ -122,12 +168,10 @@ type ToolFinished struct {
 	Content    string  `json:"content"`
 	IsError    bool    `json:"is_error,omitempty"`
 	DurationMS float64 `json:"duration_ms"`
-	// ChildRunID and InboxSeq identify the child report a sub-agent call's
-	// result came from.
+	// ChildRunID is the child run of a sub-agent call that could not
+	// start (its result is then the reason); a child's own result comes in
+	// children.reported.
 	ChildRunID string `json:"child_run_id,omitempty"`
-	InboxSeq   uint64 `json:"inbox_seq,omitempty"`
-	// ChildUsage is what the child run used; it counts toward the parent's.
-	ChildUsage *model.Usage `json:"child_usage,omitempty"`
 }
 
 // OutputRejected records a final answer that failed the output schema; the
@@ -216,10 +260,12 @@ type ApprovalDecided struct {
 	ByDefault bool `json:"by_default,omitempty"`
 }
 
-// RunWaiting parks a run whose sub-agent calls have not all reported back;
-// the children's reports wake it.
+// RunWaiting parks a run: until its children report back, a timer, a
+// person's answers or decisions.
 type RunWaiting struct {
 	Children []string `json:"children,omitempty"`
+	// Approvals are the approvals of the turn nobody has decided yet.
+	Approvals []string `json:"approvals,omitempty"`
 	// Until is when a sleeping flow node wakes the run.
 	Until *time.Time `json:"until,omitempty"`
 	// Inputs are the flow nodes waiting for a person's input.
@@ -266,20 +312,21 @@ type NodeFinished struct {
 	DurationMS float64         `json:"duration_ms"`
 }
 
-// ChildReport is one child run's outcome, as a flow journals it.
+// ChildReport is one child run's outcome.
 type ChildReport struct {
-	RunID  string      `json:"run_id"`
+	RunID string `json:"run_id"`
+	// CallID is the parent's call (turn/call id) that started the child.
+	CallID string      `json:"call_id,omitempty"`
 	Status string      `json:"status"`
 	Output string      `json:"output,omitempty"`
 	Error  string      `json:"error,omitempty"`
 	Usage  model.Usage `json:"usage"`
 }
 
-// ChildrenReported records the child reports a flow run read from its
-// inbox, in one entry however many there are.
+// ChildrenReported records child reports a run took, in one entry however
+// many came together.
 type ChildrenReported struct {
-	Reports  []ChildReport `json:"reports"`
-	InboxSeq uint64        `json:"inbox_seq"`
+	Reports []ChildReport `json:"reports"`
 }
 
 // InputRequested parks a flow node until a person answers.
@@ -289,8 +336,8 @@ type InputRequested struct {
 	Prompt string          `json:"prompt"`
 	Schema json.RawMessage `json:"schema,omitempty"`
 	// Call is the tool call that asks, for a question a running call asks
-	// (an MCP server's elicitation; on the record only, never journaled);
-	// empty for a flow's ask node.
+	// (an MCP server's elicitation); empty for a flow's ask node. Such a
+	// question is open only while its call runs.
 	Call string `json:"call,omitempty"`
 }
 
@@ -360,4 +407,65 @@ type ContextLoaded struct {
 type ContextItem struct {
 	Source string `json:"source"`
 	Text   string `json:"text"`
+}
+
+// CancelRequested records a cancel that reached a running run.
+type CancelRequested struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// TimerFired records a timer that woke a parked run.
+type TimerFired struct {
+	At time.Time `json:"at"`
+}
+
+// InputRefused records an input the run could not take, and why. The
+// caller that sent it is told the reason.
+type InputRefused struct {
+	// Seq is the input's position (the entry's InputSeq).
+	Seq  uint64 `json:"seq"`
+	Kind string `json:"kind"`
+	// Code is "invalid" for an input that could never be taken (an answer
+	// its schema refuses), "conflict" for one the run's state refuses.
+	Code   string `json:"code"`
+	Reason string `json:"reason"`
+}
+
+// InputWithdrawn closes an unanswered question of a tool call.
+type InputWithdrawn struct {
+	Key    string `json:"key"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// TurnQueued records a run an instance took into its queue of turns.
+type TurnQueued struct {
+	RunID string `json:"run_id"`
+	Input string `json:"input"`
+	// Submission is the run's, as the instance starts it.
+	Submission json.RawMessage `json:"submission,omitempty"`
+	// Interrupts are the earlier unfinished turns this one cancels
+	// (concurrent_input: interrupt).
+	Interrupts []string `json:"interrupts,omitempty"`
+	// Rejected says the turn was refused because the instance was busy
+	// (concurrent_input: reject).
+	Rejected string `json:"rejected,omitempty"`
+}
+
+// TurnStarted records an instance starting its next turn.
+type TurnStarted struct {
+	RunID string `json:"run_id"`
+	Turn  uint64 `json:"turn"`
+	Input string `json:"input"`
+}
+
+// TurnEnded records a turn's end and what it added to the conversation.
+type TurnEnded struct {
+	RunID  string `json:"run_id"`
+	Status string `json:"status"`
+	// Messages are the turn's new messages (its input, the answers and
+	// tool results), present when the turn completed.
+	Messages []model.Message `json:"messages,omitempty"`
+	// Active is the agent holding the conversation after the turn (a
+	// handoff), empty for the instance's own agent.
+	Active string `json:"active,omitempty"`
 }

@@ -6,16 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/nats-io/nats.go"
 
-	"github.com/myriad-ai/myriad/bus"
+	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/journal"
-	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/run"
 )
 
 // Why following a run stopped early: the client declined a question, or
@@ -35,12 +33,12 @@ var (
 // where a person must answer.
 type asker struct {
 	ctx     context.Context
-	rt      *runtime.Runtime
+	rt      *engine.Engine
 	session *mcp.ServerSession
 	mrtr    bool // ask in the call's answer, not on the session
+	root    *run.Record
 	log     *slog.Logger
 	stop    context.CancelCauseFunc
-	sub     *nats.Subscription
 	wg      sync.WaitGroup
 
 	mu         sync.Mutex
@@ -50,53 +48,13 @@ type asker struct {
 	pending    mcp.InputRequestMap // for the call's answer, by "run id/key"
 }
 
-func newAsker(ctx context.Context, rt *runtime.Runtime, session *mcp.ServerSession, root *runtime.Record, log *slog.Logger, stop context.CancelCauseFunc) *asker {
-	a := &asker{ctx: ctx, rt: rt, log: log, stop: stop, asked: map[string]bool{}, pending: mcp.InputRequestMap{}}
+func newAsker(ctx context.Context, rt *engine.Engine, session *mcp.ServerSession, root *run.Record, log *slog.Logger, stop context.CancelCauseFunc) *asker {
+	a := &asker{ctx: ctx, rt: rt, root: root, log: log, stop: stop, asked: map[string]bool{}, pending: mcp.InputRequestMap{}}
 	if session != nil {
 		if p := session.InitializeParams(); p != nil && p.Capabilities != nil && p.Capabilities.Elicitation != nil {
 			a.session = session
 			a.mrtr = p.ProtocolVersion >= "2026-07-28"
 		}
-	}
-	// A tool call's question is only announced live. A client that cannot
-	// be asked is told where to answer it, rather than left waiting.
-	toolQuestion := func(runID, path string, q journal.InputRequested) {
-		if a.can() {
-			a.ask(runID, path, q, true)
-			return
-		}
-		a.decline(path, fmt.Sprintf("run %s waits for a person: %s asks %q; answer with POST /v1/runs/%s/input {\"key\": %q, \"value\": ...} (or myriad runs answer), then read the result with GET /v1/runs/%s",
-			root.ID, path, q.Prompt, runID, q.Key, root.ID))
-	}
-	tree := rt.NewTree(root) // callbacks of one subscription run one at a time
-	var mu sync.Mutex        // the subscription's callbacks and the check below
-	a.sub, _ = rt.Bus().NC.Subscribe(bus.LivePrefix+bus.Tree(root.ID)+".*", func(m *nats.Msg) {
-		var q runtime.Question
-		if json.Unmarshal(m.Data, &q) != nil || q.Type != runtime.LiveQuestion {
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if path, ok := tree.Path(ctx, q.RunID, nil); ok {
-			toolQuestion(q.RunID, path, q.InputRequested)
-		}
-	})
-	// A question asked before the subscription was made is on its run's
-	// record (which is written before the question is announced): read the
-	// record now, not the one the caller had.
-	if cur, err := rt.Get(ctx, root.ID); err == nil {
-		root = cur
-	}
-	if asking, err := rt.Asking(ctx, root); err == nil {
-		mu.Lock()
-		for _, w := range asking {
-			for _, q := range w.PendingInputs() {
-				if q.Call != "" {
-					toolQuestion(w.ID, w.PathOrAgent(), q)
-				}
-			}
-		}
-		mu.Unlock()
 	}
 	return a
 }
@@ -134,29 +92,27 @@ func (a *asker) declined() string {
 	return a.declinedAt
 }
 
-func (a *asker) close() {
-	if a.sub != nil {
-		_ = a.sub.Unsubscribe()
-	}
-	a.wg.Wait()
-}
+func (a *asker) close() { a.wg.Wait() }
 
-// fromJournal asks a flow's question from its journal entry, unless it
-// was answered already (a retried call replays the journal). A record
-// that has not caught up with the entry cannot have been answered.
+// fromJournal puts a question of the run tree's journal to the client,
+// unless it is not open any more (a retried call replays the journal). A
+// client that cannot be asked a tool call's question is told where to
+// answer it, rather than left waiting.
 func (a *asker) fromJournal(ev journal.Event, path string) {
 	var q journal.InputRequested
 	if json.Unmarshal(ev.Data, &q) != nil {
 		return
 	}
-	rec, err := a.rt.Get(a.ctx, ev.RunID)
-	if err != nil || rec.Status.Terminal() {
+	open, err := a.rt.Question(a.ctx, ev.RunID, q.Key)
+	if err != nil || open == nil {
 		return
 	}
-	if rec.Steps >= ev.Step && !slices.ContainsFunc(rec.PendingInputs(), func(p journal.InputRequested) bool { return p.Key == q.Key }) {
+	if !a.can() {
+		a.decline(path, fmt.Sprintf("run %s waits for a person: %s asks %q; answer with POST /v1/runs/%s/input {\"key\": %q, \"value\": ...} (or myriad runs answer), then read the result with GET /v1/runs/%s",
+			a.root.ID, path, q.Prompt, ev.RunID, q.Key, a.root.ID))
 		return
 	}
-	a.ask(ev.RunID, path, q, false)
+	a.ask(ev.RunID, path, q, q.Call != "")
 }
 
 // ask elicits the answer to one question, once, in the background. A
@@ -239,7 +195,7 @@ func answerValue(res *mcp.ElicitResult, unwrap string, fromTool bool) json.RawMe
 // after the call answered with questions, and follows the run on. The
 // request state is the run's id: /mcp is behind the API's token, so a
 // client that can name a run can already answer it through the API.
-func resume(ctx context.Context, rt *runtime.Runtime, req *mcp.CallToolRequest, name string, log *slog.Logger) (*mcp.CallToolResult, error) {
+func resume(ctx context.Context, rt *engine.Engine, req *mcp.CallToolRequest, name string, log *slog.Logger) (*mcp.CallToolResult, error) {
 	root, err := rt.Get(ctx, req.Params.RequestState)
 	if err != nil || root.Parent != "" || (root.Agent != name && root.Flow != name) {
 		return errorResult(fmt.Sprintf("requestState %q names no run of %s", req.Params.RequestState, name)), nil
@@ -247,7 +203,7 @@ func resume(ctx context.Context, rt *runtime.Runtime, req *mcp.CallToolRequest, 
 	for id, resp := range req.Params.InputResponses {
 		runID, key, _ := strings.Cut(id, "/")
 		res, ok := resp.(*mcp.ElicitResult)
-		if !ok || bus.Tree(runID) != bus.Tree(root.ID) {
+		if !ok || !engine.SameTree(runID, root.ID) {
 			continue
 		}
 		q, err := rt.Question(ctx, runID, key)

@@ -26,9 +26,9 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/myriad-ai/myriad/bus"
+	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/journal"
-	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/run"
 	"github.com/myriad-ai/myriad/tool"
 	"github.com/myriad-ai/myriad/tool/mcptool"
 )
@@ -44,12 +44,12 @@ var agentSchema = json.RawMessage(`{"type":"object","properties":{"input":{"type
 var flowSchema = json.RawMessage(`{"type":"object","properties":{"input":{"type":"string","description":"The flow's input"},"state":{"type":"object","description":"The flow's initial state"}},"required":["input"],"additionalProperties":false}`)
 
 // New returns an MCP server whose tools run the runtime's agents and flows.
-func New(rt *runtime.Runtime, opts Options) *mcp.Server {
+func New(rt *engine.Engine, opts Options) *mcp.Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	s := mcp.NewServer(&mcp.Implementation{Name: "myriad", Version: opts.Version}, &mcp.ServerOptions{Logger: opts.Logger})
-	add := func(name, desc string, schema json.RawMessage, submit func(json.RawMessage) (runtime.SubmitRequest, error)) {
+	add := func(name, desc string, schema json.RawMessage, submit func(json.RawMessage) (engine.SubmitRequest, error)) {
 		s.AddTool(&mcp.Tool{Name: name, Description: desc, InputSchema: schema},
 			func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 				if req.Params.RequestState != "" {
@@ -61,29 +61,29 @@ func New(rt *runtime.Runtime, opts Options) *mcp.Server {
 				if err != nil {
 					return errorResult("arguments: " + err.Error()), nil
 				}
-				return run(ctx, rt, req, sub, opts.Logger)
+				return submitAndFollow(ctx, rt, req, sub, opts.Logger)
 			})
 	}
 	for _, a := range rt.Agents() {
 		name := a.Name
-		add(name, describe(a.Description, "agent", name), agentSchema, func(args json.RawMessage) (runtime.SubmitRequest, error) {
+		add(name, describe(a.Description, "agent", name), agentSchema, func(args json.RawMessage) (engine.SubmitRequest, error) {
 			var in struct {
 				Input    string `json:"input"`
 				Instance string `json:"instance"`
 			}
 			err := json.Unmarshal(args, &in)
-			return runtime.SubmitRequest{Agent: name, Input: in.Input, Instance: in.Instance}, err
+			return engine.SubmitRequest{Agent: name, Input: in.Input, Instance: in.Instance}, err
 		})
 	}
 	for _, f := range rt.Flows() {
 		name := f.Name
-		add(name, describe(f.Description, "flow", name), flowSchema, func(args json.RawMessage) (runtime.SubmitRequest, error) {
+		add(name, describe(f.Description, "flow", name), flowSchema, func(args json.RawMessage) (engine.SubmitRequest, error) {
 			var in struct {
 				Input string          `json:"input"`
 				State json.RawMessage `json:"state"`
 			}
 			err := json.Unmarshal(args, &in)
-			return runtime.SubmitRequest{Flow: name, Input: in.Input, State: in.State}, err
+			return engine.SubmitRequest{Flow: name, Input: in.Input, State: in.State}, err
 		})
 	}
 	return s
@@ -98,6 +98,32 @@ func Handler(s *mcp.Server) http.Handler {
 		&mcp.StreamableHTTPOptions{EventStore: mcp.NewMemoryEventStore(nil), SessionTimeout: 30 * time.Minute})
 }
 
+// waitsForPerson reports an entry that asks a person something still
+// open: an approval, a question, a call in doubt (a retried call replays
+// the journal, whose old questions are answered).
+func waitsForPerson(ctx context.Context, rt *engine.Engine, ev *run.TreeEvent) bool {
+	switch ev.Type {
+	case journal.TypeApprovalRequested:
+		var a journal.ApprovalRequested
+		if json.Unmarshal(ev.Data, &a) != nil {
+			return false
+		}
+		open, err := rt.Approval(ctx, ev.RunID, a.ApprovalID)
+		return err != nil || open != nil
+	case journal.TypeInputRequested:
+		var q journal.InputRequested
+		if json.Unmarshal(ev.Data, &q) != nil {
+			return false
+		}
+		open, err := rt.Question(ctx, ev.RunID, q.Key)
+		return err != nil || open != nil
+	case journal.TypeRunInDoubt:
+		rec, err := rt.Get(ctx, ev.RunID)
+		return err != nil || rec.Status == run.StatusInDoubt
+	}
+	return false
+}
+
 func describe(desc, kind, name string) string {
 	if desc != "" {
 		return desc
@@ -109,8 +135,8 @@ func errorResult(msg string) *mcp.CallToolResult {
 	return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: msg}}}
 }
 
-// run submits a run, reports its progress, and answers with its end.
-func run(ctx context.Context, rt *runtime.Runtime, req *mcp.CallToolRequest, sub runtime.SubmitRequest, log *slog.Logger) (*mcp.CallToolResult, error) {
+// submitAndFollow submits a run, reports its progress, and answers with its end.
+func submitAndFollow(ctx context.Context, rt *engine.Engine, req *mcp.CallToolRequest, sub engine.SubmitRequest, log *slog.Logger) (*mcp.CallToolResult, error) {
 	// A caller that retries with the same key (MCP _meta, as Myriad's own
 	// client sends it) gets the run it started, not a second one.
 	if key, ok := req.Params.Meta[mcptool.MetaIdempotencyKey].(string); ok {
@@ -133,11 +159,10 @@ func run(ctx context.Context, rt *runtime.Runtime, req *mcp.CallToolRequest, sub
 
 // follow reports a run's progress and answers with its end. The questions
 // its tree asks go to a client that can answer them (see asker).
-func follow(ctx context.Context, rt *runtime.Runtime, req *mcp.CallToolRequest, rec *runtime.Record, log *slog.Logger) (*mcp.CallToolResult, error) {
+func follow(ctx context.Context, rt *engine.Engine, req *mcp.CallToolRequest, rec *run.Record, log *slog.Logger) (*mcp.CallToolResult, error) {
 	var err error
 	token := req.Params.GetProgressToken()
 	steps := 0
-	tree := rt.NewTree(rec)
 	var needsPerson string // the path of a run in the tree waiting for a person
 	// A client that can be asked (elicitation, on a session) is asked the
 	// questions of the run's tree; one it declines ends the call.
@@ -145,29 +170,32 @@ func follow(ctx context.Context, rt *runtime.Runtime, req *mcp.CallToolRequest, 
 	defer stopFollow(nil)
 	asker := newAsker(fctx, rt, req.Session, rec, log, stopFollow)
 	defer asker.close()
-	follow := func(ev journal.Event) bool {
-		path, ok := tree.Path(ctx, ev.RunID, &ev)
-		if !ok {
-			return true
+	for u, werr := range rt.Watch(fctx, engine.WatchOptions{Run: rec.ID, Tree: true}) {
+		if werr != nil {
+			err = werr
+			break
 		}
+		ev := u.Event
 		if token != nil {
 			steps++
 			_ = req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: token,
-				Progress: float64(steps), Message: path + ": " + ev.Type})
+				Progress: float64(steps), Message: ev.Path + ": " + ev.Type})
 		}
-		if ev.Type == journal.TypeInputRequested && asker.can() {
-			asker.fromJournal(ev, path)
-			return true
+		if ev.Type == journal.TypeInputRequested {
+			var q journal.InputRequested
+			if asker.can() || json.Unmarshal(ev.Data, &q) == nil && q.Call != "" {
+				asker.fromJournal(ev.Event, ev.Path)
+				continue
+			}
 		}
-		switch ev.Type {
-		case journal.TypeApprovalRequested, journal.TypeInputRequested, journal.TypeRunInDoubt:
+		if waitsForPerson(fctx, rt, ev) {
 			// Here or in a child: a person must act before the run goes on.
-			needsPerson = path
-			return false
+			needsPerson = ev.Path
 		}
-		return ev.RunID != rec.ID || !journal.Terminal(ev.Type)
+		if needsPerson != "" || ev.RunID == rec.ID && journal.Terminal(ev.Type) {
+			break
+		}
 	}
-	err = journal.FollowTree(fctx, rt.Bus(), bus.Tree(rec.ID), 0, follow)
 	if ctx.Err() == nil {
 		switch cause := context.Cause(fctx); {
 		case errors.Is(cause, errDeclined):
@@ -201,7 +229,7 @@ func follow(ctx context.Context, rt *runtime.Runtime, req *mcp.CallToolRequest, 
 		return nil, err
 	}
 	switch rec.Status {
-	case runtime.StatusCompleted:
+	case run.StatusCompleted:
 		res := &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: rec.Output}}}
 		if len(rec.OutputJSON) > 0 {
 			var v any
@@ -212,12 +240,12 @@ func follow(ctx context.Context, rt *runtime.Runtime, req *mcp.CallToolRequest, 
 			}
 		}
 		return res, nil
-	case runtime.StatusFailed:
+	case run.StatusFailed:
 		return errorResult(fmt.Sprintf("run %s failed: %s: %s", rec.ID, rec.Error.Code, rec.Error.Message)), nil
-	case runtime.StatusWaiting:
+	case run.StatusWaiting:
 		return errorResult(fmt.Sprintf("run %s waits for a person (%s): decide through the Myriad API (GET /v1/approvals, POST /v1/runs/%s/input) and read its result with GET /v1/runs/%s",
 			rec.ID, rec.WaitingFor, rec.ID, rec.ID)), nil
-	case runtime.StatusInDoubt:
+	case run.StatusInDoubt:
 		return errorResult(fmt.Sprintf("run %s is in doubt: resolve it with POST /v1/runs/%s/resolve", rec.ID, rec.ID)), nil
 	}
 	return nil, errors.New("run " + rec.ID + " ended " + string(rec.Status))

@@ -14,11 +14,12 @@ import (
 
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/api"
-	"github.com/myriad-ai/myriad/bus/bustest"
+	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/flow"
 	"github.com/myriad-ai/myriad/mcpserver"
 	"github.com/myriad-ai/myriad/model/scripted/scriptedtest"
-	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/run"
+	"github.com/myriad-ai/myriad/store/storetest"
 	"github.com/myriad-ai/myriad/tool"
 	"github.com/myriad-ai/myriad/tool/mcptool"
 )
@@ -36,10 +37,10 @@ func (b *blocker) Call(ctx context.Context, _ *tool.Call) (tool.Result, error) {
 	return tool.Result{}, ctx.Err()
 }
 
-func newRuntime(t *testing.T, block *blocker) *runtime.Runtime {
+func newRuntime(t *testing.T, block *blocker) *engine.Engine {
 	t.Helper()
-	b, _ := bustest.Open(t)
-	rt, err := runtime.New(b, runtime.Options{
+	b, _ := storetest.Open(t)
+	rt, err := engine.New(b, engine.Options{
 		Agents: map[string]*agent.Agent{
 			"greeter": {Description: "says hello", Model: scriptedtest.Model(t, `- reply: {text: "hello {{.Input}}"}`)},
 			"waiter":  {Model: scriptedtest.Model(t, `- reply: {tool_calls: [{name: block}]}`), Tools: []tool.Tool{block}},
@@ -131,7 +132,7 @@ func TestAgentsAndFlowsAreTools(t *testing.T) {
 	if err != nil || res.IsError {
 		t.Fatalf("%+v %v", res, err)
 	}
-	runs, _, err := rt.List(ctx, runtime.ListFilter{Agent: "greeter"})
+	runs, _, err := rt.List(ctx, run.Filter{Agent: "greeter"})
 	if err != nil || len(runs) == 0 || runs[0].Metadata["traceparent"] != tp {
 		t.Fatalf("the newest run's metadata: %+v %v", runs, err)
 	}
@@ -156,13 +157,13 @@ func TestCancelingTheCallCancelsTheRun(t *testing.T) {
 	<-block.entered
 	cancel()
 	<-done
-	runs, _, err := rt.List(context.Background(), runtime.ListFilter{Agent: "waiter"})
+	runs, _, err := rt.List(context.Background(), run.Filter{Agent: "waiter"})
 	if err != nil || len(runs) != 1 {
 		t.Fatalf("%v %v", runs, err)
 	}
 	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer wcancel()
-	if rec, err := rt.Wait(wctx, runs[0].ID); err != nil || rec.Status != runtime.StatusCanceled {
+	if rec, err := rt.Wait(wctx, runs[0].ID); err != nil || rec.Status != run.StatusCanceled {
 		t.Fatalf("run %+v %v", rec, err)
 	}
 }
@@ -199,12 +200,12 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 // A child run that waits for a person ends the call with a message that
 // says where, instead of holding it open.
 func TestChildWaitingForAPersonEndsTheCall(t *testing.T) {
-	b, _ := bustest.Open(t)
+	b, _ := storetest.Open(t)
 	ship, err := tool.NewFunc("ship", "ships", func(context.Context, *tool.Call, struct{}) (string, error) { return "shipped", nil })
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := runtime.New(b, runtime.Options{Agents: map[string]*agent.Agent{
+	rt, err := engine.New(b, engine.Options{Agents: map[string]*agent.Agent{
 		"boss": {Model: scriptedtest.Model(t, `
 - when: {last_role: tool}
   reply: {text: "done"}
@@ -233,7 +234,7 @@ func TestChildWaitingForAPersonEndsTheCall(t *testing.T) {
 // its answers go on; a declined question ends the call saying where a
 // person must answer.
 func TestClientIsAskedTheRunsQuestions(t *testing.T) {
-	b, _ := bustest.Open(t)
+	b, _ := storetest.Open(t)
 	pick, err := tool.NewFunc("pick", "picks a seat", func(ctx context.Context, call *tool.Call, _ struct{}) (string, error) {
 		answer, err := call.Ask(ctx, tool.Question{Prompt: "Which seat?",
 			Schema: json.RawMessage(`{"type":"object","properties":{"seat":{"type":"string"}},"required":["seat"]}`)})
@@ -242,7 +243,7 @@ func TestClientIsAskedTheRunsQuestions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := runtime.New(b, runtime.Options{
+	rt, err := engine.New(b, engine.Options{
 		Agents: map[string]*agent.Agent{"booker": {Model: scriptedtest.Model(t, `
 - when: {last_tool: pick}
   reply: {text: "{{.LastToolResult}}"}

@@ -15,8 +15,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/myriad-ai/myriad/api"
-	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/internal/redact"
+
+	"github.com/myriad-ai/myriad/api/apitype"
+	"github.com/myriad-ai/myriad/run"
 )
 
 // Client talks to one server.
@@ -64,7 +66,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any, header h
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the server at %s: %w (is myriad serve running? pass --server)", c.BaseURL, err)
+		return fmt.Errorf("cannot reach the server at %s: %w (is myriad serve running? pass --server)", redact.URL(c.BaseURL), redact.Error(err))
 	}
 	defer resp.Body.Close()
 	return decode(resp, out)
@@ -91,30 +93,30 @@ func decode(resp *http.Response, out any) error {
 }
 
 // Submit starts a run; idempotencyKey may be empty.
-func (c *Client) Submit(ctx context.Context, req api.CreateRunRequest, idempotencyKey string) (*api.RunRef, error) {
+func (c *Client) Submit(ctx context.Context, req apitype.CreateRunRequest, idempotencyKey string) (*apitype.RunRef, error) {
 	h := http.Header{}
 	if idempotencyKey != "" {
 		h.Set("Idempotency-Key", idempotencyKey)
 	}
-	var ref api.RunRef
+	var ref apitype.RunRef
 	return &ref, c.do(ctx, http.MethodPost, "/v1/runs", req, h, &ref)
 }
 
 // Get reads a run.
-func (c *Client) Get(ctx context.Context, id string) (*runtime.Record, error) {
-	var rec runtime.Record
+func (c *Client) Get(ctx context.Context, id string) (*run.Record, error) {
+	var rec run.Record
 	return &rec, c.do(ctx, http.MethodGet, "/v1/runs/"+url.PathEscape(id), nil, nil, &rec)
 }
 
 // Wait reads a run once it is terminal or in doubt, waiting up to d
 // (at most a minute) on the server.
-func (c *Client) Wait(ctx context.Context, id string, d time.Duration) (*runtime.Record, error) {
-	var rec runtime.Record
+func (c *Client) Wait(ctx context.Context, id string, d time.Duration) (*run.Record, error) {
+	var rec run.Record
 	return &rec, c.do(ctx, http.MethodGet, "/v1/runs/"+url.PathEscape(id)+"?wait="+d.String(), nil, nil, &rec)
 }
 
 // List lists runs.
-func (c *Client) List(ctx context.Context, f runtime.ListFilter) (*api.RunList, error) {
+func (c *Client) List(ctx context.Context, f run.Filter) (*apitype.RunList, error) {
 	q := url.Values{}
 	for k, v := range map[string]string{"agent": f.Agent, "flow": f.Flow, "status": string(f.Status), "parent": f.Parent, "cursor": f.Cursor} {
 		if v != "" {
@@ -127,49 +129,49 @@ func (c *Client) List(ctx context.Context, f runtime.ListFilter) (*api.RunList, 
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))
 	}
-	var out api.RunList
+	var out apitype.RunList
 	return &out, c.do(ctx, http.MethodGet, "/v1/runs?"+q.Encode(), nil, nil, &out)
 }
 
 // Cancel asks a run to stop.
-func (c *Client) Cancel(ctx context.Context, id string) (*runtime.Record, error) {
-	var rec runtime.Record
+func (c *Client) Cancel(ctx context.Context, id string) (*run.Record, error) {
+	var rec run.Record
 	return &rec, c.do(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(id)+"/cancel", nil, nil, &rec)
 }
 
 // Resolve decides a run in doubt.
-func (c *Client) Resolve(ctx context.Context, id string, res runtime.Resolution) (*runtime.Record, error) {
-	var rec runtime.Record
+func (c *Client) Resolve(ctx context.Context, id string, res run.Resolution) (*run.Record, error) {
+	var rec run.Record
 	return &rec, c.do(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(id)+"/resolve", res, nil, &rec)
 }
 
 // Approvals lists the tool calls waiting for a person.
-func (c *Client) Approvals(ctx context.Context, agent string) (*api.ApprovalList, error) {
+func (c *Client) Approvals(ctx context.Context, agent string) (*apitype.ApprovalList, error) {
 	q := url.Values{}
 	if agent != "" {
 		q.Set("agent", agent)
 	}
-	var out api.ApprovalList
+	var out apitype.ApprovalList
 	return &out, c.do(ctx, http.MethodGet, "/v1/approvals?"+q.Encode(), nil, nil, &out)
 }
 
 // Decide answers one approval of a waiting run.
-func (c *Client) Decide(ctx context.Context, runID, approvalID string, d runtime.Decision) (*runtime.Record, error) {
-	var rec runtime.Record
+func (c *Client) Decide(ctx context.Context, runID, approvalID string, d run.Decision) (*run.Record, error) {
+	var rec run.Record
 	return &rec, c.do(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(runID)+"/approvals/"+url.PathEscape(approvalID), d, nil, &rec)
 }
 
 // ProvideInput answers the question a waiting flow run asks at key
 // ("node#visit").
-func (c *Client) ProvideInput(ctx context.Context, runID, key string, value json.RawMessage) (*runtime.Record, error) {
-	var rec runtime.Record
-	return &rec, c.do(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(runID)+"/input", api.InputRequest{Key: key, Value: value}, nil, &rec)
+func (c *Client) ProvideInput(ctx context.Context, runID, key string, value json.RawMessage) (*run.Record, error) {
+	var rec run.Record
+	return &rec, c.do(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(runID)+"/input", apitype.InputRequest{Key: key, Value: value}, nil, &rec)
 }
 
 // Events follows a run's event stream — its own events and its
 // descendants', each with its path — from after lastEventID (0 for the
 // start), calling fn for each event until the stream ends or fn returns false.
-func (c *Client) Events(ctx context.Context, id string, lastEventID uint64, fn func(runtime.TreeEvent) bool) error {
+func (c *Client) Events(ctx context.Context, id string, lastEventID uint64, fn func(run.TreeEvent) bool) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+"/v1/runs/"+url.PathEscape(id)+"/events", nil)
 	if err != nil {
 		return err
@@ -183,7 +185,7 @@ func (c *Client) Events(ctx context.Context, id string, lastEventID uint64, fn f
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the server at %s: %w", c.BaseURL, err)
+		return fmt.Errorf("cannot reach the server at %s: %w", redact.URL(c.BaseURL), redact.Error(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNoContent {
@@ -196,10 +198,10 @@ func (c *Client) Events(ctx context.Context, id string, lastEventID uint64, fn f
 		if typ == "error" {
 			return false, fmt.Errorf("event stream: %s", data)
 		}
-		if typ == runtime.LiveDelta || typ == runtime.LiveProgress {
+		if typ == run.LiveDelta || typ == run.LiveProgress {
 			return true, nil // live only; the journal carries what lasts
 		}
-		var ev runtime.TreeEvent
+		var ev run.TreeEvent
 		if err := json.Unmarshal(data, &ev); err != nil {
 			return false, fmt.Errorf("event stream: %w", err)
 		}

@@ -16,8 +16,8 @@ import (
 	"github.com/a2aproject/a2a-go/a2aclient"
 	"github.com/a2aproject/a2a-go/a2aclient/agentcard"
 
-	"github.com/myriad-ai/myriad/api"
-	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/api/apitype"
+	"github.com/myriad-ai/myriad/run"
 	"github.com/myriad-ai/myriad/tool"
 )
 
@@ -88,12 +88,12 @@ func TestA2ARoundTrip(t *testing.T) {
 	// The front run parks at the approval of its billing call, so the
 	// event stream below is open before any progress is published.
 	fc := front.client()
-	ref, err := fc.Submit(ctx, api.CreateRunRequest{Agent: "front", Input: "is invoice 42 paid?"}, "")
+	ref, err := fc.Submit(ctx, apitype.CreateRunRequest{Agent: "front", Input: "is invoice 42 paid?"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec, err := fc.Wait(ctx, ref.ID, 30*time.Second)
-	if err != nil || rec.Status != runtime.StatusWaiting || len(rec.Approvals) != 1 {
+	if err != nil || rec.Status != run.StatusWaiting || len(rec.Approvals) != 1 {
 		t.Fatalf("want the billing call waiting for approval: %+v %v", rec, err)
 	}
 	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+front.addr+"/v1/runs/"+ref.ID+"/events", nil)
@@ -106,7 +106,7 @@ func TestA2ARoundTrip(t *testing.T) {
 	if !lines.Scan() { // the stream is open once its first event arrives
 		t.Fatal("no events")
 	}
-	if _, err := fc.Decide(ctx, ref.ID, rec.Approvals[0].ApprovalID, runtime.Decision{Decision: "approve"}); err != nil {
+	if _, err := fc.Decide(ctx, ref.ID, rec.Approvals[0].ApprovalID, run.Decision{Decision: "approve"}); err != nil {
 		t.Fatal(err)
 	}
 	var progress []string
@@ -121,8 +121,8 @@ func TestA2ARoundTrip(t *testing.T) {
 		if !ok {
 			continue
 		}
-		if event == runtime.LiveProgress {
-			var p runtime.ToolProgress
+		if event == run.LiveProgress {
+			var p run.ToolProgress
 			if err := json.Unmarshal([]byte(data), &p); err != nil || p.Tool != "billing" {
 				t.Fatalf("progress %s: %v", data, err)
 			}
@@ -132,7 +132,7 @@ func TestA2ARoundTrip(t *testing.T) {
 			break
 		}
 	}
-	if rec, err = fc.Wait(ctx, ref.ID, 30*time.Second); err != nil || rec.Status != runtime.StatusCompleted ||
+	if rec, err = fc.Wait(ctx, ref.ID, 30*time.Second); err != nil || rec.Status != run.StatusCompleted ||
 		rec.Output != "Billing says: Invoice 42: paid in full on 3 March." {
 		t.Fatalf("front run: %+v %v", rec, err)
 	}
@@ -146,12 +146,12 @@ func TestA2ARoundTrip(t *testing.T) {
 
 	// On the back office the call was one run, a task of its billing
 	// agent, in a context derived from the front run.
-	runs, err := back.client().List(ctx, runtime.ListFilter{Agent: "billing"})
+	runs, err := back.client().List(ctx, run.Filter{Agent: "billing"})
 	if err != nil || len(runs.Runs) != 1 {
 		t.Fatalf("back office runs: %+v %v", runs, err)
 	}
 	remote := runs.Runs[0]
-	if remote.Status != runtime.StatusCompleted || remote.Input != "42" || remote.Metadata["a2a.context_id"] == "" {
+	if remote.Status != run.StatusCompleted || remote.Input != "42" || remote.Metadata["a2a.context_id"] == "" {
 		t.Fatalf("the remote run: %+v", remote)
 	}
 	// It carries the caller's trace context: the front run's trace.

@@ -14,11 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/myriad-ai/myriad/api"
+	"github.com/myriad-ai/myriad/api/apitype"
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/mockllm"
 	"github.com/myriad-ai/myriad/model/scripted"
-	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/run"
 )
 
 const teamRules = `
@@ -113,7 +113,7 @@ tools:
 	}
 	p := f.serve()
 	ctx := context.Background()
-	ref, err := p.client().Submit(ctx, api.CreateRunRequest{Agent: "lead", Input: "write three reports"}, "")
+	ref, err := p.client().Submit(ctx, apitype.CreateRunRequest{Agent: "lead", Input: "write three reports"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ tools:
 
 	p = f.serve()
 	rec, err := p.client().Wait(ctx, ref.ID, 30*time.Second)
-	if err != nil || rec.Status != runtime.StatusCompleted || rec.Output != "lead done: 3 reports" {
+	if err != nil || rec.Status != run.StatusCompleted || rec.Output != "lead done: 3 reports" {
 		t.Fatalf("lead: %+v %v", rec, err)
 	}
 	mu.Lock()
@@ -213,12 +213,12 @@ flows:
 	}
 	p := f.serve()
 	ctx := context.Background()
-	ref, err := p.client().Submit(ctx, api.CreateRunRequest{Flow: "publish", Input: "go"}, "")
+	ref, err := p.client().Submit(ctx, apitype.CreateRunRequest{Flow: "publish", Input: "go"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec, err := p.client().Wait(ctx, ref.ID, 30*time.Second)
-	if err != nil || rec.Status != runtime.StatusWaiting || len(rec.InputRequests) != 1 {
+	if err != nil || rec.Status != run.StatusWaiting || len(rec.InputRequests) != 1 {
 		t.Fatalf("want the flow waiting for input: %+v %v", rec, err)
 	}
 	p.kill(t)
@@ -226,14 +226,14 @@ flows:
 	p = f.serve()
 	c := p.client()
 	rec, err = c.Get(ctx, ref.ID)
-	if err != nil || rec.Status != runtime.StatusWaiting || len(rec.InputRequests) != 1 || rec.InputRequests[0].Prompt != "Publish 3 findings?" {
+	if err != nil || rec.Status != run.StatusWaiting || len(rec.InputRequests) != 1 || rec.InputRequests[0].Prompt != "Publish 3 findings?" {
 		t.Fatalf("after the restart: %+v %v", rec, err)
 	}
 	if _, err := c.ProvideInput(ctx, ref.ID, rec.InputRequests[0].Key, json.RawMessage(`{"publish": true}`)); err != nil {
 		t.Fatal(err)
 	}
 	rec, err = c.Wait(ctx, ref.ID, 30*time.Second)
-	if err != nil || rec.Status != runtime.StatusCompleted || rec.Output != `["found a","found b","found c"]` {
+	if err != nil || rec.Status != run.StatusCompleted || rec.Output != `["found a","found b","found c"]` {
 		t.Fatalf("after the answer: %+v %v", rec, err)
 	}
 	mu.Lock()

@@ -18,12 +18,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/myriad-ai/myriad/api"
+	"github.com/myriad-ai/myriad/api/apitype"
 	"github.com/myriad-ai/myriad/api/client"
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/mockllm"
 	"github.com/myriad-ai/myriad/model/scripted"
-	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/run"
 )
 
 // These tests kill -9 a real myriad serve process and restart it on the same
@@ -241,7 +241,7 @@ func follow(t *testing.T, c *client.Client, id string, stop func(journal.Event) 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := c.Events(ctx, id, 0, func(ev runtime.TreeEvent) bool { return !stop(ev.Event) })
+	err := c.Events(ctx, id, 0, func(ev run.TreeEvent) bool { return !stop(ev.Event) })
 	if err != nil {
 		t.Fatalf("follow %s: %v", id, err)
 	}
@@ -251,7 +251,7 @@ func TestKillDuringModelCall(t *testing.T) {
 	// Hold the second model call: turn 1 and tool call 1 are done by then.
 	f := newFixture(t, 2, 0)
 	p := f.serve()
-	ref, err := p.client().Submit(context.Background(), api.CreateRunRequest{Agent: "writer", Input: "write three records"}, "")
+	ref, err := p.client().Submit(context.Background(), apitype.CreateRunRequest{Agent: "writer", Input: "write three records"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +264,7 @@ func TestKillDuringModelCall(t *testing.T) {
 		t.Errorf("recovery started %s after the restart, want within 5s", recovery)
 	}
 	rec, err := p.client().Wait(context.Background(), ref.ID, 30*time.Second)
-	if err != nil || rec.Status != runtime.StatusCompleted {
+	if err != nil || rec.Status != run.StatusCompleted {
 		t.Fatalf("run: %+v %v", rec, err)
 	}
 	f.mu.Lock()
@@ -288,7 +288,7 @@ func TestKillDuringNonIdempotentToolCall(t *testing.T) {
 	// Hold the second tool call: it has started, and nobody knows if it took effect.
 	f := newFixture(t, 0, 2)
 	p := f.serve()
-	ref, err := p.client().Submit(context.Background(), api.CreateRunRequest{Agent: "writer", Input: "write three records"}, "")
+	ref, err := p.client().Submit(context.Background(), apitype.CreateRunRequest{Agent: "writer", Input: "write three records"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,15 +303,15 @@ func TestKillDuringNonIdempotentToolCall(t *testing.T) {
 		t.Errorf("in_doubt reached %s after restart", d)
 	}
 	rec, err := c.Wait(context.Background(), ref.ID, 30*time.Second)
-	if err != nil || rec.Status != runtime.StatusInDoubt || rec.InDoubt == nil {
+	if err != nil || rec.Status != run.StatusInDoubt || rec.InDoubt == nil {
 		t.Fatalf("run: %+v %v", rec, err)
 	}
-	if _, err := c.Resolve(context.Background(), ref.ID, runtime.Resolution{Action: "skip", Result: `{"recorded": {"n": 1}}`, Reason: "checked the ledger"}); err != nil {
+	if _, err := c.Resolve(context.Background(), ref.ID, run.Resolution{Action: "skip", Result: `{"recorded": {"n": 1}}`, Reason: "checked the ledger"}); err != nil {
 		t.Fatal(err)
 	}
 	follow(t, c, ref.ID, func(ev journal.Event) bool { return journal.Terminal(ev.Type) })
 	rec, err = c.Wait(context.Background(), ref.ID, 30*time.Second)
-	if err != nil || rec.Status != runtime.StatusCompleted {
+	if err != nil || rec.Status != run.StatusCompleted {
 		t.Fatalf("after resolve: %+v %v", rec, err)
 	}
 	f.mu.Lock()
@@ -338,11 +338,11 @@ func TestKillWhileWaitingForApproval(t *testing.T) {
 	}
 	p := f.serve()
 	ctx := context.Background()
-	ref, err := p.client().Submit(ctx, api.CreateRunRequest{Agent: "writer", Input: "write three records"}, "")
+	ref, err := p.client().Submit(ctx, apitype.CreateRunRequest{Agent: "writer", Input: "write three records"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec, err := p.client().Wait(ctx, ref.ID, 30*time.Second); err != nil || rec.Status != runtime.StatusWaiting {
+	if rec, err := p.client().Wait(ctx, ref.ID, 30*time.Second); err != nil || rec.Status != run.StatusWaiting {
 		t.Fatalf("want waiting: %+v %v", rec, err)
 	}
 	p.kill(t)
@@ -354,17 +354,17 @@ func TestKillWhileWaitingForApproval(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rec.Status == runtime.StatusCompleted {
+		if rec.Status == run.StatusCompleted {
 			if approved != 3 {
 				t.Fatalf("completed after %d approvals, want 3", approved)
 			}
 			break
 		}
 		list, err := c.Approvals(ctx, "")
-		if err != nil || rec.Status != runtime.StatusWaiting || len(list.Approvals) != 1 {
+		if err != nil || rec.Status != run.StatusWaiting || len(list.Approvals) != 1 {
 			t.Fatalf("after %d approvals: status %s, pending %+v, %v", approved, rec.Status, list, err)
 		}
-		if _, err := c.Decide(ctx, ref.ID, list.Approvals[0].ApprovalID, runtime.Decision{Decision: "approve"}); err != nil {
+		if _, err := c.Decide(ctx, ref.ID, list.Approvals[0].ApprovalID, run.Decision{Decision: "approve"}); err != nil {
 			t.Fatal(err)
 		}
 	}

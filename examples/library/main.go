@@ -16,8 +16,9 @@ import (
 
 	"github.com/myriad-ai/myriad"
 	"github.com/myriad-ai/myriad/agent"
+	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/model/scripted"
-	"github.com/myriad-ai/myriad/runtime"
+	"github.com/myriad-ai/myriad/run"
 	"github.com/myriad-ai/myriad/tool"
 )
 
@@ -39,12 +40,12 @@ const rules = `
 `
 
 func main() {
-	if err := run(context.Background(), os.Args[1:]); err != nil {
+	if err := count(context.Background(), os.Args[1:]); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(ctx context.Context, args []string) error {
+func count(ctx context.Context, args []string) error {
 	input := "Count the words in: durable agents resume where they stopped"
 	if len(args) > 0 {
 		input = strings.Join(args, " ")
@@ -77,15 +78,15 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer node.Close()
-	rec, _, err := node.Runtime.Submit(ctx, runtime.SubmitRequest{Agent: "counter", Input: input})
+	rec, _, err := node.Engine.Submit(ctx, engine.SubmitRequest{Agent: "counter", Input: input})
 	if err != nil {
 		return err
 	}
-	rec, err = node.Runtime.Wait(ctx, rec.ID)
+	rec, err = node.Engine.Wait(ctx, rec.ID)
 	if err != nil {
 		return err
 	}
-	if rec.Status != runtime.StatusCompleted {
+	if rec.Status != run.StatusCompleted {
 		return fmt.Errorf("run %s ended %s: %+v", rec.ID, rec.Status, rec.Error)
 	}
 	fmt.Println(rec.Output)

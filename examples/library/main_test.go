@@ -12,7 +12,7 @@ func TestLibraryExample(t *testing.T) {
 	r, w, _ := os.Pipe()
 	stdout := os.Stdout
 	os.Stdout = w
-	err := run(context.Background(), nil)
+	err := count(context.Background(), nil)
 	os.Stdout = stdout
 	w.Close()
 	out, _ := io.ReadAll(r)

@@ -1,0 +1,61 @@
+// Package apitype holds the bodies of Myriad's HTTP API: what the server
+// (package api) answers and what its Go client (package client) sends and
+// reads. Pure data, so a client links nothing of the server.
+package apitype
+
+import (
+	"encoding/json"
+
+	"github.com/myriad-ai/myriad/run"
+)
+
+// CreateRunRequest is the body of POST /v1/runs: an agent or a flow to run.
+type CreateRunRequest struct {
+	Agent    string            `json:"agent,omitempty"`
+	Flow     string            `json:"flow,omitempty"`
+	Input    string            `json:"input"`
+	Instance string            `json:"instance,omitempty"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+	// State is a flow run's initial state (a JSON object).
+	State json.RawMessage `json:"state,omitempty"`
+}
+
+// RunRef is the answer to POST /v1/runs.
+type RunRef struct {
+	ID     string     `json:"id"`
+	Status run.Status `json:"status"`
+}
+
+// RunList is the answer to GET /v1/runs.
+type RunList struct {
+	Runs       []*run.Record `json:"runs"`
+	NextCursor string        `json:"next_cursor,omitempty"`
+}
+
+// ApprovalList is the answer to GET /v1/approvals.
+type ApprovalList struct {
+	Approvals []run.PendingApproval `json:"approvals"`
+}
+
+// AgentInfo describes an agent in GET /v1/agents.
+type AgentInfo struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description,omitempty"`
+	Model       string   `json:"model"`
+	Tools       []string `json:"tools"`
+}
+
+// FlowInfo describes a flow in GET /v1/flows.
+type FlowInfo struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description,omitempty"`
+	Start       []string `json:"start"`
+	Nodes       []string `json:"nodes"`
+}
+
+// InputRequest is the body of POST /v1/runs/{id}/input: the answer to a
+// question a run asks (its key is in the run's input_requests).
+type InputRequest struct {
+	Key   string          `json:"key"`
+	Value json.RawMessage `json:"value"`
+}

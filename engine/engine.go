@@ -1,0 +1,244 @@
+// Package engine executes runs durably: it is the one API every door of
+// Myriad (the HTTP API, MCP, A2A, the CLI, the Go library) uses, and the
+// only package that reaches the store.
+//
+// Every input to a run is a durable message (store.Input): its submission,
+// a new turn for its instance, a cancel, an approval decision, an answer,
+// a resolution of a call in doubt, a child's report, a timer firing. The
+// run's single writer — the worker holding the run's entry on the work
+// queue — takes inputs in order and journals each one's effect before the
+// run goes on, so a crash at any point leaves an input applied exactly
+// once or not yet taken. A run's state is a fold over its journal: the
+// agent loop and the flow engine resume by folding it, and the run's
+// record (Project) is a projection the writer keeps for readers.
+//
+//	doors ── Submit / Cancel / Decide / Answer / Resolve ──► inputs (store)
+//	                                                           │ router rings the entity's queue entry
+//	                                                           ▼
+//	               worker: claim ─► take inputs ─► agent.Resume / flow.Resume ─► settle ─► done
+//	                                     │ every step appended first
+//	                                     ▼
+//	                                  journal ──► one feed per node ──► Watch, Wait (doors)
+//	                                     └──────► record, instance snapshot (projections)
+//
+// Instances of agents (agent/key) are entities too: their turns are inputs
+// to the instance, which starts them one at a time, in order, and hands
+// over to the next the moment a turn ends.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/myriad-ai/myriad/run"
+
+	"github.com/myriad-ai/myriad/agent"
+	"github.com/myriad-ai/myriad/flow"
+	"github.com/myriad-ai/myriad/store"
+)
+
+// Errors the doors map onto their status codes.
+var (
+	ErrNotFound     = errors.New("run not found")
+	ErrUnknownAgent = errors.New("unknown agent")
+	ErrInvalid      = errors.New("invalid request")
+	ErrConflict     = errors.New("conflict")
+)
+
+// Options configure an Engine.
+type Options struct {
+	Agents map[string]*agent.Agent
+	Flows  map[string]*flow.Flow
+	// Workers is how many runs this node executes at once.
+	Workers int
+	Logger  *slog.Logger
+	// OnFinish, when set, is called after a run reaches a terminal status on
+	// this node (benchmarks use it to measure).
+	OnFinish func(rec *run.Record, stats RunStats)
+	// DrainTimeout is how long Stop waits for running steps before cutting them.
+	DrainTimeout time.Duration
+	// MaxDepth bounds how deep trees of child runs grow (default
+	// DefaultMaxDepth).
+	MaxDepth int
+	// Schedules start runs on cron expressions; Start sets them on the
+	// NATS server.
+	Schedules []Schedule
+	// CommandWait bounds how long a command (cancel, decide, answer,
+	// resolve) waits for its run to take it before answering with the run
+	// as it stands (default 5s).
+	CommandWait time.Duration
+}
+
+// RunStats describe one execution of a run on this node.
+type RunStats struct {
+	Wall      time.Duration
+	ModelTime time.Duration
+	ToolTime  time.Duration
+	// Steps counts journal entries; ModelCalls and ToolCalls the work among them.
+	Steps      int
+	ModelCalls int
+	ToolCalls  int
+}
+
+// DefaultMaxDepth bounds how deep trees of child runs grow.
+const DefaultMaxDepth = 5
+
+// Engine submits, executes, reads and watches runs.
+type Engine struct {
+	st     *store.Store
+	opts   Options
+	log    *slog.Logger
+	agents map[string]*agent.Agent
+	flows  map[string]*flow.Flow
+	feed   *feed
+
+	mu     sync.Mutex
+	active map[string]holder
+	held   map[*store.Claim]struct{}
+
+	stopWork context.CancelCauseFunc
+	workDone chan struct{}
+	ownStore bool
+}
+
+// New returns an engine over an open store. Call Start to execute runs on
+// this node; an engine that is not started can still submit, read and
+// watch.
+func New(st *store.Store, opts Options) (*Engine, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = 256
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 10 * time.Second
+	}
+	if opts.MaxDepth <= 0 {
+		opts.MaxDepth = DefaultMaxDepth
+	}
+	if opts.CommandWait <= 0 {
+		opts.CommandWait = 5 * time.Second
+	}
+	for name, a := range opts.Agents {
+		if a.Name == "" {
+			a.Name = name
+		}
+		if err := a.Init(); err != nil {
+			return nil, err
+		}
+	}
+	for name, f := range opts.Flows {
+		if f.Name == "" {
+			f.Name = name
+		}
+		if _, clash := opts.Agents[name]; clash {
+			return nil, fmt.Errorf("flow %s: an agent has the same name; runs name one or the other", name)
+		}
+		if err := f.Init(func(a string) bool { return opts.Agents[a] != nil }); err != nil {
+			return nil, err
+		}
+	}
+	e := &Engine{st: st, opts: opts, log: opts.Logger, agents: opts.Agents, flows: opts.Flows,
+		active: map[string]holder{}, held: map[*store.Claim]struct{}{}}
+	e.feed = newFeed(st, opts.Logger)
+	return e, nil
+}
+
+// Agents returns the agent definitions in name order.
+func (e *Engine) Agents() []*agent.Agent {
+	out := make([]*agent.Agent, 0, len(e.agents))
+	for _, a := range e.agents {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Flows returns the flow definitions in name order.
+func (e *Engine) Flows() []*flow.Flow {
+	out := make([]*flow.Flow, 0, len(e.flows))
+	for _, f := range e.flows {
+		out = append(out, f)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Ready reports whether the node can take runs: nil, or why not.
+func (e *Engine) Ready() error { return e.st.Ready() }
+
+func (e *Engine) agentNames() []string {
+	names := make([]string, 0, len(e.agents))
+	for n := range e.agents {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (e *Engine) flowNames() []string {
+	names := make([]string, 0, len(e.flows))
+	for n := range e.flows {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func orNone(list []string) string {
+	if len(list) == 0 {
+		return "nothing"
+	}
+	return strings.Join(list, ", ")
+}
+
+func (e *Engine) lookupAgent(name string) *agent.Agent { return e.agents[name] }
+
+// StoreOptions say where an engine keeps runs: an embedded NATS server
+// with its files under DataDir (or in memory), or the NATS cluster at
+// NATSURL.
+type StoreOptions struct {
+	NATSURL string
+	DataDir string
+	// Memory keeps everything in memory: nothing survives the process.
+	Memory bool
+	// Replicas for streams on a cluster (1 when embedded).
+	Replicas int
+	// SyncAlways fsyncs every write of an embedded server (power-loss
+	// safety).
+	SyncAlways bool
+}
+
+// Open opens a store and an engine on it; Close closes both.
+func Open(ctx context.Context, so StoreOptions, opts Options) (*Engine, error) {
+	st, err := store.Open(ctx, store.Options{URL: so.NATSURL, DataDir: so.DataDir, Memory: so.Memory, Replicas: so.Replicas,
+		SyncAlways: so.SyncAlways, Logger: opts.Logger})
+	if err != nil {
+		return nil, err
+	}
+	e, err := New(st, opts)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	e.ownStore = true
+	return e, nil
+}
+
+// Close stops the engine (see Stop) and closes its store if Open opened it.
+func (e *Engine) Close() {
+	e.Stop()
+	if e.ownStore {
+		e.st.Close()
+	}
+}
+
+// Embedded reports whether the engine's store runs its own NATS server.
+func (e *Engine) Embedded() bool { return e.st.Embedded() }

@@ -1,0 +1,370 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/myriad-ai/myriad/internal/redact"
+
+	"github.com/myriad-ai/myriad/agent"
+	"github.com/myriad-ai/myriad/flow"
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/run"
+	"github.com/myriad-ai/myriad/store"
+)
+
+// Runner executes the runs of one agent or flow.
+type Runner interface {
+	Resume(ctx context.Context, runID string, events []journal.Event, j agent.Journal, env agent.Env) (agent.Outcome, error)
+}
+
+var (
+	_ Runner = (*agent.Agent)(nil)
+	_ Runner = (*flow.Flow)(nil)
+)
+
+// unknownAgentDeliveries is how many times a run of an agent this node does
+// not define is offered to the cluster before it fails.
+const unknownAgentDeliveries = 10
+
+// execution is one worker's hold on a run, from its claim to its release.
+// The worker is the run's single writer: it takes the run's inputs in
+// order, resumes the run's agent or flow, and settles.
+type execution struct {
+	e     *Engine
+	id    string
+	claim *store.Claim
+	log   *slog.Logger
+	began time.Time
+
+	// mu serialises appends: the runner's, and the inputs taken while it
+	// runs (a cancel, an answer to a tool call's question).
+	mu      sync.Mutex
+	j       *store.Journal
+	sub     *submission
+	subSeq  uint64           // the submission's position
+	pending []store.InputMsg // read, not taken yet
+	// unseen are entries appended for inputs that the runner has not
+	// folded: the run is resumed again if it ends its turn with any.
+	unseen  []journal.Event
+	running bool
+	cancel  context.CancelCauseFunc
+
+	readMu   sync.Mutex  // one read of the inputs at a time
+	readUpTo uint64      // the last input read
+	poked    atomic.Bool // an input was stored since the last read
+	asks     sync.Map    // open questions of tool calls: key → chan json.RawMessage
+
+	recMu    sync.Mutex // orders record writes
+	settling bool
+}
+
+// workRun executes one claimed run until it ends, parks, or this worker
+// loses it.
+func (e *Engine) workRun(workCtx context.Context, c *store.Claim) {
+	x := &execution{e: e, id: c.Entity, claim: c, log: e.log.With("run_id", c.Entity), began: time.Now()}
+	if !e.activate(x.id, x) {
+		return
+	}
+	defer e.deactivate(x.id, x)
+	ctx := context.WithoutCancel(workCtx)
+	stopPokes, err := e.st.OnPoke(x.id, x.onPoke)
+	if err != nil {
+		c.Retry(time.Second)
+		return
+	}
+	defer stopPokes()
+	if err := x.load(ctx, c.Hint == kindSubmit); err != nil {
+		x.log.Warn("load run", "err", err)
+		c.Retry(time.Second)
+		return
+	}
+	lazy := time.AfterFunc(runningAfter, x.markRunning)
+	defer lazy.Stop()
+	switch err := x.execute(ctx); {
+	case errors.Is(err, journal.ErrConflict):
+		// Another worker holds the run (this one's entry was given away
+		// while it could not heartbeat): leave the entry alone.
+		x.log.Warn("another worker advanced this run; stopping")
+		return
+	case errors.Is(err, agent.ErrShutdown):
+		x.log.Info("left run for another worker (shutting down)")
+		c.Release()
+		return
+	case errors.Is(err, errNotHere):
+		c.Retry(time.Second)
+		return
+	case errors.Is(err, errNotStarted):
+		// A turn waiting for its instance: the instance starts it.
+	case err != nil:
+		x.log.Error("run stopped", "err", redact.Error(err))
+		c.Retry(time.Second)
+		return
+	default:
+		if err := x.settle(ctx); err != nil {
+			x.log.Warn("settle run", "err", err)
+			c.Retry(time.Second)
+			return
+		}
+	}
+	if err := c.Done(ctx); err != nil {
+		x.log.Warn("release run", "err", err)
+	}
+	// An input that came after the last read found the entry held: ring
+	// again now that it is free (the router would, later).
+	if x.poked.Load() {
+		if _, err := e.st.Ring(ctx, x.id, "input"); err != nil {
+			x.log.Warn("ring run", "err", err)
+		}
+	}
+}
+
+var (
+	errNotHere    = errors.New("the run's agent or flow is not defined on this node")
+	errNotStarted = errors.New("the turn waits for its instance")
+)
+
+// runningAfter is how long a run executes before its record says running:
+// most runs settle sooner, and then the record is written once.
+const runningAfter = 100 * time.Millisecond
+
+// load reads the run's journal and its inputs not taken yet. A run rung
+// by its submission has an empty journal, unless a worker died after
+// starting it: fresh assumes the first, and the first append finds out.
+func (x *execution) load(ctx context.Context, fresh bool) error {
+	var events []journal.Event
+	if !fresh {
+		var err error
+		if events, err = x.e.st.LoadJournal(ctx, x.id); err != nil {
+			return err
+		}
+	}
+	x.j = x.e.st.JournalFrom(x.id, events)
+	return x.readInputs(ctx)
+}
+
+// execute takes the run's inputs and resumes it until it has nothing more
+// to do now: it ended, parked, or waits for its instance. A shutdown does
+// not cut ctx: it interrupts the runner at a step boundary (interrupt).
+func (x *execution) execute(ctx context.Context) error {
+	if err := x.withdrawStale(ctx); err != nil {
+		return err
+	}
+	for {
+		if err := x.takeAll(ctx); err != nil {
+			if errors.Is(err, journal.ErrConflict) && len(x.j.Events()) == 0 {
+				// Not fresh after all: read the journal and go again.
+				if err := x.load(ctx, false); err != nil {
+					return err
+				}
+				continue
+			}
+			return err
+		}
+		events := x.j.Events()
+		if len(events) == 0 {
+			return errNotStarted
+		}
+		last := events[len(events)-1]
+		if journal.Terminal(last.Type) {
+			return nil
+		}
+		if cancelRequested(events) {
+			// A cancel taken by a worker that died before ending the run.
+			if _, err := x.append(ctx, journal.TypeRunCanceled, journal.RunCanceled{Reason: "canceled by request", Usage: journal.Usage(events)}); err != nil {
+				return err
+			}
+			return nil
+		}
+		again, err := x.resume(ctx)
+		if err != nil || !again {
+			return err
+		}
+	}
+}
+
+// resume runs the run's agent or flow once. again reports inputs taken
+// while it ran that it did not see: it must be resumed again.
+func (x *execution) resume(ctx context.Context) (again bool, err error) {
+	rec := project(x.id, x.sub, x.j.Events())
+	runner := x.e.runnerFor(rec)
+	if runner == nil {
+		if x.claim.Delivered() < unknownAgentDeliveries {
+			// During a rolling deploy another node may know it.
+			return false, errNotHere
+		}
+		msg := fmt.Sprintf("agent %q is not defined on this node (known: %s)", rec.Agent, strings.Join(x.e.agentNames(), ", "))
+		if rec.Flow != "" {
+			msg = fmt.Sprintf("flow %q is not defined on this node (known: %s)", rec.Flow, strings.Join(x.e.flowNames(), ", "))
+		}
+		_, err := x.append(ctx, journal.TypeRunFailed, journal.RunFailed{Code: agent.CodeUnknownAgent, Message: msg})
+		return false, err
+	}
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	// A shutdown interrupts the run at a step boundary (see serve's drain);
+	// only then is the run's context cut.
+	x.mu.Lock()
+	x.running, x.cancel, x.unseen = true, cancel, nil
+	events := x.j.Events()
+	x.mu.Unlock()
+	if events[len(events)-1].Type != journal.TypeRunStarted {
+		x.log.Debug("resuming run", "steps", len(events))
+	}
+	env := agent.Env{OnDelta: x.publishDelta(rec), OnProgress: x.publishProgress(rec), Children: x.e, Lookup: x.e.lookupAgent,
+		Inputs: x.inputsForRunner, Ask: x.askDuringCall(rec), TraceParent: rec.Metadata["traceparent"]}
+	outcome, err := runner.Resume(runCtx, x.id, events, x, env)
+	x.mu.Lock()
+	x.running, x.cancel = false, nil
+	unseen := len(x.unseen) > 0
+	x.mu.Unlock()
+	if errors.Is(err, store.ErrTooLarge) {
+		// Retrying cannot help: end the run with a small entry that fits.
+		_, err = x.append(ctx, journal.TypeRunFailed, journal.RunFailed{Code: agent.CodeTooLarge,
+			Message: "a step of this run is larger than the NATS server's max_payload; shorten the input or tool results, or raise max_payload on the NATS server"})
+		return false, err
+	}
+	if err != nil || outcome == agent.Stopped {
+		if err == nil {
+			err = context.Cause(runCtx)
+		}
+		if errors.Is(context.Cause(runCtx), agent.ErrShutdown) {
+			return false, agent.ErrShutdown
+		}
+		return false, err
+	}
+	if outcome == agent.Completed || outcome == agent.Failed || outcome == agent.Canceled {
+		return false, nil
+	}
+	// Parked or in doubt: inputs that came meanwhile may move it on.
+	if x.poked.Load() {
+		if err := x.readInputs(ctx); err != nil {
+			return false, err
+		}
+	}
+	x.mu.Lock()
+	more := len(x.pending) > 0
+	x.mu.Unlock()
+	return unseen || more, nil
+}
+
+// interrupt cuts the run's context (a shutdown after the drain timeout).
+func (x *execution) interrupt(cause error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.cancel != nil {
+		x.cancel(cause)
+	}
+}
+
+// Append implements agent.Journal for the runner.
+func (x *execution) Append(ctx context.Context, typ string, data any) (journal.Event, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.j.Append(ctx, typ, data)
+}
+
+// Steps is the number of entries in the journal (for idempotency keys).
+func (x *execution) Steps() int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.j.Steps()
+}
+
+// append journals an entry the engine writes itself (not the runner's).
+func (x *execution) append(ctx context.Context, typ string, data any) (journal.Event, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.appendLocked(ctx, typ, data)
+}
+
+func (x *execution) appendLocked(ctx context.Context, typ string, data any) (journal.Event, error) {
+	ev, err := x.j.Append(ctx, typ, data)
+	if err == nil && x.running {
+		x.unseen = append(x.unseen, ev)
+	}
+	return ev, err
+}
+
+// runnerFor returns what executes a run, or nil if this node lacks it.
+func (e *Engine) runnerFor(rec *run.Record) Runner {
+	if rec.Flow != "" {
+		if f := e.flows[rec.Flow]; f != nil {
+			return f
+		}
+		return nil
+	}
+	if a := e.agents[rec.Agent]; a != nil {
+		return a
+	}
+	return nil
+}
+
+// cancelRequested reports a cancel the journal took that did not end the
+// run yet.
+func cancelRequested(events []journal.Event) bool {
+	for i := len(events) - 1; i >= 0; i-- {
+		switch events[i].Type {
+		case journal.TypeCancelRequested:
+			return true
+		case journal.TypeRunCompleted, journal.TypeRunFailed, journal.TypeRunCanceled:
+			return false
+		}
+	}
+	return false
+}
+
+// markRunning writes the record of a run that has been executing for a
+// while, so readers see it running.
+func (x *execution) markRunning() {
+	x.mu.Lock()
+	events := append([]journal.Event(nil), x.j.Events()...)
+	sub := x.sub
+	x.mu.Unlock()
+	x.writeRecord(context.Background(), project(x.id, sub, events), false)
+}
+
+// writeRecord writes the run's record; once the settle has written it,
+// nothing earlier may overwrite it.
+func (x *execution) writeRecord(ctx context.Context, rec *run.Record, final bool) error {
+	x.recMu.Lock()
+	defer x.recMu.Unlock()
+	if x.settling && !final {
+		return nil
+	}
+	if final {
+		x.settling = true
+	}
+	if rec.Steps == 0 && !final {
+		return nil
+	}
+	return x.e.st.PutRecord(ctx, x.id, mustJSON(rec))
+}
+
+func statsOf(events []journal.Event, wall time.Duration) RunStats {
+	s := RunStats{Wall: wall, Steps: len(events)}
+	for _, ev := range events {
+		switch ev.Type {
+		case journal.TypeModelResponse:
+			var d journal.ModelResponse
+			if json.Unmarshal(ev.Data, &d) == nil {
+				s.ModelTime += time.Duration(d.DurationMS * float64(time.Millisecond))
+				s.ModelCalls++
+			}
+		case journal.TypeToolFinished:
+			var d journal.ToolFinished
+			if json.Unmarshal(ev.Data, &d) == nil {
+				s.ToolTime += time.Duration(d.DurationMS * float64(time.Millisecond))
+				s.ToolCalls++
+			}
+		}
+	}
+	return s
+}

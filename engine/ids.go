@@ -1,0 +1,62 @@
+package engine
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"regexp"
+	"sync/atomic"
+	"time"
+
+	"github.com/myriad-ai/myriad/store"
+)
+
+var idCounter atomic.Uint32
+
+func init() {
+	// Two nodes starting at the same counter would give runs created in the
+	// same microsecond the same tree (store.Tree).
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	idCounter.Store(binary.BigEndian.Uint32(b[:]))
+}
+
+// NewRunID returns a unique id that sorts by creation time. Its first
+// store.TreeLen hex digits (time and a counter) name the tree of runs it
+// roots.
+func NewRunID() string {
+	var b [14]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMicro()))
+	binary.BigEndian.PutUint16(b[8:10], uint16(idCounter.Add(1)))
+	_, _ = rand.Read(b[10:])
+	return "run_" + hex.EncodeToString(b[:])
+}
+
+// ChildRunID is the id of the child run a parent starts for one of its
+// calls: derived, so a parent resumed after a crash finds the child it
+// started instead of starting another. It begins with the parent's tree
+// and so sorts beside it.
+func ChildRunID(parentID, callID string) string {
+	sum := sha256.Sum256([]byte(parentID + "/" + callID))
+	return "run_" + store.Tree(parentID) + hex.EncodeToString(sum[:10])
+}
+
+// instanceID names an agent instance as an entity of the store: a hash,
+// since keys may hold characters subjects may not.
+func instanceID(agentName, key string) string {
+	sum := sha256.Sum256([]byte(agentName + "/" + key))
+	return "ins_" + hex.EncodeToString(sum[:16])
+}
+
+// Root runs have 28 hex digits; child runs 40 (see ChildRunID).
+var runIDPattern = regexp.MustCompile(`^run_[0-9a-f]{28}(?:[0-9a-f]{12})?$`)
+
+// ValidRunID reports whether id has the shape of a run id.
+func ValidRunID(id string) bool { return runIDPattern.MatchString(id) }
+
+func isInstance(id string) bool { return len(id) > 4 && id[:4] == "ins_" }
+
+// SameTree reports whether two runs belong to one tree of runs (a root and
+// its descendants share a tree token).
+func SameTree(a, b string) bool { return store.Tree(a) == store.Tree(b) }

@@ -1,0 +1,280 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/run"
+	"github.com/myriad-ai/myriad/store"
+)
+
+// Get returns a run's record as its journal has it now: the copy its
+// writer keeps when that copy is up to date (always, once the run ended),
+// else the journal read again.
+func (e *Engine) Get(ctx context.Context, id string) (*run.Record, error) {
+	rec, err := e.stored(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return e.project(ctx, id)
+	}
+	if err != nil || rec.Status.Terminal() {
+		return rec, err
+	}
+	head, ok, err := e.st.LastJournal(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || head.Seq == rec.Position {
+		return rec, nil
+	}
+	return e.project(ctx, id)
+}
+
+// stored reads the copy of a run's record its writer keeps.
+func (e *Engine) stored(ctx context.Context, id string) (*run.Record, error) {
+	if !runIDPattern.MatchString(id) {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	data, err := e.st.Record(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var rec run.Record
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, fmt.Errorf("run %s: corrupt record: %w", id, err)
+	}
+	return &rec, nil
+}
+
+// project derives a run's record from its journal (and its submission,
+// for a run not started).
+func (e *Engine) project(ctx context.Context, id string) (*run.Record, error) {
+	events, err := e.st.LoadJournal(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var sub *submission
+	if len(events) == 0 {
+		if sub, err = e.submission(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+	return project(id, sub, events), nil
+}
+
+// submission reads a run's submission.
+func (e *Engine) submission(ctx context.Context, id string) (*submission, error) {
+	in, err := e.st.FirstInput(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var sub submission
+	if err := json.Unmarshal(in.Data, &sub); err != nil {
+		return nil, fmt.Errorf("run %s: unreadable submission: %w", id, err)
+	}
+	return &sub, nil
+}
+
+// List returns runs, newest first, and the cursor of the next page.
+func (e *Engine) List(ctx context.Context, f run.Filter) ([]*run.Record, string, error) {
+	if f.Limit <= 0 || f.Limit > 1000 {
+		f.Limit = 50
+	}
+	ids, err := e.st.RecordIDs(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(ids)))
+	var out []*run.Record
+	next := ""
+	for _, id := range ids {
+		if f.Cursor != "" && id >= f.Cursor {
+			continue
+		}
+		rec, err := e.stored(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		if (f.Agent != "" && rec.Agent != f.Agent) || (f.Flow != "" && rec.Flow != f.Flow) || (f.Status != "" && rec.Status != f.Status) ||
+			(f.Parent != "" && rec.Parent != f.Parent) || (f.Roots && rec.Parent != "") {
+			continue
+		}
+		if len(out) == f.Limit {
+			next = out[len(out)-1].ID
+			break
+		}
+		out = append(out, rec)
+	}
+	return out, next, nil
+}
+
+// Events returns a run's journal.
+func (e *Engine) Events(ctx context.Context, id string) ([]journal.Event, error) {
+	return e.journalOf(ctx, id)
+}
+
+// LastEvent returns a run's last journal entry; ok is false when the
+// journal is empty.
+func (e *Engine) LastEvent(ctx context.Context, id string) (ev journal.Event, ok bool, err error) {
+	return e.st.LastEntry(ctx, id)
+}
+
+// Wait blocks until a run is terminal, in doubt or waiting for a person, or
+// ctx ends, and returns its record as its journal has it then. A run
+// waiting for its child runs or a timer is not done waiting.
+func (e *Engine) Wait(ctx context.Context, id string) (*run.Record, error) {
+	if !runIDPattern.MatchString(id) {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	if rec, err := e.stored(ctx, id); err == nil && rec.Status.Terminal() {
+		return rec, nil // an end is final
+	}
+	for {
+		rec, err := e.waitOnce(ctx, id)
+		var slow *SlowFollowerError
+		if !errors.As(err, &slow) {
+			return rec, err
+		}
+	}
+}
+
+func (e *Engine) waitOnce(ctx context.Context, id string) (*run.Record, error) {
+	f, err := e.feed.follow(ctx, id, "", false)
+	if err != nil {
+		return nil, err
+	}
+	defer f.close()
+	events, err := e.st.LoadJournal(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var sub *submission
+	if len(events) == 0 {
+		if sub, err = e.submission(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+	rec := project(id, sub, events)
+	for !rec.Settled() {
+		it, err := f.next(ctx)
+		if errors.Is(err, errCut) {
+			return rec, &SlowFollowerError{}
+		}
+		if err != nil {
+			return rec, err
+		}
+		ev := it.Entry
+		if ev == nil || len(events) > 0 && ev.Seq <= events[len(events)-1].Seq {
+			continue
+		}
+		events = append(events, *ev)
+		if mayPark(ev.Type) {
+			rec = project(id, sub, events)
+		}
+	}
+	return rec, nil
+}
+
+// mayPark reports entry types after which a run may stop for a person or
+// for good.
+func mayPark(typ string) bool {
+	switch typ {
+	case journal.TypeRunCompleted, journal.TypeRunFailed, journal.TypeRunCanceled, journal.TypeRunInDoubt,
+		journal.TypeRunWaiting, journal.TypeApprovalDecided:
+		return true
+	}
+	return false
+}
+
+// Asking returns the runs of root's tree, root included, that wait for a
+// person (see run.Record.Asking). It descends through runs at work, reading
+// each one's journal (the truth; records lag) for its state and its open
+// children, so its cost follows the part of the tree still at work.
+func (e *Engine) Asking(ctx context.Context, root *run.Record) ([]*run.Record, error) {
+	var out []*run.Record
+	var walk func(id string, depth int) error
+	walk = func(id string, depth int) error {
+		events, err := e.st.LoadJournal(ctx, id)
+		if err != nil {
+			return err
+		}
+		rec := project(id, nil, events)
+		if len(events) == 0 || rec.Status.Terminal() {
+			return nil
+		}
+		if rec.Asking() {
+			out = append(out, rec)
+		}
+		if depth >= e.opts.MaxDepth {
+			return nil
+		}
+		for _, child := range journal.OpenChildren(events) {
+			if err := walk(child, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return out, walk(root.ID, 0)
+}
+
+// PendingApprovals lists the calls waiting for a decision, newest run first.
+func (e *Engine) PendingApprovals(ctx context.Context, agentName string) ([]run.PendingApproval, error) {
+	var out []run.PendingApproval
+	cursor := ""
+	for {
+		runs, next, err := e.List(ctx, run.Filter{Status: run.StatusWaiting, Limit: 1000, Cursor: cursor})
+		if err != nil {
+			return nil, err
+		}
+		for _, rec := range runs {
+			for _, a := range rec.PendingApprovals() {
+				p := run.PendingApproval{RunID: rec.ID, Agent: rec.Agent, ApprovalRequested: a}
+				if a.Agent != "" {
+					p.Agent = a.Agent // the agent holding the conversation
+				}
+				if agentName == "" || p.Agent == agentName || rec.Agent == agentName {
+					out = append(out, p)
+				}
+			}
+		}
+		if next == "" {
+			return out, nil
+		}
+		cursor = next
+	}
+}
+
+// Approval returns the approval of a run that waits for a decision at
+// approvalID, from its journal; nil when there is none.
+func (e *Engine) Approval(ctx context.Context, id, approvalID string) (*journal.ApprovalRequested, error) {
+	events, err := e.journalOf(ctx, id)
+	if err != nil || journal.Terminal(lastType(events)) {
+		return nil, err
+	}
+	for _, a := range journal.PendingApprovals(events) {
+		if a.ApprovalID == approvalID {
+			return &a, nil
+		}
+	}
+	return nil, nil
+}
+
+// Question returns the open question a run asks at key, from its journal;
+// nil when it asks nothing there.
+func (e *Engine) Question(ctx context.Context, id, key string) (*journal.InputRequested, error) {
+	events, err := e.journalOf(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return findQuestion(journal.OpenQuestions(events), key), nil
+}

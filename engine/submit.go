@@ -1,0 +1,222 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/myriad-ai/myriad/run"
+
+	"github.com/myriad-ai/myriad/store"
+)
+
+// SubmitRequest starts a run.
+type SubmitRequest struct {
+	// Agent or Flow names what runs.
+	Agent string
+	Flow  string
+	Input string
+	// State is a flow run's initial state (a JSON object), over the
+	// flow's declared initial values.
+	State json.RawMessage
+	// Instance is the key of the agent instance to continue ("customer-42"),
+	// or "agent/key".
+	Instance string
+	Metadata map[string]string
+	// IdempotencyKey makes the submission idempotent: the same key returns the
+	// run it first created (for a day).
+	IdempotencyKey string
+	// ID, when set, is the new run's id (from NewRunID), so a caller can
+	// listen to the run before it starts; empty makes one.
+	ID string
+}
+
+var instanceKey = regexp.MustCompile(`^[A-Za-z0-9_=-][A-Za-z0-9_=.-]{0,127}$`)
+
+// Submit accepts a run. Its submission is one write: the run's first
+// input (created only if the run does not exist), or, for an instance's
+// turn, the turn sent to the instance (its place in the instance's order).
+// With an idempotency key, claiming the key comes first and holds the
+// submission: whoever finds the key claimed — a retry, or the router if
+// the claimant died — completes the writes, each idempotent. created is
+// false when the key matched a run submitted before.
+func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (rec *run.Record, created bool, err error) {
+	if err := e.checkSubmission(&req); err != nil {
+		return nil, false, err
+	}
+	// Past validation, finish even if the client leaves.
+	ctx = context.WithoutCancel(ctx)
+	id := req.ID
+	if id == "" {
+		id = NewRunID()
+	} else if !runIDPattern.MatchString(id) {
+		return nil, false, fmt.Errorf("%w: id: %q is not a run id", ErrInvalid, id)
+	}
+	sub := &submission{Agent: req.Agent, Flow: req.Flow, Input: req.Input, State: req.State, Metadata: req.Metadata,
+		Submitted: time.Now().UTC()}
+	if req.Instance != "" {
+		sub.Instance, sub.InstanceID = req.Instance, instanceID(req.Agent, req.Instance)
+	}
+	if req.IdempotencyKey != "" {
+		prior, err := e.st.ClaimKey(ctx, submitKey(req.IdempotencyKey), store.KeyKind, mustJSON(keyedSubmission{RunID: id, Submission: sub}))
+		if errors.Is(err, store.ErrExists) {
+			var k keyedSubmission
+			if err := json.Unmarshal(prior, &k); err != nil || k.Submission == nil {
+				return nil, false, fmt.Errorf("idempotency key %q: unreadable claim", req.IdempotencyKey)
+			}
+			// The first submission may have died before its writes.
+			if err := e.deliver(ctx, k.RunID, k.Submission, false, false); err != nil {
+				return nil, false, err
+			}
+			rec, err := e.Get(ctx, k.RunID)
+			return rec, false, err
+		}
+		if err != nil {
+			return nil, false, err
+		}
+	}
+	if err := e.deliver(ctx, id, sub, true, req.ID != "" && req.IdempotencyKey == ""); err != nil {
+		return nil, false, err
+	}
+	rec = sub.queued(id)
+	e.st.CreateRecord(id, mustJSON(rec))
+	return rec, true, nil
+}
+
+// keyedSubmission is what an idempotency key's claim holds.
+type keyedSubmission struct {
+	RunID      string      `json:"run_id"`
+	Submission *submission `json:"submission"`
+}
+
+func submitKey(key string) string { return "submit/" + key }
+
+// deliver writes a submission's inputs: for an instance's turn, the turn
+// to the instance first, then the run's own submission (which lets readers
+// see the run before its turn comes; the turn's start carries the
+// submission too). Each write is idempotent. fresh is a new submission,
+// for which an instance that rejects concurrent input is checked; given
+// says the caller chose the id, which must then be new.
+func (e *Engine) deliver(ctx context.Context, id string, sub *submission, fresh, given bool) error {
+	kind := kindSubmit
+	if sub.InstanceID != "" {
+		kind = kindSubmitTurn
+		if err := e.sendTurn(ctx, id, sub, fresh); err != nil {
+			return err
+		}
+	}
+	_, err := e.st.Send(ctx, store.Input{To: id, Kind: kind, Data: mustJSON(sub), New: true})
+	if errors.Is(err, store.ErrExists) {
+		if given && kind == kindSubmit {
+			return fmt.Errorf("%w: run %s exists already", ErrConflict, id)
+		}
+		return nil // written before, by a retry or the router
+	}
+	return err
+}
+
+// sendTurn sends an instance the turn of run id. For an agent that rejects
+// concurrent input, a fresh turn goes only if the instance is idle, and
+// only if nothing reached the instance between that check and the turn.
+func (e *Engine) sendTurn(ctx context.Context, id string, sub *submission, fresh bool) error {
+	turn := store.Input{To: sub.InstanceID, Kind: kindTurn, Data: mustJSON(turnRequest{RunID: id, Submission: sub}), MsgID: "turn/" + id}
+	reject := fresh && e.agents[sub.Agent] != nil && e.agents[sub.Agent].RejectBusy
+	for attempt := 0; ; attempt++ {
+		if reject {
+			last, busy, err := e.instanceBusy(ctx, sub.InstanceID)
+			if err != nil {
+				return err
+			}
+			if busy != "" {
+				return fmt.Errorf("%w: instance %s/%s is busy with %s (this agent rejects concurrent input; retry when it is done)", ErrConflict, sub.Agent, sub.Instance, busy)
+			}
+			turn.After = &last
+		}
+		_, err := e.st.Send(ctx, turn)
+		if !reject || !errors.Is(err, store.ErrExists) {
+			return err
+		}
+		if attempt == 10 {
+			return fmt.Errorf("%w: instance %s/%s keeps changing; retry", ErrConflict, sub.Agent, sub.Instance)
+		}
+		// Something reached the instance between its check and the turn.
+	}
+}
+
+// checkSubmission validates a request and normalizes its instance key.
+func (e *Engine) checkSubmission(req *SubmitRequest) error {
+	switch {
+	case req.Flow != "" && req.Agent != "":
+		return fmt.Errorf("%w: name an agent or a flow, not both", ErrInvalid)
+	case req.Flow != "":
+		if _, ok := e.flows[req.Flow]; !ok {
+			if _, isAgent := e.agents[req.Flow]; isAgent {
+				return fmt.Errorf("%w: %q is an agent, not a flow: send it as agent", ErrUnknownAgent, req.Flow)
+			}
+			return fmt.Errorf("%w: flow %q (known: %s)", ErrUnknownAgent, req.Flow, orNone(e.flowNames()))
+		}
+		if req.Instance != "" {
+			return fmt.Errorf("%w: instance: flows have no instances; keep state in the flow's state", ErrInvalid)
+		}
+		if len(req.State) > 0 {
+			var obj map[string]any
+			if json.Unmarshal(req.State, &obj) != nil || obj == nil {
+				return fmt.Errorf("%w: state: must be a JSON object", ErrInvalid)
+			}
+		}
+	default:
+		if _, ok := e.agents[req.Agent]; !ok {
+			if _, isFlow := e.flows[req.Agent]; isFlow {
+				return fmt.Errorf("%w %q: it is a flow: send it as flow", ErrUnknownAgent, req.Agent)
+			}
+			known := strings.Join(e.agentNames(), ", ")
+			if len(e.flows) > 0 {
+				known += "; flows: " + strings.Join(e.flowNames(), ", ")
+			}
+			return fmt.Errorf("%w %q (known: %s)", ErrUnknownAgent, req.Agent, known)
+		}
+		if len(req.State) > 0 {
+			return fmt.Errorf("%w: state: only flow runs take a state", ErrInvalid)
+		}
+	}
+	if strings.TrimSpace(req.Input) == "" {
+		return fmt.Errorf("%w: input: must not be empty", ErrInvalid)
+	}
+	if req.Instance != "" {
+		if a, k, ok := strings.Cut(req.Instance, "/"); ok {
+			if a != req.Agent {
+				return fmt.Errorf("%w: instance: %q belongs to agent %q, not %q", ErrInvalid, req.Instance, a, req.Agent)
+			}
+			req.Instance = k
+		}
+		if !instanceKey.MatchString(req.Instance) {
+			return fmt.Errorf("%w: instance: %q must be 1-128 letters, digits, '_', '-', '=' or '.', not starting with '.'", ErrInvalid, req.Instance)
+		}
+	}
+	return nil
+}
+
+// Once does something the first time key is claimed, and reports whether
+// it ran. A claim lasts a day; if do fails, the claim is released, so the
+// caller may try again. (A door's idempotent replies use it.)
+func (e *Engine) Once(ctx context.Context, key string, do func() error) (ran bool, err error) {
+	ctx = context.WithoutCancel(ctx)
+	_, err = e.st.ClaimKey(ctx, "once/"+key, kindClaim, nil)
+	if errors.Is(err, store.ErrExists) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := do(); err != nil {
+		if rerr := e.st.ReleaseKey(ctx, "once/"+key); rerr != nil {
+			e.log.Warn("release a claim", "err", rerr)
+		}
+		return true, err
+	}
+	return true, nil
+}

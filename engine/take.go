@@ -1,0 +1,379 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/myriad-ai/myriad/agent"
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/run"
+	"github.com/myriad-ai/myriad/store"
+)
+
+// Taking inputs. The run's writer takes its inputs in order, as they come,
+// and journals what each did — its effect, or input.refused with the
+// reason — with the input's position (journal.Event.InputSeq), under the
+// same lock as the runner's appends. What it journals while the runner
+// runs, the runner folds in when it asks (agent.Env.Inputs), or the run is
+// resumed again: so a command's sender hears at once whether it was taken.
+
+// readInputs reads the inputs stored after the last one read.
+func (x *execution) readInputs(ctx context.Context) error {
+	x.readMu.Lock()
+	defer x.readMu.Unlock()
+	x.poked.Store(false)
+	x.mu.Lock()
+	after := max(x.j.InputSeq(), x.readUpTo)
+	x.mu.Unlock()
+	ins, err := x.e.st.ReadInputs(ctx, x.id, after)
+	if err != nil {
+		x.poked.Store(true) // read again next time
+		return err
+	}
+	x.mu.Lock()
+	for _, in := range ins {
+		if in.Seq > x.readUpTo {
+			x.pending = append(x.pending, in)
+			x.readUpTo = in.Seq
+		}
+	}
+	x.mu.Unlock()
+	return nil
+}
+
+// onPoke runs when an input is stored for the run. Between resumptions
+// the main loop reads it; while the runner runs, it is taken now.
+func (x *execution) onPoke() {
+	x.poked.Store(true)
+	x.mu.Lock()
+	running := x.running
+	x.mu.Unlock()
+	if !running {
+		return
+	}
+	ctx := context.Background()
+	if err := x.readInputs(ctx); err != nil {
+		x.log.Warn("read inputs", "err", err)
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if !x.running {
+		return
+	}
+	if err := x.takeLocked(ctx, len(x.pending)); err != nil {
+		x.log.Warn("take inputs", "err", err)
+	}
+}
+
+// inputsForRunner takes every input read so far, and returns what was
+// journaled for inputs since the runner last asked (agent.Env.Inputs).
+func (x *execution) inputsForRunner(ctx context.Context) ([]journal.Event, error) {
+	if x.poked.Load() {
+		if err := x.readInputs(ctx); err != nil {
+			return nil, err
+		}
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if err := x.takeLocked(ctx, len(x.pending)); err != nil {
+		return nil, err
+	}
+	out := x.unseen
+	x.unseen = nil
+	return out, nil
+}
+
+// takeAll takes every input read and not taken.
+func (x *execution) takeAll(ctx context.Context) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.takeLocked(ctx, len(x.pending))
+}
+
+// takeLocked takes the first n pending inputs, in order. A turn waiting
+// for its instance takes nothing until its start (or a cancel) comes.
+func (x *execution) takeLocked(ctx context.Context, n int) error {
+	for n > 0 && len(x.pending) > 0 {
+		in := x.pending[0]
+		k := 1
+		var err error
+		switch {
+		case journal.Terminal(lastType(x.j.Events())):
+			// Moot: the run has ended. (Readers see every input up to the
+			// end as taken.)
+		case in.Kind == kindReport:
+			for k < n && k < len(x.pending) && x.pending[k].Kind == kindReport {
+				k++
+			}
+			err = x.takeReports(ctx, x.pending[:k])
+		case in.Kind == kindSubmitTurn && len(x.j.Events()) == 0:
+			// The turn starts when its instance says, or ends if canceled
+			// before: whatever came between is moot.
+			at := slices.IndexFunc(x.pending, func(m store.InputMsg) bool { return m.Kind == kindStart || m.Kind == kindCancel })
+			if err := x.takeSubmission(in); err != nil {
+				return err
+			}
+			if at < 0 {
+				x.pending = x.pending[1:]
+				return nil
+			}
+			k = at
+		default:
+			err = x.takeOne(ctx, in)
+		}
+		if err != nil {
+			return err
+		}
+		x.pending = x.pending[k:]
+		n -= k
+	}
+	return nil
+}
+
+// takeSubmission reads the run's submission.
+func (x *execution) takeSubmission(in store.InputMsg) error {
+	var sub submission
+	if err := json.Unmarshal(in.Data, &sub); err != nil {
+		return fmt.Errorf("run %s: unreadable submission: %w", x.id, err)
+	}
+	x.sub, x.subSeq = &sub, in.Seq
+	return nil
+}
+
+// takeOne takes one input that is not a report.
+func (x *execution) takeOne(ctx context.Context, in store.InputMsg) error {
+	events := x.j.Events()
+	if len(events) == 0 && in.Kind != kindSubmit && in.Kind != kindStart && in.Kind != kindCancel {
+		return nil // cannot happen: the submission is a run's first input
+	}
+	switch in.Kind {
+	case kindSubmit:
+		if len(events) > 0 {
+			return x.refuse(ctx, in, conflictf("the run was submitted before"))
+		}
+		if err := x.takeSubmission(in); err != nil {
+			return err
+		}
+		x.j.TakeInput(in.Seq)
+		_, err := x.appendLocked(ctx, journal.TypeRunStarted, x.sub.started())
+		return err
+	case kindStart:
+		var st startTurn
+		if err := json.Unmarshal(in.Data, &st); err != nil || len(events) > 0 {
+			return x.refuse(ctx, in, conflictf("the turn has started before"))
+		}
+		if x.sub == nil {
+			x.sub = st.Submission
+		}
+		if x.sub == nil {
+			return x.refuse(ctx, in, invalidf("a start without the turn's submission"))
+		}
+		x.j.TakeInput(in.Seq)
+		start := x.sub.started()
+		start.Turn, start.History = st.Turn, st.History
+		if st.Input != "" {
+			start.Input = st.Input
+		}
+		if st.Agent != "" && st.Agent != start.Agent {
+			start.InstanceAgent, start.Agent = start.Agent, st.Agent
+		}
+		if _, err := x.appendLocked(ctx, journal.TypeRunStarted, start); err != nil {
+			return err
+		}
+		if st.Refuse != "" {
+			_, err := x.appendLocked(ctx, journal.TypeRunFailed, journal.RunFailed{Code: CodeInstanceBusy, Message: st.Refuse})
+			return err
+		}
+		return nil
+	case kindCancel:
+		return x.takeCancel(ctx, in)
+	case kindDecide:
+		return x.takeDecision(ctx, in)
+	case kindAnswer:
+		return x.takeAnswer(ctx, in)
+	case kindResolve:
+		return x.takeResolution(ctx, in)
+	case kindTimer:
+		var t timerFired
+		_ = json.Unmarshal(in.Data, &t)
+		x.j.TakeInput(in.Seq)
+		_, err := x.appendLocked(ctx, journal.TypeTimerFired, journal.TimerFired(t))
+		return err
+	}
+	return x.refuse(ctx, in, invalidf("unknown input %q", in.Kind))
+}
+
+// CodeInstanceBusy fails a turn sent to a busy instance of an agent that
+// rejects concurrent input.
+const CodeInstanceBusy = "instance_busy"
+
+// started is the run.started entry of a submission.
+func (sub *submission) started() journal.RunStarted {
+	return journal.RunStarted{Agent: sub.Agent, Flow: sub.Flow, Instance: sub.Instance, Input: sub.Input, Metadata: sub.Metadata,
+		History: sub.History, Parent: sub.Parent, ParentCall: sub.ParentCall, Path: sub.Path, Depth: sub.Depth, State: sub.State,
+		Submitted: sub.Submitted}
+}
+
+// refuse journals an input the run cannot take, and why.
+func (x *execution) refuse(ctx context.Context, in store.InputMsg, why *refusal) error {
+	x.j.TakeInput(in.Seq)
+	_, err := x.appendLocked(ctx, journal.TypeInputRefused, journal.InputRefused{Seq: in.Seq, Kind: in.Kind, Code: why.code(), Reason: why.reason})
+	return err
+}
+
+func (x *execution) takeCancel(ctx context.Context, in store.InputMsg) error {
+	events := x.j.Events()
+	if len(events) == 0 {
+		// Canceled before it started: the journal says what it was, then
+		// that it ended.
+		if x.sub == nil {
+			return fmt.Errorf("run %s: a cancel before its submission", x.id)
+		}
+		x.j.TakeInput(x.subSeq)
+		if _, err := x.appendLocked(ctx, journal.TypeRunStarted, x.sub.started()); err != nil {
+			return err
+		}
+		x.j.TakeInput(in.Seq)
+		_, err := x.appendLocked(ctx, journal.TypeRunCanceled, journal.RunCanceled{Reason: "canceled before it started"})
+		return err
+	}
+	x.j.TakeInput(in.Seq)
+	if x.running {
+		// The runner ends the run at its next step; if this worker dies
+		// first, the next one ends it (see execute).
+		if _, err := x.appendLocked(ctx, journal.TypeCancelRequested, journal.CancelRequested{Reason: "canceled by request"}); err != nil {
+			return err
+		}
+		x.cancel(agent.ErrCanceled)
+		return nil
+	}
+	_, err := x.appendLocked(ctx, journal.TypeRunCanceled, journal.RunCanceled{Reason: "canceled by request", Usage: journal.Usage(events)})
+	return err
+}
+
+func (x *execution) takeDecision(ctx context.Context, in store.InputMsg) error {
+	var d decision
+	if err := json.Unmarshal(in.Data, &d); err != nil {
+		return x.refuse(ctx, in, invalidf("unreadable decision"))
+	}
+	ask, no := x.e.checkDecision(x.id, x.j.Events(), d)
+	if no != nil {
+		return x.refuse(ctx, in, no)
+	}
+	x.j.TakeInput(in.Seq)
+	_, err := x.appendLocked(ctx, journal.TypeApprovalDecided, journal.ApprovalDecided{ApprovalID: d.ApprovalID, CallID: ask.CallID,
+		Decision: d.Decision.Decision, Arguments: d.Arguments, Reason: d.Reason})
+	return err
+}
+
+func (x *execution) takeAnswer(ctx context.Context, in store.InputMsg) error {
+	var a answer
+	if err := json.Unmarshal(in.Data, &a); err != nil {
+		return x.refuse(ctx, in, invalidf("unreadable answer"))
+	}
+	q, no := x.e.checkAnswer(x.id, x.j.Events(), a)
+	if no != nil {
+		return x.refuse(ctx, in, no)
+	}
+	var waiting chan json.RawMessage
+	if q.Call != "" {
+		ch, live := x.asks.Load(a.Key)
+		if !live {
+			return x.refuse(ctx, in, conflictf("the call that asked %q has ended", a.Key))
+		}
+		waiting = ch.(chan json.RawMessage)
+	}
+	x.j.TakeInput(in.Seq)
+	if _, err := x.appendLocked(ctx, journal.TypeInputReceived, journal.InputReceived{Key: a.Key, Value: a.Value}); err != nil {
+		return err
+	}
+	if waiting != nil {
+		waiting <- a.Value
+	}
+	return nil
+}
+
+func (x *execution) takeResolution(ctx context.Context, in store.InputMsg) error {
+	var res run.Resolution
+	if err := json.Unmarshal(in.Data, &res); err != nil {
+		return x.refuse(ctx, in, invalidf("unreadable resolution"))
+	}
+	d, no := checkResolution(x.id, x.j.Events())
+	if no != nil {
+		return x.refuse(ctx, in, no)
+	}
+	x.j.TakeInput(in.Seq)
+	_, err := x.appendLocked(ctx, journal.TypeToolResolved, journal.ToolResolved{CallID: d.CallID, Action: res.Action, Result: res.Result, Reason: res.Reason})
+	return err
+}
+
+// takeReports journals reports of children in one entry; reports of
+// children that reported before (a retried settle) are left out.
+func (x *execution) takeReports(ctx context.Context, ins []store.InputMsg) error {
+	open := map[string]bool{}
+	for _, id := range journal.OpenChildren(x.j.Events()) {
+		open[id] = true
+	}
+	var d journal.ChildrenReported
+	for _, in := range ins {
+		var rep journal.ChildReport
+		if json.Unmarshal(in.Data, &rep) == nil && open[rep.RunID] {
+			d.Reports = append(d.Reports, rep)
+			delete(open, rep.RunID)
+		}
+	}
+	last := ins[len(ins)-1]
+	if len(d.Reports) == 0 {
+		return x.refuse(ctx, last, conflictf("reports of children that reported before"))
+	}
+	x.j.TakeInput(last.Seq)
+	_, err := x.appendLocked(ctx, journal.TypeChildrenReported, d)
+	return err
+}
+
+// withdrawStale closes the questions tool calls asked in an execution
+// that is gone: their calls are not waiting any more.
+func (x *execution) withdrawStale(ctx context.Context) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, q := range journal.OpenQuestions(x.j.Events()) {
+		if q.Call == "" {
+			continue
+		}
+		if _, err := x.appendLocked(ctx, journal.TypeInputWithdrawn, journal.InputWithdrawn{Key: q.Key, Reason: "the call that asked was interrupted"}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func findQuestion(open []journal.InputRequested, key string) *journal.InputRequested {
+	for i := range open {
+		if open[i].Key == key {
+			return &open[i]
+		}
+	}
+	return nil
+}
+
+// runStartedOf returns a journal's run.started.
+func runStartedOf(events []journal.Event) journal.RunStarted {
+	var st journal.RunStarted
+	for _, ev := range events {
+		if ev.Type == journal.TypeRunStarted {
+			_ = json.Unmarshal(ev.Data, &st)
+			break
+		}
+	}
+	return st
+}
+
+func lastType(events []journal.Event) string {
+	if len(events) == 0 {
+		return ""
+	}
+	return events[len(events)-1].Type
+}

@@ -1,0 +1,229 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Inputs. Everything that changes a run or an instance — its submission,
+// a new turn, a cancel, a decision, an answer, a resolution, a child's
+// report, a timer — is one input: a message stored on the entity's input
+// subject, in order. The entity's single writer takes inputs in order and
+// journals what each did (journal.Event.InputSeq says how far it got), so
+// an input is applied exactly once, or refused, whatever crashes.
+
+const hdrKind = "Myriad-Kind"
+
+// Input is a message to a run or an instance.
+type Input struct {
+	// To is the entity (run or instance id).
+	To string
+	// Kind says what the input is ("submit", "cancel", ...).
+	Kind string
+	Data []byte
+	// MsgID deduplicates the input: a second input with the same id within
+	// two minutes is not stored again.
+	MsgID string
+	// New makes the input the entity's first: it is refused with
+	// ErrExists if the entity has any input already (a run exists).
+	New bool
+	// After, when set, refuses the input with ErrExists unless the
+	// entity's newest input is at this position (nothing came between
+	// what the sender read and this input).
+	After *uint64
+}
+
+// InputMsg is a stored input.
+type InputMsg struct {
+	Seq  uint64
+	To   string
+	Kind string
+	Data []byte
+	Time time.Time
+}
+
+func (in Input) msg() *nats.Msg {
+	m := &nats.Msg{Subject: inputSubject(in.To), Data: in.Data, Header: nats.Header{hdrKind: []string{in.Kind}}}
+	if in.MsgID != "" {
+		m.Header.Set(jetstream.MsgIDHeader, in.MsgID)
+	}
+	switch {
+	case in.New:
+		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+	case in.After != nil:
+		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(*in.After, 10))
+	}
+	return m
+}
+
+// Send stores an input and tells the entity's worker, if one holds it, that
+// it is there. It returns the input's position. A duplicate (same MsgID)
+// returns the first one's position.
+func (s *Store) Send(ctx context.Context, in Input) (uint64, error) {
+	ack, err := s.js.PublishMsg(ctx, in.msg())
+	s.noteWrite(err)
+	if err != nil {
+		if (in.New || in.After != nil) && wrongLastSequence(err) {
+			return 0, ErrExists
+		}
+		return 0, fmt.Errorf("send %s to %s: %w", in.Kind, in.To, tooLarge(err))
+	}
+	s.poke(in.To)
+	return ack.Sequence, nil
+}
+
+func idemSubject(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return idemPrefix + hex.EncodeToString(sum[:])
+}
+
+// KeyKind is the kind of an idempotency key's claim that holds a
+// submission, as the router sees it: the router completes it.
+const KeyKind = "key"
+
+// ClaimKey claims an idempotency key for data (what it names: a
+// submission, with KeyKind), atomically: the first claim of a key wins,
+// for a day. A later claim fails with ErrExists and returns what the first
+// stored. The router is handed every claim, so a claimant that dies right
+// after is completed by it.
+func (s *Store) ClaimKey(ctx context.Context, key, kind string, data []byte) (prior []byte, err error) {
+	m := &nats.Msg{Subject: idemSubject(key), Data: data, Header: nats.Header{hdrKind: []string{kind}}}
+	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+	m.Header.Set(jetstream.MsgTTLHeader, IdempotencyTTL.String())
+	_, err = s.js.PublishMsg(ctx, m)
+	s.noteWrite(err)
+	if err == nil {
+		return nil, nil
+	}
+	if !wrongLastSequence(err) {
+		return nil, fmt.Errorf("claim an idempotency key: %w", tooLarge(err))
+	}
+	prev, err := s.inputs.GetLastMsgForSubject(ctx, idemSubject(key))
+	if err != nil {
+		return nil, fmt.Errorf("read an idempotency key: %w", err)
+	}
+	return prev.Data, ErrExists
+}
+
+// ReleaseKey forgets a claimed key: what it named did not happen, and may
+// be tried again.
+func (s *Store) ReleaseKey(ctx context.Context, key string) error {
+	return s.inputs.Purge(ctx, jetstream.WithPurgeSubject(idemSubject(key)))
+}
+
+// ReadInputs returns an entity's inputs after position after, in order.
+func (s *Store) ReadInputs(ctx context.Context, id string, after uint64) ([]InputMsg, error) {
+	msgs, err := s.batches.readAll(ctx, InputStream, inputSubject(id), after+1, 0)
+	if err != nil {
+		return nil, fmt.Errorf("read the inputs of %s: %w", id, err)
+	}
+	out := make([]InputMsg, len(msgs))
+	for i, m := range msgs {
+		out[i] = InputMsg{Seq: m.Seq, To: id, Kind: m.Header.Get(hdrKind), Data: m.Data, Time: m.Time}
+	}
+	return out, nil
+}
+
+// FirstInput returns an entity's first input: a run's submission.
+func (s *Store) FirstInput(ctx context.Context, id string) (InputMsg, error) {
+	msgs, _, err := s.batches.readBatch(ctx, InputStream, inputSubject(id), 1, 1)
+	if err != nil {
+		return InputMsg{}, fmt.Errorf("read the inputs of %s: %w", id, err)
+	}
+	if len(msgs) == 0 {
+		return InputMsg{}, ErrNotFound
+	}
+	m := msgs[0]
+	return InputMsg{Seq: m.Seq, To: id, Kind: m.Header.Get(hdrKind), Data: m.Data, Time: m.Time}, nil
+}
+
+// LastInputSeq is the position of an entity's newest input (0: none).
+func (s *Store) LastInputSeq(ctx context.Context, id string) (uint64, error) {
+	m, err := s.inputs.GetLastMsgForSubject(ctx, inputSubject(id))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return m.Sequence, nil
+}
+
+// poke tells the worker holding an entity that an input was stored: core
+// NATS, after the store acknowledged it, so the worker's read finds it.
+// Best effort: a lost poke is made up for by the router.
+func (s *Store) poke(id string) { _ = s.nc.Publish(pokeSubject(id), nil) }
+
+// OnPoke calls fn whenever an input is stored for entity id, until stop.
+// fn runs on one goroutine, one call at a time.
+func (s *Store) OnPoke(id string, fn func()) (stop func(), err error) {
+	sub, err := s.nc.Subscribe(pokeSubject(id), func(*nats.Msg) { fn() })
+	if err != nil {
+		return nil, err
+	}
+	return func() { _ = sub.Unsubscribe() }, nil
+}
+
+// Delivery is an input handed to the router, with the means to
+// acknowledge it.
+type Delivery struct {
+	InputMsg
+	msg jetstream.Msg
+}
+
+// Ack marks the delivery handled.
+func (d *Delivery) Ack() { _ = d.msg.Ack() }
+
+// Retry hands the delivery back, to come again after delay.
+func (d *Delivery) Retry(delay time.Duration) { _ = d.msg.NakWithDelay(delay) }
+
+// Hold tells the server the delivery is still being handled.
+func (d *Delivery) Hold() { _ = d.msg.InProgress() }
+
+// Deliveries hands every stored input to the router, once, whatever node
+// takes it.
+type Deliveries struct{ it jetstream.MessagesContext }
+
+// RouteInputs starts delivering stored inputs to this node's router.
+func (s *Store) RouteInputs() (*Deliveries, error) {
+	it, err := s.router.Messages(jetstream.PullMaxMessages(256), jetstream.PullExpiry(2*time.Second))
+	if err != nil {
+		return nil, err
+	}
+	return &Deliveries{it: it}, nil
+}
+
+// Next waits for the next delivery.
+func (d *Deliveries) Next() (*Delivery, error) {
+	msg, err := d.it.Next()
+	if err != nil {
+		return nil, err
+	}
+	meta, err := msg.Metadata()
+	if err != nil {
+		_ = msg.Nak()
+		return nil, err
+	}
+	return &Delivery{InputMsg: InputMsg{Seq: meta.Sequence.Stream, To: entityOf(msg.Subject()), Kind: msg.Headers().Get(hdrKind),
+		Data: msg.Data(), Time: meta.Timestamp}, msg: msg}, nil
+}
+
+// Stop stops the deliveries; those not acknowledged come again elsewhere.
+func (d *Deliveries) Stop() { d.it.Stop() }
+
+// Delivered reports how many times a delivery came (1 the first time).
+func (d *Delivery) Delivered() uint64 {
+	meta, err := d.msg.Metadata()
+	if err != nil {
+		return 1
+	}
+	return meta.NumDelivered
+}

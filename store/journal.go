@@ -1,0 +1,227 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/myriad-ai/myriad/journal"
+)
+
+// Journal headers: what readers need without decoding an entry.
+const (
+	hdrType     = "Myriad-Type"
+	hdrInputSeq = "Myriad-Input-Seq"
+)
+
+// Journal appends to one entity's journal. It is the entity's single
+// writer: every append expects the sequence of the last entry it saw, so
+// a second writer's append fails with journal.ErrConflict. Not safe for
+// concurrent use; the engine serialises appends.
+type Journal struct {
+	s       *Store
+	id      string
+	subject string
+	last    uint64 // stream sequence of the last entry, 0 for an empty journal
+	step    int
+	input   uint64 // the input position stamped on the next entries
+	events  []journal.Event
+}
+
+// OpenJournal loads an entity's journal and returns its writer, positioned
+// after the last entry.
+func (s *Store) OpenJournal(ctx context.Context, id string) (*Journal, error) {
+	events, err := s.LoadJournal(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.JournalFrom(id, events), nil
+}
+
+// JournalFrom returns the writer of a journal whose entries so far are
+// events (nil: known to be empty). If the journal has more, the first
+// append fails with journal.ErrConflict.
+func (s *Store) JournalFrom(id string, events []journal.Event) *Journal {
+	j := &Journal{s: s, id: id, subject: journalSubject(id), events: events}
+	if n := len(events); n > 0 {
+		j.last, j.step = events[n-1].Seq, events[n-1].Step
+		j.input = journal.InputSeq(events)
+	}
+	return j
+}
+
+// JournalAt returns the writer of a journal whose last entry is at stream
+// sequence last and step step, with inputs taken up to inputSeq: a writer
+// resumed from a snapshot, without reading the entries before.
+func (s *Store) JournalAt(id string, last uint64, step int, inputSeq uint64) *Journal {
+	return &Journal{s: s, id: id, subject: journalSubject(id), last: last, step: step, input: inputSeq}
+}
+
+// ID is the journal's entity.
+func (j *Journal) ID() string { return j.id }
+
+// Last is the stream sequence of the journal's last entry (0: empty).
+func (j *Journal) Last() uint64 { return j.last }
+
+// Steps is the number of entries in the journal.
+func (j *Journal) Steps() int { return j.step }
+
+// Events returns every entry: those loaded and those appended since.
+func (j *Journal) Events() []journal.Event { return j.events }
+
+// InputSeq is the position of the last input the journal records as taken.
+func (j *Journal) InputSeq() uint64 { return j.input }
+
+// TakeInput moves the input position stamped on the next entries.
+func (j *Journal) TakeInput(seq uint64) {
+	if seq > j.input {
+		j.input = seq
+	}
+}
+
+// Append writes one entry and returns it.
+func (j *Journal) Append(ctx context.Context, typ string, data any) (journal.Event, error) {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return journal.Event{}, fmt.Errorf("journal: encode %s: %w", typ, err)
+	}
+	ev := journal.Event{Step: j.step + 1, RunID: j.id, Type: typ, Time: time.Now().UTC(), Data: raw, InputSeq: j.input}
+	body, err := json.Marshal(&ev)
+	if err != nil {
+		return journal.Event{}, err
+	}
+	msg := &nats.Msg{Subject: j.subject, Data: body, Header: nats.Header{hdrType: []string{typ}}}
+	if j.input > 0 {
+		msg.Header.Set(hdrInputSeq, strconv.FormatUint(j.input, 10))
+	}
+	ack, err := j.s.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(j.last))
+	j.s.noteWrite(err)
+	if err != nil {
+		if wrongLastSequence(err) {
+			return journal.Event{}, journal.ErrConflict
+		}
+		return journal.Event{}, fmt.Errorf("journal: append %s to %s: %w", typ, j.id, tooLarge(err))
+	}
+	ev.Seq = ack.Sequence
+	j.last, j.step = ack.Sequence, ev.Step
+	j.events = append(j.events, ev)
+	return ev, nil
+}
+
+// LoadJournal reads an entity's whole journal. An entity with no journal
+// has no events.
+func (s *Store) LoadJournal(ctx context.Context, id string) ([]journal.Event, error) {
+	msgs, err := s.batches.readAll(ctx, JournalStream, journalSubject(id), 1, 0)
+	if err != nil {
+		return nil, fmt.Errorf("journal: read %s: %w", id, err)
+	}
+	return decodeEntries(msgs)
+}
+
+// JournalFilter selects journals to read: one entity's, or (Tree) those of
+// every run of a tree.
+type JournalFilter struct {
+	ID   string
+	Tree string
+}
+
+func (f JournalFilter) subject() string {
+	if f.Tree != "" {
+		return treeJournals(f.Tree)
+	}
+	return journalSubject(f.ID)
+}
+
+// ReadJournals reads the entries a filter selects with stream sequences
+// after after, at most limit of them (0: all).
+func (s *Store) ReadJournals(ctx context.Context, f JournalFilter, after uint64, limit int) ([]journal.Event, error) {
+	msgs, err := s.batches.readAll(ctx, JournalStream, f.subject(), after+1, limit)
+	if err != nil {
+		return nil, fmt.Errorf("journal: read %s: %w", f.subject(), err)
+	}
+	return decodeEntries(msgs)
+}
+
+func decodeEntries(msgs []storedMsg) ([]journal.Event, error) {
+	events := make([]journal.Event, 0, len(msgs))
+	for _, m := range msgs {
+		ev, err := journal.Decode(m.Seq, m.Data)
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, ev)
+	}
+	return events, nil
+}
+
+// JournalHead is what the last entry of a journal says without decoding
+// it.
+type JournalHead struct {
+	Seq      uint64
+	Type     string
+	InputSeq uint64
+}
+
+// LastJournal returns the head of an entity's journal; ok is false when
+// the journal is empty.
+func (s *Store) LastJournal(ctx context.Context, id string) (head JournalHead, ok bool, err error) {
+	m, err := s.journal.GetLastMsgForSubject(ctx, journalSubject(id))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return JournalHead{}, false, nil
+	}
+	if err != nil {
+		return JournalHead{}, false, fmt.Errorf("journal: last entry of %s: %w", id, err)
+	}
+	head = JournalHead{Seq: m.Sequence, Type: m.Header.Get(hdrType), InputSeq: headerUint(m.Header, hdrInputSeq)}
+	if head.Type == "" {
+		ev, err := journal.Decode(m.Sequence, m.Data)
+		if err != nil {
+			return JournalHead{}, false, err
+		}
+		head.Type, head.InputSeq = ev.Type, ev.InputSeq
+	}
+	return head, true, nil
+}
+
+// LastEntry returns an entity's last journal entry; ok is false when the
+// journal is empty.
+func (s *Store) LastEntry(ctx context.Context, id string) (journal.Event, bool, error) {
+	m, err := s.journal.GetLastMsgForSubject(ctx, journalSubject(id))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return journal.Event{}, false, nil
+	}
+	if err != nil {
+		return journal.Event{}, false, fmt.Errorf("journal: last entry of %s: %w", id, err)
+	}
+	ev, err := journal.Decode(m.Sequence, m.Data)
+	return ev, err == nil, err
+}
+
+// LastJournalSeq is the stream sequence of the newest entry a filter
+// selects (0: none).
+func (s *Store) LastJournalSeq(ctx context.Context, f JournalFilter) (uint64, error) {
+	m, err := s.journal.GetLastMsgForSubject(ctx, f.subject())
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("journal: last entry of %s: %w", f.subject(), err)
+	}
+	return m.Sequence, nil
+}
+
+// JournalsSeq is the stream sequence of the newest journal entry of all
+// (0 when there is none): what follows it is news.
+func (s *Store) JournalsSeq(ctx context.Context) (uint64, error) {
+	info, err := s.journal.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("journal: stream state: %w", err)
+	}
+	return info.State.LastSeq, nil
+}

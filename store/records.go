@@ -1,0 +1,76 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Records and instance snapshots are projections: their writers derive
+// them from journals, and readers read them; nothing reads them to decide
+// what a run does.
+
+// Record returns a run's record.
+func (s *Store) Record(ctx context.Context, id string) ([]byte, error) {
+	e, err := s.runs.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read record %s: %w", id, err)
+	}
+	return e.Value(), nil
+}
+
+// PutRecord writes a run's record.
+func (s *Store) PutRecord(ctx context.Context, id string, data []byte) error {
+	_, err := s.runs.Put(ctx, id, data)
+	s.noteWrite(err)
+	if err != nil {
+		return fmt.Errorf("write record %s: %w", id, tooLarge(err))
+	}
+	return nil
+}
+
+// CreateRecord writes a run's first record, unless it has one: then it
+// does nothing. It does not wait for the server's answer.
+func (s *Store) CreateRecord(id string, data []byte) {
+	_, _ = s.js.PublishAsync("$KV."+RunsBucket+"."+id, data, jetstream.WithExpectLastSequencePerSubject(0))
+}
+
+// RecordIDs lists the ids of every run that has a record.
+func (s *Store) RecordIDs(ctx context.Context) ([]string, error) {
+	lister, err := s.runs.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for k := range lister.Keys() {
+		ids = append(ids, k)
+	}
+	return ids, nil
+}
+
+// Snapshot returns an instance's snapshot.
+func (s *Store) Snapshot(ctx context.Context, id string) ([]byte, error) {
+	e, err := s.insts.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read instance %s: %w", id, err)
+	}
+	return e.Value(), nil
+}
+
+// PutSnapshot writes an instance's snapshot.
+func (s *Store) PutSnapshot(ctx context.Context, id string, data []byte) error {
+	_, err := s.insts.Put(ctx, id, data)
+	s.noteWrite(err)
+	if err != nil {
+		return fmt.Errorf("write instance %s: %w", id, tooLarge(err))
+	}
+	return nil
+}
