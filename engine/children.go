@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -37,14 +36,10 @@ func (e *Engine) Spawn(ctx context.Context, c agent.ChildRun) error {
 	}
 	sub := &submission{Agent: c.Agent, Input: c.Input, Metadata: c.Metadata, Parent: c.Parent, ParentCall: c.ParentCall,
 		Path: c.Path, Depth: c.Depth, History: c.History, Submitted: time.Now().UTC()}
-	_, err := e.st.Send(ctx, store.Input{To: c.ID, Kind: kindSubmit, Data: mustJSON(sub), New: true})
-	if errors.Is(err, store.ErrExists) {
-		return nil // spawned before, and on its way
-	}
-	if err != nil {
+	// Queued already (spawned before, and on its way) is fine too.
+	if _, err := e.st.Enqueue(ctx, c.ID, kindSubmit, mustJSON(sub)); err != nil {
 		return fmt.Errorf("start child run %s: %w", c.ID, err)
 	}
-	e.st.CreateRecord(c.ID, mustJSON(sub.queued(c.ID)))
 	return nil
 }
 

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/myriad-ai/myriad/journal"
@@ -143,9 +142,10 @@ func (e *Engine) journalOf(ctx context.Context, id string) ([]journal.Event, err
 		return nil, err
 	}
 	if len(events) == 0 {
-		if _, err := e.st.FirstInput(ctx, id); errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
-		} else if err != nil {
+		if exists, err := e.exists(ctx, id); err != nil || !exists {
+			if err == nil {
+				err = fmt.Errorf("%w: %q", ErrNotFound, id)
+			}
 			return nil, err
 		}
 	}

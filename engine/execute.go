@@ -57,10 +57,11 @@ type execution struct {
 	running bool
 	cancel  context.CancelCauseFunc
 
-	readMu   sync.Mutex  // one read of the inputs at a time
-	readUpTo uint64      // the last input read
-	poked    atomic.Bool // an input was stored since the last read
-	asks     sync.Map    // open questions of tool calls: key → chan json.RawMessage
+	wake     chan struct{} // pokes while the runner runs
+	readMu   sync.Mutex    // one read of the inputs at a time
+	readUpTo uint64        // the last input read
+	poked    atomic.Bool   // an input was stored since the last read
+	asks     sync.Map      // open questions of tool calls: key → chan json.RawMessage
 
 	recMu    sync.Mutex // orders record writes
 	settling bool
@@ -69,19 +70,15 @@ type execution struct {
 // workRun executes one claimed run until it ends, parks, or this worker
 // loses it.
 func (e *Engine) workRun(workCtx context.Context, c *store.Claim) {
-	x := &execution{e: e, id: c.Entity, claim: c, log: e.log.With("run_id", c.Entity), began: time.Now()}
+	x := &execution{e: e, id: c.Entity, claim: c, log: e.log.With("run_id", c.Entity), began: time.Now(), wake: make(chan struct{}, 1)}
 	if !e.activate(x.id, x) {
 		return
 	}
 	defer e.deactivate(x.id, x)
 	ctx := context.WithoutCancel(workCtx)
-	stopPokes, err := e.st.OnPoke(x.id, x.onPoke)
-	if err != nil {
-		c.Retry(time.Second)
-		return
-	}
-	defer stopPokes()
-	if err := x.load(ctx, c.Hint == kindSubmit); err != nil {
+	// Active before it reads its inputs: a poke for an input stored after
+	// the read reaches it (see Engine.onPoke).
+	if err := x.load(ctx, c.Hint == kindSubmit, c.Data); err != nil {
 		x.log.Warn("load run", "err", err)
 		c.Retry(time.Second)
 		return
@@ -114,15 +111,23 @@ func (e *Engine) workRun(workCtx context.Context, c *store.Claim) {
 			return
 		}
 	}
-	if err := c.Done(ctx); err != nil {
-		x.log.Warn("release run", "err", err)
+	e.deactivate(x.id, x)
+	e.letGo(ctx, c, x.id, x.poked.Load())
+}
+
+// letGo acknowledges an entity's entry. An input that came after the last
+// read found the entry held: ring again now that it is free (the router
+// would, later), once the server has the acknowledgement.
+func (e *Engine) letGo(ctx context.Context, c *store.Claim, id string, poked bool) {
+	if !poked {
+		c.Finish()
+		return
 	}
-	// An input that came after the last read found the entry held: ring
-	// again now that it is free (the router would, later).
-	if x.poked.Load() {
-		if _, err := e.st.Ring(ctx, x.id, "input"); err != nil {
-			x.log.Warn("ring run", "err", err)
-		}
+	if err := c.Done(ctx); err != nil {
+		e.log.Warn("release", "entity", id, "err", err)
+	}
+	if _, err := e.st.Ring(ctx, id, "input"); err != nil {
+		e.log.Warn("ring", "entity", id, "err", err)
 	}
 }
 
@@ -135,10 +140,11 @@ var (
 // most runs settle sooner, and then the record is written once.
 const runningAfter = 100 * time.Millisecond
 
-// load reads the run's journal and its inputs not taken yet. A run rung
-// by its submission has an empty journal, unless a worker died after
-// starting it: fresh assumes the first, and the first append finds out.
-func (x *execution) load(ctx context.Context, fresh bool) error {
+// load reads the run's journal and its inputs not taken yet. A run queued
+// with its submission has an empty journal, unless a worker died after
+// starting it (or a parent spawned it again): fresh assumes the first, and
+// the first append finds out; submission is the queue entry's.
+func (x *execution) load(ctx context.Context, fresh bool, submission []byte) error {
 	var events []journal.Event
 	if !fresh {
 		var err error
@@ -147,6 +153,12 @@ func (x *execution) load(ctx context.Context, fresh bool) error {
 		}
 	}
 	x.j = x.e.st.JournalFrom(x.id, events)
+	x.pending, x.readUpTo = nil, 0
+	if len(events) == 0 && submission != nil {
+		// Not an input of the stream: it has no position.
+		x.pending = append(x.pending, store.InputMsg{To: x.id, Kind: kindSubmit, Data: submission})
+	}
+	x.sub = nil
 	return x.readInputs(ctx)
 }
 
@@ -161,7 +173,7 @@ func (x *execution) execute(ctx context.Context) error {
 		if err := x.takeAll(ctx); err != nil {
 			if errors.Is(err, journal.ErrConflict) && len(x.j.Events()) == 0 {
 				// Not fresh after all: read the journal and go again.
-				if err := x.load(ctx, false); err != nil {
+				if err := x.load(ctx, false, x.claim.Data); err != nil {
 					return err
 				}
 				continue
@@ -220,7 +232,10 @@ func (x *execution) resume(ctx context.Context) (again bool, err error) {
 	}
 	env := agent.Env{OnDelta: x.publishDelta(rec), OnProgress: x.publishProgress(rec), Children: x.e, Lookup: x.e.lookupAgent,
 		Inputs: x.inputsForRunner, Ask: x.askDuringCall(rec), TraceParent: rec.Metadata["traceparent"]}
+	done := make(chan struct{})
+	go x.listen(done)
 	outcome, err := runner.Resume(runCtx, x.id, events, x, env)
+	close(done)
 	x.mu.Lock()
 	x.running, x.cancel = false, nil
 	unseen := len(x.unseen) > 0

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/myriad-ai/myriad/journal"
@@ -189,6 +190,8 @@ type instanceWork struct {
 	// last is the journal's last entry when it is newer than the snapshot:
 	// its messages may not have gone out.
 	last *journal.Event
+	// poked says an input came after the read.
+	poked atomic.Bool
 }
 
 func (w *instanceWork) interrupt(error) {} // its work is short: let it finish
@@ -209,14 +212,11 @@ func (e *Engine) workInstance(workCtx context.Context, c *store.Claim) {
 		}
 		return
 	}
-	if err := c.Done(ctx); err != nil {
-		w.log.Warn("release instance", "err", err)
-	}
-	// Inputs that came after the read found the entry held.
-	if last, err := e.st.LastInputSeq(ctx, w.id); err == nil && last > w.j.InputSeq() {
-		_, _ = e.st.Ring(ctx, w.id, "input")
-	}
+	e.deactivate(w.id, w)
+	e.letGo(ctx, c, w.id, w.poked.Load())
 }
+
+func (w *instanceWork) onPoke() { w.poked.Store(true) }
 
 func (w *instanceWork) work(ctx context.Context) error {
 	if err := w.load(ctx); err != nil {
@@ -226,6 +226,7 @@ func (w *instanceWork) work(ctx context.Context) error {
 	if err := w.redo(ctx); err != nil {
 		return err
 	}
+	w.poked.Store(false)
 	ins, err := w.e.st.ReadInputs(ctx, w.id, w.j.InputSeq())
 	if err != nil {
 		return err
@@ -250,7 +251,7 @@ func (w *instanceWork) load(ctx context.Context) error {
 		return err
 	}
 	w.in = in
-	events, err := w.e.st.ReadJournals(ctx, store.JournalFilter{ID: w.id}, in.Seq, 0)
+	events, err := w.e.st.ReadJournals(ctx, store.JournalFilter{ID: w.id}, in.Seq, 0, 0)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/run"
@@ -20,17 +20,26 @@ func (e *Engine) Get(ctx context.Context, id string) (*run.Record, error) {
 	if errors.Is(err, store.ErrNotFound) {
 		return e.project(ctx, id)
 	}
-	if err != nil || rec.Status.Terminal() {
-		return rec, err
+	if err != nil {
+		return nil, err
 	}
-	head, ok, err := e.st.LastJournal(ctx, id)
+	return e.fresh(ctx, rec)
+}
+
+// fresh returns a record that is up to date with its run's journal: the
+// one given (always, once the run ended) or one read from the journal.
+func (e *Engine) fresh(ctx context.Context, rec *run.Record) (*run.Record, error) {
+	if rec.Status.Terminal() {
+		return rec, nil
+	}
+	head, ok, err := e.st.LastJournal(ctx, rec.ID)
 	if err != nil {
 		return nil, err
 	}
 	if !ok || head.Seq == rec.Position {
 		return rec, nil
 	}
-	return e.project(ctx, id)
+	return e.project(ctx, rec.ID)
 }
 
 // stored reads the copy of a run's record its writer keeps.
@@ -58,16 +67,34 @@ func (e *Engine) project(ctx context.Context, id string) (*run.Record, error) {
 	}
 	var sub *submission
 	if len(events) == 0 {
-		if sub, err = e.submission(ctx, id); err != nil {
+		if sub, err = e.submission(ctx, id); errors.Is(err, ErrNotFound) {
+			// Started between the two reads?
+			if events, err = e.st.LoadJournal(ctx, id); err == nil && len(events) == 0 {
+				err = fmt.Errorf("%w: %q", ErrNotFound, id)
+			}
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
 	return project(id, sub, events), nil
 }
 
-// submission reads a run's submission.
+// submission reads the submission of a run not started: on the work
+// queue, or among its inputs (an instance's turn).
 func (e *Engine) submission(ctx context.Context, id string) (*submission, error) {
-	in, err := e.st.FirstInput(ctx, id)
+	kind, data, err := e.st.Queued(ctx, id)
+	if err == nil && kind != kindSubmit {
+		err = store.ErrNotFound // rung by an input, not queued by a submission
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		var in store.InputMsg
+		in, err = e.st.FirstInput(ctx, id)
+		data = in.Data
+		if err == nil && in.Kind != kindSubmitTurn && in.Kind != kindSubmit {
+			err = store.ErrNotFound
+		}
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
@@ -75,13 +102,28 @@ func (e *Engine) submission(ctx context.Context, id string) (*submission, error)
 		return nil, err
 	}
 	var sub submission
-	if err := json.Unmarshal(in.Data, &sub); err != nil {
+	if err := json.Unmarshal(data, &sub); err != nil {
 		return nil, fmt.Errorf("run %s: unreadable submission: %w", id, err)
 	}
 	return &sub, nil
 }
 
-// List returns runs, newest first, and the cursor of the next page.
+// exists reports whether a run was submitted.
+func (e *Engine) exists(ctx context.Context, id string) (bool, error) {
+	if _, ok, err := e.st.LastJournal(ctx, id); err != nil || ok {
+		return ok, err
+	}
+	_, err := e.submission(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		// Started between the two reads?
+		_, ok, err := e.st.LastJournal(ctx, id)
+		return ok, err
+	}
+	return err == nil, err
+}
+
+// List returns runs, newest first, and the cursor of the next page, each
+// as its journal has it now (see Get).
 func (e *Engine) List(ctx context.Context, f run.Filter) ([]*run.Record, string, error) {
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 50
@@ -90,7 +132,22 @@ func (e *Engine) List(ctx context.Context, f run.Filter) ([]*run.Record, string,
 	if err != nil {
 		return nil, "", err
 	}
-	sort.Sort(sort.Reverse(sort.StringSlice(ids)))
+	// Runs on the queue with their submissions have no record yet.
+	queued, err := e.st.QueuedEntries(ctx, kindSubmit)
+	if err != nil {
+		return nil, "", err
+	}
+	waiting := map[string]*run.Record{}
+	for _, q := range queued {
+		var sub submission
+		if json.Unmarshal(q.Data, &sub) == nil {
+			waiting[q.To] = sub.queued(q.To)
+			ids = append(ids, q.To)
+		}
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	slices.Reverse(ids)
 	var out []*run.Record
 	next := ""
 	for _, id := range ids {
@@ -98,7 +155,17 @@ func (e *Engine) List(ctx context.Context, f run.Filter) ([]*run.Record, string,
 			continue
 		}
 		rec, err := e.stored(ctx, id)
+		if errors.Is(err, store.ErrNotFound) && waiting[id] != nil {
+			rec, err = waiting[id], nil
+		}
 		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err == nil {
+			// Records lag their journals by a step while runs are at work.
+			rec, err = e.fresh(ctx, rec)
+		}
+		if errors.Is(err, ErrNotFound) {
 			continue
 		}
 		if err != nil {

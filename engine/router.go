@@ -85,7 +85,7 @@ func (r *router) route(ctx context.Context, d *store.Delivery) {
 	case store.KeyKind:
 		var k keyedSubmission
 		if json.Unmarshal(d.Data, &k) == nil && k.Submission != nil {
-			err = r.e.deliver(ctx, k.RunID, k.Submission, false, false)
+			err = r.e.complete(ctx, k)
 		}
 		if err != nil {
 			d.Retry(time.Second)

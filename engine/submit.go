@@ -69,7 +69,7 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (rec *run.Record
 				return nil, false, fmt.Errorf("idempotency key %q: unreadable claim", req.IdempotencyKey)
 			}
 			// The first submission may have died before its writes.
-			if err := e.deliver(ctx, k.RunID, k.Submission, false, false); err != nil {
+			if err := e.complete(ctx, k); err != nil {
 				return nil, false, err
 			}
 			rec, err := e.Get(ctx, k.RunID)
@@ -83,8 +83,20 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (rec *run.Record
 		return nil, false, err
 	}
 	rec = sub.queued(id)
-	e.st.CreateRecord(id, mustJSON(rec))
+	if sub.InstanceID != "" {
+		// A turn waits at its instance, not on the work queue: its record
+		// lets listings find it meanwhile.
+		e.st.CreateRecord(id, mustJSON(rec))
+	}
 	return rec, true, nil
+}
+
+// complete writes what a claimed key's submission still lacks.
+func (e *Engine) complete(ctx context.Context, k keyedSubmission) error {
+	if exists, err := e.exists(ctx, k.RunID); err != nil || exists {
+		return err
+	}
+	return e.deliver(ctx, k.RunID, k.Submission, false, false)
 }
 
 // keyedSubmission is what an idempotency key's claim holds.
@@ -95,25 +107,31 @@ type keyedSubmission struct {
 
 func submitKey(key string) string { return "submit/" + key }
 
-// deliver writes a submission's inputs: for an instance's turn, the turn
-// to the instance first, then the run's own submission (which lets readers
-// see the run before its turn comes; the turn's start carries the
-// submission too). Each write is idempotent. fresh is a new submission,
-// for which an instance that rejects concurrent input is checked; given
-// says the caller chose the id, which must then be new.
+// deliver writes a submission: a run goes on the work queue with it (one
+// write); an instance's turn goes to the instance first (its place in the
+// instance's order), then to the run's own inputs (which lets readers see
+// the run before its turn comes; the turn's start carries the submission
+// too). fresh is a new submission, for which an instance that rejects
+// concurrent input is checked; given says the caller chose the id, which
+// must then be new.
 func (e *Engine) deliver(ctx context.Context, id string, sub *submission, fresh, given bool) error {
-	kind := kindSubmit
-	if sub.InstanceID != "" {
-		kind = kindSubmitTurn
-		if err := e.sendTurn(ctx, id, sub, fresh); err != nil {
-			return err
+	if sub.InstanceID == "" {
+		if given {
+			if exists, err := e.exists(ctx, id); err != nil || exists {
+				if err == nil {
+					err = fmt.Errorf("%w: run %s exists already", ErrConflict, id)
+				}
+				return err
+			}
 		}
+		_, err := e.st.Enqueue(ctx, id, kindSubmit, mustJSON(sub))
+		return err
 	}
-	_, err := e.st.Send(ctx, store.Input{To: id, Kind: kind, Data: mustJSON(sub), New: true})
+	if err := e.sendTurn(ctx, id, sub, fresh); err != nil {
+		return err
+	}
+	_, err := e.st.Send(ctx, store.Input{To: id, Kind: kindSubmitTurn, Data: mustJSON(sub), New: true})
 	if errors.Is(err, store.ErrExists) {
-		if given && kind == kindSubmit {
-			return fmt.Errorf("%w: run %s exists already", ErrConflict, id)
-		}
 		return nil // written before, by a retry or the router
 	}
 	return err

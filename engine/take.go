@@ -43,28 +43,37 @@ func (x *execution) readInputs(ctx context.Context) error {
 	return nil
 }
 
-// onPoke runs when an input is stored for the run. Between resumptions
-// the main loop reads it; while the runner runs, it is taken now.
+// onPoke runs when an input is stored for the run (on the node's poke
+// subscription: it must not block). Between resumptions the main loop
+// reads it; while the runner runs, the listener takes it now.
 func (x *execution) onPoke() {
 	x.poked.Store(true)
-	x.mu.Lock()
-	running := x.running
-	x.mu.Unlock()
-	if !running {
-		return
+	select {
+	case x.wake <- struct{}{}:
+	default:
 	}
+}
+
+// listen takes the inputs that come while the runner runs, until done.
+func (x *execution) listen(done <-chan struct{}) {
 	ctx := context.Background()
-	if err := x.readInputs(ctx); err != nil {
-		x.log.Warn("read inputs", "err", err)
-		return
-	}
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if !x.running {
-		return
-	}
-	if err := x.takeLocked(ctx, len(x.pending)); err != nil {
-		x.log.Warn("take inputs", "err", err)
+	for {
+		select {
+		case <-done:
+			return
+		case <-x.wake:
+		}
+		if err := x.readInputs(ctx); err != nil {
+			x.log.Warn("read inputs", "err", err)
+			continue
+		}
+		x.mu.Lock()
+		if x.running {
+			if err := x.takeLocked(ctx, len(x.pending)); err != nil {
+				x.log.Warn("take inputs", "err", err)
+			}
+		}
+		x.mu.Unlock()
 	}
 }
 

@@ -98,10 +98,11 @@ func (fw *Following) Watch(ctx context.Context, after uint64, fromNow bool) iter
 		if fromNow {
 			last = max(last, f.from)
 		}
-		// Catch up from the store, then follow the feed: it has every entry
-		// after f.from, and entries read here are skipped there.
-		for {
-			page, err := e.st.ReadJournals(ctx, filter, last, historyPage)
+		// Catch up from the store up to where following began, then follow
+		// the feed: it has every entry after f.from, with the live messages
+		// in between in the order they came.
+		for last < f.from {
+			page, err := e.st.ReadJournals(ctx, filter, last, f.from, historyPage)
 			if err != nil {
 				yield(run.Update{}, err)
 				return
@@ -115,7 +116,7 @@ func (fw *Following) Watch(ctx context.Context, after uint64, fromNow bool) iter
 					}
 				}
 			}
-			if len(page) < historyPage || last >= f.from {
+			if len(page) < historyPage {
 				break
 			}
 		}

@@ -38,6 +38,13 @@ func (e *Engine) Start(ctx context.Context) error {
 		deliveries.Stop()
 		return err
 	}
+	stopPokes, err := e.st.OnPokes(e.onPoke)
+	if err != nil {
+		claims.Stop()
+		deliveries.Stop()
+		fires.Stop()
+		return err
+	}
 	r := newRouter(e, deliveries)
 	go r.run(workCtx)
 	context.AfterFunc(workCtx, fires.Stop)
@@ -48,6 +55,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		defer close(e.workDone)
 		defer stopHeartbeat()
 		defer r.stop()
+		defer stopPokes()
 		e.serve(workCtx, claims)
 	}()
 	return nil
@@ -167,8 +175,22 @@ func (e *Engine) heartbeat(ctx context.Context) {
 	}
 }
 
-// holder is this node's work on one entity, which a shutdown interrupts.
-type holder interface{ interrupt(cause error) }
+// holder is this node's work on one entity: a shutdown interrupts it, and
+// a poke tells it an input came.
+type holder interface {
+	interrupt(cause error)
+	onPoke()
+}
+
+// onPoke hands a poke to the work on its entity on this node, if any.
+func (e *Engine) onPoke(id string) {
+	e.mu.Lock()
+	h := e.active[id]
+	e.mu.Unlock()
+	if h != nil {
+		h.onPoke()
+	}
+}
 
 // activate registers this node's work on an entity; false when other work
 // on it is active (a redelivery racing it: the active work answers for the

@@ -68,7 +68,6 @@ type directBatchRequest struct {
 	Seq     uint64 `json:"seq,omitempty"`
 	NextFor string `json:"next_by_subj,omitempty"`
 	Batch   int    `json:"batch,omitempty"`
-	UpToSeq uint64 `json:"up_to_seq,omitempty"`
 }
 
 // readBatch returns the messages of stream on filter from sequence from
@@ -119,9 +118,9 @@ func (m *batchMux) readBatch(ctx context.Context, stream, filter string, from ui
 	}
 }
 
-// readAll reads every message on filter from sequence from on, up to
-// limit messages (0: no limit).
-func (m *batchMux) readAll(ctx context.Context, stream, filter string, from uint64, limit int) ([]storedMsg, error) {
+// readAll reads every message on filter from sequence from on (to upTo
+// when not 0), up to limit messages (0: no limit).
+func (m *batchMux) readAll(ctx context.Context, stream, filter string, from, upTo uint64, limit int) ([]storedMsg, error) {
 	var out []storedMsg
 	for {
 		n := 256
@@ -131,6 +130,15 @@ func (m *batchMux) readAll(ctx context.Context, stream, filter string, from uint
 		msgs, more, err := m.readBatch(ctx, stream, filter, from, n)
 		if err != nil {
 			return nil, err
+		}
+		// The server does not bound a batch by sequence: cut here.
+		if upTo > 0 {
+			for i, msg := range msgs {
+				if msg.Seq > upTo {
+					msgs, more = msgs[:i], false
+					break
+				}
+			}
 		}
 		out = append(out, msgs...)
 		if !more || len(msgs) == 0 || (limit > 0 && len(out) >= limit) {

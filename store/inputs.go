@@ -68,8 +68,7 @@ func (in Input) msg() *nats.Msg {
 // it is there. It returns the input's position. A duplicate (same MsgID)
 // returns the first one's position.
 func (s *Store) Send(ctx context.Context, in Input) (uint64, error) {
-	ack, err := s.js.PublishMsg(ctx, in.msg())
-	s.noteWrite(err)
+	seq, err := s.publish(ctx, in.msg())
 	if err != nil {
 		if (in.New || in.After != nil) && wrongLastSequence(err) {
 			return 0, ErrExists
@@ -77,7 +76,7 @@ func (s *Store) Send(ctx context.Context, in Input) (uint64, error) {
 		return 0, fmt.Errorf("send %s to %s: %w", in.Kind, in.To, tooLarge(err))
 	}
 	s.poke(in.To)
-	return ack.Sequence, nil
+	return seq, nil
 }
 
 func idemSubject(key string) string {
@@ -121,7 +120,7 @@ func (s *Store) ReleaseKey(ctx context.Context, key string) error {
 
 // ReadInputs returns an entity's inputs after position after, in order.
 func (s *Store) ReadInputs(ctx context.Context, id string, after uint64) ([]InputMsg, error) {
-	msgs, err := s.batches.readAll(ctx, InputStream, inputSubject(id), after+1, 0)
+	msgs, err := s.batches.readAll(ctx, InputStream, inputSubject(id), after+1, 0, 0)
 	if err != nil {
 		return nil, fmt.Errorf("read the inputs of %s: %w", id, err)
 	}
@@ -162,13 +161,15 @@ func (s *Store) LastInputSeq(ctx context.Context, id string) (uint64, error) {
 // Best effort: a lost poke is made up for by the router.
 func (s *Store) poke(id string) { _ = s.nc.Publish(pokeSubject(id), nil) }
 
-// OnPoke calls fn whenever an input is stored for entity id, until stop.
-// fn runs on one goroutine, one call at a time.
-func (s *Store) OnPoke(id string, fn func()) (stop func(), err error) {
-	sub, err := s.nc.Subscribe(pokeSubject(id), func(*nats.Msg) { fn() })
+// OnPokes calls fn with the entity of every input stored from now on,
+// until stop: one subscription per node, for the writers it holds. fn runs
+// on one goroutine, one call at a time, and must not block.
+func (s *Store) OnPokes(fn func(id string)) (stop func(), err error) {
+	sub, err := s.nc.Subscribe(pokePrefix+"*", func(m *nats.Msg) { fn(m.Subject[len(pokePrefix):]) })
 	if err != nil {
 		return nil, err
 	}
+	_ = sub.SetPendingLimits(-1, -1)
 	return func() { _ = sub.Unsubscribe() }, nil
 }
 

@@ -92,24 +92,20 @@ func (j *Journal) Append(ctx context.Context, typ string, data any) (journal.Eve
 		return journal.Event{}, fmt.Errorf("journal: encode %s: %w", typ, err)
 	}
 	ev := journal.Event{Step: j.step + 1, RunID: j.id, Type: typ, Time: time.Now().UTC(), Data: raw, InputSeq: j.input}
-	body, err := json.Marshal(&ev)
-	if err != nil {
-		return journal.Event{}, err
-	}
-	msg := &nats.Msg{Subject: j.subject, Data: body, Header: nats.Header{hdrType: []string{typ}}}
+	msg := &nats.Msg{Subject: j.subject, Data: encodeEntry(&ev), Header: nats.Header{hdrType: []string{typ}}}
 	if j.input > 0 {
-		msg.Header.Set(hdrInputSeq, strconv.FormatUint(j.input, 10))
+		msg.Header[hdrInputSeq] = []string{strconv.FormatUint(j.input, 10)}
 	}
-	ack, err := j.s.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(j.last))
-	j.s.noteWrite(err)
+	msg.Header[jetstream.ExpectedLastSubjSeqHeader] = []string{strconv.FormatUint(j.last, 10)}
+	seq, err := j.s.publish(ctx, msg)
 	if err != nil {
 		if wrongLastSequence(err) {
 			return journal.Event{}, journal.ErrConflict
 		}
 		return journal.Event{}, fmt.Errorf("journal: append %s to %s: %w", typ, j.id, tooLarge(err))
 	}
-	ev.Seq = ack.Sequence
-	j.last, j.step = ack.Sequence, ev.Step
+	ev.Seq = seq
+	j.last, j.step = seq, ev.Step
 	j.events = append(j.events, ev)
 	return ev, nil
 }
@@ -117,7 +113,7 @@ func (j *Journal) Append(ctx context.Context, typ string, data any) (journal.Eve
 // LoadJournal reads an entity's whole journal. An entity with no journal
 // has no events.
 func (s *Store) LoadJournal(ctx context.Context, id string) ([]journal.Event, error) {
-	msgs, err := s.batches.readAll(ctx, JournalStream, journalSubject(id), 1, 0)
+	msgs, err := s.batches.readAll(ctx, JournalStream, journalSubject(id), 1, 0, 0)
 	if err != nil {
 		return nil, fmt.Errorf("journal: read %s: %w", id, err)
 	}
@@ -139,9 +135,10 @@ func (f JournalFilter) subject() string {
 }
 
 // ReadJournals reads the entries a filter selects with stream sequences
-// after after, at most limit of them (0: all).
-func (s *Store) ReadJournals(ctx context.Context, f JournalFilter, after uint64, limit int) ([]journal.Event, error) {
-	msgs, err := s.batches.readAll(ctx, JournalStream, f.subject(), after+1, limit)
+// after after and (when upTo is not 0) up to upTo, at most limit of them
+// (0: all).
+func (s *Store) ReadJournals(ctx context.Context, f JournalFilter, after, upTo uint64, limit int) ([]journal.Event, error) {
+	msgs, err := s.batches.readAll(ctx, JournalStream, f.subject(), after+1, upTo, limit)
 	if err != nil {
 		return nil, fmt.Errorf("journal: read %s: %w", f.subject(), err)
 	}
@@ -224,4 +221,26 @@ func (s *Store) JournalsSeq(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("journal: stream state: %w", err)
 	}
 	return info.State.LastSeq, nil
+}
+
+// encodeEntry writes an entry as journal.Decode reads it, without
+// encoding/json's second pass over data (already valid JSON, and up to a
+// tool result's size).
+func encodeEntry(ev *journal.Event) []byte {
+	b := make([]byte, 0, len(ev.Data)+160)
+	b = append(b, `{"seq":0,"step":`...)
+	b = strconv.AppendInt(b, int64(ev.Step), 10)
+	b = append(b, `,"run_id":`...)
+	b = strconv.AppendQuote(b, ev.RunID) // ids and types are ASCII letters, digits and punctuation
+	b = append(b, `,"type":`...)
+	b = strconv.AppendQuote(b, ev.Type)
+	b = append(b, `,"time":"`...)
+	b = ev.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","data":`...)
+	b = append(b, ev.Data...)
+	if ev.InputSeq > 0 {
+		b = append(b, `,"input_seq":`...)
+		b = strconv.AppendUint(b, ev.InputSeq, 10)
+	}
+	return append(b, '}')
 }

@@ -21,9 +21,19 @@ import (
 // kind of input that rang it). rang is false when the entity was already
 // on the queue, waiting or held.
 func (s *Store) Ring(ctx context.Context, id, hint string) (rang bool, err error) {
+	return s.ring(ctx, &nats.Msg{Subject: queueSubject(id), Data: []byte(hint), Header: nats.Header{hdrKind: []string{hint}}})
+}
+
+// Enqueue puts a new run on the work queue with its submission: the
+// entry is the run's first input, so submitting is one write. rang is
+// false when the run was on the queue already.
+func (s *Store) Enqueue(ctx context.Context, id, kind string, submission []byte) (rang bool, err error) {
+	return s.ring(ctx, &nats.Msg{Subject: queueSubject(id), Data: submission, Header: nats.Header{hdrKind: []string{kind}}})
+}
+
+func (s *Store) ring(ctx context.Context, msg *nats.Msg) (rang bool, err error) {
 	for attempt, wait := 0, 50*time.Millisecond; ; attempt, wait = attempt+1, wait*2 {
-		_, err = s.js.PublishMsg(ctx, &nats.Msg{Subject: queueSubject(id), Data: []byte(hint)})
-		s.noteWrite(err)
+		_, err = s.publish(ctx, msg)
 		if err == nil {
 			return true, nil
 		}
@@ -31,7 +41,7 @@ func (s *Store) Ring(ctx context.Context, id, hint string) (rang bool, err error
 			return false, nil
 		}
 		if attempt == 3 {
-			return false, fmt.Errorf("queue %s: %w", id, err)
+			return false, fmt.Errorf("queue %s: %w", entityOf(msg.Subject), tooLarge(err))
 		}
 		select {
 		case <-time.After(wait):
@@ -52,8 +62,11 @@ func alreadyQueued(err error) bool {
 type Claim struct {
 	// Entity is the run or instance to work on.
 	Entity string
-	// Hint is the kind of input that rang it ("submit" for a new run).
+	// Hint is the kind of input that rang it, or put it on the queue.
 	Hint string
+	// Data is what Enqueue put on the queue with the entity (a run's
+	// submission).
+	Data []byte
 	msg  jetstream.Msg
 }
 
@@ -69,6 +82,9 @@ func (c *Claim) Delivered() uint64 {
 // Done acknowledges the entry, and waits for the server to have it: the
 // entity needs no worker now, and a ring right after finds the queue free.
 func (c *Claim) Done(ctx context.Context) error { return c.msg.DoubleAck(ctx) }
+
+// Finish acknowledges the entry without waiting.
+func (c *Claim) Finish() { _ = c.msg.Ack() }
 
 // Release hands the entry back at once, for another worker.
 func (c *Claim) Release() { _ = c.msg.Nak() }
@@ -106,7 +122,13 @@ func (c *Claims) Next() (*Claim, error) {
 		}
 		return nil, err
 	}
-	return &Claim{Entity: strings.TrimPrefix(msg.Subject(), queuePrefix), Hint: string(msg.Data()), msg: msg}, nil
+	claim := &Claim{Entity: strings.TrimPrefix(msg.Subject(), queuePrefix), Hint: msg.Headers().Get(hdrKind), msg: msg}
+	if claim.Hint == "" {
+		claim.Hint = string(msg.Data())
+	} else if claim.Hint != string(msg.Data()) {
+		claim.Data = msg.Data()
+	}
+	return claim, nil
 }
 
 // Drain stops pulling; entries already pulled still come out of Next.
@@ -117,3 +139,32 @@ func (c *Claims) Stop() { c.it.Stop() }
 
 // ErrClosed ends an iterator that was stopped.
 var ErrClosed = errors.New("store: closed")
+
+// Queued returns the entry an entity has on the queue, waiting or held:
+// its kind and what Enqueue put there. ErrNotFound when it has none.
+func (s *Store) Queued(ctx context.Context, id string) (kind string, data []byte, err error) {
+	m, err := s.queueStream.GetLastMsgForSubject(ctx, queueSubject(id))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return "", nil, ErrNotFound
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("read the queue entry of %s: %w", id, err)
+	}
+	return m.Header.Get(hdrKind), m.Data, nil
+}
+
+// QueuedEntries returns the entries on the queue put there with data
+// (Enqueue), each with its entity.
+func (s *Store) QueuedEntries(ctx context.Context, kind string) ([]InputMsg, error) {
+	msgs, err := s.batches.readAll(ctx, QueueStream, queuePrefix+"*", 1, 0, 0)
+	if err != nil {
+		return nil, fmt.Errorf("read the queue: %w", err)
+	}
+	var out []InputMsg
+	for _, m := range msgs {
+		if m.Header.Get(hdrKind) == kind {
+			out = append(out, InputMsg{Seq: m.Seq, To: entityOf(m.Subject), Kind: kind, Data: m.Data, Time: m.Time})
+		}
+	}
+	return out, nil
+}

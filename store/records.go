@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -26,8 +27,7 @@ func (s *Store) Record(ctx context.Context, id string) ([]byte, error) {
 
 // PutRecord writes a run's record.
 func (s *Store) PutRecord(ctx context.Context, id string, data []byte) error {
-	_, err := s.runs.Put(ctx, id, data)
-	s.noteWrite(err)
+	_, err := s.publish(ctx, &nats.Msg{Subject: "$KV." + RunsBucket + "." + id, Data: data})
 	if err != nil {
 		return fmt.Errorf("write record %s: %w", id, tooLarge(err))
 	}

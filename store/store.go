@@ -67,17 +67,18 @@ type Options struct {
 
 // Store is a live JetStream connection with Myriad's streams in place.
 type Store struct {
-	nc        *nats.Conn
-	js        jetstream.JetStream
-	journal   jetstream.Stream
-	inputs    jetstream.Stream
-	schedules jetstream.Stream
-	runs      jetstream.KeyValue
-	insts     jetstream.KeyValue
-	queue     jetstream.Consumer
-	router    jetstream.Consumer
-	fired     jetstream.Consumer
-	batches   *batchMux
+	nc          *nats.Conn
+	js          jetstream.JetStream
+	journal     jetstream.Stream
+	inputs      jetstream.Stream
+	queueStream jetstream.Stream
+	schedules   jetstream.Stream
+	runs        jetstream.KeyValue
+	insts       jetstream.KeyValue
+	queue       jetstream.Consumer
+	router      jetstream.Consumer
+	fired       jetstream.Consumer
+	batches     *batchMux
 
 	server  *server.Server
 	jsCfg   *server.JetStreamConfig
@@ -236,13 +237,14 @@ func (s *Store) ensure(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create stream %s: %w", InputStream, err)
 	}
-	if _, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	if s.queueStream, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        QueueStream,
-		Description: "Myriad entities with work waiting for a worker",
+		Description: "Myriad entities with work waiting for a worker, new runs with their submissions",
 		Subjects:    []string{queuePrefix + ">"},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     s.storage(),
 		Replicas:    s.replicas(),
+		AllowDirect: direct,
 		// One entry per entity: a second ring of an entity whose entry is
 		// waiting or held is refused by the server.
 		MaxMsgsPerSubject:    1,

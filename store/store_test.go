@@ -2,10 +2,12 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/store"
@@ -61,13 +63,17 @@ func TestReadingManyEntriesAndTrees(t *testing.T) {
 	if err != nil || len(evs) != 700 || evs[699].Step != 700 {
 		t.Fatalf("load 700: %d %v", len(evs), err)
 	}
-	tree, err := s.ReadJournals(ctx, store.JournalFilter{Tree: store.Tree(root)}, 0, 0)
+	tree, err := s.ReadJournals(ctx, store.JournalFilter{Tree: store.Tree(root)}, 0, 0, 0)
 	if err != nil || len(tree) != 1400 {
 		t.Fatalf("tree: %d %v", len(tree), err)
 	}
-	some, err := s.ReadJournals(ctx, store.JournalFilter{Tree: store.Tree(root)}, tree[9].Seq, 5)
+	some, err := s.ReadJournals(ctx, store.JournalFilter{Tree: store.Tree(root)}, tree[9].Seq, 0, 5)
 	if err != nil || len(some) != 5 || some[0].Seq != tree[10].Seq {
 		t.Fatalf("a page after an entry: %d %v", len(some), err)
+	}
+	upTo, err := s.ReadJournals(ctx, store.JournalFilter{Tree: store.Tree(root)}, tree[9].Seq, tree[300].Seq, 0)
+	if err != nil || len(upTo) != 291 || upTo[290].Seq != tree[300].Seq {
+		t.Fatalf("entries up to one: %d %v", len(upTo), err)
 	}
 	none, err := s.LoadJournal(ctx, "run_nothing")
 	if err != nil || len(none) != 0 {
@@ -145,9 +151,14 @@ func TestPokesComeAfterTheInputIsStored(t *testing.T) {
 	s, _ := storetest.Open(t)
 	ctx := context.Background()
 	found := make(chan int, 100)
-	stop, err := s.OnPoke("run_p", func() {
-		ins, _ := s.ReadInputs(ctx, "run_p", 0)
-		found <- len(ins)
+	stop, err := s.OnPokes(func(id string) {
+		if id != "run_p" {
+			return
+		}
+		go func() {
+			ins, _ := s.ReadInputs(ctx, "run_p", 0)
+			found <- len(ins)
+		}()
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -172,4 +183,26 @@ func TestTheDataDirectoryIsLocked(t *testing.T) {
 		t.Fatal("a second store opened the same directory")
 	}
 	_ = filepath.Join
+}
+
+func TestEncodedEntriesDecode(t *testing.T) {
+	for _, ev := range []journal.Event{
+		{Step: 1, RunID: "run_0123", Type: journal.TypeRunStarted, Time: time.Date(2026, 12, 2, 10, 0, 0, 123456789, time.UTC), Data: []byte(`{"input":"é \"quoted\" \u2028"}`)},
+		{Step: 99, RunID: "ins_ab", Type: journal.TypeTurnEnded, Time: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC), Data: []byte(`null`), InputSeq: 77},
+	} {
+		got, err := journal.Decode(5, store.EncodeEntryForTest(&ev))
+		ev.Seq = 5
+		if err != nil || got.Step != ev.Step || got.RunID != ev.RunID || got.Type != ev.Type || !got.Time.Equal(ev.Time) ||
+			string(got.Data) != string(ev.Data) || got.InputSeq != ev.InputSeq || got.Seq != 5 {
+			t.Errorf("%+v -> %+v %v", ev, got, err)
+		}
+		want, _ := json.Marshal(&ev)
+		var a, b map[string]any
+		_ = json.Unmarshal(want, &a)
+		_ = json.Unmarshal(store.EncodeEntryForTest(&ev), &b)
+		a["seq"], b["seq"] = 0.0, 0.0
+		if fmt.Sprint(a) != fmt.Sprint(b) {
+			t.Errorf("not the JSON encoding of an event:\n%s\n%s", want, store.EncodeEntryForTest(&ev))
+		}
+	}
 }
