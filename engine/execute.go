@@ -301,7 +301,13 @@ func (x *execution) append(ctx context.Context, typ string, data any) (journal.E
 }
 
 func (x *execution) appendLocked(ctx context.Context, typ string, data any) (journal.Event, error) {
-	ev, err := x.j.Append(ctx, typ, data)
+	return x.appendFor(ctx, 0, typ, data)
+}
+
+// appendFor journals the entry that takes the input at position inputSeq
+// (see store.Journal.AppendFor); x.mu must be held.
+func (x *execution) appendFor(ctx context.Context, inputSeq uint64, typ string, data any) (journal.Event, error) {
+	ev, err := x.j.AppendFor(ctx, inputSeq, typ, data)
 	if err == nil && x.running {
 		x.unseen = append(x.unseen, ev)
 	}

@@ -192,6 +192,9 @@ type instanceWork struct {
 	last *journal.Event
 	// poked says an input came after the read.
 	poked atomic.Bool
+	// taking is the position of the input being taken: the first entry
+	// that succeeds takes it.
+	taking uint64
 }
 
 func (w *instanceWork) interrupt(error) {} // its work is short: let it finish
@@ -363,7 +366,7 @@ func (in *Instance) queuedCarries(runID string) bool {
 
 // append journals an entry and folds it.
 func (w *instanceWork) append(ctx context.Context, typ string, data any) error {
-	ev, err := w.j.Append(ctx, typ, data)
+	ev, err := w.j.AppendFor(ctx, w.taking, typ, data)
 	if err != nil {
 		return err
 	}
@@ -372,7 +375,8 @@ func (w *instanceWork) append(ctx context.Context, typ string, data any) error {
 
 // take takes one input of the instance.
 func (w *instanceWork) take(ctx context.Context, m store.InputMsg) error {
-	w.j.TakeInput(m.Seq)
+	w.taking = m.Seq
+	defer func() { w.taking = 0 }()
 	switch m.Kind {
 	case kindTurn:
 		var t turnRequest

@@ -166,8 +166,7 @@ func (x *execution) takeOne(ctx context.Context, in store.InputMsg) error {
 		if err := x.takeSubmission(in); err != nil {
 			return err
 		}
-		x.j.TakeInput(in.Seq)
-		_, err := x.appendLocked(ctx, journal.TypeRunStarted, x.sub.started())
+		_, err := x.appendFor(ctx, in.Seq, journal.TypeRunStarted, x.sub.started())
 		return err
 	case kindStart:
 		var st startTurn
@@ -180,7 +179,6 @@ func (x *execution) takeOne(ctx context.Context, in store.InputMsg) error {
 		if x.sub == nil {
 			return x.refuse(ctx, in, invalidf("a start without the turn's submission"))
 		}
-		x.j.TakeInput(in.Seq)
 		start := x.sub.started()
 		start.Turn, start.History = st.Turn, st.History
 		if st.Input != "" {
@@ -189,7 +187,7 @@ func (x *execution) takeOne(ctx context.Context, in store.InputMsg) error {
 		if st.Agent != "" && st.Agent != start.Agent {
 			start.InstanceAgent, start.Agent = start.Agent, st.Agent
 		}
-		if _, err := x.appendLocked(ctx, journal.TypeRunStarted, start); err != nil {
+		if _, err := x.appendFor(ctx, in.Seq, journal.TypeRunStarted, start); err != nil {
 			return err
 		}
 		if st.Refuse != "" {
@@ -208,8 +206,7 @@ func (x *execution) takeOne(ctx context.Context, in store.InputMsg) error {
 	case kindTimer:
 		var t timerFired
 		_ = json.Unmarshal(in.Data, &t)
-		x.j.TakeInput(in.Seq)
-		_, err := x.appendLocked(ctx, journal.TypeTimerFired, journal.TimerFired(t))
+		_, err := x.appendFor(ctx, in.Seq, journal.TypeTimerFired, journal.TimerFired(t))
 		return err
 	}
 	return x.refuse(ctx, in, invalidf("unknown input %q", in.Kind))
@@ -228,8 +225,7 @@ func (sub *submission) started() journal.RunStarted {
 
 // refuse journals an input the run cannot take, and why.
 func (x *execution) refuse(ctx context.Context, in store.InputMsg, why *refusal) error {
-	x.j.TakeInput(in.Seq)
-	_, err := x.appendLocked(ctx, journal.TypeInputRefused, journal.InputRefused{Seq: in.Seq, Kind: in.Kind, Code: why.code(), Reason: why.reason})
+	_, err := x.appendFor(ctx, in.Seq, journal.TypeInputRefused, journal.InputRefused{Seq: in.Seq, Kind: in.Kind, Code: why.code(), Reason: why.reason})
 	return err
 }
 
@@ -241,25 +237,22 @@ func (x *execution) takeCancel(ctx context.Context, in store.InputMsg) error {
 		if x.sub == nil {
 			return fmt.Errorf("run %s: a cancel before its submission", x.id)
 		}
-		x.j.TakeInput(x.subSeq)
-		if _, err := x.appendLocked(ctx, journal.TypeRunStarted, x.sub.started()); err != nil {
+		if _, err := x.appendFor(ctx, x.subSeq, journal.TypeRunStarted, x.sub.started()); err != nil {
 			return err
 		}
-		x.j.TakeInput(in.Seq)
-		_, err := x.appendLocked(ctx, journal.TypeRunCanceled, journal.RunCanceled{Reason: "canceled before it started"})
+		_, err := x.appendFor(ctx, in.Seq, journal.TypeRunCanceled, journal.RunCanceled{Reason: "canceled before it started"})
 		return err
 	}
-	x.j.TakeInput(in.Seq)
 	if x.running {
 		// The runner ends the run at its next step; if this worker dies
 		// first, the next one ends it (see execute).
-		if _, err := x.appendLocked(ctx, journal.TypeCancelRequested, journal.CancelRequested{Reason: "canceled by request"}); err != nil {
+		if _, err := x.appendFor(ctx, in.Seq, journal.TypeCancelRequested, journal.CancelRequested{Reason: "canceled by request"}); err != nil {
 			return err
 		}
 		x.cancel(agent.ErrCanceled)
 		return nil
 	}
-	_, err := x.appendLocked(ctx, journal.TypeRunCanceled, journal.RunCanceled{Reason: "canceled by request", Usage: journal.Usage(events)})
+	_, err := x.appendFor(ctx, in.Seq, journal.TypeRunCanceled, journal.RunCanceled{Reason: "canceled by request", Usage: journal.Usage(events)})
 	return err
 }
 
@@ -272,8 +265,7 @@ func (x *execution) takeDecision(ctx context.Context, in store.InputMsg) error {
 	if no != nil {
 		return x.refuse(ctx, in, no)
 	}
-	x.j.TakeInput(in.Seq)
-	_, err := x.appendLocked(ctx, journal.TypeApprovalDecided, journal.ApprovalDecided{ApprovalID: d.ApprovalID, CallID: ask.CallID,
+	_, err := x.appendFor(ctx, in.Seq, journal.TypeApprovalDecided, journal.ApprovalDecided{ApprovalID: d.ApprovalID, CallID: ask.CallID,
 		Decision: d.Decision.Decision, Arguments: d.Arguments, Reason: d.Reason})
 	return err
 }
@@ -295,8 +287,7 @@ func (x *execution) takeAnswer(ctx context.Context, in store.InputMsg) error {
 		}
 		waiting = ch.(chan json.RawMessage)
 	}
-	x.j.TakeInput(in.Seq)
-	if _, err := x.appendLocked(ctx, journal.TypeInputReceived, journal.InputReceived{Key: a.Key, Value: a.Value}); err != nil {
+	if _, err := x.appendFor(ctx, in.Seq, journal.TypeInputReceived, journal.InputReceived{Key: a.Key, Value: a.Value}); err != nil {
 		return err
 	}
 	if waiting != nil {
@@ -314,8 +305,7 @@ func (x *execution) takeResolution(ctx context.Context, in store.InputMsg) error
 	if no != nil {
 		return x.refuse(ctx, in, no)
 	}
-	x.j.TakeInput(in.Seq)
-	_, err := x.appendLocked(ctx, journal.TypeToolResolved, journal.ToolResolved{CallID: d.CallID, Action: res.Action, Result: res.Result, Reason: res.Reason})
+	_, err := x.appendFor(ctx, in.Seq, journal.TypeToolResolved, journal.ToolResolved{CallID: d.CallID, Action: res.Action, Result: res.Result, Reason: res.Reason})
 	return err
 }
 
@@ -338,8 +328,7 @@ func (x *execution) takeReports(ctx context.Context, ins []store.InputMsg) error
 	if len(d.Reports) == 0 {
 		return x.refuse(ctx, last, conflictf("reports of children that reported before"))
 	}
-	x.j.TakeInput(last.Seq)
-	_, err := x.appendLocked(ctx, journal.TypeChildrenReported, d)
+	_, err := x.appendFor(ctx, last.Seq, journal.TypeChildrenReported, d)
 	return err
 }
 

@@ -11,6 +11,7 @@
 package journal
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -364,6 +365,9 @@ func OpenChildren(events []Event) []string {
 	for _, ev := range events {
 		switch ev.Type {
 		case TypeToolStarted:
+			if !bytes.Contains(ev.Data, []byte(`"child_run_id"`)) {
+				continue // a plain tool call: nothing to decode
+			}
 			var d ToolStarted
 			if json.Unmarshal(ev.Data, &d) == nil && d.ChildRunID != "" {
 				start(d.ChildRunID)
@@ -376,6 +380,9 @@ func OpenChildren(events []Event) []string {
 				}
 			}
 		case TypeToolFinished:
+			if !bytes.Contains(ev.Data, []byte(`"child_run_id"`)) {
+				continue
+			}
 			var d ToolFinished
 			if json.Unmarshal(ev.Data, &d) == nil && d.ChildRunID != "" {
 				delete(open, d.ChildRunID)

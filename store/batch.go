@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 )
 
@@ -155,4 +157,30 @@ func headerUint(h nats.Header, key string) uint64 {
 	}
 	n, _ := strconv.ParseUint(strings.TrimSpace(h.Get(key)), 10, 64)
 	return n
+}
+
+// read reads the messages of stream on filter from sequence from on (to
+// upTo when not 0), up to limit messages (0: no limit). A replicated
+// stream takes no direct gets (a replica may lag, and a writer must see
+// every input): there, each message is read from the stream's leader.
+func (s *Store) read(ctx context.Context, stream jetstream.Stream, name, filter string, from, upTo uint64, limit int) ([]storedMsg, error) {
+	if s.replicas() == 1 {
+		return s.batches.readAll(ctx, name, filter, from, upTo, limit)
+	}
+	var out []storedMsg
+	for seq := max(from, 1); limit == 0 || len(out) < limit; {
+		m, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s %s: %w", name, filter, err)
+		}
+		if upTo > 0 && m.Sequence > upTo {
+			break
+		}
+		out = append(out, storedMsg{Seq: m.Sequence, Subject: m.Subject, Header: m.Header, Data: m.Data, Time: m.Time})
+		seq = m.Sequence + 1
+	}
+	return out, nil
 }

@@ -120,7 +120,7 @@ func (s *Store) ReleaseKey(ctx context.Context, key string) error {
 
 // ReadInputs returns an entity's inputs after position after, in order.
 func (s *Store) ReadInputs(ctx context.Context, id string, after uint64) ([]InputMsg, error) {
-	msgs, err := s.batches.readAll(ctx, InputStream, inputSubject(id), after+1, 0, 0)
+	msgs, err := s.read(ctx, s.inputs, InputStream, inputSubject(id), after+1, 0, 0)
 	if err != nil {
 		return nil, fmt.Errorf("read the inputs of %s: %w", id, err)
 	}
@@ -133,7 +133,7 @@ func (s *Store) ReadInputs(ctx context.Context, id string, after uint64) ([]Inpu
 
 // FirstInput returns an entity's first input: a run's submission.
 func (s *Store) FirstInput(ctx context.Context, id string) (InputMsg, error) {
-	msgs, _, err := s.batches.readBatch(ctx, InputStream, inputSubject(id), 1, 1)
+	msgs, err := s.read(ctx, s.inputs, InputStream, inputSubject(id), 1, 0, 1)
 	if err != nil {
 		return InputMsg{}, fmt.Errorf("read the inputs of %s: %w", id, err)
 	}

@@ -78,23 +78,24 @@ func (j *Journal) Events() []journal.Event { return j.events }
 // InputSeq is the position of the last input the journal records as taken.
 func (j *Journal) InputSeq() uint64 { return j.input }
 
-// TakeInput moves the input position stamped on the next entries.
-func (j *Journal) TakeInput(seq uint64) {
-	if seq > j.input {
-		j.input = seq
-	}
-}
-
 // Append writes one entry and returns it.
 func (j *Journal) Append(ctx context.Context, typ string, data any) (journal.Event, error) {
+	return j.AppendFor(ctx, 0, typ, data)
+}
+
+// AppendFor writes the entry that takes the input at position inputSeq
+// (0: none): the entry, and every later one, carries the position. If the
+// append fails, the input is not taken.
+func (j *Journal) AppendFor(ctx context.Context, inputSeq uint64, typ string, data any) (journal.Event, error) {
+	taken := max(j.input, inputSeq)
 	raw, err := json.Marshal(data)
 	if err != nil {
 		return journal.Event{}, fmt.Errorf("journal: encode %s: %w", typ, err)
 	}
-	ev := journal.Event{Step: j.step + 1, RunID: j.id, Type: typ, Time: time.Now().UTC(), Data: raw, InputSeq: j.input}
+	ev := journal.Event{Step: j.step + 1, RunID: j.id, Type: typ, Time: time.Now().UTC(), Data: raw, InputSeq: taken}
 	msg := &nats.Msg{Subject: j.subject, Data: encodeEntry(&ev), Header: nats.Header{hdrType: []string{typ}}}
-	if j.input > 0 {
-		msg.Header[hdrInputSeq] = []string{strconv.FormatUint(j.input, 10)}
+	if taken > 0 {
+		msg.Header[hdrInputSeq] = []string{strconv.FormatUint(taken, 10)}
 	}
 	msg.Header[jetstream.ExpectedLastSubjSeqHeader] = []string{strconv.FormatUint(j.last, 10)}
 	seq, err := j.s.publish(ctx, msg)
@@ -105,7 +106,7 @@ func (j *Journal) Append(ctx context.Context, typ string, data any) (journal.Eve
 		return journal.Event{}, fmt.Errorf("journal: append %s to %s: %w", typ, j.id, tooLarge(err))
 	}
 	ev.Seq = seq
-	j.last, j.step = seq, ev.Step
+	j.last, j.step, j.input = seq, ev.Step, taken
 	j.events = append(j.events, ev)
 	return ev, nil
 }
@@ -113,7 +114,7 @@ func (j *Journal) Append(ctx context.Context, typ string, data any) (journal.Eve
 // LoadJournal reads an entity's whole journal. An entity with no journal
 // has no events.
 func (s *Store) LoadJournal(ctx context.Context, id string) ([]journal.Event, error) {
-	msgs, err := s.batches.readAll(ctx, JournalStream, journalSubject(id), 1, 0, 0)
+	msgs, err := s.read(ctx, s.journal, JournalStream, journalSubject(id), 1, 0, 0)
 	if err != nil {
 		return nil, fmt.Errorf("journal: read %s: %w", id, err)
 	}
@@ -138,7 +139,7 @@ func (f JournalFilter) subject() string {
 // after after and (when upTo is not 0) up to upTo, at most limit of them
 // (0: all).
 func (s *Store) ReadJournals(ctx context.Context, f JournalFilter, after, upTo uint64, limit int) ([]journal.Event, error) {
-	msgs, err := s.batches.readAll(ctx, JournalStream, f.subject(), after+1, upTo, limit)
+	msgs, err := s.read(ctx, s.journal, JournalStream, f.subject(), after+1, upTo, limit)
 	if err != nil {
 		return nil, fmt.Errorf("journal: read %s: %w", f.subject(), err)
 	}

@@ -156,7 +156,7 @@ func (s *Store) Queued(ctx context.Context, id string) (kind string, data []byte
 // QueuedEntries returns the entries on the queue put there with data
 // (Enqueue), each with its entity.
 func (s *Store) QueuedEntries(ctx context.Context, kind string) ([]InputMsg, error) {
-	msgs, err := s.batches.readAll(ctx, QueueStream, queuePrefix+"*", 1, 0, 0)
+	msgs, err := s.read(ctx, s.queueStream, QueueStream, queuePrefix+"*", 1, 0, 0)
 	if err != nil {
 		return nil, fmt.Errorf("read the queue: %w", err)
 	}

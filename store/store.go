@@ -216,7 +216,7 @@ func (s *Store) ensure(ctx context.Context) error {
 		Subjects:    []string{journalPrefix + ">"},
 		Storage:     s.storage(),
 		Replicas:    s.replicas(),
-		AllowDirect: true,
+		AllowDirect: direct,
 		Discard:     jetstream.DiscardOld,
 	})
 	if err != nil {

@@ -21,8 +21,10 @@ func TestJournalAppendsInOrderAndRefusesASecondWriter(t *testing.T) {
 	if _, err := w.Append(ctx, journal.TypeRunStarted, journal.RunStarted{Agent: "a", Input: "x"}); err != nil {
 		t.Fatal(err)
 	}
-	w.TakeInput(7)
-	for _, typ := range []string{journal.TypeModelResponse, journal.TypeToolStarted, journal.TypeToolStarted} {
+	if _, err := w.AppendFor(ctx, 7, journal.TypeModelResponse, map[string]any{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []string{journal.TypeToolStarted, journal.TypeToolStarted} {
 		if _, err := w.Append(ctx, typ, map[string]any{}); err != nil {
 			t.Fatal(err)
 		}
@@ -32,8 +34,11 @@ func TestJournalAppendsInOrderAndRefusesASecondWriter(t *testing.T) {
 	}
 	// A second writer that read the journal before those appends loses.
 	stale := s.JournalFrom("run_a", w.Events()[:1])
-	if _, err := stale.Append(ctx, journal.TypeRunFailed, journal.RunFailed{}); !errors.Is(err, journal.ErrConflict) {
+	if _, err := stale.AppendFor(ctx, 9, journal.TypeRunFailed, journal.RunFailed{}); !errors.Is(err, journal.ErrConflict) {
 		t.Fatalf("stale writer: %v", err)
+	}
+	if stale.InputSeq() != 0 {
+		t.Fatalf("a failed append took its input: position %d", stale.InputSeq())
 	}
 	got, err := s.LoadJournal(ctx, "run_a")
 	if err != nil || len(got) != 4 || got[3].InputSeq != 7 || got[0].InputSeq != 0 {
@@ -204,5 +209,36 @@ func TestEncodedEntriesDecode(t *testing.T) {
 		if fmt.Sprint(a) != fmt.Sprint(b) {
 			t.Errorf("not the JSON encoding of an event:\n%s\n%s", want, store.EncodeEntryForTest(&ev))
 		}
+	}
+}
+
+// On a replicated cluster, inputs and journals are read from the streams'
+// leaders (no direct gets, which a lagging replica could answer).
+func TestReplicatedStoreReadsWhatItWrites(t *testing.T) {
+	urls := storetest.StartCluster(t, 3)
+	s := storetest.ConnectReplicated(t, urls[1], 3)
+	ctx := context.Background()
+	if _, err := s.Send(ctx, store.Input{To: "run_r", Kind: "cancel", Data: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	ins, err := s.ReadInputs(ctx, "run_r", 0)
+	if err != nil || len(ins) != 1 || ins[0].Kind != "cancel" {
+		t.Fatalf("inputs %+v %v", ins, err)
+	}
+	w := s.JournalFrom("run_r", nil)
+	for range 3 {
+		if _, err := w.Append(ctx, journal.TypeTimerFired, journal.TimerFired{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, err := s.LoadJournal(ctx, "run_r")
+	if err != nil || len(evs) != 3 {
+		t.Fatalf("journal %d %v", len(evs), err)
+	}
+	if rang, err := s.Enqueue(ctx, "run_r", "submit", []byte(`{"input":"x"}`)); err != nil || !rang {
+		t.Fatalf("enqueue %v %v", rang, err)
+	}
+	if kind, data, err := s.Queued(ctx, "run_r"); err != nil || kind != "submit" || string(data) != `{"input":"x"}` {
+		t.Fatalf("queued %q %s %v", kind, data, err)
 	}
 }

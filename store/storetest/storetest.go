@@ -5,6 +5,9 @@ package storetest
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,6 +63,69 @@ func StartServerWith(t testing.TB, o server.Options) string {
 func Connect(t testing.TB, url string) *store.Store {
 	t.Helper()
 	s, err := store.Open(context.Background(), store.Options{URL: url})
+	if err != nil {
+		t.Fatalf("connect store: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// StartCluster starts a cluster of n NATS servers with JetStream on
+// loopback ports and returns their client URLs, once the cluster has a
+// JetStream leader.
+func StartCluster(t testing.TB, n int) []string {
+	t.Helper()
+	ports := make([]int, n)
+	var routes []string
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
+	}
+	var servers []*server.Server
+	var urls []string
+	for i, p := range ports {
+		o := &server.Options{ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: -1, JetStream: true,
+			StoreDir: t.TempDir(), NoSigs: true, NoLog: true, MaxPayload: store.MaxPayload}
+		o.Cluster = server.ClusterOpts{Name: "myriad-test", Host: "127.0.0.1", Port: p}
+		o.Routes = server.RoutesFromStr(strings.Join(routes, ","))
+		s, err := server.NewServer(o)
+		if err != nil {
+			t.Fatalf("start NATS: %v", err)
+		}
+		s.Start()
+		t.Cleanup(s.Shutdown)
+		servers = append(servers, s)
+		urls = append(urls, s.ClientURL())
+	}
+	for _, s := range servers {
+		if !s.ReadyForConnections(10 * time.Second) {
+			t.Fatal("NATS server not ready within 10s")
+		}
+	}
+	// Wait for the meta leader the streams need.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		for _, s := range servers {
+			if s.JetStreamIsLeader() {
+				return urls
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the cluster elected no JetStream leader within 30s")
+		}
+		time.Sleep(50 * time.Millisecond) // elections have no event to wait on
+	}
+}
+
+// ConnectReplicated opens a store on a cluster with replicated streams.
+func ConnectReplicated(t testing.TB, url string, replicas int) *store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), store.Options{URL: url, Replicas: replicas})
 	if err != nil {
 		t.Fatalf("connect store: %v", err)
 	}
