@@ -36,8 +36,8 @@ func (e *Engine) Spawn(ctx context.Context, c agent.ChildRun) error {
 	}
 	sub := &submission{Agent: c.Agent, Input: c.Input, Metadata: c.Metadata, Parent: c.Parent, ParentCall: c.ParentCall,
 		Path: c.Path, Depth: c.Depth, History: c.History, Submitted: time.Now().UTC()}
-	// Queued already (spawned before, and on its way) is fine too.
-	if _, err := e.st.Enqueue(ctx, c.ID, kindSubmit, mustJSON(sub)); err != nil {
+	// Spawned before, and on its way, is fine too.
+	if err := e.enqueue(ctx, c.ID, sub); err != nil {
 		return fmt.Errorf("start child run %s: %w", c.ID, err)
 	}
 	return nil
@@ -69,6 +69,15 @@ func (e *Engine) report(ctx context.Context, rec *run.Record) error {
 // cancelChildren cancels the children a run leaves behind when it ends.
 func (e *Engine) cancelChildren(ctx context.Context, events []journal.Event) error {
 	for _, id := range journal.OpenChildren(events) {
+		// A child journaled and never spawned (the parent stopped in
+		// between) has nothing to cancel. (The parent's runner has
+		// stopped: it spawns nothing now.)
+		if exists, err := e.exists(ctx, id); err != nil || !exists {
+			if err != nil {
+				return fmt.Errorf("cancel child run %s: %w", id, err)
+			}
+			continue
+		}
 		_, err := e.st.Send(ctx, store.Input{To: id, Kind: kindCancel, Data: mustJSON(cancelRequest{Reason: "its parent ended"}), MsgID: "cancel/" + id})
 		if err != nil {
 			return fmt.Errorf("cancel child run %s: %w", id, err)

@@ -125,3 +125,66 @@ func TestOversizedStepFailsTheRun(t *testing.T) {
 		t.Fatalf("got %s %+v", rec.Status, rec.Error)
 	}
 }
+
+// On a three-server cluster with every stream replicated three times, two
+// nodes connected to different servers run a tool-calling agent to the
+// end, and either node reads the run and its journal.
+func TestReplicatedClusterRunsToTheEnd(t *testing.T) {
+	urls := storetest.StartCluster(t, 3)
+	finished := make(chan string, 16)
+	var nodes []*engine.Engine
+	for i := range 2 {
+		st := storetest.ConnectReplicated(t, urls[i], 3)
+		rt, err := engine.New(st, engine.Options{Workers: 2,
+			Agents:   map[string]*agent.Agent{"worker": {Model: scriptedModel(t, threeToolRules), Tools: []tool.Tool{&recorder{name: "step", idempotent: true}}}},
+			OnFinish: func(r *run.Record, _ engine.RunStats) { finished <- r.ID }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start(t, rt)
+		nodes = append(nodes, rt)
+	}
+	ctx := context.Background()
+	const runs = 6
+	ids := map[string]bool{}
+	for i := range runs {
+		rec, _, err := nodes[i%2].Submit(ctx, engine.SubmitRequest{Agent: "worker", Input: "go"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[rec.ID] = true
+	}
+	timeout := time.After(60 * time.Second)
+	for range runs {
+		select {
+		case id := <-finished:
+			delete(ids, id)
+		case <-timeout:
+			t.Fatalf("runs not finished: %v", ids)
+		}
+	}
+	recs, _, err := nodes[1].List(ctx, run.Filter{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		got, err := nodes[0].Get(ctx, r.ID)
+		if err != nil || got.Status != run.StatusCompleted {
+			t.Fatalf("run %s on the other node: %+v, %v", r.ID, got, err)
+		}
+		events, err := nodes[0].Events(ctx, r.ID)
+		if err != nil || lastTypeOf(events) != journal.TypeRunCompleted {
+			t.Fatalf("journal of %s: %d entries, %v", r.ID, len(events), err)
+		}
+	}
+	if len(recs) != runs {
+		t.Fatalf("listed %d runs, want %d", len(recs), runs)
+	}
+}
+
+func lastTypeOf(events []journal.Event) string {
+	if len(events) == 0 {
+		return ""
+	}
+	return events[len(events)-1].Type
+}

@@ -78,7 +78,9 @@ func (e *Engine) workRun(workCtx context.Context, c *store.Claim) {
 	ctx := context.WithoutCancel(workCtx)
 	// Active before it reads its inputs: a poke for an input stored after
 	// the read reaches it (see Engine.onPoke).
-	if err := x.load(ctx, c.Hint == kindSubmit, c.Data); err != nil {
+	// A submission's first delivery finds the journal empty (a
+	// redelivery may not: assume nothing).
+	if err := x.load(ctx, c.Hint == kindSubmit && c.Delivered() == 1, c.Data); err != nil {
 		x.log.Warn("load run", "err", err)
 		c.Retry(time.Second)
 		return
@@ -96,10 +98,15 @@ func (e *Engine) workRun(workCtx context.Context, c *store.Claim) {
 		c.Release()
 		return
 	case errors.Is(err, errNotHere):
+		x.log.Debug("offered to another node: the run's agent is not defined here", "deliveries", c.Delivered())
 		c.Retry(time.Second)
 		return
 	case errors.Is(err, errNotStarted):
-		// A turn waiting for its instance: the instance starts it.
+		// A turn waiting for its instance (the instance starts it), or a
+		// run rung by an input that came before its submission (which
+		// rings it again).
+	case errors.Is(err, errSettled):
+		x.log.Debug("inputs after the run's end: nothing to do")
 	case err != nil:
 		x.log.Error("run stopped", "err", redact.Error(err))
 		c.Retry(time.Second)
@@ -133,8 +140,22 @@ func (e *Engine) letGo(ctx context.Context, c *store.Claim, id string, poked boo
 
 var (
 	errNotHere    = errors.New("the run's agent or flow is not defined on this node")
-	errNotStarted = errors.New("the turn waits for its instance")
+	errNotStarted = errors.New("the run waits for its submission, or its instance")
+	errSettled    = errors.New("the run ended and was settled before")
 )
+
+// settledBefore reports a run that ended before this worker came, and
+// whose record says so at its last entry: it was settled (the record
+// comes last), and an input that came after the end is moot. Settling
+// again would report to its parent and run OnFinish again.
+func (x *execution) settledBefore(ctx context.Context, lastSeq uint64) bool {
+	data, err := x.e.st.Record(ctx, x.id)
+	if err != nil {
+		return false
+	}
+	var rec run.Record
+	return json.Unmarshal(data, &rec) == nil && rec.Status.Terminal() && rec.Position == lastSeq
+}
 
 // runningAfter is how long a run executes before its record says running:
 // most runs settle sooner, and then the record is written once.
@@ -169,6 +190,7 @@ func (x *execution) execute(ctx context.Context) error {
 	if err := x.withdrawStale(ctx); err != nil {
 		return err
 	}
+	loaded := len(x.j.Events())
 	for {
 		if err := x.takeAll(ctx); err != nil {
 			if errors.Is(err, journal.ErrConflict) && len(x.j.Events()) == 0 {
@@ -176,6 +198,10 @@ func (x *execution) execute(ctx context.Context) error {
 				if err := x.load(ctx, false, x.claim.Data); err != nil {
 					return err
 				}
+				if err := x.withdrawStale(ctx); err != nil {
+					return err
+				}
+				loaded = len(x.j.Events())
 				continue
 			}
 			return err
@@ -186,6 +212,9 @@ func (x *execution) execute(ctx context.Context) error {
 		}
 		last := events[len(events)-1]
 		if journal.Terminal(last.Type) {
+			if len(events) == loaded && x.settledBefore(ctx, last.Seq) {
+				return errSettled
+			}
 			return nil
 		}
 		if cancelRequested(events) {

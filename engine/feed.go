@@ -60,6 +60,7 @@ type follower struct {
 	ch   chan store.FeedItem
 	cut  chan struct{}
 	once sync.Once
+	why  error // why it was cut
 }
 
 // follow registers a follower of a run (or, with tree set, of every run of
@@ -68,7 +69,7 @@ func (fd *feed) follow(ctx context.Context, run, tree string, live bool) (*follo
 	fd.mu.Lock()
 	defer fd.mu.Unlock()
 	if fd.closed {
-		return nil, errors.New("the engine has stopped")
+		return nil, ErrStopped
 	}
 	if fd.sf == nil {
 		seq, err := fd.st.JournalsSeq(ctx)
@@ -154,7 +155,7 @@ func (fd *feed) deliver(followers map[*follower]struct{}, it store.FeedItem) {
 	}
 }
 
-// close stops the feed.
+// close stops the feed, and ends every follower with ErrStopped.
 func (fd *feed) close() {
 	fd.mu.Lock()
 	defer fd.mu.Unlock()
@@ -162,7 +163,17 @@ func (fd *feed) close() {
 	if fd.sf != nil {
 		fd.sf.Stop()
 	}
+	for _, m := range []map[string]map[*follower]struct{}{fd.runs, fd.trees} {
+		for _, fs := range m {
+			for f := range fs {
+				f.endLocked(ErrStopped)
+			}
+		}
+	}
 }
+
+// ErrStopped ends what follows runs on an engine that stopped.
+var ErrStopped = errors.New("the engine has stopped")
 
 // close unregisters the follower.
 func (f *follower) close() {
@@ -198,9 +209,14 @@ func (f *follower) unregisterLocked() {
 }
 
 // cutLocked drops a follower that fell behind.
-func (f *follower) cutLocked() {
+func (f *follower) cutLocked() { f.endLocked(errCut) }
+
+func (f *follower) endLocked(why error) {
 	f.unregisterLocked()
-	f.once.Do(func() { close(f.cut) })
+	f.once.Do(func() {
+		f.why = why
+		close(f.cut)
+	})
 }
 
 // SlowFollowerError ends a watch that fell too far behind the journal:
@@ -227,7 +243,7 @@ func (f *follower) next(ctx context.Context) (store.FeedItem, error) {
 	case it := <-f.ch:
 		return it, nil
 	case <-f.cut:
-		return store.FeedItem{}, errCut
+		return store.FeedItem{}, f.why
 	case <-ctx.Done():
 		return store.FeedItem{}, ctx.Err()
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -148,24 +149,39 @@ func (e *Engine) instanceNow(ctx context.Context, id string) (*Instance, uint64,
 			return nil, 0, err
 		}
 	}
-	// The current turn's journal may say it ended before it told its
-	// instance: its end is what its settle sends.
-	if cur := w.in.Current; cur != "" {
-		if head, ok, err := e.st.LastJournal(ctx, cur); err == nil && ok && journal.Terminal(head.Type) {
-			events, err := e.st.LoadJournal(ctx, cur)
-			if err != nil {
-				return nil, 0, err
-			}
-			end, err := turnEndOf(project(cur, nil, events), events)
-			if err != nil {
-				return nil, 0, err
-			}
-			if err := w.apply(journal.Event{Type: journal.TypeTurnEnded, Data: mustJSON(end)}); err != nil {
-				return nil, 0, err
-			}
+	end, err := e.currentEnded(ctx, w.in)
+	if err != nil {
+		return nil, 0, err
+	}
+	if end != nil {
+		if err := w.apply(journal.Event{Type: journal.TypeTurnEnded, Data: mustJSON(end)}); err != nil {
+			return nil, 0, err
 		}
 	}
 	return w.in, last, nil
+}
+
+// currentEnded returns the end of an instance's current turn if its
+// journal says it ended: its settle may not have told the instance yet
+// (and the end is what it will send).
+func (e *Engine) currentEnded(ctx context.Context, in *Instance) (*turnEnded, error) {
+	cur := in.Current
+	if cur == "" {
+		return nil, nil
+	}
+	head, ok, err := e.st.LastJournal(ctx, cur)
+	if err != nil || !ok || !journal.Terminal(head.Type) {
+		return nil, err
+	}
+	events, err := e.st.LoadJournal(ctx, cur)
+	if err != nil {
+		return nil, err
+	}
+	end, err := turnEndOf(project(cur, nil, events), events)
+	if err != nil {
+		return nil, err
+	}
+	return &end, nil
 }
 
 // instanceBusy says what an instance is busy with, counting the turns and
@@ -228,6 +244,18 @@ func (w *instanceWork) work(ctx context.Context) error {
 	// The last entry's messages may not have gone out before a crash.
 	if err := w.redo(ctx); err != nil {
 		return err
+	}
+	// A current turn that ended and has not said so yet ends now: a turn
+	// that its submitter was told the instance had room for must not be
+	// found busy (readers count the end already, see instanceNow).
+	end, err := w.e.currentEnded(ctx, w.in)
+	if err != nil {
+		return err
+	}
+	if end != nil {
+		if err := w.append(ctx, journal.TypeTurnEnded, *end); err != nil {
+			return err
+		}
 	}
 	w.poked.Store(false)
 	ins, err := w.e.st.ReadInputs(ctx, w.id, w.j.InputSeq())
@@ -293,13 +321,13 @@ func (w *instanceWork) apply(ev journal.Event) error {
 		}
 		for _, id := range d.Interrupts {
 			if id == in.Current {
-				q.Carry = append(q.Carry, CarriedTurn{RunID: id, Input: in.CurrentInput, Started: true})
+				q.carry(CarriedTurn{RunID: id, Input: in.CurrentInput, Started: true})
 				continue
 			}
 			for i, prev := range in.Queue {
 				if prev.RunID == id {
-					q.Carry = append(q.Carry, prev.Carry...)
-					q.Carry = append(q.Carry, CarriedTurn{RunID: id, Input: prev.Input})
+					q.carry(prev.Carry...)
+					q.carry(CarriedTurn{RunID: id, Input: prev.Input})
 					in.Queue = append(in.Queue[:i], in.Queue[i+1:]...)
 					break
 				}
@@ -351,6 +379,17 @@ func (w *instanceWork) apply(ev journal.Event) error {
 		}
 	}
 	return nil
+}
+
+// carry adds turns a queued turn interrupted, each once (a turn queued
+// behind another carries what that one carried, and may interrupt the
+// same current turn).
+func (q *QueuedTurn) carry(turns ...CarriedTurn) {
+	for _, t := range turns {
+		if !slices.ContainsFunc(q.Carry, func(c CarriedTurn) bool { return c.RunID == t.RunID }) {
+			q.Carry = append(q.Carry, t)
+		}
+	}
 }
 
 func (in *Instance) queuedCarries(runID string) bool {

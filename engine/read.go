@@ -88,10 +88,12 @@ func (e *Engine) submission(ctx context.Context, id string) (*submission, error)
 		err = store.ErrNotFound // rung by an input, not queued by a submission
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		var in store.InputMsg
-		in, err = e.st.FirstInput(ctx, id)
-		data = in.Data
-		if err == nil && in.Kind != kindSubmitTurn && in.Kind != kindSubmit {
+		// Usually its first input, but a cancel can come first.
+		var ins []store.InputMsg
+		ins, err = e.st.ReadInputs(ctx, id, 0)
+		if i := slices.IndexFunc(ins, isSubmission); err == nil && i >= 0 {
+			data = ins[i].Data
+		} else if err == nil {
 			err = store.ErrNotFound
 		}
 	}

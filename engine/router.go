@@ -60,13 +60,14 @@ func (r *router) run(ctx context.Context) {
 	for {
 		d, err := r.d.Next()
 		if err != nil {
+			if errors.Is(err, store.ErrClosed) || ctx.Err() != nil {
+				return
+			}
+			r.e.log.Warn("route inputs", "err", err)
 			select {
 			case <-r.done:
 				return
-			default:
-			}
-			if ctx.Err() != nil {
-				return
+			case <-time.After(100 * time.Millisecond): // not in a tight loop
 			}
 			continue
 		}
@@ -98,10 +99,7 @@ func (r *router) route(ctx context.Context, d *store.Delivery) {
 		// died before writing it.
 		var t turnRequest
 		if json.Unmarshal(d.Data, &t) == nil && t.Submission != nil {
-			_, err = r.e.st.Send(ctx, store.Input{To: t.RunID, Kind: kindSubmitTurn, Data: mustJSON(t.Submission), New: true})
-			if errors.Is(err, store.ErrExists) {
-				err = nil
-			}
+			err = r.e.sendTurnSubmission(ctx, t.RunID, t.Submission)
 		}
 		if err != nil {
 			d.Retry(time.Second)

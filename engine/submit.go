@@ -124,16 +124,36 @@ func (e *Engine) deliver(ctx context.Context, id string, sub *submission, fresh,
 				return err
 			}
 		}
-		_, err := e.st.Enqueue(ctx, id, kindSubmit, mustJSON(sub))
-		return err
+		return e.enqueue(ctx, id, sub)
 	}
 	if err := e.sendTurn(ctx, id, sub, fresh); err != nil {
 		return err
 	}
-	_, err := e.st.Send(ctx, store.Input{To: id, Kind: kindSubmitTurn, Data: mustJSON(sub), New: true})
-	if errors.Is(err, store.ErrExists) {
-		return nil // written before, by a retry or the router
+	return e.sendTurnSubmission(ctx, id, sub)
+}
+
+// enqueue puts a new run on the work queue with its submission. If the
+// run's entry is there already — queued before, or rung by an input that
+// came first (a cancel to a child its parent had not spawned yet) — the
+// submission goes to the run's inputs as well, unless the run has
+// started: its worker finds it there.
+func (e *Engine) enqueue(ctx context.Context, id string, sub *submission) error {
+	data := mustJSON(sub)
+	rang, err := e.st.Enqueue(ctx, id, kindSubmit, data)
+	if err != nil || rang {
+		return err
 	}
+	if _, started, err := e.st.LastJournal(ctx, id); err != nil || started {
+		return err
+	}
+	_, err = e.st.Send(ctx, store.Input{To: id, Kind: kindSubmit, Data: data, MsgID: "submit/" + id})
+	return err
+}
+
+// sendTurnSubmission writes a turn's submission to its run's inputs (by
+// its submitter, a retry, or the router: once).
+func (e *Engine) sendTurnSubmission(ctx context.Context, id string, sub *submission) error {
+	_, err := e.st.Send(ctx, store.Input{To: id, Kind: kindSubmitTurn, Data: mustJSON(sub), MsgID: "submit/" + id})
 	return err
 }
 

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -69,7 +70,7 @@ func (x *execution) listen(done <-chan struct{}) {
 		}
 		x.mu.Lock()
 		if x.running {
-			if err := x.takeLocked(ctx, len(x.pending)); err != nil {
+			if err := x.takeLocked(ctx); err != nil {
 				x.log.Warn("take inputs", "err", err)
 			}
 		}
@@ -87,7 +88,7 @@ func (x *execution) inputsForRunner(ctx context.Context) ([]journal.Event, error
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if err := x.takeLocked(ctx, len(x.pending)); err != nil {
+	if err := x.takeLocked(ctx); err != nil {
 		return nil, err
 	}
 	out := x.unseen
@@ -99,13 +100,17 @@ func (x *execution) inputsForRunner(ctx context.Context) ([]journal.Event, error
 func (x *execution) takeAll(ctx context.Context) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return x.takeLocked(ctx, len(x.pending))
+	return x.takeLocked(ctx)
 }
 
-// takeLocked takes the first n pending inputs, in order. A turn waiting
-// for its instance takes nothing until its start (or a cancel) comes.
-func (x *execution) takeLocked(ctx context.Context, n int) error {
-	for n > 0 && len(x.pending) > 0 {
+// takeLocked takes the pending inputs, in order.
+func (x *execution) takeLocked(ctx context.Context) error {
+	if len(x.j.Events()) == 0 {
+		if err := x.beginLocked(ctx); err != nil {
+			return err
+		}
+	}
+	for len(x.pending) > 0 {
 		in := x.pending[0]
 		k := 1
 		var err error
@@ -114,33 +119,73 @@ func (x *execution) takeLocked(ctx context.Context, n int) error {
 			// Moot: the run has ended. (Readers see every input up to the
 			// end as taken.)
 		case in.Kind == kindReport:
-			for k < n && k < len(x.pending) && x.pending[k].Kind == kindReport {
+			for k < len(x.pending) && x.pending[k].Kind == kindReport {
 				k++
 			}
-			err = x.takeReports(ctx, x.pending[:k])
-		case in.Kind == kindSubmitTurn && len(x.j.Events()) == 0:
-			// The turn starts when its instance says, or ends if canceled
-			// before: whatever came between is moot.
-			at := slices.IndexFunc(x.pending, func(m store.InputMsg) bool { return m.Kind == kindStart || m.Kind == kindCancel })
-			if err := x.takeSubmission(in); err != nil {
-				return err
-			}
-			if at < 0 {
-				x.pending = x.pending[1:]
-				return nil
-			}
-			k = at
+			k, err = x.takeReports(ctx, x.pending[:k])
 		default:
 			err = x.takeOne(ctx, in)
+		}
+		if errors.Is(err, store.ErrTooLarge) {
+			// Taking it again cannot help: refuse it, so what comes
+			// after it is taken.
+			k, err = 1, x.refuse(ctx, in, invalidf("%s is too large for a journal entry on this NATS server (raise its max_payload)", in.Kind))
 		}
 		if err != nil {
 			return err
 		}
 		x.pending = x.pending[k:]
-		n -= k
 	}
 	return nil
 }
+
+// beginLocked starts a run whose journal is empty, with its submission.
+// The submission may come after other inputs — a cancel sent to a child
+// its parent journaled and had not spawned yet, or to a turn its instance
+// interrupted before the turn's submission was written — so it is looked
+// for among all of them. Without one, nothing is taken (errNotStarted):
+// the submission rings the run when it comes. A turn starts when its
+// instance says (start), or ends if a cancel comes first; what comes
+// before either is moot.
+func (x *execution) beginLocked(ctx context.Context) error {
+	if i := slices.IndexFunc(x.pending, isSubmission); i >= 0 {
+		if err := x.takeSubmission(x.pending[i]); err != nil {
+			return err
+		}
+		if x.pending[i].Kind == kindSubmit {
+			var seq uint64
+			if i == 0 {
+				// In order: run.started takes it. (Out of order, the inputs
+				// before it are taken first, and it is passed over after.)
+				seq = x.pending[0].Seq
+				x.pending = x.pending[1:]
+			}
+			_, err := x.appendFor(ctx, seq, journal.TypeRunStarted, x.sub.started())
+			return err
+		}
+	}
+	at := slices.IndexFunc(x.pending, func(m store.InputMsg) bool { return m.Kind == kindStart || m.Kind == kindCancel })
+	if at < 0 {
+		return errNotStarted
+	}
+	if x.sub == nil {
+		// The start carries the turn's submission too.
+		for _, m := range x.pending[at:] {
+			var st startTurn
+			if m.Kind == kindStart && json.Unmarshal(m.Data, &st) == nil && st.Submission != nil {
+				x.sub = st.Submission
+				break
+			}
+		}
+		if x.sub == nil {
+			return errNotStarted
+		}
+	}
+	x.pending = x.pending[at:]
+	return nil
+}
+
+func isSubmission(m store.InputMsg) bool { return m.Kind == kindSubmit || m.Kind == kindSubmitTurn }
 
 // takeSubmission reads the run's submission.
 func (x *execution) takeSubmission(in store.InputMsg) error {
@@ -152,22 +197,16 @@ func (x *execution) takeSubmission(in store.InputMsg) error {
 	return nil
 }
 
-// takeOne takes one input that is not a report.
+// takeOne takes one input that is not a report, in a run begun (or, for
+// a turn, at its start or cancel).
 func (x *execution) takeOne(ctx context.Context, in store.InputMsg) error {
 	events := x.j.Events()
-	if len(events) == 0 && in.Kind != kindSubmit && in.Kind != kindStart && in.Kind != kindCancel {
-		return nil // cannot happen: the submission is a run's first input
-	}
 	switch in.Kind {
-	case kindSubmit:
-		if len(events) > 0 {
-			return x.refuse(ctx, in, conflictf("the run was submitted before"))
-		}
-		if err := x.takeSubmission(in); err != nil {
-			return err
-		}
-		_, err := x.appendFor(ctx, in.Seq, journal.TypeRunStarted, x.sub.started())
-		return err
+	case kindSubmit, kindSubmitTurn:
+		// The submission the run began with (met in order), or the same
+		// one sent again: a submission is idempotent.
+		x.j.Pass(in.Seq)
+		return nil
 	case kindStart:
 		var st startTurn
 		if err := json.Unmarshal(in.Data, &st); err != nil || len(events) > 0 {
@@ -232,12 +271,10 @@ func (x *execution) refuse(ctx context.Context, in store.InputMsg, why *refusal)
 func (x *execution) takeCancel(ctx context.Context, in store.InputMsg) error {
 	events := x.j.Events()
 	if len(events) == 0 {
-		// Canceled before it started: the journal says what it was, then
-		// that it ended.
-		if x.sub == nil {
-			return fmt.Errorf("run %s: a cancel before its submission", x.id)
-		}
-		if _, err := x.appendFor(ctx, x.subSeq, journal.TypeRunStarted, x.sub.started()); err != nil {
+		// A turn canceled before it started: the journal says what it
+		// was, then that it ended. (The cancel takes every input before
+		// it, its submission's among them or not.)
+		if _, err := x.appendLocked(ctx, journal.TypeRunStarted, x.sub.started()); err != nil {
 			return err
 		}
 		_, err := x.appendFor(ctx, in.Seq, journal.TypeRunCanceled, journal.RunCanceled{Reason: "canceled before it started"})
@@ -309,27 +346,50 @@ func (x *execution) takeResolution(ctx context.Context, in store.InputMsg) error
 	return err
 }
 
-// takeReports journals reports of children in one entry; reports of
-// children that reported before (a retried settle) are left out.
-func (x *execution) takeReports(ctx context.Context, ins []store.InputMsg) error {
+// maxReportsEntry bounds the reports journaled in one entry, far below
+// any NATS server's max_payload (1 MiB by default): reports that queued
+// up while a parent was parked are taken a batch at a time.
+const maxReportsEntry = 512 << 10
+
+// takeReports journals the reports of children in one entry, as many of
+// ins as fit, and returns how many it took. Reports of children that
+// reported before (a retried settle) are left out. A report too large
+// for the server even alone is cut to a summary.
+func (x *execution) takeReports(ctx context.Context, ins []store.InputMsg) (int, error) {
 	open := map[string]bool{}
 	for _, id := range journal.OpenChildren(x.j.Events()) {
 		open[id] = true
 	}
 	var d journal.ChildrenReported
+	size, n := 0, 0
 	for _, in := range ins {
+		if n > 0 && size+len(in.Data) > maxReportsEntry {
+			break
+		}
+		n++
+		size += len(in.Data)
 		var rep journal.ChildReport
 		if json.Unmarshal(in.Data, &rep) == nil && open[rep.RunID] {
 			d.Reports = append(d.Reports, rep)
 			delete(open, rep.RunID)
 		}
 	}
-	last := ins[len(ins)-1]
+	last := ins[n-1]
 	if len(d.Reports) == 0 {
-		return x.refuse(ctx, last, conflictf("reports of children that reported before"))
+		return n, x.refuse(ctx, last, conflictf("reports of children that reported before"))
 	}
 	_, err := x.appendFor(ctx, last.Seq, journal.TypeChildrenReported, d)
-	return err
+	if errors.Is(err, store.ErrTooLarge) && len(d.Reports) == 1 {
+		// One report larger than the server's max_payload: the parent
+		// learns how its child ended, and reads the output from the child.
+		rep := &d.Reports[0]
+		rep.Output = fmt.Sprintf("[the output of run %s is too large to report here (%d bytes); read it from the run]", rep.RunID, len(rep.Output))
+		if len(rep.Error) > 4096 {
+			rep.Error = rep.Error[:4096] + " [truncated]"
+		}
+		_, err = x.appendFor(ctx, last.Seq, journal.TypeChildrenReported, d)
+	}
+	return n, err
 }
 
 // withdrawStale closes the questions tool calls asked in an execution

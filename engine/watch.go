@@ -126,6 +126,10 @@ func (fw *Following) Watch(ctx context.Context, after uint64, fromNow bool) iter
 				yield(run.Update{}, &SlowFollowerError{After: last})
 				return
 			}
+			if errors.Is(err, ErrStopped) {
+				yield(run.Update{}, err)
+				return
+			}
 			if err != nil {
 				return // ctx ended
 			}

@@ -192,10 +192,15 @@ func Project(id string, queued *Record, events []journal.Event) *Record {
 			rec.InDoubt = nil
 		}
 	}
-	if !started {
+	if len(events) == 0 {
 		return rec
 	}
 	last := LastState(events)
+	if !started && !journal.Terminal(last.Type) {
+		// A journal without its run.started (unreadable) still says
+		// when the run ended.
+		return rec
+	}
 	rec.Status, rec.WaitingFor, rec.WakeAt = StatusRunning, "", nil
 	switch last.Type {
 	case journal.TypeRunCompleted:

@@ -32,9 +32,6 @@ type Input struct {
 	// MsgID deduplicates the input: a second input with the same id within
 	// two minutes is not stored again.
 	MsgID string
-	// New makes the input the entity's first: it is refused with
-	// ErrExists if the entity has any input already (a run exists).
-	New bool
 	// After, when set, refuses the input with ErrExists unless the
 	// entity's newest input is at this position (nothing came between
 	// what the sender read and this input).
@@ -55,10 +52,7 @@ func (in Input) msg() *nats.Msg {
 	if in.MsgID != "" {
 		m.Header.Set(jetstream.MsgIDHeader, in.MsgID)
 	}
-	switch {
-	case in.New:
-		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
-	case in.After != nil:
+	if in.After != nil {
 		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(*in.After, 10))
 	}
 	return m
@@ -70,7 +64,7 @@ func (in Input) msg() *nats.Msg {
 func (s *Store) Send(ctx context.Context, in Input) (uint64, error) {
 	seq, err := s.publish(ctx, in.msg())
 	if err != nil {
-		if (in.New || in.After != nil) && wrongLastSequence(err) {
+		if in.After != nil && wrongLastSequence(err) {
 			return 0, ErrExists
 		}
 		return 0, fmt.Errorf("send %s to %s: %w", in.Kind, in.To, tooLarge(err))
@@ -129,19 +123,6 @@ func (s *Store) ReadInputs(ctx context.Context, id string, after uint64) ([]Inpu
 		out[i] = InputMsg{Seq: m.Seq, To: id, Kind: m.Header.Get(hdrKind), Data: m.Data, Time: m.Time}
 	}
 	return out, nil
-}
-
-// FirstInput returns an entity's first input: a run's submission.
-func (s *Store) FirstInput(ctx context.Context, id string) (InputMsg, error) {
-	msgs, err := s.read(ctx, s.inputs, InputStream, inputSubject(id), 1, 0, 1)
-	if err != nil {
-		return InputMsg{}, fmt.Errorf("read the inputs of %s: %w", id, err)
-	}
-	if len(msgs) == 0 {
-		return InputMsg{}, ErrNotFound
-	}
-	m := msgs[0]
-	return InputMsg{Seq: m.Seq, To: id, Kind: m.Header.Get(hdrKind), Data: m.Data, Time: m.Time}, nil
 }
 
 // LastInputSeq is the position of an entity's newest input (0: none).
@@ -205,6 +186,9 @@ func (s *Store) RouteInputs() (*Deliveries, error) {
 // Next waits for the next delivery.
 func (d *Deliveries) Next() (*Delivery, error) {
 	msg, err := d.it.Next()
+	if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+		return nil, ErrClosed
+	}
 	if err != nil {
 		return nil, err
 	}

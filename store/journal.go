@@ -78,6 +78,13 @@ func (j *Journal) Events() []journal.Event { return j.events }
 // InputSeq is the position of the last input the journal records as taken.
 func (j *Journal) InputSeq() uint64 { return j.input }
 
+// Pass takes an input that needs no entry of its own (a submission the
+// run began with, met again in order): the next entry carries its
+// position. Until then, a crash leaves it to be read, and passed, again.
+func (j *Journal) Pass(seq uint64) {
+	j.input = max(j.input, seq)
+}
+
 // Append writes one entry and returns it.
 func (j *Journal) Append(ctx context.Context, typ string, data any) (journal.Event, error) {
 	return j.AppendFor(ctx, 0, typ, data)

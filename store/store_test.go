@@ -86,15 +86,16 @@ func TestReadingManyEntriesAndTrees(t *testing.T) {
 	}
 }
 
-func TestInputsAreOrderedCreatedOnceAndIdempotent(t *testing.T) {
+func TestInputsAreOrderedConditionalAndIdempotent(t *testing.T) {
 	s, _ := storetest.Open(t)
 	ctx := context.Background()
-	seq, err := s.Send(ctx, store.Input{To: "run_x", Kind: "submit", Data: []byte("one"), New: true})
+	seq, err := s.Send(ctx, store.Input{To: "run_x", Kind: "submit", Data: []byte("one")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Send(ctx, store.Input{To: "run_x", Kind: "submit", Data: []byte("two"), New: true}); !errors.Is(err, store.ErrExists) {
-		t.Fatalf("second submission of one run: %v", err)
+	none := uint64(0)
+	if _, err := s.Send(ctx, store.Input{To: "run_x", Kind: "submit", Data: []byte("two"), After: &none}); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("an input after nothing, to an entity with inputs: %v", err)
 	}
 	c1, _ := s.Send(ctx, store.Input{To: "run_x", Kind: "report", MsgID: "report/child"})
 	c2, _ := s.Send(ctx, store.Input{To: "run_x", Kind: "report", MsgID: "report/child"})
