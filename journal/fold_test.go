@@ -23,7 +23,9 @@ func entries(pairs ...any) []journal.Event {
 }
 
 func TestPendingApprovals(t *testing.T) {
-	ask := func(id string) journal.ApprovalRequested { return journal.ApprovalRequested{ApprovalID: id, CallID: "c" + id} }
+	ask := func(id string) journal.ApprovalRequested {
+		return journal.ApprovalRequested{ApprovalID: id, CallID: "c" + id}
+	}
 	for _, tc := range []struct {
 		name   string
 		events []journal.Event
