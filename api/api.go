@@ -16,6 +16,7 @@ import (
 	"reflect"
 	"sort"
 	"strconv"
+	"sync"
 	"strings"
 	"time"
 
@@ -57,6 +58,9 @@ type Server struct {
 	rt   *engine.Engine
 	opts Options
 	mux  *http.ServeMux
+
+	streamsMu sync.Mutex
+	streams   map[*sseConn]struct{} // event streams on connections taken over
 }
 
 // New returns the API for rt.
@@ -533,63 +537,65 @@ func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	if conn, ok := s.hijackStream(w); ok {
+		if conn == nil {
+			f.Close() // the client left
+			return
+		}
+		s.stream(conn, f, id, after, r)
+		return
+	}
 	defer f.Close()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	_ = rc.Flush()
-	// The watch runs beside the writer, so a quiet stream still sends its
-	// keep-alive; streamed text (agents with stream: true) comes live,
-	// without an id, in order with the journal's entries.
-	updates := make(chan run.Update, 64)
-	errc := make(chan error, 1)
-	go func() {
-		defer close(updates)
-		for u, err := range f.Watch(ctx, after, false) {
-			if err != nil {
-				errc <- err
-				return
-			}
-			select {
-			case updates <- u:
-			case <-ctx.Done():
-				return
-			}
-			// The stream ends with the run's own end; children canceled
-			// with it end after.
-			if u.Event != nil && u.Event.RunID == id && journal.Terminal(u.Event.Type) {
-				return
-			}
+	// Streamed text (agents with stream: true) comes live, without an id,
+	// in order with the journal's entries. A quiet stream sends a
+	// keep-alive from a timer: one goroutine per stream, so that
+	// thousands of followers cost little.
+	var mu sync.Mutex // one writer at a time: the watch or the keep-alive
+	done := false
+	var keepAlive *time.Timer
+	keepAlive = time.AfterFunc(SSEKeepAlive, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if done {
+			return
 		}
+		fmt.Fprint(w, ": keep-alive\n\n")
+		_ = rc.Flush()
+		keepAlive.Reset(SSEKeepAlive)
+	})
+	defer func() {
+		mu.Lock()
+		done = true
+		mu.Unlock()
+		keepAlive.Stop()
 	}()
-	keepAlive := time.NewTicker(SSEKeepAlive)
-	defer keepAlive.Stop()
-	for {
-		select {
-		case u, ok := <-updates:
-			if !ok {
-				select {
-				case err := <-errc:
-					if r.Context().Err() == nil {
-						fmt.Fprintf(w, "event: error\ndata: %s\n\n", mustJSON(streamError(err)))
-						_ = rc.Flush()
-					}
-				default:
-				}
-				return
+	send := func(format string, args ...any) {
+		mu.Lock()
+		fmt.Fprintf(w, format, args...)
+		_ = rc.Flush()
+		mu.Unlock()
+	}
+	for u, err := range f.Watch(ctx, after, false) {
+		if err != nil {
+			if r.Context().Err() == nil {
+				send("event: error\ndata: %s\n\n", mustJSON(streamError(err)))
 			}
-			if u.Live != nil {
-				fmt.Fprintf(w, "event: %s\ndata: %s\n\n", u.Live.Type, u.Live.Data)
-			} else {
-				data, _ := json.Marshal(u.Event)
-				fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", u.Event.Seq, u.Event.Type, data)
-			}
-			_ = rc.Flush()
-		case <-keepAlive.C:
-			fmt.Fprint(w, ": keep-alive\n\n")
-			_ = rc.Flush()
-		case <-r.Context().Done():
+			return
+		}
+		if u.Live != nil {
+			send("event: %s\ndata: %s\n\n", u.Live.Type, u.Live.Data)
+			continue
+		}
+		data, _ := json.Marshal(u.Event)
+		send("id: %d\nevent: %s\ndata: %s\n\n", u.Event.Seq, u.Event.Type, data)
+		// The stream ends with the run's own end; children canceled with
+		// it end after.
+		if u.Event.RunID == id && journal.Terminal(u.Event.Type) {
 			return
 		}
 	}

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -558,5 +559,44 @@ func TestToolProgressReachesTheEventStream(t *testing.T) {
 	}
 	if progress == nil || progress.Message != "half way" || progress.Tool != "work" || progress.Path != "worker" {
 		t.Fatalf("progress %+v", progress)
+	}
+}
+
+// A quiet event stream sends keep-alive comments, and a stream the engine
+// stops ends with an error event.
+func TestQuietStreamKeepsAliveAndEndsWhenTheEngineStops(t *testing.T) {
+	defer func(d time.Duration) { api.SSEKeepAlive = d }(api.SSEKeepAlive)
+	api.SSEKeepAlive = 50 * time.Millisecond
+	srv, rt := newServer(t, "", false)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rec, _, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "greeter", Input: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/runs/"+rec.ID+"/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("status %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() && sc.Text() != ": keep-alive" {
+	}
+	if sc.Err() != nil {
+		t.Fatal(sc.Err())
+	}
+	rt.Stop()
+	var errEvent bool
+	for sc.Scan() {
+		if sc.Text() == "event: error" {
+			errEvent = true
+		}
+	}
+	if !errEvent {
+		t.Fatal("the stream ended without an error event")
 	}
 }

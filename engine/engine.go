@@ -34,6 +34,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"golang.org/x/sync/singleflight"
 	"time"
 
 	"github.com/myriad-ai/myriad/run"
@@ -97,6 +99,9 @@ type Engine struct {
 	agents map[string]*agent.Agent
 	flows  map[string]*flow.Flow
 	feed   *feed
+	// shared makes concurrent identical reads one read: a thousand
+	// followers arriving at one run read its record and history once.
+	shared singleflight.Group
 
 	mu     sync.Mutex
 	active map[string]holder

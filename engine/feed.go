@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/myriad-ai/myriad/journal"
@@ -57,10 +58,43 @@ type follower struct {
 	// from is the last entry the feed handed out when the follower came:
 	// it receives every entry after it.
 	from uint64
-	ch   chan store.FeedItem
-	cut  chan struct{}
-	once sync.Once
-	why  error // why it was cut
+	// queue holds what the follower has not taken yet, up to
+	// followerBuffer items; it grows only as far as the follower lags, so
+	// an idle follower costs little. ready says the queue has something.
+	qmu   sync.Mutex
+	queue []store.FeedItem
+	ready chan struct{}
+	cut   chan struct{}
+	once  sync.Once
+	why   error // why it was cut
+	// notify, when set, is called (under the feed's lock) when an item
+	// is queued or the follower is cut (see Following.Stream).
+	notify atomic.Pointer[func()]
+}
+
+func (f *follower) setNotify(fn func()) { f.notify.Store(&fn) }
+
+func (f *follower) notified() {
+	if fn := f.notify.Load(); fn != nil {
+		(*fn)()
+	}
+}
+
+// pending reports items queued.
+func (f *follower) pending() bool {
+	f.qmu.Lock()
+	defer f.qmu.Unlock()
+	return len(f.queue) > 0
+}
+
+// cutBy is why the follower was cut, nil if it was not.
+func (f *follower) cutBy() error {
+	select {
+	case <-f.cut:
+		return f.why
+	default:
+		return nil
+	}
 }
 
 // follow registers a follower of a run (or, with tree set, of every run of
@@ -83,7 +117,7 @@ func (fd *feed) follow(ctx context.Context, run, tree string, live bool) (*follo
 		fd.sf, fd.pos = sf, seq
 		go fd.dispatch(sf)
 	}
-	f := &follower{fd: fd, run: run, tree: tree, live: live, from: fd.pos, ch: make(chan store.FeedItem, followerBuffer), cut: make(chan struct{})}
+	f := &follower{fd: fd, run: run, tree: tree, live: live, from: fd.pos, ready: make(chan struct{}, 1), cut: make(chan struct{})}
 	key, m := run, fd.runs
 	if tree != "" {
 		key, m = tree, fd.trees
@@ -147,9 +181,7 @@ func (fd *feed) deliver(followers map[*follower]struct{}, it store.FeedItem) {
 		if it.Live != nil && !f.live {
 			continue
 		}
-		select {
-		case f.ch <- it:
-		default:
+		if !f.push(it) {
 			f.cutLocked()
 		}
 	}
@@ -217,6 +249,7 @@ func (f *follower) endLocked(why error) {
 		f.why = why
 		close(f.cut)
 	})
+	f.notified()
 }
 
 // SlowFollowerError ends a watch that fell too far behind the journal:
@@ -232,20 +265,57 @@ func (e *SlowFollowerError) Error() string {
 // errCut is a follower's buffer overflowing.
 var errCut = errors.New("cut")
 
-// next waits for the follower's next item.
-func (f *follower) next(ctx context.Context) (store.FeedItem, error) {
-	select {
-	case it := <-f.ch:
-		return it, nil
-	default:
+// push queues an item for the follower; false if its queue is full.
+func (f *follower) push(it store.FeedItem) bool {
+	f.qmu.Lock()
+	full := len(f.queue) >= followerBuffer
+	if !full {
+		f.queue = append(f.queue, it)
 	}
-	select {
-	case it := <-f.ch:
-		return it, nil
-	case <-f.cut:
-		return store.FeedItem{}, f.why
-	case <-ctx.Done():
-		return store.FeedItem{}, ctx.Err()
+	f.qmu.Unlock()
+	if !full {
+		select {
+		case f.ready <- struct{}{}:
+		default:
+		}
+		f.notified()
+	}
+	return !full
+}
+
+// pop takes the follower's next item, if it has one.
+func (f *follower) pop() (store.FeedItem, bool) {
+	f.qmu.Lock()
+	defer f.qmu.Unlock()
+	if len(f.queue) == 0 {
+		return store.FeedItem{}, false
+	}
+	it := f.queue[0]
+	f.queue[0] = store.FeedItem{}
+	f.queue = f.queue[1:]
+	if len(f.queue) == 0 {
+		f.queue = nil // let the backing array go
+	}
+	return it, true
+}
+
+// next waits for the follower's next item. What was queued before a cut
+// is still handed out; the cut comes after.
+func (f *follower) next(ctx context.Context) (store.FeedItem, error) {
+	for {
+		if it, ok := f.pop(); ok {
+			return it, nil
+		}
+		select {
+		case <-f.ready:
+		case <-f.cut:
+			if it, ok := f.pop(); ok {
+				return it, nil
+			}
+			return store.FeedItem{}, f.why
+		case <-ctx.Done():
+			return store.FeedItem{}, ctx.Err()
+		}
 	}
 }
 

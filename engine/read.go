@@ -16,6 +16,17 @@ import (
 // writer keeps when that copy is up to date (always, once the run ended),
 // else the journal read again.
 func (e *Engine) Get(ctx context.Context, id string) (*run.Record, error) {
+	v, err, _ := e.shared.Do("get\x00"+id, func() (any, error) {
+		return e.get(context.WithoutCancel(ctx), id)
+	})
+	if err != nil {
+		return nil, err
+	}
+	rec := *v.(*run.Record) // each caller its own
+	return &rec, nil
+}
+
+func (e *Engine) get(ctx context.Context, id string) (*run.Record, error) {
 	rec, err := e.stored(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return e.project(ctx, id)
@@ -346,4 +357,17 @@ func (e *Engine) Question(ctx context.Context, id, key string) (*journal.InputRe
 		return nil, err
 	}
 	return findQuestion(journal.OpenQuestions(events), key), nil
+}
+
+// readJournals is store.ReadJournals, shared by concurrent identical
+// reads (followers catching up on one run). The entries are read-only.
+func (e *Engine) readJournals(ctx context.Context, f store.JournalFilter, after, upTo uint64, limit int) ([]journal.Event, error) {
+	key := fmt.Sprintf("journal\x00%s\x00%s\x00%d\x00%d\x00%d", f.ID, f.Tree, after, upTo, limit)
+	v, err, _ := e.shared.Do(key, func() (any, error) {
+		return e.st.ReadJournals(context.WithoutCancel(ctx), f, after, upTo, limit)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]journal.Event), nil
 }

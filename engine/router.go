@@ -95,11 +95,16 @@ func (r *router) route(ctx context.Context, d *store.Delivery) {
 		d.Ack() // what it wrote is routed in turn
 		return
 	case kindTurn:
-		// The run's own submission, for readers, in case its submitter
-		// died before writing it.
+		// The run's own submission, in case its submitter died before
+		// writing it.
 		var t turnRequest
 		if json.Unmarshal(d.Data, &t) == nil && t.Submission != nil {
 			err = r.e.sendTurnSubmission(ctx, t.RunID, t.Submission)
+			if err == nil {
+				// Its record lets listings find it while it waits (its
+				// submitter's write is not waited for).
+				err = r.e.st.EnsureRecord(ctx, t.RunID, mustJSON(t.Submission.queued(t.RunID)))
+			}
 		}
 		if err != nil {
 			d.Retry(time.Second)

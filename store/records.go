@@ -40,6 +40,18 @@ func (s *Store) CreateRecord(id string, data []byte) {
 	_, _ = s.js.PublishAsync("$KV."+RunsBucket+"."+id, data, jetstream.WithExpectLastSequencePerSubject(0))
 }
 
+// EnsureRecord is CreateRecord waiting for the server: when it returns
+// nil, the run has a record.
+func (s *Store) EnsureRecord(ctx context.Context, id string, data []byte) error {
+	msg := &nats.Msg{Subject: "$KV." + RunsBucket + "." + id, Data: data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+	_, err := s.publish(ctx, msg)
+	if err != nil && !wrongLastSequence(err) {
+		return fmt.Errorf("write record %s: %w", id, tooLarge(err))
+	}
+	return nil
+}
+
 // RecordIDs lists the ids of every run that has a record.
 func (s *Store) RecordIDs(ctx context.Context) ([]string, error) {
 	lister, err := s.runs.ListKeys(ctx)

@@ -31,6 +31,17 @@ import (
 
 var binPath string
 
+// plainBin builds myriad without the race detector, once, for tests that
+// measure the server's memory (the detector multiplies it).
+var plainBin = sync.OnceValues(func() (string, error) {
+	path := binPath + "-plain"
+	out, err := exec.Command("go", "build", "-o", path, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("build myriad: %v\n%s", err, out)
+	}
+	return path, nil
+})
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "myriad-bin-")
 	if err != nil {
@@ -177,7 +188,13 @@ var addrLine = regexp.MustCompile(`addr=(127\.0\.0\.1:\d+)`)
 // serve starts myriad serve and waits for it to listen.
 func (f *fixture) serve() *proc {
 	f.t.Helper()
-	cmd := exec.Command(binPath, "serve", "--config", f.config, "--data", filepath.Join(f.dir, "data"), "--listen", "127.0.0.1:0")
+	return f.serveWith(binPath)
+}
+
+// serveWith starts myriad serve from the binary at bin.
+func (f *fixture) serveWith(bin string) *proc {
+	f.t.Helper()
+	cmd := exec.Command(bin, "serve", "--config", f.config, "--data", filepath.Join(f.dir, "data"), "--listen", "127.0.0.1:0")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		f.t.Fatal(err)
