@@ -16,8 +16,8 @@ import (
 	"reflect"
 	"sort"
 	"strconv"
-	"sync"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/myriad-ai/myriad/internal/redact"
