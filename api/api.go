@@ -42,6 +42,10 @@ type Options struct {
 	// A2A, when set, serves agent cards (public, as the protocol expects)
 	// and the A2A JSON-RPC endpoints (behind the same authentication).
 	A2A A2A
+	// KeepAlive is how often a quiet event stream sends a comment, so
+	// proxies keep it open and a client that left is noticed (default
+	// 15 s).
+	KeepAlive time.Duration
 }
 
 // A2A serves the A2A routes; the path value "agent" names the agent.
@@ -70,6 +74,9 @@ func New(rt *engine.Engine, opts Options) *Server {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.KeepAlive <= 0 {
+		opts.KeepAlive = 15 * time.Second
 	}
 	s := &Server{rt: rt, opts: opts, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
@@ -489,9 +496,6 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-// SSEKeepAlive is how often an idle event stream sends a comment, so proxies
-// keep it open.
-var SSEKeepAlive = 15 * time.Second
 
 func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
@@ -558,7 +562,7 @@ func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 	var mu sync.Mutex // one writer at a time: the watch or the keep-alive
 	done := false
 	var keepAlive *time.Timer
-	keepAlive = time.AfterFunc(SSEKeepAlive, func() {
+	keepAlive = time.AfterFunc(s.opts.KeepAlive, func() {
 		mu.Lock()
 		defer mu.Unlock()
 		if done {
@@ -566,7 +570,7 @@ func (s *Server) runEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		fmt.Fprint(w, ": keep-alive\n\n")
 		_ = rc.Flush()
-		keepAlive.Reset(SSEKeepAlive)
+		keepAlive.Reset(s.opts.KeepAlive)
 	})
 	defer func() {
 		mu.Lock()

@@ -26,6 +26,11 @@ import (
 
 func newServer(t *testing.T, token string, workers bool) (*httptest.Server, *engine.Engine) {
 	t.Helper()
+	return newServerWith(t, token, workers, api.Options{})
+}
+
+func newServerWith(t *testing.T, token string, workers bool, opts api.Options) (*httptest.Server, *engine.Engine) {
+	t.Helper()
 	b, _ := storetest.Open(t)
 	rules, err := scripted.ParseRules([]byte(`
 - when: {last_user: "^echo (?P<x>.*)"}
@@ -50,7 +55,8 @@ func newServer(t *testing.T, token string, workers bool) (*httptest.Server, *eng
 		}
 		t.Cleanup(rt.Stop)
 	}
-	srv := httptest.NewServer(api.New(rt, api.Options{Token: token, MaxBodyBytes: 4096, Version: "test"}))
+	opts.Token, opts.MaxBodyBytes, opts.Version = token, 4096, "test"
+	srv := httptest.NewServer(api.New(rt, opts))
 	t.Cleanup(srv.Close)
 	return srv, rt
 }
@@ -565,9 +571,7 @@ func TestToolProgressReachesTheEventStream(t *testing.T) {
 // A quiet event stream sends keep-alive comments, and a stream the engine
 // stops ends with an error event.
 func TestQuietStreamKeepsAliveAndEndsWhenTheEngineStops(t *testing.T) {
-	defer func(d time.Duration) { api.SSEKeepAlive = d }(api.SSEKeepAlive)
-	api.SSEKeepAlive = 50 * time.Millisecond
-	srv, rt := newServer(t, "", false)
+	srv, rt := newServerWith(t, "", false, api.Options{KeepAlive: 50 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	rec, _, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "greeter", Input: "hi"})

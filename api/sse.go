@@ -125,13 +125,13 @@ func (c *sseConn) close() {
 	c.s.removeStream(c)
 }
 
-// keepAlive sends a comment on every stream quiet for SSEKeepAlive, so
+// keepAlive sends a comment on a stream quiet for Options.KeepAlive, so
 // proxies keep it open and a client that left is noticed.
 func (c *sseConn) keepAlive(now time.Time) {
 	if !c.mu.TryLock() {
 		return // it is writing
 	}
-	quiet := !c.closed && now.Sub(c.last) >= SSEKeepAlive
+	quiet := !c.closed && now.Sub(c.last) >= c.s.opts.KeepAlive
 	c.mu.Unlock()
 	if quiet && !c.write([]byte(": keep-alive\n\n"), 2*time.Second) {
 		c.close()
@@ -154,13 +154,18 @@ func (s *Server) removeStream(c *sseConn) {
 	s.streamsMu.Unlock()
 }
 
-// keepStreamsAlive runs for the server's life once a stream was taken
-// over.
+// keepStreamsAlive runs while the server has streams on connections
+// taken over.
 func (s *Server) keepStreamsAlive() {
-	t := time.NewTicker(max(SSEKeepAlive/4, 10*time.Millisecond))
+	t := time.NewTicker(max(s.opts.KeepAlive/4, 10*time.Millisecond))
 	defer t.Stop()
 	for now := range t.C {
 		s.streamsMu.Lock()
+		if len(s.streams) == 0 {
+			s.streams = nil // the next stream starts another
+			s.streamsMu.Unlock()
+			return
+		}
 		cs := make([]*sseConn, 0, len(s.streams))
 		for c := range s.streams {
 			cs = append(cs, c)

@@ -107,16 +107,23 @@ func StartCluster(t testing.TB, n int) []string {
 			t.Fatal("NATS server not ready within 10s")
 		}
 	}
-	// Wait for the meta leader the streams need.
+	// Wait for a meta leader that knows every peer, and every server
+	// current with it: streams are placed on peers it knows online.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
+		ready := true
+		leader := false
 		for _, s := range servers {
-			if s.JetStreamIsLeader() {
-				return urls
+			if s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) == n {
+				leader = true
 			}
+			ready = ready && s.JetStreamIsCurrent()
+		}
+		if leader && ready {
+			return urls
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the cluster elected no JetStream leader within 30s")
+			t.Fatal("the cluster was not ready (a JetStream leader knowing every peer) within 30s")
 		}
 		time.Sleep(50 * time.Millisecond) // elections have no event to wait on
 	}
@@ -125,7 +132,15 @@ func StartCluster(t testing.TB, n int) []string {
 // ConnectReplicated opens a store on a cluster with replicated streams.
 func ConnectReplicated(t testing.TB, url string, replicas int) *store.Store {
 	t.Helper()
-	s, err := store.Open(context.Background(), store.Options{URL: url, Replicas: replicas})
+	var s *store.Store
+	var err error
+	// A peer just elected may not be placeable for a moment yet.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		s, err = store.Open(context.Background(), store.Options{URL: url, Replicas: replicas})
+		if err == nil || !strings.Contains(err.Error(), "no suitable peers") || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatalf("connect store: %v", err)
 	}

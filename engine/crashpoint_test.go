@@ -1,0 +1,213 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/myriad-ai/myriad/agent"
+	"github.com/myriad-ai/myriad/engine"
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/model"
+	"github.com/myriad-ai/myriad/run"
+	"github.com/myriad-ai/myriad/store"
+	"github.com/myriad-ai/myriad/store/storetest"
+	"github.com/myriad-ai/myriad/tool"
+)
+
+// Crash points. Each test writes what a process killed at one step of a
+// submission or a command leaves in the store, then starts a node on it:
+// the submission or command is applied exactly once (or was never
+// accepted), and nothing is left stuck.
+
+func submissionJSON(agentName, input, instance string) string {
+	s := fmt.Sprintf(`{"agent":%q,"input":%q,"submitted":%q`, agentName, input, time.Now().UTC().Format(time.RFC3339Nano))
+	if instance != "" {
+		s += fmt.Sprintf(`,"instance":%q,"instance_id":%q`, instance, engine.InstanceID(agentName, instance))
+	}
+	return s + "}"
+}
+
+// Killed after claiming an idempotency key, before the run's write: the
+// router completes the submission, and the key's retry finds that run.
+func TestCrashAfterClaimingAKey(t *testing.T) {
+	b, _ := storetest.Open(t)
+	ctx := context.Background()
+	id := engine.NewRunID()
+	claim := fmt.Sprintf(`{"run_id":%q,"submission":%s}`, id, submissionJSON("worker", "go", ""))
+	if _, err := b.ClaimKey(ctx, "submit/order-7", store.KeyKind, []byte(claim)); err != nil {
+		t.Fatal(err)
+	}
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: scriptedModel(t, `- reply: {text: hi}`)}})
+	start(t, rt)
+	if rec := wait(t, rt, id); rec.Status != run.StatusCompleted {
+		t.Fatalf("status %s", rec.Status)
+	}
+	rec, created, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "worker", Input: "go", IdempotencyKey: "order-7"})
+	if err != nil || created || rec.ID != id {
+		t.Fatalf("the key's retry: %v created=%v %v", rec, created, err)
+	}
+}
+
+// Killed after a turn reached its instance, before the run's own
+// submission and record: the turn runs, in its place, and is listed.
+func TestCrashAfterATurnReachedItsInstance(t *testing.T) {
+	b, _ := storetest.Open(t)
+	ctx := context.Background()
+	id := engine.NewRunID()
+	turn := fmt.Sprintf(`{"run_id":%q,"submission":%s}`, id, submissionJSON("worker", "go", "k"))
+	if _, err := b.Send(ctx, store.Input{To: engine.InstanceID("worker", "k"), Kind: "turn", Data: []byte(turn), MsgID: "turn/" + id}); err != nil {
+		t.Fatal(err)
+	}
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: scriptedModel(t, `- reply: {text: hi}`)}})
+	start(t, rt)
+	if rec := wait(t, rt, id); rec.Status != run.StatusCompleted || rec.Turn != 1 {
+		t.Fatalf("status %s turn %d", rec.Status, rec.Turn)
+	}
+	recs, _, err := rt.List(ctx, run.Filter{Agent: "worker"})
+	if err != nil || len(recs) != 1 || recs[0].ID != id || recs[0].Instance != "k" {
+		t.Fatalf("listed %+v %v", recs, err)
+	}
+}
+
+// Killed after an instance journaled a turn's start, before sending it:
+// the instance's next worker sends it.
+func TestCrashBeforeATurnsStartWasSent(t *testing.T) {
+	b, _ := storetest.Open(t)
+	ctx := context.Background()
+	id := engine.NewRunID()
+	ins := engine.InstanceID("worker", "k")
+	turn := fmt.Sprintf(`{"run_id":%q,"submission":%s}`, id, submissionJSON("worker", "go", "k"))
+	seq, err := b.Send(ctx, store.Input{To: ins, Kind: "turn", Data: []byte(turn), MsgID: "turn/" + id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Send(ctx, store.Input{To: id, Kind: "submit.turn", Data: []byte(submissionJSON("worker", "go", "k")), MsgID: "submit/" + id}); err != nil {
+		t.Fatal(err)
+	}
+	w := b.JournalFrom(ins, nil)
+	mustAppend(t, w, seq, journal.TypeTurnQueued, journal.TurnQueued{RunID: id, Input: "go", Submission: json.RawMessage(submissionJSON("worker", "go", "k"))})
+	mustAppend(t, w, 0, journal.TypeTurnStarted, journal.TurnStarted{RunID: id, Turn: 1, Input: "go"})
+	// Its work queue entry was never acknowledged.
+	if _, err := b.Ring(ctx, ins, "turn"); err != nil {
+		t.Fatal(err)
+	}
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: scriptedModel(t, `- reply: {text: hi}`)}})
+	start(t, rt)
+	if rec := wait(t, rt, id); rec.Status != run.StatusCompleted || rec.Turn != 1 {
+		t.Fatalf("status %s turn %d", rec.Status, rec.Turn)
+	}
+}
+
+// Killed after a decision was journaled, before the run went on: the
+// decision is applied once, and the call made once.
+func TestCrashAfterADecisionWasJournaled(t *testing.T) {
+	b, dir := storetest.Open(t)
+	ctx := context.Background()
+	step := &guarded{recorder{name: "step"}}
+	agents := func() map[string]*agent.Agent {
+		return map[string]*agent.Agent{"worker": {Model: scriptedModel(t, approvalRules), Tools: []tool.Tool{step}}}
+	}
+	rt := newRuntime(t, b, agents())
+	start(t, rt)
+	rec, _, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "worker", Input: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec = wait(t, rt, rec.ID)
+	if rec.Status != run.StatusWaiting || len(rec.Approvals) != 1 {
+		t.Fatalf("not waiting for approval: %s", rec.Status)
+	}
+	rt.Stop()
+	ask := rec.Approvals[0]
+	decide := fmt.Sprintf(`{"approval_id":%q,"decision":"approve"}`, ask.ApprovalID)
+	seq, err := b.Send(ctx, store.Input{To: rec.ID, Kind: "decide", Data: []byte(decide)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := b.LoadJournal(ctx, rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, b.JournalFrom(rec.ID, events), seq, journal.TypeApprovalDecided,
+		journal.ApprovalDecided{ApprovalID: ask.ApprovalID, CallID: ask.CallID, Decision: journal.Approve})
+	b.Close()
+	b = storetest.Reopen(t, dir)
+	rt = newRuntime(t, b, agents())
+	start(t, rt)
+	if rec = wait(t, rt, rec.ID); rec.Status != run.StatusCompleted || len(step.Keys()) != 1 {
+		t.Fatalf("status %s, %d calls", rec.Status, len(step.Keys()))
+	}
+	if n := strings.Count(strings.Join(eventTypes(t, rt, rec.ID), " "), journal.TypeApprovalDecided); n != 1 {
+		t.Fatalf("%d decisions journaled", n)
+	}
+}
+
+// Killed after a cancel was journaled, before the run ended: it ends
+// canceled, once.
+func TestCrashAfterACancelWasJournaled(t *testing.T) {
+	b, _ := storetest.Open(t)
+	ctx := context.Background()
+	agents := map[string]*agent.Agent{"worker": {Model: scriptedModel(t, `- reply: {text: hi}`)}}
+	id := prejournal(t, b, agents, "go")
+	seq, err := b.Send(ctx, store.Input{To: id, Kind: "cancel", Data: []byte(`{}`), MsgID: "cancel/" + id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := b.LoadJournal(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, b.JournalFrom(id, events), seq, journal.TypeCancelRequested, journal.CancelRequested{Reason: "canceled by request"})
+	rt := newRuntime(t, b, agents)
+	start(t, rt)
+	if rec := wait(t, rt, id); rec.Status != run.StatusCanceled {
+		t.Fatalf("status %s", rec.Status)
+	}
+	if got := strings.Join(eventTypes(t, rt, id), " "); got != "run.started cancel.requested run.canceled" {
+		t.Fatalf("journal %s", got)
+	}
+}
+
+// A child's settle killed after its report and retried later than the
+// report's deduplication: the parent takes the report once.
+func TestAReportSentTwiceIsTakenOnce(t *testing.T) {
+	b, _ := storetest.Open(t)
+	ctx := context.Background()
+	agents := map[string]*agent.Agent{
+		"worker": {Model: scriptedModel(t, `
+- when: {last_role: tool}
+  reply: {text: "report after {{.ToolResults}} results"}
+`), SubAgents: []agent.SubAgent{{Agent: "researcher"}}},
+		"researcher": {Model: scriptedModel(t, `- reply: {text: unused}`)},
+	}
+	var kid string
+	id := prejournal(t, b, agents, "go", func(w *store.Journal, runID string) {
+		kid = engine.ChildRunID(runID, "call_1")
+		mustAppend(t, w, 0, journal.TypeModelResponse, toolCall("call_1", "researcher", `{"task":"t"}`))
+		mustAppend(t, w, 0, journal.TypeToolStarted, journal.ToolStarted{CallID: "call_1", Name: "researcher", Arguments: json.RawMessage(`{"task":"t"}`), Idempotent: true, Attempt: 1, ChildRunID: kid})
+		mustAppend(t, w, 0, journal.TypeRunWaiting, journal.RunWaiting{Children: []string{kid}})
+	})
+	rep := fmt.Sprintf(`{"run_id":%q,"call_id":"call_1","status":"completed","output":"found"}`, kid)
+	for _, msgID := range []string{"report/" + kid, "report/" + kid + "/again"} {
+		if _, err := b.Send(ctx, store.Input{To: id, Kind: "report", Data: []byte(rep), MsgID: msgID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rt := newRuntime(t, b, agents)
+	start(t, rt)
+	if rec := wait(t, rt, id); rec.Status != run.StatusCompleted || rec.Output != "report after 1 results" {
+		t.Fatalf("parent: %s %q", rec.Status, rec.Output)
+	}
+	if n := strings.Count(strings.Join(eventTypes(t, rt, id), " "), journal.TypeChildrenReported); n != 1 {
+		t.Fatalf("%d children.reported entries", n)
+	}
+}
+
+func toolCall(id, name, args string) journal.ModelResponse {
+	return journal.ModelResponse{Turn: 1, Message: model.Message{Role: model.RoleAssistant,
+		ToolCalls: []model.ToolCall{{ID: id, Name: name, Arguments: json.RawMessage(args)}}}}
+}
