@@ -41,10 +41,21 @@ func TestCrashAfterClaimingAKey(t *testing.T) {
 	if _, err := b.ClaimKey(ctx, "submit/order-7", store.KeyKind, []byte(claim)); err != nil {
 		t.Fatal(err)
 	}
-	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: scriptedModel(t, `- reply: {text: hi}`)}})
+	finished := make(chan *run.Record, 1)
+	rt, err := engine.New(b, engine.Options{Agents: map[string]*agent.Agent{"worker": {Model: scriptedModel(t, `- reply: {text: hi}`)}},
+		OnFinish: func(rec *run.Record, _ engine.RunStats) { finished <- rec }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	start(t, rt)
-	if rec := wait(t, rt, id); rec.Status != run.StatusCompleted {
-		t.Fatalf("status %s", rec.Status)
+	// Nothing but the router knows the run: wait for its end.
+	select {
+	case rec := <-finished:
+		if rec.ID != id || rec.Status != run.StatusCompleted {
+			t.Fatalf("finished %s %s", rec.ID, rec.Status)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the claimed submission never ran")
 	}
 	rec, created, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "worker", Input: "go", IdempotencyKey: "order-7"})
 	if err != nil || created || rec.ID != id {
@@ -62,10 +73,20 @@ func TestCrashAfterATurnReachedItsInstance(t *testing.T) {
 	if _, err := b.Send(ctx, store.Input{To: engine.InstanceID("worker", "k"), Kind: "turn", Data: []byte(turn), MsgID: "turn/" + id}); err != nil {
 		t.Fatal(err)
 	}
-	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: scriptedModel(t, `- reply: {text: hi}`)}})
+	finished := make(chan *run.Record, 1)
+	rt, err := engine.New(b, engine.Options{Agents: map[string]*agent.Agent{"worker": {Model: scriptedModel(t, `- reply: {text: hi}`)}},
+		OnFinish: func(rec *run.Record, _ engine.RunStats) { finished <- rec }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	start(t, rt)
-	if rec := wait(t, rt, id); rec.Status != run.StatusCompleted || rec.Turn != 1 {
-		t.Fatalf("status %s turn %d", rec.Status, rec.Turn)
+	select {
+	case rec := <-finished:
+		if rec.ID != id || rec.Status != run.StatusCompleted || rec.Turn != 1 {
+			t.Fatalf("finished %s %s turn %d", rec.ID, rec.Status, rec.Turn)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the turn never ran")
 	}
 	recs, _, err := rt.List(ctx, run.Filter{Agent: "worker"})
 	if err != nil || len(recs) != 1 || recs[0].ID != id || recs[0].Instance != "k" {

@@ -51,6 +51,9 @@ var (
 	ErrUnknownAgent = errors.New("unknown agent")
 	ErrInvalid      = errors.New("invalid request")
 	ErrConflict     = errors.New("conflict")
+	// ErrUnavailable refuses a write the store cannot take now (its disk
+	// is full): retry later.
+	ErrUnavailable = store.ErrUnavailable
 )
 
 // Options configure an Engine.

@@ -80,7 +80,7 @@ func (e *Engine) workRun(workCtx context.Context, c *store.Claim) {
 	// the read reaches it (see Engine.onPoke).
 	// A submission's first delivery finds the journal empty (a
 	// redelivery may not: assume nothing).
-	if err := x.load(ctx, c.Hint == kindSubmit && c.Delivered() == 1, c.Data); err != nil {
+	if err := x.load(ctx, c.Data != nil && c.Delivered() == 1, c.Data); err != nil {
 		x.log.Warn("load run", "err", err)
 		c.Retry(time.Second)
 		return

@@ -95,7 +95,7 @@ func (e *Engine) project(ctx context.Context, id string) (*run.Record, error) {
 // queue, or among its inputs (an instance's turn).
 func (e *Engine) submission(ctx context.Context, id string) (*submission, error) {
 	kind, data, err := e.st.Queued(ctx, id)
-	if err == nil && kind != kindSubmit {
+	if err == nil && (kind != kindSubmit || data == nil) {
 		err = store.ErrNotFound // rung by an input, not queued by a submission
 	}
 	if errors.Is(err, store.ErrNotFound) {

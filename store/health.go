@@ -1,11 +1,13 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -22,7 +24,14 @@ const codeInsufficientResources jetstream.ErrorCode = 10023
 type writeFailure struct {
 	err  error
 	when time.Time
+	// disk says the embedded server's disk was full: its streams need a
+	// reset once it has room (a file store keeps a write error).
+	disk bool
 }
+
+// ErrUnavailable refuses a write while the store cannot take writes (the
+// embedded server's disk is full): retry later.
+var ErrUnavailable = errors.New("the store cannot take writes now")
 
 // noteWrite records whether a write worked.
 func (s *Store) noteWrite(err error) {
@@ -32,11 +41,37 @@ func (s *Store) noteWrite(err error) {
 		}
 		return
 	}
-	if apiError(err, codeInsufficientResources, jetstream.JSErrCodeJetStreamNotEnabled,
+	resources := apiError(err, codeInsufficientResources, jetstream.JSErrCodeJetStreamNotEnabled,
 		jetstream.JSErrCodeJetStreamNotEnabledForAccount) ||
-		errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
-		s.failing.Store(&writeFailure{err: err, when: time.Now()})
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount)
+	// An embedded server whose disk is full does not answer writes at all.
+	timedOut := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
+	disk := s.lowDisk()
+	if resources || timedOut && disk {
+		s.failing.Store(&writeFailure{err: err, when: time.Now(), disk: disk})
 	}
+}
+
+// lowDisk reports an embedded server's disk with less room than minFree.
+func (s *Store) lowDisk() bool {
+	return s.server != nil && s.jsCfg != nil && s.jsCfg.StoreDir != "" && freeBytes(s.jsCfg.StoreDir) < minFree
+}
+
+// refuseWrite fails a write at once while the disk is still full, rather
+// than after a timeout.
+func (s *Store) refuseWrite() error {
+	if f := s.failing.Load(); f != nil && f.disk && s.lowDisk() {
+		return fmt.Errorf("%w: the data directory's disk is full (%s free; %d MiB needed); writes resume by themselves once it has room",
+			ErrUnavailable, humanBytes(freeBytes(s.jsCfg.StoreDir)), minFree>>20)
+	}
+	return nil
+}
+
+func humanBytes(n uint64) string {
+	if n >= 1<<20 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d KiB", n>>10)
 }
 
 // Ready reports whether the store can take writes: connected, with
@@ -69,19 +104,33 @@ func (s *Store) watchHealth() {
 			return
 		case <-t.C:
 		}
-		if s.server.JetStreamEnabled() {
-			continue
+		f := s.failing.Load()
+		switch {
+		case s.lowDisk():
+		case !s.server.JetStreamEnabled():
+			s.heal(false)
+		case f != nil && f.disk:
+			s.heal(true)
+		case f != nil:
+			// The last write was refused, and the disk has room now: ready
+			// again (a write that still fails says so).
+			s.failing.Store(nil)
 		}
-		if s.jsCfg.StoreDir != "" && freeBytes(s.jsCfg.StoreDir) < minFree {
-			continue
-		}
-		s.heal()
 	}
 }
 
-func (s *Store) heal() {
+// heal turns the embedded server's JetStream back on; reset turns it off
+// first, which reloads every stream from its files (a file store that
+// met a full disk refuses writes until then).
+func (s *Store) heal(reset bool) {
 	s.healMu.Lock()
 	defer s.healMu.Unlock()
+	if reset && s.server.JetStreamEnabled() {
+		if err := s.server.DisableJetStream(); err != nil {
+			s.log.Warn("reset JetStream", "err", err)
+			return
+		}
+	}
 	if s.server.JetStreamEnabled() {
 		return
 	}

@@ -16,6 +16,9 @@ import (
 // costs half as much again per message in this process, on every step of
 // every run.)
 func (s *Store) publish(ctx context.Context, msg *nats.Msg) (uint64, error) {
+	if err := s.refuseWrite(); err != nil {
+		return 0, err
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)

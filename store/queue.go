@@ -21,14 +21,18 @@ import (
 // kind of input that rang it). rang is false when the entity was already
 // on the queue, waiting or held.
 func (s *Store) Ring(ctx context.Context, id, hint string) (rang bool, err error) {
-	return s.ring(ctx, &nats.Msg{Subject: queueSubject(id), Data: []byte(hint), Header: nats.Header{hdrKind: []string{hint}}})
+	return s.ring(ctx, &nats.Msg{Subject: queueSubject(id), Header: nats.Header{hdrKind: []string{hint}}})
 }
+
+// hdrEnqueued marks an entry Enqueue put on the queue with data (a ring
+// has none).
+const hdrEnqueued = "Myriad-Enqueued"
 
 // Enqueue puts a new run on the work queue with its submission: the
 // entry is the run's first input, so submitting is one write. rang is
 // false when the run was on the queue already.
 func (s *Store) Enqueue(ctx context.Context, id, kind string, submission []byte) (rang bool, err error) {
-	return s.ring(ctx, &nats.Msg{Subject: queueSubject(id), Data: submission, Header: nats.Header{hdrKind: []string{kind}}})
+	return s.ring(ctx, &nats.Msg{Subject: queueSubject(id), Data: submission, Header: nats.Header{hdrKind: []string{kind}, hdrEnqueued: []string{"1"}}})
 }
 
 func (s *Store) ring(ctx context.Context, msg *nats.Msg) (rang bool, err error) {
@@ -40,7 +44,7 @@ func (s *Store) ring(ctx context.Context, msg *nats.Msg) (rang bool, err error) 
 		if alreadyQueued(err) {
 			return false, nil
 		}
-		if attempt == 3 {
+		if attempt == 3 || errors.Is(err, ErrUnavailable) {
 			return false, fmt.Errorf("queue %s: %w", entityOf(msg.Subject), tooLarge(err))
 		}
 		select {
@@ -123,9 +127,7 @@ func (c *Claims) Next() (*Claim, error) {
 		return nil, err
 	}
 	claim := &Claim{Entity: strings.TrimPrefix(msg.Subject(), queuePrefix), Hint: msg.Headers().Get(hdrKind), msg: msg}
-	if claim.Hint == "" {
-		claim.Hint = string(msg.Data())
-	} else if claim.Hint != string(msg.Data()) {
+	if msg.Headers().Get(hdrEnqueued) != "" {
 		claim.Data = msg.Data()
 	}
 	return claim, nil
@@ -141,7 +143,8 @@ func (c *Claims) Stop() { c.it.Stop() }
 var ErrClosed = errors.New("store: closed")
 
 // Queued returns the entry an entity has on the queue, waiting or held:
-// its kind and what Enqueue put there. ErrNotFound when it has none.
+// its kind and what Enqueue put there (nil for a ring). ErrNotFound when
+// it has none.
 func (s *Store) Queued(ctx context.Context, id string) (kind string, data []byte, err error) {
 	m, err := s.queueStream.GetLastMsgForSubject(ctx, queueSubject(id))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -149,6 +152,9 @@ func (s *Store) Queued(ctx context.Context, id string) (kind string, data []byte
 	}
 	if err != nil {
 		return "", nil, fmt.Errorf("read the queue entry of %s: %w", id, err)
+	}
+	if m.Header.Get(hdrEnqueued) == "" {
+		return m.Header.Get(hdrKind), nil, nil
 	}
 	return m.Header.Get(hdrKind), m.Data, nil
 }
@@ -162,7 +168,7 @@ func (s *Store) QueuedEntries(ctx context.Context, kind string) ([]InputMsg, err
 	}
 	var out []InputMsg
 	for _, m := range msgs {
-		if m.Header.Get(hdrKind) == kind {
+		if m.Header.Get(hdrKind) == kind && m.Header.Get(hdrEnqueued) != "" {
 			out = append(out, InputMsg{Seq: m.Seq, To: entityOf(m.Subject), Kind: kind, Data: m.Data, Time: m.Time})
 		}
 	}
