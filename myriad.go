@@ -1,17 +1,3 @@
-// Package myriad runs durable LLM agents, from a myriad.yaml or from Go.
-//
-// A project is a set of models, tools and agents. Load one from a file, or
-// build agents in code, then open a Node: it embeds a NATS JetStream server
-// (or joins an external one), executes runs on its workers and journals every
-// step, so a killed process resumes each run where it stopped.
-//
-//	proj, err := myriad.Load("myriad.yaml")
-//	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{DataDir: "data"})
-//	defer node.Close()
-//	rec, _, err := node.Engine.Submit(ctx, engine.SubmitRequest{Agent: "triage", Input: "hello"})
-//	rec, err = node.Engine.Wait(ctx, rec.ID)
-//
-// Agents defined in Go use the same types: see examples/library.
 package myriad
 
 import (

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log"
 	"os"
@@ -17,8 +18,8 @@ import (
 	"github.com/myriad-ai/myriad"
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/engine"
+	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/model/scripted"
-	"github.com/myriad-ai/myriad/run"
 	"github.com/myriad-ai/myriad/tool"
 )
 
@@ -73,22 +74,31 @@ func count(ctx context.Context, args []string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	// An embedded NATS server keeps every step on disk in dir: a process
+	// killed mid-run resumes it when it opens the node again.
 	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{DataDir: dir})
 	if err != nil {
 		return err
 	}
 	defer node.Close()
-	rec, _, err := node.Engine.Submit(ctx, engine.SubmitRequest{Agent: "counter", Input: input})
-	if err != nil {
-		return err
+	// Run yields each step as it is journaled, and ends with the run: an
+	// error is a *myriad.RunError (failed, canceled, waiting for a person)
+	// or the engine's (engine.ErrUnknownAgent, engine.ErrInvalid).
+	for u, err := range node.Run(ctx, engine.SubmitRequest{Agent: "counter", Input: input}) {
+		if err != nil {
+			return err
+		}
+		switch ev := u.Event; {
+		case ev == nil:
+		case ev.Type == journal.TypeToolStarted:
+			fmt.Fprintln(os.Stderr, "calling a tool:", string(ev.Data))
+		case ev.Type == journal.TypeRunCompleted:
+			var done journal.RunCompleted
+			if err := json.Unmarshal(ev.Data, &done); err != nil {
+				return err
+			}
+			fmt.Println(done.Output)
+		}
 	}
-	rec, err = node.Engine.Wait(ctx, rec.ID)
-	if err != nil {
-		return err
-	}
-	if rec.Status != run.StatusCompleted {
-		return fmt.Errorf("run %s ended %s: %+v", rec.ID, rec.Status, rec.Error)
-	}
-	fmt.Println(rec.Output)
 	return nil
 }
