@@ -10,6 +10,7 @@ import (
 
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/engine"
+	"github.com/myriad-ai/myriad/flow"
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/model"
 	"github.com/myriad-ai/myriad/run"
@@ -231,4 +232,77 @@ func TestAReportSentTwiceIsTakenOnce(t *testing.T) {
 func toolCall(id, name, args string) journal.ModelResponse {
 	return journal.ModelResponse{Turn: 1, Message: model.Message{Role: model.RoleAssistant,
 		ToolCalls: []model.ToolCall{{ID: id, Name: name, Arguments: json.RawMessage(args)}}}}
+}
+
+// Killed after an operator's resolution was journaled, before the run went
+// on: applied once (the skipped call is not made).
+func TestCrashAfterAResolutionWasJournaled(t *testing.T) {
+	b, _ := storetest.Open(t)
+	ctx := context.Background()
+	step := &recorder{name: "step"}
+	agents := map[string]*agent.Agent{"worker": {Model: scriptedModel(t, threeToolRules), Tools: []tool.Tool{step}}}
+	id := prejournal(t, b, agents, "go",
+		appendEv(t, journal.TypeModelResponse, toolCallTurn(1, 0)),
+		appendEv(t, journal.TypeToolStarted, journal.ToolStarted{CallID: "call_1_0", Name: "step", Arguments: json.RawMessage(`{"n":0}`), IdempotencyKey: "orig/3", Attempt: 1}),
+		appendEv(t, journal.TypeRunInDoubt, journal.RunInDoubt{CallID: "call_1_0", Name: "step", Reason: "its worker died"}),
+	)
+	seq, err := b.Send(ctx, store.Input{To: id, Kind: "resolve", Data: []byte(`{"action":"skip","result":"done by hand"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := b.LoadJournal(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, b.JournalFrom(id, events), seq, journal.TypeToolResolved, journal.ToolResolved{CallID: "call_1_0", Action: journal.ResolveSkip, Result: "done by hand"})
+	rt := newRuntime(t, b, agents)
+	start(t, rt)
+	if rec := wait(t, rt, id); rec.Status != run.StatusCompleted || len(step.Keys()) != 2 {
+		t.Fatalf("status %s, calls %v (the skipped one must not be made)", rec.Status, step.Keys())
+	}
+	if n := strings.Count(strings.Join(eventTypes(t, rt, id), " "), journal.TypeToolResolved); n != 1 {
+		t.Fatalf("%d resolutions journaled", n)
+	}
+}
+
+// Killed after an answer was journaled, before the flow went on: applied
+// once.
+func TestCrashAfterAnAnswerWasJournaled(t *testing.T) {
+	b, dir := storetest.Open(t)
+	ctx := context.Background()
+	flows := func() map[string]*flow.Flow {
+		return map[string]*flow.Flow{"f": {
+			Start: []string{"review"},
+			Nodes: map[string]*flow.Node{
+				"review": {Ask: &flow.Ask{Prompt: "Ship {{.state.input}}?"}, Output: "verdict", Route: []flow.Edge{{To: "ship"}}},
+				"ship":   {Func: func(context.Context, flow.FuncInput) (any, error) { return "shipped", nil }, Output: "result"},
+			},
+			Output: "result",
+		}}
+	}
+	rt := flowRuntimeOn(t, b, flows(), nil)
+	rec := runFlow(t, rt, "f", "v2", "")
+	if rec.Status != run.StatusWaiting || len(rec.InputRequests) != 1 {
+		t.Fatalf("not asking: %s", rec.Status)
+	}
+	rt.Stop()
+	key := rec.InputRequests[0].Key
+	seq, err := b.Send(ctx, store.Input{To: rec.ID, Kind: "answer", Data: []byte(fmt.Sprintf(`{"key":%q,"value":"yes"}`, key))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := b.LoadJournal(ctx, rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, b.JournalFrom(rec.ID, events), seq, journal.TypeInputReceived, journal.InputReceived{Key: key, Value: json.RawMessage(`"yes"`)})
+	b.Close()
+	b = storetest.Reopen(t, dir)
+	rt = flowRuntimeOn(t, b, flows(), nil)
+	if rec = wait(t, rt, rec.ID); rec.Status != run.StatusCompleted || rec.Output != "shipped" {
+		t.Fatalf("%s %q %+v", rec.Status, rec.Output, rec.Error)
+	}
+	if n := strings.Count(strings.Join(eventTypes(t, rt, rec.ID), " "), journal.TypeInputReceived); n != 1 {
+		t.Fatalf("%d answers journaled", n)
+	}
 }
