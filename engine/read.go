@@ -141,12 +141,14 @@ func (e *Engine) List(ctx context.Context, f run.Filter) ([]*run.Record, string,
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 50
 	}
-	ids, err := e.st.RecordIDs(ctx)
+	// Runs on the queue with their submissions have no record yet. The
+	// queue first: a run leaves it only after its record is written, so
+	// a run moving from one to the other is found in either.
+	queued, err := e.st.QueuedEntries(ctx, kindSubmit)
 	if err != nil {
 		return nil, "", err
 	}
-	// Runs on the queue with their submissions have no record yet.
-	queued, err := e.st.QueuedEntries(ctx, kindSubmit)
+	ids, err := e.st.RecordIDs(ctx)
 	if err != nil {
 		return nil, "", err
 	}
