@@ -185,6 +185,23 @@ const (
 )
 
 // Cancellation causes the runtime passes to Resume's context.
+// CanceledBecause is the cause a run's context is canceled with, saying
+// why: the run ends as canceled with this reason. It is ErrCanceled.
+type CanceledBecause string
+
+func (c CanceledBecause) Error() string        { return "run canceled: " + string(c) }
+func (c CanceledBecause) Is(target error) bool { return target == ErrCanceled }
+
+// CancelReason says why a run whose context was canceled with cause was
+// canceled.
+func CancelReason(cause error) string {
+	var c CanceledBecause
+	if errors.As(cause, &c) && c != "" {
+		return string(c)
+	}
+	return "canceled by request"
+}
+
 var (
 	// ErrCanceled means a user asked to cancel the run: it ends as canceled.
 	// Tools see it as tool.ErrRunCanceled.

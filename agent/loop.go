@@ -418,7 +418,7 @@ func (r *runner) interrupted(ctx context.Context, s *state) (Outcome, error) {
 	cause := context.Cause(ctx)
 	switch {
 	case errors.Is(cause, ErrCanceled):
-		if _, err := r.append(context.WithoutCancel(ctx), journal.TypeRunCanceled, journal.RunCanceled{Reason: "canceled by request", Usage: s.usage}); err != nil {
+		if _, err := r.append(context.WithoutCancel(ctx), journal.TypeRunCanceled, journal.RunCanceled{Reason: CancelReason(cause), Usage: s.usage}); err != nil {
 			return Stopped, err
 		}
 		return Canceled, nil

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -217,9 +218,9 @@ func (x *execution) execute(ctx context.Context) error {
 			}
 			return nil
 		}
-		if cancelRequested(events) {
+		if why, ok := cancelRequested(events); ok {
 			// A cancel taken by a worker that died before ending the run.
-			if _, err := x.append(ctx, journal.TypeRunCanceled, journal.RunCanceled{Reason: "canceled by request", Usage: journal.Usage(events)}); err != nil {
+			if _, err := x.append(ctx, journal.TypeRunCanceled, journal.RunCanceled{Reason: why, Usage: journal.Usage(events)}); err != nil {
 				return err
 			}
 			return nil
@@ -359,16 +360,18 @@ func (e *Engine) runnerFor(rec *run.Record) Runner {
 
 // cancelRequested reports a cancel the journal took that did not end the
 // run yet.
-func cancelRequested(events []journal.Event) bool {
+func cancelRequested(events []journal.Event) (reason string, ok bool) {
 	for i := len(events) - 1; i >= 0; i-- {
 		switch events[i].Type {
 		case journal.TypeCancelRequested:
-			return true
+			var d journal.CancelRequested
+			_ = json.Unmarshal(events[i].Data, &d)
+			return cmp.Or(d.Reason, "canceled by request"), true
 		case journal.TypeRunCompleted, journal.TypeRunFailed, journal.TypeRunCanceled:
-			return false
+			return "", false
 		}
 	}
-	return false
+	return "", false
 }
 
 // markRunning writes the record of a run that has been executing for a

@@ -132,6 +132,10 @@ func TestInterruptCarriesEachTurnOnce(t *testing.T) {
 	if rec := wait(t, rt, first); rec.Status != run.StatusCanceled {
 		t.Fatalf("first: %s", rec.Status)
 	}
+	// Its end says why.
+	if evs, err := rt.Events(ctx, first); err != nil || !strings.Contains(string(evs[len(evs)-1].Data), "interrupted by a new turn") {
+		t.Fatalf("first's end: %s %v", evs[len(evs)-1].Data, err)
+	}
 	rec := wait(t, rt, third)
 	if want := "first\n\nsecond\n\nthird"; rec.Status != run.StatusCompleted || rec.Input != want {
 		t.Fatalf("third: %s, input %q, want %q", rec.Status, rec.Input, want)

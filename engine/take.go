@@ -269,6 +269,12 @@ func (x *execution) refuse(ctx context.Context, in store.InputMsg, why *refusal)
 }
 
 func (x *execution) takeCancel(ctx context.Context, in store.InputMsg) error {
+	var req cancelRequest
+	_ = json.Unmarshal(in.Data, &req)
+	reason := req.Reason
+	if reason == "" {
+		reason = "canceled by request"
+	}
 	events := x.j.Events()
 	if len(events) == 0 {
 		// A turn canceled before it started: the journal says what it
@@ -277,19 +283,19 @@ func (x *execution) takeCancel(ctx context.Context, in store.InputMsg) error {
 		if _, err := x.appendLocked(ctx, journal.TypeRunStarted, x.sub.started()); err != nil {
 			return err
 		}
-		_, err := x.appendFor(ctx, in.Seq, journal.TypeRunCanceled, journal.RunCanceled{Reason: "canceled before it started"})
+		_, err := x.appendFor(ctx, in.Seq, journal.TypeRunCanceled, journal.RunCanceled{Reason: reason + " (before it started)"})
 		return err
 	}
 	if x.running {
 		// The runner ends the run at its next step; if this worker dies
 		// first, the next one ends it (see execute).
-		if _, err := x.appendFor(ctx, in.Seq, journal.TypeCancelRequested, journal.CancelRequested{Reason: "canceled by request"}); err != nil {
+		if _, err := x.appendFor(ctx, in.Seq, journal.TypeCancelRequested, journal.CancelRequested{Reason: reason}); err != nil {
 			return err
 		}
-		x.cancel(agent.ErrCanceled)
+		x.cancel(agent.CanceledBecause(reason))
 		return nil
 	}
-	_, err := x.appendFor(ctx, in.Seq, journal.TypeRunCanceled, journal.RunCanceled{Reason: "canceled by request", Usage: journal.Usage(events)})
+	_, err := x.appendFor(ctx, in.Seq, journal.TypeRunCanceled, journal.RunCanceled{Reason: reason, Usage: journal.Usage(events)})
 	return err
 }
 

@@ -112,7 +112,7 @@ func (e *engine) interrupted(ctx context.Context) (agent.Outcome, error) {
 	cause := context.Cause(ctx)
 	switch {
 	case errors.Is(cause, agent.ErrCanceled):
-		if err := e.append(context.WithoutCancel(ctx), journal.TypeRunCanceled, journal.RunCanceled{Reason: "canceled by request", Usage: e.r.usage}); err != nil {
+		if err := e.append(context.WithoutCancel(ctx), journal.TypeRunCanceled, journal.RunCanceled{Reason: agent.CancelReason(cause), Usage: e.r.usage}); err != nil {
 			return agent.Stopped, err
 		}
 		return agent.Canceled, nil

@@ -30,6 +30,9 @@ func (s *Store) publish(ctx context.Context, msg *nats.Msg) (uint64, error) {
 			err = fmt.Errorf("%w: no stream takes %s", jetstream.ErrNoStreamResponse, msg.Subject)
 		}
 		s.noteWrite(err)
+		if full := s.refuseWrite(); full != nil {
+			return 0, full // the write timed out because the disk is full
+		}
 		return 0, err
 	}
 	var ack struct {
