@@ -82,8 +82,8 @@ func TestApprovalParksTheRunUntilAPersonDecides(t *testing.T) {
 			if tc.decision.Decision == journal.Deny {
 				other.Decision = journal.Approve
 			}
-			if _, err := rt.Decide(ctx, rec.ID, pending[0].ApprovalID, other); err == nil {
-				t.Error("a different second decision on one approval was accepted")
+			if _, err := rt.Decide(ctx, rec.ID, pending[0].ApprovalID, other); !errors.Is(err, engine.ErrConflict) || !strings.Contains(err.Error(), "is decided already: "+tc.decision.Decision) {
+				t.Errorf("a different second decision on one approval: %v", err)
 			}
 			rec = wait(t, rt, rec.ID)
 			if rec.Status != run.StatusCompleted || rec.Output != tc.want || len(step.Keys()) != tc.calls {
@@ -110,6 +110,49 @@ func TestCancelAWaitingRun(t *testing.T) {
 	}
 	if _, err := rt.Decide(ctx, rec.ID, "1-0", run.Decision{Decision: journal.Approve}); !errors.Is(err, engine.ErrConflict) {
 		t.Fatalf("deciding a canceled run: %v", err)
+	}
+}
+
+// The same decision sent twice at once is taken once; the other is told
+// the approval was decided, whatever the run did in between.
+func TestConcurrentDecisionsOnOneApproval(t *testing.T) {
+	b, _ := storetest.Open(t)
+	step := &guarded{recorder{name: "step"}}
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: scriptedModel(t, approvalRules), Tools: []tool.Tool{step}}})
+	start(t, rt)
+	ctx := context.Background()
+	for range 5 {
+		rec, _, _ := rt.Submit(ctx, engine.SubmitRequest{Agent: "worker", Input: "go"})
+		if rec = wait(t, rt, rec.ID); rec.Status != run.StatusWaiting {
+			t.Fatalf("status %s", rec.Status)
+		}
+		errs := make(chan error, 2)
+		for range 2 {
+			go func() {
+				_, err := rt.Decide(ctx, rec.ID, "1-0", run.Decision{Decision: journal.Approve})
+				errs <- err
+			}()
+		}
+		var ok, decided int
+		for range 2 {
+			switch err := <-errs; {
+			case err == nil:
+				ok++
+			case errors.Is(err, engine.ErrConflict) && strings.Contains(err.Error(), `approval "1-0" of run `+rec.ID+" is decided already: approve"):
+				decided++
+			default:
+				t.Errorf("second decision: %v", err)
+			}
+		}
+		if ok != 1 || decided != 1 {
+			t.Fatalf("%d accepted, %d told it was decided", ok, decided)
+		}
+		if rec = wait(t, rt, rec.ID); rec.Status != run.StatusCompleted {
+			t.Fatalf("status %s", rec.Status)
+		}
+	}
+	if n := len(step.Keys()); n != 5 {
+		t.Fatalf("%d calls, want 5", n)
 	}
 }
 

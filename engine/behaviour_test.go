@@ -215,6 +215,16 @@ func TestIdempotentSubmission(t *testing.T) {
 	if _, _, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "nope", Input: "x"}); !errors.Is(err, engine.ErrUnknownAgent) || !strings.Contains(err.Error(), "known: worker") {
 		t.Errorf("unknown agent: %v", err)
 	}
+	// A retry after the agent was renamed away still gets its run; a new
+	// key does not.
+	renamed := newRuntime(t, b, map[string]*agent.Agent{"helper": {Model: scriptedModel(t, `- reply: {text: hi}`)}})
+	again, created, err = renamed.Submit(ctx, engine.SubmitRequest{Agent: "worker", Input: "x", IdempotencyKey: "order-1"})
+	if err != nil || created || again.ID != a.ID {
+		t.Fatalf("repeat after a configuration change: %v %v %v", again, created, err)
+	}
+	if _, _, err := renamed.Submit(ctx, engine.SubmitRequest{Agent: "worker", Input: "x", IdempotencyKey: "order-3"}); !errors.Is(err, engine.ErrUnknownAgent) {
+		t.Errorf("new key for an unknown agent: %v", err)
+	}
 }
 
 func TestRunSurvivesRestartOfTheBus(t *testing.T) {

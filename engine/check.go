@@ -48,6 +48,13 @@ func invalidf(format string, args ...any) *refusal {
 
 // checkDecision finds the pending approval a decision is about.
 func (e *Engine) checkDecision(id string, events []journal.Event, d decision) (*journal.ApprovalRequested, *refusal) {
+	if prior := decidedBefore(events, d.ApprovalID); prior != nil {
+		how := prior.Decision
+		if prior.ByDefault {
+			how += " (its deadline's default)"
+		}
+		return nil, conflictf("approval %q of run %s is decided already: %s; a decision is taken once", d.ApprovalID, id, how)
+	}
 	if journal.Terminal(lastType(events)) {
 		return nil, conflictf("run %s has ended: it has no pending approval %q", id, d.ApprovalID)
 	}
@@ -77,6 +84,20 @@ func (e *Engine) checkDecision(id string, events []journal.Event, d decision) (*
 		}
 	}
 	return ask, nil
+}
+
+// decidedBefore returns the decision an approval had, if any.
+func decidedBefore(events []journal.Event, approvalID string) *journal.ApprovalDecided {
+	for i := len(events) - 1; i >= 0; i-- {
+		if events[i].Type != journal.TypeApprovalDecided {
+			continue
+		}
+		var d journal.ApprovalDecided
+		if json.Unmarshal(events[i].Data, &d) == nil && d.ApprovalID == approvalID {
+			return &d
+		}
+	}
+	return nil
 }
 
 // checkAnswer finds the open question an answer is for and checks the

@@ -121,6 +121,16 @@ func (e *Engine) command(ctx context.Context, id string, in store.Input) (*run.R
 	case verdict == nil:
 		// Accepted; no worker took it yet.
 	case verdict.InputSeq < seq && in.Kind != kindCancel:
+		if in.Kind == kindDecide {
+			// A decision repeated while the first let the run finish.
+			if events, err := e.st.LoadJournal(ctx, id); err == nil {
+				var d decision
+				_ = json.Unmarshal(in.Data, &d)
+				if _, no := e.checkDecision(id, events, d); no != nil {
+					return nil, no.asError()
+				}
+			}
+		}
 		return nil, conflictf("run %s ended before it took the %s", id, in.Kind).asError()
 	case verdict.Type == journal.TypeInputRefused:
 		var r journal.InputRefused

@@ -67,8 +67,10 @@ type startTurn struct {
 	// inputs of the turns it canceled).
 	Input string `json:"input,omitempty"`
 	// Refuse fails the turn at once with this reason (a busy instance
-	// that rejects concurrent input).
+	// that rejects concurrent input, a turn too large to start), and Code
+	// with this error code (instance_busy when empty).
 	Refuse string `json:"refuse,omitempty"`
+	Code   string `json:"code,omitempty"`
 }
 
 type cancelRequest struct {

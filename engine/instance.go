@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/model"
 	"github.com/myriad-ai/myriad/run"
@@ -177,7 +178,7 @@ func (e *Engine) currentEnded(ctx context.Context, in *Instance) (*turnEnded, er
 	if err != nil {
 		return nil, err
 	}
-	end, err := turnEndOf(project(cur, nil, events), events)
+	end, err := turnEndOf(project(cur, nil, events), events, e.historyBytes())
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +264,12 @@ func (w *instanceWork) work(ctx context.Context) error {
 		return err
 	}
 	for _, m := range ins {
-		if err := w.take(ctx, m); err != nil {
+		err := w.take(ctx, m)
+		if errors.Is(err, store.ErrTooLarge) {
+			// Taking it again cannot help: refuse it.
+			err = w.refuseTooLarge(ctx, m)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -272,7 +278,37 @@ func (w *instanceWork) work(ctx context.Context) error {
 	}
 	w.in.Seq, w.in.Step, w.in.InputSeq = w.j.Last(), w.j.Steps(), w.j.InputSeq()
 	w.in.UpdatedAt = time.Now().UTC()
-	return w.e.st.PutSnapshot(ctx, w.id, mustJSON(w.in))
+	err = w.e.st.PutSnapshot(ctx, w.id, mustJSON(w.in))
+	if errors.Is(err, store.ErrTooLarge) {
+		// Many long turns queued: the journal has them all, and readers
+		// and the next worker fold it from the last snapshot that fit.
+		w.log.Warn("instance snapshot larger than the NATS server's max_payload: kept in the journal only until its queue shrinks", "bytes", len(mustJSON(w.in)))
+		return nil
+	}
+	return err
+}
+
+// refuseTooLarge refuses an input too large to journal what it asks for,
+// and fails the turn it brought, which would otherwise wait for a start.
+func (w *instanceWork) refuseTooLarge(ctx context.Context, m store.InputMsg) error {
+	w.taking = m.Seq
+	err := w.append(ctx, journal.TypeInputRefused, journal.InputRefused{Seq: m.Seq, Kind: m.Kind, Code: agent.CodeTooLarge,
+		Reason: m.Kind + " is too large for a journal entry on this NATS server (raise its max_payload)"})
+	w.taking = 0
+	if err != nil || m.Kind != kindTurn {
+		return err
+	}
+	var t turnRequest
+	if json.Unmarshal(m.Data, &t) != nil {
+		return nil
+	}
+	return w.start(ctx, t.RunID, tooLargeStart(0))
+}
+
+// tooLargeStart fails a turn whose start does not fit in one message.
+func tooLargeStart(turn uint64) startTurn {
+	return startTurn{Turn: turn, Code: agent.CodeTooLarge,
+		Refuse: "the turn's input and its instance's conversation are larger than the NATS server's max_payload; shorten the input, or raise max_payload on the NATS server"}
 }
 
 // load reads the snapshot and folds the journal entries after it.
@@ -374,7 +410,10 @@ func (w *instanceWork) apply(ev journal.Event) error {
 			if a := w.e.agents[in.Agent]; a != nil && a.HistoryLimit > 0 {
 				limit = a.HistoryLimit
 			}
-			in.Messages = TrimHistory(append(in.Messages, d.Messages...), limit)
+			if d.Replace {
+				in.Messages = nil
+			}
+			in.Messages = TrimHistory(append(in.Messages, d.Messages...), limit, w.e.historyBytes())
 			in.Active = d.Active
 		}
 	}
@@ -494,7 +533,7 @@ func (w *instanceWork) sendQueued(ctx context.Context, q journal.TurnQueued) err
 		return w.start(ctx, q.RunID, st)
 	}
 	for _, id := range q.Interrupts {
-		if _, err := w.e.st.Send(ctx, store.Input{To: id, Kind: kindCancel, Data: mustJSON(cancelRequest{Reason: "interrupted by a new turn"}), MsgID: "cancel/" + id}); err != nil {
+		if _, err := w.e.st.Send(ctx, store.Input{To: id, Kind: kindCancel, Data: mustJSON(cancelRequest{Reason: "interrupted by a new turn: run " + q.RunID + " carries its input"}), MsgID: "cancel/" + id}); err != nil {
 			return err
 		}
 	}
@@ -509,14 +548,21 @@ func (w *instanceWork) startNext(ctx context.Context) error {
 	next := w.in.Queue[0]
 	input := next.Input
 	var carried []string
-	for _, c := range next.Carry {
+	room := w.e.historyBytes() - len(next.Input)
+	for _, c := range slices.Backward(next.Carry) {
 		if c.Started {
 			if st := w.in.Ended[c.RunID]; st == string(run.StatusCompleted) || st == string(run.StatusFailed) {
 				continue // it answered (or failed on its own) before the cancel
 			}
 		}
+		if room -= len(c.Input); room < 0 {
+			// The newest inputs it carries fit; the older ones go.
+			w.log.Warn("an interrupting turn carries too much input: the oldest interrupted inputs are left out", "run_id", next.RunID)
+			break
+		}
 		carried = append(carried, c.Input)
 	}
+	slices.Reverse(carried)
 	if len(carried) > 0 {
 		input = strings.Join(append(carried, next.Input), "\n\n")
 	}
@@ -531,9 +577,15 @@ func (w *instanceWork) startNext(ctx context.Context) error {
 	return w.start(ctx, next.RunID, st)
 }
 
-// start sends a turn its start.
+// start sends a turn its start, or its failure when the start is larger
+// than a message may be (the run has its submission: the failure needs
+// none).
 func (w *instanceWork) start(ctx context.Context, runID string, st startTurn) error {
 	_, err := w.e.st.Send(ctx, store.Input{To: runID, Kind: kindStart, Data: mustJSON(st), MsgID: "start/" + runID})
+	if errors.Is(err, store.ErrTooLarge) {
+		w.log.Warn("turn start larger than the NATS server's max_payload: the turn fails", "run_id", runID)
+		_, err = w.e.st.Send(ctx, store.Input{To: runID, Kind: kindStart, Data: mustJSON(tooLargeStart(st.Turn)), MsgID: "start/" + runID})
+	}
 	return err
 }
 
@@ -564,14 +616,43 @@ func (w *instanceWork) redo(ctx context.Context) error {
 }
 
 // DefaultHistoryLimit is how many messages of an instance's conversation are
-// kept when an agent sets no limit: enough for long chats, small enough that
-// the snapshot and each turn's start entry stay well under NATS's message
-// size limit.
+// kept when an agent sets no limit: enough for long chats.
 const DefaultHistoryLimit = 200
 
-// TrimHistory keeps at most the last limit messages, starting at a user
-// message so that no tool result or tool call is left without its pair.
-func TrimHistory(msgs []model.Message, limit int) []model.Message {
+// historyBytes bounds an instance's conversation in bytes (as JSON): a
+// quarter of the largest message the store takes, so that the snapshot and
+// each turn's start (the conversation, the input, the submission) fit in
+// one message however long the inputs and answers are.
+func (e *Engine) historyBytes() int {
+	return min(2<<20, e.st.PayloadLimit()/4)
+}
+
+// TrimHistory keeps at most the last limit messages, and at most maxBytes
+// of them as JSON, starting at a user message so that no tool result or
+// tool call is left without its pair. A limit or maxBytes of zero sets no
+// bound.
+func TrimHistory(msgs []model.Message, limit, maxBytes int) []model.Message {
+	msgs = trimCount(msgs, limit)
+	if maxBytes <= 0 {
+		return msgs
+	}
+	// The earliest user message from which the rest fits; none when even
+	// the last turn does not (the conversation starts afresh rather than
+	// grow past what a message can hold).
+	from, size := len(msgs), 0
+	for i := len(msgs) - 1; i >= 0; i-- {
+		b, _ := json.Marshal(msgs[i])
+		if size += len(b) + 1; size > maxBytes {
+			break
+		}
+		if msgs[i].Role == model.RoleUser {
+			from = i
+		}
+	}
+	return msgs[from:]
+}
+
+func trimCount(msgs []model.Message, limit int) []model.Message {
 	if limit <= 0 || len(msgs) <= limit {
 		return msgs
 	}

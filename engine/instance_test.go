@@ -1,11 +1,19 @@
 package engine_test
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/model"
+	"github.com/myriad-ai/myriad/run"
+	"github.com/myriad-ai/myriad/store/storetest"
 )
 
 func TestTrimHistory(t *testing.T) {
@@ -19,22 +27,111 @@ func TestTrimHistory(t *testing.T) {
 		}
 		return b.String()
 	}
+	// size is what messages weigh against maxBytes: their JSON, and a
+	// separator each.
+	size := func(ms ...model.Message) int {
+		n := 0
+		for _, m := range ms {
+			b, _ := json.Marshal(m)
+			n += len(b) + 1
+		}
+		return n
+	}
 	tests := []struct {
-		in    []model.Message
-		limit int
-		want  string
+		in       []model.Message
+		limit    int
+		maxBytes int
+		want     string
 	}{
-		{[]model.Message{u, a, u, a}, 10, "uaua"},
-		{[]model.Message{u, a, u, a}, 2, "ua"},
-		{[]model.Message{u, a, tl, a, u, a}, 4, "ua"},
-		{[]model.Message{u, a, tl, a, u, a}, 5, "ua"},
-		{[]model.Message{u, a, tl, a, u, a}, 6, "uataua"},
-		{[]model.Message{u, a, tl, a}, 3, "uata"},
-		{[]model.Message{u, a}, 0, "ua"},
+		{[]model.Message{u, a, u, a}, 10, 0, "uaua"},
+		{[]model.Message{u, a, u, a}, 2, 0, "ua"},
+		{[]model.Message{u, a, tl, a, u, a}, 4, 0, "ua"},
+		{[]model.Message{u, a, tl, a, u, a}, 5, 0, "ua"},
+		{[]model.Message{u, a, tl, a, u, a}, 6, 0, "uataua"},
+		{[]model.Message{u, a, tl, a}, 3, 0, "uata"},
+		{[]model.Message{u, a}, 0, 0, "ua"},
+		// By bytes: the longest tail that fits and starts with a user message.
+		{[]model.Message{u, a, u, a}, 0, size(u, a, u, a), "uaua"},
+		{[]model.Message{u, a, u, a}, 0, size(u, a, u, a) - 1, "ua"},
+		{[]model.Message{u, a, tl, a, u, a}, 0, size(a, tl, a, u, a), "ua"},
+		// Even the last turn does not fit: the conversation starts afresh.
+		{[]model.Message{u, a, tl, a}, 0, size(a, tl, a), ""},
+		// Both bounds: the tighter one wins.
+		{[]model.Message{u, a, u, a, u, a}, 4, size(u, a, u, a, u, a), "uaua"},
+		{[]model.Message{u, a, u, a, u, a}, 6, size(u, a), "ua"},
 	}
 	for _, tc := range tests {
-		if got := roles(engine.TrimHistory(tc.in, tc.limit)); got != tc.want {
-			t.Errorf("TrimHistory(%s, %d) = %q, want %q", roles(tc.in), tc.limit, got, tc.want)
+		if got := roles(engine.TrimHistory(tc.in, tc.limit, tc.maxBytes)); got != tc.want {
+			t.Errorf("TrimHistory(%s, %d, %d) = %q, want %q", roles(tc.in), tc.limit, tc.maxBytes, got, tc.want)
 		}
 	}
+}
+
+// An instance whose turns bring long inputs keeps the newest part of its
+// conversation that fits its byte bound, and every turn runs: neither the
+// snapshot nor a turn's start ever outgrows a message.
+func TestLongTurnsKeepTheConversationUnderTheMessageLimit(t *testing.T) {
+	b, _ := storetest.Open(t)
+	m := scriptedModel(t, `- reply: {text: "turn {{.Turn}}"}`)
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: m}})
+	start(t, rt)
+	ctx := context.Background()
+	long := strings.Repeat("x", 1_000_000)
+	var outs []string
+	for i := range 8 {
+		rec, _, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "worker", Input: fmt.Sprint(i) + long, Instance: "k"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := wait(t, rt, rec.ID)
+		if got.Status != run.StatusCompleted {
+			t.Fatalf("turn %d: %s %+v", i+1, got.Status, got.Error)
+		}
+		outs = append(outs, got.Output)
+	}
+	// Two turns of a megabyte fit in the 2 MiB an instance keeps: from the
+	// third turn on, the model sees the two turns before it.
+	if got := strings.Join(outs, ","); got != "turn 1,turn 2,turn 3,turn 3,turn 3,turn 3,turn 3,turn 3" {
+		t.Fatalf("outputs %s", got)
+	}
+	in, err := rt.GetInstance(ctx, "worker", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(mustMarshal(t, in.Messages)); in.Done != 8 || n > 2<<20 || len(in.Messages) != 4 {
+		t.Fatalf("instance: %d done, %d messages, %d bytes", in.Done, len(in.Messages), n)
+	}
+}
+
+// On a NATS server with a small max_payload, a turn too long to journal
+// fails with payload_too_large, and the instance goes on with the next.
+func TestTurnTooLargeForTheServerFailsAndTheInstanceGoesOn(t *testing.T) {
+	b := storetest.Connect(t, storetest.StartServerWith(t, server.Options{MaxPayload: 256 << 10}))
+	m := scriptedModel(t, `- reply: {text: "turn {{.Turn}}"}`)
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: m}})
+	start(t, rt)
+	ctx := context.Background()
+	var got []*run.Record
+	for _, in := range []string{"hello", strings.Repeat("y", 150_000), "again"} {
+		rec, _, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "worker", Input: in, Instance: "k"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, wait(t, rt, rec.ID))
+	}
+	if got[0].Output != "turn 1" || got[2].Output != "turn 2" {
+		t.Errorf("outputs %q, %q: the turn after the long one should see the first", got[0].Output, got[2].Output)
+	}
+	if r := got[1]; r.Status != run.StatusFailed || r.Error == nil || r.Error.Code != agent.CodeTooLarge {
+		t.Fatalf("long turn: %s %+v", r.Status, r.Error)
+	}
+}
+
+func mustMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -133,7 +133,7 @@ func TestInterruptCarriesEachTurnOnce(t *testing.T) {
 		t.Fatalf("first: %s", rec.Status)
 	}
 	// Its end says why.
-	if evs, err := rt.Events(ctx, first); err != nil || !strings.Contains(string(evs[len(evs)-1].Data), "interrupted by a new turn") {
+	if evs, err := rt.Events(ctx, first); err != nil || !strings.Contains(string(evs[len(evs)-1].Data), "interrupted by a new turn: run "+second+" carries its input") {
 		t.Fatalf("first's end: %s %v", evs[len(evs)-1].Data, err)
 	}
 	rec := wait(t, rt, third)

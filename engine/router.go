@@ -38,10 +38,11 @@ type held struct {
 }
 
 // Recheck delays: first soon (the holder usually took the input), then
-// backing off.
+// backing off, each look holding the deliveries well within
+// store.RouteAckWait.
 const (
 	firstRecheck = 500 * time.Millisecond
-	maxRecheck   = 5 * time.Second
+	maxRecheck   = store.RouteAckWait * 2 / 5
 )
 
 func newRouter(e *Engine, d *store.Deliveries) *router {

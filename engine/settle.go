@@ -65,7 +65,7 @@ func (x *execution) settle(ctx context.Context) error {
 // endTurn tells a run's instance that the turn ended, with what it added
 // to the conversation.
 func (e *Engine) endTurn(ctx context.Context, rec *run.Record, events []journal.Event) error {
-	end, err := turnEndOf(rec, events)
+	end, err := turnEndOf(rec, events, e.historyBytes())
 	if err != nil {
 		return err
 	}
@@ -73,8 +73,10 @@ func (e *Engine) endTurn(ctx context.Context, rec *run.Record, events []journal.
 	return err
 }
 
-// turnEndOf is how a turn that ended tells its instance.
-func turnEndOf(rec *run.Record, events []journal.Event) (turnEnded, error) {
+// turnEndOf is how a turn that ended tells its instance. What the turn
+// added to the conversation is cut to maxBytes, the most an instance
+// keeps, so that the end fits in one message.
+func turnEndOf(rec *run.Record, events []journal.Event, maxBytes int) (turnEnded, error) {
 	end := turnEnded{RunID: rec.ID, Status: string(rec.Status)}
 	if rec.Status == run.StatusCompleted {
 		msgs, err := agent.Messages(events)
@@ -83,6 +85,9 @@ func turnEndOf(rec *run.Record, events []journal.Event) (turnEnded, error) {
 		}
 		if n := len(runStartedOf(events).History); n <= len(msgs) {
 			end.Messages = msgs[n:]
+		}
+		if kept := TrimHistory(end.Messages, 0, maxBytes); len(kept) < len(end.Messages) {
+			end.Messages, end.Replace = kept, true
 		}
 		if holder := agent.Holder(events); holder != rec.Agent {
 			end.Active = holder

@@ -46,6 +46,13 @@ var instanceKey = regexp.MustCompile(`^[A-Za-z0-9_=-][A-Za-z0-9_=.-]{0,127}$`)
 // false when the key matched a run submitted before.
 func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (rec *run.Record, created bool, err error) {
 	if err := e.checkSubmission(&req); err != nil {
+		if req.IdempotencyKey != "" {
+			// A retry is answered with the run its key made, even if the
+			// configuration has changed since.
+			if prior, kerr := e.st.Key(ctx, submitKey(req.IdempotencyKey)); kerr == nil {
+				return e.keyed(context.WithoutCancel(ctx), req.IdempotencyKey, prior)
+			}
+		}
 		return nil, false, err
 	}
 	// Past validation, finish even if the client leaves.
@@ -64,16 +71,7 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (rec *run.Record
 	if req.IdempotencyKey != "" {
 		prior, err := e.st.ClaimKey(ctx, submitKey(req.IdempotencyKey), store.KeyKind, mustJSON(keyedSubmission{RunID: id, Submission: sub}))
 		if errors.Is(err, store.ErrExists) {
-			var k keyedSubmission
-			if err := json.Unmarshal(prior, &k); err != nil || k.Submission == nil {
-				return nil, false, fmt.Errorf("idempotency key %q: unreadable claim", req.IdempotencyKey)
-			}
-			// The first submission may have died before its writes.
-			if err := e.complete(ctx, k); err != nil {
-				return nil, false, err
-			}
-			rec, err := e.Get(ctx, k.RunID)
-			return rec, false, err
+			return e.keyed(ctx, req.IdempotencyKey, prior)
 		}
 		if err != nil {
 			return nil, false, err
@@ -89,6 +87,20 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (rec *run.Record
 		e.st.CreateRecord(id, mustJSON(rec))
 	}
 	return rec, true, nil
+}
+
+// keyed returns the run a claimed idempotency key made.
+func (e *Engine) keyed(ctx context.Context, key string, prior []byte) (*run.Record, bool, error) {
+	var k keyedSubmission
+	if err := json.Unmarshal(prior, &k); err != nil || k.Submission == nil {
+		return nil, false, fmt.Errorf("idempotency key %q: unreadable claim", key)
+	}
+	// The first submission may have died before its writes.
+	if err := e.complete(ctx, k); err != nil {
+		return nil, false, err
+	}
+	rec, err := e.Get(ctx, k.RunID)
+	return rec, false, err
 }
 
 // complete writes what a claimed key's submission still lacks.

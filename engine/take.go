@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -226,11 +227,20 @@ func (x *execution) takeOne(ctx context.Context, in store.InputMsg) error {
 		if st.Agent != "" && st.Agent != start.Agent {
 			start.InstanceAgent, start.Agent = start.Agent, st.Agent
 		}
-		if _, err := x.appendFor(ctx, in.Seq, journal.TypeRunStarted, start); err != nil {
+		_, err := x.appendFor(ctx, in.Seq, journal.TypeRunStarted, start)
+		if errors.Is(err, store.ErrTooLarge) {
+			// The conversation and the input do not fit in one entry:
+			// start without them, and fail.
+			st.Code, st.Refuse = agent.CodeTooLarge, "the turn's input and its instance's conversation are larger than the NATS server's max_payload; shorten the input, or raise max_payload on the NATS server"
+			start.History, start.Input = nil, x.sub.Input
+			_, err = x.appendFor(ctx, in.Seq, journal.TypeRunStarted, start)
+		}
+		if err != nil {
 			return err
 		}
 		if st.Refuse != "" {
-			_, err := x.appendLocked(ctx, journal.TypeRunFailed, journal.RunFailed{Code: CodeInstanceBusy, Message: st.Refuse})
+			code := cmp.Or(st.Code, CodeInstanceBusy)
+			_, err := x.appendLocked(ctx, journal.TypeRunFailed, journal.RunFailed{Code: code, Message: st.Refuse})
 			return err
 		}
 		return nil

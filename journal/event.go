@@ -472,6 +472,9 @@ type TurnEnded struct {
 	// Messages are the turn's new messages (its input, the answers and
 	// tool results), present when the turn completed.
 	Messages []model.Message `json:"messages,omitempty"`
+	// Replace says Messages replace the conversation: the turn alone
+	// outgrew what an instance keeps, and Messages are its newest part.
+	Replace bool `json:"replace,omitempty"`
 	// Active is the agent holding the conversation after the turn (a
 	// handoff), empty for the instance's own agent.
 	Active string `json:"active,omitempty"`

@@ -243,10 +243,19 @@ func follow(ctx context.Context, rt *engine.Engine, req *mcp.CallToolRequest, re
 	case run.StatusFailed:
 		return errorResult(fmt.Sprintf("run %s failed: %s: %s", rec.ID, rec.Error.Code, rec.Error.Message)), nil
 	case run.StatusWaiting:
-		return errorResult(fmt.Sprintf("run %s waits for a person (%s): decide through the Myriad API (GET /v1/approvals, POST /v1/runs/%s/input) and read its result with GET /v1/runs/%s",
-			rec.ID, rec.WaitingFor, rec.ID, rec.ID)), nil
+		return errorResult(fmt.Sprintf("run %s waits for a person (%s): %s, and read its result with GET /v1/runs/%s",
+			rec.ID, rec.WaitingFor, howToGoOn(rec), rec.ID)), nil
 	case run.StatusInDoubt:
 		return errorResult(fmt.Sprintf("run %s is in doubt: resolve it with POST /v1/runs/%s/resolve", rec.ID, rec.ID)), nil
 	}
 	return nil, errors.New("run " + rec.ID + " ended " + string(rec.Status))
+}
+
+// howToGoOn says how a person lets a waiting run go on, through the API.
+func howToGoOn(rec *run.Record) string {
+	if pending := rec.PendingApprovals(); len(pending) > 0 {
+		return fmt.Sprintf("decide with POST /v1/runs/%s/approvals/%s and a body like {\"decision\":\"approve\"} (GET /v1/runs/%s lists its %d approvals)",
+			rec.ID, pending[0].ApprovalID, rec.ID, len(pending))
+	}
+	return fmt.Sprintf("answer with POST /v1/runs/%s/input (GET /v1/runs/%s lists its questions in input_requests)", rec.ID, rec.ID)
 }

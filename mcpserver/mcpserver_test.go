@@ -227,6 +227,12 @@ func TestChildWaitingForAPersonEndsTheCall(t *testing.T) {
 	if err != nil || !res.IsError || !strings.Contains(text(res), "waits for a person in boss/worker#1") {
 		t.Fatalf("%+v %v", res, err)
 	}
+	// Called itself, the run says which approval to decide, and where.
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "worker", Arguments: map[string]any{"input": "go"}})
+	if err != nil || !res.IsError || !strings.Contains(text(res), "waits for a person (approval): decide with POST /v1/runs/run_") ||
+		!strings.Contains(text(res), "/approvals/1-0 and a body like") {
+		t.Fatalf("%+v %v", res, err)
+	}
 }
 
 // TestClientIsAskedTheRunsQuestions: a client that supports elicitation is
@@ -309,7 +315,7 @@ func TestClientIsAskedTheRunsQuestions(t *testing.T) {
 				isError           bool
 			}{
 				{"review", "v2", "yes, ship it", false},
-				{"review", "v3", "waits for a person", true},
+				{"review", "v3", "with POST /v1/runs/run_", true},
 				{"booker", "a seat please", `picked {"seat":"12A"}`, false},
 			}
 			for _, tc := range tests {

@@ -109,6 +109,18 @@ func (s *Store) ClaimKey(ctx context.Context, key, kind string, data []byte) (pr
 	return prev.Data, ErrExists
 }
 
+// Key returns what a claimed idempotency key holds, or ErrNotFound.
+func (s *Store) Key(ctx context.Context, key string) ([]byte, error) {
+	m, err := s.inputs.GetLastMsgForSubject(ctx, idemSubject(key))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read an idempotency key: %w", err)
+	}
+	return m.Data, nil
+}
+
 // ReleaseKey forgets a claimed key: what it named did not happen, and may
 // be tried again.
 func (s *Store) ReleaseKey(ctx context.Context, key string) error {

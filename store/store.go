@@ -93,10 +93,25 @@ type Store struct {
 // MaxPayload is the largest message the embedded server accepts.
 const MaxPayload = 8 << 20
 
+// PayloadLimit is the largest message the connected NATS server accepts
+// (an external server's may be below MaxPayload).
+func (s *Store) PayloadLimit() int {
+	if mp := s.nc.MaxPayload(); mp > 0 {
+		return int(mp)
+	}
+	return MaxPayload
+}
+
 // AckWait is how long a worker holds an entity without heartbeating before
 // JetStream hands it to another worker. It bounds recovery time after a
 // crash.
 const AckWait = 3 * time.Second
+
+// RouteAckWait is how long an input handed to a router, or a timer's firing,
+// stays with it without a word before another node's router is handed it:
+// what a crashed node was routing is routed again this soon after. Routing
+// is idempotent, so a slow router handed back its input does no harm.
+const RouteAckWait = 5 * time.Second
 
 // IdempotencyTTL is how long a submission's idempotency key is remembered,
 // as with most APIs that take one: long enough for any client's retries.
@@ -266,7 +281,7 @@ func (s *Store) ensure(ctx context.Context) error {
 		Durable:        routerConsumer,
 		FilterSubjects: []string{inputPrefix + ">", idemPrefix + ">"},
 		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        30 * time.Second,
+		AckWait:        RouteAckWait,
 		MaxAckPending:  -1,
 		MaxDeliver:     -1,
 	}); err != nil {
@@ -290,7 +305,7 @@ func (s *Store) ensure(ctx context.Context) error {
 		Durable:       firedConsumer,
 		FilterSubject: firedPrefix + ">",
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
+		AckWait:       2 * RouteAckWait,
 		MaxAckPending: -1,
 		MaxDeliver:    -1,
 	}); err != nil {
