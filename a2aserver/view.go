@@ -64,9 +64,6 @@ func (e *endpoint) task(ctx context.Context, rec *run.Record) (*a2a.Task, error)
 	switch rec.Status {
 	case run.StatusQueued:
 		t.Status.State = a2a.TaskStateSubmitted
-		if rec.StartedAt != nil {
-			t.Status.State = a2a.TaskStateWorking // queued again after a wait
-		}
 	case run.StatusRunning, run.StatusWaiting, run.StatusInDoubt:
 		t.Status.State = a2a.TaskStateWorking
 		asking, err := e.s.rt.Asking(ctx, rec)
