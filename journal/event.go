@@ -111,7 +111,7 @@ func Decode(seq uint64, data []byte) (Event, error) {
 
 // RunStarted opens a journal.
 type RunStarted struct {
-	Agent    string            `json:"agent"`
+	Agent    string            `json:"agent,omitempty"`
 	Instance string            `json:"instance,omitempty"`
 	Input    string            `json:"input"`
 	Metadata map[string]string `json:"metadata,omitempty"`
