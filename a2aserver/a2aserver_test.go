@@ -53,6 +53,11 @@ func newServerApproving(t testing.TB, clientApprovals bool) (*engine.Engine, str
   reply: {text: "done: {{.LastToolResult}}"}
 - reply: {tool_calls: [{name: refund, arguments: {order: "A-1"}}]}`),
 				Tools: []tool.Tool{refund}, Approvals: map[string]agent.ApprovalRule{"refund": {}}},
+			"twice": {Model: scriptedtest.Model(t, `
+- when: {last_tool: refund}
+  reply: {text: "done"}
+- reply: {tool_calls: [{name: refund, arguments: {order: "A-1"}}, {name: refund, arguments: {order: "A-2"}}]}`),
+				Tools: []tool.Tool{refund}, Approvals: map[string]agent.ApprovalRule{"refund": {}}},
 			"boss": {Model: scriptedtest.Model(t, `
 - when: {last_tool: refunder}
   reply: {text: "boss says: {{.LastToolResult}}"}
@@ -304,6 +309,22 @@ func TestApprovalInAChildIsInputRequired(t *testing.T) {
 	more.TaskID = st.TaskID
 	if _, err := c.SendMessage(context.Background(), &a2a.MessageSendParams{Message: more}); !errors.Is(err, a2a.ErrInvalidParams) {
 		t.Fatalf("a message to a finished task: %v", err)
+	}
+}
+
+// TestEveryApprovalOfATurnIsAskedAtOnce: a turn that asks two approvals
+// ends the send once the run parks on both, and a read of the task at
+// once says the same.
+func TestEveryApprovalOfATurnIsAskedAtOnce(t *testing.T) {
+	_, base := newServer(t)
+	c, _ := client(t, base, "twice")
+	task := send(t, c, a2a.NewMessage(a2a.MessageRoleUser, a2a.TextPart{Text: "refund both"}))
+	if task.Status.State != a2a.TaskStateInputRequired || !strings.Contains(text(task.Status.Message.Parts), "2 questions are open") {
+		t.Fatalf("%s %q", task.Status.State, text(task.Status.Message.Parts))
+	}
+	got, err := c.GetTask(context.Background(), &a2a.TaskQueryParams{ID: task.ID})
+	if err != nil || got.Status.State != a2a.TaskStateInputRequired || text(got.Status.Message.Parts) != text(task.Status.Message.Parts) {
+		t.Fatalf("tasks/get: %+v %v", got, err)
 	}
 }
 

@@ -140,18 +140,27 @@ func (e *endpoint) entry(ctx context.Context, task *a2a.Task, root *run.Record, 
 		return []a2a.Event{status(a2a.TaskStateFailed, true, agentMessage(task, f.Code+": "+f.Message), meta)}, true
 	case ev.RunID == root.ID && ev.Type == journal.TypeRunCanceled:
 		return []a2a.Event{status(a2a.TaskStateCanceled, true, nil, meta)}, true
-	case ev.Type == journal.TypeApprovalRequested || ev.Type == journal.TypeInputRequested:
+	case ev.Type == journal.TypeRunWaiting:
+		// The run parks on what it asked: the client is asked everything
+		// open at once, when a read of the task says so too.
+		if asks := e.waitAsks(ctx, &ev.Event, path); len(asks) > 0 {
+			return []a2a.Event{&a2a.TaskStatusUpdateEvent{TaskID: task.ID, ContextID: task.ContextID,
+				Status: inputRequired(task, asks), Final: true, Metadata: meta}}, true
+		}
+		if news {
+			return []a2a.Event{status(a2a.TaskStateWorking, false, agentMessage(task, describe(path, ev.Event)), meta)}, false
+		}
+	case ev.Type == journal.TypeInputRequested && callQuestion(ev.Data):
+		// A running call's question: no run.waiting follows it.
 		if a, open := e.openAsk(ctx, &ev.Event, path); open {
 			return []a2a.Event{&a2a.TaskStatusUpdateEvent{TaskID: task.ID, ContextID: task.ContextID,
 				Status: inputRequired(task, []ask{a}), Final: true, Metadata: meta}}, true
 		}
 		if news {
-			msg := describe(path, ev.Event)
-			if ev.Type == journal.TypeApprovalRequested && !e.s.opts.ClientApprovals {
-				msg = path + ": waiting for an operator's approval (GET /v1/approvals)"
-			}
-			return []a2a.Event{status(a2a.TaskStateWorking, false, agentMessage(task, msg), meta)}, false
+			return []a2a.Event{status(a2a.TaskStateWorking, false, agentMessage(task, describe(path, ev.Event)), meta)}, false
 		}
+	case news && ev.Type == journal.TypeApprovalRequested && !e.s.opts.ClientApprovals:
+		return []a2a.Event{status(a2a.TaskStateWorking, false, agentMessage(task, path+": waiting for an operator's approval (GET /v1/approvals)"), meta)}, false
 	case news && ev.Type == journal.TypeRunInDoubt:
 		return []a2a.Event{status(a2a.TaskStateWorking, false, agentMessage(task,
 			path+": stopped in doubt about a tool call; an operator resolves it (POST /v1/runs/"+ev.RunID+"/resolve)"), meta)}, false
@@ -161,35 +170,50 @@ func (e *endpoint) entry(ctx context.Context, task *a2a.Task, root *run.Record, 
 	return nil, false
 }
 
-// openAsk reports whether a question entry still waits for the client:
-// the run's journal says (a question answered, or withdrawn, or a run
-// that ended, asks nothing).
+// callQuestion reports an input.requested entry that a running tool call
+// asks (an MCP server's elicitation), not a flow's ask node.
+func callQuestion(data json.RawMessage) bool {
+	var q journal.InputRequested
+	return json.Unmarshal(data, &q) == nil && q.Call != ""
+}
+
+// waitAsks lists what a run.waiting entry parks on that the client may
+// still give: its undecided approvals (when clients decide them) and its
+// unanswered questions.
+func (e *endpoint) waitAsks(ctx context.Context, ev *journal.Event, path string) []ask {
+	var w journal.RunWaiting
+	if json.Unmarshal(ev.Data, &w) != nil {
+		return nil
+	}
+	var out []ask
+	if e.s.opts.ClientApprovals {
+		for _, id := range w.Approvals {
+			if open, err := e.s.rt.Approval(ctx, ev.RunID, id); err == nil && open != nil {
+				out = append(out, ask{RunID: ev.RunID, Path: path, Approval: open})
+			}
+		}
+	}
+	for _, key := range w.Inputs {
+		if open, err := e.s.rt.Question(ctx, ev.RunID, key); err == nil && open != nil {
+			out = append(out, ask{RunID: ev.RunID, Path: path, Input: open})
+		}
+	}
+	return out
+}
+
+// openAsk reports whether a running call's question still waits for the
+// client: the run's journal says (a question answered, or withdrawn, or a
+// run that ended, asks nothing).
 func (e *endpoint) openAsk(ctx context.Context, ev *journal.Event, path string) (ask, bool) {
 	a := ask{RunID: ev.RunID, Path: path}
-	switch ev.Type {
-	case journal.TypeApprovalRequested:
-		if !e.s.opts.ClientApprovals {
-			return a, false
-		}
-		var q journal.ApprovalRequested
-		if json.Unmarshal(ev.Data, &q) != nil {
-			return a, false
-		}
-		open, err := e.s.rt.Approval(ctx, ev.RunID, q.ApprovalID)
-		if err != nil || open == nil {
-			return a, false
-		}
-		a.Approval = open
-	case journal.TypeInputRequested:
-		var q journal.InputRequested
-		if json.Unmarshal(ev.Data, &q) != nil {
-			return a, false
-		}
-		open, err := e.s.rt.Question(ctx, ev.RunID, q.Key)
-		if err != nil || open == nil {
-			return a, false
-		}
-		a.Input = open
+	var q journal.InputRequested
+	if json.Unmarshal(ev.Data, &q) != nil {
+		return a, false
 	}
+	open, err := e.s.rt.Question(ctx, ev.RunID, q.Key)
+	if err != nil || open == nil {
+		return a, false
+	}
+	a.Input = open
 	return a, true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -154,6 +155,67 @@ func TestConcurrentDecisionsOnOneApproval(t *testing.T) {
 	if n := len(step.Keys()); n != 5 {
 		t.Fatalf("%d calls, want 5", n)
 	}
+}
+
+// TestDecisionRacingACancel: a decision sent while a cancel ends the run
+// is either applied (its approval.decided is in the journal) or refused;
+// never accepted and then lost.
+func TestDecisionRacingACancel(t *testing.T) {
+	b, _ := storetest.Open(t)
+	step := &guarded{recorder{name: "step"}}
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: scriptedModel(t, approvalRules), Tools: []tool.Tool{step}}})
+	start(t, rt)
+	ctx := context.Background()
+	// The run ends between the decision's check and its sending.
+	rec, _, _ := rt.Submit(ctx, engine.SubmitRequest{Agent: "worker", Input: "go"})
+	if rec = wait(t, rt, rec.ID); rec.Status != run.StatusWaiting {
+		t.Fatalf("status %s", rec.Status)
+	}
+	engine.SetCommandHook(func(kind string) {
+		if kind == "decide" {
+			if _, err := rt.Cancel(ctx, rec.ID); err != nil {
+				t.Errorf("cancel: %v", err)
+			}
+			wait(t, rt, rec.ID)
+		}
+	})
+	_, err := rt.Decide(ctx, rec.ID, "1-0", run.Decision{Decision: journal.Approve})
+	engine.SetCommandHook(nil)
+	if !errors.Is(err, engine.ErrConflict) || !strings.Contains(err.Error(), rec.ID) {
+		t.Fatalf("a decision for a run canceled while it was sent: %v", err)
+	}
+	// And as it happens.
+	var applied, refused int
+	for range 20 {
+		rec, _, _ := rt.Submit(ctx, engine.SubmitRequest{Agent: "worker", Input: "go"})
+		if rec = wait(t, rt, rec.ID); rec.Status != run.StatusWaiting {
+			t.Fatalf("status %s", rec.Status)
+		}
+		canceled := make(chan error, 1)
+		go func() {
+			_, err := rt.Cancel(ctx, rec.ID)
+			canceled <- err
+		}()
+		_, err := rt.Decide(ctx, rec.ID, "1-0", run.Decision{Decision: journal.Approve})
+		if err := <-canceled; err != nil {
+			t.Fatalf("cancel: %v", err)
+		}
+		wait(t, rt, rec.ID)
+		events, jerr := rt.Events(ctx, rec.ID)
+		if jerr != nil {
+			t.Fatal(jerr)
+		}
+		decided := slices.ContainsFunc(events, func(ev journal.Event) bool { return ev.Type == journal.TypeApprovalDecided })
+		switch {
+		case err == nil && decided:
+			applied++
+		case errors.Is(err, engine.ErrConflict) && !decided:
+			refused++
+		default:
+			t.Fatalf("decision answered %v; approval.decided in the journal: %v", err, decided)
+		}
+	}
+	t.Logf("%d decisions applied, %d refused", applied, refused)
 }
 
 // Two approvals in one turn, decided one at a time, with a restart-like

@@ -284,9 +284,25 @@ func TestBusyInstanceRejectsConcurrentInput(t *testing.T) {
 	if _, _, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "worker", Input: "two", Instance: "k"}); !errors.Is(err, engine.ErrConflict) || !strings.Contains(err.Error(), "busy") {
 		t.Fatalf("second message while the first is pending: %v", err)
 	}
+	// Refused with an idempotency key: nothing is made, and the key is
+	// free for the retry the refusal asks for.
+	keyed := engine.SubmitRequest{Agent: "worker", Input: "two", Instance: "k", IdempotencyKey: "msg-2"}
+	if _, _, err := rt.Submit(ctx, keyed); !errors.Is(err, engine.ErrConflict) || !strings.Contains(err.Error(), "busy") {
+		t.Fatalf("keyed message while the first is pending: %v", err)
+	}
 	start(t, rt)
 	if rec := wait(t, rt, first.ID); rec.Status != run.StatusCompleted {
 		t.Fatalf("first: %s", rec.Status)
+	}
+	if runs, _, err := rt.List(ctx, run.Filter{Agent: "worker"}); err != nil || len(runs) != 1 {
+		t.Fatalf("runs after the refusals: %d %v", len(runs), err)
+	}
+	retried, created, err := rt.Submit(ctx, keyed)
+	if err != nil || !created {
+		t.Fatalf("the keyed message again, once the turn ended: %v %v", created, err)
+	}
+	if rec := wait(t, rt, retried.ID); rec.Status != run.StatusCompleted {
+		t.Fatalf("retried: %s %+v", rec.Status, rec.Error)
 	}
 	if _, _, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "worker", Input: "three", Instance: "k"}); err != nil {
 		t.Fatalf("a message after the turn ended: %v", err)

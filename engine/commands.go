@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/run"
@@ -99,16 +100,33 @@ func (e *Engine) ProvideInput(ctx context.Context, id, key string, value json.Ra
 	return e.command(ctx, id, store.Input{To: id, Kind: kindAnswer, Data: mustJSON(a)})
 }
 
+// testHookCommand, when set by a test, runs as a command passed its
+// checks, before it is sent.
+var testHookCommand func(kind string)
+
 // command sends an input to a run and waits for its writer to take it.
 func (e *Engine) command(ctx context.Context, id string, in store.Input) (*run.Record, error) {
 	// Past the checks the command goes through even if the caller leaves.
 	ctx = context.WithoutCancel(ctx)
+	if testHookCommand != nil {
+		testHookCommand(in.Kind)
+	}
 	// Listen first: the verdict cannot come before the input is stored.
 	f, err := e.feed.follow(ctx, id, "", false)
 	if err != nil {
 		return nil, err
 	}
 	defer f.close()
+	if in.Kind != kindCancel {
+		// The run may have ended since the caller's check, before the
+		// follower began: it would take nothing more, and say nothing.
+		if head, ok, err := e.st.LastJournal(ctx, id); err != nil || (ok && journal.Terminal(head.Type)) {
+			if err != nil {
+				return nil, err
+			}
+			return nil, e.refuseEnded(ctx, id, in).asError()
+		}
+	}
 	seq, err := e.st.Send(ctx, in)
 	if err != nil {
 		return nil, err
@@ -120,18 +138,17 @@ func (e *Engine) command(ctx context.Context, id string, in store.Input) (*run.R
 	switch {
 	case verdict == nil:
 		// Accepted; no worker took it yet.
-	case verdict.InputSeq < seq && in.Kind != kindCancel:
-		if in.Kind == kindDecide {
-			// A decision repeated while the first let the run finish.
-			if events, err := e.st.LoadJournal(ctx, id); err == nil {
-				var d decision
-				_ = json.Unmarshal(in.Data, &d)
-				if _, no := e.checkDecision(id, events, d); no != nil {
-					return nil, no.asError()
-				}
-			}
+	case journal.Terminal(verdict.Type) && in.Kind != kindCancel:
+		// Ended: with the command taken on the way (its entry is in the
+		// journal), or before it (a cancel sent later may end a run
+		// without taking what waits ahead of it).
+		taken, err := e.took(ctx, id, seq)
+		if err != nil {
+			return nil, err
 		}
-		return nil, conflictf("run %s ended before it took the %s", id, in.Kind).asError()
+		if !taken {
+			return nil, e.refuseEnded(ctx, id, in).asError()
+		}
 	case verdict.Type == journal.TypeInputRefused:
 		var r journal.InputRefused
 		if json.Unmarshal(verdict.Data, &r) == nil && r.Seq == seq {
@@ -140,6 +157,32 @@ func (e *Engine) command(ctx context.Context, id string, in store.Input) (*run.R
 		}
 	}
 	return e.project(ctx, id)
+}
+
+// took reports whether a run's journal holds an entry for the input at
+// sequence seq.
+func (e *Engine) took(ctx context.Context, id string, seq uint64) (bool, error) {
+	events, err := e.st.LoadJournal(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(events, func(ev journal.Event) bool { return ev.InputSeq == seq }), nil
+}
+
+// refuseEnded says why a run that ended takes a command no more: what the
+// command's check says on its journal now (a decision repeated while the
+// first let the run finish is told so), or that it ended first.
+func (e *Engine) refuseEnded(ctx context.Context, id string, in store.Input) *refusal {
+	if in.Kind == kindDecide {
+		if events, err := e.st.LoadJournal(ctx, id); err == nil {
+			var d decision
+			_ = json.Unmarshal(in.Data, &d)
+			if _, no := e.checkDecision(id, events, d); no != nil {
+				return no
+			}
+		}
+	}
+	return conflictf("run %s ended before it took the %s", id, in.Kind)
 }
 
 // journalOf reads the journal of a run that exists.

@@ -89,6 +89,11 @@ func (r *router) route(ctx context.Context, d *store.Delivery) {
 		if json.Unmarshal(d.Data, &k) == nil && k.Submission != nil {
 			err = r.e.complete(ctx, k)
 		}
+		if errors.Is(err, errInstanceMoved) && k.Key != "" {
+			// Its submitter was refused (or died before sending): the
+			// key may be used again.
+			err = r.e.st.ReleaseKey(ctx, submitKey(k.Key), d.Data)
+		}
 		if err != nil {
 			d.Retry(time.Second)
 			return

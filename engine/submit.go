@@ -50,7 +50,8 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (rec *run.Record
 			// A retry is answered with the run its key made, even if the
 			// configuration has changed since.
 			if prior, kerr := e.st.Key(ctx, submitKey(req.IdempotencyKey)); kerr == nil {
-				return e.keyed(context.WithoutCancel(ctx), req.IdempotencyKey, prior)
+				rec, err := e.keyed(context.WithoutCancel(ctx), req.IdempotencyKey, prior)
+				return rec, false, err
 			}
 		}
 		return nil, false, err
@@ -68,17 +69,9 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (rec *run.Record
 	if req.Instance != "" {
 		sub.Instance, sub.InstanceID = req.Instance, instanceID(req.Agent, req.Instance)
 	}
-	if req.IdempotencyKey != "" {
-		prior, err := e.st.ClaimKey(ctx, submitKey(req.IdempotencyKey), store.KeyKind, mustJSON(keyedSubmission{RunID: id, Submission: sub}))
-		if errors.Is(err, store.ErrExists) {
-			return e.keyed(ctx, req.IdempotencyKey, prior)
-		}
-		if err != nil {
-			return nil, false, err
-		}
-	}
-	if err := e.deliver(ctx, id, sub, true, req.ID != "" && req.IdempotencyKey == ""); err != nil {
-		return nil, false, err
+	prior, err := e.submit(ctx, id, sub, req.IdempotencyKey, req.ID != "" && req.IdempotencyKey == "")
+	if prior != nil || err != nil {
+		return prior, false, err
 	}
 	rec = sub.queued(id)
 	if sub.InstanceID != "" {
@@ -89,18 +82,77 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (rec *run.Record
 	return rec, true, nil
 }
 
+// submit claims the key, if any, and writes the submission. For an agent
+// that rejects concurrent input, a turn is sent only if its instance is
+// idle, and only if nothing reached the instance since that check (the
+// claim holds the condition, so whoever completes it sends the same); a
+// busy instance refuses it before the key is claimed. prior is the run
+// the key made before, if it did.
+func (e *Engine) submit(ctx context.Context, id string, sub *submission, key string, given bool) (prior *run.Record, err error) {
+	rejects := sub.InstanceID != "" && e.agents[sub.Agent] != nil && e.agents[sub.Agent].RejectBusy
+	for attempt := 0; ; attempt++ {
+		var after *uint64
+		var claim []byte
+		if rejects {
+			last, busy, err := e.instanceBusy(ctx, sub.InstanceID)
+			if err != nil {
+				return nil, err
+			}
+			if busy != "" {
+				return nil, fmt.Errorf("%w: instance %s/%s is busy with %s (this agent rejects concurrent input; retry when it is done)", ErrConflict, sub.Agent, sub.Instance, busy)
+			}
+			after = &last
+		}
+		if key != "" {
+			claim = mustJSON(keyedSubmission{Key: key, RunID: id, Submission: sub, After: after})
+			prior, err := e.st.ClaimKey(ctx, submitKey(key), store.KeyKind, claim)
+			if errors.Is(err, store.ErrExists) {
+				return e.keyed(ctx, key, prior)
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		err := e.deliver(ctx, id, sub, after, given)
+		if !errors.Is(err, errInstanceMoved) {
+			return nil, err
+		}
+		// Something reached the instance between its check and the turn:
+		// this claim's turn can never go; claim afresh.
+		if key != "" {
+			if err := e.st.ReleaseKey(ctx, submitKey(key), claim); err != nil {
+				return nil, err
+			}
+		}
+		if attempt == 10 {
+			return nil, fmt.Errorf("%w: instance %s/%s keeps changing; retry", ErrConflict, sub.Agent, sub.Instance)
+		}
+	}
+}
+
+// errInstanceMoved says a turn sent on the condition that its instance
+// stayed as it was checked was not sent: something reached it since.
+var errInstanceMoved = errors.New("the instance took an input since it was checked")
+
 // keyed returns the run a claimed idempotency key made.
-func (e *Engine) keyed(ctx context.Context, key string, prior []byte) (*run.Record, bool, error) {
+func (e *Engine) keyed(ctx context.Context, key string, prior []byte) (*run.Record, error) {
 	var k keyedSubmission
 	if err := json.Unmarshal(prior, &k); err != nil || k.Submission == nil {
-		return nil, false, fmt.Errorf("idempotency key %q: unreadable claim", key)
+		return nil, fmt.Errorf("idempotency key %q: unreadable claim", key)
 	}
 	// The first submission may have died before its writes.
 	if err := e.complete(ctx, k); err != nil {
-		return nil, false, err
+		if errors.Is(err, errInstanceMoved) {
+			// Its turn never went, and never will: forget the key.
+			if err := e.st.ReleaseKey(ctx, submitKey(key), prior); err != nil {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: instance %s/%s was busy when this key was first sent; retry", ErrConflict, k.Submission.Agent, k.Submission.Instance)
+		}
+		return nil, err
 	}
 	rec, err := e.Get(ctx, k.RunID)
-	return rec, false, err
+	return rec, err
 }
 
 // complete writes what a claimed key's submission still lacks.
@@ -108,13 +160,18 @@ func (e *Engine) complete(ctx context.Context, k keyedSubmission) error {
 	if exists, err := e.exists(ctx, k.RunID); err != nil || exists {
 		return err
 	}
-	return e.deliver(ctx, k.RunID, k.Submission, false, false)
+	return e.deliver(ctx, k.RunID, k.Submission, k.After, false)
 }
 
 // keyedSubmission is what an idempotency key's claim holds.
 type keyedSubmission struct {
+	// Key is the idempotency key (its claim's subject has only its hash).
+	Key        string      `json:"key,omitempty"`
 	RunID      string      `json:"run_id"`
 	Submission *submission `json:"submission"`
+	// After is the position of its instance's inputs that an agent
+	// rejecting concurrent input found idle: the turn goes only there.
+	After *uint64 `json:"after,omitempty"`
 }
 
 func submitKey(key string) string { return "submit/" + key }
@@ -123,10 +180,10 @@ func submitKey(key string) string { return "submit/" + key }
 // write); an instance's turn goes to the instance first (its place in the
 // instance's order), then to the run's own inputs (which lets readers see
 // the run before its turn comes; the turn's start carries the submission
-// too). fresh is a new submission, for which an instance that rejects
-// concurrent input is checked; given says the caller chose the id, which
-// must then be new.
-func (e *Engine) deliver(ctx context.Context, id string, sub *submission, fresh, given bool) error {
+// too). after, when set, is where the turn must go in its instance's
+// inputs (see submit); given says the caller chose the id, which must then
+// be new.
+func (e *Engine) deliver(ctx context.Context, id string, sub *submission, after *uint64, given bool) error {
 	if sub.InstanceID == "" {
 		if given {
 			if exists, err := e.exists(ctx, id); err != nil || exists {
@@ -138,7 +195,7 @@ func (e *Engine) deliver(ctx context.Context, id string, sub *submission, fresh,
 		}
 		return e.enqueue(ctx, id, sub)
 	}
-	if err := e.sendTurn(ctx, id, sub, fresh); err != nil {
+	if err := e.sendTurn(ctx, id, sub, after); err != nil {
 		return err
 	}
 	return e.sendTurnSubmission(ctx, id, sub)
@@ -169,32 +226,27 @@ func (e *Engine) sendTurnSubmission(ctx context.Context, id string, sub *submiss
 	return err
 }
 
-// sendTurn sends an instance the turn of run id. For an agent that rejects
-// concurrent input, a fresh turn goes only if the instance is idle, and
-// only if nothing reached the instance between that check and the turn.
-func (e *Engine) sendTurn(ctx context.Context, id string, sub *submission, fresh bool) error {
-	turn := store.Input{To: sub.InstanceID, Kind: kindTurn, Data: mustJSON(turnRequest{RunID: id, Submission: sub}), MsgID: "turn/" + id}
-	reject := fresh && e.agents[sub.Agent] != nil && e.agents[sub.Agent].RejectBusy
-	for attempt := 0; ; attempt++ {
-		if reject {
-			last, busy, err := e.instanceBusy(ctx, sub.InstanceID)
-			if err != nil {
-				return err
-			}
-			if busy != "" {
-				return fmt.Errorf("%w: instance %s/%s is busy with %s (this agent rejects concurrent input; retry when it is done)", ErrConflict, sub.Agent, sub.Instance, busy)
-			}
-			turn.After = &last
-		}
-		_, err := e.st.Send(ctx, turn)
-		if !reject || !errors.Is(err, store.ErrExists) {
-			return err
-		}
-		if attempt == 10 {
-			return fmt.Errorf("%w: instance %s/%s keeps changing; retry", ErrConflict, sub.Agent, sub.Instance)
-		}
-		// Something reached the instance between its check and the turn.
+// sendTurn sends an instance the turn of run id, at position after of its
+// inputs when set: errInstanceMoved if something else came there first.
+func (e *Engine) sendTurn(ctx context.Context, id string, sub *submission, after *uint64) error {
+	_, err := e.st.Send(ctx, store.Input{To: sub.InstanceID, Kind: kindTurn, Data: mustJSON(turnRequest{RunID: id, Submission: sub}),
+		MsgID: "turn/" + id, After: after})
+	if after == nil || !errors.Is(err, store.ErrExists) {
+		return err
 	}
+	// The position check comes before deduplication: the turn itself may
+	// be what came (sent before by a submitter that died, or a retry).
+	ins, err := e.st.ReadInputs(ctx, sub.InstanceID, *after)
+	if err != nil {
+		return err
+	}
+	for _, m := range ins {
+		var t turnRequest
+		if m.Kind == kindTurn && json.Unmarshal(m.Data, &t) == nil && t.RunID == id {
+			return nil
+		}
+	}
+	return errInstanceMoved
 }
 
 // checkSubmission validates a request and normalizes its instance key.
@@ -263,7 +315,7 @@ func (e *Engine) Once(ctx context.Context, key string, do func() error) (ran boo
 		return false, err
 	}
 	if err := do(); err != nil {
-		if rerr := e.st.ReleaseKey(ctx, "once/"+key); rerr != nil {
+		if rerr := e.st.ReleaseKey(ctx, "once/"+key, nil); rerr != nil {
 			e.log.Warn("release a claim", "err", rerr)
 		}
 		return true, err

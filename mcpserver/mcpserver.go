@@ -251,11 +251,19 @@ func follow(ctx context.Context, rt *engine.Engine, req *mcp.CallToolRequest, re
 	return nil, errors.New("run " + rec.ID + " ended " + string(rec.Status))
 }
 
+// plural says n things in words: "1 approval", "2 approvals".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
+}
+
 // howToGoOn says how a person lets a waiting run go on, through the API.
 func howToGoOn(rec *run.Record) string {
 	if pending := rec.PendingApprovals(); len(pending) > 0 {
-		return fmt.Sprintf("decide with POST /v1/runs/%s/approvals/%s and a body like {\"decision\":\"approve\"} (GET /v1/runs/%s lists its %d approvals)",
-			rec.ID, pending[0].ApprovalID, rec.ID, len(pending))
+		return fmt.Sprintf("decide with POST /v1/runs/%s/approvals/%s and a body like {\"decision\":\"approve\"} (GET /v1/runs/%s lists the %s it waits for)",
+			rec.ID, pending[0].ApprovalID, rec.ID, plural(len(pending), "approval"))
 	}
 	return fmt.Sprintf("answer with POST /v1/runs/%s/input (GET /v1/runs/%s lists its questions in input_requests)", rec.ID, rec.ID)
 }

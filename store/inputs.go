@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -121,10 +122,22 @@ func (s *Store) Key(ctx context.Context, key string) ([]byte, error) {
 	return m.Data, nil
 }
 
-// ReleaseKey forgets a claimed key: what it named did not happen, and may
-// be tried again.
-func (s *Store) ReleaseKey(ctx context.Context, key string) error {
-	return s.inputs.Purge(ctx, jetstream.WithPurgeSubject(idemSubject(key)))
+// ReleaseKey forgets the claim of a key that holds data: what it named did
+// not happen, and may be tried again. A later claim of the key (made after
+// this one was released by someone else) is kept.
+func (s *Store) ReleaseKey(ctx context.Context, key string, data []byte) error {
+	m, err := s.inputs.GetLastMsgForSubject(ctx, idemSubject(key))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read an idempotency key: %w", err)
+	}
+	if !bytes.Equal(m.Data, data) {
+		return nil // claimed again since
+	}
+	// Up to and including this claim: one made meanwhile stays.
+	return s.inputs.Purge(ctx, jetstream.WithPurgeSubject(idemSubject(key)), jetstream.WithPurgeSequence(m.Sequence+1))
 }
 
 // ReadInputs returns an entity's inputs after position after, in order.

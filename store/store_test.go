@@ -116,11 +116,21 @@ func TestInputsAreOrderedConditionalAndIdempotent(t *testing.T) {
 	if prior, err := s.ClaimKey(ctx, "k", "claim", []byte("run_z")); !errors.Is(err, store.ErrExists) || string(prior) != "run_y" {
 		t.Fatalf("the key again: %q %v", prior, err)
 	}
-	if err := s.ReleaseKey(ctx, "k"); err != nil {
+	if err := s.ReleaseKey(ctx, "k", []byte("run_y")); err != nil {
 		t.Fatal(err)
 	}
 	if prior, err := s.ClaimKey(ctx, "k", "claim", []byte("run_w")); err != nil || prior != nil {
 		t.Fatalf("a released key: %q %v", prior, err)
+	}
+	// Releasing a claim that is no longer the key's keeps the new one.
+	if err := s.ReleaseKey(ctx, "k", []byte("run_y")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Key(ctx, "k"); err != nil || string(got) != "run_w" {
+		t.Fatalf("the key after a stale release: %q %v", got, err)
+	}
+	if _, err := s.Key(ctx, "nokey"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an unclaimed key: %v", err)
 	}
 }
 
