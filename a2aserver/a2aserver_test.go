@@ -326,6 +326,16 @@ func TestEveryApprovalOfATurnIsAskedAtOnce(t *testing.T) {
 	if err != nil || got.Status.State != a2a.TaskStateInputRequired || text(got.Status.Message.Parts) != text(task.Status.Message.Parts) {
 		t.Fatalf("tasks/get: %+v %v", got, err)
 	}
+	// Answered one by one, naming each: the first leaves the second open.
+	for i, id := range []string{"1-0", "1-1"} {
+		yes := a2a.NewMessage(a2a.MessageRoleUser, a2a.DataPart{Data: map[string]any{"approval_id": id, "decision": "approve"}})
+		yes.TaskID = task.ID
+		next := send(t, c, yes)
+		want := []a2a.TaskState{a2a.TaskStateInputRequired, a2a.TaskStateCompleted}[i]
+		if next.Status.State != want {
+			t.Fatalf("after approving %s: %s, want %s", id, next.Status.State, want)
+		}
+	}
 }
 
 func TestFlowQuestionIsAnsweredWithData(t *testing.T) {
