@@ -487,7 +487,7 @@ func wantsString(schema json.RawMessage) bool {
 // submitError maps a runtime error onto an A2A error.
 func submitError(err error) error {
 	switch {
-	case errors.Is(err, engine.ErrInvalid), errors.Is(err, engine.ErrUnknownAgent):
+	case errors.Is(err, engine.ErrInvalid), errors.Is(err, engine.ErrUnknownAgent), errors.Is(err, engine.ErrTooLarge):
 		return fmt.Errorf("%w: %w", a2a.ErrInvalidParams, err)
 	case errors.Is(err, engine.ErrConflict):
 		return fmt.Errorf("%w: %w", a2a.ErrInvalidRequest, err)

@@ -156,6 +156,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
 	case errors.Is(err, engine.ErrConflict):
 		writeError(w, http.StatusConflict, CodeConflict, err.Error())
+	case errors.Is(err, engine.ErrTooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, err.Error())
 	case errors.Is(err, engine.ErrUnavailable):
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, err.Error())

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/nats-io/nats-server/v2/server"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -602,5 +603,47 @@ func TestQuietStreamKeepsAliveAndEndsWhenTheEngineStops(t *testing.T) {
 	}
 	if !errEvent {
 		t.Fatal("the stream ended without an error event")
+	}
+}
+
+// TestSubmissionTooLargeForTheNATSServer: a body the API takes but the NATS
+// server cannot hold in one message (an external server's small
+// max_payload) is refused with 413 and the fix, and leaves nothing behind:
+// the same idempotency key works once the input is shorter.
+func TestSubmissionTooLargeForTheNATSServer(t *testing.T) {
+	b := storetest.Connect(t, storetest.StartServerWith(t, server.Options{MaxPayload: 64 << 10}))
+	rules, err := scripted.ParseRules([]byte(`- reply: {text: "hello"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := scripted.New(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := engine.New(b, engine.Options{Agents: map[string]*agent.Agent{"greeter": {Model: m}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(rt, api.Options{MaxBodyBytes: 1 << 20}))
+	t.Cleanup(srv.Close)
+	long := strings.Repeat("x", 100_000)
+	for _, tc := range []struct{ name, body, key string }{
+		{"a run", `{"agent":"greeter","input":"` + long + `"}`, ""},
+		{"a keyed run", `{"agent":"greeter","input":"` + long + `"}`, "k-long"},
+		{"an instance's turn", `{"agent":"greeter","instance":"c-1","input":"` + long + `"}`, ""},
+	} {
+		h := map[string]string{}
+		if tc.key != "" {
+			h["Idempotency-Key"] = tc.key
+		}
+		status, body := call(t, "POST", srv.URL+"/v1/runs", tc.body, h)
+		e, _ := body["error"].(map[string]any)
+		if status != http.StatusRequestEntityTooLarge || e["code"] != api.CodeTooLarge || !strings.Contains(e["message"].(string), "raise max_payload") {
+			t.Errorf("%s: %d %v", tc.name, status, body)
+		}
+	}
+	status, body := call(t, "POST", srv.URL+"/v1/runs", `{"agent":"greeter","input":"short"}`, map[string]string{"Idempotency-Key": "k-long"})
+	if status != http.StatusCreated {
+		t.Fatalf("the key again with a short input: %d %v", status, body)
 	}
 }

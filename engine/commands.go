@@ -129,7 +129,7 @@ func (e *Engine) command(ctx context.Context, id string, in store.Input) (*run.R
 	}
 	seq, err := e.st.Send(ctx, in)
 	if err != nil {
-		return nil, err
+		return nil, e.tooLarge(err, "the "+in.Kind)
 	}
 	verdict, err := f.verdict(seq, e.opts.CommandWait)
 	if err != nil {

@@ -54,7 +54,20 @@ var (
 	// ErrUnavailable refuses a write the store cannot take now (its disk
 	// is full): retry later.
 	ErrUnavailable = store.ErrUnavailable
+	// ErrTooLarge refuses a request the NATS server cannot hold in one
+	// message (its max_payload): send less, or raise max_payload.
+	ErrTooLarge = errors.New("too large for the store")
 )
+
+// tooLarge says which request outgrew the NATS server's messages, and the
+// fix; other errors pass as they are.
+func (e *Engine) tooLarge(err error, what string) error {
+	if !errors.Is(err, store.ErrTooLarge) {
+		return err
+	}
+	return fmt.Errorf("%w: %s is larger than the NATS server takes in one message (max_payload %d bytes): send less, or raise max_payload",
+		ErrTooLarge, what, e.st.PayloadLimit())
+}
 
 // Options configure an Engine.
 type Options struct {

@@ -302,13 +302,14 @@ func (w *instanceWork) refuseTooLarge(ctx context.Context, m store.InputMsg) err
 	if json.Unmarshal(m.Data, &t) != nil {
 		return nil
 	}
-	return w.start(ctx, t.RunID, tooLargeStart(0))
+	return w.start(ctx, t.RunID, tooLargeStart(0, "the turn's input is"))
 }
 
-// tooLargeStart fails a turn whose start does not fit in one message.
-func tooLargeStart(turn uint64) startTurn {
+// tooLargeStart fails a turn whose start does not fit in one message;
+// what says what outgrew it.
+func tooLargeStart(turn uint64, what string) startTurn {
 	return startTurn{Turn: turn, Code: agent.CodeTooLarge,
-		Refuse: "the turn's input and its instance's conversation are larger than the NATS server's max_payload; shorten the input, or raise max_payload on the NATS server"}
+		Refuse: what + " larger than the NATS server's max_payload; shorten the input, or raise max_payload on the NATS server"}
 }
 
 // load reads the snapshot and folds the journal entries after it.
@@ -353,6 +354,9 @@ func (w *instanceWork) apply(ev journal.Event) error {
 			q.Submission = new(submission)
 			if err := json.Unmarshal(d.Submission, q.Submission); err != nil {
 				return err
+			}
+			if q.Input == "" {
+				q.Input = q.Submission.Input
 			}
 		}
 		for _, id := range d.Interrupts {
@@ -500,7 +504,8 @@ func (w *instanceWork) queue(ctx context.Context, t turnRequest) error {
 		// The first turn names the instance.
 		w.in.Agent, w.in.Key = t.Submission.Agent, t.Submission.Instance
 	}
-	q := journal.TurnQueued{RunID: t.RunID, Input: t.Submission.Input, Submission: mustJSON(t.Submission)}
+	// The input is the submission's: journaled once.
+	q := journal.TurnQueued{RunID: t.RunID, Submission: mustJSON(t.Submission)}
 	a := w.e.agents[w.in.Agent]
 	if busy := w.in.busy(); busy != "" && a != nil {
 		switch {
@@ -584,7 +589,7 @@ func (w *instanceWork) start(ctx context.Context, runID string, st startTurn) er
 	_, err := w.e.st.Send(ctx, store.Input{To: runID, Kind: kindStart, Data: mustJSON(st), MsgID: "start/" + runID})
 	if errors.Is(err, store.ErrTooLarge) {
 		w.log.Warn("turn start larger than the NATS server's max_payload: the turn fails", "run_id", runID)
-		_, err = w.e.st.Send(ctx, store.Input{To: runID, Kind: kindStart, Data: mustJSON(tooLargeStart(st.Turn)), MsgID: "start/" + runID})
+		_, err = w.e.st.Send(ctx, store.Input{To: runID, Kind: kindStart, Data: mustJSON(tooLargeStart(st.Turn, "the turn's input and its instance's conversation are")), MsgID: "start/" + runID})
 	}
 	return err
 }
@@ -604,7 +609,11 @@ func (w *instanceWork) redo(ctx context.Context) error {
 		if err := json.Unmarshal(w.last.Data, &d); err != nil {
 			return err
 		}
-		return w.start(ctx, d.RunID, startTurn{Submission: w.in.CurrentSubmission, Turn: d.Turn, History: w.in.Messages, Agent: w.in.Active, Input: d.Input})
+		st := startTurn{Submission: w.in.CurrentSubmission, Turn: d.Turn, History: w.in.Messages, Agent: w.in.Active, Input: d.Input}
+		if st.Submission != nil && st.Input == st.Submission.Input {
+			st.Input = "" // as startNext sends it: the input once
+		}
+		return w.start(ctx, d.RunID, st)
 	case journal.TypeTurnQueued:
 		var d journal.TurnQueued
 		if err := json.Unmarshal(w.last.Data, &d); err != nil {

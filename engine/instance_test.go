@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -103,16 +104,22 @@ func TestLongTurnsKeepTheConversationUnderTheMessageLimit(t *testing.T) {
 	}
 }
 
-// On a NATS server with a small max_payload, a turn too long to journal
-// fails with payload_too_large, and the instance goes on with the next.
+// On a NATS server with a small max_payload, a turn whose input fits a
+// message but not with the conversation fails with payload_too_large, and
+// the instance goes on with the next; an input too long for a message is
+// refused at the door.
 func TestTurnTooLargeForTheServerFailsAndTheInstanceGoesOn(t *testing.T) {
 	b := storetest.Connect(t, storetest.StartServerWith(t, server.Options{MaxPayload: 256 << 10}))
 	m := scriptedModel(t, `- reply: {text: "turn {{.Turn}}"}`)
 	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: m}})
 	start(t, rt)
 	ctx := context.Background()
+	if _, _, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "worker", Input: strings.Repeat("z", 300_000), Instance: "k"}); !errors.Is(err, engine.ErrTooLarge) ||
+		!strings.Contains(err.Error(), "max_payload 262144") {
+		t.Fatalf("an input longer than a message: %v", err)
+	}
 	var got []*run.Record
-	for _, in := range []string{"hello", strings.Repeat("y", 150_000), "again"} {
+	for _, in := range []string{strings.Repeat("h", 40_000), strings.Repeat("y", 230_000), "again"} {
 		rec, _, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "worker", Input: in, Instance: "k"})
 		if err != nil {
 			t.Fatal(err)

@@ -71,7 +71,7 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (rec *run.Record
 	}
 	prior, err := e.submit(ctx, id, sub, req.IdempotencyKey, req.ID != "" && req.IdempotencyKey == "")
 	if prior != nil || err != nil {
-		return prior, false, err
+		return prior, false, e.tooLarge(err, "the submission")
 	}
 	rec = sub.queued(id)
 	if sub.InstanceID != "" {

@@ -447,7 +447,9 @@ type InputWithdrawn struct {
 // TurnQueued records a run an instance took into its queue of turns.
 type TurnQueued struct {
 	RunID string `json:"run_id"`
-	Input string `json:"input"`
+	// Input is the turn's input when Submission is absent; else the
+	// submission's input is the turn's.
+	Input string `json:"input,omitempty"`
 	// Submission is the run's, as the instance starts it.
 	Submission json.RawMessage `json:"submission,omitempty"`
 	// Interrupts are the earlier unfinished turns this one cancels
