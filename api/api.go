@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -341,10 +342,19 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, rec)
 }
 
+// listParams are the query parameters GET /v1/runs takes.
+var listParams = []string{"agent", "flow", "instance", "parent", "roots", "status", "limit", "cursor"}
+
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	for name := range q {
+		if !slices.Contains(listParams, name) {
+			writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("unknown query parameter %q (known: %s)", name, strings.Join(listParams, ", ")))
+			return
+		}
+	}
 	f := run.Filter{Agent: q.Get("agent"), Flow: q.Get("flow"), Status: run.Status(q.Get("status")),
-		Parent: q.Get("parent"), Cursor: q.Get("cursor")}
+		Parent: q.Get("parent"), Instance: q.Get("instance"), Cursor: q.Get("cursor")}
 	if v := q.Get("roots"); v != "" {
 		var err error
 		if f.Roots, err = strconv.ParseBool(v); err != nil {

@@ -166,6 +166,16 @@ func TestListPages(t *testing.T) {
 	if len(seen) != 5 || pages != 3 {
 		t.Fatalf("saw %d runs in %d pages", len(seen), pages)
 	}
+	// An instance's turns, by its key.
+	for _, key := range []string{"c-1", "c-1", "c-2"} {
+		if _, err := c.Submit(ctx, apitype.CreateRunRequest{Agent: "greeter", Input: "x", Instance: key}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := c.List(ctx, run.Filter{Instance: "c-1"})
+	if err != nil || len(l.Runs) != 2 || l.Runs[0].Instance != "c-1" || l.Runs[1].Instance != "c-1" {
+		t.Fatalf("instance c-1: %+v %v", l, err)
+	}
 }
 
 func TestErrorsAreJSONWithStableCodes(t *testing.T) {
@@ -186,6 +196,7 @@ func TestErrorsAreJSONWithStableCodes(t *testing.T) {
 		{"bad status filter", "GET", "/v1/runs?status=done", "", 400, api.CodeBadRequest},
 		{"bad limit", "GET", "/v1/runs?limit=0", "", 400, api.CodeBadRequest},
 		{"bad cursor", "GET", "/v1/runs?cursor=garbage", "", 400, api.CodeBadRequest},
+		{"unknown list parameter", "GET", "/v1/runs?statuss=done", "", 400, api.CodeBadRequest},
 		{"resolve without action", "POST", "/v1/runs/run_00000000000000000000000000aa/resolve", `{}`, 400, api.CodeBadRequest},
 		{"unknown route", "GET", "/v2/nothing", "", 404, api.CodeNotFound},
 		{"resolve bad action", "POST", "/v1/runs/run_00000000000000000000000000aa/resolve", `{"action":"maybe"}`, 400, api.CodeBadRequest},

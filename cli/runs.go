@@ -42,6 +42,7 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 	flowName := fs.String("flow", "", "list: only runs of this flow")
 	parent := fs.String("parent", "", "list: only the child runs of this run")
 	roots := fs.Bool("roots", false, "list: only runs without a parent")
+	instance := fs.String("instance", "", "list: only the turns of the instances with this key")
 	limit := fs.Int("limit", 20, "list: page size")
 	cursor := fs.String("cursor", "", "list: the next_cursor of the previous page")
 	after := fs.Uint64("after", 0, "events: resume after this event id (the seq field of --json output, not the [step] shown in text)")
@@ -69,7 +70,7 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 	switch sub {
 	case "list":
 		l, err := c.List(ctx, run.Filter{Agent: *agent, Flow: *flowName, Status: run.Status(*status), Parent: *parent,
-			Roots: *roots, Limit: *limit, Cursor: *cursor})
+			Roots: *roots, Instance: *instance, Limit: *limit, Cursor: *cursor})
 		if err != nil {
 			return err
 		}

@@ -187,7 +187,7 @@ func (e *Engine) List(ctx context.Context, f run.Filter) ([]*run.Record, string,
 			return nil, "", err
 		}
 		if (f.Agent != "" && rec.Agent != f.Agent) || (f.Flow != "" && rec.Flow != f.Flow) || (f.Status != "" && rec.Status != f.Status) ||
-			(f.Parent != "" && rec.Parent != f.Parent) || (f.Roots && rec.Parent != "") {
+			(f.Parent != "" && rec.Parent != f.Parent) || (f.Roots && rec.Parent != "") || (f.Instance != "" && rec.Instance != f.Instance) {
 			continue
 		}
 		if len(out) == f.Limit {

@@ -74,7 +74,9 @@ type Filter struct {
 	// parent.
 	Parent string
 	Roots  bool
-	Limit  int
+	// Instance keeps the turns of the agent instances with this key.
+	Instance string
+	Limit    int
 	// Cursor is the last id of the previous page.
 	Cursor string
 }

@@ -118,7 +118,7 @@ func (c *Client) Wait(ctx context.Context, id string, d time.Duration) (*run.Rec
 // List lists runs.
 func (c *Client) List(ctx context.Context, f run.Filter) (*apitype.RunList, error) {
 	q := url.Values{}
-	for k, v := range map[string]string{"agent": f.Agent, "flow": f.Flow, "status": string(f.Status), "parent": f.Parent, "cursor": f.Cursor} {
+	for k, v := range map[string]string{"agent": f.Agent, "flow": f.Flow, "status": string(f.Status), "parent": f.Parent, "instance": f.Instance, "cursor": f.Cursor} {
 		if v != "" {
 			q.Set(k, v)
 		}
