@@ -460,3 +460,30 @@ func TestCancelingAQueuedTurnKeepsInstanceOrder(t *testing.T) {
 		t.Fatalf("third: %s %q", rec.Status, rec.Output)
 	}
 }
+
+// TestWaitRightAfterSubmit: a wait begun as a worker takes the run from
+// the queue finds it (the submission gone from the queue, its run.started
+// journaled).
+func TestWaitRightAfterSubmit(t *testing.T) {
+	b, _ := storetest.Open(t)
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: scriptedModel(t, `- reply: {text: "ok"}`)}})
+	start(t, rt)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 100 {
+				rec, _, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "worker", Input: "go"})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := rt.Wait(ctx, rec.ID); err != nil {
+					t.Errorf("wait for %s: %v", rec.ID, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}

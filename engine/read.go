@@ -72,23 +72,28 @@ func (e *Engine) stored(ctx context.Context, id string) (*run.Record, error) {
 // project derives a run's record from its journal (and its submission,
 // for a run not started).
 func (e *Engine) project(ctx context.Context, id string) (*run.Record, error) {
-	events, err := e.st.LoadJournal(ctx, id)
+	events, sub, err := e.load(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	var sub *submission
-	if len(events) == 0 {
-		if sub, err = e.submission(ctx, id); errors.Is(err, ErrNotFound) {
-			// Started between the two reads?
-			if events, err = e.st.LoadJournal(ctx, id); err == nil && len(events) == 0 {
-				err = fmt.Errorf("%w: %q", ErrNotFound, id)
-			}
-		}
-		if err != nil {
-			return nil, err
+	return project(id, sub, events), nil
+}
+
+// load reads a run's journal, or, for a run not started, its submission.
+func (e *Engine) load(ctx context.Context, id string) ([]journal.Event, *submission, error) {
+	events, err := e.st.LoadJournal(ctx, id)
+	if err != nil || len(events) > 0 {
+		return events, nil, err
+	}
+	sub, err := e.submission(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		// Started between the two reads? (A submission leaves the queue
+		// once its run.started is journaled.)
+		if events, err = e.st.LoadJournal(ctx, id); err == nil && len(events) == 0 {
+			err = fmt.Errorf("%w: %q", ErrNotFound, id)
 		}
 	}
-	return project(id, sub, events), nil
+	return events, sub, err
 }
 
 // submission reads the submission of a run not started: on the work
@@ -235,15 +240,9 @@ func (e *Engine) waitOnce(ctx context.Context, id string) (*run.Record, error) {
 		return nil, err
 	}
 	defer f.close()
-	events, err := e.st.LoadJournal(ctx, id)
+	events, sub, err := e.load(ctx, id)
 	if err != nil {
 		return nil, err
-	}
-	var sub *submission
-	if len(events) == 0 {
-		if sub, err = e.submission(ctx, id); err != nil {
-			return nil, err
-		}
 	}
 	rec := project(id, sub, events)
 	for !rec.Settled() {
