@@ -95,14 +95,17 @@ func newTurn(msg model.Message, agentName string) *turn {
 type state struct {
 	start     journal.RunStarted
 	startTime time.Time
-	// clockFrom is when the run's timeout starts counting: its start, or the
-	// last resolution of a call in doubt, so time spent parked does not count.
+	// clockFrom is when the run's timeout starts counting: its start,
+	// moved later by the time it spent parked for a person (an approval,
+	// a call in doubt), which does not count.
 	clockFrom time.Time
-	turns     []*turn
-	rejects   []string // output.rejected reasons after the last turn
-	usage     model.Usage
-	inDoubt   bool
-	terminal  string
+	// parkedAt is when the run parked for a person, zero when it is not.
+	parkedAt time.Time
+	turns    []*turn
+	rejects  []string // output.rejected reasons after the last turn
+	usage    model.Usage
+	inDoubt  bool
+	terminal string
 	// agent holds the conversation: the start agent, or the last handoff's.
 	agent string
 	// children counts the child runs started, in all and by agent.
@@ -117,6 +120,32 @@ type state struct {
 	contextLoaded bool
 }
 
+// park marks the run parked for a person at t (the timeout's clock stops).
+func (s *state) park(t time.Time) {
+	if s.parkedAt.IsZero() {
+		s.parkedAt = t
+	}
+}
+
+// unpark restarts the timeout's clock at t: the time parked is not counted.
+func (s *state) unpark(t time.Time) {
+	if !s.parkedAt.IsZero() && t.After(s.parkedAt) {
+		s.clockFrom = s.clockFrom.Add(t.Sub(s.parkedAt))
+	}
+	s.parkedAt = time.Time{}
+}
+
+// deadline is when a run's timeout runs out, seen at now: a run still
+// parked (resumed while it waits for a person) has its clock stopped.
+func (s *state) deadline(timeout time.Duration, now time.Time) time.Time {
+	from := s.clockFrom
+	if !s.parkedAt.IsZero() && now.After(s.parkedAt) {
+		from = from.Add(now.Sub(s.parkedAt))
+	}
+	return from.Add(timeout)
+}
+
+// fold derives the loop's state from a run's journal.
 func fold(events []journal.Event) (*state, error) {
 	s := &state{childCalls: map[string]int{}, byChild: map[string]childCall{}}
 	for _, ev := range events {
@@ -180,6 +209,10 @@ func (s *state) apply(ev journal.Event) error {
 		if len(s.turns) > 0 {
 			clear(s.turns[len(s.turns)-1].unconfirmed)
 		}
+		var w journal.RunWaiting
+		if json.Unmarshal(ev.Data, &w) == nil && len(w.Approvals) > 0 {
+			s.park(ev.Time)
+		}
 	case journal.TypeContextLoaded:
 		var r journal.ContextLoaded
 		if err = json.Unmarshal(ev.Data, &r); err == nil {
@@ -203,9 +236,10 @@ func (s *state) apply(ev journal.Event) error {
 			s.turns[len(s.turns)-1].resolved[r.CallID] = r
 		}
 		s.inDoubt = false
-		s.clockFrom = ev.Time
+		s.unpark(ev.Time)
 	case journal.TypeRunInDoubt:
 		s.inDoubt = true
+		s.park(ev.Time)
 	case journal.TypeApprovalRequested:
 		var r journal.ApprovalRequested
 		if err = json.Unmarshal(ev.Data, &r); err == nil && len(s.turns) > 0 {
@@ -216,8 +250,7 @@ func (s *state) apply(ev journal.Event) error {
 		if err = json.Unmarshal(ev.Data, &r); err == nil && len(s.turns) > 0 {
 			s.turns[len(s.turns)-1].decided[r.CallID] = r
 		}
-		// Time spent waiting for a person does not count either.
-		s.clockFrom = ev.Time
+		s.unpark(ev.Time)
 	case journal.TypeOutputRejected:
 		var r journal.OutputRejected
 		err = json.Unmarshal(ev.Data, &r)
@@ -382,7 +415,7 @@ func (a *Agent) Resume(ctx context.Context, runID string, events []journal.Event
 	}
 	if a.Timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadlineCause(ctx, s.clockFrom.Add(a.Timeout), errTimeout)
+		ctx, cancel = context.WithDeadlineCause(ctx, s.deadline(a.Timeout, time.Now()), errTimeout)
 		defer cancel()
 	}
 	return r.loop(ctx, s)
@@ -683,7 +716,7 @@ func (r *runner) runTools(ctx context.Context, s *state, t *turn) (done bool, ou
 				w := journal.RunWaiting{Children: pending}
 				if r.a.Timeout > 0 {
 					// Wake at the deadline even if a child never reports.
-					deadline := s.clockFrom.Add(r.a.Timeout).UTC()
+					deadline := s.deadline(r.a.Timeout, time.Now()).UTC()
 					w.Until = &deadline
 				}
 				if _, err := r.append(ctx, journal.TypeRunWaiting, w); err != nil {

@@ -62,12 +62,43 @@ func TestFoldTracksResolutionsAndClock(t *testing.T) {
 	}
 	events = append(events, ev(9, journal.TypeToolResolved, journal.ToolResolved{CallID: "a", Action: journal.ResolveRetry}))
 	s, _ = fold(events)
-	if s.inDoubt || s.turns[0].resolved["a"].Action != journal.ResolveRetry || !s.clockFrom.Equal(time.Unix(9, 0)) {
+	if s.inDoubt || s.turns[0].resolved["a"].Action != journal.ResolveRetry || !s.clockFrom.Equal(time.Unix(6, 0)) {
+		// Started at 1, in doubt from 4 to 9: those 5 s do not count.
 		t.Fatalf("resolved: inDoubt=%v resolved=%v clock=%v", s.inDoubt, s.turns[0].resolved, s.clockFrom)
 	}
 	events = append(events, ev(10, journal.TypeToolStarted, journal.ToolStarted{CallID: "a", Attempt: 2}))
 	if s, _ = fold(events); len(s.turns[0].resolved) != 0 {
 		t.Fatal("a resolution must cover one attempt only")
+	}
+}
+
+// The timeout's clock stops while the run waits for a decision, and only
+// then: time before it parks and after counts.
+func TestFoldStopsTheClockWhileParked(t *testing.T) {
+	call := []model.ToolCall{{ID: "a", Name: "x"}, {ID: "b", Name: "x"}}
+	events := []journal.Event{
+		ev(1, journal.TypeRunStarted, journal.RunStarted{Input: "hi"}),
+		ev(2, journal.TypeModelResponse, journal.ModelResponse{Message: model.Message{ToolCalls: call}}),
+		ev(3, journal.TypeApprovalRequested, journal.ApprovalRequested{ApprovalID: "1-0", CallID: "a"}),
+		ev(3, journal.TypeApprovalRequested, journal.ApprovalRequested{ApprovalID: "1-1", CallID: "b"}),
+		ev(4, journal.TypeRunWaiting, journal.RunWaiting{Approvals: []string{"1-0", "1-1"}}),
+		ev(10, journal.TypeApprovalDecided, journal.ApprovalDecided{ApprovalID: "1-0", CallID: "a", Decision: journal.Approve}),
+		ev(11, journal.TypeRunWaiting, journal.RunWaiting{Approvals: []string{"1-1"}}),
+		ev(20, journal.TypeApprovalDecided, journal.ApprovalDecided{ApprovalID: "1-1", CallID: "b", Decision: journal.Approve}),
+	}
+	for _, tc := range []struct {
+		upTo int
+		want int64
+	}{{3, 1}, {5, 1}, {6, 7}, {7, 7}, {8, 16}} {
+		s, err := fold(events[:tc.upTo])
+		if err != nil || !s.clockFrom.Equal(time.Unix(tc.want, 0)) {
+			t.Errorf("after %d entries: clock from %v, want %v (%v)", tc.upTo, s.clockFrom.Unix(), tc.want, err)
+		}
+	}
+	// Resumed while parked: the time parked so far does not count.
+	s, _ := fold(events[:5])
+	if got := s.deadline(time.Minute, time.Unix(100, 0)); !got.Equal(time.Unix(1+96+60, 0)) {
+		t.Errorf("deadline while parked: %v", got.Unix())
 	}
 }
 
