@@ -379,12 +379,15 @@ func (w *instanceWork) apply(ev journal.Event) error {
 		if err := json.Unmarshal(ev.Data, &d); err != nil {
 			return err
 		}
-		in.CurrentSubmission = nil
+		in.CurrentSubmission, in.CurrentInput = nil, d.Input
 		if len(in.Queue) > 0 && in.Queue[0].RunID == d.RunID {
 			in.CurrentSubmission = in.Queue[0].Submission
+			if in.CurrentInput == "" {
+				in.CurrentInput = in.Queue[0].Input
+			}
 			in.Queue = in.Queue[1:]
 		}
-		in.Current, in.CurrentInput, in.Turns = d.RunID, d.Input, d.Turn
+		in.Current, in.Turns = d.RunID, d.Turn
 		in.Ended = nil
 	case journal.TypeTurnEnded:
 		var d journal.TurnEnded
@@ -572,14 +575,16 @@ func (w *instanceWork) startNext(ctx context.Context) error {
 		input = strings.Join(append(carried, next.Input), "\n\n")
 	}
 	turn := w.in.Turns + 1
-	if err := w.append(ctx, journal.TypeTurnStarted, journal.TurnStarted{RunID: next.RunID, Turn: turn, Input: input}); err != nil {
+	// The input goes once: in the queued turn's submission, unless the
+	// turn carries others.
+	started := journal.TurnStarted{RunID: next.RunID, Turn: turn}
+	if input != next.Input {
+		started.Input = input
+	}
+	if err := w.append(ctx, journal.TypeTurnStarted, started); err != nil {
 		return err
 	}
-	st := startTurn{Submission: next.Submission, Turn: turn, History: w.in.Messages, Agent: w.in.Active}
-	if input != next.Input {
-		st.Input = input
-	}
-	return w.start(ctx, next.RunID, st)
+	return w.start(ctx, next.RunID, startTurn{Submission: next.Submission, Turn: turn, History: w.in.Messages, Agent: w.in.Active, Input: started.Input})
 }
 
 // start sends a turn its start, or its failure when the start is larger
@@ -611,7 +616,7 @@ func (w *instanceWork) redo(ctx context.Context) error {
 		}
 		st := startTurn{Submission: w.in.CurrentSubmission, Turn: d.Turn, History: w.in.Messages, Agent: w.in.Active, Input: d.Input}
 		if st.Submission != nil && st.Input == st.Submission.Input {
-			st.Input = "" // as startNext sends it: the input once
+			st.Input = "" // journaled before turn.started left it out
 		}
 		return w.start(ctx, d.RunID, st)
 	case journal.TypeTurnQueued:

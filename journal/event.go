@@ -464,7 +464,9 @@ type TurnQueued struct {
 type TurnStarted struct {
 	RunID string `json:"run_id"`
 	Turn  uint64 `json:"turn"`
-	Input string `json:"input"`
+	// Input is the turn's input when it is not its queued turn's: the
+	// inputs of interrupted turns it carries, then its own.
+	Input string `json:"input,omitempty"`
 }
 
 // TurnEnded records a turn's end and what it added to the conversation.
