@@ -398,7 +398,20 @@ func (x *execution) writeRecord(ctx context.Context, rec *run.Record, final bool
 	if rec.Steps == 0 && !final {
 		return nil
 	}
-	return x.e.st.PutRecord(ctx, x.id, mustJSON(rec))
+	err := x.e.st.PutRecord(ctx, x.id, mustJSON(rec))
+	if errors.Is(err, store.ErrTooLarge) {
+		// A NATS server with a small max_payload: the journal has it
+		// all, the record a part.
+		err = x.e.st.PutRecord(ctx, x.id, mustJSON(rec.Shrunk(16<<10)))
+	}
+	if errors.Is(err, store.ErrTooLarge) && final {
+		// Even so (long metadata): what any record holds. (A record
+		// not written before the end leaves readers to the journal.)
+		tiny := rec.Shrunk(512)
+		tiny.Metadata, tiny.Approvals, tiny.InputRequests, tiny.InDoubt = nil, nil, nil, nil
+		err = x.e.st.PutRecord(ctx, x.id, mustJSON(tiny))
+	}
+	return err
 }
 
 func statsOf(events []journal.Event, wall time.Duration) RunStats {

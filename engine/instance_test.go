@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
@@ -141,4 +142,66 @@ func mustMarshal(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestEveryAcceptedRunEndsNearTheMessageLimit: on a NATS server with a
+// small max_payload, inputs around the limit are either refused at the
+// door or run to an end — completed, or failed with payload_too_large
+// saying what the input was — never left queued or failed as another
+// error; runs whose record (input and output) outgrows a message settle
+// with the record cut.
+func TestEveryAcceptedRunEndsNearTheMessageLimit(t *testing.T) {
+	const limit = 64 << 10
+	b := storetest.Connect(t, storetest.StartServerWith(t, server.Options{MaxPayload: limit}))
+	finished := make(chan *run.Record, 256)
+	rt, err := engine.New(b, engine.Options{Workers: 16, OnFinish: func(rec *run.Record, _ engine.RunStats) { finished <- rec },
+		Agents: map[string]*agent.Agent{"worker": {Model: scriptedModel(t, `- reply: {text: "ok"}`)},
+			"echo": {Model: scriptedModel(t, `- reply: {text: "{{.Input}}"}`)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, rt)
+	ctx := context.Background()
+	var ids []string
+	for n := limit - 500; n <= limit; n += 10 {
+		for _, instance := range []string{"", fmt.Sprint("k", n)} {
+			rec, _, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "worker", Input: strings.Repeat("q", n), Instance: instance})
+			if errors.Is(err, engine.ErrTooLarge) {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, rec.ID)
+		}
+	}
+	rec, _, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "echo", Input: strings.Repeat("e", 35_000)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids = append(ids, rec.ID)
+	if len(ids) < 10 {
+		t.Fatalf("only %d runs accepted", len(ids))
+	}
+	for _, id := range ids {
+		rec := wait(t, rt, id)
+		switch {
+		case rec.Status == run.StatusCompleted:
+		case rec.Status == run.StatusFailed && rec.Error.Code == agent.CodeTooLarge && rec.Agent == "worker" && strings.HasPrefix(rec.Input, "qqq"):
+		default:
+			t.Errorf("run %s (%d bytes of input): %s %+v, agent %q", id, len(rec.Input), rec.Status, rec.Error, rec.Agent)
+		}
+	}
+	// Every run settled: its record is written (the echo's cut to fit).
+	for range ids {
+		select {
+		case <-finished:
+		case <-time.After(20 * time.Second):
+			t.Fatal("a run never settled")
+		}
+	}
+	got, err := rt.Get(ctx, rec.ID)
+	if err != nil || got.Status != run.StatusCompleted || !got.InputTruncated || !got.OutputTruncated || len(got.Input) > 16<<10 {
+		t.Fatalf("the echo's record: %s, input %d bytes (cut %v), output cut %v, %v", got.Status, len(got.Input), got.InputTruncated, got.OutputTruncated, err)
+	}
 }

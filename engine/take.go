@@ -161,7 +161,11 @@ func (x *execution) beginLocked(ctx context.Context) error {
 				seq = x.pending[0].Seq
 				x.pending = x.pending[1:]
 			}
-			_, err := x.appendFor(ctx, seq, journal.TypeRunStarted, x.sub.started())
+			cut, err := x.appendStarted(ctx, seq, x.sub.started())
+			if cut && err == nil {
+				_, err = x.appendLocked(ctx, journal.TypeRunFailed, journal.RunFailed{Code: agent.CodeTooLarge,
+					Message: "the run's input is larger than the NATS server's max_payload allows in a journal entry; shorten the input, or raise max_payload on the NATS server"})
+			}
 			return err
 		}
 	}
@@ -227,16 +231,12 @@ func (x *execution) takeOne(ctx context.Context, in store.InputMsg) error {
 		if st.Agent != "" && st.Agent != start.Agent {
 			start.InstanceAgent, start.Agent = start.Agent, st.Agent
 		}
-		_, err := x.appendFor(ctx, in.Seq, journal.TypeRunStarted, start)
-		if errors.Is(err, store.ErrTooLarge) {
-			// The conversation and the input do not fit in one entry:
-			// start without them, and fail.
-			st.Code, st.Refuse = agent.CodeTooLarge, "the turn's input and its instance's conversation are larger than the NATS server's max_payload; shorten the input, or raise max_payload on the NATS server"
-			start.History, start.Input = nil, x.sub.Input
-			_, err = x.appendFor(ctx, in.Seq, journal.TypeRunStarted, start)
-		}
+		cut, err := x.appendStarted(ctx, in.Seq, start)
 		if err != nil {
 			return err
+		}
+		if cut {
+			st.Code, st.Refuse = agent.CodeTooLarge, "the turn's input and its instance's conversation are larger than the NATS server's max_payload; shorten the input, or raise max_payload on the NATS server"
 		}
 		if st.Refuse != "" {
 			code := cmp.Or(st.Code, CodeInstanceBusy)
@@ -265,6 +265,28 @@ func (x *execution) takeOne(ctx context.Context, in store.InputMsg) error {
 // rejects concurrent input.
 const CodeInstanceBusy = "instance_busy"
 
+// appendStarted journals run.started (for the input at seq, 0: none).
+// An entry larger than the NATS server takes is journaled without its
+// history and initial state and with its input cut (cut is true): the
+// caller then ends the run, which cannot go on without them.
+func (x *execution) appendStarted(ctx context.Context, seq uint64, start journal.RunStarted) (cut bool, err error) {
+	_, err = x.appendFor(ctx, seq, journal.TypeRunStarted, start)
+	if !errors.Is(err, store.ErrTooLarge) {
+		return false, err
+	}
+	start.History, start.State = nil, nil
+	start.Input = run.CutText(start.Input, cutInputBytes)
+	if _, err = x.appendFor(ctx, seq, journal.TypeRunStarted, start); errors.Is(err, store.ErrTooLarge) {
+		start.Metadata = nil
+		_, err = x.appendFor(ctx, seq, journal.TypeRunStarted, start)
+	}
+	return true, err
+}
+
+// cutInputBytes is how much of an input too large to journal is kept, so
+// the run's journal and record still say what it was.
+const cutInputBytes = 4 << 10
+
 // started is the run.started entry of a submission.
 func (sub *submission) started() journal.RunStarted {
 	return journal.RunStarted{Agent: sub.Agent, Flow: sub.Flow, Instance: sub.Instance, Input: sub.Input, Metadata: sub.Metadata,
@@ -290,7 +312,7 @@ func (x *execution) takeCancel(ctx context.Context, in store.InputMsg) error {
 		// A turn canceled before it started: the journal says what it
 		// was, then that it ended. (The cancel takes every input before
 		// it, its submission's among them or not.)
-		if _, err := x.appendLocked(ctx, journal.TypeRunStarted, x.sub.started()); err != nil {
+		if _, err := x.appendStarted(ctx, 0, x.sub.started()); err != nil {
 			return err
 		}
 		_, err := x.appendFor(ctx, in.Seq, journal.TypeRunCanceled, journal.RunCanceled{Reason: reason + " (before it started)"})

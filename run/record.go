@@ -7,8 +7,10 @@ package run
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/model"
@@ -54,14 +56,17 @@ type RunError struct {
 // the run's journal (Project): the engine keeps a copy at each settle, and
 // nothing reads it to decide what the run does.
 type Record struct {
-	ID       string            `json:"id"`
-	Agent    string            `json:"agent,omitempty"`
-	Flow     string            `json:"flow,omitempty"`
-	Instance string            `json:"instance,omitempty"`
-	Input    string            `json:"input"`
-	Metadata map[string]string `json:"metadata,omitempty"`
-	Status   Status            `json:"status"`
-	Output   string            `json:"output,omitempty"`
+	ID       string `json:"id"`
+	Agent    string `json:"agent,omitempty"`
+	Flow     string `json:"flow,omitempty"`
+	Instance string `json:"instance,omitempty"`
+	Input    string `json:"input"`
+	// InputTruncated says Input was cut (see Record.Shrunk); the run's
+	// run.started event has all of it, unless it was too large to journal.
+	InputTruncated bool              `json:"input_truncated,omitempty"`
+	Metadata       map[string]string `json:"metadata,omitempty"`
+	Status         Status            `json:"status"`
+	Output         string            `json:"output,omitempty"`
 	// OutputTruncated says Output was cut to MaxRecordOutput; the run's
 	// run.completed event has all of it.
 	OutputTruncated bool            `json:"output_truncated,omitempty"`
@@ -100,6 +105,38 @@ type Record struct {
 // MaxRecordOutput caps the output kept in a record, so a record with a long
 // input and a long output still fits one NATS message.
 const MaxRecordOutput = 256 << 10
+
+// Shrunk is a copy of the record small enough for a NATS server with a
+// small max_payload: its input and output cut to n bytes each (and
+// flagged so), its JSON output dropped when it is longer. The journal
+// keeps them whole.
+func (rec *Record) Shrunk(n int) *Record {
+	small := *rec
+	if len(small.Input) > n {
+		small.Input, small.InputTruncated = CutText(small.Input, n), true
+	}
+	if len(small.Output) > n {
+		small.Output, small.OutputTruncated = CutText(small.Output, n), true
+	}
+	if len(small.OutputJSON) > n {
+		small.OutputJSON, small.OutputTruncated = nil, true
+	}
+	return &small
+}
+
+// CutText cuts s to at most n bytes on a character boundary, saying how
+// long it was.
+func CutText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	note := fmt.Sprintf("… (cut: %d bytes in all)", len(s))
+	end := max(n-len(note), 0)
+	for end > 0 && !utf8.RuneStart(s[end]) {
+		end--
+	}
+	return s[:end] + note
+}
 
 // PathOrAgent is the run's path, which for a root run is its agent (or
 // flow).

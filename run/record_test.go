@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/model"
@@ -137,5 +138,42 @@ func TestProject(t *testing.T) {
 				t.Fatalf("%s: %s", why, b)
 			}
 		})
+	}
+}
+
+func TestCutText(t *testing.T) {
+	long := strings.Repeat("é", 100) // 200 bytes
+	tests := []struct {
+		name string
+		in   string
+		n    int
+		want string
+	}{
+		{"short stays", "abc", 10, "abc"},
+		{"exact stays", "abcdef", 6, "abcdef"},
+		{"cut on a character boundary", long, 60, strings.Repeat("é", 16) + "… (cut: 200 bytes in all)"},
+		{"no room but the note", long, 5, "… (cut: 200 bytes in all)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := run.CutText(tc.in, tc.n)
+			if got != tc.want || !utf8.ValidString(got) {
+				t.Errorf("CutText(%d bytes, %d) = %q, want %q", len(tc.in), tc.n, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestShrunkRecord(t *testing.T) {
+	rec := &run.Record{Input: strings.Repeat("i", 100), Output: strings.Repeat("o", 100), OutputJSON: json.RawMessage(`"` + strings.Repeat("j", 100) + `"`)}
+	small := rec.Shrunk(50)
+	if len(small.Input) > 50 || len(small.Output) > 50 || small.OutputJSON != nil || !small.InputTruncated || !small.OutputTruncated {
+		t.Fatalf("shrunk: %+v", small)
+	}
+	if len(rec.Input) != 100 || rec.InputTruncated {
+		t.Fatal("Shrunk changed the record it copies")
+	}
+	if same := rec.Shrunk(1000); same.InputTruncated || same.OutputTruncated || same.Input != rec.Input {
+		t.Fatalf("a record that fits: %+v", same)
 	}
 }
