@@ -82,17 +82,17 @@ func New(rt *engine.Engine, opts Options) *Server {
 	s := &Server{rt: rt, opts: opts, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.HandleFunc("POST /v1/runs", s.auth(s.createRun))
-	s.mux.HandleFunc("GET /v1/runs", s.auth(s.listRuns))
-	s.mux.HandleFunc("GET /v1/runs/{id}", s.auth(s.getRun))
-	s.mux.HandleFunc("GET /v1/runs/{id}/events", s.auth(s.runEvents))
-	s.mux.HandleFunc("POST /v1/runs/{id}/cancel", s.auth(s.cancelRun))
-	s.mux.HandleFunc("POST /v1/runs/{id}/resolve", s.auth(s.resolveRun))
-	s.mux.HandleFunc("GET /v1/agents", s.auth(s.listAgents))
-	s.mux.HandleFunc("GET /v1/flows", s.auth(s.listFlows))
-	s.mux.HandleFunc("POST /v1/runs/{id}/input", s.auth(s.provideInput))
-	s.mux.HandleFunc("GET /v1/approvals", s.auth(s.listApprovals))
-	s.mux.HandleFunc("POST /v1/runs/{id}/approvals/{approval_id}", s.auth(s.decideApproval))
+	s.mux.HandleFunc("POST /v1/runs", s.auth(only(nil, s.createRun)))
+	s.mux.HandleFunc("GET /v1/runs", s.auth(only(listParams, s.listRuns)))
+	s.mux.HandleFunc("GET /v1/runs/{id}", s.auth(only([]string{"wait"}, s.getRun)))
+	s.mux.HandleFunc("GET /v1/runs/{id}/events", s.auth(only([]string{"children"}, s.runEvents)))
+	s.mux.HandleFunc("POST /v1/runs/{id}/cancel", s.auth(only(nil, s.cancelRun)))
+	s.mux.HandleFunc("POST /v1/runs/{id}/resolve", s.auth(only(nil, s.resolveRun)))
+	s.mux.HandleFunc("GET /v1/agents", s.auth(only(nil, s.listAgents)))
+	s.mux.HandleFunc("GET /v1/flows", s.auth(only(nil, s.listFlows)))
+	s.mux.HandleFunc("POST /v1/runs/{id}/input", s.auth(only(nil, s.provideInput)))
+	s.mux.HandleFunc("GET /v1/approvals", s.auth(only([]string{"agent"}, s.listApprovals)))
+	s.mux.HandleFunc("POST /v1/runs/{id}/approvals/{approval_id}", s.auth(only(nil, s.decideApproval)))
 	if opts.MCP != nil {
 		s.mux.HandleFunc("/mcp", s.auth(opts.MCP.ServeHTTP))
 	}
@@ -342,17 +342,29 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, rec)
 }
 
+// only refuses a request with a query parameter its route does not take
+// (known): a misspelt filter or option would otherwise be ignored.
+func only(known []string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		for name := range r.URL.Query() {
+			if !slices.Contains(known, name) {
+				msg := fmt.Sprintf("unknown query parameter %q: this route takes none", run.CutText(name, 200))
+				if len(known) > 0 {
+					msg = fmt.Sprintf("unknown query parameter %q (known: %s)", run.CutText(name, 200), strings.Join(known, ", "))
+				}
+				writeError(w, http.StatusBadRequest, CodeBadRequest, msg)
+				return
+			}
+		}
+		h(w, r)
+	}
+}
+
 // listParams are the query parameters GET /v1/runs takes.
 var listParams = []string{"agent", "flow", "instance", "parent", "roots", "status", "limit", "cursor"}
 
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	for name := range q {
-		if !slices.Contains(listParams, name) {
-			writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("unknown query parameter %q (known: %s)", name, strings.Join(listParams, ", ")))
-			return
-		}
-	}
 	f := run.Filter{Agent: q.Get("agent"), Flow: q.Get("flow"), Status: run.Status(q.Get("status")),
 		Parent: q.Get("parent"), Instance: q.Get("instance"), Cursor: q.Get("cursor")}
 	if v := q.Get("roots"); v != "" {
