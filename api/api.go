@@ -367,6 +367,10 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := run.Filter{Agent: q.Get("agent"), Flow: q.Get("flow"), Status: run.Status(q.Get("status")),
 		Parent: q.Get("parent"), Instance: q.Get("instance"), Cursor: q.Get("cursor")}
+	if agentName, key, ok := strings.Cut(f.Instance, "/"); ok && (f.Agent == "" || f.Agent == agentName) {
+		// The agent/key form a submission takes.
+		f.Agent, f.Instance = agentName, key
+	}
 	if v := q.Get("roots"); v != "" {
 		var err error
 		if f.Roots, err = strconv.ParseBool(v); err != nil {

@@ -172,9 +172,11 @@ func TestListPages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	l, err := c.List(ctx, run.Filter{Instance: "c-1"})
-	if err != nil || len(l.Runs) != 2 || l.Runs[0].Instance != "c-1" || l.Runs[1].Instance != "c-1" {
-		t.Fatalf("instance c-1: %+v %v", l, err)
+	for _, instance := range []string{"c-1", "greeter/c-1"} {
+		l, err := c.List(ctx, run.Filter{Instance: instance})
+		if err != nil || len(l.Runs) != 2 || l.Runs[0].Instance != "c-1" || l.Runs[1].Instance != "c-1" {
+			t.Fatalf("instance %s: %+v %v", instance, l, err)
+		}
 	}
 }
 

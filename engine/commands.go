@@ -129,7 +129,7 @@ func (e *Engine) command(ctx context.Context, id string, in store.Input) (*run.R
 	}
 	seq, err := e.st.Send(ctx, in)
 	if err != nil {
-		return nil, e.tooLarge(err, "the "+in.Kind)
+		return nil, e.tooLarge(err, kindNoun(in.Kind))
 	}
 	verdict, err := f.verdict(seq, e.opts.CommandWait)
 	if err != nil {
@@ -182,7 +182,7 @@ func (e *Engine) refuseEnded(ctx context.Context, id string, in store.Input) *re
 			}
 		}
 	}
-	return conflictf("run %s ended before it took the %s", id, in.Kind)
+	return conflictf("run %s ended before it took %s", id, kindNoun(in.Kind))
 }
 
 // journalOf reads the journal of a run that exists.

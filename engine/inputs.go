@@ -34,6 +34,25 @@ const (
 	kindClaim = "claim"
 )
 
+// kindNoun names an input kind in words, for messages: "the decision".
+func kindNoun(kind string) string {
+	switch kind {
+	case kindSubmit, kindSubmitTurn:
+		return "the submission"
+	case kindStart:
+		return "the turn's start"
+	case kindDecide:
+		return "the decision"
+	case kindResolve:
+		return "the resolution"
+	case kindTurn:
+		return "the turn"
+	case kindEnded:
+		return "the end of a turn"
+	}
+	return "the " + kind
+}
+
 // submission is what a run is submitted with: its first input.
 type submission struct {
 	Agent    string            `json:"agent,omitempty"`

@@ -293,7 +293,7 @@ func (w *instanceWork) work(ctx context.Context) error {
 func (w *instanceWork) refuseTooLarge(ctx context.Context, m store.InputMsg) error {
 	w.taking = m.Seq
 	err := w.append(ctx, journal.TypeInputRefused, journal.InputRefused{Seq: m.Seq, Kind: m.Kind, Code: agent.CodeTooLarge,
-		Reason: m.Kind + " is too large for a journal entry on this NATS server (raise its max_payload)"})
+		Reason: kindNoun(m.Kind) + " is too large for a journal entry on this NATS server (raise its max_payload)"})
 	w.taking = 0
 	if err != nil || m.Kind != kindTurn {
 		return err

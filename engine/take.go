@@ -130,7 +130,7 @@ func (x *execution) takeLocked(ctx context.Context) error {
 		if errors.Is(err, store.ErrTooLarge) {
 			// Taking it again cannot help: refuse it, so what comes
 			// after it is taken.
-			k, err = 1, x.refuse(ctx, in, invalidf("%s is too large for a journal entry on this NATS server (raise its max_payload)", in.Kind))
+			k, err = 1, x.refuse(ctx, in, invalidf("%s is too large for a journal entry on this NATS server (raise its max_payload)", kindNoun(in.Kind)))
 		}
 		if err != nil {
 			return err
