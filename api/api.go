@@ -406,8 +406,17 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 	if runs == nil {
 		runs = []*run.Record{}
 	}
+	for i, rec := range runs {
+		// A page of long inputs and outputs would be megabytes: the run
+		// itself has them whole.
+		runs[i] = rec.Shrunk(ListTextBytes)
+	}
 	writeJSON(w, http.StatusOK, apitype.RunList{Runs: runs, NextCursor: next})
 }
+
+// ListTextBytes is how much of each run's input and output a page of
+// GET /v1/runs carries.
+const ListTextBytes = 16 << 10
 
 func validStatus(st run.Status) bool {
 	for _, s := range run.Statuses {

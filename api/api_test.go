@@ -662,4 +662,18 @@ func TestSubmissionTooLargeForTheNATSServer(t *testing.T) {
 	if status != http.StatusCreated {
 		t.Fatalf("the key again with a short input: %d %v", status, body)
 	}
+	// A page of runs carries a part of long inputs; the run has all.
+	status, body = call(t, "POST", srv.URL+"/v1/runs", `{"agent":"greeter","input":"`+strings.Repeat("y", 40_000)+`"}`, nil)
+	if status != http.StatusCreated {
+		t.Fatalf("a 40 KB input: %d %v", status, body)
+	}
+	c := client.New(srv.URL, "")
+	page, err := c.List(context.Background(), run.Filter{})
+	if err != nil || len(page.Runs) != 2 || len(page.Runs[0].Input) > api.ListTextBytes || !page.Runs[0].InputTruncated || page.Runs[1].InputTruncated {
+		t.Fatalf("the page: %v %v", page, err)
+	}
+	whole, err := c.Get(context.Background(), body["id"].(string))
+	if err != nil || len(whole.Input) != 40_000 || whole.InputTruncated {
+		t.Fatalf("the run: %d bytes of input (cut %v), %v", len(whole.Input), whole.InputTruncated, err)
+	}
 }
