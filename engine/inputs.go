@@ -80,6 +80,8 @@ type startTurn struct {
 	Submission *submission     `json:"submission,omitempty"`
 	Turn       uint64          `json:"turn"`
 	History    []model.Message `json:"history,omitempty"`
+	// HistoryDropped counts the earlier messages History leaves out.
+	HistoryDropped int `json:"history_dropped,omitempty"`
 	// Agent holds the conversation (after a handoff in an earlier turn).
 	Agent string `json:"agent,omitempty"`
 	// Input replaces the run's own (an interrupting turn carries the

@@ -39,6 +39,9 @@ type Instance struct {
 	Current  string          `json:"current,omitempty"`
 	Queue    []QueuedTurn    `json:"queue,omitempty"`
 	Messages []model.Message `json:"messages,omitempty"`
+	// Dropped counts the messages of the conversation that Messages no
+	// longer holds (history_limit, the size bound).
+	Dropped int `json:"dropped,omitempty"`
 	// Active is the agent holding the conversation after a handoff, when
 	// it is not the instance's own agent.
 	Active    string    `json:"active,omitempty"`
@@ -418,9 +421,12 @@ func (w *instanceWork) apply(ev journal.Event) error {
 				limit = a.HistoryLimit
 			}
 			if d.Replace {
+				in.Dropped += len(in.Messages)
 				in.Messages = nil
 			}
+			all := len(in.Messages) + len(d.Messages)
 			in.Messages = TrimHistory(append(in.Messages, d.Messages...), limit, w.e.historyBytes())
+			in.Dropped += all - len(in.Messages)
 			in.Active = d.Active
 		}
 	}
@@ -584,7 +590,8 @@ func (w *instanceWork) startNext(ctx context.Context) error {
 	if err := w.append(ctx, journal.TypeTurnStarted, started); err != nil {
 		return err
 	}
-	return w.start(ctx, next.RunID, startTurn{Submission: next.Submission, Turn: turn, History: w.in.Messages, Agent: w.in.Active, Input: started.Input})
+	return w.start(ctx, next.RunID, startTurn{Submission: next.Submission, Turn: turn, History: w.in.Messages, HistoryDropped: w.in.Dropped,
+		Agent: w.in.Active, Input: started.Input})
 }
 
 // start sends a turn its start, or its failure when the start is larger
@@ -614,7 +621,8 @@ func (w *instanceWork) redo(ctx context.Context) error {
 		if err := json.Unmarshal(w.last.Data, &d); err != nil {
 			return err
 		}
-		st := startTurn{Submission: w.in.CurrentSubmission, Turn: d.Turn, History: w.in.Messages, Agent: w.in.Active, Input: d.Input}
+		st := startTurn{Submission: w.in.CurrentSubmission, Turn: d.Turn, History: w.in.Messages, HistoryDropped: w.in.Dropped,
+			Agent: w.in.Active, Input: d.Input}
 		if st.Submission != nil && st.Input == st.Submission.Input {
 			st.Input = "" // journaled before turn.started left it out
 		}

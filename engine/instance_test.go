@@ -13,6 +13,7 @@ import (
 
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/engine"
+	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/model"
 	"github.com/myriad-ai/myriad/run"
 	"github.com/myriad-ai/myriad/store/storetest"
@@ -80,11 +81,13 @@ func TestLongTurnsKeepTheConversationUnderTheMessageLimit(t *testing.T) {
 	ctx := context.Background()
 	long := strings.Repeat("x", 1_000_000)
 	var outs []string
+	var last string
 	for i := range 8 {
 		rec, _, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "worker", Input: fmt.Sprint(i) + long, Instance: "k"})
 		if err != nil {
 			t.Fatal(err)
 		}
+		last = rec.ID
 		got := wait(t, rt, rec.ID)
 		if got.Status != run.StatusCompleted {
 			t.Fatalf("turn %d: %s %+v", i+1, got.Status, got.Error)
@@ -100,8 +103,18 @@ func TestLongTurnsKeepTheConversationUnderTheMessageLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(mustMarshal(t, in.Messages)); in.Done != 8 || n > 2<<20 || len(in.Messages) != 4 {
-		t.Fatalf("instance: %d done, %d messages, %d bytes", in.Done, len(in.Messages), n)
+	if n := len(mustMarshal(t, in.Messages)); in.Done != 8 || n > 2<<20 || len(in.Messages) != 4 || in.Dropped != 12 {
+		t.Fatalf("instance: %d done, %d messages (%d dropped), %d bytes", in.Done, len(in.Messages), in.Dropped, n)
+	}
+	// The last turn's start says what its history leaves out: 14 messages
+	// before it, 4 kept.
+	events, err := rt.Events(ctx, last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var started journal.RunStarted
+	if err := json.Unmarshal(events[0].Data, &started); err != nil || len(started.History) != 4 || started.HistoryDropped != 10 {
+		t.Fatalf("the last turn's start: %d messages, %d dropped, %v", len(started.History), started.HistoryDropped, err)
 	}
 }
 

@@ -224,7 +224,7 @@ func (x *execution) takeOne(ctx context.Context, in store.InputMsg) error {
 			return x.refuse(ctx, in, invalidf("a start without the turn's submission"))
 		}
 		start := x.sub.started()
-		start.Turn, start.History = st.Turn, st.History
+		start.Turn, start.History, start.HistoryDropped = st.Turn, st.History, st.HistoryDropped
 		if st.Input != "" {
 			start.Input = st.Input
 		}
@@ -274,6 +274,7 @@ func (x *execution) appendStarted(ctx context.Context, seq uint64, start journal
 	if !errors.Is(err, store.ErrTooLarge) {
 		return false, err
 	}
+	start.HistoryDropped += len(start.History)
 	start.History, start.State = nil, nil
 	start.Input = run.CutText(start.Input, cutInputBytes)
 	if _, err = x.appendFor(ctx, seq, journal.TypeRunStarted, start); errors.Is(err, store.ErrTooLarge) {

@@ -119,6 +119,10 @@ type RunStarted struct {
 	// a resumed run sees exactly what the first attempt saw. A child run's
 	// history is the part of its parent's conversation it was given.
 	History []model.Message `json:"history,omitempty"`
+	// HistoryDropped counts the earlier messages of the instance's
+	// conversation that History leaves out (its history_limit, or the
+	// bound on its size).
+	HistoryDropped int `json:"history_dropped,omitempty"`
 	// Parent, ParentCall, Path and Depth place a child run in its tree: the
 	// run and tool call that started it, its path of agents
 	// ("supervisor/researcher#2"), and how deep it is (roots are 0).
