@@ -325,14 +325,15 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), d)
 		defer cancel()
 		rec, err := s.rt.Wait(ctx, id)
-		if err != nil && rec == nil {
+		switch {
+		case rec != nil:
+			writeJSON(w, http.StatusOK, rec)
+			return
+		case ctx.Err() == nil || r.Context().Err() != nil:
 			s.fail(w, r, err)
 			return
 		}
-		if rec != nil {
-			writeJSON(w, http.StatusOK, rec)
-			return
-		}
+		// The wait ran out before it read the run (wait=0s): read it now.
 	}
 	rec, err := s.rt.Get(r.Context(), id)
 	if err != nil {

@@ -166,6 +166,13 @@ func TestListPages(t *testing.T) {
 	if len(seen) != 5 || pages != 3 {
 		t.Fatalf("saw %d runs in %d pages", len(seen), pages)
 	}
+	// A wait of nothing reads the run as it is.
+	for id := range seen {
+		if rec, err := c.Wait(ctx, id, 0); err != nil || rec.ID != id || rec.Status != run.StatusQueued {
+			t.Fatalf("wait=0s: %+v %v", rec, err)
+		}
+		break
+	}
 	// An instance's turns, by its key.
 	for _, key := range []string{"c-1", "c-1", "c-2"} {
 		if _, err := c.Submit(ctx, apitype.CreateRunRequest{Agent: "greeter", Input: "x", Instance: key}, ""); err != nil {
@@ -201,6 +208,7 @@ func TestErrorsAreJSONWithStableCodes(t *testing.T) {
 		{"unknown list parameter", "GET", "/v1/runs?statuss=done", "", 400, api.CodeBadRequest},
 		{"unknown approvals parameter", "GET", "/v1/approvals?agentt=x", "", 400, api.CodeBadRequest},
 		{"misspelt wait", "GET", "/v1/runs/run_00000000000000000000000000aa?wiat=5s", "", 400, api.CodeBadRequest},
+		{"no wait for no run", "GET", "/v1/runs/run_00000000000000000000000000aa?wait=0s", "", 404, api.CodeNotFound},
 		{"a parameter where none is taken", "GET", "/v1/agents?x=1", "", 400, api.CodeBadRequest},
 		{"resolve without action", "POST", "/v1/runs/run_00000000000000000000000000aa/resolve", `{}`, 400, api.CodeBadRequest},
 		{"unknown route", "GET", "/v2/nothing", "", 404, api.CodeNotFound},

@@ -124,6 +124,34 @@ func TestCrashBeforeATurnsStartWasSent(t *testing.T) {
 	}
 }
 
+// Killed after an instance refused a turn too large for its journal,
+// before telling the turn's run: the instance's next worker tells it, and
+// the run fails rather than stay queued.
+func TestCrashAfterAnInstanceRefusedATurn(t *testing.T) {
+	b, _ := storetest.Open(t)
+	ctx := context.Background()
+	id := engine.NewRunID()
+	ins := engine.InstanceID("worker", "k")
+	turn := fmt.Sprintf(`{"run_id":%q,"submission":%s}`, id, submissionJSON("worker", "go", "k"))
+	seq, err := b.Send(ctx, store.Input{To: ins, Kind: "turn", Data: []byte(turn), MsgID: "turn/" + id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Send(ctx, store.Input{To: id, Kind: "submit.turn", Data: []byte(submissionJSON("worker", "go", "k")), MsgID: "submit/" + id}); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, b.JournalFrom(ins, nil), seq, journal.TypeInputRefused,
+		journal.InputRefused{Seq: seq, Kind: "turn", Code: agent.CodeTooLarge, Reason: "the turn is too large", RunID: id})
+	if _, err := b.Ring(ctx, ins, "turn"); err != nil {
+		t.Fatal(err)
+	}
+	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: scriptedModel(t, `- reply: {text: hi}`)}})
+	start(t, rt)
+	if rec := wait(t, rt, id); rec.Status != run.StatusFailed || rec.Error.Code != agent.CodeTooLarge {
+		t.Fatalf("status %s %+v", rec.Status, rec.Error)
+	}
+}
+
 // Killed after a decision was journaled, before the run went on: the
 // decision is applied once, and the call made once.
 func TestCrashAfterADecisionWasJournaled(t *testing.T) {

@@ -294,18 +294,28 @@ func (w *instanceWork) work(ctx context.Context) error {
 // refuseTooLarge refuses an input too large to journal what it asks for,
 // and fails the turn it brought, which would otherwise wait for a start.
 func (w *instanceWork) refuseTooLarge(ctx context.Context, m store.InputMsg) error {
+	refused := journal.InputRefused{Seq: m.Seq, Kind: m.Kind, Code: agent.CodeTooLarge,
+		Reason: kindNoun(m.Kind) + " is too large for a journal entry on this NATS server (raise its max_payload)"}
+	var t turnRequest
+	if m.Kind == kindTurn && json.Unmarshal(m.Data, &t) == nil {
+		refused.RunID = t.RunID
+	}
 	w.taking = m.Seq
-	err := w.append(ctx, journal.TypeInputRefused, journal.InputRefused{Seq: m.Seq, Kind: m.Kind, Code: agent.CodeTooLarge,
-		Reason: kindNoun(m.Kind) + " is too large for a journal entry on this NATS server (raise its max_payload)"})
+	err := w.append(ctx, journal.TypeInputRefused, refused)
 	w.taking = 0
-	if err != nil || m.Kind != kindTurn {
+	if err != nil {
 		return err
 	}
-	var t turnRequest
-	if json.Unmarshal(m.Data, &t) != nil {
+	return w.failRefused(ctx, refused)
+}
+
+// failRefused fails the run of a turn the instance refused (none for
+// another input).
+func (w *instanceWork) failRefused(ctx context.Context, refused journal.InputRefused) error {
+	if refused.RunID == "" {
 		return nil
 	}
-	return w.start(ctx, t.RunID, tooLargeStart(0, "the turn's input is"))
+	return w.start(ctx, refused.RunID, tooLargeStart(0, "the turn's input is"))
 }
 
 // tooLargeStart fails a turn whose start does not fit in one message;
@@ -633,6 +643,12 @@ func (w *instanceWork) redo(ctx context.Context) error {
 			return err
 		}
 		return w.sendQueued(ctx, d)
+	case journal.TypeInputRefused:
+		var d journal.InputRefused
+		if err := json.Unmarshal(w.last.Data, &d); err != nil {
+			return err
+		}
+		return w.failRefused(ctx, d)
 	}
 	return nil
 }

@@ -200,7 +200,10 @@ func TestEveryAcceptedRunEndsNearTheMessageLimit(t *testing.T) {
 		rec := wait(t, rt, id)
 		switch {
 		case rec.Status == run.StatusCompleted:
-		case rec.Status == run.StatusFailed && rec.Error.Code == agent.CodeTooLarge && rec.Agent == "worker" && strings.HasPrefix(rec.Input, "qqq"):
+		case rec.Status == run.StatusFailed && rec.Error.Code == agent.CodeTooLarge && rec.Agent == "worker" && strings.HasPrefix(rec.Input, "qqq") &&
+			rec.InputTruncated == strings.HasSuffix(rec.Input, "bytes in all)"):
+			// Failed, saying what the input was (cut, and flagged so, when
+			// it could not be journaled whole).
 		default:
 			t.Errorf("run %s (%d bytes of input): %s %+v, agent %q", id, len(rec.Input), rec.Status, rec.Error, rec.Agent)
 		}
@@ -213,8 +216,9 @@ func TestEveryAcceptedRunEndsNearTheMessageLimit(t *testing.T) {
 			t.Fatal("a run never settled")
 		}
 	}
+	// Its record was written cut to fit a message; a read has it whole.
 	got, err := rt.Get(ctx, rec.ID)
-	if err != nil || got.Status != run.StatusCompleted || !got.InputTruncated || !got.OutputTruncated || len(got.Input) > 16<<10 {
-		t.Fatalf("the echo's record: %s, input %d bytes (cut %v), output cut %v, %v", got.Status, len(got.Input), got.InputTruncated, got.OutputTruncated, err)
+	if err != nil || got.Status != run.StatusCompleted || got.InputTruncated || got.OutputTruncated || len(got.Input) != 35_000 || len(got.Output) != 35_000 {
+		t.Fatalf("the echo: %s, input %d bytes (cut %v), output %d (cut %v), %v", got.Status, len(got.Input), got.InputTruncated, len(got.Output), got.OutputTruncated, err)
 	}
 }

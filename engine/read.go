@@ -13,8 +13,8 @@ import (
 )
 
 // Get returns a run's record as its journal has it now: the copy its
-// writer keeps when that copy is up to date (always, once the run ended),
-// else the journal read again.
+// writer keeps when that copy is up to date (always, once the run ended)
+// and whole, else the journal read again.
 func (e *Engine) Get(ctx context.Context, id string) (*run.Record, error) {
 	v, err, _ := e.shared.Do("get\x00"+id, func() (any, error) {
 		return e.get(context.WithoutCancel(ctx), id)
@@ -40,6 +40,10 @@ func (e *Engine) get(ctx context.Context, id string) (*run.Record, error) {
 // fresh returns a record that is up to date with its run's journal: the
 // one given (always, once the run ended) or one read from the journal.
 func (e *Engine) fresh(ctx context.Context, rec *run.Record) (*run.Record, error) {
+	if rec.InputTruncated || rec.OutputTruncated {
+		// Cut, perhaps only to fit a message: the journal has more.
+		return e.project(ctx, rec.ID)
+	}
 	if rec.Status.Terminal() {
 		return rec, nil
 	}

@@ -276,7 +276,7 @@ func (x *execution) appendStarted(ctx context.Context, seq uint64, start journal
 	}
 	start.HistoryDropped += len(start.History)
 	start.History, start.State = nil, nil
-	start.Input = run.CutText(start.Input, cutInputBytes)
+	start.Input, start.InputTruncated = run.CutText(start.Input, cutInputBytes), true
 	if _, err = x.appendFor(ctx, seq, journal.TypeRunStarted, start); errors.Is(err, store.ErrTooLarge) {
 		start.Metadata = nil
 		_, err = x.appendFor(ctx, seq, journal.TypeRunStarted, start)

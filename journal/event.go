@@ -111,10 +111,13 @@ func Decode(seq uint64, data []byte) (Event, error) {
 
 // RunStarted opens a journal.
 type RunStarted struct {
-	Agent    string            `json:"agent,omitempty"`
-	Instance string            `json:"instance,omitempty"`
-	Input    string            `json:"input"`
-	Metadata map[string]string `json:"metadata,omitempty"`
+	Agent    string `json:"agent,omitempty"`
+	Instance string `json:"instance,omitempty"`
+	Input    string `json:"input"`
+	// InputTruncated says Input was cut: the whole was too large for a
+	// journal entry (the run then fails with payload_too_large).
+	InputTruncated bool              `json:"input_truncated,omitempty"`
+	Metadata       map[string]string `json:"metadata,omitempty"`
 	// History is the instance's conversation before this run, fixed at start so
 	// a resumed run sees exactly what the first attempt saw. A child run's
 	// history is the part of its parent's conversation it was given.
@@ -440,6 +443,9 @@ type InputRefused struct {
 	// its schema refuses), "conflict" for one the run's state refuses.
 	Code   string `json:"code"`
 	Reason string `json:"reason"`
+	// RunID is the run of a turn an instance refused: the run is told
+	// (see the instance's start input), and told again after a crash.
+	RunID string `json:"run_id,omitempty"`
 }
 
 // InputWithdrawn closes an unanswered question of a tool call.

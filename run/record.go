@@ -210,6 +210,7 @@ func Project(id string, queued *Record, events []journal.Event) *Record {
 			t := ev.Time
 			rec.StartedAt = &t
 			rec.Agent, rec.Flow, rec.Input, rec.Metadata = st.Agent, st.Flow, st.Input, st.Metadata
+			rec.InputTruncated = st.InputTruncated
 			rec.Instance, rec.Turn = st.Instance, st.Turn
 			if st.InstanceAgent != "" {
 				rec.Agent = st.InstanceAgent
