@@ -368,9 +368,15 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := run.Filter{Agent: q.Get("agent"), Flow: q.Get("flow"), Status: run.Status(q.Get("status")),
 		Parent: q.Get("parent"), Instance: q.Get("instance"), Cursor: q.Get("cursor")}
-	if agentName, key, ok := strings.Cut(f.Instance, "/"); ok && (f.Agent == "" || f.Agent == agentName) {
-		// The agent/key form a submission takes.
-		f.Agent, f.Instance = agentName, key
+	if q.Has("instance") {
+		if agentName, key, ok := strings.Cut(f.Instance, "/"); ok && (f.Agent == "" || f.Agent == agentName) {
+			// The agent/key form a submission takes.
+			f.Agent, f.Instance = agentName, key
+		}
+		if !engine.ValidInstanceKey(f.Instance) {
+			writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("instance: %q is not an instance key (1-128 letters, digits, '_', '-', '=' or '.'; or agent/key)", run.CutText(q.Get("instance"), 200)))
+			return
+		}
 	}
 	if v := q.Get("roots"); v != "" {
 		var err error

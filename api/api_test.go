@@ -206,6 +206,7 @@ func TestErrorsAreJSONWithStableCodes(t *testing.T) {
 		{"bad limit", "GET", "/v1/runs?limit=0", "", 400, api.CodeBadRequest},
 		{"bad cursor", "GET", "/v1/runs?cursor=garbage", "", 400, api.CodeBadRequest},
 		{"unknown list parameter", "GET", "/v1/runs?statuss=done", "", 400, api.CodeBadRequest},
+		{"bad instance filter", "GET", "/v1/runs?instance=greeter/", "", 400, api.CodeBadRequest},
 		{"unknown approvals parameter", "GET", "/v1/approvals?agentt=x", "", 400, api.CodeBadRequest},
 		{"misspelt wait", "GET", "/v1/runs/run_00000000000000000000000000aa?wiat=5s", "", 400, api.CodeBadRequest},
 		{"no wait for no run", "GET", "/v1/runs/run_00000000000000000000000000aa?wait=0s", "", 404, api.CodeNotFound},

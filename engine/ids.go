@@ -55,6 +55,10 @@ var runIDPattern = regexp.MustCompile(`^run_[0-9a-f]{28}(?:[0-9a-f]{12})?$`)
 // ValidRunID reports whether id has the shape of a run id.
 func ValidRunID(id string) bool { return runIDPattern.MatchString(id) }
 
+// ValidInstanceKey reports whether key can name an agent instance
+// ("customer-42").
+func ValidInstanceKey(key string) bool { return instanceKey.MatchString(key) }
+
 func isInstance(id string) bool { return len(id) > 4 && id[:4] == "ins_" }
 
 // SameTree reports whether two runs belong to one tree of runs (a root and
