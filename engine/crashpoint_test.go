@@ -124,9 +124,35 @@ func TestCrashBeforeATurnsStartWasSent(t *testing.T) {
 	}
 }
 
+// endOfOnlyRun starts a runtime on b and returns the first run it ends
+// (a run not found before it starts cannot be waited for by id).
+func endOfOnlyRun(t *testing.T, b *store.Store) *run.Record {
+	t.Helper()
+	finished := make(chan *run.Record, 1)
+	rt, err := engine.New(b, engine.Options{Agents: map[string]*agent.Agent{"worker": {Model: scriptedModel(t, `- reply: {text: hi}`)}},
+		OnFinish: func(rec *run.Record, _ engine.RunStats) {
+			select {
+			case finished <- rec:
+			default:
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, rt)
+	select {
+	case rec := <-finished:
+		return rec
+	case <-time.After(20 * time.Second):
+		t.Fatal("no run ended")
+		return nil
+	}
+}
+
 // Killed after an instance refused a turn too large for its journal,
-// before telling the turn's run: the instance's next worker tells it, and
-// the run fails rather than stay queued.
+// before telling the turn's run (and before its submitter wrote the run's
+// own copy of its submission): the instance's next worker tells it, with
+// the submission, and the run fails rather than stay queued.
 func TestCrashAfterAnInstanceRefusedATurn(t *testing.T) {
 	b, _ := storetest.Open(t)
 	ctx := context.Background()
@@ -137,18 +163,49 @@ func TestCrashAfterAnInstanceRefusedATurn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Send(ctx, store.Input{To: id, Kind: "submit.turn", Data: []byte(submissionJSON("worker", "go", "k")), MsgID: "submit/" + id}); err != nil {
-		t.Fatal(err)
-	}
 	mustAppend(t, b.JournalFrom(ins, nil), seq, journal.TypeInputRefused,
 		journal.InputRefused{Seq: seq, Kind: "turn", Code: agent.CodeTooLarge, Reason: "the turn is too large", RunID: id})
 	if _, err := b.Ring(ctx, ins, "turn"); err != nil {
 		t.Fatal(err)
 	}
+	if rec := endOfOnlyRun(t, b); rec.ID != id || rec.Status != run.StatusFailed || rec.Error.Code != agent.CodeTooLarge || rec.Agent != "worker" || rec.Instance != "k" {
+		t.Fatalf("status %s %+v, agent %q instance %q", rec.Status, rec.Error, rec.Agent, rec.Instance)
+	}
+}
+
+// Killed between a refused run's run.started and its run.failed: the next
+// worker fails it; its agent never runs.
+func TestCrashBetweenARefusedStartAndItsFailure(t *testing.T) {
+	b, _ := storetest.Open(t)
+	ctx := context.Background()
+	id := engine.NewRunID()
+	mustAppend(t, b.JournalFrom(id, nil), 0, journal.TypeRunStarted, journal.RunStarted{Agent: "worker", Instance: "k", Input: "go",
+		Refused: &journal.RunFailed{Code: engine.CodeInstanceBusy, Message: "instance worker/k is busy"}})
+	if _, err := b.Ring(ctx, id, "start"); err != nil {
+		t.Fatal(err)
+	}
 	rt := newRuntime(t, b, map[string]*agent.Agent{"worker": {Model: scriptedModel(t, `- reply: {text: hi}`)}})
 	start(t, rt)
-	if rec := wait(t, rt, id); rec.Status != run.StatusFailed || rec.Error.Code != agent.CodeTooLarge {
-		t.Fatalf("status %s %+v", rec.Status, rec.Error)
+	if rec := wait(t, rt, id); rec.Status != run.StatusFailed || rec.Error.Code != engine.CodeInstanceBusy || rec.Steps != 2 {
+		t.Fatalf("status %s %+v, %d steps", rec.Status, rec.Error, rec.Steps)
+	}
+}
+
+// A turn's refusal reaches its run before the run's own copy of its
+// submission (its submitter died, and the router wrote it late): the
+// refusal carries the submission, so the run fails rather than wait for
+// it.
+func TestARefusalBeforeTheSubmissionFailsTheRun(t *testing.T) {
+	b, _ := storetest.Open(t)
+	ctx := context.Background()
+	id := engine.NewRunID()
+	refusal := fmt.Sprintf(`{"turn":0,"refuse":"the turn's input is larger than the NATS server's max_payload","code":%q,"submission":%s}`,
+		agent.CodeTooLarge, submissionJSON("worker", "go… (cut: 70000 bytes in all)", "k"))
+	if _, err := b.Send(ctx, store.Input{To: id, Kind: "start", Data: []byte(refusal), MsgID: "start/" + id}); err != nil {
+		t.Fatal(err)
+	}
+	if rec := endOfOnlyRun(t, b); rec.ID != id || rec.Status != run.StatusFailed || rec.Error.Code != agent.CodeTooLarge || rec.Agent != "worker" || rec.Instance != "k" {
+		t.Fatalf("status %s %+v, agent %q instance %q", rec.Status, rec.Error, rec.Agent, rec.Instance)
 	}
 }
 

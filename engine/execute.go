@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -218,6 +219,12 @@ func (x *execution) execute(ctx context.Context) error {
 			}
 			return nil
 		}
+		if refused := refusedStart(last); refused != nil {
+			// Refused as it started, by a worker that died before
+			// failing it.
+			_, err := x.append(ctx, journal.TypeRunFailed, *refused)
+			return err
+		}
 		if why, ok := cancelRequested(events); ok {
 			// A cancel taken by a worker that died before ending the run.
 			if _, err := x.append(ctx, journal.TypeRunCanceled, journal.RunCanceled{Reason: why, Usage: journal.Usage(events)}); err != nil {
@@ -356,6 +363,19 @@ func (e *Engine) runnerFor(rec *run.Record) Runner {
 		return a
 	}
 	return nil
+}
+
+// refusedStart returns the refusal of a run.started entry that refuses
+// its run (journal.RunStarted.Refused), nil for any other entry.
+func refusedStart(ev journal.Event) *journal.RunFailed {
+	if ev.Type != journal.TypeRunStarted || !bytes.Contains(ev.Data, []byte(`"refused":`)) {
+		return nil
+	}
+	var st struct {
+		Refused *journal.RunFailed `json:"refused"`
+	}
+	_ = json.Unmarshal(ev.Data, &st)
+	return st.Refused
 }
 
 // cancelRequested reports a cancel the journal took that did not end the

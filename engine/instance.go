@@ -303,26 +303,42 @@ func (w *instanceWork) refuseTooLarge(ctx context.Context, m store.InputMsg) err
 	w.taking = m.Seq
 	err := w.append(ctx, journal.TypeInputRefused, refused)
 	w.taking = 0
-	if err != nil {
+	if err != nil || refused.RunID == "" {
 		return err
 	}
-	return w.failRefused(ctx, refused)
+	return w.start(ctx, refused.RunID, tooLargeStart(0, "the turn's input is", t.Submission))
 }
 
-// failRefused fails the run of a turn the instance refused (none for
-// another input).
+// failRefused fails, again, the run of a turn the instance refused (after
+// a crash between the refusal and the run's start).
 func (w *instanceWork) failRefused(ctx context.Context, refused journal.InputRefused) error {
 	if refused.RunID == "" {
 		return nil
 	}
-	return w.start(ctx, refused.RunID, tooLargeStart(0, "the turn's input is"))
+	ins, err := w.e.st.ReadInputs(ctx, w.id, refused.Seq-1)
+	if err != nil {
+		return err
+	}
+	var t turnRequest
+	if len(ins) > 0 && ins[0].Seq == refused.Seq {
+		_ = json.Unmarshal(ins[0].Data, &t)
+	}
+	return w.start(ctx, refused.RunID, tooLargeStart(0, "the turn's input is", t.Submission))
 }
 
 // tooLargeStart fails a turn whose start does not fit in one message;
-// what says what outgrew it.
-func tooLargeStart(turn uint64, what string) startTurn {
-	return startTurn{Turn: turn, Code: agent.CodeTooLarge,
+// what says what outgrew it. It carries the turn's submission with its
+// input cut, so the run can fail whether or not its own copy of the
+// submission ever comes.
+func tooLargeStart(turn uint64, what string, sub *submission) startTurn {
+	st := startTurn{Turn: turn, Code: agent.CodeTooLarge,
 		Refuse: what + " larger than the NATS server's max_payload; shorten the input, or raise max_payload on the NATS server"}
+	if sub != nil {
+		cut := *sub
+		cut.Input, cut.History, cut.State = run.CutText(cut.Input, cutInputBytes), nil, nil
+		st.Submission = &cut
+	}
+	return st
 }
 
 // load reads the snapshot and folds the journal entries after it.
@@ -611,7 +627,7 @@ func (w *instanceWork) start(ctx context.Context, runID string, st startTurn) er
 	_, err := w.e.st.Send(ctx, store.Input{To: runID, Kind: kindStart, Data: mustJSON(st), MsgID: "start/" + runID})
 	if errors.Is(err, store.ErrTooLarge) {
 		w.log.Warn("turn start larger than the NATS server's max_payload: the turn fails", "run_id", runID)
-		_, err = w.e.st.Send(ctx, store.Input{To: runID, Kind: kindStart, Data: mustJSON(tooLargeStart(st.Turn, "the turn's input and its instance's conversation are")), MsgID: "start/" + runID})
+		_, err = w.e.st.Send(ctx, store.Input{To: runID, Kind: kindStart, Data: mustJSON(tooLargeStart(st.Turn, "the turn's input and its instance's conversation are", st.Submission)), MsgID: "start/" + runID})
 	}
 	return err
 }

@@ -227,7 +227,7 @@ func (e *Engine) Wait(ctx context.Context, id string) (*run.Record, error) {
 		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
 	if rec, err := e.stored(ctx, id); err == nil && rec.Status.Terminal() {
-		return rec, nil // an end is final
+		return e.fresh(ctx, rec) // an end is final (but the copy may be cut)
 	}
 	for {
 		rec, err := e.waitOnce(ctx, id)

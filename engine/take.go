@@ -161,12 +161,8 @@ func (x *execution) beginLocked(ctx context.Context) error {
 				seq = x.pending[0].Seq
 				x.pending = x.pending[1:]
 			}
-			cut, err := x.appendStarted(ctx, seq, x.sub.started())
-			if cut && err == nil {
-				_, err = x.appendLocked(ctx, journal.TypeRunFailed, journal.RunFailed{Code: agent.CodeTooLarge,
-					Message: "the run's input is larger than the NATS server's max_payload allows in a journal entry; shorten the input, or raise max_payload on the NATS server"})
-			}
-			return err
+			return x.begin(ctx, seq, x.sub.started(), &journal.RunFailed{Code: agent.CodeTooLarge,
+				Message: "the run's input is larger than the NATS server's max_payload allows in a journal entry; shorten the input, or raise max_payload on the NATS server"})
 		}
 	}
 	at := slices.IndexFunc(x.pending, func(m store.InputMsg) bool { return m.Kind == kindStart || m.Kind == kindCancel })
@@ -231,19 +227,11 @@ func (x *execution) takeOne(ctx context.Context, in store.InputMsg) error {
 		if st.Agent != "" && st.Agent != start.Agent {
 			start.InstanceAgent, start.Agent = start.Agent, st.Agent
 		}
-		cut, err := x.appendStarted(ctx, in.Seq, start)
-		if err != nil {
-			return err
-		}
-		if cut {
-			st.Code, st.Refuse = agent.CodeTooLarge, "the turn's input and its instance's conversation are larger than the NATS server's max_payload; shorten the input, or raise max_payload on the NATS server"
-		}
 		if st.Refuse != "" {
-			code := cmp.Or(st.Code, CodeInstanceBusy)
-			_, err := x.appendLocked(ctx, journal.TypeRunFailed, journal.RunFailed{Code: code, Message: st.Refuse})
-			return err
+			start.Refused = &journal.RunFailed{Code: cmp.Or(st.Code, CodeInstanceBusy), Message: st.Refuse}
 		}
-		return nil
+		return x.begin(ctx, in.Seq, start, &journal.RunFailed{Code: agent.CodeTooLarge,
+			Message: "the turn's input and its instance's conversation are larger than the NATS server's max_payload; shorten the input, or raise max_payload on the NATS server"})
 	case kindCancel:
 		return x.takeCancel(ctx, in)
 	case kindDecide:
@@ -265,23 +253,28 @@ func (x *execution) takeOne(ctx context.Context, in store.InputMsg) error {
 // rejects concurrent input.
 const CodeInstanceBusy = "instance_busy"
 
-// appendStarted journals run.started (for the input at seq, 0: none).
-// An entry larger than the NATS server takes is journaled without its
-// history and initial state and with its input cut (cut is true): the
-// caller then ends the run, which cannot go on without them.
-func (x *execution) appendStarted(ctx context.Context, seq uint64, start journal.RunStarted) (cut bool, err error) {
-	_, err = x.appendFor(ctx, seq, journal.TypeRunStarted, start)
-	if !errors.Is(err, store.ErrTooLarge) {
-		return false, err
+// begin journals run.started (for the input at seq, 0: none), and
+// run.failed after it when the start is refused (start.Refused). An entry
+// larger than the NATS server takes is journaled without its history and
+// initial state and with its input cut, refused with tooLarge (nil: the
+// caller ends the run otherwise).
+func (x *execution) begin(ctx context.Context, seq uint64, start journal.RunStarted, tooLarge *journal.RunFailed) error {
+	_, err := x.appendFor(ctx, seq, journal.TypeRunStarted, start)
+	if errors.Is(err, store.ErrTooLarge) {
+		start.HistoryDropped += len(start.History)
+		start.History, start.State = nil, nil
+		start.Input, start.InputTruncated = run.CutText(start.Input, cutInputBytes), true
+		start.Refused = cmp.Or(start.Refused, tooLarge)
+		if _, err = x.appendFor(ctx, seq, journal.TypeRunStarted, start); errors.Is(err, store.ErrTooLarge) {
+			start.Metadata = nil
+			_, err = x.appendFor(ctx, seq, journal.TypeRunStarted, start)
+		}
 	}
-	start.HistoryDropped += len(start.History)
-	start.History, start.State = nil, nil
-	start.Input, start.InputTruncated = run.CutText(start.Input, cutInputBytes), true
-	if _, err = x.appendFor(ctx, seq, journal.TypeRunStarted, start); errors.Is(err, store.ErrTooLarge) {
-		start.Metadata = nil
-		_, err = x.appendFor(ctx, seq, journal.TypeRunStarted, start)
+	if err != nil || start.Refused == nil {
+		return err
 	}
-	return true, err
+	_, err = x.appendLocked(ctx, journal.TypeRunFailed, *start.Refused)
+	return err
 }
 
 // cutInputBytes is how much of an input too large to journal is kept, so
@@ -313,7 +306,7 @@ func (x *execution) takeCancel(ctx context.Context, in store.InputMsg) error {
 		// A turn canceled before it started: the journal says what it
 		// was, then that it ended. (The cancel takes every input before
 		// it, its submission's among them or not.)
-		if _, err := x.appendStarted(ctx, 0, x.sub.started()); err != nil {
+		if err := x.begin(ctx, 0, x.sub.started(), nil); err != nil {
 			return err
 		}
 		_, err := x.appendFor(ctx, in.Seq, journal.TypeRunCanceled, journal.RunCanceled{Reason: reason + " (before it started)"})

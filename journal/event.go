@@ -144,6 +144,10 @@ type RunStarted struct {
 	// InstanceAgent is the instance's own agent, when another agent holds
 	// its conversation (a handoff in an earlier turn) and so runs it.
 	InstanceAgent string `json:"instance_agent,omitempty"`
+	// Refused, when set, fails the run as it starts (a turn its instance
+	// refused, an input too large to journal): run.failed follows with
+	// it, and a worker that finds run.started alone writes it.
+	Refused *RunFailed `json:"refused,omitempty"`
 }
 
 // ModelResponse records a finished model call.
