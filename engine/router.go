@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/store"
 )
 
@@ -172,7 +171,9 @@ func (r *router) look(ctx context.Context, id string) {
 	h := r.waiting[id]
 	var left []*store.Delivery
 	for _, d := range h.ds {
-		if ok && (journal.Terminal(head.Type) || head.InputSeq >= d.Seq) {
+		// Taken. (An input after the run's end is not: its worker, rung,
+		// finds it moot, so every input meets the run's writer.)
+		if ok && head.InputSeq >= d.Seq {
 			d.Ack()
 			continue
 		}
