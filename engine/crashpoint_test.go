@@ -101,12 +101,7 @@ func TestCrashBeforeATurnsStartWasSent(t *testing.T) {
 	b, _ := storetest.Open(t)
 	ctx := context.Background()
 	id := engine.NewRunID()
-	ins := engine.InstanceID("worker", "k")
-	turn := fmt.Sprintf(`{"run_id":%q,"submission":%s}`, id, submissionJSON("worker", "go", "k"))
-	seq, err := b.Send(ctx, store.Input{To: ins, Kind: "turn", Data: []byte(turn), MsgID: "turn/" + id})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ins, seq := sendTurn(t, b, id)
 	if _, err := b.Send(ctx, store.Input{To: id, Kind: "submit.turn", Data: []byte(submissionJSON("worker", "go", "k")), MsgID: "submit/" + id}); err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +116,28 @@ func TestCrashBeforeATurnsStartWasSent(t *testing.T) {
 	start(t, rt)
 	if rec := wait(t, rt, id); rec.Status != run.StatusCompleted || rec.Turn != 1 {
 		t.Fatalf("status %s turn %d", rec.Status, rec.Turn)
+	}
+}
+
+// sendTurn sends instance worker/k a turn for run id, as a submitter
+// would, and returns the instance and the turn's position.
+func sendTurn(t *testing.T, b *store.Store, id string) (ins string, seq uint64) {
+	t.Helper()
+	ins = engine.InstanceID("worker", "k")
+	turn := fmt.Sprintf(`{"run_id":%q,"submission":%s}`, id, submissionJSON("worker", "go", "k"))
+	seq, err := b.Send(context.Background(), store.Input{To: ins, Kind: "turn", Data: []byte(turn), MsgID: "turn/" + id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ins, seq
+}
+
+// failedTooLarge checks that rec is run id, a turn of worker/k that failed
+// with payload_too_large.
+func failedTooLarge(t *testing.T, rec *run.Record, id string) {
+	t.Helper()
+	if rec.ID != id || rec.Status != run.StatusFailed || rec.Error.Code != agent.CodeTooLarge || rec.Agent != "worker" || rec.Instance != "k" {
+		t.Fatalf("run %s: %s %+v, agent %q instance %q", rec.ID, rec.Status, rec.Error, rec.Agent, rec.Instance)
 	}
 }
 
@@ -157,20 +174,13 @@ func TestCrashAfterAnInstanceRefusedATurn(t *testing.T) {
 	b, _ := storetest.Open(t)
 	ctx := context.Background()
 	id := engine.NewRunID()
-	ins := engine.InstanceID("worker", "k")
-	turn := fmt.Sprintf(`{"run_id":%q,"submission":%s}`, id, submissionJSON("worker", "go", "k"))
-	seq, err := b.Send(ctx, store.Input{To: ins, Kind: "turn", Data: []byte(turn), MsgID: "turn/" + id})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ins, seq := sendTurn(t, b, id)
 	mustAppend(t, b.JournalFrom(ins, nil), seq, journal.TypeInputRefused,
 		journal.InputRefused{Seq: seq, Kind: "turn", Code: agent.CodeTooLarge, Reason: "the turn is too large", RunID: id})
 	if _, err := b.Ring(ctx, ins, "turn"); err != nil {
 		t.Fatal(err)
 	}
-	if rec := endOfOnlyRun(t, b); rec.ID != id || rec.Status != run.StatusFailed || rec.Error.Code != agent.CodeTooLarge || rec.Agent != "worker" || rec.Instance != "k" {
-		t.Fatalf("status %s %+v, agent %q instance %q", rec.Status, rec.Error, rec.Agent, rec.Instance)
-	}
+	failedTooLarge(t, endOfOnlyRun(t, b), id)
 }
 
 // Killed between a refused run's run.started and its run.failed: the next
@@ -204,9 +214,7 @@ func TestARefusalBeforeTheSubmissionFailsTheRun(t *testing.T) {
 	if _, err := b.Send(ctx, store.Input{To: id, Kind: "start", Data: []byte(refusal), MsgID: "start/" + id}); err != nil {
 		t.Fatal(err)
 	}
-	if rec := endOfOnlyRun(t, b); rec.ID != id || rec.Status != run.StatusFailed || rec.Error.Code != agent.CodeTooLarge || rec.Agent != "worker" || rec.Instance != "k" {
-		t.Fatalf("status %s %+v, agent %q instance %q", rec.Status, rec.Error, rec.Agent, rec.Instance)
-	}
+	failedTooLarge(t, endOfOnlyRun(t, b), id)
 }
 
 // Killed after a decision was journaled, before the run went on: the
