@@ -14,7 +14,7 @@ import (
 // The layers of Myriad, as the imports of its packages (tests aside) must
 // keep them:
 //
-//	doors (api, a2aserver, mcpserver, cli, the root package)
+//	doors (api, a2aserver, mcpserver, openaiserver, cli, the root package)
 //	  → engine (the only package that reaches the store)
 //	    → definitions (agent, flow, policy, config)
 //	      → event types and records (journal, run), models, tools
@@ -64,7 +64,7 @@ func under(p string, roots ...string) bool {
 }
 
 func TestLayers(t *testing.T) {
-	doors := []string{"api", "a2aserver", "mcpserver", "cli", "cmd", "examples"}
+	doors := []string{"api", "a2aserver", "mcpserver", "openaiserver", "cli", "cmd", "examples"}
 	definitions := []string{"agent", "flow", "policy", "config"}
 	leaves := []string{"journal", "run", "model", "tool"}
 	rules := []struct {

@@ -43,6 +43,9 @@ type Options struct {
 	// A2A, when set, serves agent cards (public, as the protocol expects)
 	// and the A2A JSON-RPC endpoints (behind the same authentication).
 	A2A A2A
+	// OpenAI, when set, serves the OpenAI-compatible routes (behind the
+	// same authentication).
+	OpenAI OpenAI
 	// KeepAlive is how often a quiet event stream sends a comment, so
 	// proxies keep it open and a client that left is noticed (default
 	// 15 s).
@@ -56,6 +59,16 @@ type A2A interface {
 	ServeCard(http.ResponseWriter, *http.Request)
 	// ServeRPC serves POST /a2a/{agent}.
 	ServeRPC(http.ResponseWriter, *http.Request)
+}
+
+// OpenAI serves the OpenAI-compatible routes (package openaiserver).
+type OpenAI interface {
+	// ServeChat serves POST /v1/chat/completions.
+	ServeChat(http.ResponseWriter, *http.Request)
+	// ServeModels serves GET /v1/models.
+	ServeModels(http.ResponseWriter, *http.Request)
+	// ServeModel serves GET /v1/models/{model}.
+	ServeModel(http.ResponseWriter, *http.Request)
 }
 
 // Server is the HTTP API over a runtime.
@@ -103,6 +116,14 @@ func New(rt *engine.Engine, opts Options) *Server {
 			r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
 			opts.A2A.ServeRPC(w, r)
 		}))
+	}
+	if opts.OpenAI != nil {
+		s.mux.HandleFunc("POST /v1/chat/completions", s.auth(only(nil, func(w http.ResponseWriter, r *http.Request) {
+			r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
+			opts.OpenAI.ServeChat(w, r)
+		})))
+		s.mux.HandleFunc("GET /v1/models", s.auth(only(nil, opts.OpenAI.ServeModels)))
+		s.mux.HandleFunc("GET /v1/models/{model}", s.auth(only(nil, opts.OpenAI.ServeModel)))
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s (see docs/api.md)", r.Method, r.URL.Path))

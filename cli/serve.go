@@ -15,6 +15,7 @@ import (
 	"github.com/myriad-ai/myriad/a2aserver"
 	"github.com/myriad-ai/myriad/api"
 	"github.com/myriad-ai/myriad/mcpserver"
+	"github.com/myriad-ai/myriad/openaiserver"
 )
 
 func serve(ctx context.Context, e *env, args []string) error {
@@ -65,7 +66,8 @@ func serve(ctx context.Context, e *env, args []string) error {
 	}
 	srv := &http.Server{
 		Handler: api.New(node.Engine, api.Options{Token: token, MaxBodyBytes: cfg.Server.MaxBodyBytes, Logger: log, Version: myriad.Version,
-			MCP: mcpserver.Handler(mcpserver.New(node.Engine, mcpserver.Options{Version: myriad.Version, Logger: log})), A2A: a2a}),
+			MCP: mcpserver.Handler(mcpserver.New(node.Engine, mcpserver.Options{Version: myriad.Version, Logger: log})), A2A: a2a,
+			OpenAI: openaiserver.New(node.Engine, openaiserver.Options{Logger: log})}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	where := "embedded NATS in " + *data

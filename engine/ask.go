@@ -60,3 +60,31 @@ func (x *execution) writeCurrentRecord(ctx context.Context) {
 		x.log.Warn("write record", "err", err)
 	}
 }
+
+// WaitsForPerson reports whether an entry of a run tree asks a person
+// something still open: an approval, a question, a call in doubt. (A
+// retried call replays the journal, whose old questions are answered.)
+// Doors that answer a caller when a run cannot go on without a person
+// use it on each entry they follow.
+func (e *Engine) WaitsForPerson(ctx context.Context, ev *run.TreeEvent) bool {
+	switch ev.Type {
+	case journal.TypeApprovalRequested:
+		var a journal.ApprovalRequested
+		if json.Unmarshal(ev.Data, &a) != nil {
+			return false
+		}
+		open, err := e.Approval(ctx, ev.RunID, a.ApprovalID)
+		return err != nil || open != nil
+	case journal.TypeInputRequested:
+		var q journal.InputRequested
+		if json.Unmarshal(ev.Data, &q) != nil {
+			return false
+		}
+		open, err := e.Question(ctx, ev.RunID, q.Key)
+		return err != nil || open != nil
+	case journal.TypeRunInDoubt:
+		rec, err := e.Get(ctx, ev.RunID)
+		return err != nil || rec.Status == run.StatusInDoubt
+	}
+	return false
+}

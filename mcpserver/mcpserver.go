@@ -98,32 +98,6 @@ func Handler(s *mcp.Server) http.Handler {
 		&mcp.StreamableHTTPOptions{EventStore: mcp.NewMemoryEventStore(nil), SessionTimeout: 30 * time.Minute})
 }
 
-// waitsForPerson reports an entry that asks a person something still
-// open: an approval, a question, a call in doubt (a retried call replays
-// the journal, whose old questions are answered).
-func waitsForPerson(ctx context.Context, rt *engine.Engine, ev *run.TreeEvent) bool {
-	switch ev.Type {
-	case journal.TypeApprovalRequested:
-		var a journal.ApprovalRequested
-		if json.Unmarshal(ev.Data, &a) != nil {
-			return false
-		}
-		open, err := rt.Approval(ctx, ev.RunID, a.ApprovalID)
-		return err != nil || open != nil
-	case journal.TypeInputRequested:
-		var q journal.InputRequested
-		if json.Unmarshal(ev.Data, &q) != nil {
-			return false
-		}
-		open, err := rt.Question(ctx, ev.RunID, q.Key)
-		return err != nil || open != nil
-	case journal.TypeRunInDoubt:
-		rec, err := rt.Get(ctx, ev.RunID)
-		return err != nil || rec.Status == run.StatusInDoubt
-	}
-	return false
-}
-
 func describe(desc, kind, name string) string {
 	if desc != "" {
 		return desc
@@ -188,7 +162,7 @@ func follow(ctx context.Context, rt *engine.Engine, req *mcp.CallToolRequest, re
 				continue
 			}
 		}
-		if waitsForPerson(fctx, rt, ev) {
+		if rt.WaitsForPerson(fctx, ev) {
 			// Here or in a child: a person must act before the run goes on.
 			needsPerson = ev.Path
 		}
@@ -244,26 +218,9 @@ func follow(ctx context.Context, rt *engine.Engine, req *mcp.CallToolRequest, re
 		return errorResult(fmt.Sprintf("run %s failed: %s: %s", rec.ID, rec.Error.Code, rec.Error.Message)), nil
 	case run.StatusWaiting:
 		return errorResult(fmt.Sprintf("run %s waits for a person (%s): %s, and read its result with GET /v1/runs/%s",
-			rec.ID, rec.WaitingFor, howToGoOn(rec), rec.ID)), nil
+			rec.ID, rec.WaitingFor, rec.HowToGoOn(), rec.ID)), nil
 	case run.StatusInDoubt:
 		return errorResult(fmt.Sprintf("run %s is in doubt: resolve it with POST /v1/runs/%s/resolve", rec.ID, rec.ID)), nil
 	}
 	return nil, errors.New("run " + rec.ID + " ended " + string(rec.Status))
-}
-
-// plural says n things in words: "1 approval", "2 approvals".
-func plural(n int, thing string) string {
-	if n == 1 {
-		return "1 " + thing
-	}
-	return fmt.Sprintf("%d %ss", n, thing)
-}
-
-// howToGoOn says how a person lets a waiting run go on, through the API.
-func howToGoOn(rec *run.Record) string {
-	if pending := rec.PendingApprovals(); len(pending) > 0 {
-		return fmt.Sprintf("decide with POST /v1/runs/%s/approvals/%s and a body like {\"decision\":\"approve\"} (GET /v1/runs/%s lists the %s it waits for)",
-			rec.ID, pending[0].ApprovalID, rec.ID, plural(len(pending), "approval"))
-	}
-	return fmt.Sprintf("answer with POST /v1/runs/%s/input (GET /v1/runs/%s lists its questions in input_requests)", rec.ID, rec.ID)
 }

@@ -181,6 +181,27 @@ func (rec *Record) Asking() bool {
 	return false
 }
 
+// HowToGoOn says, for a run that waits for a person, how a person lets
+// it go on through the HTTP API.
+func (rec *Record) HowToGoOn() string {
+	if rec.Status == StatusInDoubt {
+		return fmt.Sprintf("resolve it with POST /v1/runs/%s/resolve", rec.ID)
+	}
+	if pending := rec.PendingApprovals(); len(pending) > 0 {
+		return fmt.Sprintf("decide with POST /v1/runs/%s/approvals/%s and a body like {\"decision\":\"approve\"} (GET /v1/runs/%s lists the %s it waits for)",
+			rec.ID, pending[0].ApprovalID, rec.ID, plural(len(pending), "approval"))
+	}
+	return fmt.Sprintf("answer with POST /v1/runs/%s/input (GET /v1/runs/%s lists its questions in input_requests)", rec.ID, rec.ID)
+}
+
+// plural says n things in words: "1 approval", "2 approvals".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
+}
+
 // Settled reports a run that needs someone to act (or nothing more): a run
 // waiting for its own children or a timer is still at work.
 func (rec *Record) Settled() bool {
