@@ -48,13 +48,13 @@ type asker struct {
 	pending    mcp.InputRequestMap // for the call's answer, by "run id/key"
 }
 
-func newAsker(ctx context.Context, rt *engine.Engine, session *mcp.ServerSession, root *run.Record, log *slog.Logger, stop context.CancelCauseFunc) *asker {
+func newAsker(ctx context.Context, rt *engine.Engine, req *mcp.CallToolRequest, root *run.Record, log *slog.Logger, stop context.CancelCauseFunc) *asker {
 	a := &asker{ctx: ctx, rt: rt, root: root, log: log, stop: stop, asked: map[string]bool{}, pending: mcp.InputRequestMap{}}
-	if session != nil {
-		if p := session.InitializeParams(); p != nil && p.Capabilities != nil && p.Capabilities.Elicitation != nil {
-			a.session = session
-			a.mrtr = p.ProtocolVersion >= "2026-07-28"
-		}
+	// Under 2026-07-28 the client says what it can in each request's _meta
+	// (there may be no session to remember it); before, at initialize.
+	if caps := req.ClientCapabilities(); req.Session != nil && caps != nil && caps.Elicitation != nil {
+		a.session = req.Session
+		a.mrtr = req.ProtocolVersion() >= StatelessRevision
 	}
 	return a
 }

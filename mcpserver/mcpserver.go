@@ -90,13 +90,34 @@ func New(rt *engine.Engine, opts Options) *mcp.Server {
 }
 
 // Handler serves the MCP server over streamable HTTP, in both protocol
-// revisions: 2026-07-28 requests are sessionless (any request may land on
-// any node); 2025-11-25 clients get a session, whose streams can be resumed
-// from an in-memory event store on the node that holds it.
+// revisions. A 2026-07-28 request (its MCP-Protocol-Version header says
+// so, and it has no session) is served statelessly: any request may land
+// on any node, and a call canceled by its client — which under 2026-07-28
+// closes the request — cancels its run. Anything else (a 2025-11-25
+// client's initialize, then its requests on the session) is served with a
+// session, whose streams can be resumed from an in-memory event store on
+// the node that holds it. The SDK serves 2026-07-28 only statelessly and
+// elicits on sessions only, hence two handlers.
 func Handler(s *mcp.Server) http.Handler {
-	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s },
+	server := func(*http.Request) *mcp.Server { return s }
+	sessions := mcp.NewStreamableHTTPHandler(server,
 		&mcp.StreamableHTTPOptions{EventStore: mcp.NewMemoryEventStore(nil), SessionTimeout: 30 * time.Minute})
+	stateless := mcp.NewStreamableHTTPHandler(server,
+		&mcp.StreamableHTTPOptions{Stateless: true, PropagateRequestCancellation: true})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Revisions are dates: they compare as strings. A later one than
+		// the SDK knows is refused by the stateless handler with the list
+		// of those it serves, as the revision asks.
+		if r.Header.Get("Mcp-Protocol-Version") >= StatelessRevision && r.Header.Get("Mcp-Session-Id") == "" {
+			stateless.ServeHTTP(w, r)
+			return
+		}
+		sessions.ServeHTTP(w, r)
+	})
 }
+
+// StatelessRevision is the first MCP revision served without sessions.
+const StatelessRevision = "2026-07-28"
 
 func describe(desc, kind, name string) string {
 	if desc != "" {
@@ -142,7 +163,7 @@ func follow(ctx context.Context, rt *engine.Engine, req *mcp.CallToolRequest, re
 	// questions of the run's tree; one it declines ends the call.
 	fctx, stopFollow := context.WithCancelCause(ctx)
 	defer stopFollow(nil)
-	asker := newAsker(fctx, rt, req.Session, rec, log, stopFollow)
+	asker := newAsker(fctx, rt, req, rec, log, stopFollow)
 	defer asker.close()
 	for u, werr := range rt.Watch(fctx, engine.WatchOptions{Run: rec.ID, Tree: true}) {
 		if werr != nil {

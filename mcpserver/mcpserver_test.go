@@ -285,15 +285,24 @@ func TestClientIsAskedTheRunsQuestions(t *testing.T) {
 	})
 	// 2025-11-25 asks on the session while the call goes on; 2026-07-28
 	// answers the call with the questions and the client calls again.
-	for _, version := range []string{"2025-11-25", "2026-07-28"} {
-		t.Run(version, func(t *testing.T) {
+	// Each over an in-memory connection and over streamable HTTP (where
+	// 2026-07-28 has no session).
+	srv := httptest.NewServer(api.New(rt, api.Options{MCP: mcpserver.Handler(mcpserver.New(rt, mcpserver.Options{}))}))
+	t.Cleanup(srv.Close)
+	for _, mode := range []string{"2025-11-25", "2026-07-28", "2025-11-25/http", "2026-07-28/http"} {
+		version, overHTTP := strings.CutSuffix(mode, "/http")
+		t.Run(mode, func(t *testing.T) {
 			var asked []string
-			st, ct := mcp.NewInMemoryTransports()
-			ss, err := mcpserver.New(rt, mcpserver.Options{}).Connect(context.Background(), st, nil)
-			if err != nil {
-				t.Fatal(err)
+			var ct mcp.Transport = &mcp.StreamableClientTransport{Endpoint: srv.URL + "/mcp"}
+			if !overHTTP {
+				var st mcp.Transport
+				st, ct = mcp.NewInMemoryTransports()
+				ss, err := mcpserver.New(rt, mcpserver.Options{}).Connect(context.Background(), st, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = ss.Close() })
 			}
-			t.Cleanup(func() { _ = ss.Close() })
 			var mu sync.Mutex
 			client := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, &mcp.ClientOptions{
 				ElicitationHandler: func(_ context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
@@ -310,6 +319,9 @@ func TestClientIsAskedTheRunsQuestions(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = cs.Close() })
+			if got := cs.InitializeResult().ProtocolVersion; got != version {
+				t.Fatalf("negotiated %s, want %s", got, version)
+			}
 			tests := []struct {
 				tool, input, want string
 				isError           bool
@@ -335,5 +347,61 @@ func TestClientIsAskedTheRunsQuestions(t *testing.T) {
 				t.Fatalf("asked %q", asked)
 			}
 		})
+	}
+}
+
+// TestStatelessRevisionOverHTTP: the SDK's client keeps 2026-07-28 over
+// streamable HTTP, without a session, and calls an agent and a flow; a
+// canceled call cancels its run; a 2025-11-25 client gets a session.
+func TestStatelessRevisionOverHTTP(t *testing.T) {
+	block := &blocker{entered: make(chan struct{}, 1)}
+	rt := newRuntime(t, block)
+	srv := httptest.NewServer(api.New(rt, api.Options{MCP: mcpserver.Handler(mcpserver.New(rt, mcpserver.Options{}))}))
+	t.Cleanup(srv.Close)
+	connect := func(version string) *mcp.ClientSession {
+		client := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil)
+		cs, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: srv.URL + "/mcp"},
+			&mcp.ClientSessionOptions{ProtocolVersion: version})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cs.Close() })
+		if got := cs.InitializeResult().ProtocolVersion; got != version {
+			t.Fatalf("negotiated %s, want %s", got, version)
+		}
+		return cs
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cs := connect(mcpserver.StatelessRevision)
+	if cs.ID() != "" {
+		t.Fatalf("2026-07-28 has a session %q", cs.ID())
+	}
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "greeter", Arguments: map[string]any{"input": "stateless"}})
+	if err != nil || text(res) != "hello stateless" {
+		t.Fatalf("%+v %v", res, err)
+	}
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "shout", Arguments: map[string]any{"input": "Bo"}})
+	if err != nil || text(res) != "hello Bo!" {
+		t.Fatalf("%+v %v", res, err)
+	}
+	callCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := cs.CallTool(callCtx, &mcp.CallToolParams{Name: "waiter", Arguments: map[string]any{"input": "go"}})
+		done <- err
+	}()
+	<-block.entered
+	stop()
+	<-done
+	runs, _, err := rt.List(ctx, run.Filter{Agent: "waiter"})
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("%v %v", runs, err)
+	}
+	if rec, err := rt.Wait(ctx, runs[0].ID); err != nil || rec.Status != run.StatusCanceled {
+		t.Fatalf("run %+v %v", rec, err)
+	}
+	if old := connect("2025-11-25"); old.ID() == "" {
+		t.Fatal("2025-11-25 has no session")
 	}
 }
