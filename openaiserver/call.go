@@ -196,11 +196,15 @@ func (c *call) answer(sub engine.SubmitRequest) {
 	writeJSON(c.w, http.StatusOK, resp)
 }
 
-// gone handles a call that ended before its run did: a caller that left
-// cancels the run; an engine that failed is reported.
+// gone handles a call that ended before its run did. A caller that left
+// cancels the run — unless it sent an idempotency key, which says it may
+// come back for the run (an SDK retrying after its timeout): the run goes
+// on, and the retry follows it. An engine that failed is reported.
 func (c *call) gone(id string, err error) {
 	if c.r.Context().Err() != nil {
-		_, _ = c.s.rt.Cancel(context.WithoutCancel(c.r.Context()), id)
+		if c.r.Header.Get("Idempotency-Key") == "" {
+			_, _ = c.s.rt.Cancel(context.WithoutCancel(c.r.Context()), id)
+		}
 		return
 	}
 	if !c.req.Stream {
@@ -239,7 +243,11 @@ func (c *call) completion(rec *run.Record, object string) *Completion {
 	if rec.Asking() || !rec.Status.Terminal() {
 		info.Waiting = waitingFor(rec)
 	}
-	return &Completion{ID: "chatcmpl-" + rec.ID, Object: object, Created: rec.CreatedAt.Unix(), Model: c.req.Model, Myriad: info}
+	name := rec.Agent // the run's, which a retry's key may have found
+	if rec.Flow != "" {
+		name = rec.Flow
+	}
+	return &Completion{ID: "chatcmpl-" + rec.ID, Object: object, Created: rec.CreatedAt.Unix(), Model: name, Myriad: info}
 }
 
 func usage(out outcome) *Usage {

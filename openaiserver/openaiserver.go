@@ -18,6 +18,8 @@ package openaiserver
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -175,11 +177,23 @@ func (s *Server) submission(r *http.Request, req *ChatRequest) (engine.SubmitReq
 			return engine.SubmitRequest{}, invalid(param, "%s: %q is a flow, and flows have no instances (leave %s out)", param, req.Model, param)
 		}
 		if !engine.ValidInstanceKey(instance) {
-			return engine.SubmitRequest{}, invalid(param, "%s: %q is not an instance key (1-128 letters, digits, '_', '-', '=' or '.'): it names the instance of %s to continue",
-				param, run.CutText(instance, 200), req.Model)
+			if param == "user" {
+				// An end user's id as a client fills it in (an email):
+				// its conversation gets a key made from it.
+				instance = UserInstance(instance)
+			} else {
+				return engine.SubmitRequest{}, invalid(param, "%s: %q is not an instance key (1-128 letters, digits, '_', '-', '=' or '.'): it names the instance of %s to continue",
+					param, run.CutText(instance, 200), req.Model)
+			}
 		}
 	}
-	input, err := req.Input(instance != "")
+	if len(req.State) > 0 && !flow {
+		return engine.SubmitRequest{}, invalid("state", "state: only flows take a state; %s is an agent", req.Model)
+	}
+	// A new instance's first turn is given the whole conversation: a
+	// client may bring one it held elsewhere.
+	continuing := instance != "" && s.started(r.Context(), req.Model, instance)
+	input, err := req.Input(continuing)
 	if err != nil {
 		return engine.SubmitRequest{}, err.(*Error)
 	}
@@ -191,7 +205,7 @@ func (s *Server) submission(r *http.Request, req *ChatRequest) (engine.SubmitReq
 		sub.IdempotencyKey = "openai/" + sub.IdempotencyKey
 	}
 	if flow {
-		sub.Flow = req.Model
+		sub.Flow, sub.State = req.Model, req.State
 	} else {
 		sub.Agent, sub.Instance = req.Model, instance
 	}
@@ -202,6 +216,19 @@ func (s *Server) submission(r *http.Request, req *ChatRequest) (engine.SubmitReq
 		sub.Metadata["traceparent"] = tp
 	}
 	return sub, nil
+}
+
+// UserInstance is the instance key a request's user field names when it
+// is not a key itself: "user-" and a hash of it.
+func UserInstance(user string) string {
+	sum := sha256.Sum256([]byte(user))
+	return "user-" + hex.EncodeToString(sum[:12])
+}
+
+// started reports whether an instance has had a turn.
+func (s *Server) started(ctx context.Context, agentName, key string) bool {
+	in, err := s.rt.GetInstance(ctx, agentName, key)
+	return err != nil || in != nil && (in.Turns > 0 || in.Current != "" || len(in.Queue) > 0)
 }
 
 // submitError maps an engine error onto OpenAI's terms.
@@ -262,8 +289,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// instanceBusy refuses a turn that would queue behind one that waits for
-// a person: the call would hold until someone acts on the earlier turn.
+// instanceBusy refuses a turn that would queue behind one whose tree
+// waits for a person: the call would hold until someone acts.
 func (s *Server) instanceBusy(ctx context.Context, sub engine.SubmitRequest) *Error {
 	if sub.Instance == "" {
 		return nil
@@ -273,12 +300,46 @@ func (s *Server) instanceBusy(ctx context.Context, sub engine.SubmitRequest) *Er
 		return nil
 	}
 	cur, err := s.rt.Get(ctx, in.Current)
-	if err != nil || !cur.Asking() {
+	if err != nil {
 		return nil
 	}
+	asking := s.asking(ctx, cur, maxDepth)
+	if asking == nil {
+		return nil
+	}
+	where := ""
+	if asking.ID != cur.ID {
+		where = " in " + asking.PathOrAgent()
+	}
 	return &Error{Status: http.StatusConflict, Type: "invalid_request_error", Code: "instance_waiting",
-		Message: fmt.Sprintf("instance %s of %s waits for a person on run %s (%s): %s; then send this message again",
-			sub.Instance, sub.Agent, cur.ID, waitingFor(cur), cur.HowToGoOn())}
+		Message: fmt.Sprintf("instance %s of %s waits for a person on run %s%s (%s): %s; then send this message again",
+			sub.Instance, sub.Agent, cur.ID, where, waitingFor(asking), asking.HowToGoOn())}
+}
+
+// maxDepth bounds how deep asking looks into a tree of child runs.
+const maxDepth = 8
+
+// asking is the run of rec's tree that waits for a person, if one does: a
+// run waiting for its children may be waiting for one of theirs.
+func (s *Server) asking(ctx context.Context, rec *run.Record, depth int) *run.Record {
+	if rec.Asking() {
+		return rec
+	}
+	if depth == 0 || rec.Status != run.StatusWaiting || rec.WaitingFor != run.WaitChildren {
+		return nil
+	}
+	kids, _, err := s.rt.List(ctx, run.Filter{Parent: rec.ID, Limit: 100})
+	if err != nil {
+		return nil
+	}
+	for _, k := range kids {
+		if !k.Status.Terminal() {
+			if a := s.asking(ctx, k, depth-1); a != nil {
+				return a
+			}
+		}
+	}
+	return nil
 }
 
 func waitingFor(rec *run.Record) string {

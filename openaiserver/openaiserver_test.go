@@ -50,18 +50,39 @@ func (b blocker) Call(ctx context.Context, _ *tool.Call) (tool.Result, error) {
 	return tool.Result{}, ctx.Err()
 }
 
+// gate holds its calls until it opens.
+type gate struct {
+	entered chan struct{}
+	open    chan struct{}
+}
+
+func (g gate) Info() tool.Info {
+	return tool.Info{Name: "gate", Description: "waits for the gate", Schema: json.RawMessage(`{"type":"object"}`)}
+}
+
+func (g gate) Call(ctx context.Context, _ *tool.Call) (tool.Result, error) {
+	g.entered <- struct{}{}
+	select {
+	case <-g.open:
+		return tool.Result{Content: "through"}, nil
+	case <-ctx.Done():
+		return tool.Result{}, ctx.Err()
+	}
+}
+
 type fixture struct {
 	rt     *engine.Engine
 	url    string
 	client openai.Client
 	block  blocker
+	gate   gate
 	hits   atomic.Int64 // requests to /v1/chat/completions
 }
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	b, _ := storetest.Open(t)
-	fx := &fixture{block: blocker{entered: make(chan struct{}, 1)}}
+	fx := &fixture{block: blocker{entered: make(chan struct{}, 1)}, gate: gate{entered: make(chan struct{}, 1), open: make(chan struct{})}}
 	rt, err := engine.New(b, engine.Options{
 		Agents: map[string]*agent.Agent{
 			"greeter": {Description: "says hello", Model: scriptedtest.Model(t, `- reply: {text: "hello {{.Input}}"}`)},
@@ -73,9 +94,21 @@ func newFixture(t testing.TB) *fixture {
 			"broken":  {MaxTurns: 1, Model: scriptedtest.Model(t, `- reply: {tool_calls: [{name: look}]}`), Tools: []tool.Tool{lookTool{}}},
 			"waiter":  {Model: scriptedtest.Model(t, `- reply: {tool_calls: [{name: block}]}`), Tools: []tool.Tool{fx.block}},
 			"counter": {Model: scriptedtest.Model(t, `- reply: {text: "turn {{.Turn}}: {{.LastUser}}"}`)},
+			"boss": {Model: scriptedtest.Model(t, `
+- when: {last_role: tool}
+  reply: {text: "done"}
+- reply: {tool_calls: [{name: banker, arguments: {task: pay}}]}`), SubAgents: []agent.SubAgent{{Agent: "banker"}}},
+			"slow": {Model: scriptedtest.Model(t, `
+- when: {last_tool: gate}
+  reply: {text: "slow answer"}
+- reply: {tool_calls: [{name: gate}]}`), Tools: []tool.Tool{fx.gate}},
 		},
-		Flows: map[string]*flow.Flow{"shout": {Start: []string{"up"}, Output: "out", Nodes: map[string]*flow.Node{
-			"up": {Agent: "greeter", Input: "{{.state.input}}!", Output: "out"}}}},
+		Flows: map[string]*flow.Flow{
+			"shout": {Start: []string{"up"}, Output: "out", Nodes: map[string]*flow.Node{
+				"up": {Agent: "greeter", Input: "{{.state.input}}!", Output: "out"}}},
+			"hail": {Start: []string{"up"}, Output: "out", Nodes: map[string]*flow.Node{
+				"up": {Agent: "greeter", Input: "{{.state.title}} {{.state.input}}", Output: "out"}}},
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +162,7 @@ func TestModelsAreAgentsAndFlows(t *testing.T) {
 	for _, m := range page.Data {
 		ids = append(ids, m.ID)
 	}
-	if got := strings.Join(ids, " "); got != "banker broken counter greeter shout talker waiter" {
+	if got := strings.Join(ids, " "); got != "banker boss broken counter greeter hail shout slow talker waiter" {
 		t.Fatalf("models %q", got)
 	}
 	m, err := fx.client.Models.Get(ctx, "shout")
@@ -168,10 +201,14 @@ func TestCompletionRunsTheAgent(t *testing.T) {
 	if err != nil || c.Choices[0].Message.Content != "hello system: be kind\n\nuser: hi\n\nassistant: hello\n\nuser: again" {
 		t.Fatalf("transcript: %+v %v", c, err)
 	}
-	// A flow is a model too.
+	// A flow is a model too, and takes its state in Myriad's own field.
 	c, err = fx.client.Chat.Completions.New(ctx, ask("shout", openai.UserMessage("Bo")))
 	if err != nil || c.Choices[0].Message.Content != "hello Bo!" {
 		t.Fatalf("flow: %+v %v", c, err)
+	}
+	c, err = fx.client.Chat.Completions.New(ctx, ask("hail", openai.UserMessage("Bo")), option.WithJSONSet("state", map[string]any{"title": "Dr"}))
+	if err != nil || c.Choices[0].Message.Content != "hello Dr Bo" {
+		t.Fatalf("flow with state: %+v %v", c, err)
 	}
 }
 
@@ -231,12 +268,35 @@ func TestInstanceContinuesAConversation(t *testing.T) {
 	if raw.Myriad.Instance != "chat-7" || raw.Myriad.Status != run.StatusCompleted {
 		t.Fatalf("myriad field %+v", raw.Myriad)
 	}
-	bad := ask("counter", openai.UserMessage("x"))
-	bad.User = openai.String("ada@example.com")
-	_, err = fx.client.Chat.Completions.New(ctx, bad)
+	// Continuing, the last message must be the user's.
+	_, err = fx.client.Chat.Completions.New(ctx, ask("counter", openai.UserMessage("x"), openai.AssistantMessage("y")),
+		option.WithHeader(openaiserver.HeaderInstance, "chat-7"))
 	var apiErr *openai.Error
-	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Param != "user" {
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Param != "messages[1].role" {
+		t.Fatalf("last message not the user's: %v", err)
+	}
+	// A malformed key in the header is refused; a user field that is not a
+	// key (an email) names an instance made from it.
+	_, err = fx.client.Chat.Completions.New(ctx, ask("counter", openai.UserMessage("x")), option.WithHeader(openaiserver.HeaderInstance, "a b"))
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Param != "header Myriad-Instance" {
 		t.Fatalf("bad instance key: %v", err)
+	}
+	// A new instance's first turn takes the whole conversation: a client
+	// may bring one from elsewhere.
+	email := ask("counter", openai.UserMessage("hi"), openai.AssistantMessage("hello"), openai.UserMessage("ada here"))
+	email.User = openai.String("ada@example.com")
+	c, err = fx.client.Chat.Completions.New(ctx, email)
+	if err != nil || c.Choices[0].Message.Content != "turn 1: user: hi\n\nassistant: hello\n\nuser: ada here" {
+		t.Fatalf("email user: %+v %v", c, err)
+	}
+	_ = json.Unmarshal([]byte(c.RawJSON()), &raw)
+	if raw.Myriad.Instance != openaiserver.UserInstance("ada@example.com") {
+		t.Fatalf("instance %q", raw.Myriad.Instance)
+	}
+	email.Messages = append(email.Messages, openai.AssistantMessage("…"), openai.UserMessage("again"))
+	c, err = fx.client.Chat.Completions.New(ctx, email)
+	if err != nil || c.Choices[0].Message.Content != "turn 2: again" {
+		t.Fatalf("email user, second turn: %+v %v", c, err)
 	}
 }
 
@@ -278,6 +338,58 @@ func TestARunWaitingForAPersonIsReported(t *testing.T) {
 		if n := fx.hits.Load() - before; n != 1 {
 			t.Fatalf("the SDK sent the refused request %d times", n)
 		}
+	}
+}
+
+// A turn whose child run waits for a person holds the instance too.
+func TestAChildWaitingForAPersonHoldsTheInstance(t *testing.T) {
+	fx := newFixture(t)
+	ctx := testContext(t)
+	params := ask("boss", openai.UserMessage("pay"))
+	params.User = openai.String("acct-9")
+	c, err := fx.client.Chat.Completions.New(ctx, params)
+	if err != nil || !strings.Contains(c.Choices[0].Message.Content, "an approval of the call to wire_money in boss/banker") {
+		t.Fatalf("%+v %v", c, err)
+	}
+	_, err = fx.client.Chat.Completions.New(ctx, params)
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 409 || apiErr.Code != "instance_waiting" || !strings.Contains(apiErr.Message, "in boss/banker") {
+		t.Fatalf("busy instance: %v", err)
+	}
+}
+
+// A caller that sent an idempotency key and left (an SDK's timeout) does
+// not cancel the run: its retry follows the same run to its answer.
+func TestAKeyedCallerThatLeavesComesBackForTheRun(t *testing.T) {
+	fx := newFixture(t)
+	ctx, cancel := context.WithCancel(testContext(t))
+	done := make(chan error, 1)
+	key := option.WithHeader("Idempotency-Key", "k-1")
+	go func() {
+		_, err := fx.client.Chat.Completions.New(ctx, ask("slow", openai.UserMessage("x")), key, option.WithMaxRetries(0))
+		done <- err
+	}()
+	<-fx.gate.entered
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("call: %v", err)
+	}
+	retry := make(chan *openai.ChatCompletion, 1)
+	go func() {
+		c, err := fx.client.Chat.Completions.New(testContext(t), ask("slow", openai.UserMessage("x")), key)
+		if err != nil {
+			t.Error(err)
+		}
+		retry <- c
+	}()
+	close(fx.gate.open)
+	c := <-retry
+	if c == nil || c.Choices[0].Message.Content != "slow answer" {
+		t.Fatalf("retry: %+v", c)
+	}
+	runs, _, err := fx.rt.List(testContext(t), run.Filter{Agent: "slow"})
+	if err != nil || len(runs) != 1 || runs[0].Status != run.StatusCompleted {
+		t.Fatalf("want one completed run: %+v %v", runs, err)
 	}
 }
 
@@ -348,7 +460,10 @@ func TestBadRequests(t *testing.T) {
 		{"unknown model", `{"model":"gretter","messages":[{"role":"user","content":"x"}]}`, 404, "model_not_found", "model", "known: banker"},
 		{"long model name", `{"model":"` + strings.Repeat("m", 5000) + `","messages":[{"role":"user","content":"x"}]}`, 404, "model_not_found", "model", "…"},
 		{"flow with instance", `{"model":"shout","user":"u1","messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request", "user", "flows have no instances"},
-		{"instance last not user", `{"model":"greeter","user":"u1","messages":[{"role":"user","content":"x"},{"role":"assistant","content":"y"}]}`, 400, "invalid_request", "messages[1].role", "last message"},
+		{"message field type", `{"model":"greeter","messages":[{"role":"user","content":"x"},{"role":"user","content":"y","name":7}]}`, 400, "invalid_request", "messages[1].name", "must be a string"},
+		{"n not an integer", `{"model":"greeter","messages":[{"role":"user","content":"x"}],"n":1.5}`, 400, "invalid_request", "n", "an integer"},
+		{"state for an agent", `{"model":"greeter","state":{"a":1},"messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request", "state", "only flows"},
+		{"state not an object", `{"model":"shout","state":[1],"messages":[{"role":"user","content":"x"}]}`, 400, "invalid_request", "state", "JSON object"},
 		{"too large", `{"model":"greeter","messages":[{"role":"user","content":"` + strings.Repeat("x", 70<<10) + `"}]}`, 413, "request_too_large", "", "server.max_body_bytes"},
 	}
 	for _, tc := range cases {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/myriad-ai/myriad/run"
@@ -25,6 +26,8 @@ type ChatRequest struct {
 	N             *int              `json:"n"`
 	Tools         []json.RawMessage `json:"tools"`
 	Functions     []json.RawMessage `json:"functions"`
+	// State is a flow's initial state (a JSON object): Myriad's own field.
+	State json.RawMessage `json:"state"`
 }
 
 // StreamOptions are a streaming request's options.
@@ -85,7 +88,7 @@ func ParseChatRequest(data []byte) (*ChatRequest, error) {
 	if err := json.Unmarshal(data, &fields); err != nil || fields == nil {
 		return nil, invalid("", "the body must be a JSON object: %s", jsonProblem(err))
 	}
-	known := []string{"model", "messages", "stream", "stream_options", "user", "metadata", "n", "tools", "functions"}
+	known := []string{"model", "messages", "stream", "stream_options", "user", "metadata", "n", "tools", "functions", "state"}
 	for name := range fields {
 		if !slices.Contains(known, name) && !slices.Contains(ignored, name) {
 			return nil, invalid(run.CutText(name, 200), "Unrecognized request argument supplied: %s", run.CutText(name, 200))
@@ -96,7 +99,11 @@ func ParseChatRequest(data []byte) (*ChatRequest, error) {
 	if err := dec.Decode(&req); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
-			return nil, invalid(typeErr.Field, "%s: must be %s, not %s", typeErr.Field, jsonType(typeErr.Type.Kind().String()), typeErr.Value)
+			field := typeErr.Field
+			if rest, ok := strings.CutPrefix(field, "messages."); ok {
+				field = "messages[" + strconv.Itoa(firstBadMessage(fields["messages"])) + "]." + rest
+			}
+			return nil, invalid(field, "%s: must be %s, not %s", field, jsonType(typeErr.Type.Kind().String()), typeErr.Value)
 		}
 		return nil, invalid("", "invalid JSON body: %s", jsonProblem(err))
 	}
@@ -104,6 +111,19 @@ func ParseChatRequest(data []byte) (*ChatRequest, error) {
 		return nil, err
 	}
 	return &req, nil
+}
+
+// firstBadMessage is the index of the first message that does not decode.
+func firstBadMessage(data json.RawMessage) int {
+	var raw []json.RawMessage
+	_ = json.Unmarshal(data, &raw)
+	for i, m := range raw {
+		var msg Message
+		if json.Unmarshal(m, &msg) != nil {
+			return i
+		}
+	}
+	return 0
 }
 
 func (req *ChatRequest) check(fields map[string]json.RawMessage) error {
@@ -122,6 +142,12 @@ func (req *ChatRequest) check(fields map[string]json.RawMessage) error {
 		return invalid("stream_options", "stream_options: only with stream: true")
 	case len(req.Metadata) > 64:
 		return invalid("metadata", "metadata: at most 64 keys")
+	}
+	if len(req.State) > 0 {
+		var obj map[string]any
+		if json.Unmarshal(req.State, &obj) != nil || obj == nil {
+			return invalid("state", "state: must be a JSON object (a flow's initial state)")
+		}
 	}
 	var raw []map[string]json.RawMessage
 	_ = json.Unmarshal(fields["messages"], &raw)
@@ -158,14 +184,19 @@ func (m *Message) text(i int) (string, error) {
 		return s, nil
 	}
 	var parts []struct {
-		Type string `json:"type"`
-		Text string `json:"text"`
+		Type    string `json:"type"`
+		Text    string `json:"text"`
+		Refusal string `json:"refusal"`
 	}
 	if err := json.Unmarshal(c, &parts); err != nil {
 		return "", invalid(fmt.Sprintf("messages[%d].content", i), "messages[%d].content: must be a string or an array of content parts", i)
 	}
 	var texts []string
 	for j, p := range parts {
+		if p.Type == "refusal" && m.Role == "assistant" {
+			texts = append(texts, p.Refusal)
+			continue
+		}
 		if p.Type != "text" {
 			return "", invalid(fmt.Sprintf("messages[%d].content[%d].type", i, j),
 				"messages[%d].content[%d]: only text parts are supported, not %q", i, j, run.CutText(p.Type, 200))
@@ -236,6 +267,8 @@ func jsonType(kind string) string {
 		return "a string"
 	case "bool":
 		return "true or false"
+	case "int", "int64", "int32", "uint64":
+		return "an integer"
 	case "map", "struct":
 		return "an object"
 	case "slice", "array":
