@@ -1,9 +1,14 @@
-// Package a2aserver publishes Myriad's agents and flows as A2A agents, with
-// the official A2A Go SDK's JSON-RPC binding (protocol 0.3).
+// Package a2aserver publishes Myriad's agents and flows as A2A agents, in
+// both revisions of the protocol: 0.3 with the official A2A Go SDK's
+// JSON-RPC binding, and 1.0 (JSON-RPC and HTTP+JSON bindings, written
+// here against the specification, see v1.go) on the same runs.
 //
 // Each published agent or flow has an agent card at
-// /a2a/{name}/.well-known/agent-card.json and takes JSON-RPC requests at
-// /a2a/{name}; the default one's card is also at
+// /a2a/{name}/.well-known/agent-card.json, which lists its interfaces
+// (supportedInterfaces) beside 0.3's fields, and takes JSON-RPC requests
+// at /a2a/{name} — 1.0's when the request's A2A-Version header says 1.0,
+// 0.3's without one — and 1.0's HTTP+JSON requests under it
+// (/a2a/{name}/message:send, …); the default one's card is also at
 // /.well-known/agent-card.json. A task is a run: its id is the run id, so
 // a task lives in JetStream like any run, survives restarts, and any node
 // can answer for it. The SDK's in-memory task store and event queues are
@@ -37,6 +42,7 @@ import (
 	"github.com/a2aproject/a2a-go/a2asrv"
 
 	"github.com/myriad-ai/myriad/engine"
+	"github.com/myriad-ai/myriad/run"
 )
 
 // ProtocolVersion is the A2A protocol version served, the one the SDK
@@ -131,11 +137,26 @@ func (s *Server) ServeCard(w http.ResponseWriter, r *http.Request) {
 	}
 	e, ok := s.endpoints[name]
 	if !ok {
-		writeError(w, http.StatusNotFound, "unknown_agent", fmt.Sprintf("no published A2A agent %q (published: %s)", name, strings.Join(s.names(), ", ")))
+		writeError(w, http.StatusNotFound, "unknown_agent", fmt.Sprintf("no published A2A agent %s (published: %s)", run.Quote(name), strings.Join(s.names(), ", ")))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(e.card(s.baseURL(r)))
+	_ = json.NewEncoder(w).Encode(withInterfaces(e.card(s.baseURL(r))))
+}
+
+// withInterfaces is a card that both revisions read: 0.3's fields, which
+// the SDK writes, and 1.0's supportedInterfaces, which list the 1.0
+// bindings first (JSON-RPC and HTTP+JSON share the agent's URL) and 0.3's.
+func withInterfaces(card *a2a.AgentCard) map[string]any {
+	data, _ := json.Marshal(card)
+	var out map[string]any
+	_ = json.Unmarshal(data, &out)
+	out["supportedInterfaces"] = []map[string]string{
+		{"url": card.URL, "protocolBinding": "JSONRPC", "protocolVersion": ProtocolVersion1},
+		{"url": card.URL, "protocolBinding": "HTTP+JSON", "protocolVersion": ProtocolVersion1},
+		{"url": card.URL, "protocolBinding": "JSONRPC", "protocolVersion": "0.3"},
+	}
+	return out
 }
 
 // ServeRPC serves the JSON-RPC binding of the agent named by the path
@@ -143,10 +164,20 @@ func (s *Server) ServeCard(w http.ResponseWriter, r *http.Request) {
 func (s *Server) ServeRPC(w http.ResponseWriter, r *http.Request) {
 	e, ok := s.endpoints[r.PathValue("agent")]
 	if !ok {
-		writeError(w, http.StatusNotFound, "unknown_agent", fmt.Sprintf("no published A2A agent %q (published: %s)", r.PathValue("agent"), strings.Join(s.names(), ", ")))
+		writeError(w, http.StatusNotFound, "unknown_agent", fmt.Sprintf("no published A2A agent %s (published: %s)", run.Quote(r.PathValue("agent")), strings.Join(s.names(), ", ")))
 		return
 	}
-	e.rpc.ServeHTTP(w, r)
+	// The revision is the request's A2A-Version header; none is 0.3.
+	switch v := requestedVersion(r); {
+	case isVersion(v, "0.3"):
+		e.rpc.ServeHTTP(w, r)
+	case isVersion(v, ProtocolVersion1):
+		e.serveJSONRPC1(w, r)
+	default:
+		var req rpcRequest
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		writeRPCError(w, req.ID, versionError(v))
+	}
 }
 
 func (s *Server) baseURL(r *http.Request) string {

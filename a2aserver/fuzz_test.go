@@ -56,3 +56,64 @@ func FuzzJSONRPC(f *testing.F) {
 		}
 	})
 }
+
+// FuzzA2A1 posts arbitrary bodies to the A2A 1.0 bindings, JSON-RPC and
+// HTTP+JSON: every answer is JSON-RPC (or google.rpc.Status for HTTP+JSON)
+// or an SSE stream of JSON, never a crash or a hang.
+func FuzzA2A1(f *testing.F) {
+	for _, seed := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"messageId":"f1","role":"ROLE_USER","parts":[{"text":"hi"}]}}}`,
+		`{"jsonrpc":"2.0","id":2,"method":"SendStreamingMessage","params":{"message":{"messageId":"f2","role":"ROLE_USER","parts":[{"data":{"a":1}},{"url":"https://x/y.pdf","mediaType":"application/pdf"}]},"configuration":{"returnImmediately":true}}}`,
+		`{"jsonrpc":"2.0","id":3,"method":"GetTask","params":{"id":"run_x","historyLength":-3}}`,
+		`{"jsonrpc":"2.0","id":4,"method":"CancelTask","params":{"id":"../.."}}`,
+		`{"jsonrpc":"2.0","id":5,"method":"SubscribeToTask","params":{"id":"run_>.*"}}`,
+		`{"jsonrpc":"2.0","id":6,"method":"SendMessage","params":{"message":{"messageId":"f6","role":"ROLE_AGENT","taskId":"run_00000000000000000000000000ff","parts":[{"raw":"AAAA"}]}}}`,
+		`{"jsonrpc":"2.0","id":7,"method":"SendMessage","params":{"message":{"messageId":"f7","role":"ROLE_USER","parts":[{"data":[1,2]}]}}}`,
+		`{"message":{"messageId":"f8","role":"ROLE_USER","parts":[{"text":"rest"}]}}`,
+		`[]`, ``, `{"jsonrpc":"2.0","id":null,"method":"ListTasks","params":{}}`,
+	} {
+		f.Add([]byte(seed), false)
+		f.Add([]byte(seed), true)
+	}
+	_, base := newServer(f)
+	f.Fuzz(func(t *testing.T, body []byte, rest bool) {
+		url := base + "/a2a/greeter"
+		if rest {
+			url += "/message:send"
+		}
+		req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("A2A-Version", "1.0")
+		resp, err := authed.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+			for _, line := range strings.Split(string(data), "\n") {
+				if d, ok := strings.CutPrefix(line, "data: "); ok && !json.Valid([]byte(d)) {
+					t.Fatalf("stream line %q is not JSON", d)
+				}
+			}
+			return
+		}
+		var out struct {
+			JSONRPC string          `json:"jsonrpc"`
+			Task    json.RawMessage `json:"task"`
+			Message json.RawMessage `json:"message"`
+			Error   *struct {
+				Code int `json:"code"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(data, &out); err != nil {
+			t.Fatalf("answer %d %q: %v", resp.StatusCode, data, err)
+		}
+		if rest && out.Task == nil && out.Message == nil && (out.Error == nil || out.Error.Code != resp.StatusCode) {
+			t.Fatalf("HTTP+JSON answer %d %q", resp.StatusCode, data)
+		}
+		if !rest && out.JSONRPC != "2.0" {
+			t.Fatalf("JSON-RPC answer %d %q", resp.StatusCode, data)
+		}
+	})
+}

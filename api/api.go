@@ -5,6 +5,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -59,6 +60,9 @@ type A2A interface {
 	ServeCard(http.ResponseWriter, *http.Request)
 	// ServeRPC serves POST /a2a/{agent}.
 	ServeRPC(http.ResponseWriter, *http.Request)
+	// ServeREST serves the HTTP+JSON binding under /a2a/{agent}/, the
+	// path value "rest" naming the operation.
+	ServeREST(http.ResponseWriter, *http.Request)
 }
 
 // OpenAI serves the OpenAI-compatible routes (package openaiserver).
@@ -107,15 +111,20 @@ func New(rt *engine.Engine, opts Options) *Server {
 	s.mux.HandleFunc("GET /v1/approvals", s.auth(only([]string{"agent"}, s.listApprovals)))
 	s.mux.HandleFunc("POST /v1/runs/{id}/approvals/{approval_id}", s.auth(only(nil, s.decideApproval)))
 	if opts.MCP != nil {
-		s.mux.HandleFunc("/mcp", s.auth(opts.MCP.ServeHTTP))
+		s.mux.HandleFunc("/mcp", s.auth(s.bounded(opts.MCP.ServeHTTP)))
 	}
 	if opts.A2A != nil {
 		s.mux.HandleFunc("GET /.well-known/agent-card.json", opts.A2A.ServeCard)
 		s.mux.HandleFunc("GET /a2a/{agent}/.well-known/agent-card.json", opts.A2A.ServeCard)
-		s.mux.HandleFunc("POST /a2a/{agent}", s.auth(func(w http.ResponseWriter, r *http.Request) {
-			r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
-			opts.A2A.ServeRPC(w, r)
-		}))
+		s.mux.HandleFunc("POST /a2a/{agent}", s.auth(s.bounded(opts.A2A.ServeRPC)))
+		s.mux.HandleFunc("GET /a2a/{agent}/{rest...}", s.auth(opts.A2A.ServeREST))
+		// Without it the mux would redirect GET /a2a/{agent} to the
+		// HTTP+JSON binding's root rather than say the method is wrong.
+		s.mux.HandleFunc("GET /a2a/{agent}", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", "POST")
+			writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, fmt.Sprintf("%s %s: this route takes POST (see docs/api.md)", r.Method, run.CutText(r.URL.Path, 200)))
+		})
+		s.mux.HandleFunc("POST /a2a/{agent}/{rest...}", s.auth(s.bounded(opts.A2A.ServeREST)))
 	}
 	if opts.OpenAI != nil {
 		s.mux.HandleFunc("POST /v1/chat/completions", s.auth(only(nil, func(w http.ResponseWriter, r *http.Request) {
@@ -125,27 +134,81 @@ func New(rt *engine.Engine, opts Options) *Server {
 		s.mux.HandleFunc("GET /v1/models", s.auth(only(nil, opts.OpenAI.ServeModels)))
 		s.mux.HandleFunc("GET /v1/models/{model}", s.auth(only(nil, opts.OpenAI.ServeModel)))
 	}
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s (see docs/api.md)", r.Method, r.URL.Path))
-	})
 	return s
 }
 
-// ServeHTTP makes Server an http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP makes Server an http.Handler. A request no route takes is
+// answered in the API's shape: 405 with Allow when the path has routes
+// for other methods, else 404.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	// The mux's own answer says which: capture its status and Allow.
+	probe := &statusProbe{header: http.Header{}}
+	h.ServeHTTP(probe, r)
+	path := run.CutText(r.URL.Path, 200)
+	if probe.status == http.StatusMethodNotAllowed {
+		allow := probe.header.Get("Allow")
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, fmt.Sprintf("%s %s: this route takes %s (see docs/api.md)", run.CutText(r.Method, 20), path, allow))
+		return
+	}
+	writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no route for %s %s (see docs/api.md)", run.CutText(r.Method, 20), path))
+}
+
+// statusProbe is a ResponseWriter that keeps the status and headers only.
+type statusProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *statusProbe) Header() http.Header         { return p.header }
+func (p *statusProbe) Write(b []byte) (int, error) { return len(b), nil }
+func (p *statusProbe) WriteHeader(status int)      { p.status = status }
+
+// bounded answers 413 in the API's shape for a body past the limit before
+// h reads it: the protocol handlers behind it (A2A, MCP) would answer in
+// their own terms, a JSON-RPC parse error with 200. A body of unknown
+// length is read here, within the limit.
+func (s *Server) bounded(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.ContentLength > s.opts.MaxBodyBytes:
+			s.tooLarge(w)
+			return
+		case r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody:
+			data, ok := s.readBody(w, r)
+			if !ok {
+				return
+			}
+			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(data)), int64(len(data))
+		default:
+			r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
+		}
+		h(w, r)
+	}
+}
+
+func (s *Server) tooLarge(w http.ResponseWriter) {
+	writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("request body exceeds %d bytes (the server's server.max_body_bytes)", s.opts.MaxBodyBytes))
+}
 
 var _ http.Handler = (*Server)(nil)
 
 // Error codes.
 const (
-	CodeBadRequest   = "bad_request"
-	CodeUnauthorized = "unauthorized"
-	CodeNotFound     = "not_found"
-	CodeUnknownAgent = "unknown_agent"
-	CodeConflict     = "conflict"
-	CodeTooLarge     = "request_too_large"
-	CodeInternal     = "internal"
-	CodeUnavailable  = "unavailable"
+	CodeBadRequest       = "bad_request"
+	CodeUnauthorized     = "unauthorized"
+	CodeNotFound         = "not_found"
+	CodeMethodNotAllowed = "method_not_allowed"
+	CodeUnknownAgent     = "unknown_agent"
+	CodeConflict         = "conflict"
+	CodeTooLarge         = "request_too_large"
+	CodeInternal         = "internal"
+	CodeUnavailable      = "unavailable"
 )
 
 type errorBody struct {
@@ -213,7 +276,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("request body exceeds %d bytes (the server's server.max_body_bytes)", s.opts.MaxBodyBytes))
+			s.tooLarge(w)
 			return nil, false
 		}
 		writeError(w, http.StatusBadRequest, CodeBadRequest, "read body: "+err.Error())

@@ -66,7 +66,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 	}
 	srv := &http.Server{
 		Handler: api.New(node.Engine, api.Options{Token: token, MaxBodyBytes: cfg.Server.MaxBodyBytes, Logger: log, Version: myriad.Version,
-			MCP: mcpserver.Handler(mcpserver.New(node.Engine, mcpserver.Options{Version: myriad.Version, Logger: log})), A2A: a2a,
+			MCP: mcpserver.Handler(mcpserver.New(node.Engine, mcpserver.Options{Version: myriad.Version, Logger: log}), cfg.Server.MaxBodyBytes), A2A: a2a,
 			OpenAI: openaiserver.New(node.Engine, openaiserver.Options{Logger: log})}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}

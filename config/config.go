@@ -299,6 +299,10 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("read config: %w (pass the path of a myriad.yaml with --config)", err)
 	}
 	c, err := Parse(data)
+	var fieldErrs Errors
+	if errors.As(err, &fieldErrs) {
+		return nil, fmt.Errorf("%s:\n%w", path, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -337,7 +341,7 @@ func Parse(data []byte) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("the file is empty: it needs at least models and agents sections")
 		}
-		return nil, fmt.Errorf("invalid YAML: %w", err)
+		return nil, explainYAML(data, err)
 	}
 	c.applyDefaults()
 	return c, nil
@@ -618,7 +622,8 @@ func looksLikeSecret(v string) bool {
 // the section does know.
 func unknownFields(add func(path, format string, args ...any), path string, extra map[string]yaml.Node, section any) {
 	for _, k := range sortedKeys(extra) {
-		add(path+"."+k, "unknown field (known: %s)", strings.Join(yamlFields(section), ", "))
+		known := yamlFields(section)
+		add(path+"."+k, "unknown field (known: %s)%s", strings.Join(known, ", "), didYouMean(k, known))
 	}
 }
 

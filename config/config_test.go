@@ -245,3 +245,33 @@ schedules:
 		t.Fatalf("a valid flow was refused: %v", err)
 	}
 }
+
+// TestYAMLErrorsNameTheFieldAndTheFix: a value of the wrong type is named
+// by its field path, a mis-indented line by its number and what it should
+// line up with.
+func TestYAMLErrorsNameTheFieldAndTheFix(t *testing.T) {
+	head := "models:\n  local: {provider: scripted, rules: [{reply: {text: x}}]}\nagents:\n  worker:\n    model: local\n"
+	tests := []struct{ name, yaml, want string }{
+		{"string for an integer", head + "    max_turns: six\n", `agents.worker.max_turns: "six" is not an integer (line 6)`},
+		{"word for a boolean", head + "    stream: maybe\n", `agents.worker.stream: "maybe" is not true or false (line 6)`},
+		{"mapping for text", head + "    instructions: {a: 1}\n", `agents.worker.instructions: a mapping is not text`},
+		{"text for a list", head + "    tools: [[a]]\n", `agents.worker.tools[0]: a list is not text`},
+		{"text for a mapping", "models:\n  local: scripted\n", `models.local: "scripted" is not a mapping`},
+		{"bad duration", head + "    timeout: soon\n", `agents.worker.timeout: invalid duration "soon"`},
+		{"two at once", head + "    max_turns: six\n    stream: maybe\n", "agents.worker.max_turns: \"six\" is not an integer (line 6)\nagents.worker.stream: \"maybe\" is not true or false (line 7)"},
+		{"indented less than its siblings", head + "   instructions: hi\n", `line 6: "instructions: hi" is indented 3 spaces, which lines up with no key above it (line 5 is indented 4, line 4 is indented 2)`},
+		{"indented under a value", head + "      instructions: hi\n", `line 6: "instructions: hi" is indented more than line 5, which holds a value, not a block`},
+		{"a tab", head + "\tinstructions: hi\n", `line 6: "instructions: hi" is indented with a tab`},
+		{"a colon in text", head + "    instructions: do this: that\n", `line 6: mapping values are not allowed in this context ("    instructions: do this: that"): check that each key ends with ": "`},
+		{"a block scalar is not mis-indented", head + "    instructions: |\n      a: b\n        c\n    max_turns: x\n", `agents.worker.max_turns: "x" is not an integer (line 9)`},
+		{"list items under a key", "agents:\n  w:\n    model: m\n    tools:\n      - a\n     - b\n", `line 6: "- b" is indented 5 spaces, which lines up with no key above it`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v\nwant %s", err, tc.want)
+			}
+		})
+	}
+}

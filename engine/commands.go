@@ -188,7 +188,7 @@ func (e *Engine) refuseEnded(ctx context.Context, id string, in store.Input) *re
 // journalOf reads the journal of a run that exists.
 func (e *Engine) journalOf(ctx context.Context, id string) ([]journal.Event, error) {
 	if !runIDPattern.MatchString(id) {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, run.Quote(id))
 	}
 	events, err := e.st.LoadJournal(ctx, id)
 	if err != nil {
@@ -197,7 +197,7 @@ func (e *Engine) journalOf(ctx context.Context, id string) ([]journal.Event, err
 	if len(events) == 0 {
 		if exists, err := e.exists(ctx, id); err != nil || !exists {
 			if err == nil {
-				err = fmt.Errorf("%w: %q", ErrNotFound, id)
+				err = fmt.Errorf("%w: %s", ErrNotFound, run.Quote(id))
 			}
 			return nil, err
 		}

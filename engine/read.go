@@ -60,7 +60,7 @@ func (e *Engine) fresh(ctx context.Context, rec *run.Record) (*run.Record, error
 // stored reads the copy of a run's record its writer keeps.
 func (e *Engine) stored(ctx context.Context, id string) (*run.Record, error) {
 	if !runIDPattern.MatchString(id) {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, run.Quote(id))
 	}
 	data, err := e.st.Record(ctx, id)
 	if err != nil {
@@ -94,7 +94,7 @@ func (e *Engine) load(ctx context.Context, id string) ([]journal.Event, *submiss
 		// Started between the two reads? (A submission leaves the queue
 		// once its run.started is journaled.)
 		if events, err = e.st.LoadJournal(ctx, id); err == nil && len(events) == 0 {
-			err = fmt.Errorf("%w: %q", ErrNotFound, id)
+			err = fmt.Errorf("%w: %s", ErrNotFound, run.Quote(id))
 		}
 	}
 	return events, sub, err
@@ -118,7 +118,7 @@ func (e *Engine) submission(ctx context.Context, id string) (*submission, error)
 		}
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, run.Quote(id))
 	}
 	if err != nil {
 		return nil, err
@@ -224,7 +224,7 @@ func (e *Engine) LastEvent(ctx context.Context, id string) (ev journal.Event, ok
 // waiting for its child runs or a timer is not done waiting.
 func (e *Engine) Wait(ctx context.Context, id string) (*run.Record, error) {
 	if !runIDPattern.MatchString(id) {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, run.Quote(id))
 	}
 	if rec, err := e.stored(ctx, id); err == nil && rec.Status.Terminal() {
 		return e.fresh(ctx, rec) // an end is final (but the copy may be cut)

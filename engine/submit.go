@@ -257,9 +257,9 @@ func (e *Engine) checkSubmission(req *SubmitRequest) error {
 	case req.Flow != "":
 		if _, ok := e.flows[req.Flow]; !ok {
 			if _, isAgent := e.agents[req.Flow]; isAgent {
-				return fmt.Errorf("%w: %q is an agent, not a flow: send it as agent", ErrUnknownAgent, req.Flow)
+				return fmt.Errorf("%w: %s is an agent, not a flow: send it as agent", ErrUnknownAgent, run.Quote(req.Flow))
 			}
-			return fmt.Errorf("%w: flow %q (known: %s)", ErrUnknownAgent, req.Flow, orNone(e.flowNames()))
+			return fmt.Errorf("%w: flow %s (known: %s)", ErrUnknownAgent, run.Quote(req.Flow), orNone(e.flowNames()))
 		}
 		if req.Instance != "" {
 			return fmt.Errorf("%w: instance: flows have no instances; keep state in the flow's state", ErrInvalid)
@@ -273,13 +273,13 @@ func (e *Engine) checkSubmission(req *SubmitRequest) error {
 	default:
 		if _, ok := e.agents[req.Agent]; !ok {
 			if _, isFlow := e.flows[req.Agent]; isFlow {
-				return fmt.Errorf("%w %q: it is a flow: send it as flow", ErrUnknownAgent, req.Agent)
+				return fmt.Errorf("%w %s: it is a flow: send it as flow", ErrUnknownAgent, run.Quote(req.Agent))
 			}
 			known := strings.Join(e.agentNames(), ", ")
 			if len(e.flows) > 0 {
 				known += "; flows: " + strings.Join(e.flowNames(), ", ")
 			}
-			return fmt.Errorf("%w %q (known: %s)", ErrUnknownAgent, req.Agent, known)
+			return fmt.Errorf("%w %s (known: %s)", ErrUnknownAgent, run.Quote(req.Agent), known)
 		}
 		if len(req.State) > 0 {
 			return fmt.Errorf("%w: state: only flow runs take a state", ErrInvalid)
@@ -291,12 +291,12 @@ func (e *Engine) checkSubmission(req *SubmitRequest) error {
 	if req.Instance != "" {
 		if a, k, ok := strings.Cut(req.Instance, "/"); ok {
 			if a != req.Agent {
-				return fmt.Errorf("%w: instance: %q belongs to agent %q, not %q", ErrInvalid, req.Instance, a, req.Agent)
+				return fmt.Errorf("%w: instance: %s belongs to agent %s, not %s", ErrInvalid, run.Quote(req.Instance), run.Quote(a), run.Quote(req.Agent))
 			}
 			req.Instance = k
 		}
 		if !instanceKey.MatchString(req.Instance) {
-			return fmt.Errorf("%w: instance: %q must be 1-128 letters, digits, '_', '-', '=' or '.', not starting with '.'", ErrInvalid, req.Instance)
+			return fmt.Errorf("%w: instance: %s must be 1-128 letters, digits, '_', '-', '=' or '.', not starting with '.'", ErrInvalid, run.Quote(req.Instance))
 		}
 	}
 	return nil

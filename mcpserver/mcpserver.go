@@ -97,13 +97,14 @@ func New(rt *engine.Engine, opts Options) *mcp.Server {
 // client's initialize, then its requests on the session) is served with a
 // session, whose streams can be resumed from an in-memory event store on
 // the node that holds it. The SDK serves 2026-07-28 only statelessly and
-// elicits on sessions only, hence two handlers.
-func Handler(s *mcp.Server) http.Handler {
+// elicits on sessions only, hence two handlers. Request bodies are bounded
+// by maxBodyBytes (0: the SDK's 4 MiB).
+func Handler(s *mcp.Server, maxBodyBytes int64) http.Handler {
 	server := func(*http.Request) *mcp.Server { return s }
-	sessions := mcp.NewStreamableHTTPHandler(server,
-		&mcp.StreamableHTTPOptions{EventStore: mcp.NewMemoryEventStore(nil), SessionTimeout: 30 * time.Minute})
+	sessions := mcp.NewStreamableHTTPHandler(server, &mcp.StreamableHTTPOptions{EventStore: mcp.NewMemoryEventStore(nil),
+		SessionTimeout: 30 * time.Minute, MaxRequestBodyBytes: maxBodyBytes})
 	stateless := mcp.NewStreamableHTTPHandler(server,
-		&mcp.StreamableHTTPOptions{Stateless: true, PropagateRequestCancellation: true})
+		&mcp.StreamableHTTPOptions{Stateless: true, PropagateRequestCancellation: true, MaxRequestBodyBytes: maxBodyBytes})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Revisions are dates: they compare as strings. A later one than
 		// the SDK knows is refused by the stateless handler with the list

@@ -171,7 +171,7 @@ func TestCancelingTheCallCancelsTheRun(t *testing.T) {
 // /mcp on the API server, behind its token.
 func TestStreamableHTTPBehindTheAPIToken(t *testing.T) {
 	rt := newRuntime(t, &blocker{entered: make(chan struct{}, 1)})
-	srv := httptest.NewServer(api.New(rt, api.Options{Token: "s3cret", MCP: mcpserver.Handler(mcpserver.New(rt, mcpserver.Options{}))}))
+	srv := httptest.NewServer(api.New(rt, api.Options{Token: "s3cret", MCP: mcpserver.Handler(mcpserver.New(rt, mcpserver.Options{}), 0)}))
 	t.Cleanup(srv.Close)
 	client := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil)
 	if _, err := client.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: srv.URL + "/mcp"}, nil); err == nil {
@@ -287,7 +287,7 @@ func TestClientIsAskedTheRunsQuestions(t *testing.T) {
 	// answers the call with the questions and the client calls again.
 	// Each over an in-memory connection and over streamable HTTP (where
 	// 2026-07-28 has no session).
-	srv := httptest.NewServer(api.New(rt, api.Options{MCP: mcpserver.Handler(mcpserver.New(rt, mcpserver.Options{}))}))
+	srv := httptest.NewServer(api.New(rt, api.Options{MCP: mcpserver.Handler(mcpserver.New(rt, mcpserver.Options{}), 0)}))
 	t.Cleanup(srv.Close)
 	for _, mode := range []string{"2025-11-25", "2026-07-28", "2025-11-25/http", "2026-07-28/http"} {
 		version, overHTTP := strings.CutSuffix(mode, "/http")
@@ -356,7 +356,7 @@ func TestClientIsAskedTheRunsQuestions(t *testing.T) {
 func TestStatelessRevisionOverHTTP(t *testing.T) {
 	block := &blocker{entered: make(chan struct{}, 1)}
 	rt := newRuntime(t, block)
-	srv := httptest.NewServer(api.New(rt, api.Options{MCP: mcpserver.Handler(mcpserver.New(rt, mcpserver.Options{}))}))
+	srv := httptest.NewServer(api.New(rt, api.Options{MCP: mcpserver.Handler(mcpserver.New(rt, mcpserver.Options{}), 0)}))
 	t.Cleanup(srv.Close)
 	connect := func(version string) *mcp.ClientSession {
 		client := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil)

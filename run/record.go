@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -137,6 +138,10 @@ func CutText(s string, n int) string {
 	}
 	return s[:end] + note
 }
+
+// Quote quotes a name a caller sent for an error message, cut to 200
+// bytes: a megabyte of name is not echoed back.
+func Quote(name string) string { return strconv.Quote(CutText(name, 200)) }
 
 // PathOrAgent is the run's path, which for a root run is its agent (or
 // flow).
