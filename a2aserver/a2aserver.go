@@ -1,7 +1,7 @@
 // Package a2aserver publishes Myriad's agents and flows as A2A agents, in
 // both revisions of the protocol: 0.3 with the official A2A Go SDK's
 // JSON-RPC binding, and 1.0 (JSON-RPC and HTTP+JSON bindings, written
-// here against the specification, see v1.go) on the same runs.
+// here against the specification, see v1bind.go) on the same runs.
 //
 // Each published agent or flow has an agent card at
 // /a2a/{name}/.well-known/agent-card.json, which lists its interfaces
@@ -42,6 +42,7 @@ import (
 	"github.com/a2aproject/a2a-go/a2asrv"
 
 	"github.com/myriad-ai/myriad/engine"
+	"github.com/myriad-ai/myriad/internal/a2a1"
 	"github.com/myriad-ai/myriad/run"
 )
 
@@ -152,8 +153,8 @@ func withInterfaces(card *a2a.AgentCard) map[string]any {
 	var out map[string]any
 	_ = json.Unmarshal(data, &out)
 	out["supportedInterfaces"] = []map[string]string{
-		{"url": card.URL, "protocolBinding": "JSONRPC", "protocolVersion": ProtocolVersion1},
-		{"url": card.URL, "protocolBinding": "HTTP+JSON", "protocolVersion": ProtocolVersion1},
+		{"url": card.URL, "protocolBinding": "JSONRPC", "protocolVersion": a2a1.Version},
+		{"url": card.URL, "protocolBinding": "HTTP+JSON", "protocolVersion": a2a1.Version},
 		{"url": card.URL, "protocolBinding": "JSONRPC", "protocolVersion": "0.3"},
 	}
 	return out
@@ -171,7 +172,7 @@ func (s *Server) ServeRPC(w http.ResponseWriter, r *http.Request) {
 	switch v := requestedVersion(r); {
 	case isVersion(v, "0.3"):
 		e.rpc.ServeHTTP(w, r)
-	case isVersion(v, ProtocolVersion1):
+	case isVersion(v, a2a1.Version):
 		e.serveJSONRPC1(w, r)
 	default:
 		var req rpcRequest

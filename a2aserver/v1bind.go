@@ -12,10 +12,12 @@ import (
 
 	"github.com/a2aproject/a2a-go/a2a"
 
+	"github.com/myriad-ai/myriad/internal/a2a1"
 	"github.com/myriad-ai/myriad/run"
 )
 
-// The 1.0 bindings: JSON-RPC on the agent's URL (chosen by the A2A-Version
+// The A2A 1.0 bindings, written against the specification (the wire and
+// its translation onto the SDK's types are internal/a2a1's): JSON-RPC on the agent's URL (chosen by the A2A-Version
 // header; a request without one is 0.3's, as the specification says) and
 // HTTP+JSON under it (/a2a/{name}/message:send, /tasks/{id}, …).
 
@@ -39,7 +41,7 @@ func isVersion(v, want string) bool {
 }
 
 func versionError(v string) error {
-	return fmt.Errorf("%w: the requested A2A protocol version %s is not served (served: 1.0 and 0.3)", errVersionNotSupported, quote(v))
+	return fmt.Errorf("%w: the requested A2A protocol version %s is not served (served: 1.0 and 0.3)", a2a1.ErrVersionNotSupported, a2a1.Quote(v))
 }
 
 // rpcRequest is a JSON-RPC 2.0 request.
@@ -83,7 +85,7 @@ func (e *endpoint) serveJSONRPC1(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, map[string]any{"jsonrpc": "2.0", "id": id, "result": result})
 	}
-	frame := func(resp v1Response) any { return map[string]any{"jsonrpc": "2.0", "id": id, "result": resp} }
+	frame := func(resp a2a1.Response) any { return map[string]any{"jsonrpc": "2.0", "id": id, "result": resp} }
 	errFrame := func(err error) any { return rpcErrorBody(id, err) }
 	switch req.Method {
 	case "SendMessage":
@@ -100,7 +102,7 @@ func (e *endpoint) serveJSONRPC1(w http.ResponseWriter, r *http.Request) {
 	case "CancelTask":
 		reply(e.cancel1(ctx, req.Params))
 	case "SubscribeToTask":
-		var p v1TaskRequest
+		var p a2a1.TaskRequest
 		if err := decodeParams(req.Params, &p); err != nil {
 			writeRPCError(w, id, err)
 			return
@@ -117,7 +119,7 @@ func (e *endpoint) serveJSONRPC1(w http.ResponseWriter, r *http.Request) {
 		if v1, ok := methods03[req.Method]; ok {
 			hint = fmt.Sprintf(": %s is A2A 0.3's name (1.0's is %s; or send 0.3 without the A2A-Version header)", req.Method, v1)
 		}
-		reply(nil, fmt.Errorf("%w: %s%s", a2a.ErrMethodNotFound, quote(req.Method), hint))
+		reply(nil, fmt.Errorf("%w: %s%s", a2a.ErrMethodNotFound, a2a1.Quote(req.Method), hint))
 	}
 }
 
@@ -133,11 +135,11 @@ func decodeParams(data json.RawMessage, v any) error {
 
 // send1 answers SendMessage: {"task"} or {"message"}.
 func (e *endpoint) send1(ctx context.Context, params json.RawMessage) (any, error) {
-	var p v1SendRequest
+	var p a2a1.SendRequest
 	if err := decodeParams(params, &p); err != nil {
 		return nil, err
 	}
-	sp, err := p.sendParams()
+	sp, err := p.SendParams()
 	if err != nil {
 		return nil, err
 	}
@@ -149,21 +151,21 @@ func (e *endpoint) send1(ctx context.Context, params json.RawMessage) (any, erro
 		if p.Configuration != nil && p.Configuration.HistoryLength != nil {
 			trimHistory(task, *p.Configuration.HistoryLength)
 		}
-		return v1Response{Task: fromTask(task)}, nil
+		return a2a1.Response{Task: a2a1.FromTask(task)}, nil
 	}
 	if msg, ok := res.(*a2a.Message); ok {
-		return v1Response{Message: fromMessage(msg)}, nil
+		return a2a1.Response{Message: a2a1.FromMessage(msg)}, nil
 	}
 	return nil, fmt.Errorf("%w: unexpected result %T", a2a.ErrInternalError, res)
 }
 
 // stream1 starts SendStreamingMessage.
 func (e *endpoint) stream1(ctx context.Context, params json.RawMessage) (iter.Seq2[a2a.Event, error], error) {
-	var p v1SendRequest
+	var p a2a1.SendRequest
 	if err := decodeParams(params, &p); err != nil {
 		return nil, err
 	}
-	sp, err := p.sendParams()
+	sp, err := p.SendParams()
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +173,7 @@ func (e *endpoint) stream1(ctx context.Context, params json.RawMessage) (iter.Se
 }
 
 func (e *endpoint) get1(ctx context.Context, params json.RawMessage) (any, error) {
-	var p v1TaskRequest
+	var p a2a1.TaskRequest
 	if err := decodeParams(params, &p); err != nil {
 		return nil, err
 	}
@@ -179,11 +181,11 @@ func (e *endpoint) get1(ctx context.Context, params json.RawMessage) (any, error
 	if err != nil {
 		return nil, err
 	}
-	return fromTask(task), nil
+	return a2a1.FromTask(task), nil
 }
 
 func (e *endpoint) cancel1(ctx context.Context, params json.RawMessage) (any, error) {
-	var p v1TaskRequest
+	var p a2a1.TaskRequest
 	if err := decodeParams(params, &p); err != nil {
 		return nil, err
 	}
@@ -191,7 +193,7 @@ func (e *endpoint) cancel1(ctx context.Context, params json.RawMessage) (any, er
 	if err != nil {
 		return nil, err
 	}
-	return fromTask(task), nil
+	return a2a1.FromTask(task), nil
 }
 
 func trimHistory(t *a2a.Task, n int) {
@@ -206,9 +208,9 @@ func rpcErrorBody(id json.RawMessage, err error) map[string]any {
 	if id == nil {
 		id = json.RawMessage("null")
 	}
-	c := classify(err)
+	c := a2a1.Classify(err)
 	return map[string]any{"jsonrpc": "2.0", "id": id,
-		"error": map[string]any{"code": c.code, "message": run.CutText(err.Error(), 2000), "data": errorInfo(c.reason)}}
+		"error": map[string]any{"code": c.Code, "message": run.CutText(err.Error(), 2000), "data": a2a1.ErrorInfo(c.Reason)}}
 }
 
 func writeRPCError(w http.ResponseWriter, id json.RawMessage, err error) {
@@ -222,7 +224,7 @@ func writeJSON(w http.ResponseWriter, v any) {
 
 // writeStream sends a task's events as server-sent events, each framed
 // for its binding; an error before the first is a plain error answer.
-func writeStream(w http.ResponseWriter, events iter.Seq2[a2a.Event, error], frame func(v1Response) any, errFrame func(error) any) {
+func writeStream(w http.ResponseWriter, events iter.Seq2[a2a.Event, error], frame func(a2a1.Response) any, errFrame func(error) any) {
 	next, stop := iter.Pull2(events)
 	defer stop()
 	ev, err, ok := next()
@@ -247,7 +249,7 @@ func writeStream(w http.ResponseWriter, events iter.Seq2[a2a.Event, error], fram
 			_ = rc.Flush()
 			return
 		}
-		data, _ = json.Marshal(frame(fromEvent(ev)))
+		data, _ = json.Marshal(frame(a2a1.FromEvent(ev)))
 		fmt.Fprintf(w, "data: %s\n\n", data)
 		if rc.Flush() != nil {
 			return
@@ -268,9 +270,9 @@ type restError struct {
 }
 
 func restErrorBody(err error) restError {
-	c := classify(err)
+	c := a2a1.Classify(err)
 	var b restError
-	b.Error.Code, b.Error.Status, b.Error.Message, b.Error.Details = c.http, c.status, run.CutText(err.Error(), 2000), errorInfo(c.reason)
+	b.Error.Code, b.Error.Status, b.Error.Message, b.Error.Details = c.HTTP, c.Status, run.CutText(err.Error(), 2000), a2a1.ErrorInfo(c.Reason)
 	return b
 }
 
@@ -285,19 +287,19 @@ func writeREST(w http.ResponseWriter, status int, v any) {
 // message:send, message:stream, tasks/{id}, tasks/{id}:cancel,
 // tasks/{id}:subscribe.
 func (s *Server) ServeREST(w http.ResponseWriter, r *http.Request) {
-	fail := func(err error) { writeREST(w, classify(err).http, restErrorBody(err)) }
+	fail := func(err error) { writeREST(w, a2a1.Classify(err).HTTP, restErrorBody(err)) }
 	e, ok := s.endpoints[r.PathValue("agent")]
 	if !ok {
 		fail(fmt.Errorf("%w: no published A2A agent %s (published: %s)", a2a.ErrTaskNotFound, run.Quote(r.PathValue("agent")), strings.Join(s.names(), ", ")))
 		return
 	}
-	if v := requestedVersion(r); !isVersion(v, ProtocolVersion1) {
+	if v := requestedVersion(r); !isVersion(v, a2a1.Version) {
 		fail(fmt.Errorf("%w; the HTTP+JSON binding is 1.0's: send A2A-Version: 1.0", versionError(v)))
 		return
 	}
 	ctx := r.Context()
 	op := r.PathValue("rest")
-	frame := func(resp v1Response) any { return resp }
+	frame := func(resp a2a1.Response) any { return resp }
 	errFrame := func(err error) any { return restErrorBody(err) }
 	taskID, action, _ := strings.Cut(strings.TrimPrefix(op, "tasks/"), ":")
 	isTask := strings.HasPrefix(op, "tasks/") && taskID != "" && !strings.Contains(taskID, "/")
@@ -331,7 +333,7 @@ func (s *Server) ServeREST(w http.ResponseWriter, r *http.Request) {
 		if v := r.URL.Query().Get("historyLength"); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil {
-				fail(fmt.Errorf("%w: historyLength: %s is not a number", a2a.ErrInvalidParams, quote(v)))
+				fail(fmt.Errorf("%w: historyLength: %s is not a number", a2a.ErrInvalidParams, a2a1.Quote(v)))
 				return
 			}
 			q.HistoryLength = &n
@@ -341,14 +343,14 @@ func (s *Server) ServeREST(w http.ResponseWriter, r *http.Request) {
 			fail(err)
 			return
 		}
-		writeREST(w, http.StatusOK, fromTask(task))
+		writeREST(w, http.StatusOK, a2a1.FromTask(task))
 	case isTask && action == "cancel" && r.Method == http.MethodPost:
 		task, err := e.OnCancelTask(ctx, &a2a.TaskIDParams{ID: a2a.TaskID(taskID)})
 		if err != nil {
 			fail(err)
 			return
 		}
-		writeREST(w, http.StatusOK, fromTask(task))
+		writeREST(w, http.StatusOK, a2a1.FromTask(task))
 	case isTask && action == "subscribe" && (r.Method == http.MethodPost || r.Method == http.MethodGet):
 		writeStream(w, e.OnResubscribeToTask(ctx, &a2a.TaskIDParams{ID: a2a.TaskID(taskID)}), frame, errFrame)
 	case op == "tasks" && r.Method == http.MethodGet:
@@ -359,7 +361,7 @@ func (s *Server) ServeREST(w http.ResponseWriter, r *http.Request) {
 		fail(a2a.ErrAuthenticatedExtendedCardNotConfigured)
 	default:
 		fail(fmt.Errorf("%w: no A2A operation %s %s (see the HTTP+JSON binding: POST message:send, POST message:stream, GET tasks/{id}, POST tasks/{id}:cancel, POST tasks/{id}:subscribe)",
-			a2a.ErrMethodNotFound, r.Method, quote(op)))
+			a2a.ErrMethodNotFound, r.Method, a2a1.Quote(op)))
 	}
 }
 

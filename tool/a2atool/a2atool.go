@@ -1,5 +1,7 @@
 // Package a2atool makes a remote A2A agent a tool: the model sends it a
-// task in words and gets its answer, with the official A2A Go SDK's client.
+// task in words and gets its answer, with the official A2A Go SDK's client
+// — in A2A 1.0 (its JSON-RPC binding, through a transport written here
+// against the specification) when the agent's card offers it, else 0.3.
 //
 // The agent card is read at the first call (so a project starts while its
 // remotes are down) and kept until a call fails to reach the agent. Calls
@@ -25,6 +27,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -33,8 +36,8 @@ import (
 
 	"github.com/a2aproject/a2a-go/a2a"
 	"github.com/a2aproject/a2a-go/a2aclient"
-	"github.com/a2aproject/a2a-go/a2aclient/agentcard"
 
+	"github.com/myriad-ai/myriad/internal/a2a1"
 	"github.com/myriad-ai/myriad/internal/headertransport"
 	"github.com/myriad-ai/myriad/internal/redact"
 	"github.com/myriad-ai/myriad/tool"
@@ -65,7 +68,7 @@ type Tool struct {
 
 	mu     sync.Mutex
 	client *a2aclient.Client
-	card   *a2a.AgentCard
+	card   *remote
 }
 
 var _ tool.Tool = (*Tool)(nil)
@@ -92,33 +95,40 @@ func (t *Tool) Info() tool.Info {
 	return tool.Info{Name: t.cfg.Name, Description: desc, Schema: schema, Idempotent: t.cfg.Idempotent}
 }
 
-// connect resolves the agent card and makes a client, once. The lock is
-// not held while reading the card: one slow remote must not hold up calls
-// that could use a client already made.
-func (t *Tool) connect(ctx context.Context) (*a2aclient.Client, *a2a.AgentCard, error) {
+// connect reads the agent card and makes a client, once: for A2A 1.0's
+// JSON-RPC binding when the card offers it (supportedInterfaces), else for
+// 0.3's. The lock is not held while reading the card: one slow remote must
+// not hold up calls that could use a client already made.
+func (t *Tool) connect(ctx context.Context) (*a2aclient.Client, *remote, error) {
 	t.mu.Lock()
 	client, card := t.client, t.card
 	t.mu.Unlock()
 	if client != nil {
 		return client, card, nil
 	}
-	base, path := t.cfg.URL, ""
-	if u, err := url.Parse(t.cfg.URL); err == nil && strings.HasSuffix(u.Path, ".json") {
-		path = u.Path
-		u.Path, u.RawQuery = "", ""
-		base = u.String()
-	}
-	var opts []agentcard.ResolveOption
-	if path != "" {
-		opts = append(opts, agentcard.WithPath(path))
-	}
 	rctx, cancel := context.WithTimeout(ctx, cardTimeout)
 	defer cancel()
-	card, err := agentcard.NewResolver(t.hc).Resolve(rctx, base, opts...)
+	data, err := t.readCard(rctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read the agent card of %s at %s: %w", t.cfg.Name, redact.URL(t.cfg.URL), err)
 	}
-	client, err = a2aclient.NewFromCard(ctx, card, a2aclient.WithJSONRPCTransport(t.hc))
+	card = &remote{}
+	if err := json.Unmarshal(data, card); err != nil {
+		return nil, nil, fmt.Errorf("read the agent card of %s at %s: %w", t.cfg.Name, redact.URL(t.cfg.URL), err)
+	}
+	if u := card.jsonrpc1(); u != "" {
+		card.URL = u
+		factory := a2aclient.TransportFactoryFn(func(_ context.Context, url string, _ *a2a.AgentCard) (a2aclient.Transport, error) {
+			return &jsonrpc1{url: url, hc: t.hc}, nil
+		})
+		client, err = a2aclient.NewFromEndpoints(ctx, []a2a.AgentInterface{{URL: u, Transport: transportJSONRPC1}},
+			a2aclient.WithTransport(transportJSONRPC1, factory))
+	} else {
+		var old a2a.AgentCard
+		if err = json.Unmarshal(data, &old); err == nil {
+			client, err = a2aclient.NewFromCard(ctx, &old, a2aclient.WithJSONRPCTransport(t.hc))
+		}
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to agent %s (%s): %w", t.cfg.Name, redact.URL(card.URL), err)
 	}
@@ -129,6 +139,56 @@ func (t *Tool) connect(ctx context.Context) (*a2aclient.Client, *a2a.AgentCard, 
 	}
 	return t.client, t.card, nil
 }
+
+// remote is what the tool reads of an agent card, in either revision.
+type remote struct {
+	URL          string `json:"url"`
+	Capabilities struct {
+		Streaming bool `json:"streaming"`
+	} `json:"capabilities"`
+	SupportedInterfaces []struct {
+		URL             string `json:"url"`
+		ProtocolBinding string `json:"protocolBinding"`
+		ProtocolVersion string `json:"protocolVersion"`
+	} `json:"supportedInterfaces"`
+}
+
+// jsonrpc1 is the URL of the card's A2A 1.0 JSON-RPC interface, if any.
+func (r *remote) jsonrpc1() string {
+	for _, in := range r.SupportedInterfaces {
+		if in.ProtocolBinding == "JSONRPC" && (in.ProtocolVersion == a2a1.Version || strings.HasPrefix(in.ProtocolVersion, a2a1.Version+".")) {
+			return in.URL
+		}
+	}
+	return ""
+}
+
+// readCard fetches the agent card: below the configured URL at
+// /.well-known/agent-card.json, or the URL itself when it names a .json.
+func (t *Tool) readCard(ctx context.Context) ([]byte, error) {
+	where := t.cfg.URL
+	if u, err := url.Parse(t.cfg.URL); err != nil || !strings.HasSuffix(u.Path, ".json") {
+		if where, err = url.JoinPath(t.cfg.URL, "/.well-known/agent-card.json"); err != nil {
+			return nil, err
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, where, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := t.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("HTTP %s", resp.Status)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, maxCard))
+}
+
+// maxCard bounds an agent card.
+const maxCard = 1 << 20
 
 // cardTimeout bounds reading an agent card.
 const cardTimeout = 30 * time.Second
