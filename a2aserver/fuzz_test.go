@@ -40,12 +40,7 @@ func FuzzJSONRPC(f *testing.F) {
 		}
 		defer resp.Body.Close()
 		data, _ := io.ReadAll(resp.Body)
-		if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-			for _, line := range strings.Split(string(data), "\n") {
-				if d, ok := strings.CutPrefix(line, "data: "); ok && !json.Valid([]byte(d)) {
-					t.Fatalf("stream line %q is not JSON", d)
-				}
-			}
+		if isStream(t, resp, data) {
 			return
 		}
 		var out struct {
@@ -90,12 +85,7 @@ func FuzzA2A1(f *testing.F) {
 		}
 		defer resp.Body.Close()
 		data, _ := io.ReadAll(resp.Body)
-		if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-			for _, line := range strings.Split(string(data), "\n") {
-				if d, ok := strings.CutPrefix(line, "data: "); ok && !json.Valid([]byte(d)) {
-					t.Fatalf("stream line %q is not JSON", d)
-				}
-			}
+		if isStream(t, resp, data) {
 			return
 		}
 		var out struct {
@@ -116,4 +106,18 @@ func FuzzA2A1(f *testing.F) {
 			t.Fatalf("JSON-RPC answer %d %q", resp.StatusCode, data)
 		}
 	})
+}
+
+// isStream reports an SSE answer, checking that each of its data lines is
+// JSON.
+func isStream(t *testing.T, resp *http.Response, data []byte) bool {
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if d, ok := strings.CutPrefix(line, "data: "); ok && !json.Valid([]byte(d)) {
+			t.Fatalf("stream line %q is not JSON", d)
+		}
+	}
+	return true
 }
