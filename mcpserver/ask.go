@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -200,25 +199,8 @@ func resume(ctx context.Context, rt *engine.Engine, req *mcp.CallToolRequest, na
 	if err != nil || root.Parent != "" || (root.Agent != name && root.Flow != name) {
 		return errorResult(fmt.Sprintf("requestState %q names no run of %s", req.Params.RequestState, name)), nil
 	}
-	for id, resp := range req.Params.InputResponses {
-		runID, key, _ := strings.Cut(id, "/")
-		res, ok := resp.(*mcp.ElicitResult)
-		if !ok || !engine.SameTree(runID, root.ID) {
-			continue
-		}
-		q, err := rt.Question(ctx, runID, key)
-		if err != nil || q == nil {
-			continue // answered meanwhile, or the call that asked it ended
-		}
-		_, unwrap := elicitSchema(q.Schema)
-		value := answerValue(res, unwrap, q.Call != "")
-		if value == nil {
-			return errorResult(fmt.Sprintf("run %s waits for a person: answer run %s's question with POST /v1/runs/%s/input (key %q), then read the result with GET /v1/runs/%s",
-				root.ID, runID, runID, key, root.ID)), nil
-		}
-		if _, err := rt.ProvideInput(ctx, runID, key, value); err != nil {
-			log.Warn("mcp: the client's answer was refused", "run_id", runID, "key", key, "err", err)
-		}
+	if msg := answer(ctx, rt, root, req.Params.InputResponses, log); msg != "" {
+		return errorResult(msg), nil
 	}
 	return follow(ctx, rt, req, root, log)
 }

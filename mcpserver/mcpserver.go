@@ -16,12 +16,15 @@
 package mcpserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -48,8 +51,12 @@ func New(rt *engine.Engine, opts Options) *mcp.Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := mcp.NewServer(&mcp.Implementation{Name: "myriad", Version: opts.Version}, &mcp.ServerOptions{Logger: opts.Logger})
-	add := func(name, desc string, schema json.RawMessage, submit func(json.RawMessage) (engine.SubmitRequest, error)) {
+	caps := &mcp.ServerCapabilities{}
+	caps.AddExtension(TasksExtension, nil)
+	s := mcp.NewServer(&mcp.Implementation{Name: "myriad", Version: opts.Version}, &mcp.ServerOptions{Logger: opts.Logger, Capabilities: caps})
+	submitters := map[string]submitter{}
+	add := func(name, desc string, schema json.RawMessage, submit submitter) {
+		submitters[name] = submit
 		s.AddTool(&mcp.Tool{Name: name, Description: desc, InputSchema: schema},
 			func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 				if req.Params.RequestState != "" {
@@ -86,8 +93,12 @@ func New(rt *engine.Engine, opts Options) *mcp.Server {
 			return engine.SubmitRequest{Flow: name, Input: in.Input, State: in.State}, err
 		})
 	}
+	addTasks(s, rt, submitters, opts.Logger)
 	return s
 }
+
+// submitter makes a tool call's arguments the run it asks for.
+type submitter func(args json.RawMessage) (engine.SubmitRequest, error)
 
 // Handler serves the MCP server over streamable HTTP, in both protocol
 // revisions. A 2026-07-28 request (its MCP-Protocol-Version header says
@@ -110,11 +121,43 @@ func Handler(s *mcp.Server, maxBodyBytes int64) http.Handler {
 		// the SDK knows is refused by the stateless handler with the list
 		// of those it serves, as the revision asks.
 		if r.Header.Get("Mcp-Protocol-Version") >= StatelessRevision && r.Header.Get("Mcp-Session-Id") == "" {
+			if strings.HasPrefix(r.Header.Get("Mcp-Method"), "tasks/") && !taskNamed(w, r) {
+				return
+			}
 			stateless.ServeHTTP(w, r)
 			return
 		}
 		sessions.ServeHTTP(w, r)
 	})
+}
+
+// taskNamed checks that a tasks request's Mcp-Name header names the task
+// its body does, as the tasks extension asks (the SDK checks the header
+// for its own methods only), answering the mismatch itself.
+func taskNamed(w http.ResponseWriter, r *http.Request) bool {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var req struct {
+		ID     json.RawMessage `json:"id"`
+		Params struct {
+			TaskID string `json:"taskId"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(body, &req) != nil || req.Params.TaskID == r.Header.Get("Mcp-Name") {
+		return true // a body the SDK will refuse in its own terms, or a match
+	}
+	if len(req.ID) == 0 {
+		req.ID = json.RawMessage("null")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusBadRequest)
+	_ = json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": req.ID, "error": map[string]any{"code": codeHeaderMismatch,
+		"message": fmt.Sprintf("the Mcp-Name header %s does not name the task of the body, %s", run.Quote(r.Header.Get("Mcp-Name")), run.Quote(req.Params.TaskID))}})
+	return false
 }
 
 // StatelessRevision is the first MCP revision served without sessions.
@@ -133,24 +176,29 @@ func errorResult(msg string) *mcp.CallToolResult {
 
 // submitAndFollow submits a run, reports its progress, and answers with its end.
 func submitAndFollow(ctx context.Context, rt *engine.Engine, req *mcp.CallToolRequest, sub engine.SubmitRequest, log *slog.Logger) (*mcp.CallToolResult, error) {
-	// A caller that retries with the same key (MCP _meta, as Myriad's own
-	// client sends it) gets the run it started, not a second one.
+	rec, _, err := rt.Submit(ctx, fromMeta(req, sub))
+	if err != nil {
+		return errorResult(err.Error()), nil
+	}
+	return follow(ctx, rt, req, rec, log)
+}
+
+// fromMeta completes a submission with what the call's _meta says: a
+// caller that retries with the same key (as Myriad's own client sends it)
+// gets the run it started, not a second one; the caller's trace context
+// goes with the run, so its logs and events can be tied to the caller's
+// trace.
+func fromMeta(req *mcp.CallToolRequest, sub engine.SubmitRequest) engine.SubmitRequest {
 	if key, ok := req.Params.Meta[mcptool.MetaIdempotencyKey].(string); ok {
 		sub.IdempotencyKey = key
 	}
-	// The caller's trace context goes with the run, so its logs and events
-	// can be tied to the caller's trace.
 	if tp, ok := req.Params.Meta[mcptool.MetaTraceParent].(string); ok && tool.ValidTraceParent(tp) {
 		if sub.Metadata == nil {
 			sub.Metadata = map[string]string{}
 		}
 		sub.Metadata["traceparent"] = tp
 	}
-	rec, _, err := rt.Submit(ctx, sub)
-	if err != nil {
-		return errorResult(err.Error()), nil
-	}
-	return follow(ctx, rt, req, rec, log)
+	return sub
 }
 
 // follow reports a run's progress and answers with its end. The questions
@@ -225,19 +273,8 @@ func follow(ctx context.Context, rt *engine.Engine, req *mcp.CallToolRequest, re
 		return nil, err
 	}
 	switch rec.Status {
-	case run.StatusCompleted:
-		res := &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: rec.Output}}}
-		if len(rec.OutputJSON) > 0 {
-			var v any
-			if json.Unmarshal(rec.OutputJSON, &v) == nil {
-				if _, isObject := v.(map[string]any); isObject {
-					res.StructuredContent = v
-				}
-			}
-		}
-		return res, nil
-	case run.StatusFailed:
-		return errorResult(fmt.Sprintf("run %s failed: %s: %s", rec.ID, rec.Error.Code, rec.Error.Message)), nil
+	case run.StatusCompleted, run.StatusFailed:
+		return ended(rec), nil
 	case run.StatusWaiting:
 		return errorResult(fmt.Sprintf("run %s waits for a person (%s): %s, and read its result with GET /v1/runs/%s",
 			rec.ID, rec.WaitingFor, rec.HowToGoOn(), rec.ID)), nil
@@ -245,4 +282,26 @@ func follow(ctx context.Context, rt *engine.Engine, req *mcp.CallToolRequest, re
 		return errorResult(fmt.Sprintf("run %s is in doubt: resolve it with POST /v1/runs/%s/resolve", rec.ID, rec.ID)), nil
 	}
 	return nil, errors.New("run " + rec.ID + " ended " + string(rec.Status))
+}
+
+// ended is the call's answer for a run that completed or failed: its
+// output (an object output also as structured content), or the error.
+func ended(rec *run.Record) *mcp.CallToolResult {
+	if rec.Status == run.StatusFailed {
+		code, msg := "failed", ""
+		if rec.Error != nil {
+			code, msg = rec.Error.Code, rec.Error.Message
+		}
+		return errorResult(fmt.Sprintf("run %s failed: %s: %s", rec.ID, code, msg))
+	}
+	res := &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: rec.Output}}}
+	if len(rec.OutputJSON) > 0 {
+		var v any
+		if json.Unmarshal(rec.OutputJSON, &v) == nil {
+			if _, isObject := v.(map[string]any); isObject {
+				res.StructuredContent = v
+			}
+		}
+	}
+	return res
 }
