@@ -7,7 +7,7 @@ import OpenAI from 'openai';
 const client = new OpenAI({ baseURL: process.argv[2], apiKey: 'unused' });
 
 const models = await client.models.list();
-assert.deepEqual(models.data.map((m) => m.id).sort(), ['counter', 'echo']);
+assert.deepEqual(models.data.map((m) => m.id).sort(), ['counter', 'echo', 'review']);
 
 const c = await client.chat.completions.create({ model: 'echo', messages: [{ role: 'user', content: 'hello' }] });
 assert.equal(c.choices[0].message.content, 'echo: hello');

@@ -36,6 +36,7 @@ type asker struct {
 	session *mcp.ServerSession
 	mrtr    bool // ask in the call's answer, not on the session
 	root    *run.Record
+	task    string // the MCP task the questions are asked for, if any
 	log     *slog.Logger
 	stop    context.CancelCauseFunc
 	wg      sync.WaitGroup
@@ -126,6 +127,9 @@ func (a *asker) ask(runID, path string, q journal.InputRequested, fromTool bool)
 	a.asked[runID+"\x00"+q.Key] = true
 	schema, unwrap := elicitSchema(q.Schema)
 	params := &mcp.ElicitParams{Message: path + ": " + q.Prompt, RequestedSchema: schema}
+	if a.task != "" {
+		params.Meta = mcp.Meta{metaRelatedTask: map[string]any{"taskId": a.task}}
+	}
 	if a.mrtr {
 		a.pending[runID+"/"+q.Key] = params
 		a.mu.Unlock()
@@ -202,5 +206,5 @@ func resume(ctx context.Context, rt *engine.Engine, req *mcp.CallToolRequest, na
 	if msg := answer(ctx, rt, root, req.Params.InputResponses, log); msg != "" {
 		return errorResult(msg), nil
 	}
-	return follow(ctx, rt, req, root, log)
+	return follow(ctx, rt, req, root, log, false)
 }

@@ -127,6 +127,7 @@ func Handler(s *mcp.Server, maxBodyBytes int64) http.Handler {
 			stateless.ServeHTTP(w, r)
 			return
 		}
+		liftTaskParam(r)
 		sessions.ServeHTTP(w, r)
 	})
 }
@@ -180,7 +181,7 @@ func submitAndFollow(ctx context.Context, rt *engine.Engine, req *mcp.CallToolRe
 	if err != nil {
 		return errorResult(err.Error()), nil
 	}
-	return follow(ctx, rt, req, rec, log)
+	return follow(ctx, rt, req, rec, log, false)
 }
 
 // fromMeta completes a submission with what the call's _meta says: a
@@ -203,7 +204,10 @@ func fromMeta(req *mcp.CallToolRequest, sub engine.SubmitRequest) engine.SubmitR
 
 // follow reports a run's progress and answers with its end. The questions
 // its tree asks go to a client that can answer them (see asker).
-func follow(ctx context.Context, rt *engine.Engine, req *mcp.CallToolRequest, rec *run.Record, log *slog.Logger) (*mcp.CallToolResult, error) {
+//
+// A task's follow (asTask, for tasks/result) leaves the run going when the
+// client goes, and marks the questions it asks as the task's.
+func follow(ctx context.Context, rt *engine.Engine, req *mcp.CallToolRequest, rec *run.Record, log *slog.Logger, asTask bool) (*mcp.CallToolResult, error) {
 	var err error
 	token := req.Params.GetProgressToken()
 	steps := 0
@@ -213,6 +217,9 @@ func follow(ctx context.Context, rt *engine.Engine, req *mcp.CallToolRequest, re
 	fctx, stopFollow := context.WithCancelCause(ctx)
 	defer stopFollow(nil)
 	asker := newAsker(fctx, rt, req, rec, log, stopFollow)
+	if asTask {
+		asker.task = rec.ID
+	}
 	defer asker.close()
 	for u, werr := range rt.Watch(fctx, engine.WatchOptions{Run: rec.ID, Tree: true}) {
 		if werr != nil {
@@ -254,8 +261,11 @@ func follow(ctx context.Context, rt *engine.Engine, req *mcp.CallToolRequest, re
 		}
 	}
 	if ctx.Err() != nil {
-		// The caller canceled (or went away): the run stops too.
-		_, _ = rt.Cancel(context.WithoutCancel(ctx), rec.ID)
+		// The caller canceled (or went away): the run stops too, unless it
+		// is a task, which outlives its callers.
+		if !asTask {
+			_, _ = rt.Cancel(context.WithoutCancel(ctx), rec.ID)
+		}
 		return nil, ctx.Err()
 	}
 	if err != nil {
@@ -267,7 +277,7 @@ func follow(ctx context.Context, rt *engine.Engine, req *mcp.CallToolRequest, re
 	}
 	id := rec.ID
 	if rec, err = rt.Wait(ctx, id); err != nil {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && !asTask {
 			_, _ = rt.Cancel(context.WithoutCancel(ctx), id)
 		}
 		return nil, err

@@ -96,27 +96,52 @@ type ack struct {
 // addTasks makes the server's tool calls tasks for clients that ask, and
 // serves the tasks methods.
 func addTasks(s *mcp.Server, rt *engine.Engine, submitters map[string]submitter, log *slog.Logger) {
-	s.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
+	s.AddReceivingMiddleware(withTasks2025, func(next mcp.MethodHandler) mcp.MethodHandler {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 			call, ok := req.(*mcp.CallToolRequest)
-			if method != "tools/call" || !ok || call.Params.RequestState != "" || !declaresTasks(call.ProtocolVersion(), call.ClientCapabilities()) {
+			if method != "tools/call" || !ok || call.Params.RequestState != "" {
 				return next(ctx, method, req)
 			}
 			submit, ok := submitters[call.Params.Name]
 			if !ok {
 				return next(ctx, method, req)
 			}
-			return startTask(ctx, rt, call, submit)
+			_, asked2025 := call.Params.Meta[metaTaskRequest]
+			switch {
+			case declaresTasks(call.ProtocolVersion(), call.ClientCapabilities()):
+				return startTask(ctx, rt, call, submit)
+			case asked2025 && call.ProtocolVersion() < StatelessRevision:
+				res, err := startTask(ctx, rt, call, submit)
+				if created, ok := res.(*createTaskResult); ok && err == nil {
+					t := detailedTask{taskFields: created.taskFields}
+					return &rawResult{body: map[string]any{"task": asTask2025(&t)}}, nil
+				}
+				return res, err
+			}
+			return next(ctx, method, req)
 		}
 	})
-	must(mcp.AddReceivingCustomMethod(s, "tasks/get", func(ctx context.Context, _ *mcp.ServerSession, p *taskParams) (*detailedTask, error) {
+	must(mcp.AddReceivingCustomMethod(s, "tasks/get", func(ctx context.Context, _ *mcp.ServerSession, p *taskParams) (*rawResult, error) {
+		if p == nil {
+			p = &taskParams{}
+		}
+		if !is2026(p.Meta) {
+			rec, err := taskRun2025(ctx, rt, p.TaskID)
+			if err != nil {
+				return nil, err
+			}
+			return &rawResult{body: asTask2025(taskOf(ctx, rt, rec))}, nil
+		}
 		rec, err := taskRun(ctx, rt, p.Meta, p.TaskID)
 		if err != nil {
 			return nil, err
 		}
-		return taskOf(ctx, rt, rec), nil
+		return &rawResult{body: taskOf(ctx, rt, rec)}, nil
 	}))
 	must(mcp.AddReceivingCustomMethod(s, "tasks/update", func(ctx context.Context, _ *mcp.ServerSession, p *updateParams) (*ack, error) {
+		if p == nil {
+			p = &updateParams{}
+		}
 		rec, err := taskRun(ctx, rt, p.Meta, p.TaskID)
 		if err != nil {
 			return nil, err
@@ -126,7 +151,13 @@ func addTasks(s *mcp.Server, rt *engine.Engine, submitters map[string]submitter,
 		_ = answer(ctx, rt, rec, p.InputResponses, log)
 		return &ack{ResultType: "complete"}, nil
 	}))
-	must(mcp.AddReceivingCustomMethod(s, "tasks/cancel", func(ctx context.Context, _ *mcp.ServerSession, p *taskParams) (*ack, error) {
+	must(mcp.AddReceivingCustomMethod(s, "tasks/cancel", func(ctx context.Context, _ *mcp.ServerSession, p *taskParams) (*rawResult, error) {
+		if p == nil {
+			p = &taskParams{}
+		}
+		if !is2026(p.Meta) {
+			return cancel2025(ctx, rt, p.TaskID)
+		}
 		rec, err := taskRun(ctx, rt, p.Meta, p.TaskID)
 		if err != nil {
 			return nil, err
@@ -136,8 +167,31 @@ func addTasks(s *mcp.Server, rt *engine.Engine, submitters map[string]submitter,
 				return nil, fmt.Errorf("cancel task %s: %w", rec.ID, err)
 			}
 		}
-		return &ack{ResultType: "complete"}, nil
+		return &rawResult{body: &ack{ResultType: "complete"}}, nil
 	}))
+	addTasks2025(s, rt, log)
+}
+
+// cancel2025 cancels a 2025-11-25 task and answers with it canceled: a
+// task that has ended is refused, and the answer waits a moment for the
+// run to end.
+func cancel2025(ctx context.Context, rt *engine.Engine, id string) (*rawResult, error) {
+	rec, err := taskRun2025(ctx, rt, id)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Status.Terminal() {
+		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("task %s has ended (%s): it cannot be canceled", rec.ID, rec.Status)}
+	}
+	if rec, err = rt.Cancel(ctx, rec.ID); err != nil {
+		return nil, fmt.Errorf("cancel task %s: %w", id, err)
+	}
+	wctx, stop := context.WithTimeout(ctx, 10*time.Second)
+	defer stop()
+	if done, err := rt.Wait(wctx, rec.ID); err == nil {
+		rec = done
+	}
+	return &rawResult{body: asTask2025(taskOf(ctx, rt, rec))}, nil
 }
 
 func must(err error) {
