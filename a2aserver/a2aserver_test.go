@@ -444,6 +444,28 @@ func TestOperatorDecidesApprovalsByDefault(t *testing.T) {
 	}
 }
 
+// A blocking send answers once the task waits for an operator, with a
+// working task that says where to act, rather than holding the request.
+func TestBlockingSendAnswersWhenAnOperatorMustAct(t *testing.T) {
+	_, base := newServerApproving(t, false)
+	c, _ := client(t, base, "refunder")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := range 2 { // a retry of the same message too
+		msg := a2a.NewMessage(a2a.MessageRoleUser, a2a.TextPart{Text: "refund"})
+		msg.ID = "blocking-1"
+		res, err := c.SendMessage(ctx, &a2a.MessageSendParams{Message: msg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		task := res.(*a2a.Task)
+		if task.Status.State != a2a.TaskStateWorking || task.Status.Message == nil ||
+			!strings.Contains(text(task.Status.Message.Parts), "operator") || !strings.Contains(text(task.Status.Message.Parts), "GET /v1/approvals") {
+			t.Fatalf("send %d: %s %q", i, task.Status.State, text(task.Status.Message.Parts))
+		}
+	}
+}
+
 // TestResubscribeWhileTheRecordLags: the journal says the run ended while
 // its record does not yet (the moment between the two writes, or a crash
 // there). The task is what the journal says: following it ends at once.

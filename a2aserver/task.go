@@ -48,7 +48,7 @@ var _ a2asrv.RequestHandler = (*endpoint)(nil)
 // run returns the run a task id names, if it is a task of this endpoint.
 func (e *endpoint) run(ctx context.Context, id a2a.TaskID) (*run.Record, error) {
 	if !engine.ValidRunID(string(id)) {
-		return nil, fmt.Errorf("%w: %q", a2a.ErrTaskNotFound, id)
+		return nil, fmt.Errorf("%w: %s", a2a.ErrTaskNotFound, run.Quote(string(id)))
 	}
 	rec, err := e.s.rt.Get(ctx, string(id))
 	if errors.Is(err, engine.ErrNotFound) || err == nil && rec.Metadata[metaEndpoint] != e.name {
@@ -96,8 +96,10 @@ func (e *endpoint) OnCancelTask(ctx context.Context, p *a2a.TaskIDParams) (*a2a.
 	return e.task(ctx, rec)
 }
 
-// OnSendMessage answers message/send: by default when the task ends or
-// needs input; at once when the client sets blocking: false.
+// OnSendMessage answers message/send: by default when the task ends, needs
+// input, or waits for an operator (an approval, a call in doubt: that may
+// take days, and the task's status says where to act); at once when the
+// client sets blocking: false.
 func (e *endpoint) OnSendMessage(ctx context.Context, params *a2a.MessageSendParams) (a2a.SendMessageResult, error) {
 	rec, after, f, err := e.startListening(ctx, params)
 	if err != nil {
@@ -105,7 +107,7 @@ func (e *endpoint) OnSendMessage(ctx context.Context, params *a2a.MessageSendPar
 	}
 	defer f.Close()
 	task, err := e.task(ctx, rec)
-	if err != nil || params.Config != nil && params.Config.Blocking != nil && !*params.Config.Blocking {
+	if err != nil || params.Config != nil && params.Config.Blocking != nil && !*params.Config.Blocking || rec.Asking() {
 		return task, err
 	}
 	for ev, err := range e.follow(ctx, f, rec, task, after) {
@@ -113,8 +115,29 @@ func (e *endpoint) OnSendMessage(ctx context.Context, params *a2a.MessageSendPar
 			return nil, err
 		}
 		apply(task, ev)
+		if e.operatorNeeded(ev) {
+			task.Status = ev.(*a2a.TaskStatusUpdateEvent).Status // what the client is to know
+			return task, nil
+		}
 	}
 	return task, nil
+}
+
+// operatorNeeded reports a status update that says the task waits for an
+// operator: an approval (unless clients decide them) or a call in doubt.
+func (e *endpoint) operatorNeeded(ev a2a.Event) bool {
+	st, ok := ev.(*a2a.TaskStatusUpdateEvent)
+	if !ok {
+		return false
+	}
+	about, _ := st.Metadata[metaEvent].(map[string]any)
+	switch about["type"] {
+	case journal.TypeApprovalRequested:
+		return !e.s.opts.ClientApprovals
+	case journal.TypeRunInDoubt:
+		return true
+	}
+	return false
 }
 
 // OnSendMessageStream answers message/stream: the task, then its status
@@ -157,7 +180,7 @@ func (e *endpoint) startListening(ctx context.Context, params *a2a.MessageSendPa
 func (e *endpoint) OnResubscribeToTask(ctx context.Context, p *a2a.TaskIDParams) iter.Seq2[a2a.Event, error] {
 	return func(yield func(a2a.Event, error) bool) {
 		if !engine.ValidRunID(string(p.ID)) {
-			yield(nil, fmt.Errorf("%w: %q", a2a.ErrTaskNotFound, p.ID))
+			yield(nil, fmt.Errorf("%w: %s", a2a.ErrTaskNotFound, run.Quote(string(p.ID))))
 			return
 		}
 		// Listening, the position, then the task: nothing falls between.

@@ -159,11 +159,11 @@ func TestA2A1HTTPJSON(t *testing.T) {
 	if len(events) < 3 || dig(events[0], "task") == nil || dig(events[len(events)-1], "statusUpdate", "status", "state") != "TASK_STATE_COMPLETED" {
 		t.Fatalf("stream %s", data)
 	}
-	// Resubscribing to a finished task: its state, and the end.
+	// Resubscribing to a finished task is refused, as 1.0 says.
 	for _, method := range []string{"POST", "GET"} {
-		_, _, data = v1(t, method, url+"/tasks/"+id+":subscribe", "1.0", "")
-		if events := sseData(t, data); len(events) == 0 || dig(events[0], "task", "id") != id {
-			t.Fatalf("subscribe with %s: %s", method, data)
+		status, _, data = v1(t, method, url+"/tasks/"+id+":subscribe", "1.0", "")
+		if status != 400 || !strings.Contains(string(data), "UNSUPPORTED_OPERATION") {
+			t.Fatalf("subscribe with %s: %d %s", method, status, data)
 		}
 	}
 	errorsTable := []struct {
@@ -179,6 +179,9 @@ func TestA2A1HTTPJSON(t *testing.T) {
 		{"unknown operation", "POST", "/message:shout", "1.0", `{}`, 404, "METHOD_NOT_FOUND"},
 		{"listing", "GET", "/tasks", "1.0", "", 400, "UNSUPPORTED_OPERATION"},
 		{"bad history length", "GET", "/tasks/" + id + "?historyLength=x", "1.0", "", 400, "INVALID_PARAMS"},
+		{"send with GET", "GET", "/message:send", "1.0", "", 405, "UNSUPPORTED_OPERATION"},
+		{"a task with POST", "POST", "/tasks/" + id, "1.0", "", 405, "UNSUPPORTED_OPERATION"},
+		{"cancel with GET", "GET", "/tasks/" + id + ":cancel", "1.0", "", 405, "UNSUPPORTED_OPERATION"},
 	}
 	for _, tc := range errorsTable {
 		t.Run(tc.name, func(t *testing.T) {

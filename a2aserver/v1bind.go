@@ -107,6 +107,10 @@ func (e *endpoint) serveJSONRPC1(w http.ResponseWriter, r *http.Request) {
 			writeRPCError(w, id, err)
 			return
 		}
+		if err := e.subscribable(ctx, p.ID); err != nil {
+			writeRPCError(w, id, err)
+			return
+		}
 		writeStream(w, e.OnResubscribeToTask(ctx, &a2a.TaskIDParams{ID: a2a.TaskID(p.ID)}), frame, errFrame)
 	case "ListTasks":
 		reply(nil, fmt.Errorf("%w: ListTasks is not served; the Myriad API lists runs (GET /v1/runs?agent=%s)", a2a.ErrUnsupportedOperation, e.name))
@@ -269,8 +273,11 @@ type restError struct {
 	} `json:"error"`
 }
 
-func restErrorBody(err error) restError {
+func restErrorBody(err error, status ...int) restError {
 	c := a2a1.Classify(err)
+	if len(status) > 0 {
+		c.HTTP = status[0]
+	}
 	var b restError
 	b.Error.Code, b.Error.Status, b.Error.Message, b.Error.Details = c.HTTP, c.Status, run.CutText(err.Error(), 2000), a2a1.ErrorInfo(c.Reason)
 	return b
@@ -352,6 +359,10 @@ func (s *Server) ServeREST(w http.ResponseWriter, r *http.Request) {
 		}
 		writeREST(w, http.StatusOK, a2a1.FromTask(task))
 	case isTask && action == "subscribe" && (r.Method == http.MethodPost || r.Method == http.MethodGet):
+		if err := e.subscribable(ctx, taskID); err != nil {
+			fail(err)
+			return
+		}
 		writeStream(w, e.OnResubscribeToTask(ctx, &a2a.TaskIDParams{ID: a2a.TaskID(taskID)}), frame, errFrame)
 	case op == "tasks" && r.Method == http.MethodGet:
 		fail(fmt.Errorf("%w: listing tasks is not served; the Myriad API lists runs (GET /v1/runs?agent=%s)", a2a.ErrUnsupportedOperation, e.name))
@@ -360,9 +371,41 @@ func (s *Server) ServeREST(w http.ResponseWriter, r *http.Request) {
 	case op == "extendedAgentCard":
 		fail(a2a.ErrAuthenticatedExtendedCardNotConfigured)
 	default:
+		if allow := allowed(op, isTask, action); allow != "" {
+			w.Header().Set("Allow", allow)
+			writeREST(w, http.StatusMethodNotAllowed, restErrorBody(fmt.Errorf("%w: %s %s: this operation takes %s", a2a.ErrUnsupportedOperation, r.Method, a2a1.Quote(op), allow), http.StatusMethodNotAllowed))
+			return
+		}
 		fail(fmt.Errorf("%w: no A2A operation %s %s (see the HTTP+JSON binding: POST message:send, POST message:stream, GET tasks/{id}, POST tasks/{id}:cancel, POST tasks/{id}:subscribe)",
 			a2a.ErrMethodNotFound, r.Method, a2a1.Quote(op)))
 	}
+}
+
+// allowed names the methods an operation of the HTTP+JSON binding takes,
+// or "" when op is none.
+func allowed(op string, isTask bool, action string) string {
+	switch {
+	case op == "message:send" || op == "message:stream" || isTask && action == "cancel":
+		return "POST"
+	case isTask && action == "subscribe":
+		return "GET, HEAD, POST"
+	case isTask && action == "", op == "tasks", op == ".well-known/agent-card.json":
+		return "GET, HEAD"
+	}
+	return ""
+}
+
+// subscribable refuses, as 1.0 says, to subscribe to a task that has
+// ended.
+func (e *endpoint) subscribable(ctx context.Context, id string) error {
+	rec, err := e.run(ctx, a2a.TaskID(id))
+	if err != nil {
+		return err
+	}
+	if rec.Status.Terminal() {
+		return fmt.Errorf("%w: task %s has ended (%s): read it with GetTask", a2a.ErrUnsupportedOperation, rec.ID, rec.Status)
+	}
+	return nil
 }
 
 // readParams reads an HTTP+JSON request's body: the method's params.

@@ -120,7 +120,7 @@ func New(rt *engine.Engine, opts Options) *Server {
 		s.mux.HandleFunc("GET /a2a/{agent}/{rest...}", s.auth(opts.A2A.ServeREST))
 		// Without it the mux would redirect GET /a2a/{agent} to the
 		// HTTP+JSON binding's root rather than say the method is wrong.
-		s.mux.HandleFunc("GET /a2a/{agent}", func(w http.ResponseWriter, r *http.Request) {
+		s.mux.HandleFunc("/a2a/{agent}", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", "POST")
 			writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, fmt.Sprintf("%s %s: this route takes POST (see docs/api.md)", r.Method, run.CutText(r.URL.Path, 200)))
 		})
@@ -318,7 +318,8 @@ func DecodeStrict(data []byte, v any) error {
 		case errors.As(err, &syntaxErr):
 			return fmt.Errorf("invalid JSON body at byte %d: %v", syntaxErr.Offset, err)
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			return fmt.Errorf("%s (see docs/api.md for the fields)", strings.TrimPrefix(err.Error(), "json: "))
+			name, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
+			return fmt.Errorf("unknown field %s (see docs/api.md for the fields)", run.Quote(name))
 		}
 		return fmt.Errorf("invalid JSON body: %w", err)
 	}

@@ -60,6 +60,7 @@ func TestBadInputAtEveryDoor(t *testing.T) {
 		{"get chat completions", "GET", "/v1/chat/completions", "", false, 405, api.CodeMethodNotAllowed, "POST"},
 		{"delete models", "DELETE", "/v1/models", "", false, 405, api.CodeMethodNotAllowed, "GET, HEAD"},
 		{"get an a2a endpoint", "GET", "/a2a/greeter", "", false, 405, api.CodeMethodNotAllowed, "POST"},
+		{"put an a2a endpoint", "PUT", "/a2a/greeter", "", false, 405, api.CodeMethodNotAllowed, "POST"},
 		{"post healthz", "POST", "/healthz", "", false, 405, api.CodeMethodNotAllowed, "GET, HEAD"},
 
 		{"long route", "GET", "/v2/" + strings.Repeat("p", 5000), "", false, 404, api.CodeNotFound, ""},
@@ -68,6 +69,8 @@ func TestBadInputAtEveryDoor(t *testing.T) {
 		{"long a2a card name", "GET", "/a2a/" + strings.Repeat("a", 5000) + "/.well-known/agent-card.json", "", false, 404, "unknown_agent", ""},
 		{"long agent name", "POST", "/v1/runs", `{"agent":"` + strings.Repeat("a", 4000) + `","input":"x"}`, false, 404, api.CodeUnknownAgent, ""},
 		{"long model name", "GET", "/v1/models/" + strings.Repeat("m", 5000), "", false, 404, "model_not_found", ""},
+		{"long unknown field", "POST", "/v1/runs", `{"` + strings.Repeat("f", 3000) + `":1}`, false, 400, api.CodeBadRequest, ""},
+		{"long a2a 1.0 task id", "GET", "/a2a/greeter/tasks/" + strings.Repeat("t", 3000) + "?A2A-Version=1.0", "", false, 404, "", ""},
 		{"long query parameter", "GET", "/v1/runs?" + strings.Repeat("q", 5000) + "=1", "", false, 400, api.CodeBadRequest, ""},
 	}
 	for _, tc := range tests {

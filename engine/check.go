@@ -56,7 +56,7 @@ func (e *Engine) checkDecision(id string, events []journal.Event, d decision) (*
 		return nil, conflictf("approval %q of run %s is decided already: %s; a decision is taken once", d.ApprovalID, id, how)
 	}
 	if journal.Terminal(lastType(events)) {
-		return nil, conflictf("run %s has ended: it has no pending approval %q", id, d.ApprovalID)
+		return nil, conflictf("run %s has ended: it has no pending approval %s", id, run.Quote(d.ApprovalID))
 	}
 	pending := journal.PendingApprovals(events)
 	var ask *journal.ApprovalRequested
@@ -70,7 +70,7 @@ func (e *Engine) checkDecision(id string, events []journal.Event, d decision) (*
 		for i, p := range pending {
 			ids[i] = p.ApprovalID
 		}
-		return nil, conflictf("run %s has no pending approval %q (pending: %s)", id, d.ApprovalID, orNone(ids))
+		return nil, conflictf("run %s has no pending approval %s (pending: %s)", id, run.Quote(d.ApprovalID), orNone(ids))
 	}
 	if len(d.Arguments) > 0 {
 		a := e.agents[ask.Agent]
@@ -111,7 +111,7 @@ func (e *Engine) checkAnswer(id string, events []journal.Event, a answer) (*jour
 			keys[i] = o.Key
 		}
 		status := project(id, nil, events).Status
-		return nil, conflictf("run %s is %s and asks nothing at %q (it asks: %s)", id, status, a.Key, orNone(keys))
+		return nil, conflictf("run %s is %s and asks nothing at %s (it asks: %s)", id, status, run.Quote(a.Key), orNone(keys))
 	}
 	if q.Call != "" {
 		if err := checkToolAnswer(q, a.Value); err != nil {
