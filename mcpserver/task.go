@@ -126,7 +126,7 @@ func addTasks(s *mcp.Server, rt *engine.Engine, submitters map[string]submitter,
 			p = &taskParams{}
 		}
 		if !is2026(p.Meta) {
-			rec, err := taskRun2025(ctx, rt, p.TaskID)
+			rec, err := findTask(ctx, rt, p.TaskID)
 			if err != nil {
 				return nil, err
 			}
@@ -176,7 +176,7 @@ func addTasks(s *mcp.Server, rt *engine.Engine, submitters map[string]submitter,
 // task that has ended is refused, and the answer waits a moment for the
 // run to end.
 func cancel2025(ctx context.Context, rt *engine.Engine, id string) (*rawResult, error) {
-	rec, err := taskRun2025(ctx, rt, id)
+	rec, err := findTask(ctx, rt, id)
 	if err != nil {
 		return nil, err
 	}
@@ -244,15 +244,7 @@ func taskRun(ctx context.Context, rt *engine.Engine, meta mcp.Meta, id string) (
 		data, _ := json.Marshal(map[string]any{"requiredCapabilities": map[string]any{"extensions": map[string]any{TasksExtension: map[string]any{}}}})
 		return nil, &jsonrpc.Error{Code: codeMissingCapabilities, Message: "the tasks methods need the client to declare the " + TasksExtension + " extension", Data: data}
 	}
-	notFound := &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("task not found: %s", run.Quote(id))}
-	if !engine.ValidRunID(id) {
-		return nil, notFound
-	}
-	rec, err := rt.Get(ctx, id)
-	if err != nil || rec.Metadata[metaTask] != "true" {
-		return nil, notFound
-	}
-	return rec, nil
+	return findTask(ctx, rt, id)
 }
 
 // taskOf is a run as a task.

@@ -141,7 +141,7 @@ func addTasks2025(s *mcp.Server, rt *engine.Engine, log *slog.Logger) {
 		if p == nil {
 			p = &taskParams{}
 		}
-		rec, err := taskRun2025(ctx, rt, p.TaskID)
+		rec, err := findTask(ctx, rt, p.TaskID)
 		if err != nil {
 			return nil, err
 		}
@@ -182,8 +182,8 @@ type listParams struct {
 	Cursor string `json:"cursor,omitempty"`
 }
 
-// taskRun2025 is the run a task id names, on a 2025-11-25 session.
-func taskRun2025(ctx context.Context, rt *engine.Engine, id string) (*run.Record, error) {
+// findTask is the run a task id names: a run started as a task.
+func findTask(ctx context.Context, rt *engine.Engine, id string) (*run.Record, error) {
 	notFound := &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("Failed to retrieve task: Task not found: %s", run.Quote(id))}
 	if !engine.ValidRunID(id) {
 		return nil, notFound
