@@ -110,6 +110,7 @@ func TestA2A1JSONRPC(t *testing.T) {
 	}{
 		{"unknown task", "1.0", `{"jsonrpc":"2.0","id":1,"method":"GetTask","params":{"id":"run_00000000000000000000000000aa"}}`, -32001, "task not found"},
 		{"cancel a completed task", "1.0", `{"jsonrpc":"2.0","id":1,"method":"CancelTask","params":{"id":"` + id + `"}}`, -32002, "completed"},
+		{"a message to an ended task", "1.0", `{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"messageId":"late","role":"ROLE_USER","taskId":"` + id + `","parts":[{"text":"a"}]}}}`, -32004, "has ended"},
 		{"a 0.3 method under 1.0", "1.0", `{"jsonrpc":"2.0","id":1,"method":"message/send","params":{}}`, -32601, "SendMessage"},
 		{"bad role", "1.0", `{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"messageId":"x","role":"user","parts":[{"text":"a"}]}}}`, -32602, "ROLE_USER"},
 		{"two kinds in a part", "1.0", `{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"messageId":"x","role":"ROLE_USER","parts":[{"text":"a","url":"u"}]}}}`, -32602, "exactly one"},

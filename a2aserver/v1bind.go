@@ -147,6 +147,9 @@ func (e *endpoint) send1(ctx context.Context, params json.RawMessage) (any, erro
 	if err != nil {
 		return nil, err
 	}
+	if err := e.answerable(ctx, sp.Message); err != nil {
+		return nil, err
+	}
 	res, err := e.OnSendMessage(ctx, sp)
 	if err != nil {
 		return nil, err
@@ -171,6 +174,9 @@ func (e *endpoint) stream1(ctx context.Context, params json.RawMessage) (iter.Se
 	}
 	sp, err := p.SendParams()
 	if err != nil {
+		return nil, err
+	}
+	if err := e.answerable(ctx, sp.Message); err != nil {
 		return nil, err
 	}
 	return e.OnSendMessageStream(ctx, sp), nil
@@ -393,6 +399,21 @@ func allowed(op string, isTask bool, action string) string {
 		return "GET, HEAD"
 	}
 	return ""
+}
+
+// answerable refuses, as 1.0 says, a message to a task that has ended.
+func (e *endpoint) answerable(ctx context.Context, msg *a2a.Message) error {
+	if msg.TaskID == "" {
+		return nil
+	}
+	rec, err := e.run(ctx, msg.TaskID)
+	if err != nil {
+		return err
+	}
+	if rec.Status.Terminal() {
+		return fmt.Errorf("%w: task %s has ended (%s): send a new message, without taskId (with the contextId to go on with the conversation)", a2a.ErrUnsupportedOperation, rec.ID, rec.Status)
+	}
+	return nil
 }
 
 // subscribable refuses, as 1.0 says, to subscribe to a task that has
