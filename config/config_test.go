@@ -256,6 +256,7 @@ func TestYAMLErrorsNameTheFieldAndTheFix(t *testing.T) {
 		{"word for a boolean", head + "    stream: maybe\n", `agents.worker.stream: "maybe" is not true or false (line 6)`},
 		{"mapping for text", head + "    instructions: {a: 1}\n", `agents.worker.instructions: a mapping is not text`},
 		{"text for a list", head + "    tools: [[a]]\n", `agents.worker.tools[0]: a list is not text`},
+		{"a word for a list", head + "    tools: current_time\n", `agents.worker.tools: "current_time" is not a list`},
 		{"text for a mapping", "models:\n  local: scripted\n", `models.local: "scripted" is not a mapping`},
 		{"bad duration", head + "    timeout: soon\n", `agents.worker.timeout: invalid duration "soon"`},
 		{"two at once", head + "    max_turns: six\n    stream: maybe\n", "agents.worker.max_turns: \"six\" is not an integer (line 6)\nagents.worker.stream: \"maybe\" is not true or false (line 7)"},

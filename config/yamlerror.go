@@ -134,13 +134,13 @@ func (idx nodeIndex) explain(msg string) *FieldError {
 	}
 	if m := typeProblem.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		path := fmt.Sprintf("line %d", line)
+		path, text := fmt.Sprintf("line %d", line), m[3]
 		for _, at := range idx[line] {
 			if at.value != nil && at.value.Line == line && tagged(at.value, m[2], m[3]) {
-				path = at.path // the last is the deepest
+				path, text = at.path, at.value.Value // the last is the deepest
 			}
 		}
-		return &FieldError{Path: path, Msg: fmt.Sprintf("%s %s (line %d)", given(m[2], m[3]), wanted(m[4]), line)}
+		return &FieldError{Path: path, Msg: fmt.Sprintf("%s %s (line %d)", given(m[2], text), wanted(m[4]), line)}
 	}
 	return &FieldError{Path: "yaml", Msg: strings.TrimPrefix(msg, "yaml: ")}
 }
@@ -152,6 +152,10 @@ func tagged(n *yaml.Node, tag, text string) bool {
 		return n.Kind == yaml.MappingNode
 	case "!!seq":
 		return n.Kind == yaml.SequenceNode
+	}
+	// yaml shortens a long value in its messages: "current...".
+	if prefix, cut := strings.CutSuffix(text, "..."); cut {
+		return n.Kind == yaml.ScalarNode && strings.HasPrefix(n.Value, prefix)
 	}
 	return n.Kind == yaml.ScalarNode && n.Value == text
 }
