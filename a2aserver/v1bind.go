@@ -137,17 +137,27 @@ func decodeParams(data json.RawMessage, v any) error {
 	return nil
 }
 
-// send1 answers SendMessage: {"task"} or {"message"}.
-func (e *endpoint) send1(ctx context.Context, params json.RawMessage) (any, error) {
+// sendParams reads SendMessage's and SendStreamingMessage's params into
+// the SDK's, refusing a message to a task that has ended.
+func (e *endpoint) sendParams(ctx context.Context, params json.RawMessage) (*a2a1.SendRequest, *a2a.MessageSendParams, error) {
 	var p a2a1.SendRequest
 	if err := decodeParams(params, &p); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sp, err := p.SendParams()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := e.answerable(ctx, sp.Message); err != nil {
+		return nil, nil, err
+	}
+	return &p, sp, nil
+}
+
+// send1 answers SendMessage: {"task"} or {"message"}.
+func (e *endpoint) send1(ctx context.Context, params json.RawMessage) (any, error) {
+	p, sp, err := e.sendParams(ctx, params)
+	if err != nil {
 		return nil, err
 	}
 	res, err := e.OnSendMessage(ctx, sp)
@@ -168,15 +178,8 @@ func (e *endpoint) send1(ctx context.Context, params json.RawMessage) (any, erro
 
 // stream1 starts SendStreamingMessage.
 func (e *endpoint) stream1(ctx context.Context, params json.RawMessage) (iter.Seq2[a2a.Event, error], error) {
-	var p a2a1.SendRequest
-	if err := decodeParams(params, &p); err != nil {
-		return nil, err
-	}
-	sp, err := p.SendParams()
+	_, sp, err := e.sendParams(ctx, params)
 	if err != nil {
-		return nil, err
-	}
-	if err := e.answerable(ctx, sp.Message); err != nil {
 		return nil, err
 	}
 	return e.OnSendMessageStream(ctx, sp), nil
