@@ -127,6 +127,9 @@ func Handler(s *mcp.Server, maxBodyBytes int64) http.Handler {
 			stateless.ServeHTTP(w, r)
 			return
 		}
+		if r.Method == http.MethodDelete {
+			sessionCalls.closed(r.Header.Get("Mcp-Session-Id"))
+		}
 		liftTaskParam(r)
 		sessions.ServeHTTP(w, r)
 	})
@@ -177,6 +180,8 @@ func errorResult(msg string) *mcp.CallToolResult {
 
 // submitAndFollow submits a run, reports its progress, and answers with its end.
 func submitAndFollow(ctx context.Context, rt *engine.Engine, req *mcp.CallToolRequest, sub engine.SubmitRequest, log *slog.Logger) (*mcp.CallToolResult, error) {
+	ctx, release := sessionCalls.track(ctx, req.Session.ID())
+	defer release()
 	rec, _, err := rt.Submit(ctx, fromMeta(req, sub))
 	if err != nil {
 		return errorResult(err.Error()), nil
