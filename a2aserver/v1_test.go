@@ -178,7 +178,6 @@ func TestA2A1HTTPJSON(t *testing.T) {
 		{"no message", "POST", "/message:send", "1.0", `{}`, 400, "INVALID_PARAMS"},
 		{"not JSON", "POST", "/message:send", "1.0", `{`, 400, "PARSE_ERROR"},
 		{"unknown operation", "POST", "/message:shout", "1.0", `{}`, 404, "METHOD_NOT_FOUND"},
-		{"listing", "GET", "/tasks", "1.0", "", 400, "UNSUPPORTED_OPERATION"},
 		{"bad history length", "GET", "/tasks/" + id + "?historyLength=x", "1.0", "", 400, "INVALID_PARAMS"},
 		{"send with GET", "GET", "/message:send", "1.0", "", 405, "UNSUPPORTED_OPERATION"},
 		{"a task with POST", "POST", "/tasks/" + id, "1.0", "", 405, "UNSUPPORTED_OPERATION"},

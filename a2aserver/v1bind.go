@@ -113,7 +113,14 @@ func (e *endpoint) serveJSONRPC1(w http.ResponseWriter, r *http.Request) {
 		}
 		writeStream(w, e.OnResubscribeToTask(ctx, &a2a.TaskIDParams{ID: a2a.TaskID(p.ID)}), frame, errFrame)
 	case "ListTasks":
-		reply(nil, fmt.Errorf("%w: ListTasks is not served; the Myriad API lists runs (GET /v1/runs?agent=%s)", a2a.ErrUnsupportedOperation, e.name))
+		var p a2a1.ListTasksRequest
+		if len(req.Params) > 0 && string(req.Params) != "null" {
+			if err := decodeParams(req.Params, &p); err != nil {
+				writeRPCError(w, id, err)
+				return
+			}
+		}
+		reply(e.list1(ctx, p))
 	case "CreateTaskPushNotificationConfig", "GetTaskPushNotificationConfig", "ListTaskPushNotificationConfigs", "DeleteTaskPushNotificationConfig":
 		reply(nil, a2a.ErrPushNotificationNotSupported)
 	case "GetExtendedAgentCard":
@@ -374,7 +381,15 @@ func (s *Server) ServeREST(w http.ResponseWriter, r *http.Request) {
 		}
 		writeStream(w, e.OnResubscribeToTask(ctx, &a2a.TaskIDParams{ID: a2a.TaskID(taskID)}), frame, errFrame)
 	case op == "tasks" && r.Method == http.MethodGet:
-		fail(fmt.Errorf("%w: listing tasks is not served; the Myriad API lists runs (GET /v1/runs?agent=%s)", a2a.ErrUnsupportedOperation, e.name))
+		p, err := listQuery(r.URL.Query())
+		if err == nil {
+			var res *a2a1.ListTasksResponse
+			if res, err = e.list1(ctx, p); err == nil {
+				writeREST(w, http.StatusOK, res)
+				return
+			}
+		}
+		fail(err)
 	case strings.Contains(op, "pushNotificationConfigs"):
 		fail(a2a.ErrPushNotificationNotSupported)
 	case op == "extendedAgentCard":
@@ -385,7 +400,7 @@ func (s *Server) ServeREST(w http.ResponseWriter, r *http.Request) {
 			writeREST(w, http.StatusMethodNotAllowed, restErrorBody(fmt.Errorf("%w: %s %s: this operation takes %s", a2a.ErrUnsupportedOperation, r.Method, a2a1.Quote(op), allow), http.StatusMethodNotAllowed))
 			return
 		}
-		fail(fmt.Errorf("%w: no A2A operation %s %s (see the HTTP+JSON binding: POST message:send, POST message:stream, GET tasks/{id}, POST tasks/{id}:cancel, POST tasks/{id}:subscribe)",
+		fail(fmt.Errorf("%w: no A2A operation %s %s (see the HTTP+JSON binding: POST message:send, POST message:stream, GET tasks, GET tasks/{id}, POST tasks/{id}:cancel, POST tasks/{id}:subscribe)",
 			a2a.ErrMethodNotFound, r.Method, a2a1.Quote(op)))
 	}
 }

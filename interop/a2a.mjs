@@ -37,6 +37,14 @@ async function exercise(client, label) {
   assert.equal(last, TaskState.TASK_STATE_COMPLETED, `${label}: the stream ends completed`);
   assert.ok(cases.has('task') && cases.has('statusUpdate'), `${label}: stream events ${[...cases]}`);
   assert.equal(streamed, 'echo: stream me', `${label}: streamed artifact`);
+  if (client.protocolVersion === '1.0') {
+    // 0.3's JSON-RPC binding has no tasks/list.
+    const listed = await client.listTasks({ tenant: '', contextId: task.contextId, status: TaskState.TASK_STATE_COMPLETED,
+      pageSize: 10, pageToken: '', historyLength: 1, statusTimestampAfter: undefined, includeArtifacts: true });
+    assert.deepEqual(listed.tasks.map((t) => t.id), [task.id], `${label}: listTasks in the task's context`);
+    assert.equal(artifactText(listed.tasks[0]), 'echo: hello', `${label}: listed artifact`);
+    assert.equal(listed.totalSize, 1, `${label}: listTasks totalSize`);
+  }
   console.log(`${label}: ok`);
 }
 

@@ -451,3 +451,24 @@ func FromCode(code int, message string) error {
 	}
 	return fmt.Errorf("%w: %d %s", a2a.ErrServerError, code, message)
 }
+
+// ListTasksRequest is ListTasks' params (on HTTP+JSON, the query of GET
+// /tasks).
+type ListTasksRequest struct {
+	Tenant               string `json:"tenant,omitempty"`
+	ContextID            string `json:"contextId,omitempty"`
+	Status               string `json:"status,omitempty"`
+	PageSize             *int   `json:"pageSize,omitempty"`
+	PageToken            string `json:"pageToken,omitempty"`
+	HistoryLength        *int   `json:"historyLength,omitempty"`
+	StatusTimestampAfter string `json:"statusTimestampAfter,omitempty"`
+	IncludeArtifacts     bool   `json:"includeArtifacts,omitempty"`
+}
+
+// ListTasksResponse is ListTasks' result.
+type ListTasksResponse struct {
+	Tasks         []*Task `json:"tasks"`
+	NextPageToken string  `json:"nextPageToken"`
+	PageSize      int     `json:"pageSize"`
+	TotalSize     int     `json:"totalSize"`
+}
