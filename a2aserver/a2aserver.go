@@ -171,7 +171,7 @@ func (s *Server) ServeRPC(w http.ResponseWriter, r *http.Request) {
 	// The revision is the request's A2A-Version header; none is 0.3.
 	switch v := requestedVersion(r); {
 	case isVersion(v, "0.3"):
-		e.rpc.ServeHTTP(w, r)
+		cutErrors(e.rpc, w, r)
 	case isVersion(v, a2a1.Version):
 		e.serveJSONRPC1(w, r)
 	default:

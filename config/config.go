@@ -32,6 +32,7 @@ import (
 	"github.com/myriad-ai/myriad/internal/redact"
 	"github.com/myriad-ai/myriad/model/scripted"
 	"github.com/myriad-ai/myriad/policy"
+	"github.com/myriad-ai/myriad/run"
 	"github.com/myriad-ai/myriad/tool"
 )
 
@@ -272,7 +273,8 @@ type FieldError struct {
 	Msg  string // what is wrong and how to fix it
 }
 
-func (e *FieldError) Error() string { return e.Path + ": " + e.Msg }
+// Error cuts long words: a name of a megabyte is not echoed whole.
+func (e *FieldError) Error() string { return run.CutWords(e.Path) + ": " + run.CutWords(e.Msg) }
 
 // Errors is every problem found in a file.
 type Errors []*FieldError
@@ -342,6 +344,12 @@ func Parse(data []byte) (*Config, error) {
 			return nil, errors.New("the file is empty: it needs at least models and agents sections")
 		}
 		return nil, explainYAML(data, err)
+	}
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) == nil {
+		if fe := fraction(&doc, reflect.TypeFor[Config](), ""); fe != nil {
+			return nil, Errors{fe}
+		}
 	}
 	c.applyDefaults()
 	return c, nil

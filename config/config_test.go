@@ -226,6 +226,20 @@ agents:
 			}
 		})
 	}
+	// Every problem of a flow is named, not the first alone; a long name is
+	// quoted cut.
+	c, err := config.Parse([]byte(base + "  boss: {model: " + strings.Repeat("m", 5000) + "}\nflows:\n  f: {start: [a, z], nodes: {a: {agent: nobody, next: [b]}, b: {tool: recrd}}}\n"))
+	if err == nil {
+		err = c.Validate()
+	}
+	for _, want := range []string{`flows.f.start: unknown node "z"`, `flows.f.nodes.a.agent: unknown agent "nobody"`, `flows.f.nodes.b.tool: unknown tool "recrd"`, "agents.boss.model: unknown model"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v\nwant it to contain %q", err, want)
+		}
+	}
+	if err != nil && len(err.Error()) > 2000 {
+		t.Errorf("a long name echoed whole: %d bytes", len(err.Error()))
+	}
 	good := base + `flows:
   f:
     state: {seen: {merge: append, initial: []}}
@@ -237,7 +251,7 @@ agents:
 schedules:
   nightly: {cron: "0 3 * * *", flow: f, input: go}
 `
-	c, err := config.Parse([]byte(good))
+	c, err = config.Parse([]byte(good))
 	if err == nil {
 		err = c.Validate()
 	}
@@ -253,6 +267,8 @@ func TestYAMLErrorsNameTheFieldAndTheFix(t *testing.T) {
 	head := "models:\n  local: {provider: scripted, rules: [{reply: {text: x}}]}\nagents:\n  worker:\n    model: local\n"
 	tests := []struct{ name, yaml, want string }{
 		{"string for an integer", head + "    max_turns: six\n", `agents.worker.max_turns: "six" is not an integer (line 6)`},
+		{"a fraction for an integer", head + "    max_turns: 2.5\n", `agents.worker.max_turns: 2.5 is not a whole number (line 6)`},
+		{"a fraction in a list", "models:\n  m: {provider: scripted, rules: [{reply: {text: hi}}]}\nagents:\n  w: {model: m, max_turns: 3, token_budget: 1e3, timeout: 5s}\n  v: {model: m, token_budget: 0.5}\n", `agents.v.token_budget: 0.5 is not a whole number`},
 		{"word for a boolean", head + "    stream: maybe\n", `agents.worker.stream: "maybe" is not true or false (line 6)`},
 		{"mapping for text", head + "    instructions: {a: 1}\n", `agents.worker.instructions: a mapping is not text`},
 		{"text for a list", head + "    tools: [[a]]\n", `agents.worker.tools[0]: a list is not text`},

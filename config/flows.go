@@ -178,8 +178,12 @@ func (c *Config) validateFlows(add func(path, format string, args ...any)) {
 			}
 		}
 		err := f.Definition(name, tools).Init(func(a string) bool { return c.Agents[a] != nil })
-		var fe *flow.Error
-		if errors.As(err, &fe) {
+		for _, err := range joined(err) {
+			var fe *flow.Error
+			if !errors.As(err, &fe) {
+				add(p, "%v", err)
+				continue
+			}
 			msg := fe.Msg
 			if strings.HasPrefix(fe.Path, "nodes.") && strings.HasSuffix(fe.Path, ".agent") && strings.HasPrefix(msg, "unknown agent") {
 				msg += fmt.Sprintf(" (known: %s)", list(c.AgentNames()))
@@ -188,8 +192,6 @@ func (c *Config) validateFlows(add func(path, format string, args ...any)) {
 				msg += fmt.Sprintf(" (known: %s)", list(sortedSet(c.toolNames())))
 			}
 			add(p+"."+fe.Path, "%s", msg)
-		} else if err != nil {
-			add(p, "%v", err)
 		}
 	}
 	for _, name := range sortedKeys(c.Schedules) {
@@ -267,4 +269,15 @@ func (s *Schedule) CronPattern() string {
 		return "0 " + s.Cron
 	}
 	return s.Cron
+}
+
+// joined is the errors err joins (errors.Join), or err alone.
+func joined(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

@@ -30,6 +30,7 @@ package flow
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -201,32 +202,35 @@ type Error struct {
 
 func (e *Error) Error() string { return "flow " + e.Flow + ": " + e.Path + ": " + e.Msg }
 
-// Init checks the definition and compiles its expressions. Errors are
-// *Error, naming the field. agents reports whether an agent exists; tool
-// nodes must name a key of Tools.
+// Init checks the definition and compiles its expressions. It reports
+// every problem it finds, joined (errors.Join); each is an *Error, naming
+// the field. agents reports whether an agent exists; tool nodes must name
+// a key of Tools.
 func (f *Flow) Init(agents func(string) bool) error {
-	bad := func(path, format string, args ...any) error {
-		return &Error{Flow: f.Name, Path: path, Msg: fmt.Sprintf(format, args...)}
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, &Error{Flow: f.Name, Path: path, Msg: fmt.Sprintf(format, args...)})
 	}
 	if f.MaxSteps <= 0 {
 		f.MaxSteps = DefaultMaxSteps
 	}
 	if len(f.Nodes) == 0 {
-		return bad("nodes", "no nodes: a flow needs at least one")
+		bad("nodes", "no nodes: a flow needs at least one")
+		return errors.Join(errs...)
 	}
 	if len(f.Start) == 0 {
-		return bad("start", "name the node(s) to run first (nodes: %s)", f.nodeList())
+		bad("start", "name the node(s) to run first (nodes: %s)", f.nodeList())
 	}
 	for _, s := range f.Start {
 		if f.Nodes[s] == nil {
-			return bad("start", "unknown node %q (nodes: %s)", s, f.nodeList())
+			bad("start", "unknown node %q (nodes: %s)", s, f.nodeList())
 		}
 	}
-	for k, key := range f.State {
-		switch key.Merge {
+	for _, k := range slices.Sorted(maps.Keys(f.State)) {
+		switch merge := f.State[k].Merge; merge {
 		case "", Replace, Append, MergeMap:
 		default:
-			return bad("state."+k+".merge", "unknown rule %q (known: replace, append, merge)", key.Merge)
+			bad("state."+k+".merge", "unknown rule %q (known: replace, append, merge)", merge)
 		}
 	}
 	if f.Output != "" {
@@ -240,42 +244,50 @@ func (f *Flow) Init(agents func(string) bool) error {
 			}
 		}
 		if !written[f.Output] {
-			return bad("output", "no node writes %q and the state does not declare it (keys: %s)", f.Output, strings.Join(slices.Sorted(maps.Keys(written)), ", "))
+			bad("output", "no node writes %q and the state does not declare it (keys: %s)", f.Output, strings.Join(slices.Sorted(maps.Keys(written)), ", "))
 		}
 	}
 	f.preds = map[string][]string{}
 	for _, name := range slices.Sorted(maps.Keys(f.Nodes)) {
 		n := f.Nodes[name]
 		if n == nil {
-			return bad("nodes."+name, "empty node")
+			bad("nodes."+name, "empty node")
+			continue
 		}
 		n.name = name
 		if err := f.initNode(n, agents); err != nil {
 			field, msg, _ := strings.Cut(err.Error(), ": ")
-			return bad("nodes."+name+"."+field, "%s", msg)
+			bad("nodes."+name+"."+field, "%s", msg)
+			continue
 		}
 		for _, to := range n.targets() {
 			f.preds[to] = appendUnique(f.preds[to], name)
 		}
 	}
+	if len(errs) > 0 {
+		return errors.Join(errs...) // the joins below need every node's edges
+	}
 	f.upstream = map[string]map[string]map[string]bool{}
-	for name, n := range f.Nodes {
+	for _, name := range slices.Sorted(maps.Keys(f.Nodes)) {
+		n := f.Nodes[name]
 		if n.join.mode == "" {
 			continue
 		}
 		if len(f.preds[name]) == 0 {
-			return bad("nodes."+name+".join", "no node has an edge to it, so it would never run")
+			bad("nodes."+name+".join", "no node has an edge to it, so it would never run")
+			continue
 		}
 		if n.join.mode == "first" && n.join.n > len(f.preds[name]) {
-			return bad("nodes."+name+".join", "%s waits for more arrivals than the %d node(s) with an edge to it (%s) may give in one pass",
+			bad("nodes."+name+".join", "%s waits for more arrivals than the %d node(s) with an edge to it (%s) may give in one pass",
 				n.Join, len(f.preds[name]), strings.Join(f.preds[name], ", "))
+			continue
 		}
 		f.upstream[name] = map[string]map[string]bool{}
 		for _, p := range f.preds[name] {
 			f.upstream[name][p] = f.reaching(p, name)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // reaching returns target and the nodes from which it can be reached

@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/myriad-ai/myriad/engine"
@@ -74,27 +75,53 @@ func New(rt *engine.Engine, opts Options) *mcp.Server {
 	for _, a := range rt.Agents() {
 		name := a.Name
 		add(name, describe(a.Description, "agent", name), agentSchema, func(args json.RawMessage) (engine.SubmitRequest, error) {
-			var in struct {
-				Input    string `json:"input"`
-				Instance string `json:"instance"`
+			var in agentArgs
+			if err := decodeArgs(args, &in, "input, instance"); err != nil {
+				return engine.SubmitRequest{}, err
 			}
-			err := json.Unmarshal(args, &in)
-			return engine.SubmitRequest{Agent: name, Input: in.Input, Instance: in.Instance}, err
+			if err := in.check(); err != nil {
+				return engine.SubmitRequest{}, err
+			}
+			return engine.SubmitRequest{Agent: name, Input: *in.Input, Instance: in.Instance}, nil
 		})
 	}
 	for _, f := range rt.Flows() {
 		name := f.Name
 		add(name, describe(f.Description, "flow", name), flowSchema, func(args json.RawMessage) (engine.SubmitRequest, error) {
-			var in struct {
-				Input string          `json:"input"`
-				State json.RawMessage `json:"state"`
+			var in flowArgs
+			if err := decodeArgs(args, &in, "input, state"); err != nil {
+				return engine.SubmitRequest{}, err
 			}
-			err := json.Unmarshal(args, &in)
-			return engine.SubmitRequest{Flow: name, Input: in.Input, State: in.State}, err
+			if err := in.check(); err != nil {
+				return engine.SubmitRequest{}, err
+			}
+			return engine.SubmitRequest{Flow: name, Input: *in.Input, State: in.State}, nil
 		})
 	}
 	addTasks(s, rt, submitters, opts.Logger)
+	s.AddReceivingMiddleware(cutEchoes)
 	return s
+}
+
+// cutEchoes cuts the long words of the errors the SDK answers with: it
+// quotes a caller's unknown tool name whole, megabytes of it.
+func cutEchoes(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		res, err := next(ctx, method, req)
+		if err == nil {
+			return res, nil
+		}
+		msg := run.CutWords(err.Error())
+		if msg == err.Error() {
+			return res, err
+		}
+		wired := &jsonrpc.Error{Message: msg}
+		var inner *jsonrpc.Error
+		if errors.As(err, &inner) {
+			wired.Code, wired.Data = inner.Code, inner.Data
+		}
+		return res, wired
+	}
 }
 
 // submitter makes a tool call's arguments the run it asks for.

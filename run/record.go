@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -142,6 +143,29 @@ func CutText(s string, n int) string {
 // Quote quotes a name a caller sent for an error message, cut to 200
 // bytes: a megabyte of name is not echoed back.
 func Quote(name string) string { return strconv.Quote(CutText(name, 200)) }
+
+// CutWords cuts every word of an error message (a run of bytes without
+// spaces) longer than 200 bytes to 200. It is for messages written by a
+// library that echoes a caller's name whole.
+func CutWords(msg string) string {
+	if len(msg) <= 200 {
+		return msg
+	}
+	var b strings.Builder
+	for len(msg) > 0 {
+		end := strings.IndexAny(msg, " \t\n")
+		if end < 0 {
+			end = len(msg)
+		}
+		b.WriteString(CutText(msg[:end], 200))
+		if end < len(msg) {
+			b.WriteByte(msg[end])
+			end++
+		}
+		msg = msg[end:]
+	}
+	return b.String()
+}
 
 // PathOrAgent is the run's path, which for a root run is its agent (or
 // flow).

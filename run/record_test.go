@@ -164,6 +164,25 @@ func TestCutText(t *testing.T) {
 	}
 }
 
+func TestCutWords(t *testing.T) {
+	name := strings.Repeat("x", 5000)
+	cut := run.CutText(name, 200)
+	tests := []struct{ name, in, want string }{
+		{"short stays", "unknown tool \"a\"", "unknown tool \"a\""},
+		{"a long message of short words stays", strings.Repeat("word ", 100), strings.Repeat("word ", 100)},
+		{"a long name is cut", "unknown tool \"" + name + "\": see tools/list", "unknown tool " + run.CutText(`"`+name+`":`, 200) + " see tools/list"},
+		{"at the end", "part kind " + name, "part kind " + cut},
+		{"newlines kept", "a\n" + name + "\tb", "a\n" + cut + "\tb"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := run.CutWords(tc.in); got != tc.want {
+				t.Errorf("CutWords(%d bytes) = %q, want %q", len(tc.in), got, tc.want)
+			}
+		})
+	}
+}
+
 func TestShrunkRecord(t *testing.T) {
 	rec := &run.Record{Input: strings.Repeat("i", 100), Output: strings.Repeat("o", 100), OutputJSON: json.RawMessage(`"` + strings.Repeat("j", 100) + `"`)}
 	small := rec.Shrunk(50)
