@@ -45,7 +45,7 @@ func mcpCmd(ctx context.Context, e *env, args []string) error {
 	}
 	defer node.Close()
 	server := mcpserver.New(node.Engine, mcpserver.Options{Version: myriad.Version, Logger: log})
-	err = server.Run(ctx, &mcp.StdioTransport{})
+	err = server.Run(ctx, mcpserver.Transport(&mcp.StdioTransport{}))
 	if err != nil && (ctx.Err() != nil || errors.Is(err, context.Canceled)) {
 		return nil // stopped by a signal, or the client closed stdin
 	}

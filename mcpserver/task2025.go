@@ -252,9 +252,22 @@ func liftTaskParam(r *http.Request) {
 	if json.Unmarshal(body, &msg) != nil || string(msg["method"]) != `"tools/call"` {
 		return
 	}
-	var params map[string]json.RawMessage
-	if json.Unmarshal(msg["params"], &params) != nil || params["task"] == nil {
+	params, ok := liftTask(msg["params"])
+	if !ok {
 		return
+	}
+	msg["params"] = params
+	if data, err := json.Marshal(msg); err == nil {
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(data)), int64(len(data))
+	}
+}
+
+// liftTask moves a tools/call's params.task into its _meta, reporting
+// whether there was one.
+func liftTask(raw json.RawMessage) (json.RawMessage, bool) {
+	var params map[string]json.RawMessage
+	if !bytes.Contains(raw, []byte(`"task"`)) || json.Unmarshal(raw, &params) != nil || params["task"] == nil {
+		return raw, false
 	}
 	var meta map[string]json.RawMessage
 	_ = json.Unmarshal(params["_meta"], &meta)
@@ -264,11 +277,39 @@ func liftTaskParam(r *http.Request) {
 	meta[metaTaskRequest] = params["task"]
 	delete(params, "task")
 	params["_meta"], _ = json.Marshal(meta)
-	msg["params"], _ = json.Marshal(params)
-	if data, err := json.Marshal(msg); err == nil {
-		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(data)), int64(len(data))
+	out, err := json.Marshal(params)
+	if err != nil {
+		return raw, false
 	}
+	return out, true
 }
+
+// Transport serves the MCP server over t (stdio) with 2025-11-25 task
+// requests kept: their params.task is moved into _meta before the SDK,
+// which knows no tasks, drops it, as Handler does over HTTP.
+func Transport(t mcp.Transport) mcp.Transport { return taskTransport{t} }
+
+type taskTransport struct{ mcp.Transport }
+
+func (t taskTransport) Connect(ctx context.Context) (mcp.Connection, error) {
+	conn, err := t.Transport.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return taskConn{conn}, nil
+}
+
+type taskConn struct{ mcp.Connection }
+
+func (c taskConn) Read(ctx context.Context) (jsonrpc.Message, error) {
+	msg, err := c.Connection.Read(ctx)
+	if req, ok := msg.(*jsonrpc.Request); ok && err == nil && req.Method == "tools/call" {
+		req.Params, _ = liftTask(req.Params)
+	}
+	return msg, err
+}
+
+var _ mcp.Transport = taskTransport{}
 
 // resultText is a result's text content.
 func resultText(res *mcp.CallToolResult) string {
