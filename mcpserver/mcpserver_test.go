@@ -157,15 +157,7 @@ func TestCancelingTheCallCancelsTheRun(t *testing.T) {
 	<-block.entered
 	cancel()
 	<-done
-	runs, _, err := rt.List(context.Background(), run.Filter{Agent: "waiter"})
-	if err != nil || len(runs) != 1 {
-		t.Fatalf("%v %v", runs, err)
-	}
-	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer wcancel()
-	if rec, err := rt.Wait(wctx, runs[0].ID); err != nil || rec.Status != run.StatusCanceled {
-		t.Fatalf("run %+v %v", rec, err)
-	}
+	theRunEndsCanceled(t, rt, "waiter")
 }
 
 // /mcp on the API server, behind its token.
