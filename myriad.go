@@ -414,6 +414,9 @@ type NodeOptions struct {
 	Logger    *slog.Logger
 	// OnFinish observes finished runs (benchmarks).
 	OnFinish func(*run.Record, engine.RunStats)
+	// Observers are told of every run the node accepts and every entry
+	// it journals (package telemetry).
+	Observers []engine.Observer
 }
 
 // Node is a running Myriad: the engine executing the project's agents,
@@ -436,7 +439,7 @@ func Open(ctx context.Context, proj *Project, o NodeOptions) (*Node, error) {
 	}
 	rt, err := engine.Open(ctx, engine.StoreOptions{NATSURL: o.NATSURL, DataDir: o.DataDir, Memory: o.Memory},
 		engine.Options{Agents: proj.Agents, Flows: proj.Flows, Schedules: proj.Schedules,
-			Workers: workers, Logger: o.Logger, OnFinish: o.OnFinish, MaxDepth: maxDepth})
+			Workers: workers, Logger: o.Logger, OnFinish: o.OnFinish, MaxDepth: maxDepth, Observers: o.Observers})
 	if err != nil {
 		return nil, err
 	}

@@ -518,15 +518,19 @@ func (r *runner) callModel(ctx context.Context, s *state) error {
 		req.OutputSchema = r.a.OutputSchema.Raw()
 	}
 	var sink func(model.Delta)
+	var firstToken time.Duration
+	began := time.Now()
 	if r.a.Stream {
 		turn, onDelta := len(s.turns)+1, r.env.OnDelta
 		sink = func(d model.Delta) {
+			if firstToken == 0 {
+				firstToken = max(time.Since(began), time.Microsecond)
+			}
 			if onDelta != nil {
 				onDelta(turn, d)
 			}
 		}
 	}
-	began := time.Now()
 	resp, err := r.a.Model.Generate(ctx, req, sink)
 	if err != nil {
 		return err
@@ -534,7 +538,8 @@ func (r *runner) callModel(ctx context.Context, s *state) error {
 	resp.Message.Role = model.RoleAssistant
 	uniqueCallIDs(resp.Message.ToolCalls, len(s.turns)+1)
 	rec := journal.ModelResponse{Turn: len(s.turns) + 1, Message: resp.Message, Usage: resp.Usage,
-		Model: resp.Model, StopReason: resp.StopReason, DurationMS: msSince(began)}
+		Model: resp.Model, ModelName: r.a.ModelName, StopReason: resp.StopReason, DurationMS: msSince(began),
+		FirstTokenMS: float64(firstToken.Microseconds()) / 1000}
 	// The answer is paid for: journal it even if the run was canceled meanwhile.
 	if _, err := r.append(context.WithoutCancel(ctx), journal.TypeModelResponse, rec); err != nil {
 		return journalError{err}

@@ -22,6 +22,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/felixge/httpsnoop"
+
 	"github.com/myriad-ai/myriad/internal/redact"
 
 	"github.com/myriad-ai/myriad/api/apitype"
@@ -47,6 +49,12 @@ type Options struct {
 	// OpenAI, when set, serves the OpenAI-compatible routes (behind the
 	// same authentication).
 	OpenAI OpenAI
+	// Metrics, when set, is served on GET /metrics (Prometheus' text
+	// format), behind the same authentication.
+	Metrics http.Handler
+	// AccessLog logs a line per request at INFO: method, path (without
+	// its query), status, bytes, duration, remote address.
+	AccessLog bool
 	// KeepAlive is how often a quiet event stream sends a comment, so
 	// proxies keep it open and a client that left is noticed (default
 	// 15 s).
@@ -99,6 +107,9 @@ func New(rt *engine.Engine, opts Options) *Server {
 	s := &Server{rt: rt, opts: opts, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	if opts.Metrics != nil {
+		s.mux.HandleFunc("GET /metrics", s.auth(opts.Metrics.ServeHTTP))
+	}
 	s.mux.HandleFunc("POST /v1/runs", s.auth(only(nil, s.createRun)))
 	s.mux.HandleFunc("GET /v1/runs", s.auth(only(listParams, s.listRuns)))
 	s.mux.HandleFunc("GET /v1/runs/{id}", s.auth(only([]string{"wait"}, s.getRun)))
@@ -141,6 +152,18 @@ func New(rt *engine.Engine, opts Options) *Server {
 // answered in the API's shape: 405 with Allow when the path has routes
 // for other methods, else 404.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.opts.AccessLog {
+		s.route(w, r)
+		return
+	}
+	m := httpsnoop.CaptureMetrics(http.HandlerFunc(s.route), w, r)
+	// The path without its query: a query may carry what a log must not.
+	s.opts.Logger.Info("http request", "method", run.CutText(r.Method, 20), "path", run.CutText(r.URL.Path, 200), "status", m.Code,
+		"bytes", m.Written, "duration", m.Duration.Round(time.Microsecond), "remote", r.RemoteAddr)
+}
+
+// route serves a request on its route, or answers 404 or 405.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	h, pattern := s.mux.Handler(r)
 	if pattern != "" {
 		s.mux.ServeHTTP(w, r)
@@ -263,7 +286,7 @@ func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 		scheme, token, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
 		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="myriad"`)
-			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "missing or wrong API token: send Authorization: Bearer <token>")
+			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "missing or wrong API token: send Authorization: Bearer <token> (the myriad CLI sends the token in MYRIAD_API_TOKEN; --token-env names another variable)")
 			return
 		}
 		h(w, r)

@@ -50,13 +50,17 @@ func bench(ctx context.Context, e *env, args []string) error {
 	input := fs.String("input", "benchmark session", "the input of every session")
 	memory := fs.Bool("memory", false, "keep streams in memory (not durable: for comparison only)")
 	data := fs.String("data", "", "data directory (default: a temporary directory, removed afterwards)")
-	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
+	logs := logFlags(fs, "warn")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured part to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile to this file when half the sessions are done (near peak)")
 	flowName := fs.String("flow", "", "benchmark one run of this flow instead of agent sessions")
 	items := fs.Int("items", 1000, "with --flow: the number of items in the state list the flow maps over")
 	itemsKey := fs.String("items-key", "docs", "with --flow: the state key of that list")
 	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	log, err := logs.logger(e.stderr)
+	if err != nil {
 		return err
 	}
 	if *flowName != "" {
@@ -83,7 +87,7 @@ func bench(ctx context.Context, e *env, args []string) error {
 			stopProfile = pprof.StopCPUProfile
 			defer stopProfile()
 		}
-		return benchFlow(ctx, e, proj, *flowName, *items, *itemsKey, dir, *memory, *logLevel)
+		return benchFlow(ctx, e, proj, *flowName, *items, *itemsKey, dir, *memory, log)
 	}
 	if *agentName == "" || *sessions < 1 {
 		fs.Usage()
@@ -148,7 +152,7 @@ func bench(ctx context.Context, e *env, args []string) error {
 		finish()
 	}
 	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{DataDir: dir, Memory: *memory, Workers: *concurrency,
-		Logger: newLogger(e.stderr, *logLevel), OnFinish: onFinish})
+		Logger: log, OnFinish: onFinish})
 	if err != nil {
 		return err
 	}

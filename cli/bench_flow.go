@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -30,7 +31,7 @@ type flowBenchResult struct {
 
 // benchFlow runs one flow with --items items in state key --items-key and
 // measures it end to end: fan-out, every child run, gathering, reduction.
-func benchFlow(ctx context.Context, e *env, proj *myriad.Project, name string, items int, key, dir string, memory bool, logLevel string) error {
+func benchFlow(ctx context.Context, e *env, proj *myriad.Project, name string, items int, key, dir string, memory bool, log *slog.Logger) error {
 	if _, ok := proj.Flows[name]; !ok {
 		return fmt.Errorf("--flow: unknown flow %q", name)
 	}
@@ -39,7 +40,7 @@ func benchFlow(ctx context.Context, e *env, proj *myriad.Project, name string, i
 		list[i] = fmt.Sprintf("document %d", i+1)
 	}
 	state, _ := json.Marshal(map[string]any{key: list})
-	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{DataDir: dir, Memory: memory, Logger: newLogger(e.stderr, logLevel)})
+	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{DataDir: dir, Memory: memory, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -83,6 +83,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"runs"}, 2, "missing subcommand"},
 		{[]string{"bench", "--config", "x.yaml"}, 2, "need --agent"},
 		{[]string{"serve", "--config", "/nonexistent/myriad.yaml"}, 1, "--config"},
+		{[]string{"serve", "--log-format", "yaml"}, 2, `--log-format: unknown format "yaml" (known: text, json)`},
+		{[]string{"run", "--log-level", "loud", "a", "b"}, 2, `--log-level: unknown level "loud"`},
 	}
 	for _, tc := range tests {
 		code, _, errs := runCLI(t, tc.args...)
@@ -92,6 +94,24 @@ func TestUsageErrors(t *testing.T) {
 	}
 	if code, out, _ := runCLI(t, "version"); code != 0 || !strings.HasPrefix(out, "myriad ") {
 		t.Errorf("version: %d %q", code, out)
+	}
+}
+
+// Asking for help is not an error: every command's -h exits 0 with its
+// usage.
+func TestHelpExitsZero(t *testing.T) {
+	cmds := [][]string{{"-h"}, {"help"}, {"runs", "list"}, {"runs", "show"}, {"runs", "events"}, {"runs", "cancel"}, {"runs", "resolve"}}
+	for _, c := range []string{"serve", "mcp", "run", "runs", "validate", "mock-llm", "bench", "version"} {
+		cmds = append(cmds, []string{c})
+	}
+	for _, args := range cmds {
+		if args[0] != "-h" && args[0] != "help" {
+			args = append(args, "-h")
+		}
+		code, _, errs := runCLI(t, args...)
+		if code != 0 || !strings.Contains(errs, "Usage") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errs)
+		}
 	}
 }
 

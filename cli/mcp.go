@@ -24,8 +24,12 @@ func mcpCmd(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "mcp", "mcp [--config myriad.yaml] [--data DIR] | mcp login SERVER [--config myriad.yaml]")
 	path := fs.String("config", defaultConfig(), "the project file")
 	data := fs.String("data", "", "keep runs here (default: a temporary directory, removed on exit)")
-	logLevel := fs.String("log-level", "warn", "debug, info, warn or error (on stderr)")
+	logs := logFlags(fs, "warn")
 	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	log, err := logs.logger(e.stderr)
+	if err != nil {
 		return err
 	}
 	proj, err := myriad.Load(*path)
@@ -38,7 +42,6 @@ func mcpCmd(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer cleanup()
-	log := newLogger(e.stderr, *logLevel)
 	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{DataDir: dir, Logger: log})
 	if err != nil {
 		return err

@@ -21,7 +21,7 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 	instance := fs.String("instance", "", "continue this instance of the agent (needs --data to persist)")
 	asJSON := fs.Bool("json", false, "print events as JSON lines")
 	state := fs.String("state", "", "a flow's initial state: a JSON object, or @FILE to read it from a file")
-	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
+	logs := logFlags(fs, "warn")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -31,6 +31,10 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 		return &exitError{code: 2, err: errors.New("need AGENT (or FLOW) and INPUT")}
 	}
 	agentName, input := pos[0], strings.Join(pos[1:], " ")
+	log, err := logs.logger(e.stderr)
+	if err != nil {
+		return err
+	}
 	proj, err := myriad.Load(*path)
 	if err != nil {
 		return err
@@ -41,7 +45,7 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer cleanup()
-	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{DataDir: dir, Logger: newLogger(e.stderr, *logLevel)})
+	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{DataDir: dir, Logger: log})
 	if err != nil {
 		return err
 	}

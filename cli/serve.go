@@ -14,8 +14,10 @@ import (
 	"github.com/myriad-ai/myriad"
 	"github.com/myriad-ai/myriad/a2aserver"
 	"github.com/myriad-ai/myriad/api"
+	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/mcpserver"
 	"github.com/myriad-ai/myriad/openaiserver"
+	"github.com/myriad-ai/myriad/telemetry"
 )
 
 func serve(ctx context.Context, e *env, args []string) error {
@@ -25,11 +27,15 @@ func serve(ctx context.Context, e *env, args []string) error {
 	listen := fs.String("listen", "", "address to serve the API on (default from the config, else 127.0.0.1:8420)")
 	natsURL := fs.String("nats", "", "use this NATS server or cluster instead of the embedded one")
 	workers := fs.Int("workers", 0, "runs executed at once on this node (default from the config)")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logs := logFlags(fs, "info")
+	accessLog := fs.Bool("access-log", false, "log a line per HTTP request (method, path, status, bytes, duration)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	log := newLogger(e.stderr, *logLevel)
+	log, err := logs.logger(e.stderr)
+	if err != nil {
+		return err
+	}
 	proj, err := myriad.Load(*path)
 	if err != nil {
 		return err
@@ -53,12 +59,15 @@ func serve(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (pass another --listen)", addr, err)
 	}
-	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{DataDir: *data, NATSURL: *natsURL, Workers: *workers, Logger: log})
+	tel := telemetry.New(telemetry.Options{})
+	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{DataDir: *data, NATSURL: *natsURL, Workers: *workers, Logger: log,
+		Observers: []engine.Observer{tel}})
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	defer node.Close()
+	tel.Register(node.Engine)
 	a2a, err := a2aserver.New(node.Engine, a2aserver.Options{Version: myriad.Version, PublicURL: cfg.Server.PublicURL,
 		Default: cfg.Server.A2A.Default, Publish: cfg.Server.A2A.Publish, BearerAuth: token != "", ClientApprovals: cfg.Server.A2A.Approvals == "client", Logger: log})
 	if err != nil {
@@ -67,7 +76,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 	srv := &http.Server{
 		Handler: api.New(node.Engine, api.Options{Token: token, MaxBodyBytes: cfg.Server.MaxBodyBytes, Logger: log, Version: myriad.Version,
 			MCP: mcpserver.Handler(mcpserver.New(node.Engine, mcpserver.Options{Version: myriad.Version, Logger: log}), cfg.Server.MaxBodyBytes), A2A: a2a,
-			OpenAI: openaiserver.New(node.Engine, openaiserver.Options{Logger: log})}),
+			OpenAI: openaiserver.New(node.Engine, openaiserver.Options{Logger: log}), Metrics: tel.Handler(), AccessLog: *accessLog}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	where := "embedded NATS in " + *data

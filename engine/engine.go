@@ -91,6 +91,10 @@ type Options struct {
 	// resolve) waits for its run to take it before answering with the run
 	// as it stands (default 5s).
 	CommandWait time.Duration
+	// Observers are told of the runs this node accepts and of every entry
+	// its writers journal (telemetry). The engine's own log lines (run
+	// accepted, started, waiting, ended, at INFO) come first.
+	Observers []Observer
 }
 
 // RunStats describe one execution of a run on this node.
@@ -123,9 +127,10 @@ type Engine struct {
 	active map[string]holder
 	held   map[*store.Claim]struct{}
 
-	stopWork context.CancelCauseFunc
-	workDone chan struct{}
-	ownStore bool
+	stopWork  context.CancelCauseFunc
+	workDone  chan struct{}
+	ownStore  bool
+	observers []Observer
 }
 
 // New returns an engine over an open store. Call Start to execute runs on
@@ -169,6 +174,7 @@ func New(st *store.Store, opts Options) (*Engine, error) {
 	e := &Engine{st: st, opts: opts, log: opts.Logger, agents: opts.Agents, flows: opts.Flows,
 		active: map[string]holder{}, held: map[*store.Claim]struct{}{}}
 	e.feed = newFeed(st, opts.Logger)
+	e.observers = append([]Observer{runLog{opts.Logger}}, opts.Observers...)
 	return e, nil
 }
 

@@ -67,6 +67,8 @@ type execution struct {
 
 	recMu    sync.Mutex // orders record writes
 	settling bool
+
+	info *run.Info // who the run is, for observers (see runInfo)
 }
 
 // workRun executes one claimed run until it ends, parks, or this worker
@@ -181,7 +183,7 @@ func (x *execution) load(ctx context.Context, fresh bool, submission []byte) err
 		// Not an input of the stream: it has no position.
 		x.pending = append(x.pending, store.InputMsg{To: x.id, Kind: kindSubmit, Data: submission})
 	}
-	x.sub = nil
+	x.sub, x.info = nil, nil
 	return x.readInputs(ctx)
 }
 
@@ -320,7 +322,11 @@ func (x *execution) interrupt(cause error) {
 func (x *execution) Append(ctx context.Context, typ string, data any) (journal.Event, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return x.j.Append(ctx, typ, data)
+	ev, err := x.j.Append(ctx, typ, data)
+	if err == nil {
+		x.journaled(ev)
+	}
+	return ev, err
 }
 
 // Steps is the number of entries in the journal (for idempotency keys).
@@ -345,8 +351,11 @@ func (x *execution) appendLocked(ctx context.Context, typ string, data any) (jou
 // (see store.Journal.AppendFor); x.mu must be held.
 func (x *execution) appendFor(ctx context.Context, inputSeq uint64, typ string, data any) (journal.Event, error) {
 	ev, err := x.j.AppendFor(ctx, inputSeq, typ, data)
-	if err == nil && x.running {
-		x.unseen = append(x.unseen, ev)
+	if err == nil {
+		x.journaled(ev)
+		if x.running {
+			x.unseen = append(x.unseen, ev)
+		}
 	}
 	return ev, err
 }

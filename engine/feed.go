@@ -337,3 +337,16 @@ func (f *follower) verdict(seq uint64, wait time.Duration) (*journal.Event, erro
 		}
 	}
 }
+
+// followers counts the followers registered now.
+func (fd *feed) followers() int {
+	fd.mu.Lock()
+	defer fd.mu.Unlock()
+	n := 0
+	for _, m := range []map[string]map[*follower]struct{}{fd.runs, fd.trees} {
+		for _, fs := range m {
+			n += len(fs)
+		}
+	}
+	return n
+}

@@ -50,14 +50,6 @@ func (x *execution) settle(ctx context.Context) error {
 		if x.e.opts.OnFinish != nil {
 			x.e.opts.OnFinish(rec, statsOf(events, time.Since(x.began)))
 		}
-		if rec.Status == run.StatusFailed {
-			x.log.Info("run failed", "code", rec.Error.Code, "error", rec.Error.Message)
-		}
-	case run.StatusInDoubt:
-		if rec.InDoubt != nil {
-			x.log.Warn("run in doubt: a non-idempotent tool call may or may not have happened; resolve it with POST /v1/runs/{id}/resolve or myriad runs resolve",
-				"tool", rec.InDoubt.Name, "call_id", rec.InDoubt.CallID)
-		}
 	}
 	return nil
 }

@@ -79,6 +79,11 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (rec *run.Record
 		// lets listings find it meanwhile.
 		e.st.CreateRecord(id, mustJSON(rec))
 	}
+	start := sub.started()
+	info := run.InfoOf(id, &start)
+	for _, o := range e.observers {
+		o.Accepted(info)
+	}
 	return rec, true, nil
 }
 

@@ -152,12 +152,18 @@ type RunStarted struct {
 
 // ModelResponse records a finished model call.
 type ModelResponse struct {
-	Turn       int           `json:"turn"`
-	Message    model.Message `json:"message"`
-	Usage      model.Usage   `json:"usage"`
-	Model      string        `json:"model,omitempty"`
-	StopReason string        `json:"stop_reason,omitempty"`
-	DurationMS float64       `json:"duration_ms"`
+	Turn    int           `json:"turn"`
+	Message model.Message `json:"message"`
+	Usage   model.Usage   `json:"usage"`
+	// Model is the model the provider says answered; ModelName the
+	// configured name the agent called (a key of models:).
+	Model      string  `json:"model,omitempty"`
+	ModelName  string  `json:"model_name,omitempty"`
+	StopReason string  `json:"stop_reason,omitempty"`
+	DurationMS float64 `json:"duration_ms"`
+	// FirstTokenMS is how long the first streamed piece of the answer
+	// took (streamed calls only).
+	FirstTokenMS float64 `json:"first_token_ms,omitempty"`
 }
 
 // ToolStarted is written before a tool runs.

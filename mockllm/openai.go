@@ -223,9 +223,14 @@ type respMessage struct {
 }
 
 type usage struct {
-	PromptTokens     int `json:"prompt_tokens"`
-	CompletionTokens int `json:"completion_tokens"`
-	TotalTokens      int `json:"total_tokens"`
+	PromptTokens        int                `json:"prompt_tokens"`
+	CompletionTokens    int                `json:"completion_tokens"`
+	TotalTokens         int                `json:"total_tokens"`
+	PromptTokensDetails *promptTokenDetail `json:"prompt_tokens_details,omitempty"`
+}
+
+type promptTokenDetail struct {
+	CachedTokens int `json:"cached_tokens"`
 }
 
 type chunk struct {
@@ -261,7 +266,11 @@ type apiErrorBody struct {
 }
 
 func toUsage(u model.Usage) usage {
-	return usage{PromptTokens: u.InputTokens, CompletionTokens: u.OutputTokens, TotalTokens: u.Total()}
+	out := usage{PromptTokens: u.InputTokens, CompletionTokens: u.OutputTokens, TotalTokens: u.Total()}
+	if u.CachedInputTokens > 0 {
+		out.PromptTokensDetails = &promptTokenDetail{CachedTokens: u.CachedInputTokens}
+	}
+	return out
 }
 
 func wireToolCalls(calls []model.ToolCall) []chatToolCall {

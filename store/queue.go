@@ -174,3 +174,13 @@ func (s *Store) QueuedEntries(ctx context.Context, kind string) ([]InputMsg, err
 	}
 	return out, nil
 }
+
+// Backlog is the depth of the work queue: entries no worker has pulled
+// yet (waiting), and entries pulled and not yet done (taken).
+func (s *Store) Backlog(ctx context.Context) (waiting, taken uint64, err error) {
+	info, err := s.queue.Info(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read the work queue: %w", err)
+	}
+	return info.NumPending, uint64(info.NumAckPending), nil
+}

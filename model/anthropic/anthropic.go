@@ -413,8 +413,9 @@ func convertMessage(msg *sdk.Message) *model.Response {
 		Usage: model.Usage{
 			// input_tokens counts only the uncached part of the prompt; the
 			// whole prompt is what budgets and reports care about.
-			InputTokens:  int(msg.Usage.InputTokens + msg.Usage.CacheCreationInputTokens + msg.Usage.CacheReadInputTokens),
-			OutputTokens: int(msg.Usage.OutputTokens),
+			InputTokens:       int(msg.Usage.InputTokens + msg.Usage.CacheCreationInputTokens + msg.Usage.CacheReadInputTokens),
+			OutputTokens:      int(msg.Usage.OutputTokens),
+			CachedInputTokens: int(msg.Usage.CacheReadInputTokens),
 		},
 		Model:      string(msg.Model),
 		StopReason: string(msg.StopReason),

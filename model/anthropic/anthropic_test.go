@@ -244,7 +244,7 @@ func TestGenerate(t *testing.T) {
 					{ID: "toolu_01T1x1fJ34qAmk2tNTrN7Up6", Name: "get_weather", Arguments: json.RawMessage(`{"city": "Oslo", "unit": "celsius"}`)},
 				}},
 				// 472 uncached + 1024 read from the cache.
-				Usage:      model.Usage{InputTokens: 1496, OutputTokens: 89},
+				Usage:      model.Usage{InputTokens: 1496, OutputTokens: 89, CachedInputTokens: 1024},
 				Model:      "claude-sonnet-4-5-20250929",
 				StopReason: "tool_use",
 			},

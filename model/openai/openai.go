@@ -398,8 +398,9 @@ func convertCompletion(cc *oai.ChatCompletion, usage *oai.CompletionUsage) (*mod
 	return &model.Response{
 		Message: msg,
 		Usage: model.Usage{
-			InputTokens:  int(u.PromptTokens),
-			OutputTokens: int(u.CompletionTokens),
+			InputTokens:       int(u.PromptTokens),
+			OutputTokens:      int(u.CompletionTokens),
+			CachedInputTokens: int(u.PromptTokensDetails.CachedTokens),
 		},
 		Model:      cc.Model,
 		StopReason: choice.FinishReason,

@@ -68,8 +68,11 @@ type wireCompletion struct {
 		FinishReason string `json:"finish_reason"`
 	} `json:"choices"`
 	Usage struct {
-		PromptTokens     int `json:"prompt_tokens"`
-		CompletionTokens int `json:"completion_tokens"`
+		PromptTokens        int `json:"prompt_tokens"`
+		CompletionTokens    int `json:"completion_tokens"`
+		PromptTokensDetails struct {
+			CachedTokens int `json:"cached_tokens"`
+		} `json:"prompt_tokens_details"`
 	} `json:"usage"`
 }
 
@@ -158,8 +161,9 @@ func (c *wireCompletion) response() (*model.Response, error) {
 		return nil, err
 	}
 	return &model.Response{
-		Message:    msg,
-		Usage:      model.Usage{InputTokens: c.Usage.PromptTokens, OutputTokens: c.Usage.CompletionTokens},
+		Message: msg,
+		Usage: model.Usage{InputTokens: c.Usage.PromptTokens, OutputTokens: c.Usage.CompletionTokens,
+			CachedInputTokens: c.Usage.PromptTokensDetails.CachedTokens},
 		Model:      c.Model,
 		StopReason: choice.FinishReason,
 	}, nil

@@ -18,7 +18,7 @@ var (
 	matchFields    = []string{"last_user", "last_tool", "last_tool_result", "last_tool_error", "last_role", "turn", "tool_results", "min_tool_results", "has_tool", "system", "times"}
 	replyFields    = []string{"text", "tool_calls", "error", "error_status", "usage"}
 	toolCallFields = []string{"name", "arguments"}
-	usageFields    = []string{"input_tokens", "output_tokens"}
+	usageFields    = []string{"input_tokens", "output_tokens", "cached_input_tokens"}
 )
 
 func join(path, key string) string {
@@ -256,6 +256,8 @@ func decodeReply(n *yaml.Node, path string, r *Reply) error {
 					u.InputTokens, err = decodeInt(v, join(p, key))
 				case "output_tokens":
 					u.OutputTokens, err = decodeInt(v, join(p, key))
+				case "cached_input_tokens":
+					u.CachedInputTokens, err = decodeInt(v, join(p, key))
 				}
 				return err
 			})

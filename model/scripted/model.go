@@ -83,6 +83,7 @@ type rule struct {
 	errStatus int
 	usageIn   int // -1: estimate
 	usageOut  int // -1: estimate
+	cached    int
 	// templated is set when any template needs Data, so literal rules skip
 	// building it (and capturing groups) entirely.
 	templated bool
@@ -252,6 +253,10 @@ func compileRule(src *Rule, path string) (*rule, error) {
 		if r.usageOut, err = compileCount(rp+"usage.output_tokens", u.OutputTokens, 0); err != nil {
 			return nil, err
 		}
+		if r.cached, err = compileCount(rp+"usage.cached_input_tokens", u.CachedInputTokens, 0); err != nil {
+			return nil, err
+		}
+		r.cached = max(r.cached, 0)
 	}
 	return r, nil
 }
@@ -524,6 +529,7 @@ func (m *Model) Generate(ctx context.Context, req *model.Request, sink func(mode
 	if r.usageOut < 0 {
 		resp.Usage.OutputTokens = tokens(outChars)
 	}
+	resp.Usage.CachedInputTokens = min(r.cached, resp.Usage.InputTokens)
 	if sink != nil && text != "" {
 		stream(text, sink)
 	}

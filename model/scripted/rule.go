@@ -102,6 +102,9 @@ type Usage struct {
 	InputTokens *int `yaml:"input_tokens,omitempty" json:"input_tokens,omitempty"`
 	// OutputTokens replaces the estimate for the reply.
 	OutputTokens *int `yaml:"output_tokens,omitempty" json:"output_tokens,omitempty"`
+	// CachedInputTokens is the part of the input reported as read from a
+	// prompt cache (default 0).
+	CachedInputTokens *int `yaml:"cached_input_tokens,omitempty" json:"cached_input_tokens,omitempty"`
 }
 
 // ParseRules reads rules from a YAML (or JSON) document that is either a

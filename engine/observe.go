@@ -1,0 +1,168 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/run"
+)
+
+// Observer is told what this node does with runs as it does it: each run
+// it accepts, and each journal entry its writers append. Every entry is
+// journaled by one writer, so across a cluster each is observed once, on
+// the node that wrote it (one that dies between the append and the call
+// misses it: observers count, they do not decide). Telemetry is an
+// Observer. Calls come on the writer's path: they must be quick and must
+// not block.
+type Observer interface {
+	Accepted(info run.Info)
+	Journaled(info run.Info, ev journal.Event)
+}
+
+// journaled tells the observers of an entry the run appended.
+func (x *execution) journaled(ev journal.Event) {
+	if len(x.e.observers) == 0 {
+		return
+	}
+	info := x.runInfo()
+	for _, o := range x.e.observers {
+		o.Journaled(info, ev)
+	}
+}
+
+// runInfo is who the run is: from its submission, or (resumed) from its
+// run.started entry.
+func (x *execution) runInfo() run.Info {
+	if x.info != nil {
+		return *x.info
+	}
+	var info run.Info
+	switch events := x.j.Events(); {
+	case x.sub != nil:
+		start := x.sub.started()
+		info = run.InfoOf(x.id, &start)
+	case len(events) > 0 && events[0].Type == journal.TypeRunStarted:
+		var start journal.RunStarted
+		_ = json.Unmarshal(events[0].Data, &start)
+		info = run.InfoOf(x.id, &start)
+	default:
+		return run.Info{ID: x.id} // nothing to say yet: not kept
+	}
+	x.info = &info
+	return info
+}
+
+// runLog writes a line at INFO for each event of a run that matters to an
+// operator: accepted, started, waiting, in doubt, and its end.
+type runLog struct{ log *slog.Logger }
+
+var _ Observer = runLog{}
+
+func (l runLog) Accepted(info run.Info) {
+	l.log.Info("run accepted", l.attrs(info)...)
+}
+
+func (l runLog) Journaled(info run.Info, ev journal.Event) {
+	attrs := l.attrs(info)
+	var msg string
+	switch ev.Type {
+	case journal.TypeRunStarted:
+		msg = "run started"
+	case journal.TypeRunWaiting:
+		var w journal.RunWaiting
+		_ = json.Unmarshal(ev.Data, &w)
+		msg, attrs = "run waiting", append(attrs, "for", waitingFor(w))
+	case journal.TypeRunInDoubt:
+		var d journal.RunInDoubt
+		_ = json.Unmarshal(ev.Data, &d)
+		// A warning: a person must decide.
+		l.log.Warn("run in doubt: a non-idempotent tool call may or may not have happened; resolve it with POST /v1/runs/{id}/resolve or myriad runs resolve",
+			append(attrs, "tool", d.Name, "call_id", d.CallID, "reason", d.Reason)...)
+		return
+	case journal.TypeRunCompleted:
+		var c journal.RunCompleted
+		_ = json.Unmarshal(ev.Data, &c)
+		msg, attrs = "run completed", append(attrs, "input_tokens", c.Usage.InputTokens, "output_tokens", c.Usage.OutputTokens)
+	case journal.TypeRunFailed:
+		var f journal.RunFailed
+		_ = json.Unmarshal(ev.Data, &f)
+		msg, attrs = "run failed", append(attrs, "code", f.Code, "error", run.CutText(f.Message, 500),
+			"input_tokens", f.Usage.InputTokens, "output_tokens", f.Usage.OutputTokens)
+	case journal.TypeRunCanceled:
+		var c journal.RunCanceled
+		_ = json.Unmarshal(ev.Data, &c)
+		msg, attrs = "run canceled", append(attrs, "reason", c.Reason)
+	default:
+		return
+	}
+	if journal.Terminal(ev.Type) && !info.Submitted.IsZero() {
+		attrs = append(attrs, "duration", ev.Time.Sub(info.Submitted).Round(time.Millisecond))
+	}
+	l.log.Info(msg, attrs...)
+}
+
+func (l runLog) attrs(info run.Info) []any {
+	attrs := []any{"run_id", info.ID}
+	if info.Flow != "" {
+		attrs = append(attrs, "flow", info.Flow)
+	} else {
+		attrs = append(attrs, "agent", info.Agent)
+	}
+	attrs = append(attrs, "trace_id", info.TraceID())
+	if info.Path != "" {
+		attrs = append(attrs, "path", info.Path, "parent", info.Parent)
+	}
+	if info.Instance != "" {
+		attrs = append(attrs, "instance", info.Instance)
+	}
+	return attrs
+}
+
+// waitingFor says what a waiting run waits for.
+func waitingFor(w journal.RunWaiting) string {
+	var what []string
+	if len(w.Approvals) > 0 {
+		what = append(what, "approval")
+	}
+	if len(w.Inputs) > 0 {
+		what = append(what, "input")
+	}
+	if len(w.Children) > 0 {
+		what = append(what, "children")
+	}
+	if w.Until != nil {
+		what = append(what, "timer")
+	}
+	if len(what) == 0 {
+		return "input"
+	}
+	return strings.Join(what, ",")
+}
+
+// Stats is what this node holds at a moment.
+type Stats struct {
+	// Workers is how many runs the node executes at once; Busy how many
+	// runs and instances it is executing.
+	Workers, Busy int
+	// Followers counts the watches of runs open on the node (SSE, A2A and
+	// MCP streams, waits).
+	Followers int
+}
+
+// Stats reports what this node holds now.
+func (e *Engine) Stats() Stats {
+	e.mu.Lock()
+	busy := len(e.active)
+	e.mu.Unlock()
+	return Stats{Workers: e.opts.Workers, Busy: busy, Followers: e.feed.followers()}
+}
+
+// Backlog is the depth of the cluster's work queue: runs and instances
+// with work no node has taken (waiting), and taken and not yet done.
+func (e *Engine) Backlog(ctx context.Context) (waiting, taken uint64, err error) {
+	return e.st.Backlog(ctx)
+}

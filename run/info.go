@@ -1,0 +1,45 @@
+package run
+
+import (
+	"time"
+
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/tool"
+)
+
+// Info is who a run is, as its telemetry labels what it does: its agent or
+// flow, its place in its tree, its instance and metadata.
+type Info struct {
+	ID         string
+	Agent      string
+	Flow       string
+	Instance   string
+	Parent     string
+	ParentCall string
+	Path       string
+	Depth      int
+	Metadata   map[string]string
+	Submitted  time.Time
+}
+
+// InfoOf reads a run's Info from its run.started entry.
+func InfoOf(id string, s *journal.RunStarted) Info {
+	return Info{ID: id, Agent: s.Agent, Flow: s.Flow, Instance: s.Instance, Parent: s.Parent, ParentCall: s.ParentCall,
+		Path: s.Path, Depth: s.Depth, Metadata: s.Metadata, Submitted: s.Submitted}
+}
+
+// Name is the run's agent, or its flow.
+func (i *Info) Name() string {
+	if i.Flow != "" {
+		return i.Flow
+	}
+	return i.Agent
+}
+
+// TraceID is the trace the run's tree belongs to: the caller's, when it
+// sent a W3C traceparent (a child run is given its parent's), else one
+// derived from the root run's id, the same that its tool calls carry
+// (tool.TraceParent).
+func (i *Info) TraceID() string {
+	return tool.TraceParent(i.Metadata["traceparent"], i.ID, "")[3:35]
+}

@@ -1,0 +1,180 @@
+// Package telemetry makes what a Myriad node does visible to the tools
+// operators already run: Prometheus metrics (on /metrics of myriad serve)
+// and OpenTelemetry traces.
+//
+// It reads nothing but what the engine tells an Observer: each run the
+// node accepts, and each journal entry its writers append, with the run's
+// agent, flow, place in its tree and metadata. Every entry is journaled by
+// one writer, so across a cluster each is counted once, on the node that
+// wrote it: sum a counter over the nodes for the cluster's figure.
+//
+//	t := telemetry.New(telemetry.Options{})
+//	node, _ := myriad.Open(ctx, proj, myriad.NodeOptions{Observers: []engine.Observer{t}})
+//	t.Register(node.Engine)          // gauges: workers, queue, followers
+//	http.Handle("/metrics", t.Handler())
+package telemetry
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/myriad-ai/myriad/engine"
+	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/run"
+)
+
+// Options configure telemetry.
+type Options struct {
+	// Registry takes the metrics (default: a new one, with the Go runtime's
+	// and the process's collectors).
+	Registry *prometheus.Registry
+}
+
+// Telemetry observes an engine and keeps its metrics.
+type Telemetry struct {
+	reg *prometheus.Registry
+	m   *metrics
+}
+
+var _ engine.Observer = (*Telemetry)(nil)
+
+// New returns telemetry with its metrics registered.
+func New(opts Options) *Telemetry {
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	return &Telemetry{reg: reg, m: newMetrics(reg)}
+}
+
+// Node is what the gauges read of a node: the engine.
+type Node interface {
+	Stats() engine.Stats
+	Backlog(ctx context.Context) (waiting, taken uint64, err error)
+}
+
+// Register adds the gauges that read a node at each scrape: its workers,
+// the work queue, the watches open on it.
+func (t *Telemetry) Register(n Node) { t.reg.MustRegister(nodeCollector{n}) }
+
+// Handler serves the metrics in Prometheus' text format.
+func (t *Telemetry) Handler() http.Handler {
+	return promhttp.HandlerFor(t.reg, promhttp.HandlerOpts{Registry: t.reg})
+}
+
+// Accepted counts a run this node accepted.
+func (t *Telemetry) Accepted(info run.Info) {
+	t.m.accepted.WithLabelValues(info.Agent, info.Flow).Inc()
+}
+
+// Journaled counts what an entry says.
+func (t *Telemetry) Journaled(info run.Info, ev journal.Event) {
+	m := t.m
+	switch ev.Type {
+	case journal.TypeRunStarted:
+		m.started.WithLabelValues(info.Agent, info.Flow).Inc()
+	case journal.TypeModelResponse:
+		var r journal.ModelResponse
+		if json.Unmarshal(ev.Data, &r) != nil {
+			return
+		}
+		m.modelResponse(info, r)
+	case journal.TypeToolFinished:
+		var f journal.ToolFinished
+		if json.Unmarshal(ev.Data, &f) != nil {
+			return
+		}
+		outcome := "ok"
+		if f.IsError {
+			outcome = "error"
+		}
+		m.toolCalls.WithLabelValues(f.Name, info.Agent, info.Flow, outcome).Inc()
+		m.toolDuration.WithLabelValues(f.Name, outcome).Observe(f.DurationMS / 1000)
+		m.stepDuration.WithLabelValues(info.Agent, info.Flow, "tool").Observe(f.DurationMS / 1000)
+	case journal.TypeRunWaiting:
+		var w journal.RunWaiting
+		_ = json.Unmarshal(ev.Data, &w)
+		for _, reason := range waitReasons(w) {
+			m.waiting.WithLabelValues(info.Agent, info.Flow, reason).Inc()
+		}
+	case journal.TypeRunInDoubt:
+		var d journal.RunInDoubt
+		_ = json.Unmarshal(ev.Data, &d)
+		m.inDoubt.WithLabelValues(info.Agent, info.Flow, d.Name).Inc()
+	case journal.TypeRunCompleted, journal.TypeRunFailed, journal.TypeRunCanceled:
+		outcome, code := ended(ev)
+		m.ended.WithLabelValues(info.Agent, info.Flow, outcome, code).Inc()
+		if !info.Submitted.IsZero() {
+			m.runDuration.WithLabelValues(info.Agent, info.Flow, outcome).Observe(ev.Time.Sub(info.Submitted).Seconds())
+		}
+	}
+}
+
+// ended is how a run ended: completed, failed (with its code) or canceled.
+func ended(ev journal.Event) (outcome, code string) {
+	switch ev.Type {
+	case journal.TypeRunCompleted:
+		return "completed", ""
+	case journal.TypeRunFailed:
+		var f journal.RunFailed
+		_ = json.Unmarshal(ev.Data, &f)
+		return "failed", f.Code
+	}
+	return "canceled", ""
+}
+
+// waitReasons names what a waiting run waits for: approval, input,
+// children, timer.
+func waitReasons(w journal.RunWaiting) []string {
+	var out []string
+	if len(w.Approvals) > 0 {
+		out = append(out, "approval")
+	}
+	if len(w.Inputs) > 0 {
+		out = append(out, "input")
+	}
+	if len(w.Children) > 0 {
+		out = append(out, "children")
+	}
+	if w.Until != nil {
+		out = append(out, "timer")
+	}
+	return out
+}
+
+// nodeCollector reads a node's gauges at each scrape.
+type nodeCollector struct{ n Node }
+
+var (
+	descWorkers     = prometheus.NewDesc("myriad_workers", "Runs this node executes at once.", nil, nil)
+	descBusy        = prometheus.NewDesc("myriad_workers_busy", "Runs and instances this node is executing now.", nil, nil)
+	descFollowers   = prometheus.NewDesc("myriad_followers", "Watches of runs open on this node (SSE, A2A and MCP streams, waits).", nil, nil)
+	descQueued      = prometheus.NewDesc("myriad_queue_waiting", "Runs and instances with work no node has taken yet (the cluster's work queue).", nil, nil)
+	descQueuedTaken = prometheus.NewDesc("myriad_queue_taken", "Runs and instances taken from the work queue and not yet done (the cluster's).", nil, nil)
+)
+
+func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descWorkers, descBusy, descFollowers, descQueued, descQueuedTaken} {
+		ch <- d
+	}
+}
+
+func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.n.Stats()
+	ch <- prometheus.MustNewConstMetric(descWorkers, prometheus.GaugeValue, float64(s.Workers))
+	ch <- prometheus.MustNewConstMetric(descBusy, prometheus.GaugeValue, float64(s.Busy))
+	ch <- prometheus.MustNewConstMetric(descFollowers, prometheus.GaugeValue, float64(s.Followers))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if waiting, taken, err := c.n.Backlog(ctx); err == nil {
+		ch <- prometheus.MustNewConstMetric(descQueued, prometheus.GaugeValue, float64(waiting))
+		ch <- prometheus.MustNewConstMetric(descQueuedTaken, prometheus.GaugeValue, float64(taken))
+	}
+}
