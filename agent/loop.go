@@ -844,6 +844,7 @@ func (r *runner) callTool(ctx context.Context, c model.ToolCall, st journal.Tool
 		}
 		call := &tool.Call{RunID: r.runID, ID: c.ID, Arguments: c.Arguments, IdempotencyKey: st.IdempotencyKey,
 			TraceParent: tool.TraceParent(r.env.TraceParent, r.runID, st.IdempotencyKey)}
+		f.SpanID = call.TraceParent[36:52]
 		if on := r.env.OnProgress; on != nil {
 			call.Progress = func(p tool.Progress) {
 				p.Message = redact.Text(p.Message)

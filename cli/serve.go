@@ -14,6 +14,7 @@ import (
 	"github.com/myriad-ai/myriad"
 	"github.com/myriad-ai/myriad/a2aserver"
 	"github.com/myriad-ai/myriad/api"
+	"github.com/myriad-ai/myriad/config"
 	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/mcpserver"
 	"github.com/myriad-ai/myriad/openaiserver"
@@ -59,7 +60,23 @@ func serve(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (pass another --listen)", addr, err)
 	}
-	tel := telemetry.New(telemetry.Options{})
+	spans, tracesTo, err := telemetry.SpansFromEnv(ctx)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	tel := telemetry.New(telemetry.Options{Spans: spans, Models: traceModels(cfg),
+		RecordContent: os.Getenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT") == "true"})
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(ctx); err != nil {
+			log.Warn("traces not all written", "err", err)
+		}
+	}()
+	if spans != nil {
+		log.Info("writing traces over OTLP", "endpoint", redact.URL(tracesTo))
+	}
 	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{DataDir: *data, NATSURL: *natsURL, Workers: *workers, Logger: log,
 		Observers: []engine.Observer{tel}})
 	if err != nil {
@@ -98,6 +115,23 @@ func serve(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	return nil
+}
+
+// traceModels says which provider and model id each configured model is,
+// as traces name them.
+func traceModels(cfg *config.Config) map[string]telemetry.Model {
+	out := map[string]telemetry.Model{}
+	for name, m := range cfg.Models {
+		if m == nil {
+			continue
+		}
+		provider := m.Provider
+		if provider == "scripted" {
+			provider = "myriad.scripted"
+		}
+		out[name] = telemetry.Model{Provider: provider, ID: m.Model}
+	}
+	return out
 }
 
 // loopback reports whether addr only accepts local connections.

@@ -7,12 +7,17 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/myriad-ai/myriad/cli"
 )
@@ -64,9 +69,41 @@ func (l *lockedBuffer) jsonLines(t *testing.T) []map[string]any {
 	return out
 }
 
+// otlpReceiver is an OTLP/HTTP trace receiver: the span names it got.
+type otlpReceiver struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func (o *otlpReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	var req coltracepb.ExportTraceServiceRequest
+	if r.URL.Path != "/v1/traces" || proto.Unmarshal(body, &req) != nil {
+		http.Error(w, "not an OTLP trace export", http.StatusBadRequest)
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, rs := range req.ResourceSpans {
+		for _, ss := range rs.ScopeSpans {
+			for _, sp := range ss.Spans {
+				o.names = append(o.names, sp.Name)
+			}
+		}
+	}
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	_, _ = w.Write(nil)
+}
+
 // myriad serve with JSON logs and the access log: a line per run event and
-// per request, and /metrics that moved with the run.
+// per request, /metrics that moved with the run, and the run's spans
+// exported over OTLP where the standard variables say.
 func TestServeLogsAndMetrics(t *testing.T) {
+	otlp := &otlpReceiver{}
+	collector := httptest.NewServer(otlp)
+	defer collector.Close()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "myriad.yaml")
 	os.WriteFile(cfg, []byte("models:\n  m: {provider: scripted, rules: [{reply: {text: fine}}]}\nagents:\n  a: {model: m}\n"), 0o600)
@@ -77,7 +114,13 @@ func TestServeLogsAndMetrics(t *testing.T) {
 		done <- cli.Main(ctx, []string{"serve", "--config", cfg, "--data", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0",
 			"--log-format", "json", "--access-log"}, io.Discard, stderr)
 	}()
-	defer func() { stop(); <-done }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			stop()
+			<-done
+		}
+	}()
 	var base string
 	stderr.waitFor(t, func(lines []map[string]any) bool {
 		for _, l := range lines {
@@ -128,4 +171,13 @@ func TestServeLogsAndMetrics(t *testing.T) {
 		}
 		return true
 	})
+	// Stopping writes the spans still held.
+	stop()
+	<-done
+	stopped = true
+	otlp.mu.Lock()
+	defer otlp.mu.Unlock()
+	if !slices.Contains(otlp.names, "invoke_agent a") || !slices.Contains(otlp.names, "chat m") {
+		t.Fatalf("spans received over OTLP: %v", otlp.names)
+	}
 }

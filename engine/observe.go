@@ -37,11 +37,15 @@ func (x *execution) journaled(ev journal.Event) {
 // runInfo is who the run is: from its submission, or (resumed) from its
 // run.started entry.
 func (x *execution) runInfo() run.Info {
+	events := x.j.Events()
 	if x.info != nil {
+		if x.info.Started.IsZero() && len(events) > 0 && events[0].Type == journal.TypeRunStarted {
+			x.info.Started = events[0].Time
+		}
 		return *x.info
 	}
 	var info run.Info
-	switch events := x.j.Events(); {
+	switch {
 	case x.sub != nil:
 		start := x.sub.started()
 		info = run.InfoOf(x.id, &start)
@@ -51,6 +55,9 @@ func (x *execution) runInfo() run.Info {
 		info = run.InfoOf(x.id, &start)
 	default:
 		return run.Info{ID: x.id} // nothing to say yet: not kept
+	}
+	if len(events) > 0 && events[0].Type == journal.TypeRunStarted {
+		info.Started = events[0].Time
 	}
 	x.info = &info
 	return info

@@ -186,6 +186,9 @@ type ToolFinished struct {
 	Content    string  `json:"content"`
 	IsError    bool    `json:"is_error,omitempty"`
 	DurationMS float64 `json:"duration_ms"`
+	// SpanID is the span the call's W3C traceparent named to the tool (its
+	// trace's execute_tool span), when the tool was called.
+	SpanID string `json:"span_id,omitempty"`
 	// ChildRunID is the child run of a sub-agent call that could not
 	// start (its result is then the reason); a child's own result comes in
 	// children.reported.

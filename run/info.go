@@ -20,6 +20,8 @@ type Info struct {
 	Depth      int
 	Metadata   map[string]string
 	Submitted  time.Time
+	// Started is when the run started (its run.started entry), once it has.
+	Started time.Time
 }
 
 // InfoOf reads a run's Info from its run.started entry.

@@ -23,6 +23,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/journal"
@@ -34,12 +37,26 @@ type Options struct {
 	// Registry takes the metrics (default: a new one, with the Go runtime's
 	// and the process's collectors).
 	Registry *prometheus.Registry
+	// Spans, when set, takes the runs' spans (an OTLP exporter behind a
+	// batcher: see SpansFromEnv); nil writes none.
+	Spans sdktrace.SpanProcessor
+	// Resource describes this process in traces (default: service.name
+	// myriad, and what OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES say).
+	Resource *resource.Resource
+	// Models says which provider and model id each configured model is.
+	Models map[string]Model
+	// RecordContent puts messages, tool results and run outputs in spans
+	// (they may hold personal data: off by default).
+	RecordContent bool
 }
 
-// Telemetry observes an engine and keeps its metrics.
+// Telemetry observes an engine and keeps its metrics and writes its
+// spans.
 type Telemetry struct {
 	reg *prometheus.Registry
 	m   *metrics
+	tp  *sdktrace.TracerProvider
+	tr  *tracer
 }
 
 var _ engine.Observer = (*Telemetry)(nil)
@@ -51,7 +68,27 @@ func New(opts Options) *Telemetry {
 		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	return &Telemetry{reg: reg, m: newMetrics(reg)}
+	t := &Telemetry{reg: reg, m: newMetrics(reg)}
+	if opts.Spans != nil {
+		res := opts.Resource
+		if res == nil {
+			res, _ = resource.Merge(resource.NewSchemaless(attribute.String("service.name", "myriad")), resource.Environment())
+		}
+		// Every span observed is written: the runs' own ids decide them
+		// (see spanIDs), and child runs' traceparents are not sampled.
+		t.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(opts.Spans), sdktrace.WithIDGenerator(spanIDs{}),
+			sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithResource(res))
+		t.tr = &tracer{t: t.tp.Tracer("github.com/myriad-ai/myriad/telemetry"), models: opts.Models, content: opts.RecordContent}
+	}
+	return t
+}
+
+// Shutdown writes the spans not yet written and stops writing.
+func (t *Telemetry) Shutdown(ctx context.Context) error {
+	if t.tp == nil {
+		return nil
+	}
+	return t.tp.Shutdown(ctx)
 }
 
 // Node is what the gauges read of a node: the engine.
@@ -74,8 +111,11 @@ func (t *Telemetry) Accepted(info run.Info) {
 	t.m.accepted.WithLabelValues(info.Agent, info.Flow).Inc()
 }
 
-// Journaled counts what an entry says.
+// Journaled counts what an entry says, and writes the span it ends.
 func (t *Telemetry) Journaled(info run.Info, ev journal.Event) {
+	if t.tr != nil {
+		t.tr.journaled(info, ev)
+	}
 	m := t.m
 	switch ev.Type {
 	case journal.TypeRunStarted:

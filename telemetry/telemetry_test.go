@@ -14,12 +14,43 @@ import (
 
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/engine"
+	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/model/scripted/scriptedtest"
 	"github.com/myriad-ai/myriad/run"
 	"github.com/myriad-ai/myriad/store/storetest"
 	"github.com/myriad-ai/myriad/telemetry"
 	"github.com/myriad-ai/myriad/tool"
 )
+
+// endings tells of each run's end once the observers before it have seen
+// it: a waiter on the engine may learn of the end first.
+type endings chan string
+
+func (endings) Accepted(run.Info) {}
+
+func (e endings) Journaled(info run.Info, ev journal.Event) {
+	if journal.Terminal(ev.Type) {
+		e <- info.ID
+	}
+}
+
+// observed waits until the observers have seen run id end.
+func (e endings) observed(t *testing.T, id string) {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case ended := <-e:
+			if ended == id {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("the observers did not see run %s end", id)
+		}
+	}
+}
+
+var ends = endings(make(chan string, 1024))
 
 // team is a boss that calls a tool twice (once failing) and a helper
 // agent, with telemetry observing.
@@ -37,7 +68,7 @@ func team(t *testing.T, observers ...engine.Observer) *engine.Engine {
 		t.Fatal(err)
 	}
 	b, _ := storetest.Open(t)
-	rt, err := engine.New(b, engine.Options{Workers: 4, Observers: observers, Agents: map[string]*agent.Agent{
+	rt, err := engine.New(b, engine.Options{Workers: 4, Observers: append(observers, ends), Agents: map[string]*agent.Agent{
 		"boss": {ModelName: "smart", Tools: []tool.Tool{lookup}, SubAgents: []agent.SubAgent{{Agent: "helper"}},
 			Model: scriptedtest.Model(t, `
 - when: {last_tool: helper}
@@ -64,11 +95,18 @@ func runBoss(t *testing.T, rt *engine.Engine) *run.Record {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return waitCompleted(t, rt, rec.ID)
+}
+
+func waitCompleted(t *testing.T, rt *engine.Engine, id string) *run.Record {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if rec, err = rt.Wait(ctx, rec.ID); err != nil || rec.Status != run.StatusCompleted {
+	rec, err := rt.Wait(ctx, id)
+	if err != nil || rec.Status != run.StatusCompleted {
 		t.Fatalf("%+v %v", rec, err)
 	}
+	ends.observed(t, id)
 	return rec
 }
 
