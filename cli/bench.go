@@ -15,9 +15,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/myriad-ai/myriad"
 	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/run"
+	"github.com/myriad-ai/myriad/telemetry"
 )
 
 // benchResult is the one JSON line bench prints.
@@ -51,6 +54,7 @@ func bench(ctx context.Context, e *env, args []string) error {
 	memory := fs.Bool("memory", false, "keep streams in memory (not durable: for comparison only)")
 	data := fs.String("data", "", "data directory (default: a temporary directory, removed afterwards)")
 	logs := logFlags(fs, "warn")
+	observe := fs.Bool("telemetry", false, "observe as myriad serve does: metrics, and spans through a batcher to an exporter that drops them (the cost of telemetry)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured part to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile to this file when half the sessions are done (near peak)")
 	flowName := fs.String("flow", "", "benchmark one run of this flow instead of agent sessions")
@@ -151,8 +155,14 @@ func bench(ctx context.Context, e *env, args []string) error {
 		}
 		finish()
 	}
+	var observers []engine.Observer
+	if *observe {
+		tel := telemetry.New(telemetry.Options{Spans: sdktrace.NewBatchSpanProcessor(dropSpans{}), Models: traceModels(proj.Config)})
+		defer tel.Shutdown(context.Background())
+		observers = append(observers, tel)
+	}
 	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{DataDir: dir, Memory: *memory, Workers: *concurrency,
-		Logger: log, OnFinish: onFinish})
+		Logger: log, OnFinish: onFinish, Observers: observers})
 	if err != nil {
 		return err
 	}
@@ -264,3 +274,10 @@ func peakRSSMB() float64 {
 	}
 	return 0
 }
+
+// dropSpans is an exporter that drops what it is given: bench --telemetry
+// measures making spans, not sending them.
+type dropSpans struct{}
+
+func (dropSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (dropSpans) Shutdown(context.Context) error                             { return nil }

@@ -324,7 +324,7 @@ func (x *execution) Append(ctx context.Context, typ string, data any) (journal.E
 	defer x.mu.Unlock()
 	ev, err := x.j.Append(ctx, typ, data)
 	if err == nil {
-		x.journaled(ev)
+		x.journaled(ev, data)
 	}
 	return ev, err
 }
@@ -352,7 +352,7 @@ func (x *execution) appendLocked(ctx context.Context, typ string, data any) (jou
 func (x *execution) appendFor(ctx context.Context, inputSeq uint64, typ string, data any) (journal.Event, error) {
 	ev, err := x.j.AppendFor(ctx, inputSeq, typ, data)
 	if err == nil {
-		x.journaled(ev)
+		x.journaled(ev, data)
 		if x.running {
 			x.unseen = append(x.unseen, ev)
 		}

@@ -20,17 +20,43 @@ import (
 // not block.
 type Observer interface {
 	Accepted(info run.Info)
-	Journaled(info run.Info, ev journal.Event)
+	Journaled(info run.Info, e Entry)
 }
 
-// journaled tells the observers of an entry the run appended.
-func (x *execution) journaled(ev journal.Event) {
+// Entry is a journal entry as its writer appended it.
+type Entry struct {
+	journal.Event
+	// Value is the entry's data as the writer gave it (one of journal's
+	// types, by value or by pointer): observers read it rather than
+	// decoding Data again on the writer's path. See EntryData.
+	Value any
+}
+
+// EntryData is an entry's data as a T: its Value when that is a T or a *T,
+// else decoded from its Data.
+func EntryData[T any](e Entry) (T, bool) {
+	switch v := e.Value.(type) {
+	case T:
+		return v, true
+	case *T:
+		if v != nil {
+			return *v, true
+		}
+	}
+	var out T
+	err := json.Unmarshal(e.Data, &out)
+	return out, err == nil
+}
+
+// journaled tells the observers of an entry the run appended, with its
+// data as given.
+func (x *execution) journaled(ev journal.Event, data any) {
 	if len(x.e.observers) == 0 {
 		return
 	}
 	info := x.runInfo()
 	for _, o := range x.e.observers {
-		o.Journaled(info, ev)
+		o.Journaled(info, Entry{Event: ev, Value: data})
 	}
 }
 
@@ -73,35 +99,30 @@ func (l runLog) Accepted(info run.Info) {
 	l.log.Info("run accepted", l.attrs(info)...)
 }
 
-func (l runLog) Journaled(info run.Info, ev journal.Event) {
+func (l runLog) Journaled(info run.Info, ev Entry) {
 	attrs := l.attrs(info)
 	var msg string
 	switch ev.Type {
 	case journal.TypeRunStarted:
 		msg = "run started"
 	case journal.TypeRunWaiting:
-		var w journal.RunWaiting
-		_ = json.Unmarshal(ev.Data, &w)
+		w, _ := EntryData[journal.RunWaiting](ev)
 		msg, attrs = "run waiting", append(attrs, "for", waitingFor(w))
 	case journal.TypeRunInDoubt:
-		var d journal.RunInDoubt
-		_ = json.Unmarshal(ev.Data, &d)
+		d, _ := EntryData[journal.RunInDoubt](ev)
 		// A warning: a person must decide.
 		l.log.Warn("run in doubt: a non-idempotent tool call may or may not have happened; resolve it with POST /v1/runs/{id}/resolve or myriad runs resolve",
 			append(attrs, "tool", d.Name, "call_id", d.CallID, "reason", d.Reason)...)
 		return
 	case journal.TypeRunCompleted:
-		var c journal.RunCompleted
-		_ = json.Unmarshal(ev.Data, &c)
+		c, _ := EntryData[journal.RunCompleted](ev)
 		msg, attrs = "run completed", append(attrs, "input_tokens", c.Usage.InputTokens, "output_tokens", c.Usage.OutputTokens)
 	case journal.TypeRunFailed:
-		var f journal.RunFailed
-		_ = json.Unmarshal(ev.Data, &f)
+		f, _ := EntryData[journal.RunFailed](ev)
 		msg, attrs = "run failed", append(attrs, "code", f.Code, "error", run.CutText(f.Message, 500),
 			"input_tokens", f.Usage.InputTokens, "output_tokens", f.Usage.OutputTokens)
 	case journal.TypeRunCanceled:
-		var c journal.RunCanceled
-		_ = json.Unmarshal(ev.Data, &c)
+		c, _ := EntryData[journal.RunCanceled](ev)
 		msg, attrs = "run canceled", append(attrs, "reason", c.Reason)
 	default:
 		return

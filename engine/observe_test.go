@@ -13,7 +13,6 @@ import (
 
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/engine"
-	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/model"
 	"github.com/myriad-ai/myriad/run"
 	"github.com/myriad-ai/myriad/store/storetest"
@@ -67,7 +66,7 @@ func (o *observed) Accepted(info run.Info) {
 	o.accepted = append(o.accepted, info)
 }
 
-func (o *observed) Journaled(info run.Info, ev journal.Event) {
+func (o *observed) Journaled(info run.Info, ev engine.Entry) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.types[ev.RunID] = append(o.types[ev.RunID], ev.Type)

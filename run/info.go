@@ -22,12 +22,14 @@ type Info struct {
 	Submitted  time.Time
 	// Started is when the run started (its run.started entry), once it has.
 	Started time.Time
+	// Trace is TraceID's answer, kept by InfoOf.
+	Trace string
 }
 
 // InfoOf reads a run's Info from its run.started entry.
 func InfoOf(id string, s *journal.RunStarted) Info {
 	return Info{ID: id, Agent: s.Agent, Flow: s.Flow, Instance: s.Instance, Parent: s.Parent, ParentCall: s.ParentCall,
-		Path: s.Path, Depth: s.Depth, Metadata: s.Metadata, Submitted: s.Submitted}
+		Path: s.Path, Depth: s.Depth, Metadata: s.Metadata, Submitted: s.Submitted, Trace: traceOf(id, s.Metadata)}
 }
 
 // Name is the run's agent, or its flow.
@@ -43,5 +45,12 @@ func (i *Info) Name() string {
 // derived from the root run's id, the same that its tool calls carry
 // (tool.TraceParent).
 func (i *Info) TraceID() string {
-	return tool.TraceParent(i.Metadata["traceparent"], i.ID, "")[3:35]
+	if i.Trace != "" {
+		return i.Trace
+	}
+	return traceOf(i.ID, i.Metadata)
+}
+
+func traceOf(id string, metadata map[string]string) string {
+	return tool.TraceParent(metadata["traceparent"], id, "")[3:35]
 }

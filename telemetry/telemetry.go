@@ -16,7 +16,6 @@ package telemetry
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"time"
 
@@ -112,7 +111,7 @@ func (t *Telemetry) Accepted(info run.Info) {
 }
 
 // Journaled counts what an entry says, and writes the span it ends.
-func (t *Telemetry) Journaled(info run.Info, ev journal.Event) {
+func (t *Telemetry) Journaled(info run.Info, ev engine.Entry) {
 	if t.tr != nil {
 		t.tr.journaled(info, ev)
 	}
@@ -121,14 +120,12 @@ func (t *Telemetry) Journaled(info run.Info, ev journal.Event) {
 	case journal.TypeRunStarted:
 		m.started.WithLabelValues(info.Agent, info.Flow).Inc()
 	case journal.TypeModelResponse:
-		var r journal.ModelResponse
-		if json.Unmarshal(ev.Data, &r) != nil {
-			return
+		if r, ok := engine.EntryData[journal.ModelResponse](ev); ok {
+			m.modelResponse(info, r)
 		}
-		m.modelResponse(info, r)
 	case journal.TypeToolFinished:
-		var f journal.ToolFinished
-		if json.Unmarshal(ev.Data, &f) != nil {
+		f, ok := engine.EntryData[journal.ToolFinished](ev)
+		if !ok {
 			return
 		}
 		outcome := "ok"
@@ -139,14 +136,12 @@ func (t *Telemetry) Journaled(info run.Info, ev journal.Event) {
 		m.toolDuration.WithLabelValues(f.Name, outcome).Observe(f.DurationMS / 1000)
 		m.stepDuration.WithLabelValues(info.Agent, info.Flow, "tool").Observe(f.DurationMS / 1000)
 	case journal.TypeRunWaiting:
-		var w journal.RunWaiting
-		_ = json.Unmarshal(ev.Data, &w)
+		w, _ := engine.EntryData[journal.RunWaiting](ev)
 		for _, reason := range waitReasons(w) {
 			m.waiting.WithLabelValues(info.Agent, info.Flow, reason).Inc()
 		}
 	case journal.TypeRunInDoubt:
-		var d journal.RunInDoubt
-		_ = json.Unmarshal(ev.Data, &d)
+		d, _ := engine.EntryData[journal.RunInDoubt](ev)
 		m.inDoubt.WithLabelValues(info.Agent, info.Flow, d.Name).Inc()
 	case journal.TypeRunCompleted, journal.TypeRunFailed, journal.TypeRunCanceled:
 		outcome, code := ended(ev)
@@ -158,13 +153,12 @@ func (t *Telemetry) Journaled(info run.Info, ev journal.Event) {
 }
 
 // ended is how a run ended: completed, failed (with its code) or canceled.
-func ended(ev journal.Event) (outcome, code string) {
+func ended(ev engine.Entry) (outcome, code string) {
 	switch ev.Type {
 	case journal.TypeRunCompleted:
 		return "completed", ""
 	case journal.TypeRunFailed:
-		var f journal.RunFailed
-		_ = json.Unmarshal(ev.Data, &f)
+		f, _ := engine.EntryData[journal.RunFailed](ev)
 		return "failed", f.Code
 	}
 	return "canceled", ""

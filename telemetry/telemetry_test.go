@@ -28,7 +28,7 @@ type endings chan string
 
 func (endings) Accepted(run.Info) {}
 
-func (e endings) Journaled(info run.Info, ev journal.Event) {
+func (e endings) Journaled(info run.Info, ev engine.Entry) {
 	if journal.Terminal(ev.Type) {
 		e <- info.ID
 	}

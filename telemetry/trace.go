@@ -13,7 +13,9 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/model"
 	"github.com/myriad-ai/myriad/run"
 	"github.com/myriad-ai/myriad/tool"
 )
@@ -108,7 +110,13 @@ func (t *tracer) write(s span) {
 }
 
 // journaled writes the span an entry ends, if it ends one.
-func (t *tracer) journaled(info run.Info, ev journal.Event) {
+func (t *tracer) journaled(info run.Info, ev engine.Entry) {
+	switch ev.Type {
+	case journal.TypeModelResponse, journal.TypeToolFinished, journal.TypeNodeFinished,
+		journal.TypeRunCompleted, journal.TypeRunFailed, journal.TypeRunCanceled:
+	default:
+		return // ends no span
+	}
 	traceID, _ := trace.TraceIDFromHex(info.TraceID())
 	self := runSpan(info.ID)
 	base := []attribute.KeyValue{semconv.GenAIAgentNameKey.String(info.Agent)}
@@ -120,18 +128,15 @@ func (t *tracer) journaled(info run.Info, ev journal.Event) {
 	}
 	switch ev.Type {
 	case journal.TypeModelResponse:
-		var r journal.ModelResponse
-		if json.Unmarshal(ev.Data, &r) == nil {
-			t.write(t.chatSpan(traceID, self, info, ev, r, base))
+		if r, ok := engine.EntryData[journal.ModelResponse](ev); ok {
+			t.write(t.chatSpan(traceID, self, info, ev.Event, r, base))
 		}
 	case journal.TypeToolFinished:
-		var f journal.ToolFinished
-		if json.Unmarshal(ev.Data, &f) == nil {
-			t.write(t.toolSpan(traceID, self, info, ev, f, base))
+		if f, ok := engine.EntryData[journal.ToolFinished](ev); ok {
+			t.write(t.toolSpan(traceID, self, info, ev.Event, f, base))
 		}
 	case journal.TypeNodeFinished:
-		var n journal.NodeFinished
-		if json.Unmarshal(ev.Data, &n) == nil {
+		if n, ok := engine.EntryData[journal.NodeFinished](ev); ok {
 			s := span{name: "node " + n.Key, kind: trace.SpanKindInternal, traceID: traceID, id: nodeSpan(info.ID, n.Key), parent: self,
 				start: ev.Time.Add(-ms(n.DurationMS)), end: ev.Time,
 				attrs: append(base, attribute.String("myriad.flow.node", n.Node), attribute.Int("myriad.flow.visit", n.Visit))}
@@ -140,7 +145,7 @@ func (t *tracer) journaled(info run.Info, ev journal.Event) {
 			}
 			t.write(s)
 		}
-	case journal.TypeRunCompleted, journal.TypeRunFailed, journal.TypeRunCanceled:
+	default:
 		t.runEnded(traceID, self, info, ev, base)
 	}
 }
@@ -203,7 +208,7 @@ func (t *tracer) toolSpan(traceID trace.TraceID, self trace.SpanID, info run.Inf
 
 // runEnded writes a run's span and, for a sub-agent's run, the span of the
 // call that started it (its parent journals no end of that call).
-func (t *tracer) runEnded(traceID trace.TraceID, self trace.SpanID, info run.Info, ev journal.Event, base []attribute.KeyValue) {
+func (t *tracer) runEnded(traceID trace.TraceID, self trace.SpanID, info run.Info, ev engine.Entry, base []attribute.KeyValue) {
 	start := info.Started
 	if start.IsZero() {
 		start = info.Submitted
@@ -217,21 +222,22 @@ func (t *tracer) runEnded(traceID trace.TraceID, self trace.SpanID, info run.Inf
 		s.name = "invoke_agent " + info.Agent
 		s.attrs = append(s.attrs, semconv.GenAIOperationNameInvokeAgent, semconv.GenAIAgentIDKey.String(info.ID))
 	}
-	var usage journal.RunCompleted // the three ends share usage's field
-	_ = json.Unmarshal(ev.Data, &usage)
-	s.attrs = append(s.attrs, semconv.GenAIUsageInputTokensKey.Int(usage.Usage.InputTokens), semconv.GenAIUsageOutputTokensKey.Int(usage.Usage.OutputTokens))
+	var usage model.Usage
 	switch ev.Type {
 	case journal.TypeRunFailed:
-		var f journal.RunFailed
-		_ = json.Unmarshal(ev.Data, &f)
-		s.err, s.errType = run.CutText(f.Message, 500), f.Code
+		f, _ := engine.EntryData[journal.RunFailed](ev)
+		s.err, s.errType, usage = run.CutText(f.Message, 500), f.Code, f.Usage
 	case journal.TypeRunCanceled:
-		s.err, s.errType = "canceled", "canceled"
+		c, _ := engine.EntryData[journal.RunCanceled](ev)
+		s.err, s.errType, usage = "canceled", "canceled", c.Usage
 	case journal.TypeRunCompleted:
+		c, _ := engine.EntryData[journal.RunCompleted](ev)
+		usage = c.Usage
 		if t.content {
-			s.attrs = append(s.attrs, attribute.String("myriad.run.output", usage.Output))
+			s.attrs = append(s.attrs, attribute.String("myriad.run.output", c.Output))
 		}
 	}
+	s.attrs = append(s.attrs, semconv.GenAIUsageInputTokensKey.Int(usage.InputTokens), semconv.GenAIUsageOutputTokensKey.Int(usage.OutputTokens))
 	// Whom the span hangs from: the call that started the run (a
 	// sub-agent's call, or a flow's node), else the caller's span.
 	if tp := info.Metadata["traceparent"]; tool.ValidTraceParent(tp) {
