@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"reflect"
 	"slices"
@@ -30,6 +31,7 @@ import (
 	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/run"
+	"github.com/myriad-ai/myriad/tool"
 )
 
 // Options configure the API.
@@ -404,6 +406,16 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request) {
 	if len(key) > 256 {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, "Idempotency-Key: at most 256 characters")
 		return
+	}
+	// A caller's W3C trace context continues in the run (its spans, its
+	// tool calls), unless the body's metadata names one.
+	if tp := r.Header.Get("traceparent"); tool.ValidTraceParent(tp) && req.Metadata["traceparent"] == "" {
+		md := maps.Clone(req.Metadata)
+		if md == nil {
+			md = map[string]string{}
+		}
+		md["traceparent"] = tp
+		req.Metadata = md
 	}
 	rec, created, err := s.rt.Submit(r.Context(), engine.SubmitRequest{Agent: req.Agent, Flow: req.Flow, Input: req.Input,
 		Instance: req.Instance, Metadata: req.Metadata, State: req.State, IdempotencyKey: key})

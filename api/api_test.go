@@ -246,6 +246,16 @@ func TestAuthAndIdempotency(t *testing.T) {
 	if s1 != 201 || s2 != 200 || a["id"] != b["id"] {
 		t.Fatalf("idempotent submit: %d %v / %d %v", s1, a, s2, b)
 	}
+	if status, out := call(t, "GET", srv.URL+"/v1/runs", "", nil); status != 401 || !strings.Contains(out["error"].(map[string]any)["message"].(string), "MYRIAD_API_TOKEN") {
+		t.Fatalf("the 401 should name the variable the CLI reads: %d %v", status, out)
+	}
+	// A caller's trace context, sent as a header, goes with the run.
+	tp := "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	_, c := call(t, "POST", srv.URL+"/v1/runs", `{"agent":"greeter","input":"traced"}`, map[string]string{"Authorization": "Bearer s3cret", "traceparent": tp})
+	_, c = call(t, "GET", srv.URL+"/v1/runs/"+c["id"].(string), "", map[string]string{"Authorization": "Bearer s3cret"})
+	if md, _ := c["metadata"].(map[string]any); md["traceparent"] != tp {
+		t.Fatalf("traceparent not kept: %v", c)
+	}
 }
 
 // A cancel sent while no worker runs is accepted and taken by the first
