@@ -89,12 +89,18 @@ var traceParentPattern = regexp.MustCompile(`^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{
 // the call's idempotency key, so every attempt of a call carries the same
 // context and a service can tie the calls of one run together.
 func TraceParent(parent, runID, idempotencyKey string) string {
-	span := sha256.Sum256([]byte("myriad-span\x00" + idempotencyKey))
+	span := SpanID(idempotencyKey)
 	if ValidTraceParent(parent) {
-		return "00-" + parent[3:35] + "-" + hex.EncodeToString(span[:8]) + "-" + parent[53:55]
+		return "00-" + parent[3:35] + "-" + hex.EncodeToString(span[:]) + "-" + parent[53:55]
 	}
 	trace := sha256.Sum256([]byte("myriad-trace\x00" + runID))
-	return "00-" + hex.EncodeToString(trace[:16]) + "-" + hex.EncodeToString(span[:8]) + "-00"
+	return "00-" + hex.EncodeToString(trace[:16]) + "-" + hex.EncodeToString(span[:]) + "-00"
+}
+
+// SpanID is the span id TraceParent derives from a key.
+func SpanID(key string) [8]byte {
+	sum := sha256.Sum256([]byte("myriad-span\x00" + key))
+	return [8]byte(sum[:8])
 }
 
 // Progress is how far a running call has got.
