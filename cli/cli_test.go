@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -100,8 +101,8 @@ func TestUsageErrors(t *testing.T) {
 // Asking for help is not an error: every command's -h exits 0 with its
 // usage.
 func TestHelpExitsZero(t *testing.T) {
-	cmds := [][]string{{"-h"}, {"help"}, {"runs", "list"}, {"runs", "show"}, {"runs", "events"}, {"runs", "cancel"}, {"runs", "resolve"}}
-	for _, c := range []string{"serve", "mcp", "run", "runs", "validate", "mock-llm", "bench", "version"} {
+	cmds := [][]string{{"-h"}, {"help"}, {"runs", "list"}, {"runs", "show"}, {"runs", "events"}, {"runs", "cancel"}, {"runs", "resolve"}, {"runs", "submit"}}
+	for _, c := range []string{"serve", "mcp", "run", "runs", "validate", "mock-llm", "bench", "version", "agents", "flows"} {
 		cmds = append(cmds, []string{c})
 	}
 	for _, args := range cmds {
@@ -122,20 +123,79 @@ func TestServeRefusesPublicAddressWithoutToken(t *testing.T) {
 	}
 }
 
+// myriad run stops at an approval with exit status 3, keeps the waiting
+// run in its data directory and says how to go on; serving that directory
+// and deciding from the command line ends the run.
 func TestRunStopsAtAnApproval(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "myriad.yaml")
 	os.WriteFile(cfg, []byte(`
 models:
-  local: {provider: scripted, rules: [{reply: {tool_calls: [{name: ship, arguments: {}}]}}]}
+  local: {provider: scripted, rules: [{when: {last_tool: ship}, reply: {text: "stopped: {{.LastToolResult}}"}}, {reply: {tool_calls: [{name: ship, arguments: {}}]}}]}
 tools:
   ship: {type: http, url: "http://127.0.0.1:9/ship", description: Ships., approval: required}
 agents:
   a: {model: local, tools: [ship]}
 `), 0o600)
 	code, out, errs := runCLI(t, "run", "--config", cfg, "a", "go")
-	if code != 3 || !strings.Contains(out, "waiting for approval 1-0") || !strings.Contains(errs, "waits for approval") || !strings.Contains(errs, "myriad runs approvals") {
+	if code != 3 || !strings.Contains(out, "waiting for approval 1-0") || !strings.Contains(errs, "waits for approval: decide with") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	m := regexp.MustCompile(`(?m)myriad runs decide (\S+) (\S+) --decision approve\|deny[\s\S]*It is kept in (\S+): serve it with\n  myriad serve --config \S+ --data (\S+)`).FindStringSubmatch(errs)
+	if m == nil {
+		t.Fatalf("no way to go on in:\n%s", errs)
+	}
+	runID, approval, kept := m[1], m[2], m[3]
+	t.Cleanup(func() { os.RemoveAll(kept) })
+	srv := serving(t, cfg, kept)
+	code, out, errs = runCLI(t, "runs", "show", "--server", srv.base, runID)
+	if code != 0 || !strings.Contains(out, "status") || !strings.Contains(out, "waiting (for approval)") || !strings.Contains(out, "myriad runs decide "+runID) {
+		t.Fatalf("runs show: exit %d\n%s\n%s", code, out, errs)
+	}
+	if code, out, errs = runCLI(t, "runs", "decide", "--server", srv.base, runID, approval, "--decision", "deny", "--reason", "not today"); code != 0 {
+		t.Fatalf("runs decide: exit %d\n%s\n%s", code, out, errs)
+	}
+	code, out, errs = runCLI(t, "runs", "events", "--server", srv.base, runID)
+	if code != 0 || !strings.Contains(out, "run completed") {
+		t.Fatalf("runs events: exit %d\n%s\n%s", code, out, errs)
+	}
+	code, out, _ = runCLI(t, "runs", "show", "--server", srv.base, "--json", runID)
+	var rec struct{ Status, Output string }
+	if code != 0 || json.Unmarshal([]byte(out), &rec) != nil || rec.Status != "completed" || !strings.Contains(rec.Output, "stopped") {
+		t.Fatalf("runs show --json: exit %d %s", code, out)
+	}
+}
+
+// runs submit starts a run and, with --follow, prints it to its end with
+// myriad run's exit status; agents and flows list what the server has.
+func TestSubmitAndCatalogCommands(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "myriad.yaml")
+	os.WriteFile(cfg, []byte(`
+models:
+  local: {provider: scripted, rules: [{when: {last_user: fail}, reply: {error: "scripted failure", error_status: 400}}, {reply: {text: "fine: {{.Input}}"}}]}
+agents:
+  a: {model: local, description: Says fine.}
+flows:
+  twice: {start: [one], nodes: {one: {agent: a, output: out}}, output: out}
+`), 0o600)
+	srv := serving(t, cfg, filepath.Join(dir, "data"))
+	code, out, errs := runCLI(t, "runs", "submit", "--server", srv.base, "--follow", "a", "hello", "there")
+	if code != 0 || !strings.Contains(out, "run completed") || !strings.Contains(out, "fine: hello there") {
+		t.Fatalf("submit --follow: exit %d\n%s\n%s", code, out, errs)
+	}
+	if code, _, errs = runCLI(t, "runs", "submit", "--server", srv.base, "--follow", "a", "fail"); code != 1 || !strings.Contains(errs, "scripted failure") {
+		t.Fatalf("a failing run: exit %d %s", code, errs)
+	}
+	code, out, _ = runCLI(t, "runs", "submit", "--server", srv.base, "twice", "go")
+	if code != 0 || !strings.Contains(out, "myriad runs events run_") {
+		t.Fatalf("submit a flow: exit %d %s", code, out)
+	}
+	if code, out, _ = runCLI(t, "agents", "--server", srv.base); code != 0 || !strings.Contains(out, "Says fine.") {
+		t.Fatalf("agents: %d %s", code, out)
+	}
+	if code, out, _ = runCLI(t, "flows", "--server", srv.base); code != 0 || !strings.Contains(out, "twice") {
+		t.Fatalf("flows: %d %s", code, out)
 	}
 }
 

@@ -44,7 +44,12 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer cleanup()
+	keep := false // a run that waits for a person keeps its directory
+	defer func() {
+		if !keep {
+			cleanup()
+		}
+	}()
 	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{DataDir: dir, Logger: log})
 	if err != nil {
 		return err
@@ -108,13 +113,11 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 			break
 		}
 	}
-	switch {
-	case rec.Status == run.StatusWaiting && rec.WaitingFor == run.WaitInput:
-		return &exitError{code: 3, err: fmt.Errorf("run %s waits for a person's input (%s): run with --data DIR, serve that directory, and answer with myriad runs answer", rec.ID, inputKeys(rec))}
-	case rec.Status == run.StatusWaiting:
-		return &exitError{code: 3, err: fmt.Errorf("run %s waits for approval: run with --data DIR, serve that directory, and decide with myriad runs approvals / decide", rec.ID)}
-	case rec.Status == run.StatusInDoubt:
-		return &exitError{code: 3, err: fmt.Errorf("run %s is in doubt: run with --data DIR, serve that directory, and decide with myriad runs resolve", rec.ID)}
+	if rec.Status == run.StatusWaiting || rec.Status == run.StatusInDoubt {
+		// Kept where it is: serve the directory and decide from there.
+		keep = true
+		return &exitError{code: 3, err: fmt.Errorf("run %s %s\nIt is kept in %s: serve it with\n  myriad serve --config %s --data %s\nthen decide as above (the run goes on there).",
+			rec.ID, nextStep(rec), dir, *path, dir)}
 	}
 	if !*asJSON {
 		switch rec.Status {
@@ -129,14 +132,6 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 		return &exitError{code: 1}
 	}
 	return nil
-}
-
-func inputKeys(rec *run.Record) string {
-	keys := make([]string, 0, len(rec.InputRequests))
-	for _, q := range rec.InputRequests {
-		keys = append(keys, q.Key)
-	}
-	return strings.Join(keys, ", ")
 }
 
 // waitsForPerson reports a run parking until a person answers or decides

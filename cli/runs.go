@@ -8,17 +8,18 @@ import (
 	"os"
 	"text/tabwriter"
 
-	"github.com/myriad-ai/myriad/api/client"
+	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/run"
 )
 
 func runsCmd(ctx context.Context, e *env, args []string) error {
-	const synopsis = "runs <list|show|events|cancel|resolve|approvals|decide|answer> [--server URL] ..."
+	const synopsis = "runs <submit|list|show|events|cancel|resolve|approvals|decide|answer> [--server URL] ..."
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprintln(e.stderr, "Usage: myriad "+synopsis+`
 
+  submit   AGENT|FLOW INPUT [--instance K] [--state JSON|@FILE] [--follow]   start a run (--follow: print its events to the end)
   list     [--agent A|--flow F] [--status S] [--parent ID|--roots] [--limit N] [--cursor C]   runs, newest first
-  show     RUN-ID                                              a run's record
+  show     RUN-ID                                              a run's record (--json: as the API gives it)
   events   RUN-ID [--after EVENT-ID]                           follow a run's events until it ends
   cancel   RUN-ID                                              ask a run to stop
   resolve  RUN-ID --action retry|skip|fail [--result R] [--reason W]   decide a run in doubt
@@ -34,15 +35,16 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 	}
 	sub, args := args[0], args[1:]
 	fs := newFlags(e, "runs "+sub, synopsis)
-	server := fs.String("server", envOr("MYRIAD_SERVER", "http://127.0.0.1:8420"), "the server's base URL")
-	tokenEnv := fs.String("token-env", "MYRIAD_API_TOKEN", "environment variable holding the API token")
-	asJSON := fs.Bool("json", false, "print JSON")
+	rf := remoteFlags(fs)
+	asJSON := rf.asJSON
 	agent := fs.String("agent", "", "list: only runs of this agent")
 	status := fs.String("status", "", "list: only runs in this status")
 	flowName := fs.String("flow", "", "list: only runs of this flow")
 	parent := fs.String("parent", "", "list: only the child runs of this run")
 	roots := fs.Bool("roots", false, "list: only runs without a parent")
-	instance := fs.String("instance", "", "list: only the turns of the instances with this key")
+	instance := fs.String("instance", "", "list: only the turns of the instances with this key; submit: make the run a turn of this instance")
+	state := fs.String("state", "", "submit: a flow's initial state, a JSON object or @FILE")
+	follow := fs.Bool("follow", false, "submit: print the run's events until it ends or needs a person")
 	limit := fs.Int("limit", 20, "list: page size")
 	cursor := fs.String("cursor", "", "list: the next_cursor of the previous page")
 	after := fs.Uint64("after", 0, "events: resume after this event id (the seq field of --json output, not the [step] shown in text)")
@@ -55,19 +57,17 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 	if err != nil {
 		return err
 	}
-	c := client.New(*server, os.Getenv(*tokenEnv))
+	c := rf.client()
 	needID := func() (string, error) {
 		if len(pos) != 1 {
 			return "", &exitError{code: 2, err: fmt.Errorf("runs %s needs one run id", sub)}
 		}
 		return pos[0], nil
 	}
-	show := func(v any) error {
-		data, _ := json.MarshalIndent(v, "", "  ")
-		fmt.Fprintf(e.stdout, "%s\n", data)
-		return nil
-	}
+	show := func(v any) error { return printJSON(e, v) }
 	switch sub {
+	case "submit":
+		return submitRun(ctx, e, c, pos, *instance, *state, *follow, *asJSON)
 	case "list":
 		l, err := c.List(ctx, run.Filter{Agent: *agent, Flow: *flowName, Status: run.Status(*status), Parent: *parent,
 			Roots: *roots, Instance: *instance, Limit: *limit, Cursor: *cursor})
@@ -104,7 +104,11 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 		if err != nil {
 			return err
 		}
-		return show(rec)
+		if *asJSON {
+			return show(rec)
+		}
+		showRecord(e.stdout, rec)
+		return nil
 	case "events":
 		id, err := needID()
 		if err != nil {
@@ -112,6 +116,12 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 		}
 		return c.Events(ctx, id, *after, func(ev run.TreeEvent) bool {
 			printEvent(e.stdout, ev, id, *asJSON)
+			if ev.RunID == id && ev.Type == journal.TypeRunWaiting {
+				// Say what it waits for: the stream stays open until it ends.
+				if rec, err := c.Get(ctx, id); err == nil && rec.Settled() {
+					fmt.Fprintf(e.stderr, "myriad runs events: %s %s\n(still following: Ctrl-C to stop)\n", id, nextStep(rec))
+				}
+			}
 			return true
 		})
 	case "cancel":
@@ -188,7 +198,7 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 		fmt.Fprintf(e.stdout, "%s: %s\n", rec.ID, rec.Status)
 		return nil
 	}
-	return &exitError{code: 2, err: fmt.Errorf("unknown subcommand %q (known: list, show, events, cancel, resolve, approvals, decide, answer)", sub)}
+	return &exitError{code: 2, err: fmt.Errorf("unknown subcommand %q (known: submit, list, show, events, cancel, resolve, approvals, decide, answer)", sub)}
 }
 
 func envOr(name, def string) string {

@@ -69,6 +69,38 @@ func (l *lockedBuffer) jsonLines(t *testing.T) []map[string]any {
 	return out
 }
 
+// server is a myriad serve running in this process.
+type server struct {
+	base   string
+	stderr *lockedBuffer
+	stop   func() // stops it and waits; once
+}
+
+// serving starts myriad serve on a project and a data directory, with JSON
+// logs, and stops it when the test ends.
+func serving(t *testing.T, cfg, data string, args ...string) *server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := &server{stderr: &lockedBuffer{wrote: make(chan struct{}, 1)}}
+	done := make(chan int)
+	go func() {
+		done <- cli.Main(ctx, append([]string{"serve", "--config", cfg, "--data", data, "--listen", "127.0.0.1:0", "--log-format", "json"}, args...),
+			io.Discard, srv.stderr)
+	}()
+	var once sync.Once
+	srv.stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(srv.stop)
+	srv.stderr.waitFor(t, func(lines []map[string]any) bool {
+		for _, l := range lines {
+			if l["msg"] == "myriad serving" {
+				srv.base = "http://" + l["addr"].(string)
+			}
+		}
+		return srv.base != ""
+	})
+	return srv
+}
+
 // otlpReceiver is an OTLP/HTTP trace receiver: the span names it got.
 type otlpReceiver struct {
 	mu    sync.Mutex
@@ -107,29 +139,8 @@ func TestServeLogsAndMetrics(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "myriad.yaml")
 	os.WriteFile(cfg, []byte("models:\n  m: {provider: scripted, rules: [{reply: {text: fine}}]}\nagents:\n  a: {model: m}\n"), 0o600)
-	ctx, stop := context.WithCancel(context.Background())
-	stderr := &lockedBuffer{wrote: make(chan struct{}, 1)}
-	done := make(chan int)
-	go func() {
-		done <- cli.Main(ctx, []string{"serve", "--config", cfg, "--data", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0",
-			"--log-format", "json", "--access-log"}, io.Discard, stderr)
-	}()
-	stopped := false
-	defer func() {
-		if !stopped {
-			stop()
-			<-done
-		}
-	}()
-	var base string
-	stderr.waitFor(t, func(lines []map[string]any) bool {
-		for _, l := range lines {
-			if l["msg"] == "myriad serving" {
-				base = "http://" + l["addr"].(string)
-			}
-		}
-		return base != ""
-	})
+	srv := serving(t, cfg, filepath.Join(dir, "data"), "--access-log")
+	base, stderr := srv.base, srv.stderr
 	resp, err := http.Post(base+"/v1/runs", "application/json", strings.NewReader(`{"agent":"a","input":"hi"}`))
 	if err != nil {
 		t.Fatal(err)
@@ -172,9 +183,7 @@ func TestServeLogsAndMetrics(t *testing.T) {
 		return true
 	})
 	// Stopping writes the spans still held.
-	stop()
-	<-done
-	stopped = true
+	srv.stop()
 	otlp.mu.Lock()
 	defer otlp.mu.Unlock()
 	if !slices.Contains(otlp.names, "invoke_agent a") || !slices.Contains(otlp.names, "chat m") {

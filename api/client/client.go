@@ -238,3 +238,19 @@ func ReadSSE(r io.Reader, fn func(typ string, data []byte) (bool, error)) error 
 	}
 	return sc.Err()
 }
+
+// Agents lists the server's agents.
+func (c *Client) Agents(ctx context.Context) ([]apitype.AgentInfo, error) {
+	var out struct {
+		Agents []apitype.AgentInfo `json:"agents"`
+	}
+	return out.Agents, c.do(ctx, http.MethodGet, "/v1/agents", nil, nil, &out)
+}
+
+// Flows lists the server's flows.
+func (c *Client) Flows(ctx context.Context) ([]apitype.FlowInfo, error) {
+	var out struct {
+		Flows []apitype.FlowInfo `json:"flows"`
+	}
+	return out.Flows, c.do(ctx, http.MethodGet, "/v1/flows", nil, nil, &out)
+}

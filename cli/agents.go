@@ -1,0 +1,62 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+)
+
+// agentsCmd lists a server's agents: myriad agents.
+func agentsCmd(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "agents", "agents [--server URL] [--token-env NAME] [--json]")
+	rf := remoteFlags(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	agents, err := rf.client().Agents(ctx)
+	if err != nil {
+		return err
+	}
+	if *rf.asJSON {
+		return printJSON(e, agents)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "AGENT\tMODEL\tTOOLS\tDESCRIPTION")
+	for _, a := range agents {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Name, a.Model, clip(strings.Join(a.Tools, ", "), 60), clip(a.Description, 80))
+	}
+	return tw.Flush()
+}
+
+// flowsCmd lists a server's flows: myriad flows.
+func flowsCmd(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "flows", "flows [--server URL] [--token-env NAME] [--json]")
+	rf := remoteFlags(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	flows, err := rf.client().Flows(ctx)
+	if err != nil {
+		return err
+	}
+	if *rf.asJSON {
+		return printJSON(e, flows)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FLOW\tSTART\tNODES\tDESCRIPTION")
+	for _, f := range flows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Name, strings.Join(f.Start, ", "), clip(strings.Join(f.Nodes, ", "), 60), clip(f.Description, 80))
+	}
+	return tw.Flush()
+}
+
+func printJSON(e *env, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s\n", data)
+	return nil
+}
