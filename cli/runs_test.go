@@ -47,8 +47,12 @@ func TestRunsCommandsAgainstAServer(t *testing.T) {
 		t.Fatalf("events: %d %q %q", code, out, errs)
 	}
 	code, out, _ = runCLI(t, "runs", "show", "--server", srv.URL, rec.ID)
-	if code != 0 || !strings.Contains(out, `"output": "hello bob"`) {
+	if code != 0 || !strings.Contains(out, "status   completed") || !strings.Contains(out, "output:\n  hello bob") {
 		t.Fatalf("show: %d %q", code, out)
+	}
+	code, out, _ = runCLI(t, "runs", "show", "--server", srv.URL, "--json", rec.ID)
+	if code != 0 || !strings.Contains(out, `"output": "hello bob"`) {
+		t.Fatalf("show --json: %d %q", code, out)
 	}
 	code, out, _ = runCLI(t, "runs", "list", "--server", srv.URL, "--status", "completed")
 	if code != 0 || !strings.Contains(out, rec.ID) || !strings.Contains(out, "greeter") {
