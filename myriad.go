@@ -185,10 +185,13 @@ func (proj *Project) build(cfg *config.Config) error {
 		ac := cfg.Agents[name]
 		a := &agent.Agent{
 			Name: name, Description: ac.Description, Instructions: ac.Instructions,
-			ModelName: ac.Model, Model: models[ac.Model],
+			ModelName: ac.Model, Model: models[ac.Model], ToolPrice: toolPrices(cfg),
 			MaxTurns: ac.MaxTurns, Timeout: ac.Timeout.Std(), TokenBudget: ac.TokenBudget, Stream: ac.Stream,
 			HistoryLimit: ac.HistoryLimit, RejectBusy: ac.ConcurrentInput == "reject",
 			InterruptBusy: ac.ConcurrentInput == "interrupt", MaxChildren: ac.MaxChildren,
+		}
+		if m := cfg.Models[ac.Model]; m != nil {
+			a.Prices = m.PriceList()
 		}
 		for _, sa := range ac.SubAgents {
 			a.SubAgents = append(a.SubAgents, agent.SubAgent{Agent: sa.Agent, Description: sa.Description,
@@ -378,6 +381,25 @@ func buildNamedTool(cfg *config.Config, name string) (tool.Tool, error) {
 			Timeout: a.Timeout.Std(), Idempotent: a.Idempotent}), nil
 	}
 	return nil, nil
+}
+
+// toolPrices says what one call of a tool costs, as the configuration
+// prices it: a tool, a remote A2A agent, or any tool of an MCP server.
+func toolPrices(cfg *config.Config) func(string) float64 {
+	return func(name string) float64 {
+		if t := cfg.Tools[name]; t != nil {
+			return t.Price
+		}
+		if a := cfg.A2AAgents[name]; a != nil {
+			return a.Price
+		}
+		if server, _, ok := strings.Cut(name, mcptool.Separator); ok {
+			if s := cfg.MCPServers[server]; s != nil {
+				return s.Price
+			}
+		}
+		return 0
+	}
 }
 
 // withEnv adds values read from the environment (secrets: fromEnv maps a

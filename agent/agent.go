@@ -31,7 +31,12 @@ type Agent struct {
 	// ModelName is the configured name of the model, for events and errors.
 	ModelName string
 	Model     model.Provider
-	Tools     []tool.Tool
+	// Prices are the model's; each model call's cost is journaled with it.
+	Prices model.Prices
+	Tools  []tool.Tool
+	// ToolPrice, when set, says what one call of a tool costs in US dollars
+	// (0: free or unknown); each call's cost is journaled with its result.
+	ToolPrice func(tool string) float64
 	// MaxTurns bounds the model calls of one run.
 	MaxTurns int
 	// Timeout bounds a run's wall time, measured from its journaled start.

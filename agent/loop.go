@@ -539,7 +539,7 @@ func (r *runner) callModel(ctx context.Context, s *state) error {
 	uniqueCallIDs(resp.Message.ToolCalls, len(s.turns)+1)
 	rec := journal.ModelResponse{Turn: len(s.turns) + 1, Message: resp.Message, Usage: resp.Usage,
 		Model: resp.Model, ModelName: r.a.ModelName, StopReason: resp.StopReason, DurationMS: msSince(began),
-		FirstTokenMS: float64(firstToken.Microseconds()) / 1000}
+		FirstTokenMS: float64(firstToken.Microseconds()) / 1000, CostUSD: r.a.Prices.Cost(resp.Usage, time.Now())}
 	// The answer is paid for: journal it even if the run was canceled meanwhile.
 	if _, err := r.append(context.WithoutCancel(ctx), journal.TypeModelResponse, rec); err != nil {
 		return journalError{err}
@@ -845,6 +845,9 @@ func (r *runner) callTool(ctx context.Context, c model.ToolCall, st journal.Tool
 		call := &tool.Call{RunID: r.runID, ID: c.ID, Arguments: c.Arguments, IdempotencyKey: st.IdempotencyKey,
 			TraceParent: tool.TraceParent(r.env.TraceParent, r.runID, st.IdempotencyKey)}
 		f.SpanID = call.TraceParent[36:52]
+		if r.a.ToolPrice != nil {
+			f.CostUSD = r.a.ToolPrice(c.Name)
+		}
 		if on := r.env.OnProgress; on != nil {
 			call.Progress = func(p tool.Progress) {
 				p.Message = redact.Text(p.Message)

@@ -27,9 +27,11 @@ type A2AAgent struct {
 	// Idempotent says a call cut by a crash may be sent again. Myriad
 	// remotes take the message id as an idempotency key, so a repeat
 	// joins the first task: set it for them.
-	Idempotent bool                 `yaml:"idempotent,omitempty"`
-	Approval   *Approval            `yaml:"approval,omitempty"`
-	Extra      map[string]yaml.Node `yaml:",inline"`
+	Idempotent bool      `yaml:"idempotent,omitempty"`
+	Approval   *Approval `yaml:"approval,omitempty"`
+	// Price is what one call costs, in US dollars.
+	Price float64              `yaml:"price,omitempty"`
+	Extra map[string]yaml.Node `yaml:",inline"`
 }
 
 // A2AServer configures how `myriad serve` publishes agents over A2A.
@@ -64,6 +66,9 @@ func (c *Config) validateA2A(add func(path, format string, args ...any)) {
 			continue
 		}
 		unknownFields(add, p, a.Extra, *a)
+		if a.Price < 0 {
+			add(p+".price", "cannot be negative (US dollars per call)")
+		}
 		if u, err := url.Parse(a.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			add(p+".url", "invalid URL %q: write the agent's base URL (its card is at /.well-known/agent-card.json below it), e.g. http://127.0.0.1:8420/a2a/billing", redact.URL(a.URL))
 		}

@@ -30,6 +30,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/myriad-ai/myriad/internal/redact"
+	"github.com/myriad-ai/myriad/model"
 	"github.com/myriad-ai/myriad/model/scripted"
 	"github.com/myriad-ai/myriad/policy"
 	"github.com/myriad-ai/myriad/run"
@@ -76,6 +77,9 @@ type Model struct {
 	MaxRetries int      `yaml:"max_retries,omitempty"`
 	Timeout    Duration `yaml:"timeout,omitempty"`
 	MaxTokens  int      `yaml:"max_tokens,omitempty"`
+	// Prices are what the model's tokens cost, in US dollars per million,
+	// each from a date on (the latest in effect applies).
+	Prices []Price `yaml:"prices,omitempty"`
 	// Rules and RulesFile configure the scripted provider.
 	Rules     []scripted.Rule `yaml:"rules,omitempty"`
 	RulesFile string          `yaml:"rules_file,omitempty"`
@@ -106,8 +110,62 @@ type Tool struct {
 	// Approval parks the run before a call until a person approves, edits
 	// or denies it: "required" (every call), "never", or a mapping with a
 	// CEL condition and a timeout.
-	Approval *Approval            `yaml:"approval,omitempty"`
-	Extra    map[string]yaml.Node `yaml:",inline"`
+	Approval *Approval `yaml:"approval,omitempty"`
+	// Price is what one call costs, in US dollars (a paid API).
+	Price float64              `yaml:"price,omitempty"`
+	Extra map[string]yaml.Node `yaml:",inline"`
+}
+
+// Price is a model's price from a date on, in US dollars per million
+// tokens.
+type Price struct {
+	Input       float64 `yaml:"input"`
+	Output      float64 `yaml:"output"`
+	CachedInput float64 `yaml:"cached_input,omitempty"`
+	// From is the day (YYYY-MM-DD, UTC) or time (RFC 3339) it takes
+	// effect; empty: always.
+	From  string               `yaml:"from,omitempty"`
+	Extra map[string]yaml.Node `yaml:",inline"`
+}
+
+// Prices are a model's prices as the model package reads them.
+func (m *Model) PriceList() model.Prices {
+	var out model.Prices
+	for _, p := range m.Prices {
+		from, _ := parseFrom(p.From)
+		out = append(out, model.Price{Input: p.Input, Output: p.Output, CachedInput: p.CachedInput, From: from})
+	}
+	return out
+}
+
+// parseFrom reads a price's from: a day or a time.
+func parseFrom(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	return time.Parse(time.RFC3339, s)
+}
+
+// checkPrices names what is wrong with a model's prices.
+func checkPrices(add func(path, format string, args ...any), p string, prices []Price) {
+	seen := map[string]bool{}
+	for i, pr := range prices {
+		pp := fmt.Sprintf("%s.prices[%d]", p, i)
+		unknownFields(add, pp, pr.Extra, pr)
+		if pr.Input < 0 || pr.Output < 0 || pr.CachedInput < 0 {
+			add(pp, "prices cannot be negative (US dollars per million tokens)")
+		}
+		if _, err := parseFrom(pr.From); err != nil {
+			add(pp+".from", "%q is not a day (2026-06-01) or a time (2026-06-01T00:00:00Z)", pr.From)
+		}
+		if seen[pr.From] {
+			add(pp+".from", "two prices take effect at %q: give each its own from", pr.From)
+		}
+		seen[pr.From] = true
+	}
 }
 
 // Approval says when a tool's calls wait for a person.
@@ -425,6 +483,7 @@ func (c *Config) Validate() error {
 			continue
 		}
 		unknownFields(add, p, m.Extra, *m)
+		checkPrices(add, p, m.Prices)
 		switch m.Provider {
 		case ProviderOpenAI, ProviderAnthropic:
 			if m.Model == "" {
@@ -485,6 +544,9 @@ func (c *Config) Validate() error {
 			continue
 		}
 		unknownFields(add, p, t.Extra, *t)
+		if t.Price < 0 {
+			add(p+".price", "cannot be negative (US dollars per call)")
+		}
 		switch t.Type {
 		case ToolHTTP:
 			if u, err := url.Parse(t.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

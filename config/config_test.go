@@ -260,6 +260,41 @@ schedules:
 	}
 }
 
+// Prices are checked: no negative price, a readable date, one price per
+// date.
+func TestPricesAreChecked(t *testing.T) {
+	agents := "agents:\n  a: {model: p}\n"
+	model := func(prices string) string {
+		return "models:\n  p: {provider: scripted, rules: [{reply: {text: x}}], prices: " + prices + "}\n" + agents
+	}
+	tests := []struct{ name, yaml, want string }{
+		{"negative price", model("[{input: -1, output: 1}]"), `models.p.prices[0]: prices cannot be negative`},
+		{"price date", model("[{input: 1, output: 1, from: 'June'}]"), `models.p.prices[0].from: "June" is not a day (2026-06-01)`},
+		{"two prices from one day", model("[{input: 1, output: 1}, {input: 2, output: 2}]"), `models.p.prices[1].from: two prices take effect at ""`},
+		{"price field", model("[{inptu: 1}]"), `models.p.prices[0].inptu: unknown field`},
+		{"negative tool price", model("[]") + "tools:\n  t: {type: http, url: 'http://h/t', description: d, price: -0.5}\n", `tools.t.price: cannot be negative`},
+		{"negative MCP price", model("[]") + "mcp_servers:\n  fs: {command: x, price: -1}\n", `mcp_servers.fs.price: cannot be negative`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := config.Parse([]byte(tc.yaml))
+			if err == nil {
+				err = c.Validate()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+	c, err := config.Parse([]byte(model("[{input: 0.25, output: 2, cached_input: 0.025, from: 2026-06-01}, {input: 1, output: 4}]")))
+	if err == nil {
+		err = c.Validate()
+	}
+	if err != nil || len(c.Models["p"].PriceList()) != 2 {
+		t.Fatalf("valid prices refused: %v", err)
+	}
+}
+
 // TestYAMLErrorsNameTheFieldAndTheFix: a value of the wrong type is named
 // by its field path, a mis-indented line by its number and what it should
 // line up with.

@@ -33,7 +33,10 @@ type MCPServer struct {
 	// default a tool annotated destructiveHint: true asks.
 	Approval string `yaml:"approval,omitempty"`
 	// OAuth authorizes Myriad at a url server that asks for OAuth.
-	OAuth *MCPOAuth            `yaml:"oauth,omitempty"`
+	OAuth *MCPOAuth `yaml:"oauth,omitempty"`
+	// Price is what one call of any of the server's tools costs, in US
+	// dollars (a paid server).
+	Price float64              `yaml:"price,omitempty"`
 	Extra map[string]yaml.Node `yaml:",inline"`
 }
 
@@ -107,6 +110,9 @@ func (c *Config) validateMCP(add func(path, format string, args ...any)) {
 			continue
 		}
 		unknownFields(add, p, s.Extra, *s)
+		if s.Price < 0 {
+			add(p+".price", "cannot be negative (US dollars per call)")
+		}
 		switch {
 		case s.Command != "" && s.URL != "":
 			add(p, "set command (stdio) or url (streamable HTTP), not both")

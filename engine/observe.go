@@ -30,6 +30,9 @@ type Entry struct {
 	// types, by value or by pointer): observers read it rather than
 	// decoding Data again on the writer's path. See EntryData.
 	Value any
+	// Cost is the run's cost, its children's included, on the entry that
+	// ends it (nil elsewhere, and when nothing had a price).
+	Cost *journal.Cost
 }
 
 // EntryData is an entry's data as a T: its Value when that is a T or a *T,
@@ -55,8 +58,12 @@ func (x *execution) journaled(ev journal.Event, data any) {
 		return
 	}
 	info := x.runInfo()
+	e := Entry{Event: ev, Value: data}
+	if journal.Terminal(ev.Type) {
+		e.Cost = journal.CostOf(x.j.Events())
+	}
 	for _, o := range x.e.observers {
-		o.Journaled(info, Entry{Event: ev, Value: data})
+		o.Journaled(info, e)
 	}
 }
 
@@ -129,6 +136,9 @@ func (l runLog) Journaled(info run.Info, ev Entry) {
 	}
 	if journal.Terminal(ev.Type) && !info.Submitted.IsZero() {
 		attrs = append(attrs, "duration", ev.Time.Sub(info.Submitted).Round(time.Millisecond))
+	}
+	if ev.Cost != nil {
+		attrs = append(attrs, "cost_usd", ev.Cost.USD)
 	}
 	l.log.Info(msg, attrs...)
 }

@@ -164,6 +164,9 @@ type ModelResponse struct {
 	// FirstTokenMS is how long the first streamed piece of the answer
 	// took (streamed calls only).
 	FirstTokenMS float64 `json:"first_token_ms,omitempty"`
+	// CostUSD is what the call cost at the model's price then, in US
+	// dollars (omitted when the model has no price).
+	CostUSD float64 `json:"cost_usd,omitempty"`
 }
 
 // ToolStarted is written before a tool runs.
@@ -189,6 +192,8 @@ type ToolFinished struct {
 	// SpanID is the span the call's W3C traceparent named to the tool (its
 	// trace's execute_tool span), when the tool was called.
 	SpanID string `json:"span_id,omitempty"`
+	// CostUSD is the tool's price per call, when it was called and has one.
+	CostUSD float64 `json:"cost_usd,omitempty"`
 	// ChildRunID is the child run of a sub-agent call that could not
 	// start (its result is then the reason); a child's own result comes in
 	// children.reported.
@@ -342,6 +347,8 @@ type ChildReport struct {
 	Output string      `json:"output,omitempty"`
 	Error  string      `json:"error,omitempty"`
 	Usage  model.Usage `json:"usage"`
+	// Cost is the child's, its own children's included.
+	Cost *Cost `json:"cost,omitempty"`
 }
 
 // ChildrenReported records child reports a run took, in one entry however

@@ -75,6 +75,9 @@ type Record struct {
 	OutputJSON      json.RawMessage `json:"output_json,omitempty"`
 	Error           *RunError       `json:"error,omitempty"`
 	Usage           model.Usage     `json:"usage"`
+	// Cost is what the run spent in US dollars, by model and by tool, its
+	// child runs' included; omitted when nothing it used has a price.
+	Cost *journal.Cost `json:"cost,omitempty"`
 	// Steps is the number of journal entries the record reflects, and
 	// Position the last one's position (its SSE event id).
 	Steps     int        `json:"steps"`
@@ -290,6 +293,7 @@ func Project(id string, queued *Record, events []journal.Event) *Record {
 		return rec
 	}
 	rec.Status, rec.WaitingFor, rec.WakeAt = StatusRunning, "", nil
+	rec.Cost = journal.CostOf(events)
 	switch last.Type {
 	case journal.TypeRunCompleted:
 		var d journal.RunCompleted

@@ -21,6 +21,8 @@ type metrics struct {
 	tokens            *prometheus.CounterVec
 	toolCalls         *prometheus.CounterVec
 	toolDuration      *prometheus.HistogramVec
+	modelCost         *prometheus.CounterVec
+	toolCost          *prometheus.CounterVec
 }
 
 // Buckets: steps take milliseconds to minutes, runs seconds to hours.
@@ -55,6 +57,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		tokens:        counter("myriad_tokens_total", "Tokens used, by kind: input (cached included), cached_input, output.", "model", "agent", "flow", "kind"),
 		toolCalls:     counter("myriad_tool_calls_total", "Tool calls finished, by outcome (ok, error).", "tool", "agent", "flow", "outcome"),
 		toolDuration:  histogram("myriad_tool_duration_seconds", "Duration of tool calls.", stepBuckets, "tool", "outcome"),
+		modelCost:     counter("myriad_model_cost_usd_total", "What model calls cost at the models' prices, in US dollars.", "model", "agent", "flow"),
+		toolCost:      counter("myriad_tool_cost_usd_total", "What tool calls cost at the tools' prices, in US dollars.", "tool", "agent", "flow"),
 	}
 }
 
@@ -74,5 +78,8 @@ func (m *metrics) modelResponse(info run.Info, r journal.ModelResponse) {
 	m.tokens.WithLabelValues(name, info.Agent, info.Flow, "output").Add(float64(r.Usage.OutputTokens))
 	if r.Usage.CachedInputTokens > 0 {
 		m.tokens.WithLabelValues(name, info.Agent, info.Flow, "cached_input").Add(float64(r.Usage.CachedInputTokens))
+	}
+	if r.CostUSD > 0 {
+		m.modelCost.WithLabelValues(name, info.Agent, info.Flow).Add(r.CostUSD)
 	}
 }

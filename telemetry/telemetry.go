@@ -135,6 +135,9 @@ func (t *Telemetry) Journaled(info run.Info, ev engine.Entry) {
 		m.toolCalls.WithLabelValues(f.Name, info.Agent, info.Flow, outcome).Inc()
 		m.toolDuration.WithLabelValues(f.Name, outcome).Observe(f.DurationMS / 1000)
 		m.stepDuration.WithLabelValues(info.Agent, info.Flow, "tool").Observe(f.DurationMS / 1000)
+		if f.CostUSD > 0 {
+			m.toolCost.WithLabelValues(f.Name, info.Agent, info.Flow).Add(f.CostUSD)
+		}
 	case journal.TypeRunWaiting:
 		w, _ := engine.EntryData[journal.RunWaiting](ev)
 		for _, reason := range waitReasons(w) {

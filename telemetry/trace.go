@@ -175,6 +175,9 @@ func (t *tracer) chatSpan(traceID trace.TraceID, self trace.SpanID, info run.Inf
 	if r.FirstTokenMS > 0 {
 		attrs = append(attrs, semconv.GenAIResponseTimeToFirstChunkKey.Float64(r.FirstTokenMS/1000))
 	}
+	if r.CostUSD > 0 {
+		attrs = append(attrs, attribute.Float64("myriad.cost.usd", r.CostUSD))
+	}
 	if t.content {
 		if out, err := json.Marshal([]any{r.Message}); err == nil {
 			attrs = append(attrs, semconv.GenAIOutputMessagesKey.String(string(out)))
@@ -192,6 +195,9 @@ func (t *tracer) toolSpan(traceID trace.TraceID, self trace.SpanID, info run.Inf
 	}
 	attrs := append(base, semconv.GenAIOperationNameExecuteTool, semconv.GenAIToolNameKey.String(f.Name),
 		semconv.GenAIToolCallIDKey.String(f.CallID))
+	if f.CostUSD > 0 {
+		attrs = append(attrs, attribute.Float64("myriad.cost.usd", f.CostUSD))
+	}
 	if t.content {
 		attrs = append(attrs, semconv.GenAIToolCallResultKey.String(f.Content))
 	}
@@ -235,6 +241,9 @@ func (t *tracer) runEnded(traceID trace.TraceID, self trace.SpanID, info run.Inf
 		}
 	}
 	s.attrs = append(s.attrs, semconv.GenAIUsageInputTokensKey.Int(usage.InputTokens), semconv.GenAIUsageOutputTokensKey.Int(usage.OutputTokens))
+	if ev.Cost != nil {
+		s.attrs = append(s.attrs, attribute.Float64("myriad.cost.usd", ev.Cost.USD))
+	}
 	// Whom the span hangs from: the call that started the run (a
 	// sub-agent's call, or a flow's node), else the caller's span.
 	if tp := info.Metadata["traceparent"]; tool.ValidTraceParent(tp) {
