@@ -10,11 +10,12 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	prommodel "github.com/prometheus/common/model"
 
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/model"
 	"github.com/myriad-ai/myriad/model/scripted/scriptedtest"
 	"github.com/myriad-ai/myriad/run"
 	"github.com/myriad-ai/myriad/store/storetest"
@@ -70,6 +71,7 @@ func team(t *testing.T, observers ...engine.Observer) *engine.Engine {
 	b, _ := storetest.Open(t)
 	rt, err := engine.New(b, engine.Options{Workers: 4, Observers: append(observers, ends), Agents: map[string]*agent.Agent{
 		"boss": {ModelName: "smart", Tools: []tool.Tool{lookup}, SubAgents: []agent.SubAgent{{Agent: "helper"}},
+			Prices: model.Prices{{Input: 1, Output: 1}}, ToolPrice: func(string) float64 { return 0.5 },
 			Model: scriptedtest.Model(t, `
 - when: {last_tool: helper}
   reply: {text: "done", usage: {input_tokens: 100, cached_input_tokens: 60, output_tokens: 5}}
@@ -120,7 +122,7 @@ func scrape(t *testing.T, h http.Handler) map[string]*dto.MetricFamily {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
+	parser := expfmt.NewTextParser(prommodel.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +189,9 @@ func TestMetricsMoveWithRuns(t *testing.T) {
 		{"myriad_model_duration_seconds", map[string]string{"model": "smart"}, 6},
 		{"myriad_step_duration_seconds", map[string]string{"agent": "boss", "kind": "model"}, 6},
 		{"myriad_tokens_total", map[string]string{"model": "smart", "kind": "cached_input"}, 120},
-		{"myriad_tokens_total", map[string]string{"model": "smart", "kind": "output"}, -2}, // any
+		{"myriad_tokens_total", map[string]string{"model": "smart", "kind": "output"}, -2},      // any
+		{"myriad_tool_cost_usd_total", map[string]string{"tool": "lookup", "agent": "boss"}, 2}, // 4 calls at 0.5
+		{"myriad_model_cost_usd_total", map[string]string{"model": "smart", "agent": "boss"}, -2},
 		{"myriad_workers", nil, 4},
 		{"myriad_workers_busy", nil, -2},
 		{"myriad_followers", nil, -2},
