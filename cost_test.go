@@ -2,6 +2,7 @@ package myriad_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/myriad-ai/myriad"
+	"github.com/myriad-ai/myriad/api"
+	"github.com/myriad-ai/myriad/api/apitype"
 	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/run"
 )
@@ -19,8 +22,8 @@ import (
 // A run's cost is its model calls at their models' prices then, its tool
 // calls at their prices, and its children's, by model and by tool.
 func TestARunReportsItsCost(t *testing.T) {
-	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `"found"`) }))
-	defer api.Close()
+	lookupAPI := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `"found"`) }))
+	defer lookupAPI.Close()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "myriad.yaml")
 	os.WriteFile(path, []byte(fmt.Sprintf(`
@@ -43,7 +46,7 @@ tools:
 agents:
   boss: {model: big, tools: [lookup], sub_agents: [helper]}
   helper: {model: small}
-`, api.URL)), 0o600)
+`, lookupAPI.URL)), 0o600)
 	proj, err := myriad.Load(path)
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +58,7 @@ agents:
 		t.Fatal(err)
 	}
 	defer node.Close()
-	rec, _, err := node.Engine.Submit(ctx, engine.SubmitRequest{Agent: "boss", Input: "go"})
+	rec, _, err := node.Engine.Submit(ctx, engine.SubmitRequest{Agent: "boss", Input: "go", Metadata: map[string]string{"customer": "c-1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,4 +75,55 @@ agents:
 	if c == nil || !near(c.USD, big+small+lookup) || !near(c.Models["big"], big) || !near(c.Models["small"], small) || !near(c.Tools["lookup"], lookup) {
 		t.Fatalf("cost %+v, want big %v small %v lookup %v", c, big, small, lookup)
 	}
+
+	// GET /v1/usage totals the root runs (their children inside them).
+	srv := httptest.NewServer(api.New(node.Engine, api.Options{}))
+	defer srv.Close()
+	usage := func(query string) apitype.Usage {
+		t.Helper()
+		resp, err := http.Get(srv.URL + "/v1/usage?" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var u apitype.Usage
+		if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&u) != nil {
+			t.Fatalf("%s: %s", query, resp.Status)
+		}
+		return u
+	}
+	tests := []struct {
+		query string
+		want  map[string]float64
+	}{
+		{"group_by=agent", map[string]float64{"boss": big + small + lookup}},
+		{"group_by=model", map[string]float64{"big": big, "small": small}},
+		{"group_by=tool", map[string]float64{"lookup": lookup}},
+		{"group_by=metadata.customer", map[string]float64{"c-1": big + small + lookup}},
+		{"group_by=agent&from=2999-01-01", map[string]float64{}},
+		{"group_by=agent&to=2000-01-01T00:00:00Z", map[string]float64{}},
+	}
+	for _, tc := range tests {
+		u := usage(tc.query)
+		got := map[string]float64{}
+		for _, g := range u.Groups {
+			got[g.Key] = g.USD
+		}
+		if len(got) != len(tc.want) {
+			t.Errorf("%s: groups %+v, want %v", tc.query, u.Groups, tc.want)
+		}
+		for k, v := range tc.want {
+			if !near(got[k], v) {
+				t.Errorf("%s: %s = %v, want %v", tc.query, k, got[k], v)
+			}
+		}
+	}
+	if u := usage("group_by=agent"); u.Total.Runs != 1 || u.Total.InputTokens != 4000 {
+		t.Errorf("total %+v: one root run, its child's tokens included", u.Total)
+	}
+	resp, err := http.Get(srv.URL + "/v1/usage?group_by=color")
+	if err != nil || resp.StatusCode != 400 {
+		t.Fatalf("a bad group_by: %v %v", resp.Status, err)
+	}
+	resp.Body.Close()
 }

@@ -120,6 +120,7 @@ func New(rt *engine.Engine, opts Options) *Server {
 	s.mux.HandleFunc("POST /v1/runs/{id}/resolve", s.auth(only(nil, s.resolveRun)))
 	s.mux.HandleFunc("GET /v1/agents", s.auth(only(nil, s.listAgents)))
 	s.mux.HandleFunc("GET /v1/flows", s.auth(only(nil, s.listFlows)))
+	s.mux.HandleFunc("GET /v1/usage", s.auth(only([]string{"group_by", "from", "to"}, s.usage)))
 	s.mux.HandleFunc("POST /v1/runs/{id}/input", s.auth(only(nil, s.provideInput)))
 	s.mux.HandleFunc("GET /v1/approvals", s.auth(only([]string{"agent"}, s.listApprovals)))
 	s.mux.HandleFunc("POST /v1/runs/{id}/approvals/{approval_id}", s.auth(only(nil, s.decideApproval)))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 
 	"github.com/myriad-ai/myriad/journal"
@@ -150,54 +151,11 @@ func (e *Engine) List(ctx context.Context, f run.Filter) ([]*run.Record, string,
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 50
 	}
-	// Runs on the queue with their submissions have no record yet. The
-	// queue first: a run leaves it only after its record is written, so
-	// a run moving from one to the other is found in either.
-	queued, err := e.st.QueuedEntries(ctx, kindSubmit)
-	if err != nil {
-		return nil, "", err
-	}
-	ids, err := e.st.RecordIDs(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	waiting := map[string]*run.Record{}
-	for _, q := range queued {
-		var sub submission
-		if json.Unmarshal(q.Data, &sub) == nil {
-			waiting[q.To] = sub.queued(q.To)
-			ids = append(ids, q.To)
-		}
-	}
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	slices.Reverse(ids)
 	var out []*run.Record
 	next := ""
-	for _, id := range ids {
-		if f.Cursor != "" && id >= f.Cursor {
-			continue
-		}
-		rec, err := e.stored(ctx, id)
-		if errors.Is(err, store.ErrNotFound) && waiting[id] != nil {
-			rec, err = waiting[id], nil
-		}
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err == nil {
-			// Records lag their journals by a step while runs are at work.
-			rec, err = e.fresh(ctx, rec)
-		}
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
+	for rec, err := range e.Runs(ctx, f) {
 		if err != nil {
 			return nil, "", err
-		}
-		if (f.Agent != "" && rec.Agent != f.Agent) || (f.Flow != "" && rec.Flow != f.Flow) || (f.Status != "" && rec.Status != f.Status) ||
-			(f.Parent != "" && rec.Parent != f.Parent) || (f.Roots && rec.Parent != "") || (f.Instance != "" && rec.Instance != f.Instance) {
-			continue
 		}
 		if len(out) == f.Limit {
 			next = out[len(out)-1].ID
@@ -206,6 +164,68 @@ func (e *Engine) List(ctx context.Context, f run.Filter) ([]*run.Record, string,
 		out = append(out, rec)
 	}
 	return out, next, nil
+}
+
+// Runs yields every run the filter keeps (its Limit aside), newest first,
+// after its Cursor, each as its journal has it now. It reads every run's
+// record: O(runs), for totals (GET /v1/usage) until runs are indexed.
+func (e *Engine) Runs(ctx context.Context, f run.Filter) iter.Seq2[*run.Record, error] {
+	return func(yield func(*run.Record, error) bool) {
+		// Runs on the queue with their submissions have no record yet. The
+		// queue first: a run leaves it only after its record is written, so
+		// a run moving from one to the other is found in either.
+		queued, err := e.st.QueuedEntries(ctx, kindSubmit)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		ids, err := e.st.RecordIDs(ctx)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		waiting := map[string]*run.Record{}
+		for _, q := range queued {
+			var sub submission
+			if json.Unmarshal(q.Data, &sub) == nil {
+				waiting[q.To] = sub.queued(q.To)
+				ids = append(ids, q.To)
+			}
+		}
+		slices.Sort(ids)
+		ids = slices.Compact(ids)
+		slices.Reverse(ids)
+		for _, id := range ids {
+			if f.Cursor != "" && id >= f.Cursor {
+				continue
+			}
+			rec, err := e.stored(ctx, id)
+			if errors.Is(err, store.ErrNotFound) && waiting[id] != nil {
+				rec, err = waiting[id], nil
+			}
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err == nil {
+				// Records lag their journals by a step while runs are at work.
+				rec, err = e.fresh(ctx, rec)
+			}
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if (f.Agent != "" && rec.Agent != f.Agent) || (f.Flow != "" && rec.Flow != f.Flow) || (f.Status != "" && rec.Status != f.Status) ||
+				(f.Parent != "" && rec.Parent != f.Parent) || (f.Roots && rec.Parent != "") || (f.Instance != "" && rec.Instance != f.Instance) {
+				continue
+			}
+			if !yield(rec, nil) {
+				return
+			}
+		}
+	}
 }
 
 // Events returns a run's journal.

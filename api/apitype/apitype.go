@@ -5,6 +5,7 @@ package apitype
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/myriad-ai/myriad/run"
 )
@@ -58,4 +59,25 @@ type FlowInfo struct {
 type InputRequest struct {
 	Key   string          `json:"key"`
 	Value json.RawMessage `json:"value"`
+}
+
+// Usage is the answer to GET /v1/usage: what runs used and cost, grouped.
+type Usage struct {
+	GroupBy string       `json:"group_by"`
+	From    *time.Time   `json:"from,omitempty"`
+	To      *time.Time   `json:"to,omitempty"`
+	Groups  []UsageGroup `json:"groups"`
+	Total   UsageGroup   `json:"total"`
+}
+
+// UsageGroup is one group of GET /v1/usage. Tokens are counted when
+// grouping by agent or metadata (a run's tokens are not split by model or
+// tool).
+type UsageGroup struct {
+	Key               string  `json:"key"`
+	Runs              int     `json:"runs"`
+	USD               float64 `json:"usd"`
+	InputTokens       int     `json:"input_tokens,omitempty"`
+	OutputTokens      int     `json:"output_tokens,omitempty"`
+	CachedInputTokens int     `json:"cached_input_tokens,omitempty"`
 }

@@ -1,0 +1,112 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/myriad-ai/myriad/api/apitype"
+	"github.com/myriad-ai/myriad/run"
+)
+
+// usage answers GET /v1/usage: what root runs (their children included)
+// used and cost in a time range, grouped by agent (or flow), model, tool
+// or a key of their metadata.
+func (s *Server) usage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	by := q.Get("group_by")
+	if by == "" {
+		by = "agent"
+	}
+	key, isMeta := strings.CutPrefix(by, "metadata.")
+	if by != "agent" && by != "model" && by != "tool" && (!isMeta || key == "") {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("group_by: %s is not agent, model, tool or metadata.KEY", run.Quote(by)))
+		return
+	}
+	out := apitype.Usage{GroupBy: by, Groups: []apitype.UsageGroup{}}
+	for _, bound := range []struct {
+		name string
+		to   **time.Time
+	}{{"from", &out.From}, {"to", &out.To}} {
+		if v := q.Get(bound.name); v != "" {
+			t, err := parseTime(v)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("%s: %s is not a day (2026-06-01) or a time (RFC 3339)", bound.name, run.Quote(v)))
+				return
+			}
+			*bound.to = &t
+		}
+	}
+	groups := map[string]*apitype.UsageGroup{}
+	group := func(k string) *apitype.UsageGroup {
+		if groups[k] == nil {
+			groups[k] = &apitype.UsageGroup{Key: k}
+		}
+		return groups[k]
+	}
+	for rec, err := range s.rt.Runs(r.Context(), run.Filter{Roots: true}) {
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if out.From != nil && rec.CreatedAt.Before(*out.From) || out.To != nil && !rec.CreatedAt.Before(*out.To) {
+			continue
+		}
+		addRun(&out.Total, rec, costOf(rec))
+		switch {
+		case by == "agent":
+			name := rec.Agent
+			if rec.Flow != "" {
+				name = rec.Flow
+			}
+			addRun(group(name), rec, costOf(rec))
+		case isMeta:
+			addRun(group(rec.Metadata[key]), rec, costOf(rec))
+		case rec.Cost != nil:
+			spent := rec.Cost.Models
+			if by == "tool" {
+				spent = rec.Cost.Tools
+			}
+			for name, usd := range spent {
+				g := group(name)
+				g.Runs++
+				g.USD += usd
+			}
+		}
+	}
+	for _, g := range groups {
+		out.Groups = append(out.Groups, *g)
+	}
+	sort.Slice(out.Groups, func(i, j int) bool {
+		if out.Groups[i].USD != out.Groups[j].USD {
+			return out.Groups[i].USD > out.Groups[j].USD
+		}
+		return out.Groups[i].Key < out.Groups[j].Key
+	})
+	writeJSON(w, http.StatusOK, out)
+}
+
+func costOf(rec *run.Record) float64 {
+	if rec.Cost == nil {
+		return 0
+	}
+	return rec.Cost.USD
+}
+
+func addRun(g *apitype.UsageGroup, rec *run.Record, usd float64) {
+	g.Runs++
+	g.USD += usd
+	g.InputTokens += rec.Usage.InputTokens
+	g.OutputTokens += rec.Usage.OutputTokens
+	g.CachedInputTokens += rec.Usage.CachedInputTokens
+}
+
+// parseTime reads a day (UTC) or an RFC 3339 time.
+func parseTime(v string) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	return time.Parse(time.RFC3339Nano, v)
+}
