@@ -37,6 +37,10 @@ models:
       - when: {last_tool: lookup}
         reply: {tool_calls: [{name: helper, arguments: {task: "sum up"}}], usage: {input_tokens: 1000, output_tokens: 500}}
       - reply: {tool_calls: [{name: lookup, arguments: {}}], usage: {input_tokens: 1000, output_tokens: 500}}
+  loop:
+    provider: scripted
+    prices: [{input: 2, output: 8}]
+    rules: [{reply: {tool_calls: [{name: lookup, arguments: {}}], usage: {input_tokens: 1000, output_tokens: 500}}}]
   small:
     provider: scripted
     prices: [{input: 100, output: 100, from: "2999-01-01"}, {input: 1, output: 1, cached_input: 0.5, from: "2000-01-01"}]
@@ -46,6 +50,7 @@ tools:
 agents:
   boss: {model: big, tools: [lookup], sub_agents: [helper]}
   helper: {model: small}
+  spender: {model: loop, tools: [lookup], cost_budget: 0.02}
 `, lookupAPI.URL)), 0o600)
 	proj, err := myriad.Load(path)
 	if err != nil {
@@ -126,4 +131,14 @@ agents:
 		t.Fatalf("a bad group_by: %v %v", resp.Status, err)
 	}
 	resp.Body.Close()
+
+	// A run that reaches its cost budget stops before its next model call.
+	rec, _, err = node.Engine.Submit(ctx, engine.SubmitRequest{Agent: "spender", Input: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, err = node.Engine.Wait(wctx, rec.ID); err != nil || rec.Status != run.StatusFailed || rec.Error.Code != "cost_budget_exceeded" ||
+		rec.Error.Message != "the run spent $0.0320, its budget is $0.0200 (raise agents.spender.cost_budget)" {
+		t.Fatalf("%+v %+v %v", rec, rec.Error, err)
+	}
 }

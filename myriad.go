@@ -186,7 +186,7 @@ func (proj *Project) build(cfg *config.Config) error {
 		a := &agent.Agent{
 			Name: name, Description: ac.Description, Instructions: ac.Instructions,
 			ModelName: ac.Model, Model: models[ac.Model], ToolPrice: toolPrices(cfg),
-			MaxTurns: ac.MaxTurns, Timeout: ac.Timeout.Std(), TokenBudget: ac.TokenBudget, Stream: ac.Stream,
+			MaxTurns: ac.MaxTurns, Timeout: ac.Timeout.Std(), TokenBudget: ac.TokenBudget, CostBudget: ac.CostBudget, Stream: ac.Stream,
 			HistoryLimit: ac.HistoryLimit, RejectBusy: ac.ConcurrentInput == "reject",
 			InterruptBusy: ac.ConcurrentInput == "interrupt", MaxChildren: ac.MaxChildren,
 		}

@@ -43,6 +43,9 @@ type Agent struct {
 	Timeout time.Duration
 	// TokenBudget bounds a run's tokens; 0 means no limit.
 	TokenBudget int
+	// CostBudget bounds what a run spends, its children included, in US
+	// dollars at its models' and tools' prices; 0 means no limit.
+	CostBudget float64
 	// OutputSchema, when set, makes the final answer JSON validated against it.
 	OutputSchema *tool.Schema
 	// Stream asks the model to stream its answers.
@@ -182,6 +185,7 @@ const (
 	CodeMaxTurns     = "max_turns_exceeded"
 	CodeTimeout      = "timeout"
 	CodeTokenBudget  = "token_budget_exceeded"
+	CodeCostBudget   = "cost_budget_exceeded"
 	CodeModel        = "model_error"
 	CodeUnknownAgent = "unknown_agent"
 	CodeResolvedFail = "failed_by_operator"

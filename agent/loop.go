@@ -82,6 +82,7 @@ type turn struct {
 	handedOff   map[string]journal.Handoff // by call id
 	childN      map[string]int             // a child call's number among its agent's calls, for paths
 	summary     *journal.ContextSummarized
+	cost        float64 // the model call's, in US dollars
 }
 
 func newTurn(msg model.Message, agentName string) *turn {
@@ -104,8 +105,10 @@ type state struct {
 	turns    []*turn
 	rejects  []string // output.rejected reasons after the last turn
 	usage    model.Usage
-	inDoubt  bool
-	terminal string
+	// childCost is what the children that reported spent.
+	childCost float64
+	inDoubt   bool
+	terminal  string
 	// agent holds the conversation: the start agent, or the last handoff's.
 	agent string
 	// children counts the child runs started, in all and by agent.
@@ -175,6 +178,7 @@ func (s *state) apply(ev journal.Event) error {
 		var r journal.ModelResponse
 		err = json.Unmarshal(ev.Data, &r)
 		s.turns = append(s.turns, newTurn(r.Message, s.agent))
+		s.turns[len(s.turns)-1].cost = r.CostUSD
 		s.usage = s.usage.Add(r.Usage)
 		s.rejects = nil
 	case journal.TypeToolStarted:
@@ -264,6 +268,19 @@ func (s *state) apply(ev journal.Event) error {
 	return nil
 }
 
+// spent is what the run has spent so far, in US dollars: its model and
+// tool calls, and the children that reported.
+func (s *state) spent() float64 {
+	usd := s.childCost
+	for _, t := range s.turns {
+		usd += t.cost
+		for _, f := range t.finished {
+			usd += f.CostUSD
+		}
+	}
+	return usd
+}
+
 // childReported makes a child's report the result of the call that
 // started it: what it answered, or why it did not.
 func (s *state) childReported(rep journal.ChildReport) {
@@ -289,6 +306,9 @@ func (s *state) childReported(rep journal.ChildReport) {
 	}
 	t.finished[at.call] = f
 	s.usage = s.usage.Add(rep.Usage)
+	if rep.Cost != nil {
+		s.childCost += rep.Cost.USD
+	}
 }
 
 // Messages rebuilds the conversation a run has had so far: history, input,
@@ -495,6 +515,9 @@ func (r *runner) loop(ctx context.Context, s *state) (Outcome, error) {
 		if r.a.TokenBudget > 0 && s.usage.Total() >= r.a.TokenBudget {
 			return r.fail(ctx, s, CodeTokenBudget, fmt.Sprintf("the run used %d tokens, its budget is %d (raise agents.%s.token_budget)", s.usage.Total(), r.a.TokenBudget, r.a.Name))
 		}
+		if spent := s.spent(); r.a.CostBudget > 0 && spent >= r.a.CostBudget {
+			return r.fail(ctx, s, CodeCostBudget, fmt.Sprintf("the run spent $%.4f, its budget is $%.4f (raise agents.%s.cost_budget)", spent, r.a.CostBudget, r.a.Name))
+		}
 		if err := r.callModel(ctx, s); err != nil {
 			var je journalError
 			if errors.As(err, &je) {
@@ -545,6 +568,7 @@ func (r *runner) callModel(ctx context.Context, s *state) error {
 		return journalError{err}
 	}
 	s.turns = append(s.turns, newTurn(resp.Message, r.a.Name))
+	s.turns[len(s.turns)-1].cost = rec.CostUSD
 	s.usage = s.usage.Add(resp.Usage)
 	s.rejects = nil
 	return nil

@@ -206,6 +206,9 @@ type Agent struct {
 	Timeout Duration `yaml:"timeout,omitempty"`
 	// TokenBudget bounds the tokens of one run; 0 means no limit.
 	TokenBudget int `yaml:"token_budget,omitempty"`
+	// CostBudget bounds what one run spends, its children included, in US
+	// dollars at the configured prices; 0 means no limit.
+	CostBudget float64 `yaml:"cost_budget,omitempty"`
 	// OutputSchema asks for a JSON answer and validates it.
 	OutputSchema map[string]any `yaml:"output_schema,omitempty"`
 	// Stream asks the model to stream its answers.
@@ -621,6 +624,9 @@ func (c *Config) Validate() error {
 		}
 		if a.TokenBudget < 0 {
 			add(p+".token_budget", "must be 0 (no limit) or positive")
+		}
+		if a.CostBudget < 0 {
+			add(p+".cost_budget", "must be 0 (no limit) or positive (US dollars)")
 		}
 		if a.Timeout < 0 {
 			add(p+".timeout", "must be positive")
