@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -48,6 +49,16 @@ func showRecord(w io.Writer, rec *run.Record) {
 		tokens += fmt.Sprintf(" (%d in read from cache)", rec.Usage.CachedInputTokens)
 	}
 	row("tokens", tokens)
+	if c := rec.Cost; c != nil {
+		var parts []string
+		for _, name := range slices.Sorted(maps.Keys(c.Models)) {
+			parts = append(parts, fmt.Sprintf("%s $%.4f", name, c.Models[name]))
+		}
+		for _, name := range slices.Sorted(maps.Keys(c.Tools)) {
+			parts = append(parts, fmt.Sprintf("%s $%.4f", name, c.Tools[name]))
+		}
+		row("cost", fmt.Sprintf("$%.4f (%s)", c.USD, strings.Join(parts, ", ")))
+	}
 	for _, k := range sortedKeys(rec.Metadata) {
 		row("metadata."+k, rec.Metadata[k])
 	}
