@@ -90,6 +90,7 @@ type Server struct {
 	rt   *engine.Engine
 	opts Options
 	mux  *http.ServeMux
+	description
 
 	streamsMu sync.Mutex
 	streams   map[*sseConn]struct{} // event streams on connections taken over
@@ -107,46 +108,47 @@ func New(rt *engine.Engine, opts Options) *Server {
 		opts.KeepAlive = 15 * time.Second
 	}
 	s := &Server{rt: rt, opts: opts, mux: http.NewServeMux()}
-	s.mux.HandleFunc("GET /healthz", s.healthz)
-	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.handle("GET /healthz", s.healthz)
+	s.handle("GET /readyz", s.readyz)
+	s.handle("GET /openapi.json", s.openAPI)
 	if opts.Metrics != nil {
-		s.mux.HandleFunc("GET /metrics", s.auth(opts.Metrics.ServeHTTP))
+		s.handle("GET /metrics", s.auth(opts.Metrics.ServeHTTP))
 	}
-	s.mux.HandleFunc("POST /v1/runs", s.auth(only(nil, s.createRun)))
-	s.mux.HandleFunc("GET /v1/runs", s.auth(only(listParams, s.listRuns)))
-	s.mux.HandleFunc("GET /v1/runs/{id}", s.auth(only([]string{"wait"}, s.getRun)))
-	s.mux.HandleFunc("GET /v1/runs/{id}/events", s.auth(only([]string{"children"}, s.runEvents)))
-	s.mux.HandleFunc("POST /v1/runs/{id}/cancel", s.auth(only(nil, s.cancelRun)))
-	s.mux.HandleFunc("POST /v1/runs/{id}/resolve", s.auth(only(nil, s.resolveRun)))
-	s.mux.HandleFunc("GET /v1/agents", s.auth(only(nil, s.listAgents)))
-	s.mux.HandleFunc("GET /v1/flows", s.auth(only(nil, s.listFlows)))
-	s.mux.HandleFunc("GET /v1/usage", s.auth(only([]string{"group_by", "from", "to"}, s.usage)))
-	s.mux.HandleFunc("POST /v1/runs/{id}/input", s.auth(only(nil, s.provideInput)))
-	s.mux.HandleFunc("GET /v1/approvals", s.auth(only([]string{"agent"}, s.listApprovals)))
-	s.mux.HandleFunc("POST /v1/runs/{id}/approvals/{approval_id}", s.auth(only(nil, s.decideApproval)))
+	s.handle("POST /v1/runs", s.auth(only(nil, s.createRun)))
+	s.handle("GET /v1/runs", s.auth(only(listParams, s.listRuns)))
+	s.handle("GET /v1/runs/{id}", s.auth(only([]string{"wait"}, s.getRun)))
+	s.handle("GET /v1/runs/{id}/events", s.auth(only([]string{"children"}, s.runEvents)))
+	s.handle("POST /v1/runs/{id}/cancel", s.auth(only(nil, s.cancelRun)))
+	s.handle("POST /v1/runs/{id}/resolve", s.auth(only(nil, s.resolveRun)))
+	s.handle("GET /v1/agents", s.auth(only(nil, s.listAgents)))
+	s.handle("GET /v1/flows", s.auth(only(nil, s.listFlows)))
+	s.handle("GET /v1/usage", s.auth(only([]string{"group_by", "from", "to"}, s.usage)))
+	s.handle("POST /v1/runs/{id}/input", s.auth(only(nil, s.provideInput)))
+	s.handle("GET /v1/approvals", s.auth(only([]string{"agent"}, s.listApprovals)))
+	s.handle("POST /v1/runs/{id}/approvals/{approval_id}", s.auth(only(nil, s.decideApproval)))
 	if opts.MCP != nil {
-		s.mux.HandleFunc("/mcp", s.auth(s.bounded(opts.MCP.ServeHTTP)))
+		s.handle("/mcp", s.auth(s.bounded(opts.MCP.ServeHTTP)))
 	}
 	if opts.A2A != nil {
-		s.mux.HandleFunc("GET /.well-known/agent-card.json", opts.A2A.ServeCard)
-		s.mux.HandleFunc("GET /a2a/{agent}/.well-known/agent-card.json", opts.A2A.ServeCard)
-		s.mux.HandleFunc("POST /a2a/{agent}", s.auth(s.bounded(opts.A2A.ServeRPC)))
-		s.mux.HandleFunc("GET /a2a/{agent}/{rest...}", s.auth(opts.A2A.ServeREST))
+		s.handle("GET /.well-known/agent-card.json", opts.A2A.ServeCard)
+		s.handle("GET /a2a/{agent}/.well-known/agent-card.json", opts.A2A.ServeCard)
+		s.handle("POST /a2a/{agent}", s.auth(s.bounded(opts.A2A.ServeRPC)))
+		s.handle("GET /a2a/{agent}/{rest...}", s.auth(opts.A2A.ServeREST))
 		// Without it the mux would redirect GET /a2a/{agent} to the
 		// HTTP+JSON binding's root rather than say the method is wrong.
-		s.mux.HandleFunc("/a2a/{agent}", func(w http.ResponseWriter, r *http.Request) {
+		s.handle("/a2a/{agent}", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", "POST")
 			writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, fmt.Sprintf("%s %s: this route takes POST (see docs/api.md)", r.Method, run.CutText(r.URL.Path, 200)))
 		})
-		s.mux.HandleFunc("POST /a2a/{agent}/{rest...}", s.auth(s.bounded(opts.A2A.ServeREST)))
+		s.handle("POST /a2a/{agent}/{rest...}", s.auth(s.bounded(opts.A2A.ServeREST)))
 	}
 	if opts.OpenAI != nil {
-		s.mux.HandleFunc("POST /v1/chat/completions", s.auth(only(nil, func(w http.ResponseWriter, r *http.Request) {
+		s.handle("POST /v1/chat/completions", s.auth(only(nil, func(w http.ResponseWriter, r *http.Request) {
 			r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
 			opts.OpenAI.ServeChat(w, r)
 		})))
-		s.mux.HandleFunc("GET /v1/models", s.auth(only(nil, opts.OpenAI.ServeModels)))
-		s.mux.HandleFunc("GET /v1/models/{model}", s.auth(only(nil, opts.OpenAI.ServeModel)))
+		s.handle("GET /v1/models", s.auth(only(nil, opts.OpenAI.ServeModels)))
+		s.handle("GET /v1/models/{model}", s.auth(only(nil, opts.OpenAI.ServeModel)))
 	}
 	return s
 }
