@@ -164,7 +164,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m := httpsnoop.CaptureMetrics(http.HandlerFunc(s.route), w, r)
 	// The path without its query: a query may carry what a log must not.
 	s.opts.Logger.Info("http request", "method", run.CutText(r.Method, 20), "path", run.CutText(r.URL.Path, 200), "status", m.Code,
-		"bytes", m.Written, "duration", m.Duration.Round(time.Microsecond), "remote", r.RemoteAddr)
+		"bytes", m.Written, "duration", m.Duration.Round(time.Microsecond).String(), "remote", r.RemoteAddr)
 }
 
 // route serves a request on its route, or answers 404 or 405.

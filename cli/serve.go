@@ -9,6 +9,8 @@ import (
 	"os"
 	"time"
 
+	"go.opentelemetry.io/otel"
+
 	"github.com/myriad-ai/myriad/internal/redact"
 
 	"github.com/myriad-ai/myriad"
@@ -65,7 +67,10 @@ func serve(ctx context.Context, e *env, args []string) error {
 		ln.Close()
 		return err
 	}
-	tel := telemetry.New(telemetry.Options{Spans: spans, Models: traceModels(cfg),
+	// The SDK's own errors (an unreachable collector) go to the log, in
+	// its format, without credentials.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("traces", "err", redact.Text(err.Error())) }))
+	tel := telemetry.New(telemetry.Options{Spans: spans, Models: traceModels(cfg), Version: myriad.Version,
 		RecordContent: os.Getenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT") == "true"})
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -75,7 +80,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 		}
 	}()
 	if spans != nil {
-		log.Info("writing traces over OTLP", "endpoint", redact.URL(tracesTo))
+		log.Info("writing traces over OTLP", "to", tracesTo)
 	}
 	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{DataDir: *data, NATSURL: *natsURL, Workers: *workers, Logger: log,
 		Observers: []engine.Observer{tel}})

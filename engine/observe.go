@@ -57,6 +57,12 @@ func (x *execution) journaled(ev journal.Event, data any) {
 	if len(x.e.observers) == 0 {
 		return
 	}
+	if ev.Type == journal.TypeHandoff {
+		x.runInfo()
+		if h, ok := EntryData[journal.Handoff](Entry{Event: ev, Value: data}); ok && x.info != nil {
+			x.info.Acting = h.To
+		}
+	}
 	info := x.runInfo()
 	e := Entry{Event: ev, Value: data}
 	if journal.Terminal(ev.Type) {
@@ -92,6 +98,13 @@ func (x *execution) runInfo() run.Info {
 	if len(events) > 0 && events[0].Type == journal.TypeRunStarted {
 		info.Started = events[0].Time
 	}
+	for _, ev := range events { // resumed after a handoff: who holds it now
+		if ev.Type == journal.TypeHandoff {
+			if h, ok := EntryData[journal.Handoff](Entry{Event: ev}); ok {
+				info.Acting = h.To
+			}
+		}
+	}
 	x.info = &info
 	return info
 }
@@ -114,7 +127,7 @@ func (l runLog) Journaled(info run.Info, ev Entry) {
 		msg = "run started"
 	case journal.TypeRunWaiting:
 		w, _ := EntryData[journal.RunWaiting](ev)
-		msg, attrs = "run waiting", append(attrs, "for", waitingFor(w))
+		msg, attrs = "run waiting", append(attrs, "for", strings.Join(w.Reasons(), ","))
 	case journal.TypeRunInDoubt:
 		d, _ := EntryData[journal.RunInDoubt](ev)
 		// A warning: a person must decide.
@@ -135,7 +148,7 @@ func (l runLog) Journaled(info run.Info, ev Entry) {
 		return
 	}
 	if journal.Terminal(ev.Type) && !info.Submitted.IsZero() {
-		attrs = append(attrs, "duration", ev.Time.Sub(info.Submitted).Round(time.Millisecond))
+		attrs = append(attrs, "duration", ev.Time.Sub(info.Submitted).Round(time.Millisecond).String())
 	}
 	if ev.Cost != nil {
 		attrs = append(attrs, "cost_usd", ev.Cost.USD)
@@ -158,27 +171,6 @@ func (l runLog) attrs(info run.Info) []any {
 		attrs = append(attrs, "instance", info.Instance)
 	}
 	return attrs
-}
-
-// waitingFor says what a waiting run waits for.
-func waitingFor(w journal.RunWaiting) string {
-	var what []string
-	if len(w.Approvals) > 0 {
-		what = append(what, "approval")
-	}
-	if len(w.Inputs) > 0 {
-		what = append(what, "input")
-	}
-	if len(w.Children) > 0 {
-		what = append(what, "children")
-	}
-	if w.Until != nil {
-		what = append(what, "timer")
-	}
-	if len(what) == 0 {
-		return "input"
-	}
-	return strings.Join(what, ",")
 }
 
 // Stats is what this node holds at a moment.

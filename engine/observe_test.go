@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/engine"
@@ -134,5 +135,54 @@ func TestRunEventsAreLoggedAndObserved(t *testing.T) {
 	}
 	if types := obs.types[good.ID]; strings.Join(types, ",") != "run.started,model.response,run.completed" {
 		t.Fatalf("observed entries %v", types)
+	}
+}
+
+// modelCalls records which agent each model call of a run was made by, as
+// observers see it.
+type modelCalls struct {
+	mu     sync.Mutex
+	actors []string
+	ended  chan struct{}
+}
+
+func (*modelCalls) Accepted(run.Info) {}
+
+func (m *modelCalls) Journaled(info run.Info, ev engine.Entry) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case ev.Type == "model.response":
+		m.actors = append(m.actors, info.Actor())
+	case info.Agent == "triage" && (ev.Type == "run.completed" || ev.Type == "run.failed"):
+		close(m.ended)
+	}
+}
+
+// After a handoff, observers see the calls as the new agent's.
+func TestObserversSeeWhoHoldsTheConversation(t *testing.T) {
+	b, _ := storetest.Open(t)
+	calls := &modelCalls{ended: make(chan struct{})}
+	rt, err := engine.New(b, engine.Options{Workers: 4, Observers: []engine.Observer{calls}, Agents: map[string]*agent.Agent{
+		"triage": {Model: scriptedModel(t, `- reply: {tool_calls: [{name: transfer_to_billing, arguments: {reason: "invoice"}}]}`),
+			Handoffs: []agent.Handoff{{Agent: "billing"}}},
+		"billing": {Model: scriptedModel(t, `- reply: {text: "billing answers"}`)},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, rt)
+	if _, _, err := rt.Submit(context.Background(), engine.SubmitRequest{Agent: "triage", Input: "my invoice"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-calls.ended:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the run did not end")
+	}
+	calls.mu.Lock()
+	defer calls.mu.Unlock()
+	if strings.Join(calls.actors, ",") != "triage,billing" {
+		t.Fatalf("model calls made by %v, want triage then billing", calls.actors)
 	}
 }

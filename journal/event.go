@@ -298,6 +298,27 @@ type RunWaiting struct {
 	Inputs []string `json:"inputs,omitempty"`
 }
 
+// Reasons names what the run waits for: approval, input, children, or
+// timer (a sleeping flow node). Until is a deadline, not a reason of its
+// own, when the run waits for something else (an approval's deadline, the
+// run's timeout while its children work).
+func (w RunWaiting) Reasons() []string {
+	var out []string
+	if len(w.Approvals) > 0 {
+		out = append(out, "approval")
+	}
+	if len(w.Inputs) > 0 {
+		out = append(out, "input")
+	}
+	if len(w.Children) > 0 {
+		out = append(out, "children")
+	}
+	if len(out) == 0 && w.Until != nil {
+		out = append(out, "timer")
+	}
+	return out
+}
+
 // Handoff records an agent transferring the run's conversation to another
 // agent, which carries on from the next model call.
 type Handoff struct {

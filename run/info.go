@@ -24,6 +24,18 @@ type Info struct {
 	Started time.Time
 	// Trace is TraceID's answer, kept by InfoOf.
 	Trace string
+	// Acting is the agent that holds the run's conversation after a
+	// handoff ("" until one): its model and tool calls are its own.
+	Acting string
+}
+
+// Actor is the agent whose calls these are: the one a handoff gave the
+// conversation to, else the run's agent.
+func (i *Info) Actor() string {
+	if i.Acting != "" {
+		return i.Acting
+	}
+	return i.Agent
 }
 
 // InfoOf reads a run's Info from its run.started entry.

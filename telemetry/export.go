@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 
@@ -15,11 +16,13 @@ import (
 // SpansFromEnv is the OTLP export the standard OpenTelemetry variables
 // ask for, behind a batcher, or nil when they ask for none: traces go out
 // only when OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) is set,
-// or OTEL_TRACES_EXPORTER=otlp; OTEL_TRACES_EXPORTER=none turns them off.
-// OTEL_EXPORTER_OTLP_PROTOCOL (or ..._TRACES_PROTOCOL) picks grpc or
-// http/protobuf (the default); headers, timeouts, TLS and compression come
-// from their variables too, read by the exporters themselves. where says
-// where spans go, for the log (the endpoint, without credentials).
+// or OTEL_TRACES_EXPORTER=otlp (then to the specification's default,
+// http://localhost:4318, or localhost:4317 over gRPC);
+// OTEL_TRACES_EXPORTER=none turns them off. OTEL_EXPORTER_OTLP_PROTOCOL
+// (or ..._TRACES_PROTOCOL) picks grpc or http/protobuf (the default);
+// headers, timeouts, TLS and compression come from their variables too,
+// read by the exporters themselves. where says where spans go, for the log:
+// the protocol and the endpoint, without credentials or query.
 func SpansFromEnv(ctx context.Context) (sp sdktrace.SpanProcessor, where string, err error) {
 	exporter := strings.ToLower(os.Getenv("OTEL_TRACES_EXPORTER"))
 	endpoint := firstEnv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -31,22 +34,48 @@ func SpansFromEnv(ctx context.Context) (sp sdktrace.SpanProcessor, where string,
 	case exporter == "" && endpoint == "":
 		return nil, "", nil
 	}
+	shown := ""
+	if endpoint != "" {
+		u, err := url.Parse(endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, "", fmt.Errorf("OTEL_EXPORTER_OTLP_ENDPOINT: %q is not a URL like http://127.0.0.1:4318", stripURL(endpoint))
+		}
+		shown = stripURL(endpoint)
+	}
 	var exp *otlptrace.Exporter
-	switch protocol := firstEnv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"); protocol {
+	protocol := firstEnv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+	switch protocol {
 	case "", "http/protobuf":
-		exp, err = otlptracehttp.New(ctx)
+		protocol = "http/protobuf"
+		var opts []otlptracehttp.Option
+		if endpoint == "" {
+			// The specification's default; the exporter's own is https.
+			opts, shown = []otlptracehttp.Option{otlptracehttp.WithEndpoint("localhost:4318"), otlptracehttp.WithInsecure()}, "http://localhost:4318"
+		}
+		exp, err = otlptracehttp.New(ctx, opts...)
 	case "grpc":
-		exp, err = otlptracegrpc.New(ctx)
+		var opts []otlptracegrpc.Option
+		if endpoint == "" {
+			opts, shown = []otlptracegrpc.Option{otlptracegrpc.WithEndpoint("localhost:4317"), otlptracegrpc.WithInsecure()}, "http://localhost:4317"
+		}
+		exp, err = otlptracegrpc.New(ctx, opts...)
 	default:
 		return nil, "", fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL=%q: use grpc or http/protobuf", protocol)
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("OTLP trace exporter: %w", err)
 	}
-	if endpoint == "" {
-		endpoint = "the default OTLP endpoint"
+	return sdktrace.NewBatchSpanProcessor(exp), protocol + " to " + shown, nil
+}
+
+// stripURL is a URL without what may be a secret: its user and its query.
+func stripURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(an unreadable URL)"
 	}
-	return sdktrace.NewBatchSpanProcessor(exp), endpoint, nil
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
 }
 
 func firstEnv(names ...string) string {

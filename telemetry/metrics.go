@@ -68,18 +68,18 @@ func (m *metrics) modelResponse(info run.Info, r journal.ModelResponse) {
 	if name == "" {
 		name = r.Model
 	}
-	m.modelCalls.WithLabelValues(name, info.Agent, info.Flow).Inc()
+	m.modelCalls.WithLabelValues(name, info.Actor(), info.Flow).Inc()
 	m.modelDuration.WithLabelValues(name).Observe(r.DurationMS / 1000)
-	m.stepDuration.WithLabelValues(info.Agent, info.Flow, "model").Observe(r.DurationMS / 1000)
+	m.stepDuration.WithLabelValues(info.Actor(), info.Flow, "model").Observe(r.DurationMS / 1000)
 	if r.FirstTokenMS > 0 {
 		m.firstToken.WithLabelValues(name).Observe(r.FirstTokenMS / 1000)
 	}
-	m.tokens.WithLabelValues(name, info.Agent, info.Flow, "input").Add(float64(r.Usage.InputTokens))
-	m.tokens.WithLabelValues(name, info.Agent, info.Flow, "output").Add(float64(r.Usage.OutputTokens))
+	m.tokens.WithLabelValues(name, info.Actor(), info.Flow, "input").Add(float64(r.Usage.InputTokens))
+	m.tokens.WithLabelValues(name, info.Actor(), info.Flow, "output").Add(float64(r.Usage.OutputTokens))
 	if r.Usage.CachedInputTokens > 0 {
-		m.tokens.WithLabelValues(name, info.Agent, info.Flow, "cached_input").Add(float64(r.Usage.CachedInputTokens))
+		m.tokens.WithLabelValues(name, info.Actor(), info.Flow, "cached_input").Add(float64(r.Usage.CachedInputTokens))
 	}
 	if r.CostUSD > 0 {
-		m.modelCost.WithLabelValues(name, info.Agent, info.Flow).Add(r.CostUSD)
+		m.modelCost.WithLabelValues(name, info.Actor(), info.Flow).Add(r.CostUSD)
 	}
 }

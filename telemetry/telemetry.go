@@ -17,6 +17,7 @@ package telemetry
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +26,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.41.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/journal"
@@ -44,6 +47,8 @@ type Options struct {
 	Resource *resource.Resource
 	// Models says which provider and model id each configured model is.
 	Models map[string]Model
+	// Version is Myriad's, for the traces' resource and scope.
+	Version string
 	// RecordContent puts messages, tool results and run outputs in spans
 	// (they may hold personal data: off by default).
 	RecordContent bool
@@ -71,13 +76,16 @@ func New(opts Options) *Telemetry {
 	if opts.Spans != nil {
 		res := opts.Resource
 		if res == nil {
-			res, _ = resource.Merge(resource.NewSchemaless(attribute.String("service.name", "myriad")), resource.Environment())
+			own := resource.NewSchemaless(attribute.String("service.name", "myriad"), attribute.String("service.version", opts.Version))
+			res, _ = resource.Merge(resource.Default(), own)
+			res, _ = resource.Merge(res, resource.Environment())
 		}
 		// Every span observed is written: the runs' own ids decide them
 		// (see spanIDs), and child runs' traceparents are not sampled.
 		t.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(opts.Spans), sdktrace.WithIDGenerator(spanIDs{}),
 			sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithResource(res))
-		t.tr = &tracer{t: t.tp.Tracer("github.com/myriad-ai/myriad/telemetry"), models: opts.Models, content: opts.RecordContent}
+		t.tr = &tracer{t: t.tp.Tracer("github.com/myriad-ai/myriad/telemetry", trace.WithInstrumentationVersion(opts.Version),
+			trace.WithSchemaURL(semconv.SchemaURL)), models: opts.Models, content: opts.RecordContent}
 	}
 	return t
 }
@@ -132,15 +140,15 @@ func (t *Telemetry) Journaled(info run.Info, ev engine.Entry) {
 		if f.IsError {
 			outcome = "error"
 		}
-		m.toolCalls.WithLabelValues(f.Name, info.Agent, info.Flow, outcome).Inc()
+		m.toolCalls.WithLabelValues(f.Name, info.Actor(), info.Flow, outcome).Inc()
 		m.toolDuration.WithLabelValues(f.Name, outcome).Observe(f.DurationMS / 1000)
-		m.stepDuration.WithLabelValues(info.Agent, info.Flow, "tool").Observe(f.DurationMS / 1000)
+		m.stepDuration.WithLabelValues(info.Actor(), info.Flow, "tool").Observe(f.DurationMS / 1000)
 		if f.CostUSD > 0 {
-			m.toolCost.WithLabelValues(f.Name, info.Agent, info.Flow).Add(f.CostUSD)
+			m.toolCost.WithLabelValues(f.Name, info.Actor(), info.Flow).Add(f.CostUSD)
 		}
 	case journal.TypeRunWaiting:
 		w, _ := engine.EntryData[journal.RunWaiting](ev)
-		for _, reason := range waitReasons(w) {
+		for _, reason := range w.Reasons() {
 			m.waiting.WithLabelValues(info.Agent, info.Flow, reason).Inc()
 		}
 	case journal.TypeRunInDoubt:
@@ -149,10 +157,35 @@ func (t *Telemetry) Journaled(info run.Info, ev engine.Entry) {
 	case journal.TypeRunCompleted, journal.TypeRunFailed, journal.TypeRunCanceled:
 		outcome, code := ended(ev)
 		m.ended.WithLabelValues(info.Agent, info.Flow, outcome, code).Inc()
+		if subAgentRun(info) {
+			// The parent journals no end of its call of a sub-agent: the
+			// child's end is the call's.
+			result := "ok"
+			if outcome != "completed" {
+				result = "error"
+			}
+			parent := parentAgent(info.Path)
+			m.toolCalls.WithLabelValues(info.Agent, parent, "", result).Inc()
+			if !info.Submitted.IsZero() {
+				d := ev.Time.Sub(info.Submitted).Seconds()
+				m.toolDuration.WithLabelValues(info.Agent, result).Observe(d)
+				m.stepDuration.WithLabelValues(parent, "", "tool").Observe(d)
+			}
+		}
 		if !info.Submitted.IsZero() {
 			m.runDuration.WithLabelValues(info.Agent, info.Flow, outcome).Observe(ev.Time.Sub(info.Submitted).Seconds())
 		}
 	}
+}
+
+// subAgentRun reports a child run an agent started by calling a
+// sub-agent (a flow node's runs are the node's, not calls).
+func subAgentRun(info run.Info) bool {
+	if info.Parent == "" {
+		return false
+	}
+	node, _, _ := strings.Cut(info.ParentCall, "/")
+	return !strings.Contains(node, "#")
 }
 
 // ended is how a run ended: completed, failed (with its code) or canceled.
@@ -165,25 +198,6 @@ func ended(ev engine.Entry) (outcome, code string) {
 		return "failed", f.Code
 	}
 	return "canceled", ""
-}
-
-// waitReasons names what a waiting run waits for: approval, input,
-// children, timer.
-func waitReasons(w journal.RunWaiting) []string {
-	var out []string
-	if len(w.Approvals) > 0 {
-		out = append(out, "approval")
-	}
-	if len(w.Inputs) > 0 {
-		out = append(out, "input")
-	}
-	if len(w.Children) > 0 {
-		out = append(out, "children")
-	}
-	if w.Until != nil {
-		out = append(out, "timer")
-	}
-	return out
 }
 
 // nodeCollector reads a node's gauges at each scrape.

@@ -184,6 +184,8 @@ func TestMetricsMoveWithRuns(t *testing.T) {
 		{"myriad_tool_calls_total", map[string]string{"tool": "lookup", "agent": "boss", "outcome": "ok"}, 2},
 		{"myriad_tool_calls_total", map[string]string{"tool": "lookup", "agent": "boss", "outcome": "error"}, 2},
 		{"myriad_tool_duration_seconds", map[string]string{"tool": "lookup", "outcome": "error"}, 2},
+		{"myriad_tool_calls_total", map[string]string{"tool": "helper", "agent": "boss", "outcome": "ok"}, 2}, // a sub-agent call
+		{"myriad_step_duration_seconds", map[string]string{"agent": "boss", "kind": "tool"}, 6},
 		{"myriad_model_calls_total", map[string]string{"model": "smart", "agent": "boss"}, 6},
 		{"myriad_model_calls_total", map[string]string{"model": "fast", "agent": "helper"}, 2},
 		{"myriad_model_duration_seconds", map[string]string{"model": "smart"}, 6},

@@ -116,7 +116,12 @@ func (t *tracer) journaled(info run.Info, ev engine.Entry) {
 	}
 	traceID, _ := trace.TraceIDFromHex(info.TraceID())
 	self := runSpan(info.ID)
-	base := []attribute.KeyValue{semconv.GenAIAgentNameKey.String(info.Agent)}
+	// A call's span names the agent that made it (after a handoff, the
+	// one holding the conversation); the run's span, the run's agent.
+	base := []attribute.KeyValue{semconv.GenAIAgentNameKey.String(info.Actor())}
+	if ev.Type == journal.TypeRunCompleted || ev.Type == journal.TypeRunFailed || ev.Type == journal.TypeRunCanceled {
+		base = []attribute.KeyValue{semconv.GenAIAgentNameKey.String(info.Agent)}
+	}
 	if info.Flow != "" {
 		base = []attribute.KeyValue{semconv.GenAIWorkflowNameKey.String(info.Flow)}
 	}
@@ -250,20 +255,44 @@ func (t *tracer) runEnded(traceID trace.TraceID, self trace.SpanID, info run.Inf
 		s.parent, _ = trace.SpanIDFromHex(tp[36:52])
 	}
 	if info.Parent != "" {
-		node, _, _ := strings.Cut(info.ParentCall, "/")
-		if strings.Contains(node, "#") {
+		if !subAgentRun(info) {
+			node, _, _ := strings.Cut(info.ParentCall, "/")
 			s.parent = nodeSpan(info.Parent, node) // a flow node's (map) item
 		} else {
 			// The parent's call of this sub-agent: its span id is the
 			// traceparent the parent gave the run.
 			call := span{name: "execute_tool " + info.Agent, kind: trace.SpanKindInternal, traceID: traceID, id: s.parent,
 				parent: runSpan(info.Parent), start: info.Submitted, end: ev.Time, err: s.err, errType: s.errType,
-				attrs: []attribute.KeyValue{semconv.GenAIOperationNameExecuteTool, semconv.GenAIToolNameKey.String(info.Agent),
-					semconv.GenAIToolCallIDKey.String(info.ParentCall), semconv.GenAIToolTypeKey.String("agent")}}
+				attrs: []attribute.KeyValue{semconv.GenAIAgentNameKey.String(parentAgent(info.Path)), semconv.GenAIOperationNameExecuteTool,
+					semconv.GenAIToolNameKey.String(info.Agent), semconv.GenAIToolCallIDKey.String(subAgentCall(info.ParentCall)),
+					semconv.GenAIToolTypeKey.String("agent")}}
 			t.write(call)
 		}
 	}
 	t.write(s)
+}
+
+// parentAgent is the agent that called a sub-agent, from the child's path
+// ("support/billing#2/lookup#1" → billing).
+func parentAgent(path string) string {
+	i := strings.LastIndex(path, "/")
+	if i < 0 {
+		return ""
+	}
+	parent := path[:i]
+	parent = parent[strings.LastIndex(parent, "/")+1:]
+	name, _, _ := strings.Cut(parent, "#")
+	return name
+}
+
+// subAgentCall is the model's call id of a sub-agent call, from the
+// parent's call key ("3/call_1" → call_1).
+func subAgentCall(key string) string {
+	_, id, found := strings.Cut(key, "/")
+	if !found {
+		return key
+	}
+	return id
 }
 
 // nodeSpan is a flow node visit's span: the span its single call (a tool,

@@ -3,6 +3,7 @@ package telemetry_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -59,6 +60,9 @@ func TestARunTreeIsOneTrace(t *testing.T) {
 	}
 	if call.Parent.SpanID() != boss.SpanContext.SpanID() || helper.Parent.SpanID() != call.SpanContext.SpanID() {
 		t.Errorf("the child's span is not under the call under the run: %v %v", call.Parent.SpanID(), helper.Parent.SpanID())
+	}
+	if attr(call, "gen_ai.agent.name").AsString() != "boss" || strings.Contains(attr(call, "gen_ai.tool.call.id").AsString(), "/") {
+		t.Errorf("the sub-agent call's span: %v", call.Attributes)
 	}
 	if len(byName["chat gpt-5"]) != 3 || len(byName["chat claude-haiku"]) != 1 || len(byName["execute_tool lookup"]) != 2 {
 		t.Fatalf("spans: %v", names(spans))
