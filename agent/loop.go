@@ -510,7 +510,7 @@ func (r *runner) loop(ctx context.Context, s *state) (Outcome, error) {
 			r.a, r.ts = next, next.current()
 		}
 		if len(s.turns) >= r.a.MaxTurns {
-			return r.fail(ctx, s, CodeMaxTurns, fmt.Sprintf("the model did not give a final answer within %d turns (raise agents.%s.max_turns)", r.a.MaxTurns, r.a.Name))
+			return r.fail(ctx, s, CodeMaxTurns, fmt.Sprintf("the model did not give a final answer within %d %s (raise agents.%s.max_turns)", r.a.MaxTurns, map[bool]string{true: "turn", false: "turns"}[r.a.MaxTurns == 1], r.a.Name))
 		}
 		if r.a.TokenBudget > 0 && s.usage.Total() >= r.a.TokenBudget {
 			return r.fail(ctx, s, CodeTokenBudget, fmt.Sprintf("the run used %d tokens, its budget is %d (raise agents.%s.token_budget)", s.usage.Total(), r.a.TokenBudget, r.a.Name))

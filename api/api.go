@@ -619,6 +619,12 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
 		for _, t := range a.CurrentTools() {
 			info.Tools = append(info.Tools, t.Name)
 		}
+		for _, sa := range a.SubAgents {
+			info.SubAgents = append(info.SubAgents, sa.Agent)
+		}
+		for _, h := range a.Handoffs {
+			info.Handoffs = append(info.Handoffs, h.Agent)
+		}
 		out = append(out, info)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"agents": out})

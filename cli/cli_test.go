@@ -86,6 +86,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--config", "/nonexistent/myriad.yaml"}, 1, "--config"},
 		{[]string{"serve", "--log-format", "yaml"}, 2, `--log-format: unknown format "yaml" (known: text, json)`},
 		{[]string{"run", "--log-level", "loud", "a", "b"}, 2, `--log-level: unknown level "loud"`},
+		{[]string{"runs", "cancel", "run_x", "--reason", "why"}, 2, "runs cancel does not take --reason"},
+		{[]string{"serve", "--config", "../examples/quickstart/myriad.yaml", "--workers", "-3"}, 2, "--workers: -3"},
+		{[]string{"serve", "--config", "../examples/quickstart/myriad.yaml", "--listen", "nonsense"}, 2, `--listen "nonsense": not an address`},
 	}
 	for _, tc := range tests {
 		code, _, errs := runCLI(t, tc.args...)

@@ -116,7 +116,7 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 	if rec.Status == run.StatusWaiting || rec.Status == run.StatusInDoubt {
 		// Kept where it is: serve the directory and decide from there.
 		keep = true
-		return &exitError{code: 3, err: fmt.Errorf("run %s %s\nIt is kept in %s: serve it with\n  myriad serve --config %s --data %s\nthen decide as above (the run goes on there).",
+		return &exitError{code: 3, err: fmt.Errorf("run %s %s\nIt is kept in %s: serve it with\n  myriad serve --config %s --data %s\nthen decide as above (the run goes on there; add --listen ADDR to serve, and --server URL to the runs commands, if port 8420 is taken). Delete the directory when you are done with it.",
 			rec.ID, nextStep(rec), dir, *path, dir)}
 	}
 	if !*asJSON {
@@ -124,7 +124,7 @@ func runCmd(ctx context.Context, e *env, args []string) error {
 		case run.StatusCompleted:
 			fmt.Fprintf(e.stdout, "\n%s\n", rec.Output)
 		case run.StatusFailed:
-			return &exitError{code: 1, err: fmt.Errorf("run %s failed: %s", rec.ID, rec.Error.Message)}
+			return &exitError{code: 1, err: fmt.Errorf("run %s failed: %s: %s", rec.ID, rec.Error.Code, rec.Error.Message)}
 		default:
 			return &exitError{code: 1, err: fmt.Errorf("run %s ended %s", rec.ID, rec.Status)}
 		}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/myriad-ai/myriad/journal"
@@ -55,6 +58,9 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 	arguments := fs.String("arguments", "", "decide: JSON arguments that replace the model's (with approve)")
 	pos, err := parse(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := flagsOf(fs, sub); err != nil {
 		return err
 	}
 	c := rf.client()
@@ -114,7 +120,7 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 		if err != nil {
 			return err
 		}
-		return c.Events(ctx, id, *after, func(ev run.TreeEvent) bool {
+		err = c.Events(ctx, id, *after, func(ev run.TreeEvent) bool {
 			printEvent(e.stdout, ev, id, *asJSON)
 			if ev.RunID == id && ev.Type == journal.TypeRunWaiting {
 				// Say what it waits for: the stream stays open until it ends.
@@ -124,6 +130,19 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 			}
 			return true
 		})
+		if err != nil {
+			return err
+		}
+		// The stream ended with the run: its exit status is myriad run's.
+		if rec, err := c.Get(ctx, id); err == nil && rec.Status.Terminal() {
+			if rec.Status == run.StatusFailed {
+				return &exitError{code: 1, err: fmt.Errorf("run %s failed: %s: %s", rec.ID, rec.Error.Code, rec.Error.Message)}
+			}
+			if rec.Status == run.StatusCanceled {
+				return &exitError{code: 1, err: fmt.Errorf("run %s was canceled", rec.ID)}
+			}
+		}
+		return nil
 	case "cancel":
 		id, err := needID()
 		if err != nil {
@@ -206,4 +225,40 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// runsFlags are the flags each runs subcommand takes, beside --server,
+// --token-env and --json.
+var runsFlags = map[string][]string{
+	"submit":    {"instance", "state", "follow"},
+	"list":      {"agent", "flow", "status", "parent", "roots", "instance", "limit", "cursor"},
+	"show":      {},
+	"events":    {"after"},
+	"cancel":    {},
+	"resolve":   {"action", "result", "reason"},
+	"approvals": {"agent"},
+	"decide":    {"decision", "reason", "arguments"},
+	"answer":    {},
+}
+
+// flagsOf refuses a flag the subcommand does not take, rather than ignore it.
+func flagsOf(fs *flag.FlagSet, sub string) error {
+	takes, known := runsFlags[sub]
+	if !known {
+		return nil // an unknown subcommand is named below
+	}
+	var wrong []string
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name != "server" && f.Name != "token-env" && f.Name != "json" && !slices.Contains(takes, f.Name) {
+			wrong = append(wrong, "--"+f.Name)
+		}
+	})
+	if len(wrong) == 0 {
+		return nil
+	}
+	its := "none beside --server, --token-env and --json"
+	if len(takes) > 0 {
+		its = "--" + strings.Join(takes, ", --")
+	}
+	return &exitError{code: 2, err: fmt.Errorf("runs %s does not take %s (its flags: %s)", sub, strings.Join(wrong, ", "), its)}
 }

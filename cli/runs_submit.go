@@ -55,6 +55,9 @@ func submitRun(ctx context.Context, e *env, c *client.Client, pos []string, inst
 		fmt.Fprintf(e.stdout, "%s: %s (follow it with myriad runs events %s)\n", ref.ID, ref.Status, ref.ID)
 		return nil
 	}
+	if !asJSON {
+		fmt.Fprintf(e.stderr, "myriad runs: run %s accepted\n", ref.ID)
+	}
 	var stop error
 	err = c.Events(ctx, ref.ID, 0, func(ev run.TreeEvent) bool {
 		printEvent(e.stdout, ev, ref.ID, asJSON)

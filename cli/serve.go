@@ -20,6 +20,7 @@ import (
 	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/mcpserver"
 	"github.com/myriad-ai/myriad/openaiserver"
+	"github.com/myriad-ai/myriad/run"
 	"github.com/myriad-ai/myriad/telemetry"
 )
 
@@ -54,6 +55,12 @@ func serve(ctx context.Context, e *env, args []string) error {
 		if token = os.Getenv(env); token == "" {
 			return fmt.Errorf("server.api_token_env: environment variable %s is empty or unset", env)
 		}
+	}
+	if *workers < 0 {
+		return &exitError{code: 2, err: fmt.Errorf("--workers: %d: give the runs this node executes at once, 1 or more (left out: server.workers, else 256)", *workers)}
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("--listen %s: not an address: write HOST:PORT, like 127.0.0.1:8420", run.Quote(addr))}
 	}
 	if token == "" && !loopback(addr) {
 		return fmt.Errorf("refusing to listen on %s without authentication: set server.api_token_env in %s, or listen on 127.0.0.1", addr, *path)

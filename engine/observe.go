@@ -144,6 +144,16 @@ func (l runLog) Journaled(info run.Info, ev Entry) {
 	case journal.TypeRunCanceled:
 		c, _ := EntryData[journal.RunCanceled](ev)
 		msg, attrs = "run canceled", append(attrs, "reason", c.Reason)
+	case journal.TypeApprovalDecided:
+		d, _ := EntryData[journal.ApprovalDecided](ev)
+		msg, attrs = "approval decided", append(attrs, "approval_id", d.ApprovalID, "decision", d.Decision, "by_default", d.ByDefault,
+			"edited", len(d.Arguments) > 0, "reason", run.CutText(d.Reason, 200))
+	case journal.TypeInputReceived:
+		in, _ := EntryData[journal.InputReceived](ev)
+		msg, attrs = "input received", append(attrs, "key", in.Key, "by_default", in.ByDefault)
+	case journal.TypeToolResolved:
+		r, _ := EntryData[journal.ToolResolved](ev)
+		msg, attrs = "run in doubt resolved", append(attrs, "call_id", r.CallID, "action", r.Action, "reason", run.CutText(r.Reason, 200))
 	default:
 		return
 	}

@@ -27,8 +27,8 @@ type metrics struct {
 
 // Buckets: steps take milliseconds to minutes, runs seconds to hours.
 var (
-	stepBuckets = prometheus.ExponentialBucketsRange(0.005, 300, 14)
-	runBuckets  = prometheus.ExponentialBucketsRange(0.01, 3600, 16)
+	stepBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+	runBuckets  = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800, 3600, 14400, 86400}
 )
 
 func newMetrics(reg prometheus.Registerer) *metrics {

@@ -44,6 +44,10 @@ type AgentInfo struct {
 	Description string   `json:"description,omitempty"`
 	Model       string   `json:"model"`
 	Tools       []string `json:"tools"`
+	// SubAgents are the agents it calls like tools, each call a child run;
+	// Handoffs those it may hand the conversation to.
+	SubAgents []string `json:"sub_agents,omitempty"`
+	Handoffs  []string `json:"handoffs,omitempty"`
 }
 
 // FlowInfo describes a flow in GET /v1/flows.
