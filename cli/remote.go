@@ -25,7 +25,11 @@ func remoteFlags(fs *flag.FlagSet) remote {
 	}
 }
 
-func (r remote) client() *client.Client { return client.New(*r.server, os.Getenv(*r.tokenEnv)) }
+func (r remote) client() *client.Client {
+	c := client.New(*r.server, os.Getenv(*r.tokenEnv))
+	c.TokenFrom = "the environment variable " + *r.tokenEnv + " (--token-env names another)"
+	return c
+}
 
 // nextStep says what a settled run waits for and, as commands, how a
 // person moves it on ("waits for approval: decide with …"), or ""

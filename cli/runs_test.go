@@ -63,8 +63,13 @@ func TestRunsCommandsAgainstAServer(t *testing.T) {
 		t.Fatalf("resolve of a completed run: %d %q", code, errs)
 	}
 	code, _, errs = runCLI(t, "runs", "show", "--server", srv.URL, "--token-env", "NO_SUCH_TOKEN_VAR", rec.ID)
-	if code != 1 || !strings.Contains(errs, "unauthorized") {
+	if code != 1 || !strings.Contains(errs, "unauthorized") || !strings.Contains(errs, "NO_SUCH_TOKEN_VAR") || !strings.Contains(errs, "empty or unset") {
 		t.Fatalf("without a token: %d %q", code, errs)
+	}
+	t.Setenv("WRONG_TOKEN", "nope")
+	code, _, errs = runCLI(t, "runs", "show", "--server", srv.URL, "--token-env", "WRONG_TOKEN", rec.ID)
+	if code != 1 || !strings.Contains(errs, "refused the API token in the environment variable WRONG_TOKEN") {
+		t.Fatalf("a wrong token: %d %q", code, errs)
 	}
 }
 

@@ -25,7 +25,10 @@ import (
 type Client struct {
 	BaseURL string
 	Token   string
-	HTTP    *http.Client
+	// TokenFrom says where Token came from ("the environment variable
+	// MYRIAD_API_TOKEN"), for the error of a server that refuses it.
+	TokenFrom string
+	HTTP      *http.Client
 }
 
 // New returns a client for a server such as http://127.0.0.1:8420.
@@ -69,10 +72,10 @@ func (c *Client) do(ctx context.Context, method, path string, body any, header h
 		return fmt.Errorf("cannot reach the server at %s: %w (is myriad serve running? pass --server)", redact.URL(c.BaseURL), redact.Error(err))
 	}
 	defer resp.Body.Close()
-	return decode(resp, out)
+	return c.decode(resp, out)
 }
 
-func decode(resp *http.Response, out any) error {
+func (c *Client) decode(resp *http.Response, out any) error {
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return err
@@ -82,7 +85,14 @@ func decode(resp *http.Response, out any) error {
 			Error struct{ Code, Message string } `json:"error"`
 		}
 		if json.Unmarshal(data, &eb) == nil && eb.Error.Code != "" {
-			return &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+			msg := eb.Error.Message
+			switch {
+			case resp.StatusCode == http.StatusUnauthorized && c.TokenFrom != "" && c.Token == "":
+				msg = "the server wants an API token, and " + c.TokenFrom + " is empty or unset"
+			case resp.StatusCode == http.StatusUnauthorized && c.TokenFrom != "":
+				msg = "the server refused the API token in " + c.TokenFrom
+			}
+			return &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: msg}
 		}
 		return &Error{Status: resp.StatusCode, Code: "http", Message: strings.TrimSpace(string(data))}
 	}
@@ -192,7 +202,7 @@ func (c *Client) Events(ctx context.Context, id string, lastEventID uint64, fn f
 		return nil // nothing after lastEventID: the run had already ended
 	}
 	if resp.StatusCode != http.StatusOK {
-		return decode(resp, nil)
+		return c.decode(resp, nil)
 	}
 	return ReadSSE(resp.Body, func(typ string, data []byte) (bool, error) {
 		if typ == "error" {
