@@ -64,7 +64,7 @@ func under(p string, roots ...string) bool {
 }
 
 func TestLayers(t *testing.T) {
-	doors := []string{"api", "a2aserver", "mcpserver", "openaiserver", "telemetry", "cli", "cmd", "examples"}
+	doors := []string{"api", "a2aserver", "mcpserver", "openaiserver", "telemetry", "console", "cli", "cmd", "examples"}
 	definitions := []string{"agent", "flow", "policy", "config"}
 	leaves := []string{"journal", "run", "model", "tool"}
 	rules := []struct {

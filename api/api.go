@@ -54,6 +54,10 @@ type Options struct {
 	// Metrics, when set, is served on GET /metrics (Prometheus' text
 	// format), behind the same authentication.
 	Metrics http.Handler
+	// Console, when set, is served at / (and its files under /console/),
+	// without the token: its pages call the API with the token a person
+	// types.
+	Console http.Handler
 	// AccessLog logs a line per request at INFO: method, path (without
 	// its query), status, bytes, duration, remote address.
 	AccessLog bool
@@ -111,6 +115,10 @@ func New(rt *engine.Engine, opts Options) *Server {
 	s.handle("GET /healthz", s.healthz)
 	s.handle("GET /readyz", s.readyz)
 	s.handle("GET /openapi.json", s.openAPI)
+	if opts.Console != nil {
+		s.handle("GET /{$}", opts.Console.ServeHTTP)
+		s.handle("GET /console/", opts.Console.ServeHTTP)
+	}
 	if opts.Metrics != nil {
 		s.handle("GET /metrics", s.auth(opts.Metrics.ServeHTTP))
 	}

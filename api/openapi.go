@@ -60,6 +60,8 @@ var operations = []operation{
 	{pattern: "GET /healthz", summary: "Liveness", answers: map[int]any{200: health{}}, public: true},
 	{pattern: "GET /readyz", summary: "Readiness: the store takes writes", answers: map[int]any{200: health{}, 503: errorBody{}}, public: true},
 	{pattern: "GET /openapi.json", summary: "This description", answers: map[int]any{200: protocolBody{}}, public: true},
+	{pattern: "GET /{$}", summary: "The web console (docs/observability.md)", answers: map[int]any{200: "text/html"}, public: true},
+	{pattern: "GET /console/", summary: "The web console's files", answers: map[int]any{200: "text/javascript"}, public: true},
 	{pattern: "GET /metrics", summary: "Prometheus metrics (docs/observability.md)", answers: map[int]any{200: "text/plain"}},
 	{pattern: "POST /v1/runs", summary: "Submit a run of an agent or a flow", body: apitype.CreateRunRequest{},
 		answers: map[int]any{201: apitype.RunRef{}, 200: apitype.RunRef{}, 400: errorBody{}, 404: errorBody{}, 409: errorBody{}, 413: errorBody{}}},
@@ -148,7 +150,7 @@ func openAPIDoc(version string, served map[string]bool) (map[string]any, error) 
 			o["security"] = []any{}
 		}
 		o["responses"] = responses
-		path = strings.ReplaceAll(path, "{rest...}", "{rest}")
+		path = strings.ReplaceAll(strings.ReplaceAll(path, "{rest...}", "{rest}"), "{$}", "")
 		if paths[path] == nil {
 			paths[path] = map[string]any{}
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/api"
+	"github.com/myriad-ai/myriad/console"
 	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/model/scripted/scriptedtest"
 	"github.com/myriad-ai/myriad/store/storetest"
@@ -56,7 +57,7 @@ func describedServer(t *testing.T) (*httptest.Server, *api.Server) {
 		t.Fatal(err)
 	}
 	t.Cleanup(rt.Stop)
-	a := api.New(rt, api.Options{Version: "test", MCP: protocols{}, A2A: protocols{}, OpenAI: protocols{},
+	a := api.New(rt, api.Options{Version: "test", MCP: protocols{}, A2A: protocols{}, OpenAI: protocols{}, Console: console.Handler(),
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "# metrics") })})
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)
@@ -84,7 +85,7 @@ func specPath(pattern string) (method, path string) {
 	if !found {
 		method, path = "GET", pattern
 	}
-	return strings.ToLower(method), strings.ReplaceAll(path, "{rest...}", "{rest}")
+	return strings.ToLower(method), strings.ReplaceAll(strings.ReplaceAll(path, "{rest...}", "{rest}"), "{$}", "")
 }
 
 // Every route the server registers is described, and nothing else is.

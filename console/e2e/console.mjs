@@ -1,0 +1,91 @@
+// The console in headless Chromium, as a person uses it: a run in the
+// list, its steps and cost, an approval decided from the inbox, a run
+// started from an agent's card, the cost page. A screenshot of every page.
+// Usage: node console.mjs BASE_URL SCREENSHOT_DIR CHROMIUM
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const [base, shots, executablePath] = process.argv.slice(2);
+const api = async (method, path, body) => {
+  const resp = await fetch(base + path, { method, headers: { 'Content-Type': 'application/json' }, body: body && JSON.stringify(body) });
+  const data = await resp.json();
+  assert.ok(resp.ok, `${method} ${path}: ${resp.status} ${JSON.stringify(data)}`);
+  return data;
+};
+const settled = async (id) => api('GET', `/v1/runs/${id}?wait=20s`);
+
+// Two runs before the browser opens: one that completes, one that waits
+// for a person to approve its tool call.
+const done = await api('POST', '/v1/runs', { agent: 'assistant', input: 'hello console' });
+assert.equal((await settled(done.id)).status, 'completed');
+const waiting = await api('POST', '/v1/runs', { agent: 'shipper', input: 'ship order A-17' });
+assert.equal((await settled(waiting.id)).status, 'waiting');
+
+const browser = await chromium.launch({
+  executablePath,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+const failures = [];
+const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+try {
+  page.on('pageerror', (e) => failures.push('page error: ' + e.message));
+  page.on('console', (m) => { if (m.type() === 'error') failures.push('console error: ' + m.text()); });
+  const shot = (name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
+
+  // The list shows both runs, with their status, live.
+  await page.goto(base + '/');
+  await page.locator(`tr[data-run="${done.id}"]`).waitFor();
+  await page.locator(`tr[data-run="${waiting.id}"] .status.waiting`).waitFor();
+  await shot('runs');
+
+  // The completed run: its steps, its output, its cost.
+  await page.click(`a[href="#/run/${done.id}"]`);
+  await page.locator('li.entry.run-completed').waitFor();
+  await page.locator('.waterfall .bar.model').first().waitFor();
+  const cost = await page.locator('dd.cost').textContent();
+  assert.match(cost, /^\$0\.0\d+ — local \$/, `the run's cost: ${cost}`);
+  assert.match(await page.locator('pre.output').textContent(), /Hello! You said: hello console/);
+  await shot('run');
+
+  // The inbox has the waiting approval; approving it lets the run end.
+  await page.click('nav a[data-page="inbox"]');
+  const item = page.locator(`section[data-run="${waiting.id}"]`);
+  await item.waitFor();
+  await shot('inbox');
+  await item.locator('input[name="reason"]').fill('checked the order');
+  await item.locator('button.approve').click();
+  const after = await settled(waiting.id);
+  assert.equal(after.status, 'completed', JSON.stringify(after));
+  await page.goto(`${base}/#/run/${waiting.id}`);
+  await page.locator('.status.completed').first().waitFor();
+  await page.locator('li.entry.approval-decided').waitFor();
+  await shot('run-approved');
+
+  // Agents: their cards, who calls whom, and a run started from a card.
+  await page.click('nav a[data-page="agents"]');
+  const card = page.locator('section.card[data-agent="assistant"]');
+  await card.waitFor();
+  await page.locator('svg.team line.edge').first().waitFor({ state: 'attached' }); // a vertical line has no width
+  await shot('agents');
+  await card.locator('input[name="input"]').fill('from the console');
+  await card.locator('button').click();
+  await page.waitForURL(/#\/run\/run_/);
+  await page.locator('pre.output').waitFor();
+  assert.match(await page.locator('pre.output').textContent(), /from the console/);
+
+  // Cost: totals by agent, model and tool.
+  await page.click('nav a[data-page="usage"]');
+  await page.locator('table.usage[data-group="agent"] tr.total').waitFor();
+  assert.match(await page.locator('table.usage[data-group="model"] tbody').textContent(), /local/);
+  await shot('cost');
+
+  assert.deepEqual(failures, [], 'the pages logged errors');
+} catch (e) {
+  await page.screenshot({ path: `${shots}/failure.png`, fullPage: true });
+  console.error('errors the pages logged:', failures);
+  throw e;
+} finally {
+  await browser.close();
+}
+console.log('console: ok');

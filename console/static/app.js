@@ -1,0 +1,327 @@
+// Myriad's console: runs, a run's steps, the inbox of what waits for a
+// person, agents and flows, and cost. Every element is built with h(),
+// never from HTML strings: run inputs and outputs are shown as text.
+import { APIError, follow, get, post, setToken, token } from './api.js';
+
+const main = document.getElementById('main');
+
+// h builds an element: h('a', {href: '#'}, 'text', child, ...).
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else if (k === 'style') Object.assign(el.style, v); // through CSSOM: the CSP allows no style attributes
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function showError(e) {
+  const box = document.getElementById('error');
+  box.hidden = !e;
+  box.textContent = e ? (e instanceof APIError && e.status === 401 ? 'The server wants its API token: type it at the top right. ' : '') + e.message : '';
+}
+
+const money = (usd) => (usd ? '$' + usd.toFixed(usd < 0.01 ? 6 : 4) : '');
+const when = (t) => (t ? new Date(t).toLocaleString() : '');
+const ms = (n) => (n >= 1000 ? (n / 1000).toFixed(2) + ' s' : Math.round(n) + ' ms');
+const statusBadge = (rec) => h('span', { class: 'status ' + rec.status }, rec.status + (rec.waiting_for ? ' (' + rec.waiting_for + ')' : ''));
+const who = (rec) => (rec.flow ? 'flow ' + rec.flow : rec.agent) + (rec.instance ? '/' + rec.instance : '');
+
+// Pages: each renders into main and may return a function that stops its
+// polls and streams when another page opens.
+const pages = { runs: runsPage, run: runPage, inbox: inboxPage, agents: agentsPage, usage: usagePage };
+let leave = null;
+
+async function route() {
+  if (leave) leave();
+  leave = null;
+  showError(null);
+  const [name, ...rest] = location.hash.replace(/^#\/?/, '').split('/');
+  const page = pages[name] ? name : 'runs';
+  for (const a of document.querySelectorAll('nav a')) a.classList.toggle('active', a.dataset.page === page || (page === 'run' && a.dataset.page === 'runs'));
+  main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
+  try {
+    leave = (await pages[page](rest.map(decodeURIComponent))) || null;
+  } catch (e) {
+    showError(e);
+    main.replaceChildren();
+  }
+  refreshInboxCount();
+}
+
+// every runs fn now and then every ms milliseconds, until stopped.
+function every(msec, fn) {
+  let stopped = false;
+  let timer;
+  const tick = async () => {
+    try { await fn(); } catch (e) { showError(e); }
+    if (!stopped) timer = setTimeout(tick, msec);
+  };
+  tick();
+  return () => { stopped = true; clearTimeout(timer); };
+}
+
+// --- Runs: a list with filters, paged on the server, refreshed live.
+async function runsPage() {
+  const params = new URLSearchParams(sessionStorage.getItem('myriad.runs.filters') || 'roots=true');
+  const field = (name, placeholder) => h('input', { name, placeholder, value: params.get(name) || '' });
+  const status = h('select', { name: 'status' }, ['', 'queued', 'running', 'waiting', 'in_doubt', 'completed', 'failed', 'canceled']
+    .map((s) => h('option', { value: s, selected: params.get('status') === s }, s || 'any status')));
+  const roots = h('input', { type: 'checkbox', name: 'roots', checked: params.get('roots') === 'true' });
+  const form = h('form', { class: 'filters', onsubmit: (ev) => { ev.preventDefault(); apply(); } },
+    field('agent', 'agent'), field('flow', 'flow'), status, field('instance', 'instance'), field('parent', 'parent run'),
+    h('label', {}, roots, ' top-level only'), h('button', {}, 'Filter'));
+  const table = h('tbody');
+  const more = h('p', { class: 'muted' });
+  main.replaceChildren(h('h1', {}, 'Runs'), form, h('table', { class: 'runs' },
+    h('thead', {}, h('tr', {}, ['Run', 'Agent / flow', 'Status', 'Created', 'Tokens', 'Cost', 'Path'].map((t) => h('th', {}, t)))), table), more);
+  let cursor = '';
+  const apply = () => {
+    const q = new URLSearchParams();
+    for (const el of form.elements) {
+      if (el.name === 'roots') { if (el.checked) q.set('roots', 'true'); } else if (el.name && el.value) q.set(el.name, el.value);
+    }
+    sessionStorage.setItem('myriad.runs.filters', q.toString());
+    params.forEach((_, k) => params.delete(k));
+    q.forEach((v, k) => params.set(k, v));
+    cursor = '';
+    load();
+  };
+  const load = async () => {
+    const q = new URLSearchParams(params);
+    q.set('limit', '50');
+    if (cursor) q.set('cursor', cursor);
+    const list = await get('/v1/runs?' + q);
+    table.replaceChildren(...list.runs.map((r) => h('tr', { 'data-run': r.id },
+      h('td', {}, h('a', { href: '#/run/' + r.id }, r.id)), h('td', {}, who(r)), h('td', {}, statusBadge(r)), h('td', {}, when(r.created_at)),
+      h('td', { class: 'num' }, r.usage.input_tokens + r.usage.output_tokens), h('td', { class: 'num' }, money(r.cost && r.cost.usd)), h('td', {}, r.path || ''))));
+    if (!list.runs.length) table.replaceChildren(h('tr', {}, h('td', { colspan: 7, class: 'muted' }, 'No runs match.')));
+    more.replaceChildren(list.next_cursor ? h('a', { href: '#', onclick: (ev) => { ev.preventDefault(); cursor = list.next_cursor; load(); } }, 'Older runs →') : '',
+      cursor ? h('a', { href: '#', onclick: (ev) => { ev.preventDefault(); cursor = ''; load(); } }, ' ← Newest') : '');
+  };
+  return every(2000, load);
+}
+
+// --- A run: its record, a waterfall of its steps and child runs, every
+// entry with its data, and what it waits for, live while it runs.
+async function runPage([id]) {
+  const head = h('div');
+  const waiting = h('div');
+  const waterfall = h('div', { class: 'waterfall' });
+  const entries = h('ol', { class: 'entries' });
+  main.replaceChildren(h('h1', {}, 'Run ', h('code', {}, id)), head, waiting, h('h2', {}, 'Timeline'), waterfall, h('h2', {}, 'Journal'), entries);
+  const events = [];
+  const refresh = async () => {
+    const rec = await get('/v1/runs/' + encodeURIComponent(id));
+    head.replaceChildren(h('dl', { class: 'record' },
+      h('dt', {}, 'who'), h('dd', {}, who(rec), rec.parent ? h('span', {}, ' — child of ', h('a', { href: '#/run/' + rec.parent }, rec.parent)) : ''),
+      h('dt', {}, 'status'), h('dd', {}, statusBadge(rec), rec.error ? h('span', { class: 'error' }, ' ' + rec.error.code + ': ' + rec.error.message) : ''),
+      h('dt', {}, 'created'), h('dd', {}, when(rec.created_at), rec.ended_at ? ' — ended ' + when(rec.ended_at) + ' (' + ms(new Date(rec.ended_at) - new Date(rec.created_at)) + ')' : ''),
+      h('dt', {}, 'tokens'), h('dd', {}, rec.usage.input_tokens + ' in, ' + rec.usage.output_tokens + ' out' + (rec.usage.cached_input_tokens ? ' (' + rec.usage.cached_input_tokens + ' cached)' : '')),
+      rec.cost ? [h('dt', {}, 'cost'), h('dd', { class: 'cost' }, money(rec.cost.usd) + ' — ' + Object.entries({ ...rec.cost.models, ...rec.cost.tools }).map(([k, v]) => k + ' ' + money(v)).join(', '))] : '',
+      h('dt', {}, 'input'), h('dd', {}, h('pre', {}, rec.input)),
+      rec.output ? [h('dt', {}, 'output'), h('dd', {}, h('pre', { class: 'output' }, rec.output))] : ''));
+    waiting.replaceChildren(...decisions(rec, refresh));
+    return rec;
+  };
+  await refresh();
+  const stop = new AbortController();
+  const draw = () => {
+    waterfall.replaceChildren(...drawWaterfall(events));
+  };
+  follow(id, (ev) => {
+    if (!ev.type || ev.type.startsWith('model.delta') || ev.type === 'tool.progress') return;
+    events.push(ev);
+    entries.append(entry(ev));
+    draw();
+    if (ev.run_id === id) refresh().catch(showError);
+  }, stop.signal).catch((e) => { if (e.name !== 'AbortError') showError(e); });
+  return () => stop.abort();
+}
+
+// entry shows one journal entry: its step, its run's path, what it says.
+function entry(ev) {
+  const d = ev.data || {};
+  let text = ev.type;
+  switch (ev.type) {
+    case 'run.started': text = 'started' + (d.input ? ': ' + d.input : ''); break;
+    case 'model.response': {
+      const calls = (d.message.tool_calls || []).map((c) => 'call ' + c.name + '(' + JSON.stringify(c.arguments) + ')');
+      text = 'model turn ' + d.turn + ' (' + d.usage.input_tokens + '+' + d.usage.output_tokens + ' tokens, ' + ms(d.duration_ms) + (d.cost_usd ? ', ' + money(d.cost_usd) : '') + '): ' + [d.message.content, ...calls].filter(Boolean).join(' · ');
+      break;
+    }
+    case 'tool.started': text = 'tool ' + d.name + ' started: ' + JSON.stringify(d.arguments); break;
+    case 'tool.finished': text = 'tool ' + d.name + (d.is_error ? ' failed: ' : ' → ') + d.content + ' (' + ms(d.duration_ms) + (d.cost_usd ? ', ' + money(d.cost_usd) : '') + ')'; break;
+    case 'run.completed': text = 'completed: ' + d.output; break;
+    case 'run.failed': text = 'failed: ' + d.code + ': ' + d.message; break;
+    case 'approval.requested': text = 'waits for approval ' + d.approval_id + ': ' + d.name + '(' + JSON.stringify(d.arguments) + ')'; break;
+    case 'approval.decided': text = 'approval ' + d.approval_id + ': ' + d.decision + (d.reason ? ' — ' + d.reason : ''); break;
+    case 'run.waiting': text = 'waiting'; break;
+    default: text = ev.type + ' ' + JSON.stringify(d);
+  }
+  return h('li', { class: 'entry ' + ev.type.replace('.', '-') }, h('span', { class: 'step' }, ev.step), h('span', { class: 'path' }, ev.path), h('span', { class: 'text' }, text));
+}
+
+// drawWaterfall draws a bar per model call, tool call and child run, on
+// one time axis from the tree's first entry.
+function drawWaterfall(events) {
+  if (!events.length) return [];
+  const bars = [];
+  const starts = {};
+  for (const ev of events) {
+    const end = new Date(ev.time).getTime();
+    const d = ev.data || {};
+    if (ev.type === 'run.started') starts[ev.run_id] = { at: end, path: ev.path };
+    if (ev.type === 'model.response') bars.push({ label: ev.path + ' · model turn ' + d.turn, kind: 'model', start: end - d.duration_ms, end });
+    if (ev.type === 'tool.finished') bars.push({ label: ev.path + ' · ' + d.name, kind: 'tool', start: end - d.duration_ms, end });
+    if (['run.completed', 'run.failed', 'run.canceled'].includes(ev.type) && starts[ev.run_id]) {
+      bars.push({ label: ev.path, kind: 'run', start: starts[ev.run_id].at, end });
+    }
+  }
+  for (const [runID, s] of Object.entries(starts)) {
+    if (!bars.some((b) => b.kind === 'run' && b.label === s.path)) bars.push({ label: s.path + ' (running)', kind: 'run open', start: s.at, end: Date.now() });
+  }
+  const t0 = Math.min(...bars.map((b) => b.start));
+  const t1 = Math.max(...bars.map((b) => b.end), t0 + 1);
+  bars.sort((a, b) => a.start - b.start);
+  return bars.map((b) => h('div', { class: 'bar-row' }, h('span', { class: 'bar-label' }, b.label),
+    h('span', { class: 'bar-track' }, h('span', {
+      class: 'bar ' + b.kind,
+      style: { marginLeft: ((b.start - t0) / (t1 - t0)) * 100 + '%', width: Math.max(((b.end - b.start) / (t1 - t0)) * 100, 0.5) + '%' },
+      title: ms(b.end - b.start),
+    })), h('span', { class: 'bar-time' }, ms(b.end - b.start))));
+}
+
+// decisions are the forms that move a waiting or in-doubt run on.
+function decisions(rec, done) {
+  const out = [];
+  const act = (fn) => async (ev) => {
+    ev.preventDefault();
+    try { await fn(new FormData(ev.target.closest('form'))); await done(); refreshInboxCount(); } catch (e) { showError(e); }
+  };
+  for (const a of rec.approvals || []) {
+    if (a.decision) continue;
+    out.push(h('form', { class: 'decide', 'data-approval': a.approval_id },
+      h('strong', {}, (a.agent || rec.agent) + ' wants to call ' + a.name), h('pre', {}, JSON.stringify(a.arguments, null, 2)),
+      h('textarea', { name: 'arguments', placeholder: 'edited arguments (JSON), to approve with' }),
+      h('input', { name: 'reason', placeholder: 'reason' }),
+      h('button', { class: 'approve', onclick: act((f) => post(`/v1/runs/${rec.id}/approvals/${a.approval_id}`, withArgs({ decision: 'approve', reason: f.get('reason') }, f.get('arguments')))) }, 'Approve'),
+      h('button', { class: 'deny', onclick: act((f) => post(`/v1/runs/${rec.id}/approvals/${a.approval_id}`, { decision: 'deny', reason: f.get('reason') })) }, 'Deny')));
+  }
+  for (const q of rec.input_requests || []) {
+    out.push(h('form', { class: 'answer' }, h('strong', {}, q.prompt), h('input', { name: 'value', placeholder: 'answer (text or JSON)' }),
+      h('button', { onclick: act((f) => post(`/v1/runs/${rec.id}/input`, { key: q.key, value: asJSON(f.get('value')) })) }, 'Answer')));
+  }
+  if (rec.status === 'in_doubt' && rec.in_doubt) {
+    out.push(h('form', { class: 'resolve' }, h('strong', {}, 'In doubt: did ' + rec.in_doubt.name + ' happen? ' + rec.in_doubt.reason),
+      h('input', { name: 'result', placeholder: 'result to use with skip' }), h('input', { name: 'reason', placeholder: 'reason' }),
+      ...['retry', 'skip', 'fail'].map((action) => h('button', { onclick: act((f) => post(`/v1/runs/${rec.id}/resolve`, { action, result: f.get('result'), reason: f.get('reason') })) }, action))));
+  }
+  return out;
+}
+
+function withArgs(d, args) {
+  if (args && args.trim()) d.arguments = JSON.parse(args);
+  return d;
+}
+
+function asJSON(v) {
+  try { return JSON.parse(v); } catch { return v; }
+}
+
+// --- The inbox: approvals, questions and runs in doubt, across runs.
+async function inboxPage() {
+  const list = h('div');
+  main.replaceChildren(h('h1', {}, 'Inbox'), h('p', { class: 'muted' }, 'Tool calls waiting for approval, questions waiting for an answer, runs in doubt.'), list);
+  const load = async () => {
+    const [waiting, doubt] = await Promise.all([get('/v1/runs?status=waiting&limit=200'), get('/v1/runs?status=in_doubt&limit=200')]);
+    const runs = [...waiting.runs.filter((r) => (r.approvals || []).some((a) => !a.decision) || (r.input_requests || []).length), ...doubt.runs];
+    if (list.contains(document.activeElement)) return; // someone is typing
+    list.replaceChildren(...(runs.length ? runs.map((r) => h('section', { class: 'item', 'data-run': r.id },
+      h('h3', {}, h('a', { href: '#/run/' + r.id }, who(r)), ' ', statusBadge(r), h('span', { class: 'muted' }, ' ' + r.id)),
+      ...decisions(r, load))) : [h('p', { class: 'muted' }, 'Nothing waits for a person.')]));
+  };
+  return every(3000, load);
+}
+
+async function refreshInboxCount() {
+  try {
+    const [waiting, doubt] = await Promise.all([get('/v1/runs?status=waiting&limit=200'), get('/v1/runs?status=in_doubt&limit=200')]);
+    const n = waiting.runs.filter((r) => r.waiting_for === 'approval' || r.waiting_for === 'input').length + doubt.runs.length;
+    document.getElementById('inbox-count').textContent = n ? '(' + n + ')' : '';
+  } catch { /* the page shows errors */ }
+}
+
+// --- Agents and flows: definitions, who calls whom, and a box to start a run.
+async function agentsPage() {
+  const [{ agents }, { flows }] = await Promise.all([get('/v1/agents'), get('/v1/flows')]);
+  const start = (kind, name) => h('form', { class: 'start', onsubmit: async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(ev.target);
+    try {
+      const body = { [kind]: name, input: f.get('input') };
+      if (f.get('instance')) body.instance = f.get('instance');
+      const ref = await post('/v1/runs', body);
+      location.hash = '#/run/' + ref.id;
+    } catch (e) { showError(e); }
+  } }, h('input', { name: 'input', placeholder: 'a message to start a run', required: true }),
+  kind === 'agent' ? h('input', { name: 'instance', placeholder: 'instance (optional)' }) : '', h('button', {}, 'Run'));
+  main.replaceChildren(h('h1', {}, 'Agents'), h('div', { class: 'cards' }, ...agents.map((a) => h('section', { class: 'card', 'data-agent': a.name },
+    h('h3', {}, a.name), a.description ? h('p', {}, a.description) : '',
+    h('p', { class: 'muted' }, 'model ' + a.model), a.tools.length ? h('p', {}, 'tools: ' + a.tools.join(', ')) : '',
+    (a.sub_agents || []).length ? h('p', {}, 'calls: ' + a.sub_agents.join(', ')) : '', (a.handoffs || []).length ? h('p', {}, 'hands off to: ' + a.handoffs.join(', ')) : '',
+    start('agent', a.name)))), h('h2', {}, 'Team'), team(agents),
+  h('h1', {}, 'Flows'), flows.length ? h('div', { class: 'cards' }, ...flows.map((f) => h('section', { class: 'card', 'data-flow': f.name },
+    h('h3', {}, f.name), f.description ? h('p', {}, f.description) : '', h('p', {}, 'starts at ' + f.start.join(', ')), h('p', { class: 'muted' }, 'nodes: ' + f.nodes.join(', ')),
+    start('flow', f.name)))) : h('p', { class: 'muted' }, 'No flows.'));
+}
+
+// team draws who calls whom: an arrow from an agent to each sub-agent it
+// calls (solid) and each agent it may hand off to (dashed).
+function team(agents) {
+  const edges = agents.flatMap((a) => [...(a.sub_agents || []).map((b) => [a.name, b, 'calls']), ...(a.handoffs || []).map((b) => [a.name, b, 'handoff'])]);
+  if (!edges.length) return h('p', { class: 'muted' }, 'No agent calls another.');
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = (tag, attrs, ...kids) => { const el = document.createElementNS(ns, tag); for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v); el.append(...kids); return el; };
+  // Layers: agents nobody calls on top, each callee a row below its caller.
+  const names = agents.map((a) => a.name);
+  const depth = Object.fromEntries(names.map((n) => [n, 0]));
+  for (let pass = 0; pass < names.length; pass++) {
+    for (const [a, b] of edges) if (depth[b] <= depth[a] && a !== b) depth[b] = Math.min(depth[a] + 1, names.length);
+  }
+  const rows = [];
+  for (const n of names) (rows[depth[n]] ||= []).push(n);
+  const pos = {};
+  rows.forEach((row, r) => row.forEach((n, i) => { pos[n] = { x: ((i + 0.5) * 820) / row.length, y: 40 + r * 90 }; }));
+  const height = 40 + rows.length * 90;
+  return svg('svg', { class: 'team', viewBox: `0 0 820 ${height}`, role: 'img' },
+    svg('defs', {}, svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: '10', refY: '5', markerWidth: '6', markerHeight: '6', orient: 'auto-start-reverse' }, svg('path', { d: 'M 0 0 L 10 5 L 0 10 z' }))),
+    ...edges.map(([a, b, kind]) => svg('line', { x1: pos[a].x, y1: pos[a].y + 14, x2: pos[b].x, y2: pos[b].y - 14, class: 'edge ' + kind, 'marker-end': 'url(#arrow)' })),
+    ...names.map((n) => svg('g', {}, svg('rect', { x: pos[n].x - 70, y: pos[n].y - 14, width: 140, height: 28, rx: 6 }), svg('text', { x: pos[n].x, y: pos[n].y + 5, 'text-anchor': 'middle' }, n))));
+}
+
+// --- Cost: totals by agent, model and tool (GET /v1/usage).
+async function usagePage() {
+  const groups = ['agent', 'model', 'tool'];
+  const tables = await Promise.all(groups.map((g) => get('/v1/usage?group_by=' + g)));
+  main.replaceChildren(h('h1', {}, 'Cost'), h('p', { class: 'muted' }, 'Root runs, their child runs included, at the prices in myriad.yaml.'),
+    ...tables.flatMap((u, i) => [h('h2', {}, 'By ' + groups[i]), h('table', { class: 'usage', 'data-group': groups[i] },
+      h('thead', {}, h('tr', {}, ['', 'runs', 'cost', 'input tokens', 'output tokens'].map((t) => h('th', {}, t)))),
+      h('tbody', {}, ...u.groups.map((g) => h('tr', {}, h('td', {}, g.key || '(none)'), h('td', { class: 'num' }, g.runs), h('td', { class: 'num' }, money(g.usd) || '$0'),
+        h('td', { class: 'num' }, g.input_tokens || ''), h('td', { class: 'num' }, g.output_tokens || ''))),
+      h('tr', { class: 'total' }, h('td', {}, 'total'), h('td', { class: 'num' }, u.total.runs), h('td', { class: 'num' }, money(u.total.usd) || '$0'), h('td', {}, ''), h('td', {}, ''))))]));
+}
+
+const tokenInput = document.getElementById('token');
+tokenInput.value = token();
+document.getElementById('token-form').addEventListener('submit', (ev) => { ev.preventDefault(); setToken(tokenInput.value.trim()); route(); });
+tokenInput.addEventListener('change', () => { setToken(tokenInput.value.trim()); route(); });
+window.addEventListener('hashchange', route);
+route();
