@@ -128,6 +128,7 @@ func New(rt *engine.Engine, opts Options) *Server {
 	s.handle("GET /v1/runs/{id}/events", s.auth(only([]string{"children"}, s.runEvents)))
 	s.handle("POST /v1/runs/{id}/cancel", s.auth(only(nil, s.cancelRun)))
 	s.handle("POST /v1/runs/{id}/resolve", s.auth(only(nil, s.resolveRun)))
+	s.handle("POST /v1/runs/{id}/fork", s.auth(only(nil, s.forkRun)))
 	s.handle("GET /v1/agents", s.auth(only(nil, s.listAgents)))
 	s.handle("GET /v1/flows", s.auth(only(nil, s.listFlows)))
 	s.handle("GET /v1/usage", s.auth(only([]string{"group_by", "from", "to"}, s.usage)))
@@ -580,6 +581,21 @@ func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, rec)
+}
+
+// forkRun starts a new run from a step of this one (engine.Fork).
+func (s *Server) forkRun(w http.ResponseWriter, r *http.Request) {
+	var in apitype.ForkRequest
+	if !s.decodeBody(w, r, &in) {
+		return
+	}
+	rec, err := s.rt.Fork(r.Context(), r.PathValue("id"), engine.ForkRequest{Step: in.Step, ToolResult: in.ToolResult})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/runs/"+rec.ID)
+	writeJSON(w, http.StatusCreated, apitype.RunRef{ID: rec.ID, Status: rec.Status})
 }
 
 func (s *Server) resolveRun(w http.ResponseWriter, r *http.Request) {

@@ -188,6 +188,8 @@ func TestOpenAPIMatchesTheHandlers(t *testing.T) {
 	do("GET /v1/runs/{id}/events", "/v1/runs/"+id+"/events", "")
 	do("POST /v1/runs/{id}/cancel", "/v1/runs/"+id+"/cancel", "")
 	do("POST /v1/runs/{id}/resolve", "/v1/runs/"+id+"/resolve", `{"action":"skip"}`)
+	do("POST /v1/runs/{id}/fork", "/v1/runs/"+id+"/fork", `{"step":2}`)
+	do("POST /v1/runs/{id}/fork", "/v1/runs/"+id+"/fork", `{"step":99}`)
 	do("POST /v1/runs/{id}/input", "/v1/runs/"+id+"/input", `{"key":"ask#1","value":"yes"}`)
 	mailer := do("POST /v1/runs", "/v1/runs", `{"agent":"mailer","input":"go"}`)["id"].(string)
 	waiting := do("GET /v1/runs/{id}", "/v1/runs/"+mailer+"?wait=10s", "")

@@ -104,7 +104,7 @@ func TestUsageErrors(t *testing.T) {
 // Asking for help is not an error: every command's -h exits 0 with its
 // usage.
 func TestHelpExitsZero(t *testing.T) {
-	cmds := [][]string{{"-h"}, {"help"}, {"runs", "list"}, {"runs", "show"}, {"runs", "events"}, {"runs", "cancel"}, {"runs", "resolve"}, {"runs", "submit"}}
+	cmds := [][]string{{"-h"}, {"help"}, {"runs", "list"}, {"runs", "show"}, {"runs", "events"}, {"runs", "cancel"}, {"runs", "resolve"}, {"runs", "submit"}, {"runs", "fork"}}
 	for _, c := range []string{"serve", "mcp", "run", "runs", "validate", "mock-llm", "bench", "version", "agents", "flows"} {
 		cmds = append(cmds, []string{c})
 	}
@@ -186,6 +186,21 @@ flows:
 	code, out, errs := runCLI(t, "runs", "submit", "--server", srv.base, "--follow", "a", "hello", "there")
 	if code != 0 || !strings.Contains(out, "run completed") || !strings.Contains(out, "fine: hello there") {
 		t.Fatalf("submit --follow: exit %d\n%s\n%s", code, out, errs)
+	}
+	first := regexp.MustCompile(`run (run_\w+) accepted`).FindStringSubmatch(errs)
+	if first == nil {
+		t.Fatalf("submit --follow named no run: %s", errs)
+	}
+	code, out, errs = runCLI(t, "runs", "fork", "--server", srv.base, first[1], "--step", "2")
+	forked := regexp.MustCompile(`^(run_\w+): forked from`).FindStringSubmatch(out)
+	if code != 0 || forked == nil {
+		t.Fatalf("runs fork: exit %d %s %s", code, out, errs)
+	}
+	if code, out, _ = runCLI(t, "runs", "events", "--server", srv.base, forked[1]); code != 0 || !strings.Contains(out, "run completed") {
+		t.Fatalf("the fork: exit %d %s", code, out)
+	}
+	if code, _, errs = runCLI(t, "runs", "fork", "--server", srv.base, first[1], "--step", "3"); code != 1 || !strings.Contains(errs, "the run's end") {
+		t.Fatalf("a fork at the end: exit %d %s", code, errs)
 	}
 	if code, _, errs = runCLI(t, "runs", "submit", "--server", srv.base, "--follow", "a", "fail"); code != 1 || !strings.Contains(errs, "scripted failure") {
 		t.Fatalf("a failing run: exit %d %s", code, errs)

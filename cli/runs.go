@@ -11,12 +11,13 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/myriad-ai/myriad/api/apitype"
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/run"
 )
 
 func runsCmd(ctx context.Context, e *env, args []string) error {
-	const synopsis = "runs <submit|list|show|events|cancel|resolve|approvals|decide|answer> [--server URL] ..."
+	const synopsis = "runs <submit|list|show|events|cancel|resolve|fork|approvals|decide|answer> [--server URL] ..."
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprintln(e.stderr, "Usage: myriad "+synopsis+`
 
@@ -26,6 +27,7 @@ func runsCmd(ctx context.Context, e *env, args []string) error {
   events   RUN-ID [--after EVENT-ID]                           follow a run's events until it ends
   cancel   RUN-ID                                              ask a run to stop
   resolve  RUN-ID --action retry|skip|fail [--result R] [--reason W]   decide a run in doubt
+  fork     RUN-ID --step N [--tool-call ID --tool-result TEXT]   a new run from a step of this one (see runs events for steps)
   approvals [--agent A]                                        tool calls waiting for a person
   decide   RUN-ID APPROVAL-ID --decision approve|deny [--reason W] [--arguments JSON]
   answer   RUN-ID KEY VALUE                                    answer a flow's question (KEY: node#visit; VALUE: JSON)
@@ -56,6 +58,9 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 	reason := fs.String("reason", "", "resolve, decide: why")
 	decision := fs.String("decision", "", "decide: approve or deny")
 	arguments := fs.String("arguments", "", "decide: JSON arguments that replace the model's (with approve)")
+	step := fs.Int("step", 0, "fork: the step to go on from (the [step] runs events shows)")
+	toolCall := fs.String("tool-call", "", "fork: the call id of a tool result to change (with --tool-result)")
+	toolResult := fs.String("tool-result", "", "fork: the tool result the fork goes on with")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -172,6 +177,27 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 		}
 		fmt.Fprintf(e.stdout, "%s: %s\n", rec.ID, rec.Status)
 		return nil
+	case "fork":
+		id, err := needID()
+		if err != nil {
+			return err
+		}
+		req := apitype.ForkRequest{Step: *step}
+		if (*toolCall == "") != (*toolResult == "") {
+			return &exitError{code: 2, err: errors.New("runs fork: give --tool-call and --tool-result together")}
+		}
+		if *toolCall != "" {
+			req.ToolResult = &journal.ForkToolResult{CallID: *toolCall, Content: *toolResult}
+		}
+		ref, err := c.Fork(ctx, id, req)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return show(ref)
+		}
+		fmt.Fprintf(e.stdout, "%s: forked from %s at step %d (follow it with myriad runs events %s)\n", ref.ID, id, *step, ref.ID)
+		return nil
 	case "approvals":
 		l, err := c.Approvals(ctx, *agent)
 		if err != nil {
@@ -217,7 +243,7 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 		fmt.Fprintf(e.stdout, "%s: %s\n", rec.ID, rec.Status)
 		return nil
 	}
-	return &exitError{code: 2, err: fmt.Errorf("unknown subcommand %q (known: submit, list, show, events, cancel, resolve, approvals, decide, answer)", sub)}
+	return &exitError{code: 2, err: fmt.Errorf("unknown subcommand %q (known: submit, list, show, events, cancel, resolve, fork, approvals, decide, answer)", sub)}
 }
 
 func envOr(name, def string) string {
@@ -236,6 +262,7 @@ var runsFlags = map[string][]string{
 	"events":    {"after"},
 	"cancel":    {},
 	"resolve":   {"action", "result", "reason"},
+	"fork":      {"step", "tool-call", "tool-result"},
 	"approvals": {"agent"},
 	"decide":    {"decision", "reason", "arguments"},
 	"answer":    {},

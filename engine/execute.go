@@ -210,6 +210,13 @@ func (x *execution) execute(ctx context.Context) error {
 			}
 			return err
 		}
+		// A fork whose copy a crash cut short copies the rest first.
+		x.mu.Lock()
+		err := x.copyFork(ctx)
+		x.mu.Unlock()
+		if err != nil {
+			return err
+		}
 		events := x.j.Events()
 		if len(events) == 0 {
 			return errNotStarted

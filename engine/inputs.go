@@ -71,6 +71,8 @@ type submission struct {
 	Depth      int             `json:"depth,omitempty"`
 	History    []model.Message `json:"history,omitempty"`
 	Submitted  time.Time       `json:"submitted"`
+	// Fork makes the run a fork of another (see Engine.Fork).
+	Fork *journal.Fork `json:"fork,omitempty"`
 }
 
 // startTurn is what an instance gives the turn it starts.

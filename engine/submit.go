@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/run"
 
 	"github.com/myriad-ai/myriad/store"
@@ -33,6 +34,8 @@ type SubmitRequest struct {
 	// ID, when set, is the new run's id (from NewRunID), so a caller can
 	// listen to the run before it starts; empty makes one.
 	ID string
+	// fork makes the run a fork (Engine.Fork checks it first).
+	fork *journal.Fork
 }
 
 var instanceKey = regexp.MustCompile(`^[A-Za-z0-9_=-][A-Za-z0-9_=.-]{0,127}$`)
@@ -65,7 +68,7 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (rec *run.Record
 		return nil, false, fmt.Errorf("%w: id: %q is not a run id", ErrInvalid, id)
 	}
 	sub := &submission{Agent: req.Agent, Flow: req.Flow, Input: req.Input, State: req.State, Metadata: req.Metadata,
-		Submitted: time.Now().UTC()}
+		Submitted: time.Now().UTC(), Fork: req.fork}
 	if req.Instance != "" {
 		sub.Instance, sub.InstanceID = req.Instance, instanceID(req.Agent, req.Instance)
 	}

@@ -161,8 +161,18 @@ func (x *execution) beginLocked(ctx context.Context) error {
 				seq = x.pending[0].Seq
 				x.pending = x.pending[1:]
 			}
-			return x.begin(ctx, seq, x.sub.started(), &journal.RunFailed{Code: agent.CodeTooLarge,
-				Message: "the run's input is larger than the NATS server's max_payload allows in a journal entry; shorten the input, or raise max_payload on the NATS server"})
+			start := x.sub.started()
+			if x.sub.Fork != nil {
+				var err error
+				if start, err = x.forkStart(ctx); err != nil {
+					return err
+				}
+			}
+			if err := x.begin(ctx, seq, start, &journal.RunFailed{Code: agent.CodeTooLarge,
+				Message: "the run's input is larger than the NATS server's max_payload allows in a journal entry; shorten the input, or raise max_payload on the NATS server"}); err != nil {
+				return err
+			}
+			return x.copyFork(ctx)
 		}
 	}
 	at := slices.IndexFunc(x.pending, func(m store.InputMsg) bool { return m.Kind == kindStart || m.Kind == kindCancel })

@@ -148,6 +148,25 @@ type RunStarted struct {
 	// refused, an input too large to journal): run.failed follows with
 	// it, and a worker that finds run.started alone writes it.
 	Refused *RunFailed `json:"refused,omitempty"`
+	// Fork, when set, makes the run a fork: its journal goes on with the
+	// entries of another run after its run.started, up to a step.
+	Fork *Fork `json:"fork,omitempty"`
+}
+
+// Fork says what a forked run copies: the entries of run From up to step
+// Step (its run.started being step 1), with one tool result changed if
+// ToolResult says so.
+type Fork struct {
+	From       string          `json:"from"`
+	Step       int             `json:"step"`
+	ToolResult *ForkToolResult `json:"tool_result,omitempty"`
+}
+
+// ForkToolResult replaces what a tool call returned, in a fork.
+type ForkToolResult struct {
+	CallID  string `json:"call_id"`
+	Content string `json:"content"`
+	IsError bool   `json:"is_error,omitempty"`
 }
 
 // ModelResponse records a finished model call.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/run"
 )
 
@@ -84,4 +85,12 @@ type UsageGroup struct {
 	InputTokens       int     `json:"input_tokens,omitempty"`
 	OutputTokens      int     `json:"output_tokens,omitempty"`
 	CachedInputTokens int     `json:"cached_input_tokens,omitempty"`
+}
+
+// ForkRequest is the body of POST /v1/runs/{id}/fork: the step to go on
+// from (the run's run.started is step 1), and optionally a tool result to
+// change on the way.
+type ForkRequest struct {
+	Step       int                     `json:"step"`
+	ToolResult *journal.ForkToolResult `json:"tool_result,omitempty"`
 }

@@ -249,6 +249,12 @@ func ReadSSE(r io.Reader, fn func(typ string, data []byte) (bool, error)) error 
 	return sc.Err()
 }
 
+// Fork starts a new run from a step of run id.
+func (c *Client) Fork(ctx context.Context, id string, req apitype.ForkRequest) (*apitype.RunRef, error) {
+	var ref apitype.RunRef
+	return &ref, c.do(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(id)+"/fork", req, nil, &ref)
+}
+
 // Agents lists the server's agents.
 func (c *Client) Agents(ctx context.Context) ([]apitype.AgentInfo, error) {
 	var out struct {

@@ -48,6 +48,18 @@ try {
   assert.match(await page.locator('pre.output').textContent(), /Hello! You said: hello console/);
   await shot('run');
 
+  // Fork it from its second step: the fork opens, ends, and compares
+  // side by side with its source.
+  const sourceURL = page.url();
+  await page.locator('li.entry[data-step="2"] button.fork').click();
+  await page.waitForURL((u) => u.toString() !== sourceURL && /#\/run\/run_/.test(u.toString()));
+  await page.locator('.status.completed').first().waitFor();
+  await page.locator('dd.forked').waitFor();
+  await page.click('dd.forked a:has-text("compare")');
+  await page.locator(`.compare section[data-run="${done.id}"] li.entry.run-completed`).waitFor();
+  await page.locator('.compare section:nth-child(2) li.entry.run-completed').waitFor();
+  await shot('fork-compare');
+
   // The inbox has the waiting approval; approving it lets the run end.
   await page.click('nav a[data-page="inbox"]');
   const item = page.locator(`section[data-run="${waiting.id}"]`);

@@ -36,7 +36,7 @@ const who = (rec) => (rec.flow ? 'flow ' + rec.flow : rec.agent) + (rec.instance
 
 // Pages: each renders into main and may return a function that stops its
 // polls and streams when another page opens.
-const pages = { runs: runsPage, run: runPage, inbox: inboxPage, agents: agentsPage, usage: usagePage };
+const pages = { runs: runsPage, run: runPage, inbox: inboxPage, agents: agentsPage, usage: usagePage, compare: comparePage };
 let leave = null;
 
 async function route() {
@@ -126,12 +126,14 @@ async function runPage([id]) {
       h('dt', {}, 'created'), h('dd', {}, when(rec.created_at), rec.ended_at ? ' — ended ' + when(rec.ended_at) + ' (' + ms(new Date(rec.ended_at) - new Date(rec.created_at)) + ')' : ''),
       h('dt', {}, 'tokens'), h('dd', {}, rec.usage.input_tokens + ' in, ' + rec.usage.output_tokens + ' out' + (rec.usage.cached_input_tokens ? ' (' + rec.usage.cached_input_tokens + ' cached)' : '')),
       rec.cost ? [h('dt', {}, 'cost'), h('dd', { class: 'cost' }, money(rec.cost.usd) + ' — ' + Object.entries({ ...rec.cost.models, ...rec.cost.tools }).map(([k, v]) => k + ' ' + money(v)).join(', '))] : '',
+      rec.metadata && rec.metadata.forked_from ? [h('dt', {}, 'forked'), h('dd', { class: 'forked' }, 'from ', h('a', { href: '#/run/' + rec.metadata.forked_from }, rec.metadata.forked_from),
+        ' at step ' + rec.metadata.forked_at + ' — ', h('a', { href: `#/compare/${rec.metadata.forked_from}/${rec.id}` }, 'compare side by side'))] : '',
       h('dt', {}, 'input'), h('dd', {}, h('pre', {}, rec.input)),
       rec.output ? [h('dt', {}, 'output'), h('dd', {}, h('pre', { class: 'output' }, rec.output))] : ''));
     waiting.replaceChildren(...decisions(rec, refresh));
     return rec;
   };
-  await refresh();
+  const rec0 = await refresh();
   const stop = new AbortController();
   const draw = () => {
     waterfall.replaceChildren(...drawWaterfall(events));
@@ -139,15 +141,16 @@ async function runPage([id]) {
   follow(id, (ev) => {
     if (!ev.type || ev.type.startsWith('model.delta') || ev.type === 'tool.progress') return;
     events.push(ev);
-    entries.append(entry(ev));
+    entries.append(entry(ev, ev.run_id === id && !rec0.parent ? id : null));
     draw();
     if (ev.run_id === id) refresh().catch(showError);
   }, stop.signal).catch((e) => { if (e.name !== 'AbortError') showError(e); });
   return () => stop.abort();
 }
 
-// entry shows one journal entry: its step, its run's path, what it says.
-function entry(ev) {
+// entry shows one journal entry: its step, its run's path, what it says;
+// forkable names the root run whose entries can start a fork.
+function entry(ev, forkable) {
   const d = ev.data || {};
   let text = ev.type;
   switch (ev.type) {
@@ -166,7 +169,33 @@ function entry(ev) {
     case 'run.waiting': text = 'waiting'; break;
     default: text = ev.type + ' ' + JSON.stringify(d);
   }
-  return h('li', { class: 'entry ' + ev.type.replace('.', '-') }, h('span', { class: 'step' }, ev.step), h('span', { class: 'path' }, ev.path), h('span', { class: 'text' }, text));
+  const fork = async (body) => {
+    try {
+      const ref = await post(`/v1/runs/${forkable}/fork`, body);
+      location.hash = '#/run/' + ref.id;
+    } catch (e) { showError(e); }
+  };
+  const actions = forkable && !['run.completed', 'run.failed', 'run.canceled'].includes(ev.type) ? h('span', { class: 'actions' },
+    h('button', { class: 'fork', title: 'Start a new run whose journal is this one up to here', onclick: () => fork({ step: ev.step }) }, 'Fork here'),
+    ev.type === 'tool.finished' ? h('button', { class: 'fork-result', title: 'Fork here, with another result for this call', onclick: () => {
+      const content = prompt('The result ' + d.name + ' returns in the fork:', d.content);
+      if (content !== null) fork({ step: ev.step, tool_result: { call_id: d.call_id, content } });
+    } }, 'Fork with another result') : '') : '';
+  return h('li', { class: 'entry ' + ev.type.replace('.', '-'), 'data-step': ev.step }, h('span', { class: 'step' }, ev.step), h('span', { class: 'path' }, ev.path), h('span', { class: 'text' }, text, actions));
+}
+
+// --- Two runs side by side (a run and its fork): their journals, entry
+// by entry.
+async function comparePage([a, b]) {
+  const stop = new AbortController();
+  const column = (id) => {
+    const list = h('ol', { class: 'entries' });
+    follow(id, (ev) => { if (ev.type && ev.run_id === id && ev.type !== 'model.delta' && ev.type !== 'tool.progress') list.append(entry(ev, null)); }, stop.signal)
+      .catch((e) => { if (e.name !== 'AbortError') showError(e); });
+    return h('section', { class: 'column', 'data-run': id }, h('h2', {}, h('a', { href: '#/run/' + id }, id)), list);
+  };
+  main.replaceChildren(h('h1', {}, 'Compare'), h('div', { class: 'compare' }, column(a), column(b)));
+  return () => stop.abort();
 }
 
 // drawWaterfall draws a bar per model call, tool call and child run, on
