@@ -41,7 +41,7 @@ func printEvent(w io.Writer, ev run.TreeEvent, root string, asJSON bool) {
 		for _, c := range d.Message.ToolCalls {
 			parts = append(parts, fmt.Sprintf("call %s(%s)", c.Name, clip(string(c.Arguments), 200)))
 		}
-		line = fmt.Sprintf("model turn %d (%d+%d tokens, %.0f ms): %s", d.Turn, d.Usage.InputTokens, d.Usage.OutputTokens, d.DurationMS, strings.Join(parts, "; "))
+		line = fmt.Sprintf("model turn %d (%d+%d tokens, %.0f ms): %s", d.Turn, d.Usage.InputTokens, d.Usage.OutputTokens, d.DurationMS, strings.Join(parts, " · "))
 	case journal.TypeToolStarted:
 		var d journal.ToolStarted
 		_ = json.Unmarshal(ev.Data, &d)
