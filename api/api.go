@@ -657,11 +657,33 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
 func (s *Server) listFlows(w http.ResponseWriter, r *http.Request) {
 	out := []apitype.FlowInfo{}
 	for _, f := range s.rt.Flows() {
-		info := apitype.FlowInfo{Name: f.Name, Description: f.Description, Start: f.Start, Nodes: []string{}}
+		info := apitype.FlowInfo{Name: f.Name, Description: f.Description, Start: f.Start, Nodes: []string{}, Edges: []apitype.FlowEdge{},
+			Kinds: map[string]string{}}
 		for n := range f.Nodes {
 			info.Nodes = append(info.Nodes, n)
 		}
 		sort.Strings(info.Nodes)
+		for _, name := range info.Nodes {
+			n := f.Nodes[name]
+			for _, to := range n.Next {
+				info.Edges = append(info.Edges, apitype.FlowEdge{From: name, To: to})
+			}
+			for _, e := range n.Route {
+				info.Edges = append(info.Edges, apitype.FlowEdge{From: name, To: e.To, When: e.When, Route: true})
+			}
+			switch {
+			case n.Agent != "":
+				info.Kinds[name] = "agent " + n.Agent
+			case n.Tool != "":
+				info.Kinds[name] = "tool " + n.Tool
+			case n.Ask != nil:
+				info.Kinds[name] = "ask"
+			case n.Sleep > 0 || n.Until != "":
+				info.Kinds[name] = "sleep"
+			default:
+				info.Kinds[name] = "route"
+			}
+		}
 		out = append(out, info)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"flows": out})

@@ -57,6 +57,21 @@ type FlowInfo struct {
 	Description string   `json:"description,omitempty"`
 	Start       []string `json:"start"`
 	Nodes       []string `json:"nodes"`
+	// Edges are the flow's graph: next edges, and route edges with their
+	// condition ("" for a route's default).
+	Edges []FlowEdge `json:"edges"`
+	// Kinds says what each node does: agent NAME, tool NAME, ask, sleep,
+	// or route (a node that only routes).
+	Kinds map[string]string `json:"kinds,omitempty"`
+}
+
+// FlowEdge is one edge of a flow's graph.
+type FlowEdge struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+	When string `json:"when,omitempty"`
+	// Route marks a conditional edge (the first that holds is taken).
+	Route bool `json:"route,omitempty"`
 }
 
 // InputRequest is the body of POST /v1/runs/{id}/input: the answer to a

@@ -79,6 +79,8 @@ try {
   const card = page.locator('section.card[data-agent="assistant"]');
   await card.waitFor();
   await page.locator('svg.team line.edge').first().waitFor({ state: 'attached' }); // a vertical line has no width
+  assert.equal(await page.locator('.flow-graph[data-flow="review"] svg rect').count(), 2, 'the flow graph draws its two nodes');
+  assert.equal(await page.locator('.flow-graph[data-flow="review"] svg .edge').count(), 2, 'and its two route edges');
   await shot('agents');
   await card.locator('input[name="input"]').fill('from the console');
   await card.locator('button').click();

@@ -309,31 +309,58 @@ async function agentsPage() {
     start('agent', a.name)))), h('h2', {}, 'Team'), team(agents),
   h('h1', {}, 'Flows'), flows.length ? h('div', { class: 'cards' }, ...flows.map((f) => h('section', { class: 'card', 'data-flow': f.name },
     h('h3', {}, f.name), f.description ? h('p', {}, f.description) : '', h('p', {}, 'starts at ' + f.start.join(', ')), h('p', { class: 'muted' }, 'nodes: ' + f.nodes.join(', ')),
-    start('flow', f.name)))) : h('p', { class: 'muted' }, 'No flows.'));
+    start('flow', f.name)))) : h('p', { class: 'muted' }, 'No flows.'),
+  ...flows.flatMap((f) => [h('h2', {}, 'Flow ' + f.name), h('div', { class: 'flow-graph', 'data-flow': f.name }, flowGraph(f))]));
 }
 
 // team draws who calls whom: an arrow from an agent to each sub-agent it
 // calls (solid) and each agent it may hand off to (dashed).
 function team(agents) {
-  const edges = agents.flatMap((a) => [...(a.sub_agents || []).map((b) => [a.name, b, 'calls']), ...(a.handoffs || []).map((b) => [a.name, b, 'handoff'])]);
+  const edges = agents.flatMap((a) => [...(a.sub_agents || []).map((b) => ({ from: a.name, to: b })), ...(a.handoffs || []).map((b) => ({ from: a.name, to: b, dashed: true }))]);
   if (!edges.length) return h('p', { class: 'muted' }, 'No agent calls another.');
+  const names = agents.map((a) => a.name);
+  return graph(names, edges, names.filter((n) => !edges.some((e) => e.to === n)), {});
+}
+
+// flowGraph draws a flow's nodes from its start: next edges solid, route
+// edges dashed with their condition.
+function flowGraph(f) {
+  return graph(f.nodes, (f.edges || []).map((e) => ({ from: e.from, to: e.to, dashed: e.route, label: e.route ? e.when || 'else' : '' })), f.start, f.kinds || {});
+}
+
+// graph lays nodes out in rows by their distance from the roots and draws
+// an arrow per edge (an edge back to an earlier row is a loop).
+function graph(nodes, edges, roots, subtitles) {
   const ns = 'http://www.w3.org/2000/svg';
   const svg = (tag, attrs, ...kids) => { const el = document.createElementNS(ns, tag); for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v); el.append(...kids); return el; };
-  // Layers: agents nobody calls on top, each callee a row below its caller.
-  const names = agents.map((a) => a.name);
-  const depth = Object.fromEntries(names.map((n) => [n, 0]));
-  for (let pass = 0; pass < names.length; pass++) {
-    for (const [a, b] of edges) if (depth[b] <= depth[a] && a !== b) depth[b] = Math.min(depth[a] + 1, names.length);
+  const depth = {};
+  let frontier = roots.length ? [...roots] : nodes.slice(0, 1);
+  for (const r of frontier) depth[r] = 0;
+  while (frontier.length) {
+    const next = [];
+    for (const n of frontier) for (const e of edges) if (e.from === n && depth[e.to] === undefined) { depth[e.to] = depth[n] + 1; next.push(e.to); }
+    frontier = next;
   }
   const rows = [];
-  for (const n of names) (rows[depth[n]] ||= []).push(n);
+  for (const n of nodes) (rows[depth[n] ?? rows.length] ||= []).push(n);
   const pos = {};
-  rows.forEach((row, r) => row.forEach((n, i) => { pos[n] = { x: ((i + 0.5) * 820) / row.length, y: 40 + r * 90 }; }));
-  const height = 40 + rows.length * 90;
+  rows.filter(Boolean).forEach((row, r) => row.forEach((n, i) => { pos[n] = { x: ((i + 0.5) * 820) / row.length, y: 40 + r * 90 }; }));
+  const height = 40 + rows.filter(Boolean).length * 90;
   return svg('svg', { class: 'team', viewBox: `0 0 820 ${height}`, role: 'img' },
     svg('defs', {}, svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: '10', refY: '5', markerWidth: '6', markerHeight: '6', orient: 'auto-start-reverse' }, svg('path', { d: 'M 0 0 L 10 5 L 0 10 z' }))),
-    ...edges.map(([a, b, kind]) => svg('line', { x1: pos[a].x, y1: pos[a].y + 14, x2: pos[b].x, y2: pos[b].y - 14, class: 'edge ' + kind, 'marker-end': 'url(#arrow)' })),
-    ...names.map((n) => svg('g', {}, svg('rect', { x: pos[n].x - 70, y: pos[n].y - 14, width: 140, height: 28, rx: 6 }), svg('text', { x: pos[n].x, y: pos[n].y + 5, 'text-anchor': 'middle' }, n))));
+    ...edges.filter((e) => pos[e.from] && pos[e.to]).flatMap((e) => {
+      const a = pos[e.from], b = pos[e.to];
+      if (e.from === e.to) { // a loop on itself: an arc on its right
+        const arc = svg('path', { d: `M ${a.x + 80} ${a.y - 8} C ${a.x + 130} ${a.y - 40}, ${a.x + 130} ${a.y + 40}, ${a.x + 80} ${a.y + 8}`, class: 'edge' + (e.dashed ? ' handoff' : ''), 'marker-end': 'url(#arrow)' });
+        return e.label ? [arc, svg('text', { x: a.x + 128, y: a.y + 4, class: 'edge-label' }, e.label)] : [arc];
+      }
+      const down = b.y > a.y;
+      const line = svg('line', { x1: a.x, y1: a.y + (down ? 14 : -14), x2: b.x, y2: b.y + (down ? -14 : 14), class: 'edge' + (e.dashed ? ' handoff' : ''), 'marker-end': 'url(#arrow)' });
+      return e.label ? [line, svg('text', { x: (a.x + b.x) / 2 + 4, y: (a.y + b.y) / 2, class: 'edge-label' }, e.label)] : [line];
+    }),
+    ...nodes.filter((n) => pos[n]).map((n) => svg('g', {}, svg('rect', { x: pos[n].x - 80, y: pos[n].y - 16, width: 160, height: 32, rx: 6 }),
+      svg('text', { x: pos[n].x, y: pos[n].y + (subtitles[n] ? -1 : 5), 'text-anchor': 'middle' }, n),
+      subtitles[n] ? svg('text', { x: pos[n].x, y: pos[n].y + 11, 'text-anchor': 'middle', class: 'subtitle' }, subtitles[n]) : '')));
 }
 
 // --- Cost: totals by agent, model and tool (GET /v1/usage).
