@@ -141,7 +141,7 @@ agents:
   a: {model: local, tools: [ship]}
 `), 0o600)
 	code, out, errs := runCLI(t, "run", "--config", cfg, "a", "go")
-	if code != 3 || !strings.Contains(out, "waiting for approval 1-0") || !strings.Contains(errs, "waits for approval: decide with") {
+	if code != 3 || !strings.Contains(out, "approval 1-0 asked: ship({})") || !strings.Contains(out, "waiting for approval of 1-0") || !strings.Contains(errs, "waits for approval: decide with") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
 	m := regexp.MustCompile(`(?m)myriad runs decide (\S+) (\S+) --decision approve\|deny[\s\S]*It is kept in (\S+): serve it with\n  myriad serve --config \S+ --data (\S+)`).FindStringSubmatch(errs)

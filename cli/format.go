@@ -83,7 +83,7 @@ func printEvent(w io.Writer, ev run.TreeEvent, root string, asJSON bool) {
 	case journal.TypeApprovalRequested:
 		var d journal.ApprovalRequested
 		_ = json.Unmarshal(ev.Data, &d)
-		line = fmt.Sprintf("waiting for approval %s: %s(%s)", d.ApprovalID, d.Name, clip(string(d.Arguments), 200))
+		line = fmt.Sprintf("approval %s asked: %s(%s)", d.ApprovalID, d.Name, clip(string(d.Arguments), 200))
 	case journal.TypeApprovalDecided:
 		var d journal.ApprovalDecided
 		_ = json.Unmarshal(ev.Data, &d)

@@ -80,6 +80,9 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 	case "submit":
 		return submitRun(ctx, e, c, pos, *instance, *state, *follow, *asJSON)
 	case "list":
+		if *agent != "" && *flowName != "" {
+			return &exitError{code: 2, err: errors.New("runs list: give --agent or --flow, not both (a run is of one or the other)")}
+		}
 		l, err := c.List(ctx, run.Filter{Agent: *agent, Flow: *flowName, Status: run.Status(*status), Parent: *parent,
 			Roots: *roots, Instance: *instance, Limit: *limit, Cursor: *cursor})
 		if err != nil {

@@ -119,7 +119,7 @@ func TestApprovalCommands(t *testing.T) {
 		t.Fatalf("output %q", rec.Output)
 	}
 	code, out, _ = runCLI(t, "runs", "events", "--server", srv.URL, rec.ID)
-	if code != 0 || !strings.Contains(out, "waiting for approval 1-0") || !strings.Contains(out, "approval 1-0: approve with arguments") {
+	if code != 0 || !strings.Contains(out, "approval 1-0 asked") || !strings.Contains(out, "approval 1-0: approve with arguments") {
 		t.Fatalf("events: %d %q", code, out)
 	}
 }
