@@ -274,6 +274,9 @@ func (s *state) spent() float64 {
 	usd := s.childCost
 	for _, t := range s.turns {
 		usd += t.cost
+		if t.summary != nil {
+			usd += t.summary.CostUSD
+		}
 		for _, f := range t.finished {
 			usd += f.CostUSD
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/myriad-ai/myriad/internal/redact"
 	"github.com/myriad-ai/myriad/journal"
@@ -297,7 +298,8 @@ func (r *runner) spawnChildren(ctx context.Context, s *state, t *turn, calls []m
 				}
 				continue
 			}
-			sum := journal.ContextSummarized{CallID: c.ID, Summary: text, Usage: usage}
+			sum := journal.ContextSummarized{CallID: c.ID, Summary: text, Usage: usage, ModelName: r.a.ModelName,
+				CostUSD: r.a.Prices.Cost(usage, time.Now())}
 			if _, err := r.append(context.WithoutCancel(ctx), journal.TypeContextSummarized, sum); err != nil {
 				return err
 			}

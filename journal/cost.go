@@ -58,7 +58,7 @@ func CostOf(events []Event) *Cost {
 			continue // nothing priced: no need to decode it
 		}
 		switch ev.Type {
-		case TypeModelResponse:
+		case TypeModelResponse, TypeContextSummarized:
 			var d struct {
 				Model     string  `json:"model"`
 				ModelName string  `json:"model_name"`

@@ -353,6 +353,10 @@ type ContextSummarized struct {
 	CallID  string      `json:"call_id"`
 	Summary string      `json:"summary"`
 	Usage   model.Usage `json:"usage"`
+	// ModelName and CostUSD are the summarizing call's model and cost, as
+	// on model.response.
+	ModelName string  `json:"model_name,omitempty"`
+	CostUSD   float64 `json:"cost_usd,omitempty"`
 }
 
 // NodeStarted records a flow node starting. Key ("node#visit") names this
