@@ -51,6 +51,8 @@ agents:
   boss: {model: big, tools: [lookup], sub_agents: [helper]}
   helper: {model: small}
   spender: {model: loop, tools: [lookup], cost_budget: 0.02}
+flows:
+  fetch: {start: [f], nodes: {f: {tool: lookup, output: r}}, output: r}
 `, lookupAPI.URL)), 0o600)
 	proj, err := myriad.Load(path)
 	if err != nil {
@@ -131,6 +133,15 @@ agents:
 		t.Fatalf("a bad group_by: %v %v", resp.Status, err)
 	}
 	resp.Body.Close()
+
+	// A flow's tool node is priced like an agent's tool call.
+	rec, _, err = node.Engine.Submit(ctx, engine.SubmitRequest{Flow: "fetch", Input: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, err = node.Engine.Wait(wctx, rec.ID); err != nil || rec.Status != run.StatusCompleted || rec.Cost == nil || !near(rec.Cost.Tools["lookup"], lookup) {
+		t.Fatalf("flow %+v %+v %v", rec, rec.Cost, err)
+	}
 
 	// A run that reaches its cost budget stops before its next model call.
 	rec, _, err = node.Engine.Submit(ctx, engine.SubmitRequest{Agent: "spender", Input: "go"})

@@ -171,6 +171,7 @@ func (proj *Project) build(cfg *config.Config) error {
 	}
 	for name, fc := range cfg.Flows {
 		proj.Flows[name] = fc.Definition(name, tools)
+		proj.Flows[name].ToolPrice = toolPrices(cfg)
 	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Schedules)) {
 		s := cfg.Schedules[name]

@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"sort"
 	"strings"
@@ -76,7 +77,10 @@ func (s *Server) usage(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	round := func(v float64) float64 { return math.Round(v*1e10) / 1e10 }
+	out.Total.USD = round(out.Total.USD)
 	for _, g := range groups {
+		g.USD = round(g.USD)
 		out.Groups = append(out.Groups, *g)
 	}
 	sort.Slice(out.Groups, func(i, j int) bool {

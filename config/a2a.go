@@ -66,8 +66,8 @@ func (c *Config) validateA2A(add func(path, format string, args ...any)) {
 			continue
 		}
 		unknownFields(add, p, a.Extra, *a)
-		if a.Price < 0 {
-			add(p+".price", "cannot be negative (US dollars per call)")
+		if !money(a.Price) {
+			add(p+".price", "must be a number of 0 or more (US dollars per call)")
 		}
 		if u, err := url.Parse(a.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			add(p+".url", "invalid URL %q: write the agent's base URL (its card is at /.well-known/agent-card.json below it), e.g. http://127.0.0.1:8420/a2a/billing", redact.URL(a.URL))

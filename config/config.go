@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -149,14 +150,18 @@ func parseFrom(s string) (time.Time, error) {
 	return time.Parse(time.RFC3339, s)
 }
 
+// money reports an amount a price or budget can be: finite, not negative
+// (YAML's .nan and .inf are numbers too).
+func money(v float64) bool { return v >= 0 && !math.IsInf(v, 0) && !math.IsNaN(v) }
+
 // checkPrices names what is wrong with a model's prices.
 func checkPrices(add func(path, format string, args ...any), p string, prices []Price) {
 	seen := map[string]bool{}
 	for i, pr := range prices {
 		pp := fmt.Sprintf("%s.prices[%d]", p, i)
 		unknownFields(add, pp, pr.Extra, pr)
-		if pr.Input < 0 || pr.Output < 0 || pr.CachedInput < 0 {
-			add(pp, "prices cannot be negative (US dollars per million tokens)")
+		if !money(pr.Input) || !money(pr.Output) || !money(pr.CachedInput) {
+			add(pp, "prices must be numbers of 0 or more (US dollars per million tokens)")
 		}
 		if _, err := parseFrom(pr.From); err != nil {
 			add(pp+".from", "%q is not a day (2026-06-01) or a time (2026-06-01T00:00:00Z)", pr.From)
@@ -547,8 +552,8 @@ func (c *Config) Validate() error {
 			continue
 		}
 		unknownFields(add, p, t.Extra, *t)
-		if t.Price < 0 {
-			add(p+".price", "cannot be negative (US dollars per call)")
+		if !money(t.Price) {
+			add(p+".price", "must be a number of 0 or more (US dollars per call)")
 		}
 		switch t.Type {
 		case ToolHTTP:
@@ -625,8 +630,10 @@ func (c *Config) Validate() error {
 		if a.TokenBudget < 0 {
 			add(p+".token_budget", "must be 0 (no limit) or positive")
 		}
-		if a.CostBudget < 0 {
+		if !money(a.CostBudget) {
 			add(p+".cost_budget", "must be 0 (no limit) or positive (US dollars)")
+		} else if m := c.Models[a.Model]; a.CostBudget > 0 && m != nil && len(m.Prices) == 0 {
+			add(p+".cost_budget", "model %s has no prices, so nothing this agent does costs anything: give models.%s.prices", a.Model, a.Model)
 		}
 		if a.Timeout < 0 {
 			add(p+".timeout", "must be positive")

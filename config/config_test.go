@@ -268,12 +268,15 @@ func TestPricesAreChecked(t *testing.T) {
 		return "models:\n  p: {provider: scripted, rules: [{reply: {text: x}}], prices: " + prices + "}\n" + agents
 	}
 	tests := []struct{ name, yaml, want string }{
-		{"negative price", model("[{input: -1, output: 1}]"), `models.p.prices[0]: prices cannot be negative`},
+		{"negative price", model("[{input: -1, output: 1}]"), `models.p.prices[0]: prices must be numbers of 0 or more`},
+		{"a price that is not a number", model("[{input: .nan, output: 1}]"), `models.p.prices[0]: prices must be numbers of 0 or more`},
+		{"an infinite price", model("[{input: 1, output: .inf}]"), `models.p.prices[0]: prices must be numbers of 0 or more`},
+		{"a budget without prices", "models:\n  p: {provider: scripted, rules: [{reply: {text: x}}]}\nagents:\n  a: {model: p, cost_budget: 5}\n", `agents.a.cost_budget: model p has no prices`},
 		{"price date", model("[{input: 1, output: 1, from: 'June'}]"), `models.p.prices[0].from: "June" is not a day (2026-06-01)`},
 		{"two prices from one day", model("[{input: 1, output: 1}, {input: 2, output: 2}]"), `models.p.prices[1].from: two prices take effect at ""`},
 		{"price field", model("[{inptu: 1}]"), `models.p.prices[0].inptu: unknown field`},
-		{"negative tool price", model("[]") + "tools:\n  t: {type: http, url: 'http://h/t', description: d, price: -0.5}\n", `tools.t.price: cannot be negative`},
-		{"negative MCP price", model("[]") + "mcp_servers:\n  fs: {command: x, price: -1}\n", `mcp_servers.fs.price: cannot be negative`},
+		{"negative tool price", model("[]") + "tools:\n  t: {type: http, url: 'http://h/t', description: d, price: -0.5}\n", `tools.t.price: must be a number of 0 or more`},
+		{"negative MCP price", model("[]") + "mcp_servers:\n  fs: {command: x, price: -1}\n", `mcp_servers.fs.price: must be a number of 0 or more`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -110,8 +110,8 @@ func (c *Config) validateMCP(add func(path, format string, args ...any)) {
 			continue
 		}
 		unknownFields(add, p, s.Extra, *s)
-		if s.Price < 0 {
-			add(p+".price", "cannot be negative (US dollars per call)")
+		if !money(s.Price) {
+			add(p+".price", "must be a number of 0 or more (US dollars per call)")
 		}
 		switch {
 		case s.Command != "" && s.URL != "":

@@ -282,6 +282,16 @@ func (e *engine) finish(ctx context.Context, a *activation, result any, errMsg s
 	n := a.node
 	d := journal.NodeFinished{Node: n.name, Visit: a.visit, Key: a.key, Error: errMsg,
 		DurationMS: float64(time.Since(a.began).Microseconds()) / 1000}
+	if n.Tool != "" {
+		d.Tool = n.Tool
+		if e.f.ToolPrice != nil {
+			calls := 1
+			if items, ok := result.([]any); ok && a.isMap {
+				calls = len(items) // one call per item
+			}
+			d.CostUSD = e.f.ToolPrice(n.Tool) * float64(calls)
+		}
+	}
 	if errMsg != "" && n.OnError != OnErrorContinue {
 		if err := e.append(context.WithoutCancel(ctx), journal.TypeNodeFinished, d); err != nil {
 			return nil, err

@@ -85,6 +85,9 @@ type Flow struct {
 	Timeout time.Duration
 	// Tools are the tools tool nodes may call, by name.
 	Tools map[string]tool.Tool
+	// ToolPrice, when set, says what one call of a tool costs in US
+	// dollars; a tool node's cost is journaled with its end.
+	ToolPrice func(tool string) float64
 
 	preds map[string][]string // join node → nodes with an edge into it
 	// upstream[join][pred] holds pred and every node that reaches it

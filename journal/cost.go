@@ -3,6 +3,7 @@ package journal
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 )
 
 // Cost is what a run's work cost, in US dollars, in all and by configured
@@ -71,12 +72,16 @@ func CostOf(events []Event) *Cost {
 				}
 				c.model(name, d.CostUSD)
 			}
-		case TypeToolFinished:
+		case TypeToolFinished, TypeNodeFinished:
 			var d struct {
+				Tool    string  `json:"tool"`
 				Name    string  `json:"name"`
 				CostUSD float64 `json:"cost_usd"`
 			}
 			if json.Unmarshal(ev.Data, &d) == nil {
+				if ev.Type == TypeNodeFinished {
+					d.Name = d.Tool
+				}
 				c.tool(d.Name, d.CostUSD)
 			}
 		case TypeChildrenReported:
@@ -91,5 +96,19 @@ func CostOf(events []Event) *Cost {
 	if c.USD == 0 {
 		return nil
 	}
+	c.round()
 	return &c
+}
+
+// round drops the noise float sums leave (0.21200000000000002): a
+// millionth of a cent is far below any price.
+func (c *Cost) round() {
+	r := func(v float64) float64 { return math.Round(v*1e10) / 1e10 }
+	c.USD = r(c.USD)
+	for k, v := range c.Models {
+		c.Models[k] = r(v)
+	}
+	for k, v := range c.Tools {
+		c.Tools[k] = r(v)
+	}
 }

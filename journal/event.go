@@ -380,6 +380,9 @@ type NodeFinished struct {
 	Error      string          `json:"error,omitempty"`
 	Next       []string        `json:"next,omitempty"`
 	DurationMS float64         `json:"duration_ms"`
+	// Tool and CostUSD are a tool node's tool and what its calls cost.
+	Tool    string  `json:"tool,omitempty"`
+	CostUSD float64 `json:"cost_usd,omitempty"`
 }
 
 // ChildReport is one child run's outcome.

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"math"
 	"sort"
 	"time"
 )
@@ -45,5 +46,9 @@ func (ps Prices) Cost(u Usage, t time.Time) float64 {
 	if cachedPrice == 0 {
 		cachedPrice = p.Input
 	}
-	return (float64(u.InputTokens-cached)*p.Input + float64(cached)*cachedPrice + float64(u.OutputTokens)*p.Output) / 1e6
+	usd := (float64(u.InputTokens-cached)*p.Input + float64(cached)*cachedPrice + float64(u.OutputTokens)*p.Output) / 1e6
+	if math.IsNaN(usd) || math.IsInf(usd, 0) {
+		return 0 // prices are checked when loaded; a Go caller's are not
+	}
+	return usd
 }
