@@ -67,6 +67,7 @@ try {
   await shot('inbox');
   await item.locator('input[name="reason"]').fill('checked the order');
   await item.locator('button.approve').click();
+  await item.waitFor({ state: 'detached' }); // decided: it leaves the inbox at once
   const after = await settled(waiting.id);
   assert.equal(after.status, 'completed', JSON.stringify(after));
   await page.goto(`${base}/#/run/${waiting.id}`);

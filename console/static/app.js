@@ -25,8 +25,13 @@ function h(tag, attrs, ...children) {
 function showError(e) {
   const box = document.getElementById('error');
   box.hidden = !e;
-  box.textContent = e ? (e instanceof APIError && e.status === 401 ? 'The server wants its API token: type it at the top right. ' : '') + e.message : '';
+  if (!e) return;
+  box.textContent = e instanceof APIError && e.status === 401
+    ? (token() ? 'The server refused the API token typed at the top right.' : 'The server wants its API token: type it at the top right.')
+    : e.message;
+  box.title = 'Click to close';
 }
+document.getElementById('error').addEventListener('click', () => showError(null));
 
 const money = (usd) => (usd ? '$' + usd.toFixed(usd < 0.01 ? 6 : 4) : '');
 const when = (t) => (t ? new Date(t).toLocaleString() : '');
@@ -92,10 +97,11 @@ async function runsPage() {
     params.forEach((_, k) => params.delete(k));
     q.forEach((v, k) => params.set(k, v));
     cursor = '';
-    load();
+    load().catch(showError);
   };
   const load = async () => {
     const q = new URLSearchParams(params);
+    if (q.get('parent')) q.delete('roots'); // a parent's children are not top-level
     q.set('limit', '50');
     if (cursor) q.set('cursor', cursor);
     const list = await get('/v1/runs?' + q);
@@ -103,8 +109,9 @@ async function runsPage() {
       h('td', {}, h('a', { href: '#/run/' + r.id }, r.id)), h('td', {}, who(r)), h('td', {}, statusBadge(r)), h('td', {}, when(r.created_at)),
       h('td', { class: 'num' }, r.usage.input_tokens + r.usage.output_tokens), h('td', { class: 'num' }, money(r.cost && r.cost.usd)), h('td', {}, r.path || ''))));
     if (!list.runs.length) table.replaceChildren(h('tr', {}, h('td', { colspan: 7, class: 'muted' }, 'No runs match.')));
-    more.replaceChildren(list.next_cursor ? h('a', { href: '#', onclick: (ev) => { ev.preventDefault(); cursor = list.next_cursor; load(); } }, 'Older runs →') : '',
-      cursor ? h('a', { href: '#', onclick: (ev) => { ev.preventDefault(); cursor = ''; load(); } }, ' ← Newest') : '');
+    const page = (c) => (ev) => { ev.preventDefault(); cursor = c; load().then(() => window.scrollTo(0, 0), showError); };
+    more.replaceChildren(list.next_cursor ? h('a', { href: '#', onclick: page(list.next_cursor) }, 'Older runs →') : '',
+      cursor ? h('a', { href: '#', onclick: page('') }, ' ← Newest') : '');
   };
   return every(2000, load);
 }
@@ -135,8 +142,12 @@ async function runPage([id]) {
   };
   const rec0 = await refresh();
   const stop = new AbortController();
+  // The timeline is drawn at most every half second, whatever the pace of
+  // entries: a flow with a thousand children must not freeze the page.
+  let drawing = null;
   const draw = () => {
-    waterfall.replaceChildren(...drawWaterfall(events));
+    if (drawing) return;
+    drawing = setTimeout(() => { drawing = null; waterfall.replaceChildren(...drawWaterfall(events)); }, 500);
   };
   follow(id, (ev) => {
     if (!ev.type || ev.type.startsWith('model.delta') || ev.type === 'tool.progress') return;
@@ -145,7 +156,7 @@ async function runPage([id]) {
     draw();
     if (ev.run_id === id) refresh().catch(showError);
   }, stop.signal).catch((e) => { if (e.name !== 'AbortError') showError(e); });
-  return () => stop.abort();
+  return () => { stop.abort(); clearTimeout(drawing); };
 }
 
 // entry shows one journal entry: its step, its run's path, what it says;
@@ -214,18 +225,22 @@ function drawWaterfall(events) {
       bars.push({ label: ev.path, kind: 'run', start: starts[ev.run_id].at, end });
     }
   }
-  for (const [runID, s] of Object.entries(starts)) {
-    if (!bars.some((b) => b.kind === 'run' && b.label === s.path)) bars.push({ label: s.path + ' (running)', kind: 'run open', start: s.at, end: Date.now() });
+  const ended = new Set(bars.filter((b) => b.kind === 'run').map((b) => b.label));
+  for (const s of Object.values(starts)) {
+    if (!ended.has(s.path)) bars.push({ label: s.path + ' (not ended)', kind: 'run open', start: s.at, end: Date.now() });
   }
-  const t0 = Math.min(...bars.map((b) => b.start));
-  const t1 = Math.max(...bars.map((b) => b.end), t0 + 1);
+  let t0 = Infinity, t1 = -Infinity;
+  for (const b of bars) { t0 = Math.min(t0, b.start); t1 = Math.max(t1, b.end); }
+  t1 = Math.max(t1, t0 + 1);
   bars.sort((a, b) => a.start - b.start);
-  return bars.map((b) => h('div', { class: 'bar-row' }, h('span', { class: 'bar-label' }, b.label),
+  const shown = 150;
+  const more = bars.length > shown ? [h('p', { class: 'muted' }, `… and ${bars.length - shown} more steps and child runs (the journal below has them all)`)] : [];
+  return bars.slice(0, shown).map((b) => h('div', { class: 'bar-row' }, h('span', { class: 'bar-label' }, b.label),
     h('span', { class: 'bar-track' }, h('span', {
       class: 'bar ' + b.kind,
       style: { marginLeft: ((b.start - t0) / (t1 - t0)) * 100 + '%', width: Math.max(((b.end - b.start) / (t1 - t0)) * 100, 0.5) + '%' },
       title: ms(b.end - b.start),
-    })), h('span', { class: 'bar-time' }, ms(b.end - b.start))));
+    })), h('span', { class: 'bar-time' }, ms(b.end - b.start)))).concat(more);
 }
 
 // decisions are the forms that move a waiting or in-doubt run on.
@@ -233,20 +248,37 @@ function decisions(rec, done) {
   const out = [];
   const act = (fn) => async (ev) => {
     ev.preventDefault();
-    try { await fn(new FormData(ev.target.closest('form'))); await done(); refreshInboxCount(); } catch (e) { showError(e); }
+    const button = ev.target;
+    button.disabled = true; // one decision per click
+    try {
+      await fn(new FormData(button.closest('form')));
+      showError(null);
+      button.blur();
+      await done(true);
+      refreshInboxCount();
+    } catch (e) { showError(e); button.disabled = false; }
   };
   for (const a of rec.approvals || []) {
     if (a.decision) continue;
+    const asked = JSON.stringify(a.arguments, null, 2);
     out.push(h('form', { class: 'decide', 'data-approval': a.approval_id },
-      h('strong', {}, (a.agent || rec.agent) + ' wants to call ' + a.name), h('pre', {}, JSON.stringify(a.arguments, null, 2)),
-      h('textarea', { name: 'arguments', placeholder: 'edited arguments (JSON), to approve with' }),
+      h('strong', {}, (a.agent || rec.agent) + ' wants to call ' + a.name),
+      a.reason ? h('span', { class: 'muted' }, 'asked because ' + a.reason) : '',
+      a.deadline ? h('span', { class: 'muted' }, 'if nobody decides by ' + when(a.deadline) + ': ' + (a.on_timeout || 'deny')) : '',
+      h('label', { class: 'muted' }, 'arguments (edit them to approve with others)'),
+      h('textarea', { name: 'arguments' }, asked),
       h('input', { name: 'reason', placeholder: 'reason' }),
-      h('button', { class: 'approve', onclick: act((f) => post(`/v1/runs/${rec.id}/approvals/${a.approval_id}`, withArgs({ decision: 'approve', reason: f.get('reason') }, f.get('arguments')))) }, 'Approve'),
-      h('button', { class: 'deny', onclick: act((f) => post(`/v1/runs/${rec.id}/approvals/${a.approval_id}`, { decision: 'deny', reason: f.get('reason') })) }, 'Deny')));
+      h('div', { class: 'buttons' },
+        h('button', { class: 'approve', onclick: act((f) => post(`/v1/runs/${rec.id}/approvals/${a.approval_id}`, withArgs({ decision: 'approve', reason: f.get('reason') }, f.get('arguments'), asked))) }, 'Approve'),
+        h('button', { class: 'deny', onclick: act((f) => post(`/v1/runs/${rec.id}/approvals/${a.approval_id}`, { decision: 'deny', reason: f.get('reason') })) }, 'Deny'))));
   }
   for (const q of rec.input_requests || []) {
-    out.push(h('form', { class: 'answer' }, h('strong', {}, q.prompt), h('input', { name: 'value', placeholder: 'answer (text or JSON)' }),
-      h('button', { onclick: act((f) => post(`/v1/runs/${rec.id}/input`, { key: q.key, value: asJSON(f.get('value')) })) }, 'Answer')));
+    const schema = q.schema || {};
+    const text = schema.type === 'string' || (!schema.type && !schema.enum);
+    const hint = schema.enum ? 'one of: ' + schema.enum.map((v) => JSON.stringify(v)).join(', ') : text ? 'answer' : 'answer (JSON: ' + (schema.type || 'any') + ')';
+    out.push(h('form', { class: 'answer' }, h('strong', {}, q.prompt), schema.type || schema.enum ? h('span', { class: 'muted' }, 'expects ' + hint) : '',
+      h('input', { name: 'value', placeholder: hint }),
+      h('button', { onclick: act((f) => post(`/v1/runs/${rec.id}/input`, { key: q.key, value: text ? f.get('value') : asJSON(f.get('value')) })) }, 'Answer')));
   }
   if (rec.status === 'in_doubt' && rec.in_doubt) {
     out.push(h('form', { class: 'resolve' }, h('strong', {}, 'In doubt: did ' + rec.in_doubt.name + ' happen? ' + rec.in_doubt.reason),
@@ -256,8 +288,11 @@ function decisions(rec, done) {
   return out;
 }
 
-function withArgs(d, args) {
-  if (args && args.trim()) d.arguments = JSON.parse(args);
+// withArgs adds edited arguments to an approval, when they were edited.
+function withArgs(d, args, asked) {
+  if (args && args.trim() && args.trim() !== asked.trim()) {
+    try { d.arguments = JSON.parse(args); } catch (e) { throw new Error('the edited arguments are not JSON: ' + e.message); }
+  }
   return d;
 }
 
@@ -269,10 +304,11 @@ function asJSON(v) {
 async function inboxPage() {
   const list = h('div');
   main.replaceChildren(h('h1', {}, 'Inbox'), h('p', { class: 'muted' }, 'Tool calls waiting for approval, questions waiting for an answer, runs in doubt.'), list);
-  const load = async () => {
+  const load = async (force) => {
     const [waiting, doubt] = await Promise.all([get('/v1/runs?status=waiting&limit=200'), get('/v1/runs?status=in_doubt&limit=200')]);
     const runs = [...waiting.runs.filter((r) => (r.approvals || []).some((a) => !a.decision) || (r.input_requests || []).length), ...doubt.runs];
-    if (list.contains(document.activeElement)) return; // someone is typing
+    const typing = list.contains(document.activeElement) && ['INPUT', 'TEXTAREA'].includes(document.activeElement.tagName);
+    if (typing && force !== true) return; // someone is typing
     list.replaceChildren(...(runs.length ? runs.map((r) => h('section', { class: 'item', 'data-run': r.id },
       h('h3', {}, h('a', { href: '#/run/' + r.id }, who(r)), ' ', statusBadge(r), h('span', { class: 'muted' }, ' ' + r.id)),
       ...decisions(r, load))) : [h('p', { class: 'muted' }, 'Nothing waits for a person.')]));
@@ -297,11 +333,15 @@ async function agentsPage() {
     try {
       const body = { [kind]: name, input: f.get('input') };
       if (f.get('instance')) body.instance = f.get('instance');
+      if (f.get('state') && f.get('state').trim()) {
+        try { body.state = JSON.parse(f.get('state')); } catch (e) { throw new Error('the state is not JSON: ' + e.message); }
+      }
       const ref = await post('/v1/runs', body);
       location.hash = '#/run/' + ref.id;
     } catch (e) { showError(e); }
   } }, h('input', { name: 'input', placeholder: 'a message to start a run', required: true }),
-  kind === 'agent' ? h('input', { name: 'instance', placeholder: 'instance (optional)' }) : '', h('button', {}, 'Run'));
+  kind === 'agent' ? h('input', { name: 'instance', placeholder: 'instance (optional)' }) : h('textarea', { name: 'state', placeholder: 'initial state, a JSON object (optional)' }),
+  h('button', {}, 'Run'));
   main.replaceChildren(h('h1', {}, 'Agents'), h('div', { class: 'cards' }, ...agents.map((a) => h('section', { class: 'card', 'data-agent': a.name },
     h('h3', {}, a.name), a.description ? h('p', {}, a.description) : '',
     h('p', { class: 'muted' }, 'model ' + a.model), a.tools.length ? h('p', {}, 'tools: ' + a.tools.join(', ')) : '',
@@ -341,8 +381,9 @@ function graph(nodes, edges, roots, subtitles) {
     for (const n of frontier) for (const e of edges) if (e.from === n && depth[e.to] === undefined) { depth[e.to] = depth[n] + 1; next.push(e.to); }
     frontier = next;
   }
-  const rows = [];
-  for (const n of nodes) (rows[depth[n] ?? rows.length] ||= []).push(n);
+  const layers = [];
+  for (const n of nodes) (layers[depth[n] ?? layers.length] ||= []).push(n);
+  const rows = layers.filter(Boolean).flatMap((layer) => Array.from({ length: Math.ceil(layer.length / 4) }, (_, i) => layer.slice(i * 4, i * 4 + 4)));
   const pos = {};
   rows.filter(Boolean).forEach((row, r) => row.forEach((n, i) => { pos[n] = { x: ((i + 0.5) * 820) / row.length, y: 40 + r * 90 }; }));
   const height = 40 + rows.filter(Boolean).length * 90;
