@@ -46,18 +46,18 @@ func showRecord(w io.Writer, rec *run.Record) {
 	row("steps", fmt.Sprint(rec.Steps))
 	tokens := fmt.Sprintf("%d in, %d out", rec.Usage.InputTokens, rec.Usage.OutputTokens)
 	if rec.Usage.CachedInputTokens > 0 {
-		tokens += fmt.Sprintf(" (%d in read from cache)", rec.Usage.CachedInputTokens)
+		tokens += fmt.Sprintf(" (%d of the input read from the prompt cache)", rec.Usage.CachedInputTokens)
 	}
 	row("tokens", tokens)
 	if c := rec.Cost; c != nil {
 		var parts []string
 		for _, name := range slices.Sorted(maps.Keys(c.Models)) {
-			parts = append(parts, fmt.Sprintf("%s $%.4f", name, c.Models[name]))
+			parts = append(parts, name+" "+dollars(c.Models[name]))
 		}
 		for _, name := range slices.Sorted(maps.Keys(c.Tools)) {
-			parts = append(parts, fmt.Sprintf("%s $%.4f", name, c.Tools[name]))
+			parts = append(parts, name+" "+dollars(c.Tools[name]))
 		}
-		row("cost", fmt.Sprintf("$%.4f (%s)", c.USD, strings.Join(parts, ", ")))
+		row("cost", fmt.Sprintf("%s (%s)", dollars(c.USD), strings.Join(parts, ", ")))
 	}
 	for _, k := range sortedKeys(rec.Metadata) {
 		row("metadata."+k, rec.Metadata[k])
@@ -73,6 +73,15 @@ func showRecord(w io.Writer, rec *run.Record) {
 	if next := nextStep(rec); next != "" {
 		fmt.Fprintf(w, "\nThis run %s\n", next)
 	}
+}
+
+// dollars shows an amount to the cent, or to the millionth of a dollar
+// below a cent.
+func dollars(usd float64) string {
+	if usd < 0.01 {
+		return fmt.Sprintf("$%.6f", usd)
+	}
+	return fmt.Sprintf("$%.4f", usd)
 }
 
 func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }

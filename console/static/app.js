@@ -192,7 +192,9 @@ function entry(ev, forkable) {
       const content = prompt('The result ' + d.name + ' returns in the fork:', d.content);
       if (content !== null) fork({ step: ev.step, tool_result: { call_id: d.call_id, content } });
     } }, 'Fork with another result') : '') : '';
-  return h('li', { class: 'entry ' + ev.type.replace('.', '-'), 'data-step': ev.step }, h('span', { class: 'step' }, ev.step), h('span', { class: 'path' }, ev.path), h('span', { class: 'text' }, text, actions));
+  // A child run's entries link to its own page.
+  const path = forkable === null && ev.path && ev.path.includes('/') ? h('a', { href: '#/run/' + ev.run_id }, ev.path) : ev.path;
+  return h('li', { class: 'entry ' + ev.type.replace('.', '-'), 'data-step': ev.step }, h('span', { class: 'step' }, ev.step), h('span', { class: 'path' }, path), h('span', { class: 'text' }, text, actions));
 }
 
 // --- Two runs side by side (a run and its fork): their journals, entry
@@ -409,11 +411,15 @@ async function usagePage() {
   const groups = ['agent', 'model', 'tool'];
   const tables = await Promise.all(groups.map((g) => get('/v1/usage?group_by=' + g)));
   main.replaceChildren(h('h1', {}, 'Cost'), h('p', { class: 'muted' }, 'Root runs, their child runs included, at the prices in myriad.yaml.'),
-    ...tables.flatMap((u, i) => [h('h2', {}, 'By ' + groups[i]), h('table', { class: 'usage', 'data-group': groups[i] },
-      h('thead', {}, h('tr', {}, ['', 'runs', 'cost', 'input tokens', 'output tokens'].map((t) => h('th', {}, t)))),
-      h('tbody', {}, ...u.groups.map((g) => h('tr', {}, h('td', {}, g.key || '(none)'), h('td', { class: 'num' }, g.runs), h('td', { class: 'num' }, money(g.usd) || '$0'),
-        h('td', { class: 'num' }, g.input_tokens || ''), h('td', { class: 'num' }, g.output_tokens || ''))),
-      h('tr', { class: 'total' }, h('td', {}, 'total'), h('td', { class: 'num' }, u.total.runs), h('td', { class: 'num' }, money(u.total.usd) || '$0'), h('td', {}, ''), h('td', {}, ''))))]));
+    ...tables.flatMap((u, i) => {
+      // A run's tokens are not split by model or tool: those tables show cost only.
+      const tokens = groups[i] === 'agent';
+      const row = (cls, key, g) => h('tr', { class: cls }, h('td', {}, key), h('td', { class: 'num' }, g.runs), h('td', { class: 'num' }, money(g.usd) || '$0'),
+        tokens ? [h('td', { class: 'num' }, g.input_tokens || 0), h('td', { class: 'num' }, g.output_tokens || 0)] : []);
+      return [h('h2', {}, 'By ' + groups[i]), h('table', { class: 'usage', 'data-group': groups[i] },
+        h('thead', {}, h('tr', {}, ['', 'runs', 'cost', ...(tokens ? ['input tokens', 'output tokens'] : [])].map((t, j) => h('th', { class: j ? 'num' : '' }, t)))),
+        h('tbody', {}, ...u.groups.map((g) => row('', g.key || '(none)', g)), row('total', 'total', u.total)))];
+    }));
 }
 
 const tokenInput = document.getElementById('token');
