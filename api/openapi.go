@@ -92,6 +92,27 @@ var operations = []operation{
 	{pattern: "GET /v1/models/{model}", summary: "OpenAI-compatible: one model", open: true},
 }
 
+// queryParams describe the query parameters the routes take.
+var queryParams = map[string]struct {
+	doc    string
+	schema map[string]any
+}{
+	"agent":    {doc: "only runs (or approvals) of this agent", schema: nil},
+	"flow":     {doc: "only runs of this flow"},
+	"instance": {doc: "only the turns of the instances with this key"},
+	"parent":   {doc: "only the child runs of this run"},
+	"roots":    {doc: "only runs without a parent", schema: map[string]any{"type": "boolean"}},
+	"status": {doc: "only runs in this status", schema: map[string]any{"type": "string",
+		"enum": []string{"queued", "running", "waiting", "in_doubt", "completed", "failed", "canceled"}}},
+	"limit":    {doc: "page size", schema: map[string]any{"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}},
+	"cursor":   {doc: "the next_cursor of the previous page"},
+	"wait":     {doc: "long-poll until the run settles, up to this long (a Go duration, at most 60s)", schema: map[string]any{"type": "string", "example": "30s"}},
+	"children": {doc: "include the events of the run's descendants (default true)", schema: map[string]any{"type": "boolean"}},
+	"group_by": {doc: "agent, model, tool or metadata.KEY", schema: map[string]any{"type": "string", "pattern": "^(agent|model|tool|metadata\\..+)$", "default": "agent"}},
+	"from":     {doc: "runs created at or after: a day (UTC) or an RFC 3339 time", schema: map[string]any{"type": "string", "example": "2026-12-01"}},
+	"to":       {doc: "runs created before: a day (UTC) or an RFC 3339 time", schema: map[string]any{"type": "string", "example": "2026-12-31"}},
+}
+
 // schemaOptions make Go's types read as their JSON does.
 var schemaOptions = &jsonschema.ForOptions{TypeSchemas: map[reflect.Type]*jsonschema.Schema{
 	reflect.TypeFor[json.RawMessage](): {},
@@ -116,7 +137,11 @@ func openAPIDoc(version string, served map[string]bool) (map[string]any, error) 
 			params = append(params, map[string]any{"name": name, "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
 		}
 		for _, name := range op.query {
-			params = append(params, map[string]any{"name": name, "in": "query", "schema": map[string]any{"type": "string"}})
+			q := queryParams[name]
+			if q.schema == nil {
+				q.schema = map[string]any{"type": "string"}
+			}
+			params = append(params, map[string]any{"name": name, "in": "query", "description": q.doc, "schema": q.schema})
 		}
 		if params != nil {
 			o["parameters"] = params
@@ -147,7 +172,12 @@ func openAPIDoc(version string, served map[string]bool) (map[string]any, error) 
 			o["externalDocs"] = map[string]any{"url": "https://github.com/myriad-ai/myriad/blob/main/docs/protocols.md"}
 		}
 		if !op.public {
-			responses["401"] = map[string]any{"description": "Missing or wrong API token"}
+			unauthorized, err := jsonschema.ForType(reflect.TypeOf(errorBody{}), schemaOptions)
+			if err != nil {
+				return nil, err
+			}
+			responses["401"] = map[string]any{"description": "Missing or wrong API token",
+				"content": map[string]any{"application/json": map[string]any{"schema": unauthorized}}}
 		} else {
 			o["security"] = []any{}
 		}

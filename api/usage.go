@@ -40,6 +40,10 @@ func (s *Server) usage(w http.ResponseWriter, r *http.Request) {
 			*bound.to = &t
 		}
 	}
+	if out.From != nil && out.To != nil && !out.From.Before(*out.To) {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "from: must come before to (to is not included)")
+		return
+	}
 	groups := map[string]*apitype.UsageGroup{}
 	group := func(k string) *apitype.UsageGroup {
 		if groups[k] == nil {

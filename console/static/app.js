@@ -177,7 +177,16 @@ function entry(ev, forkable) {
     case 'run.failed': text = 'failed: ' + d.code + ': ' + d.message; break;
     case 'approval.requested': text = 'waits for approval ' + d.approval_id + ': ' + d.name + '(' + JSON.stringify(d.arguments) + ')'; break;
     case 'approval.decided': text = 'approval ' + d.approval_id + ': ' + d.decision + (d.reason ? ' — ' + d.reason : ''); break;
-    case 'run.waiting': text = 'waiting'; break;
+    case 'run.waiting': text = 'waiting' + (d.approvals ? ' for approval of ' + d.approvals.join(', ') : '') + (d.inputs ? ' for input at ' + d.inputs.join(', ') : '') + (d.children ? ' for ' + d.children.length + ' child runs' : ''); break;
+    case 'children.reported': text = (d.reports || []).map((r) => 'child ' + r.run_id + ' ' + r.status + (r.error ? ': ' + r.error : '')).join(' · '); break;
+    case 'node.started': text = 'node ' + d.key + ' started' + (d.items ? ' over ' + d.items + ' items' : '') + (d.children ? ' (' + d.children.length + ' child runs)' : ''); break;
+    case 'node.finished': text = 'node ' + d.key + (d.error ? ' failed: ' + d.error : ' finished') + (d.next && d.next.length ? ' → ' + d.next.join(', ') : '') + ' (' + ms(d.duration_ms) + ')'; break;
+    case 'handoff': text = d.from + ' hands the conversation to ' + d.to + (d.reason ? ': ' + d.reason : ''); break;
+    case 'run.in_doubt': text = 'in doubt over ' + d.name + ' (' + d.call_id + '): ' + d.reason; break;
+    case 'tool.resolved': text = 'resolved ' + d.call_id + ': ' + d.action + (d.reason ? ' — ' + d.reason : ''); break;
+    case 'input.requested': text = 'asks ' + d.key + ': ' + d.prompt; break;
+    case 'input.received': text = 'answer to ' + d.key + ': ' + JSON.stringify(d.value) + (d.by_default ? ' (by default)' : ''); break;
+    case 'run.canceled': text = 'canceled' + (d.reason ? ': ' + d.reason : ''); break;
     default: text = ev.type + ' ' + JSON.stringify(d);
   }
   const fork = async (body) => {
