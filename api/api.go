@@ -58,6 +58,10 @@ type Options struct {
 	// without the token: its pages call the API with the token a person
 	// types.
 	Console http.Handler
+	// Requests, when set, is told of each request when it is answered: the
+	// route's pattern ("GET /v1/runs/{id}"), the status and the duration
+	// (telemetry counts them).
+	Requests func(route string, status int, d time.Duration)
 	// AccessLog logs a line per request at INFO: method, path (without
 	// its query), status, bytes, duration, remote address.
 	AccessLog bool
@@ -166,11 +170,22 @@ func New(rt *engine.Engine, opts Options) *Server {
 // answered in the API's shape: 405 with Allow when the path has routes
 // for other methods, else 404.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !s.opts.AccessLog {
+	if !s.opts.AccessLog && s.opts.Requests == nil {
 		s.route(w, r)
 		return
 	}
 	m := httpsnoop.CaptureMetrics(http.HandlerFunc(s.route), w, r)
+	if s.opts.Requests != nil {
+		// The route's pattern, not the path: one series per route.
+		_, pattern := s.mux.Handler(r)
+		if pattern == "" {
+			pattern = "unrouted"
+		}
+		s.opts.Requests(pattern, m.Code, m.Duration)
+	}
+	if !s.opts.AccessLog {
+		return
+	}
 	// The path without its query: a query may carry what a log must not.
 	s.opts.Logger.Info("http request", "method", run.CutText(r.Method, 20), "path", run.CutText(r.URL.Path, 200), "status", m.Code,
 		"bytes", m.Written, "duration", m.Duration.Round(time.Microsecond).String(), "remote", r.RemoteAddr)

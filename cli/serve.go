@@ -106,7 +106,7 @@ func serve(ctx context.Context, e *env, args []string) error {
 	srv := &http.Server{
 		Handler: api.New(node.Engine, api.Options{Token: token, MaxBodyBytes: cfg.Server.MaxBodyBytes, Logger: log, Version: myriad.Version,
 			MCP: mcpserver.Handler(mcpserver.New(node.Engine, mcpserver.Options{Version: myriad.Version, Logger: log}), cfg.Server.MaxBodyBytes), A2A: a2a,
-			OpenAI: openaiserver.New(node.Engine, openaiserver.Options{Logger: log}), Metrics: tel.Handler(), AccessLog: *accessLog, Console: console.Handler()}),
+			OpenAI: openaiserver.New(node.Engine, openaiserver.Options{Logger: log}), Metrics: tel.Handler(), Requests: tel.Request, AccessLog: *accessLog, Console: console.Handler()}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	where := "embedded NATS in " + *data

@@ -158,7 +158,8 @@ func TestServeLogsAndMetrics(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !bytes.Contains(metrics, []byte(`myriad_runs_ended_total{agent="a",code="",flow="",outcome="completed"} 1`)) {
+	if !bytes.Contains(metrics, []byte(`myriad_runs_ended_total{agent="a",code="",flow="",outcome="completed"} 1`)) ||
+		!bytes.Contains(metrics, []byte(`myriad_http_requests_total{code="201",route="POST /v1/runs"} 1`)) {
 		t.Fatalf("/metrics:\n%s", metrics)
 	}
 	// The access line is written once the handler has returned, which may

@@ -17,6 +17,7 @@ package telemetry
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -111,6 +112,12 @@ func (t *Telemetry) Register(n Node) { t.reg.MustRegister(nodeCollector{n}) }
 // Handler serves the metrics in Prometheus' text format.
 func (t *Telemetry) Handler() http.Handler {
 	return promhttp.HandlerFor(t.reg, promhttp.HandlerOpts{Registry: t.reg})
+}
+
+// Request counts an HTTP request the API answered (api.Options.Requests).
+func (t *Telemetry) Request(route string, status int, d time.Duration) {
+	t.m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	t.m.requestDuration.WithLabelValues(route).Observe(d.Seconds())
 }
 
 // Accepted counts a run this node accepted.
