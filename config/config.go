@@ -120,9 +120,11 @@ type Tool struct {
 // Price is a model's price from a date on, in US dollars per million
 // tokens.
 type Price struct {
-	Input       float64 `yaml:"input"`
-	Output      float64 `yaml:"output"`
-	CachedInput float64 `yaml:"cached_input,omitempty"`
+	// Input and Output are required (0 when free): a price that leaves
+	// one out would make it free without a word.
+	Input       *float64 `yaml:"input"`
+	Output      *float64 `yaml:"output"`
+	CachedInput float64  `yaml:"cached_input,omitempty"`
 	// From is the day (YYYY-MM-DD, UTC) or time (RFC 3339) it takes
 	// effect; empty: always.
 	From  string               `yaml:"from,omitempty"`
@@ -134,7 +136,14 @@ func (m *Model) PriceList() model.Prices {
 	var out model.Prices
 	for _, p := range m.Prices {
 		from, _ := parseFrom(p.From)
-		out = append(out, model.Price{Input: p.Input, Output: p.Output, CachedInput: p.CachedInput, From: from})
+		var in, output float64
+		if p.Input != nil {
+			in = *p.Input
+		}
+		if p.Output != nil {
+			output = *p.Output
+		}
+		out = append(out, model.Price{Input: in, Output: output, CachedInput: p.CachedInput, From: from})
 	}
 	return out
 }
@@ -160,7 +169,15 @@ func checkPrices(add func(path, format string, args ...any), p string, prices []
 	for i, pr := range prices {
 		pp := fmt.Sprintf("%s.prices[%d]", p, i)
 		unknownFields(add, pp, pr.Extra, pr)
-		if !money(pr.Input) || !money(pr.Output) || !money(pr.CachedInput) {
+		for _, f := range []struct {
+			name string
+			v    *float64
+		}{{"input", pr.Input}, {"output", pr.Output}} {
+			if f.v == nil {
+				add(pp+"."+f.name, "missing: US dollars per million %s tokens (0 if they are free)", f.name)
+			}
+		}
+		if pr.Input != nil && !money(*pr.Input) || pr.Output != nil && !money(*pr.Output) || !money(pr.CachedInput) {
 			add(pp, "prices must be numbers of 0 or more (US dollars per million tokens)")
 		}
 		if _, err := parseFrom(pr.From); err != nil {

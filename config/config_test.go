@@ -275,6 +275,7 @@ func TestPricesAreChecked(t *testing.T) {
 		{"price date", model("[{input: 1, output: 1, from: 'June'}]"), `models.p.prices[0].from: "June" is not a day (2026-06-01)`},
 		{"two prices from one day", model("[{input: 1, output: 1}, {input: 2, output: 2}]"), `models.p.prices[1].from: two prices take effect at ""`},
 		{"price field", model("[{inptu: 1}]"), `models.p.prices[0].inptu: unknown field`},
+		{"no output price", model("[{input: 1}]"), `models.p.prices[0].output: missing: US dollars per million output tokens (0 if they are free)`},
 		{"negative tool price", model("[]") + "tools:\n  t: {type: http, url: 'http://h/t', description: d, price: -0.5}\n", `tools.t.price: must be a number of 0 or more`},
 		{"negative MCP price", model("[]") + "mcp_servers:\n  fs: {command: x, price: -1}\n", `mcp_servers.fs.price: must be a number of 0 or more`},
 	}
