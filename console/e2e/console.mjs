@@ -95,6 +95,16 @@ try {
   assert.match(await page.locator('table.usage[data-group="model"] tbody').textContent(), /local/);
   await shot('cost');
 
+  // Paging: older runs, then back to the newer page.
+  await Promise.all(Array.from({ length: 50 }, (_, i) => api('POST', '/v1/runs', { agent: 'assistant', input: 'page filler ' + i })));
+  await page.click('nav a[data-page="runs"]');
+  await page.locator('a.older').waitFor();
+  const firstRow = await page.locator('table.runs tbody tr').first().getAttribute('data-run');
+  await page.click('a.older');
+  await page.locator(`tr[data-run="${done.id}"]`).waitFor(); // the first runs are on the older page
+  await page.click('a.newer');
+  await page.locator(`tr[data-run="${firstRow}"]`).waitFor();
+
   assert.deepEqual(failures, [], 'the pages logged errors');
 } catch (e) {
   await page.screenshot({ path: `${shots}/failure.png`, fullPage: true });

@@ -88,6 +88,7 @@ async function runsPage() {
   main.replaceChildren(h('h1', {}, 'Runs'), form, h('table', { class: 'runs' },
     h('thead', {}, h('tr', {}, ['Run', 'Agent / flow', 'Status', 'Created', 'Tokens', 'Cost', 'Path'].map((t) => h('th', {}, t)))), table), more);
   let cursor = '';
+  let earlier = []; // the cursors of the pages before this one
   const apply = () => {
     const q = new URLSearchParams();
     for (const el of form.elements) {
@@ -97,6 +98,7 @@ async function runsPage() {
     params.forEach((_, k) => params.delete(k));
     q.forEach((v, k) => params.set(k, v));
     cursor = '';
+    earlier = [];
     load().catch(showError);
   };
   const load = async () => {
@@ -109,9 +111,12 @@ async function runsPage() {
       h('td', {}, h('a', { href: '#/run/' + r.id }, r.id)), h('td', {}, who(r)), h('td', {}, statusBadge(r)), h('td', {}, when(r.created_at)),
       h('td', { class: 'num' }, r.usage.input_tokens + r.usage.output_tokens), h('td', { class: 'num' }, money(r.cost && r.cost.usd)), h('td', {}, r.path || ''))));
     if (!list.runs.length) table.replaceChildren(h('tr', {}, h('td', { colspan: 7, class: 'muted' }, 'No runs match.')));
-    const page = (c) => (ev) => { ev.preventDefault(); cursor = c; load().then(() => window.scrollTo(0, 0), showError); };
-    more.replaceChildren(list.next_cursor ? h('a', { href: '#', onclick: page(list.next_cursor) }, 'Older runs →') : '',
-      cursor ? h('a', { href: '#', onclick: page('') }, ' ← Newest') : '');
+    const page = (move) => (ev) => { ev.preventDefault(); move(); load().then(() => window.scrollTo(0, 0), showError); };
+    const older = list.next_cursor;
+    more.replaceChildren(
+      cursor ? h('a', { href: '#', class: 'newest', onclick: page(() => { cursor = ''; earlier = []; }) }, '⇤ Newest') : '',
+      cursor ? h('a', { href: '#', class: 'newer', onclick: page(() => { cursor = earlier.pop() || ''; }) }, ' ← Newer') : '',
+      older ? h('a', { href: '#', class: 'older', onclick: page(() => { earlier.push(cursor); cursor = older; }) }, ' Older runs →') : '');
   };
   return every(2000, load);
 }
