@@ -92,6 +92,7 @@ try {
   // Cost: totals by agent, model and tool.
   await page.click('nav a[data-page="usage"]');
   await page.locator('table.usage[data-group="agent"] tr.total').waitFor();
+  assert.equal(await page.locator('.days .day').count(), 14, 'cost over the last 14 days');
   assert.match(await page.locator('table.usage[data-group="model"] tbody').textContent(), /local/);
   await shot('cost');
 

@@ -424,7 +424,17 @@ function graph(nodes, edges, roots, subtitles) {
 async function usagePage() {
   const groups = ['agent', 'model', 'tool'];
   const tables = await Promise.all(groups.map((g) => get('/v1/usage?group_by=' + g)));
+  // Cost over the last 14 days (UTC), a bar per day, by agent.
+  const day = (d) => d.toISOString().slice(0, 10);
+  const today = new Date();
+  const days = Array.from({ length: 14 }, (_, i) => new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate() - 13 + i)));
+  const perDay = await Promise.all(days.map((d) => get(`/v1/usage?group_by=agent&from=${day(d)}&to=${day(new Date(d.getTime() + 86400000))}`)));
+  const top = Math.max(...perDay.map((u) => u.total.usd), 1e-9);
+  const overTime = h('div', { class: 'days' }, ...perDay.map((u, i) => h('div', { class: 'day', title: day(days[i]) + ': ' + (money(u.total.usd) || '$0') + ' in ' + u.total.runs + ' runs' },
+    h('div', { class: 'day-bar', style: { height: Math.round((u.total.usd / top) * 120) + 'px' } }),
+    h('span', { class: 'day-label' }, day(days[i]).slice(5)))));
   main.replaceChildren(h('h1', {}, 'Cost'), h('p', { class: 'muted' }, 'Root runs, their child runs included, at the prices in myriad.yaml.'),
+    h('h2', {}, 'Last 14 days'), overTime,
     ...tables.flatMap((u, i) => {
       // A run's tokens are not split by model or tool: those tables show cost only.
       const tokens = groups[i] === 'agent';
