@@ -171,13 +171,13 @@ func New(rt *engine.Engine, opts Options) *Server {
 // for other methods, else 404.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.opts.AccessLog && s.opts.Requests == nil {
-		s.route(w, r)
+		_ = s.route(w, r)
 		return
 	}
-	m := httpsnoop.CaptureMetrics(http.HandlerFunc(s.route), w, r)
+	var pattern string
+	m := httpsnoop.CaptureMetrics(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { pattern = s.route(w, r) }), w, r)
 	if s.opts.Requests != nil {
 		// The route's pattern, not the path: one series per route.
-		_, pattern := s.mux.Handler(r)
 		if pattern == "" {
 			pattern = "unrouted"
 		}
@@ -191,12 +191,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		"bytes", m.Written, "duration", m.Duration.Round(time.Microsecond).String(), "remote", r.RemoteAddr)
 }
 
-// route serves a request on its route, or answers 404 or 405.
-func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+// route serves a request on its route, or answers 404 or 405, and says
+// which pattern took it ("" for none).
+func (s *Server) route(w http.ResponseWriter, r *http.Request) (pattern string) {
 	h, pattern := s.mux.Handler(r)
 	if pattern != "" {
 		s.mux.ServeHTTP(w, r)
-		return
+		return pattern
 	}
 	// The mux's own answer says which: capture its status and Allow.
 	probe := &statusProbe{header: http.Header{}}
@@ -206,9 +207,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		allow := probe.header.Get("Allow")
 		w.Header().Set("Allow", allow)
 		writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, fmt.Sprintf("%s %s: this route takes %s (see docs/api.md)", run.CutText(r.Method, 20), path, allow))
-		return
+		return ""
 	}
 	writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no route for %s %s (see docs/api.md)", run.CutText(r.Method, 20), path))
+	return ""
 }
 
 // statusProbe is a ResponseWriter that keeps the status and headers only.

@@ -143,12 +143,7 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 		}
 		// The stream ended with the run: its exit status is myriad run's.
 		if rec, err := c.Get(ctx, id); err == nil && rec.Status.Terminal() {
-			if rec.Status == run.StatusFailed {
-				return &exitError{code: 1, err: fmt.Errorf("run %s failed: %s: %s", rec.ID, rec.Error.Code, rec.Error.Message)}
-			}
-			if rec.Status == run.StatusCanceled {
-				return &exitError{code: 1, err: fmt.Errorf("run %s was canceled", rec.ID)}
-			}
+			return ended(e, rec, true) // the events printed the output already
 		}
 		return nil
 	case "cancel":

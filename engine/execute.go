@@ -212,7 +212,7 @@ func (x *execution) execute(ctx context.Context) error {
 		}
 		// A fork whose copy a crash cut short copies the rest first.
 		x.mu.Lock()
-		err := x.copyFork(ctx)
+		err := x.copyFork(ctx, nil)
 		x.mu.Unlock()
 		if err != nil {
 			return err

@@ -84,31 +84,35 @@ func finishedIn(events []journal.Event, callID string) bool {
 }
 
 // forkStart is a fork's run.started: the source's, with the fork's own
-// submission time and metadata, as a root run of no instance.
-func (x *execution) forkStart(ctx context.Context) (journal.RunStarted, error) {
+// submission time and metadata, as a root run of no instance; and the
+// source's journal, for copyFork.
+func (x *execution) forkStart(ctx context.Context) (journal.RunStarted, []journal.Event, error) {
 	f := x.sub.Fork
-	events, err := x.e.st.LoadJournal(ctx, f.From)
+	source, err := x.e.st.LoadJournal(ctx, f.From)
 	if err != nil {
-		return journal.RunStarted{}, err
+		return journal.RunStarted{}, nil, err
 	}
-	if len(events) < f.Step || events[0].Type != journal.TypeRunStarted {
-		return journal.RunStarted{}, fmt.Errorf("fork of run %s: its journal has %d entries, fewer than step %d", f.From, len(events), f.Step)
+	if len(source) < f.Step || source[0].Type != journal.TypeRunStarted {
+		return journal.RunStarted{}, nil, fmt.Errorf("fork of run %s: its journal has %d entries, fewer than step %d", f.From, len(source), f.Step)
 	}
 	var start journal.RunStarted
-	if err := json.Unmarshal(events[0].Data, &start); err != nil {
-		return journal.RunStarted{}, err
+	if err := json.Unmarshal(source[0].Data, &start); err != nil {
+		return journal.RunStarted{}, nil, err
 	}
 	start.Metadata, start.Submitted, start.Fork = x.sub.Metadata, x.sub.Submitted, f
 	start.Instance, start.Turn, start.InstanceAgent = "", 0, ""
 	start.Parent, start.ParentCall, start.Path, start.Depth = "", "", "", 0
-	return start, nil
+	return start, source, nil
 }
 
 // copyFork journals what a fork copies and has not yet: the source's
-// entries after its run.started, up to the fork's step. x.mu must be held.
-func (x *execution) copyFork(ctx context.Context) error {
+// entries after its run.started, up to the fork's step. source is the
+// source's journal if the caller has it (nil: read it). x.mu must be held.
+// It runs on every pass of every run, so a run that is no fork costs a
+// byte search of its run.started, not a decoding.
+func (x *execution) copyFork(ctx context.Context, source []journal.Event) error {
 	events := x.j.Events()
-	if len(events) == 0 || events[0].Type != journal.TypeRunStarted {
+	if len(events) == 0 || events[0].Type != journal.TypeRunStarted || !bytes.Contains(events[0].Data, []byte(`"fork":`)) {
 		return nil
 	}
 	var start journal.RunStarted
@@ -116,9 +120,11 @@ func (x *execution) copyFork(ctx context.Context) error {
 		return nil
 	}
 	f := start.Fork
-	source, err := x.e.st.LoadJournal(ctx, f.From)
-	if err != nil {
-		return err
+	if source == nil {
+		var err error
+		if source, err = x.e.st.LoadJournal(ctx, f.From); err != nil {
+			return err
+		}
 	}
 	if len(source) < f.Step {
 		return fmt.Errorf("fork of run %s: its journal has %d entries, fewer than step %d", f.From, len(source), f.Step)

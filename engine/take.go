@@ -162,9 +162,10 @@ func (x *execution) beginLocked(ctx context.Context) error {
 				x.pending = x.pending[1:]
 			}
 			start := x.sub.started()
+			var source []journal.Event
 			if x.sub.Fork != nil {
 				var err error
-				if start, err = x.forkStart(ctx); err != nil {
+				if start, source, err = x.forkStart(ctx); err != nil {
 					return err
 				}
 			}
@@ -172,7 +173,7 @@ func (x *execution) beginLocked(ctx context.Context) error {
 				Message: "the run's input is larger than the NATS server's max_payload allows in a journal entry; shorten the input, or raise max_payload on the NATS server"}); err != nil {
 				return err
 			}
-			return x.copyFork(ctx)
+			return x.copyFork(ctx, source)
 		}
 	}
 	at := slices.IndexFunc(x.pending, func(m store.InputMsg) bool { return m.Kind == kindStart || m.Kind == kindCancel })
