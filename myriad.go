@@ -38,6 +38,8 @@ type Project struct {
 	Agents    map[string]*agent.Agent
 	Flows     map[string]*flow.Flow
 	Schedules []engine.Schedule
+	// Budgets limit what runs spend together.
+	Budgets []engine.Budget
 	// MCPServers are the connected MCP servers whose tools agents use.
 	MCPServers map[string]*mcptool.Server
 	mcpListed  map[string][]tool.Tool
@@ -182,6 +184,11 @@ func (proj *Project) build(cfg *config.Config) error {
 		proj.Schedules = append(proj.Schedules, engine.Schedule{Name: name, Cron: s.CronPattern(), TimeZone: s.TimeZone,
 			Agent: s.Agent, Flow: s.Flow, Input: s.Input, State: state})
 	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Budgets)) {
+		b := cfg.Budgets[name]
+		proj.Budgets = append(proj.Budgets, engine.Budget{Name: name, Agent: b.Agent, MetadataKey: b.MetadataKey,
+			USD: b.USD, Window: b.Window.Std()})
+	}
 	for _, name := range cfg.AgentNames() {
 		ac := cfg.Agents[name]
 		a := &agent.Agent{
@@ -192,7 +199,7 @@ func (proj *Project) build(cfg *config.Config) error {
 			InterruptBusy: ac.ConcurrentInput == "interrupt", MaxChildren: ac.MaxChildren,
 		}
 		if m := cfg.Models[ac.Model]; m != nil {
-			a.Prices = m.PriceList()
+			a.Prices, a.MaxOutputTokens = m.PriceList(), m.MaxTokens
 		}
 		for _, sa := range ac.SubAgents {
 			a.SubAgents = append(a.SubAgents, agent.SubAgent{Agent: sa.Agent, Description: sa.Description,
@@ -461,7 +468,7 @@ func Open(ctx context.Context, proj *Project, o NodeOptions) (*Node, error) {
 		maxDepth = proj.Config.Server.MaxDepth
 	}
 	rt, err := engine.Open(ctx, engine.StoreOptions{NATSURL: o.NATSURL, DataDir: o.DataDir, Memory: o.Memory},
-		engine.Options{Agents: proj.Agents, Flows: proj.Flows, Schedules: proj.Schedules,
+		engine.Options{Agents: proj.Agents, Flows: proj.Flows, Schedules: proj.Schedules, Budgets: proj.Budgets,
 			Workers: workers, Logger: o.Logger, OnFinish: o.OnFinish, MaxDepth: maxDepth, Observers: o.Observers})
 	if err != nil {
 		return nil, err

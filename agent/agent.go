@@ -46,6 +46,10 @@ type Agent struct {
 	// CostBudget bounds what a run spends, its children included, in US
 	// dollars at its models' and tools' prices; 0 means no limit.
 	CostBudget float64
+	// MaxOutputTokens is the model's cap on an answer, if it has one: a
+	// model call's cost is reserved against shared budgets (Env.Budget)
+	// as if its answer were this long (0: DefaultMaxOutputTokens).
+	MaxOutputTokens int
 	// OutputSchema, when set, makes the final answer JSON validated against it.
 	OutputSchema *tool.Schema
 	// Stream asks the model to stream its answers.
@@ -182,10 +186,13 @@ func (ts *toolset) stale(sources []tool.Source) bool {
 
 // Error codes a run can fail with.
 const (
-	CodeMaxTurns     = "max_turns_exceeded"
-	CodeTimeout      = "timeout"
-	CodeTokenBudget  = "token_budget_exceeded"
-	CodeCostBudget   = "cost_budget_exceeded"
+	CodeMaxTurns    = "max_turns_exceeded"
+	CodeTimeout     = "timeout"
+	CodeTokenBudget = "token_budget_exceeded"
+	CodeCostBudget  = "cost_budget_exceeded"
+	// CodeBudget is a run stopped by a budget shared with other runs
+	// (budgets: in the config), before a call that could exceed it.
+	CodeBudget       = "budget_exceeded"
 	CodeModel        = "model_error"
 	CodeUnknownAgent = "unknown_agent"
 	CodeResolvedFail = "failed_by_operator"

@@ -64,6 +64,12 @@ type Env struct {
 	// Ask puts a question from a running tool call to a person and waits
 	// for the answer (see tool.Call.Ask); without it tools cannot ask.
 	Ask func(ctx context.Context, callID, toolName string, q tool.Question) (json.RawMessage, error)
+	// Budget holds each priced model and tool call's cost against the
+	// budgets the run shares with others before the call is made.
+	Budget Budget
+	// Carry are metadata keys a child run takes from its parent whatever
+	// its sub-agent's state says (those budgets are kept by).
+	Carry []string
 }
 
 // turn is one model response and the results of the tool calls it asked for.
@@ -523,6 +529,10 @@ func (r *runner) loop(ctx context.Context, s *state) (Outcome, error) {
 		}
 		if err := r.callModel(ctx, s); err != nil {
 			var je journalError
+			var be budgetError
+			if errors.As(err, &be) {
+				return r.fail(ctx, s, CodeBudget, be.Error())
+			}
 			if errors.As(err, &je) {
 				// Not the model's fault: the journal refused the step, so
 				// this worker must stop and let the run be resumed.
@@ -557,8 +567,13 @@ func (r *runner) callModel(ctx context.Context, s *state) error {
 			}
 		}
 	}
+	hold, err := r.reserve(ctx, r.a.estimate(req, began))
+	if err != nil {
+		return err
+	}
 	resp, err := r.a.Model.Generate(ctx, req, sink)
 	if err != nil {
+		hold.Settle(context.WithoutCancel(ctx), 0)
 		return err
 	}
 	resp.Message.Role = model.RoleAssistant
@@ -566,6 +581,7 @@ func (r *runner) callModel(ctx context.Context, s *state) error {
 	rec := journal.ModelResponse{Turn: len(s.turns) + 1, Message: resp.Message, Usage: resp.Usage,
 		Model: resp.Model, ModelName: r.a.ModelName, StopReason: resp.StopReason, DurationMS: msSince(began),
 		FirstTokenMS: float64(firstToken.Microseconds()) / 1000, CostUSD: r.a.Prices.Cost(resp.Usage, time.Now())}
+	hold.Settle(context.WithoutCancel(ctx), rec.CostUSD)
 	// The answer is paid for: journal it even if the run was canceled meanwhile.
 	if _, err := r.append(context.WithoutCancel(ctx), journal.TypeModelResponse, rec); err != nil {
 		return journalError{err}
@@ -769,6 +785,15 @@ type job struct {
 
 // runJobs executes tool calls in parallel, each journaled as started first.
 func (r *runner) runJobs(ctx context.Context, s *state, t *turn, jobs []job) (done bool, out Outcome, err error) {
+	holds, err := r.reserveTools(ctx, jobs)
+	if err != nil {
+		var be budgetError
+		if errors.As(err, &be) {
+			out, err := r.fail(ctx, s, CodeBudget, be.Error())
+			return false, out, err
+		}
+		return false, Stopped, err
+	}
 	// Journal every start before any call runs, so a crash mid-batch leaves
 	// each call either clearly not started or clearly started.
 	for i := range jobs {
@@ -781,6 +806,7 @@ func (r *runner) runJobs(ctx context.Context, s *state, t *turn, jobs []job) (do
 			st.IdempotencyKey = jobs[i].started.IdempotencyKey
 		}
 		if _, err := r.appendStart(ctx, &st); err != nil {
+			settleAll(ctx, holds[i:], 0)
 			return false, Stopped, err
 		}
 		t.started[c.ID] = st
@@ -793,6 +819,8 @@ func (r *runner) runJobs(ctx context.Context, s *state, t *turn, jobs []job) (do
 		run := func() {
 			var cut bool
 			results[i], cut = r.callTool(ctx, jobs[i].call, jobs[i].started)
+			// A call cut short may have been made: it stays paid for.
+			holds[i].Settle(context.WithoutCancel(ctx), max(results[i].CostUSD, r.price(jobs[i].call.Name, cut)))
 			if cut {
 				// The call was cut short: its outcome is unknown, so leave it
 				// started-but-unfinished for the resume logic to judge.
@@ -823,6 +851,36 @@ func (r *runner) runJobs(ctx context.Context, s *state, t *turn, jobs []job) (do
 		return false, out, err
 	}
 	return true, 0, nil
+}
+
+// reserveTools holds the price of each priced call before any starts;
+// if one is refused, none is held.
+func (r *runner) reserveTools(ctx context.Context, jobs []job) ([]Reservation, error) {
+	holds := make([]Reservation, 0, len(jobs))
+	for _, j := range jobs {
+		hold, err := r.reserve(ctx, r.price(j.call.Name, true))
+		if err != nil {
+			settleAll(ctx, holds, 0)
+			return nil, err
+		}
+		holds = append(holds, hold)
+	}
+	return holds, nil
+}
+
+// price is what one call of a tool costs; only a call that was made
+// costs anything.
+func (r *runner) price(name string, made bool) float64 {
+	if !made || r.a.ToolPrice == nil || r.ts.tools[name] == nil {
+		return 0
+	}
+	return r.a.ToolPrice(name)
+}
+
+func settleAll(ctx context.Context, holds []Reservation, usd float64) {
+	for _, h := range holds {
+		h.Settle(context.WithoutCancel(ctx), usd)
+	}
 }
 
 // appendStart journals a tool start; a first attempt's idempotency key is

@@ -151,6 +151,11 @@ func (r *runner) childRun(s *state, sa *SubAgent, c model.ToolCall, n int, summa
 	}
 	// The child's calls continue this run's trace.
 	child.Metadata = map[string]string{"traceparent": tool.TraceParent(r.env.TraceParent, r.runID, r.runID+"/"+callKey)}
+	for _, k := range r.env.Carry {
+		if v, ok := s.start.Metadata[k]; ok {
+			child.Metadata[k] = v
+		}
+	}
 	var lines []string
 	if len(sa.State) > 0 {
 		keys := append([]string(nil), sa.State...)
@@ -190,10 +195,17 @@ const summarizePrompt = "Summarize the conversation above for a colleague who wi
 func (r *runner) summarize(ctx context.Context, s *state) (string, model.Usage, error) {
 	msgs := s.historyBefore(len(s.turns) - 1)
 	msgs = append(msgs, model.Message{Role: model.RoleUser, Content: summarizePrompt})
-	resp, err := r.a.Model.Generate(ctx, &model.Request{Messages: msgs}, nil)
+	req := &model.Request{Messages: msgs}
+	hold, err := r.reserve(ctx, r.a.estimate(req, time.Now()))
 	if err != nil {
 		return "", model.Usage{}, err
 	}
+	resp, err := r.a.Model.Generate(ctx, req, nil)
+	if err != nil {
+		hold.Settle(context.WithoutCancel(ctx), 0)
+		return "", model.Usage{}, err
+	}
+	hold.Settle(context.WithoutCancel(ctx), r.a.Prices.Cost(resp.Usage, time.Now()))
 	return resp.Message.Content, resp.Usage, nil
 }
 

@@ -136,6 +136,7 @@ func New(rt *engine.Engine, opts Options) *Server {
 	s.handle("GET /v1/agents", s.auth(only(nil, s.listAgents)))
 	s.handle("GET /v1/flows", s.auth(only(nil, s.listFlows)))
 	s.handle("GET /v1/usage", s.auth(only([]string{"group_by", "from", "to"}, s.usage)))
+	s.handle("GET /v1/budgets", s.auth(only(nil, s.budgets)))
 	s.handle("POST /v1/runs/{id}/input", s.auth(only(nil, s.provideInput)))
 	s.handle("GET /v1/approvals", s.auth(only([]string{"agent"}, s.listApprovals)))
 	s.handle("POST /v1/runs/{id}/approvals/{approval_id}", s.auth(only(nil, s.decideApproval)))

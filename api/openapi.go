@@ -80,6 +80,7 @@ var operations = []operation{
 	{pattern: "GET /v1/flows", summary: "The flows", answers: map[int]any{200: flowList{}}},
 	{pattern: "GET /v1/usage", summary: "What root runs used and cost, grouped", query: []string{"group_by", "from", "to"},
 		answers: map[int]any{200: apitype.Usage{}, 400: errorBody{}}},
+	{pattern: "GET /v1/budgets", summary: "The budgets runs share, with what they spent in their current windows", answers: map[int]any{200: apitype.BudgetList{}}},
 	{pattern: "/mcp", summary: "MCP, streamable HTTP (2025-11-25 sessions, 2026-07-28 stateless): docs/protocols.md", open: true},
 	{pattern: "GET /.well-known/agent-card.json", summary: "The default A2A agent's card", open: true, public: true},
 	{pattern: "GET /a2a/{agent}/.well-known/agent-card.json", summary: "An A2A agent's card", open: true, public: true},

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/jsonschema-go/jsonschema"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/myriad-ai/myriad/api"
 	"github.com/myriad-ai/myriad/console"
 	"github.com/myriad-ai/myriad/engine"
+	"github.com/myriad-ai/myriad/model"
 	"github.com/myriad-ai/myriad/model/scripted/scriptedtest"
 	"github.com/myriad-ai/myriad/store/storetest"
 	"github.com/myriad-ai/myriad/tool"
@@ -46,10 +48,10 @@ func describedServer(t *testing.T) (*httptest.Server, *api.Server) {
 		t.Fatal(err)
 	}
 	rt, err := engine.New(b, engine.Options{Agents: map[string]*agent.Agent{
-		"greeter": {Model: scriptedtest.Model(t, `- reply: {text: "hello"}`), ModelName: "local"},
+		"greeter": {Model: scriptedtest.Model(t, `- reply: {text: "hello"}`), ModelName: "local", Prices: model.Prices{{Input: 1, Output: 1}}},
 		"mailer": {Model: scriptedtest.Model(t, "- when: {last_tool: send}\n  reply: {text: done}\n- reply: {tool_calls: [{name: send, arguments: {}}]}"),
 			Tools: []tool.Tool{send.RequireApproval()}},
-	}})
+	}, Budgets: []engine.Budget{{Name: "teams", MetadataKey: "team", USD: 5, Window: time.Hour}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,4 +206,8 @@ func TestOpenAPIMatchesTheHandlers(t *testing.T) {
 	do("GET /v1/flows", "/v1/flows", "")
 	do("GET /v1/usage", "/v1/usage?group_by=metadata.team", "")
 	do("GET /v1/usage", "/v1/usage?group_by=color", "")
+	budgets := do("GET /v1/budgets", "/v1/budgets", "")["budgets"].([]any)
+	if spent := budgets[0].(map[string]any)["spent"].([]any); len(spent) != 1 || spent[0].(map[string]any)["value"] != "a" {
+		t.Fatalf("budgets %v, want team a's spend", budgets)
+	}
 }

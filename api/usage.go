@@ -118,3 +118,22 @@ func parseTime(v string) (time.Time, error) {
 	}
 	return time.Parse(time.RFC3339Nano, v)
 }
+
+// budgets answers GET /v1/budgets.
+func (s *Server) budgets(w http.ResponseWriter, r *http.Request) {
+	all, err := s.rt.Budgets(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := apitype.BudgetList{Budgets: []apitype.Budget{}}
+	for _, b := range all {
+		ab := apitype.Budget{Name: b.Name, Agent: b.Agent, MetadataKey: b.MetadataKey, USD: b.USD,
+			WindowSeconds: b.Window.Seconds(), Spent: []apitype.BudgetSpent{}}
+		for _, v := range b.Spent {
+			ab.Spent = append(ab.Spent, apitype.BudgetSpent{Value: v.Value, USD: math.Round(v.USD*1e9) / 1e9})
+		}
+		out.Budgets = append(out.Budgets, ab)
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -24,6 +24,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -51,7 +52,9 @@ type Config struct {
 	Flows map[string]*Flow `yaml:"flows,omitempty"`
 	// Schedules start runs on cron expressions.
 	Schedules map[string]*Schedule `yaml:"schedules,omitempty"`
-	Server    Server               `yaml:"server,omitempty"`
+	// Budgets limit what runs spend together over rolling windows.
+	Budgets map[string]*Budget `yaml:"budgets,omitempty"`
+	Server  Server             `yaml:"server,omitempty"`
 	// Extra collects unknown sections, so Validate can name them.
 	Extra map[string]yaml.Node `yaml:",inline"`
 
@@ -336,12 +339,34 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if err := n.Decode(&s); err != nil {
 		return err
 	}
-	v, err := time.ParseDuration(s)
+	v, err := parseDuration(s)
 	if err != nil {
-		return fmt.Errorf("line %d: invalid duration %q (write it like 30s, 5m or 1h)", n.Line, s)
+		return fmt.Errorf("line %d: invalid duration %q (write it like 30s, 5m, 1h or 7d)", n.Line, s)
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// parseDuration is time.ParseDuration with days too ("7d", "1d12h"): a
+// day is 24 hours.
+func parseDuration(s string) (time.Duration, error) {
+	days, rest, ok := strings.Cut(s, "d")
+	if !ok {
+		return time.ParseDuration(s)
+	}
+	n, err := strconv.ParseUint(days, 10, 16)
+	if err != nil {
+		return 0, err
+	}
+	d := time.Duration(n) * 24 * time.Hour
+	if rest != "" {
+		r, err := time.ParseDuration(rest)
+		if err != nil || r < 0 {
+			return 0, fmt.Errorf("invalid duration %q", s)
+		}
+		d += r
+	}
+	return d, nil
 }
 
 // MarshalYAML writes the duration as a string.
@@ -676,6 +701,7 @@ func (c *Config) Validate() error {
 		add("server.workers", "must be positive")
 	}
 	c.validateFlows(add)
+	c.validateBudgets(add)
 	c.validateA2A(add)
 	c.validateMCP(add)
 	if c.Server.MaxDepth < 0 {

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/myriad-ai/myriad/config"
 )
@@ -66,7 +67,7 @@ func TestErrorsNameTheFieldAndTheFix(t *testing.T) {
 		{"not a name", "api_key_env: OPENAI_API_KEY", `models.fast.api_key_env: must be the name of an environment variable`},
 		{"bad duration", "timeout: 5s", `invalid duration "5 parsecs"`},
 		{"unknown field", "max_turns: 5", "agents.triage.max_turn: unknown field (known: description, model, instructions, tools, max_turns,"},
-		{"unknown section", "agents:\n  triage:", "agent: unknown section (known: models, tools, mcp_servers, a2a_agents, agents, flows, schedules, server)"},
+		{"unknown section", "agents:\n  triage:", "agent: unknown section (known: models, tools, mcp_servers, a2a_agents, agents, flows, schedules, budgets, server)"},
 		{"unknown model field", "provider: openai", "models.fast.kind: unknown field (known: provider, model,"},
 		{"bad schema", "properties: {id: {type: string}}", "tools.lookup.parameters: invalid JSON Schema"},
 		{"bad approval", "idempotent: true", `tools.lookup.approval: unknown value "sometimes" (known: required, never, or a mapping`},
@@ -278,6 +279,13 @@ func TestPricesAreChecked(t *testing.T) {
 		{"no output price", model("[{input: 1}]"), `models.p.prices[0].output: missing: US dollars per million output tokens (0 if they are free)`},
 		{"negative tool price", model("[]") + "tools:\n  t: {type: http, url: 'http://h/t', description: d, price: -0.5}\n", `tools.t.price: must be a number of 0 or more`},
 		{"negative MCP price", model("[]") + "mcp_servers:\n  fs: {command: x, price: -1}\n", `mcp_servers.fs.price: must be a number of 0 or more`},
+		{"budget without usd", model("[]") + "budgets:\n  b: {window: 1h}\n", `budgets.b.usd: must be positive`},
+		{"budget without window", model("[]") + "budgets:\n  b: {usd: 5}\n", `budgets.b.window: missing: how far back spend counts`},
+		{"budget window", model("[]") + "budgets:\n  b: {usd: 5, window: 1week}\n", `invalid duration "1week" (write it like 30s, 5m, 1h or 7d)`},
+		{"budget agent", model("[]") + "budgets:\n  b: {usd: 5, window: 1h, agent: x}\n", `budgets.b.agent: unknown agent "x" (known: a)`},
+		{"budget field", model("[]") + "budgets:\n  b: {usd: 5, window: 1h, tenant: x}\n", `budgets.b.tenant: unknown field`},
+		{"budget name", model("[]") + "budgets:\n  b.c: {usd: 5, window: 1h}\n", `budgets.b.c: invalid name`},
+		{"budget key", model("[]") + "budgets:\n  b: {usd: 5, window: 1h, metadata_key: traceparent}\n", `budgets.b.metadata_key: traceparent differs for every run`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -296,6 +304,13 @@ func TestPricesAreChecked(t *testing.T) {
 	}
 	if err != nil || len(c.Models["p"].PriceList()) != 2 {
 		t.Fatalf("valid prices refused: %v", err)
+	}
+	c, err = config.Parse([]byte(model("[]") + "budgets:\n  daily: {usd: 5, window: 1d12h, agent: a, metadata_key: tenant}\n"))
+	if err == nil {
+		err = c.Validate()
+	}
+	if err != nil || c.Budgets["daily"].Window.Std() != 36*time.Hour {
+		t.Fatalf("a valid budget refused: %v %+v", err, c.Budgets["daily"])
 	}
 }
 

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/flow"
+	"github.com/myriad-ai/myriad/model"
 	"github.com/myriad-ai/myriad/run"
 	"github.com/myriad-ai/myriad/store/storetest"
 	"github.com/myriad-ai/myriad/tool"
@@ -29,17 +31,7 @@ func BenchmarkSession(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer rt.Stop()
-	ctx := context.Background()
-	b.ResetTimer()
-	for b.Loop() {
-		rec, _, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "worker", Input: "go"})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if rec, err = rt.Wait(ctx, rec.ID); err != nil || rec.Status != run.StatusCompleted {
-			b.Fatalf("%v %v", rec, err)
-		}
-	}
+	sessions(b, rt)
 }
 
 // BenchmarkMapReduce100 runs a flow that maps over 100 items (one child
@@ -73,6 +65,40 @@ func BenchmarkMapReduce100(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		rec, _, err := rt.Submit(ctx, engine.SubmitRequest{Flow: "digest", Input: "go", State: state})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rec, err = rt.Wait(ctx, rec.ID); err != nil || rec.Status != run.StatusCompleted {
+			b.Fatalf("%v %v", rec, err)
+		}
+	}
+}
+
+// BenchmarkSessionBudgeted is BenchmarkSession with priced model calls kept
+// by a shared budget: each of the 4 model calls reserves and settles in
+// the budget's ledger (two compare-and-set writes), the price of budgets.
+func BenchmarkSessionBudgeted(b *testing.B) {
+	bs, _ := storetest.Open(b)
+	m := scriptedModel(b, threeToolRules)
+	worker := &agent.Agent{Model: m, Tools: []tool.Tool{&recorder{name: "step", idempotent: true}},
+		Prices: model.Prices{{Input: 1, Output: 1}}, MaxOutputTokens: 100}
+	rt, err := engine.New(bs, engine.Options{Agents: map[string]*agent.Agent{"worker": worker}, Workers: 4,
+		Budgets: []engine.Budget{{Name: "all", USD: 1e9, Window: time.Hour}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := rt.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer rt.Stop()
+	sessions(b, rt)
+}
+
+// sessions runs a session of the worker agent per op, one after another.
+func sessions(b *testing.B, rt *engine.Engine) {
+	ctx := context.Background()
+	for b.Loop() {
+		rec, _, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "worker", Input: "go"})
 		if err != nil {
 			b.Fatal(err)
 		}

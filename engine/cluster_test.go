@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/myriad-ai/myriad/agent"
 	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/journal"
+	"github.com/myriad-ai/myriad/model"
 	"github.com/myriad-ai/myriad/run"
 	"github.com/myriad-ai/myriad/store/storetest"
 	"github.com/myriad-ai/myriad/tool"
@@ -187,4 +189,51 @@ func lastTypeOf(events []journal.Event) string {
 		return ""
 	}
 	return events[len(events)-1].Type
+}
+
+// Runs on two nodes under one shared budget never spend more than it
+// together: each node's writes fail when the other node wrote the ledger
+// since, and it reads it again.
+func TestTwoNodesKeepOneBudget(t *testing.T) {
+	url := storetest.StartServer(t)
+	budget := []engine.Budget{{Name: "all", USD: 0.05, Window: time.Hour}}
+	var nodes []*engine.Engine
+	for range 2 {
+		rt, err := engine.New(storetest.Connect(t, url), engine.Options{Workers: 4, Budgets: budget,
+			Agents: map[string]*agent.Agent{"worker": {Model: scriptedModel(t, `- reply: {tool_calls: [{name: step, arguments: {}}]}`),
+				Tools: []tool.Tool{&recorder{name: "step", idempotent: true}}, MaxTurns: 1000,
+				Prices: model.Prices{{Input: 10, Output: 10}}, MaxOutputTokens: 20}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start(t, rt)
+		nodes = append(nodes, rt)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var ids []string
+	for i := range 8 {
+		rec, _, err := nodes[i%2].Submit(ctx, engine.SubmitRequest{Agent: "worker", Input: "go"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, rec.ID)
+	}
+	spent := 0.0
+	for _, id := range ids {
+		rec, err := nodes[0].Wait(ctx, id)
+		if err != nil || rec.Error == nil || rec.Error.Code != agent.CodeBudget {
+			t.Fatalf("%+v %v: want every run stopped by the budget", rec, err)
+		}
+		if rec.Cost != nil {
+			spent += rec.Cost.USD
+		}
+	}
+	all, err := nodes[1].Budgets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spent > 0.05 || spent < 0.04 || len(all[0].Spent) != 1 || math.Abs(all[0].Spent[0].USD-spent) > 1e-9 {
+		t.Fatalf("the runs spent $%v under a budget of $0.05; the ledger says %+v", spent, all)
+	}
 }

@@ -95,6 +95,9 @@ type Options struct {
 	// its writers journal (telemetry). The engine's own log lines (run
 	// accepted, started, waiting, ended, at INFO) come first.
 	Observers []Observer
+	// Budgets limit what runs spend together over rolling windows; each
+	// priced call reserves its cost in the budgets that keep its run.
+	Budgets []Budget
 }
 
 // RunStats describe one execution of a run on this node.
@@ -131,6 +134,9 @@ type Engine struct {
 	workDone  chan struct{}
 	ownStore  bool
 	observers []Observer
+	// ledgers are the budget ledgers as this node last wrote them
+	// (cachedLedger by key).
+	ledgers sync.Map
 }
 
 // New returns an engine over an open store. Call Start to execute runs on
@@ -151,6 +157,9 @@ func New(st *store.Store, opts Options) (*Engine, error) {
 	}
 	if opts.CommandWait <= 0 {
 		opts.CommandWait = 5 * time.Second
+	}
+	if err := checkBudgets(opts.Budgets); err != nil {
+		return nil, err
 	}
 	for name, a := range opts.Agents {
 		if a.Name == "" {

@@ -277,7 +277,8 @@ func (x *execution) resume(ctx context.Context) (again bool, err error) {
 		x.log.Debug("resuming run", "steps", len(events))
 	}
 	env := agent.Env{OnDelta: x.publishDelta(rec), OnProgress: x.publishProgress(rec), Children: x.e, Lookup: x.e.lookupAgent,
-		Inputs: x.inputsForRunner, Ask: x.askDuringCall(rec), TraceParent: rec.Metadata["traceparent"]}
+		Inputs: x.inputsForRunner, Ask: x.askDuringCall(rec), TraceParent: rec.Metadata["traceparent"],
+		Budget: x.e.budgetFor(rec.Metadata), Carry: carried(x.e.opts.Budgets)}
 	done := make(chan struct{})
 	go x.listen(done)
 	outcome, err := runner.Resume(runCtx, x.id, events, x, env)

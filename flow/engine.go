@@ -481,10 +481,16 @@ func (e *engine) childRuns(n *Node, key string, state map[string]any, items []an
 		if err != nil {
 			return agent.ChildRun{}, err
 		}
-		// The child's calls continue this run's trace.
+		// The child's calls continue this run's trace, and it is kept by
+		// the same shared budgets.
+		meta := map[string]string{"traceparent": tool.TraceParent(e.env.TraceParent, e.runID, e.runID+"/"+callID)}
+		for _, k := range e.env.Carry {
+			if v, ok := e.r.start.Metadata[k]; ok {
+				meta[k] = v
+			}
+		}
 		return agent.ChildRun{ID: e.env.Children.ChildID(e.runID, callID), Agent: n.Agent, Input: in,
-			Parent: e.runID, ParentCall: callID, Path: base + "/" + path, Depth: e.r.start.Depth + 1,
-			Metadata: map[string]string{"traceparent": tool.TraceParent(e.env.TraceParent, e.runID, e.runID+"/"+callID)}}, nil
+			Parent: e.runID, ParentCall: callID, Path: base + "/" + path, Depth: e.r.start.Depth + 1, Metadata: meta}, nil
 	}
 	v := vars{state: state, input: e.r.start.Input}
 	if n.Map == "" {

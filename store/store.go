@@ -14,6 +14,7 @@
 //	MYRIAD_SCHEDULES myriad.sched.> / myriad.fired.> timers and cron schedules the server keeps and fires
 //	myriad_runs      KV                              run records (projections of journals, for reading)
 //	myriad_instances KV                              instance snapshots (projections of instance journals)
+//	myriad_budgets   KV                              spend of shared budgets over their windows (compare-and-set)
 //	myriad.poke.<entity>                             core NATS: "an input was stored" for the worker holding the entity
 //	myriad.live.<tree>.<entity>                      core NATS: streamed model text and tool progress (not journaled)
 package store
@@ -75,6 +76,7 @@ type Store struct {
 	schedules   jetstream.Stream
 	runs        jetstream.KeyValue
 	insts       jetstream.KeyValue
+	budgets     jetstream.KeyValue
 	queue       jetstream.Consumer
 	router      jetstream.Consumer
 	fired       jetstream.Consumer
@@ -324,6 +326,9 @@ func (s *Store) ensure(ctx context.Context) error {
 		return err
 	}
 	if s.insts, err = kv(InstancesBucket, "Myriad instance snapshots"); err != nil {
+		return err
+	}
+	if s.budgets, err = kv(BudgetsBucket, "Myriad budget ledgers: spend over each budget's window"); err != nil {
 		return err
 	}
 	return nil

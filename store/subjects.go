@@ -14,6 +14,7 @@ const (
 	ScheduleStream  = "MYRIAD_SCHEDULES"
 	RunsBucket      = "myriad_runs"
 	InstancesBucket = "myriad_instances"
+	BudgetsBucket   = "myriad_budgets"
 
 	journalPrefix   = "myriad.journal."
 	inputPrefix     = "myriad.input."

@@ -102,6 +102,31 @@ type UsageGroup struct {
 	CachedInputTokens int     `json:"cached_input_tokens,omitempty"`
 }
 
+// BudgetList answers GET /v1/budgets.
+type BudgetList struct {
+	Budgets []Budget `json:"budgets"`
+}
+
+// Budget is a budget runs share, and what they spent in its window until
+// now (calls in flight included at what they reserved).
+type Budget struct {
+	Name        string  `json:"name"`
+	Agent       string  `json:"agent,omitempty"`
+	MetadataKey string  `json:"metadata_key,omitempty"`
+	USD         float64 `json:"usd"`
+	// Window is how far back spend counts, in seconds.
+	WindowSeconds float64 `json:"window_seconds"`
+	// Spent is by metadata value, most first; a budget without a metadata
+	// key has one entry, with no value.
+	Spent []BudgetSpent `json:"spent"`
+}
+
+// BudgetSpent is what a budget's runs spent, for one metadata value.
+type BudgetSpent struct {
+	Value string  `json:"value,omitempty"`
+	USD   float64 `json:"usd"`
+}
+
 // ForkRequest is the body of POST /v1/runs/{id}/fork: the step to go on
 // from (the run's run.started is step 1), and optionally a tool result to
 // change on the way.

@@ -94,6 +94,7 @@ try {
   await page.locator('table.usage[data-group="agent"] tr.total').waitFor();
   assert.equal(await page.locator('.days .day').count(), 14, 'cost over the last 14 days');
   assert.match(await page.locator('table.usage[data-group="model"] tbody').textContent(), /local/);
+  assert.match(await page.locator('table.budgets tr[data-budget="assistant-daily"]').textContent(), /assistant-daily.*agent assistant\$0\.0\d+.*\$100.*24h/, 'the budget and its spend');
   await shot('cost');
 
   // Paging: older runs, then back to the newer page.

@@ -423,7 +423,7 @@ function graph(nodes, edges, roots, subtitles) {
 // --- Cost: totals by agent, model and tool (GET /v1/usage).
 async function usagePage() {
   const groups = ['agent', 'model', 'tool'];
-  const tables = await Promise.all(groups.map((g) => get('/v1/usage?group_by=' + g)));
+  const [tables, { budgets }] = await Promise.all([Promise.all(groups.map((g) => get('/v1/usage?group_by=' + g))), get('/v1/budgets')]);
   // Cost over the last 14 days (UTC), a bar per day, by agent.
   const day = (d) => d.toISOString().slice(0, 10);
   const today = new Date();
@@ -434,7 +434,7 @@ async function usagePage() {
     h('div', { class: 'day-bar', style: { height: Math.round((u.total.usd / top) * 120) + 'px' } }),
     h('span', { class: 'day-label' }, day(days[i]).slice(5)))));
   main.replaceChildren(h('h1', {}, 'Cost'), h('p', { class: 'muted' }, 'Root runs, their child runs included, at the prices in myriad.yaml.'),
-    h('h2', {}, 'Last 14 days'), overTime,
+    h('h2', {}, 'Last 14 days'), overTime, ...budgetTable(budgets),
     ...tables.flatMap((u, i) => {
       // A run's tokens are not split by model or tool: those tables show cost only.
       const tokens = groups[i] === 'agent';
@@ -444,6 +444,23 @@ async function usagePage() {
         h('thead', {}, h('tr', {}, ['', 'runs', 'cost', ...(tokens ? ['input tokens', 'output tokens'] : [])].map((t, j) => h('th', { class: j ? 'num' : '' }, t)))),
         h('tbody', {}, ...u.groups.map((g) => row('', g.key || '(none)', g)), row('total', 'total', u.total)))];
     }));
+}
+
+// budgetTable shows the budgets runs share (GET /v1/budgets): a row per
+// budget and metadata value, with what was spent in the window until now.
+function budgetTable(budgets) {
+  if (!budgets.length) return [];
+  const window = (s) => (s % 86400 === 0 && s > 86400 ? s / 86400 + 'd' : s % 3600 === 0 ? s / 3600 + 'h' : s + 's');
+  const rows = budgets.flatMap((b) => {
+    const scope = (b.agent ? 'agent ' + b.agent : 'all agents') + (b.metadata_key ? ', per ' + b.metadata_key : '');
+    const spent = b.spent.length ? b.spent : [{ usd: 0 }];
+    return spent.map((v) => h('tr', { 'data-budget': b.name }, h('td', {}, b.name), h('td', {}, scope), h('td', {}, v.value || ''),
+      h('td', { class: 'num' }, money(v.usd) || '$0'), h('td', {}, h('meter', { min: 0, max: b.usd, value: v.usd, high: b.usd * 0.8 })),
+      h('td', { class: 'num' }, '$' + b.usd), h('td', { class: 'num' }, window(b.window_seconds))));
+  });
+  return [h('h2', {}, 'Budgets'), h('p', { class: 'muted' }, 'Limits runs share; spend in each window until now, calls in flight at what they reserved.'),
+    h('table', { class: 'usage budgets' }, h('thead', {}, h('tr', {}, ['budget', 'keeps', 'value', 'spent', '', 'limit', 'window'].map((t) => h('th', {}, t)))),
+      h('tbody', {}, ...rows))];
 }
 
 const tokenInput = document.getElementById('token');
