@@ -125,6 +125,13 @@ flows:
 			}
 		}
 	}
+	// Tools' calls, failures and time, by tool, as well as their cost.
+	if u := usage("group_by=tool"); len(u.Groups) != 1 || u.Groups[0].Calls != 1 || u.Groups[0].Errors != 0 || u.Groups[0].DurationMS <= 0 {
+		t.Errorf("tools %+v, want lookup called once", u.Groups)
+	}
+	if use := rec.Tools["lookup"]; len(rec.Tools) != 1 || use.Calls != 1 || use.DurationMS <= 0 {
+		t.Errorf("the record's tools %+v: want lookup's one call, and no sub-agent call", rec.Tools)
+	}
 	if u := usage("group_by=agent"); u.Total.Runs != 1 || u.Total.InputTokens != 4000 {
 		t.Errorf("total %+v: one root run, its child's tokens included", u.Total)
 	}

@@ -69,12 +69,18 @@ func (s *Server) usage(w http.ResponseWriter, r *http.Request) {
 			addRun(group(name), rec, costOf(rec))
 		case isMeta:
 			addRun(group(rec.Metadata[key]), rec, costOf(rec))
-		case rec.Cost != nil:
-			spent := rec.Cost.Models
-			if by == "tool" {
-				spent = rec.Cost.Tools
+		case by == "tool":
+			for name := range toolNames(rec) {
+				g := group(name)
+				g.Runs++
+				if rec.Cost != nil {
+					g.USD += rec.Cost.Tools[name]
+				}
+				use := rec.Tools[name]
+				g.Calls, g.Errors, g.DurationMS = g.Calls+use.Calls, g.Errors+use.Errors, g.DurationMS+use.DurationMS
 			}
-			for name, usd := range spent {
+		case rec.Cost != nil:
+			for name, usd := range rec.Cost.Models {
 				g := group(name)
 				g.Runs++
 				g.USD += usd
@@ -84,7 +90,7 @@ func (s *Server) usage(w http.ResponseWriter, r *http.Request) {
 	round := func(v float64) float64 { return math.Round(v*1e10) / 1e10 }
 	out.Total.USD = round(out.Total.USD)
 	for _, g := range groups {
-		g.USD = round(g.USD)
+		g.USD, g.DurationMS = round(g.USD), math.Round(g.DurationMS*1000)/1000
 		out.Groups = append(out.Groups, *g)
 	}
 	sort.Slice(out.Groups, func(i, j int) bool {
@@ -94,6 +100,20 @@ func (s *Server) usage(w http.ResponseWriter, r *http.Request) {
 		return out.Groups[i].Key < out.Groups[j].Key
 	})
 	writeJSON(w, http.StatusOK, out)
+}
+
+// toolNames are the tools a run used or paid for.
+func toolNames(rec *run.Record) map[string]bool {
+	names := map[string]bool{}
+	for name := range rec.Tools {
+		names[name] = true
+	}
+	if rec.Cost != nil {
+		for name := range rec.Cost.Tools {
+			names[name] = true
+		}
+	}
+	return names
 }
 
 func costOf(rec *run.Record) float64 {

@@ -47,7 +47,7 @@ func (e *Engine) Spawn(ctx context.Context, c agent.ChildRun) error {
 // harmless: the input is deduplicated, and a parent takes one report per
 // child.
 func (e *Engine) report(ctx context.Context, rec *run.Record) error {
-	rep := journal.ChildReport{RunID: rec.ID, CallID: rec.ParentCall, Status: string(rec.Status), Usage: rec.Usage, Cost: rec.Cost}
+	rep := journal.ChildReport{RunID: rec.ID, CallID: rec.ParentCall, Status: string(rec.Status), Usage: rec.Usage, Cost: rec.Cost, Tools: rec.Tools}
 	switch rec.Status {
 	case run.StatusCompleted:
 		rep.Output = rec.Output

@@ -396,6 +396,8 @@ type ChildReport struct {
 	Usage  model.Usage `json:"usage"`
 	// Cost is the child's, its own children's included.
 	Cost *Cost `json:"cost,omitempty"`
+	// Tools are the child's tool calls by tool, its own children's included.
+	Tools map[string]ToolUse `json:"tools,omitempty"`
 }
 
 // ChildrenReported records child reports a run took, in one entry however

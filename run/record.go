@@ -78,6 +78,9 @@ type Record struct {
 	// Cost is what the run spent in US dollars, by model and by tool, its
 	// child runs' included; omitted when nothing it used has a price.
 	Cost *journal.Cost `json:"cost,omitempty"`
+	// Tools are the run's tool calls by tool, its child runs' included:
+	// calls, failures and time. Counted when the run ends.
+	Tools map[string]journal.ToolUse `json:"tools,omitempty"`
 	// Steps is the number of journal entries the record reflects, and
 	// Position the last one's position (its SSE event id).
 	Steps     int        `json:"steps"`
@@ -294,6 +297,9 @@ func Project(id string, queued *Record, events []journal.Event) *Record {
 	}
 	rec.Status, rec.WaitingFor, rec.WakeAt = StatusRunning, "", nil
 	rec.Cost = journal.CostOf(events)
+	if journal.Terminal(last.Type) {
+		rec.Tools = journal.ToolUseOf(events)
+	}
 	switch last.Type {
 	case journal.TypeRunCompleted:
 		var d journal.RunCompleted

@@ -100,6 +100,11 @@ type UsageGroup struct {
 	InputTokens       int     `json:"input_tokens,omitempty"`
 	OutputTokens      int     `json:"output_tokens,omitempty"`
 	CachedInputTokens int     `json:"cached_input_tokens,omitempty"`
+	// Calls, Errors and DurationMS count a tool's calls, those that
+	// failed and their total time, when grouping by tool (ended runs).
+	Calls      int     `json:"calls,omitempty"`
+	Errors     int     `json:"errors,omitempty"`
+	DurationMS float64 `json:"duration_ms,omitempty"`
 }
 
 // BudgetList answers GET /v1/budgets.

@@ -89,6 +89,12 @@ try {
   await page.locator('pre.output').waitFor();
   assert.match(await page.locator('pre.output').textContent(), /from the console/);
 
+  // Tools: the ship call the approval let through (it failed: nothing listens).
+  await page.click('nav a[data-page="tools"]');
+  await page.locator('table.tools tr[data-tool="ship"]').waitFor();
+  assert.match(await page.locator('table.tools tr[data-tool="ship"]').textContent(), /^ship11100%\d+ ms\$0\.002/, 'the ship tool: 1 call, failed');
+  await shot('tools');
+
   // Cost: totals by agent, model and tool.
   await page.click('nav a[data-page="usage"]');
   await page.locator('table.usage[data-group="agent"] tr.total').waitFor();

@@ -41,7 +41,7 @@ const who = (rec) => (rec.flow ? 'flow ' + rec.flow : rec.agent) + (rec.instance
 
 // Pages: each renders into main and may return a function that stops its
 // polls and streams when another page opens.
-const pages = { runs: runsPage, run: runPage, inbox: inboxPage, agents: agentsPage, usage: usagePage, compare: comparePage };
+const pages = { runs: runsPage, run: runPage, inbox: inboxPage, agents: agentsPage, tools: toolsPage, usage: usagePage, compare: comparePage };
 let leave = null;
 
 async function route() {
@@ -418,6 +418,21 @@ function graph(nodes, edges, roots, subtitles) {
     ...nodes.filter((n) => pos[n]).map((n) => svg('g', {}, svg('rect', { x: pos[n].x - 80, y: pos[n].y - 16, width: 160, height: 32, rx: 6 }),
       svg('text', { x: pos[n].x, y: pos[n].y + (subtitles[n] ? -1 : 5), 'text-anchor': 'middle' }, n),
       subtitles[n] ? svg('text', { x: pos[n].x, y: pos[n].y + 11, 'text-anchor': 'middle', class: 'subtitle' }, subtitles[n]) : '')));
+}
+
+// --- Tools: calls, failures, latency and cost by tool, over the runs that
+// ended (GET /v1/usage?group_by=tool).
+async function toolsPage() {
+  const u = await get('/v1/usage?group_by=tool');
+  const pct = (n, d) => (d ? Math.round((100 * n) / d) + '%' : '');
+  const row = (g) => h('tr', { 'data-tool': g.key }, h('td', {}, g.key), h('td', { class: 'num' }, g.calls || 0), h('td', { class: 'num' }, g.errors || 0),
+    h('td', { class: 'num' + ((g.errors || 0) * 10 > (g.calls || 0) ? ' bad' : '') }, pct(g.errors || 0, g.calls)),
+    h('td', { class: 'num' }, g.calls ? ms(g.duration_ms / g.calls) : ''), h('td', { class: 'num' }, money(g.usd) || '$0'), h('td', { class: 'num' }, g.runs));
+  main.replaceChildren(h('h1', {}, 'Tools'),
+    h('p', { class: 'muted' }, 'Tool calls of the runs that ended, their child runs included; sub-agent calls count as their runs\' own tool calls.'),
+    u.groups.length ? h('table', { class: 'usage tools' },
+      h('thead', {}, h('tr', {}, ['tool', 'calls', 'failed', 'error rate', 'mean latency', 'cost', 'runs'].map((t, j) => h('th', { class: j ? 'num' : '' }, t)))),
+      h('tbody', {}, ...u.groups.map(row))) : h('p', {}, 'No tool has been called yet.'));
 }
 
 // --- Cost: totals by agent, model and tool (GET /v1/usage).
