@@ -498,10 +498,10 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 func only(known []string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		for name := range r.URL.Query() {
-			if !slices.Contains(known, name) {
+			if !slices.Contains(known, name) && !(slices.Contains(known, "metadata") && metadataParam(name) != "") {
 				msg := fmt.Sprintf("unknown query parameter %q: this route takes none", run.CutText(name, 200))
 				if len(known) > 0 {
-					msg = fmt.Sprintf("unknown query parameter %q (known: %s)", run.CutText(name, 200), strings.Join(known, ", "))
+					msg = fmt.Sprintf("unknown query parameter %q (known: %s)", run.CutText(name, 200), strings.ReplaceAll(strings.Join(known, ", "), "metadata", "metadata[KEY]"))
 				}
 				writeError(w, http.StatusBadRequest, CodeBadRequest, msg)
 				return
@@ -512,7 +512,7 @@ func only(known []string, h http.HandlerFunc) http.HandlerFunc {
 }
 
 // listParams are the query parameters GET /v1/runs takes.
-var listParams = []string{"agent", "flow", "instance", "parent", "roots", "status", "limit", "cursor"}
+var listParams = []string{"agent", "flow", "instance", "parent", "roots", "status", "metadata", "from", "to", "limit", "cursor"}
 
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
@@ -547,6 +547,15 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("status: unknown status %q (known: %s)", f.Status, statusList()))
 		return
 	}
+	if msg := readTimeRange(q, &f.From, &f.To); msg != "" {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, msg)
+		return
+	}
+	if q.Has("metadata") {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "metadata: name the key, as in metadata[tenant]=acme")
+		return
+	}
+	f.Metadata = metadataParams(q)
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 1000 {

@@ -97,6 +97,8 @@ var operations = []operation{
 var queryParams = map[string]struct {
 	doc    string
 	schema map[string]any
+	// style is an OpenAPI parameter style other than form.
+	style string
 }{
 	"agent":    {doc: "only runs (or approvals) of this agent", schema: nil},
 	"flow":     {doc: "only runs of this flow"},
@@ -110,8 +112,10 @@ var queryParams = map[string]struct {
 	"wait":     {doc: "long-poll until the run settles, up to this long (a Go duration, at most 60s)", schema: map[string]any{"type": "string", "example": "30s"}},
 	"children": {doc: "include the events of the run's descendants (default true)", schema: map[string]any{"type": "boolean"}},
 	"group_by": {doc: "agent, model, tool or metadata.KEY", schema: map[string]any{"type": "string", "pattern": "^(agent|model|tool|metadata\\..+)$", "default": "agent"}},
-	"from":     {doc: "runs created at or after: a day (UTC) or an RFC 3339 time", schema: map[string]any{"type": "string", "example": "2026-12-01"}},
-	"to":       {doc: "runs created before: a day (UTC) or an RFC 3339 time", schema: map[string]any{"type": "string", "example": "2026-12-31"}},
+	"metadata": {doc: "only runs whose metadata has these values: metadata[tenant]=acme", schema: map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}},
+		style: "deepObject"},
+	"from": {doc: "runs created at or after: a day (UTC) or an RFC 3339 time", schema: map[string]any{"type": "string", "example": "2026-12-01"}},
+	"to":   {doc: "runs created before: a day (UTC) or an RFC 3339 time", schema: map[string]any{"type": "string", "example": "2026-12-31"}},
 }
 
 // schemaOptions make Go's types read as their JSON does.
@@ -142,7 +146,11 @@ func openAPIDoc(version string, served map[string]bool) (map[string]any, error) 
 			if q.schema == nil {
 				q.schema = map[string]any{"type": "string"}
 			}
-			params = append(params, map[string]any{"name": name, "in": "query", "description": q.doc, "schema": q.schema})
+			p := map[string]any{"name": name, "in": "query", "description": q.doc, "schema": q.schema}
+			if q.style != "" {
+				p["style"], p["explode"] = q.style, true
+			}
+			params = append(params, p)
 		}
 		if params != nil {
 			o["parameters"] = params

@@ -187,6 +187,11 @@ func TestOpenAPIMatchesTheHandlers(t *testing.T) {
 	do("GET /v1/runs/{id}", "/v1/runs/run_00000000000000000000000000aa", "")
 	do("GET /v1/runs", "/v1/runs?limit=5", "")
 	do("GET /v1/runs", "/v1/runs?limit=many", "")
+	for query, want := range map[string]int{"metadata[team]=a&from=2020-01-01": 1, "metadata[team]=b": 0, "to=2020-01-01": 0} {
+		if runs := do("GET /v1/runs", "/v1/runs?"+query, "")["runs"].([]any); len(runs) != want {
+			t.Errorf("%s: %d runs, want %d", query, len(runs), want)
+		}
+	}
 	do("GET /v1/runs/{id}/events", "/v1/runs/"+id+"/events", "")
 	do("POST /v1/runs/{id}/cancel", "/v1/runs/"+id+"/cancel", "")
 	do("POST /v1/runs/{id}/resolve", "/v1/runs/"+id+"/resolve", `{"action":"skip"}`)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -27,22 +28,16 @@ func (s *Server) usage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := apitype.Usage{GroupBy: by, Groups: []apitype.UsageGroup{}}
-	for _, bound := range []struct {
-		name string
-		to   **time.Time
-	}{{"from", &out.From}, {"to", &out.To}} {
-		if v := q.Get(bound.name); v != "" {
-			t, err := parseTime(v)
-			if err != nil {
-				writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("%s: %s is not a day (2026-06-01) or a time (RFC 3339)", bound.name, run.Quote(v)))
-				return
-			}
-			*bound.to = &t
-		}
-	}
-	if out.From != nil && out.To != nil && !out.From.Before(*out.To) {
-		writeError(w, http.StatusBadRequest, CodeBadRequest, "from: must come before to (to is not included)")
+	f := run.Filter{Roots: true}
+	if msg := readTimeRange(q, &f.From, &f.To); msg != "" {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, msg)
 		return
+	}
+	if !f.From.IsZero() {
+		out.From = &f.From
+	}
+	if !f.To.IsZero() {
+		out.To = &f.To
 	}
 	groups := map[string]*apitype.UsageGroup{}
 	group := func(k string) *apitype.UsageGroup {
@@ -51,13 +46,10 @@ func (s *Server) usage(w http.ResponseWriter, r *http.Request) {
 		}
 		return groups[k]
 	}
-	for rec, err := range s.rt.Runs(r.Context(), run.Filter{Roots: true}) {
+	for rec, err := range s.rt.Runs(r.Context(), f) {
 		if err != nil {
 			s.fail(w, r, err)
 			return
-		}
-		if out.From != nil && rec.CreatedAt.Before(*out.From) || out.To != nil && !rec.CreatedAt.Before(*out.To) {
-			continue
 		}
 		addRun(&out.Total, rec, costOf(rec))
 		switch {
@@ -129,6 +121,52 @@ func addRun(g *apitype.UsageGroup, rec *run.Record, usd float64) {
 	g.InputTokens += rec.Usage.InputTokens
 	g.OutputTokens += rec.Usage.OutputTokens
 	g.CachedInputTokens += rec.Usage.CachedInputTokens
+}
+
+// readTimeRange reads the from and to parameters; a non-empty answer says
+// what is wrong with them.
+func readTimeRange(q url.Values, from, to *time.Time) string {
+	for _, bound := range []struct {
+		name string
+		t    *time.Time
+	}{{"from", from}, {"to", to}} {
+		if v := q.Get(bound.name); v != "" {
+			t, err := parseTime(v)
+			if err != nil {
+				return fmt.Sprintf("%s: %s is not a day (2026-06-01) or a time (RFC 3339)", bound.name, run.Quote(v))
+			}
+			*bound.t = t
+		}
+	}
+	if !from.IsZero() && !to.IsZero() && !from.Before(*to) {
+		return "from: must come before to (to is not included)"
+	}
+	return ""
+}
+
+// metadataParam is KEY when a query parameter is metadata[KEY] (OpenAPI's
+// deepObject style), "" otherwise.
+func metadataParam(name string) string {
+	key, ok := strings.CutPrefix(name, "metadata[")
+	if !ok || !strings.HasSuffix(key, "]") {
+		return ""
+	}
+	return strings.TrimSuffix(key, "]")
+}
+
+// metadataParams reads metadata[KEY]=VALUE parameters; nil when there are
+// none.
+func metadataParams(q url.Values) map[string]string {
+	var m map[string]string
+	for name := range q {
+		if key := metadataParam(name); key != "" {
+			if m == nil {
+				m = map[string]string{}
+			}
+			m[key] = q.Get(name)
+		}
+	}
+	return m
 }
 
 // parseTime reads a day (UTC) or an RFC 3339 time.

@@ -217,8 +217,7 @@ func (e *Engine) Runs(ctx context.Context, f run.Filter) iter.Seq2[*run.Record, 
 				yield(nil, err)
 				return
 			}
-			if (f.Agent != "" && rec.Agent != f.Agent) || (f.Flow != "" && rec.Flow != f.Flow) || (f.Status != "" && rec.Status != f.Status) ||
-				(f.Parent != "" && rec.Parent != f.Parent) || (f.Roots && rec.Parent != "") || (f.Instance != "" && rec.Instance != f.Instance) {
+			if !f.Keeps(rec) {
 				continue
 			}
 			if !yield(rec, nil) {

@@ -2,6 +2,7 @@ package run
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/tool"
@@ -76,9 +77,32 @@ type Filter struct {
 	Roots  bool
 	// Instance keeps the turns of the agent instances with this key.
 	Instance string
+	// Metadata keeps runs whose metadata has each of these keys with its
+	// value.
+	Metadata map[string]string
+	// From and To keep runs created at or after From and before To (zero:
+	// no bound).
+	From, To time.Time
 	Limit    int
 	// Cursor is the last id of the previous page.
 	Cursor string
+}
+
+// Keeps reports whether a run passes the filter (its paging aside).
+func (f *Filter) Keeps(rec *Record) bool {
+	switch {
+	case f.Agent != "" && rec.Agent != f.Agent, f.Flow != "" && rec.Flow != f.Flow,
+		f.Status != "" && rec.Status != f.Status, f.Parent != "" && rec.Parent != f.Parent,
+		f.Roots && rec.Parent != "", f.Instance != "" && rec.Instance != f.Instance,
+		!f.From.IsZero() && rec.CreatedAt.Before(f.From), !f.To.IsZero() && !rec.CreatedAt.Before(f.To):
+		return false
+	}
+	for k, v := range f.Metadata {
+		if got, ok := rec.Metadata[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
 
 // Update is one thing a watch of a run yields: a journal entry, or a live

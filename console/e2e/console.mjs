@@ -16,7 +16,7 @@ const settled = async (id) => api('GET', `/v1/runs/${id}?wait=20s`);
 
 // Two runs before the browser opens: one that completes, one that waits
 // for a person to approve its tool call.
-const done = await api('POST', '/v1/runs', { agent: 'assistant', input: 'hello console' });
+const done = await api('POST', '/v1/runs', { agent: 'assistant', input: 'hello console', metadata: { customer: 'c-9' } });
 assert.equal((await settled(done.id)).status, 'completed');
 const waiting = await api('POST', '/v1/runs', { agent: 'shipper', input: 'ship order A-17' });
 assert.equal((await settled(waiting.id)).status, 'waiting');
@@ -38,6 +38,16 @@ try {
   await page.locator(`tr[data-run="${done.id}"]`).waitFor();
   await page.locator(`tr[data-run="${waiting.id}"] .status.waiting`).waitFor();
   await shot('runs');
+  // Filtered by metadata and day: only the run of customer c-9.
+  await page.fill('form.filters input[name="meta"]', 'customer=c-9');
+  await page.fill('form.filters input[name="from"]', new Date().toISOString().slice(0, 10));
+  await page.click('form.filters button');
+  await page.locator(`tr[data-run="${waiting.id}"]`).waitFor({ state: 'detached' });
+  assert.equal(await page.locator(`tr[data-run="${done.id}"]`).count(), 1, 'the run of customer c-9 stays');
+  await page.fill('form.filters input[name="meta"]', '');
+  await page.fill('form.filters input[name="from"]', '');
+  await page.click('form.filters button');
+  await page.locator(`tr[data-run="${waiting.id}"]`).waitFor();
 
   // The completed run: its steps, its output, its cost.
   await page.click(`a[href="#/run/${done.id}"]`);

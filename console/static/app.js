@@ -80,9 +80,13 @@ async function runsPage() {
   const status = h('select', { name: 'status' }, ['', 'queued', 'running', 'waiting', 'in_doubt', 'completed', 'failed', 'canceled']
     .map((s) => h('option', { value: s, selected: params.get('status') === s }, s || 'any status')));
   const roots = h('input', { type: 'checkbox', name: 'roots', checked: params.get('roots') === 'true' });
+  // Metadata is typed as key=value pairs, comma-separated, and sent as metadata[key]=value.
+  const metaText = [...params].filter(([k]) => /^metadata\[.+\]$/.test(k)).map(([k, v]) => k.slice(9, -1) + '=' + v).join(', ');
+  const meta = h('input', { name: 'meta', placeholder: 'metadata key=value', value: metaText });
+  const day = (name, label) => h('label', {}, label + ' ', h('input', { type: 'date', name, value: params.get(name) || '' }));
   const form = h('form', { class: 'filters', onsubmit: (ev) => { ev.preventDefault(); apply(); } },
-    field('agent', 'agent'), field('flow', 'flow'), status, field('instance', 'instance'), field('parent', 'parent run'),
-    h('label', {}, roots, ' top-level only'), h('button', {}, 'Filter'));
+    field('agent', 'agent'), field('flow', 'flow'), status, field('instance', 'instance'), field('parent', 'parent run'), meta,
+    day('from', 'from'), day('to', 'before'), h('label', {}, roots, ' top-level only'), h('button', {}, 'Filter'));
   const table = h('tbody');
   const more = h('p', { class: 'muted' });
   main.replaceChildren(h('h1', {}, 'Runs'), form, h('table', { class: 'runs' },
@@ -92,7 +96,14 @@ async function runsPage() {
   const apply = () => {
     const q = new URLSearchParams();
     for (const el of form.elements) {
-      if (el.name === 'roots') { if (el.checked) q.set('roots', 'true'); } else if (el.name && el.value) q.set(el.name, el.value);
+      if (el.name === 'roots') {
+        if (el.checked) q.set('roots', 'true');
+      } else if (el.name === 'meta') {
+        for (const pair of el.value.split(',')) {
+          const [k, ...v] = pair.split('=');
+          if (k.trim()) q.set('metadata[' + k.trim() + ']', v.join('=').trim());
+        }
+      } else if (el.name && el.value) q.set(el.name, el.value);
     }
     sessionStorage.setItem('myriad.runs.filters', q.toString());
     params.forEach((_, k) => params.delete(k));
