@@ -40,6 +40,8 @@ type Project struct {
 	Schedules []engine.Schedule
 	// Budgets limit what runs spend together.
 	Budgets []engine.Budget
+	// Models are the configured models that could be built, by name.
+	Models map[string]agent.ModelChoice
 	// MCPServers are the connected MCP servers whose tools agents use.
 	MCPServers map[string]*mcptool.Server
 	mcpListed  map[string][]tool.Tool
@@ -183,6 +185,19 @@ func (proj *Project) build(cfg *config.Config) error {
 		}
 		proj.Schedules = append(proj.Schedules, engine.Schedule{Name: name, Cron: s.CronPattern(), TimeZone: s.TimeZone,
 			Agent: s.Agent, Flow: s.Flow, Input: s.Input, State: state})
+	}
+	// Forks may switch a run to any model that can be built; an unused
+	// one that cannot (its key is not set) is left out.
+	proj.Models = map[string]agent.ModelChoice{}
+	for name, mc := range cfg.Models {
+		p := models[name]
+		if p == nil {
+			var err error
+			if p, err = buildModel(cfg, name, mc); err != nil {
+				continue
+			}
+		}
+		proj.Models[name] = agent.ModelChoice{Name: name, Provider: p, Prices: mc.PriceList(), MaxOutputTokens: mc.MaxTokens}
 	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Budgets)) {
 		b := cfg.Budgets[name]
@@ -468,7 +483,7 @@ func Open(ctx context.Context, proj *Project, o NodeOptions) (*Node, error) {
 		maxDepth = proj.Config.Server.MaxDepth
 	}
 	rt, err := engine.Open(ctx, engine.StoreOptions{NATSURL: o.NATSURL, DataDir: o.DataDir, Memory: o.Memory},
-		engine.Options{Agents: proj.Agents, Flows: proj.Flows, Schedules: proj.Schedules, Budgets: proj.Budgets,
+		engine.Options{Agents: proj.Agents, Flows: proj.Flows, Schedules: proj.Schedules, Budgets: proj.Budgets, Models: proj.Models,
 			Workers: workers, Logger: o.Logger, OnFinish: o.OnFinish, MaxDepth: maxDepth, Observers: o.Observers})
 	if err != nil {
 		return nil, err

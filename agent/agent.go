@@ -184,6 +184,20 @@ func (ts *toolset) stale(sources []tool.Source) bool {
 	return false
 }
 
+// ModelChoice is a configured model an agent calls: a run forked with
+// another model calls that one instead (Env.Models).
+type ModelChoice struct {
+	Name            string
+	Provider        model.Provider
+	Prices          model.Prices
+	MaxOutputTokens int
+}
+
+// ownModel is the model the agent is defined with.
+func (a *Agent) ownModel() ModelChoice {
+	return ModelChoice{Name: a.ModelName, Provider: a.Model, Prices: a.Prices, MaxOutputTokens: a.MaxOutputTokens}
+}
+
 // Error codes a run can fail with.
 const (
 	CodeMaxTurns    = "max_turns_exceeded"

@@ -41,8 +41,8 @@ const bytesPerToken = 3
 
 // estimate is the most a model request should cost: its input counted
 // generously from its size, and a full answer.
-func (a *Agent) estimate(req *model.Request, at time.Time) float64 {
-	if len(a.Prices) == 0 {
+func (m ModelChoice) estimate(req *model.Request, at time.Time) float64 {
+	if len(m.Prices) == 0 {
 		return 0
 	}
 	size := 0
@@ -56,11 +56,11 @@ func (a *Agent) estimate(req *model.Request, at time.Time) float64 {
 		size += len(t.Name) + len(t.Description) + len(t.Parameters)
 	}
 	size += len(req.OutputSchema)
-	out := a.MaxOutputTokens
+	out := m.MaxOutputTokens
 	if out <= 0 {
 		out = DefaultMaxOutputTokens
 	}
-	return a.Prices.Cost(model.Usage{InputTokens: size/bytesPerToken + 1, OutputTokens: out}, at)
+	return m.Prices.Cost(model.Usage{InputTokens: size/bytesPerToken + 1, OutputTokens: out}, at)
 }
 
 // reserve holds usd against the run's shared budgets. A refusal is a

@@ -64,6 +64,9 @@ type Env struct {
 	// Ask puts a question from a running tool call to a person and waits
 	// for the answer (see tool.Call.Ask); without it tools cannot ask.
 	Ask func(ctx context.Context, callID, toolName string, q tool.Question) (json.RawMessage, error)
+	// Models finds a configured model by name, for runs forked to use
+	// another model.
+	Models func(name string) (ModelChoice, bool)
 	// Budget holds each priced model and tool call's cost against the
 	// budgets the run shares with others before the call is made.
 	Budget Budget
@@ -366,6 +369,33 @@ type runner struct {
 	mu    sync.Mutex // serialises appends from parallel tool calls
 	s     *state
 	ts    *toolset // the tools of r.a the current turn was offered
+	// model and instructions are what r.a calls the model with: its own,
+	// or those its run was forked with.
+	model        ModelChoice
+	instructions string
+}
+
+// pick sets the model and instructions of r.a: the agent's own, or, for
+// the agent a forked run started with, those the fork changed.
+func (r *runner) pick() error {
+	r.model, r.instructions = r.a.ownModel(), r.a.Instructions
+	f := r.s.start.Fork
+	if f == nil || r.a.Name != r.s.start.Agent {
+		return nil
+	}
+	if f.Instructions != "" {
+		r.instructions = f.Instructions
+	}
+	if f.Model != "" {
+		var ok bool
+		if r.env.Models != nil {
+			r.model, ok = r.env.Models(f.Model)
+		}
+		if !ok {
+			return fmt.Errorf("the run was forked to use model %q, which is not defined on this node", f.Model)
+		}
+	}
+	return nil
 }
 
 func (r *runner) append(ctx context.Context, typ string, data any) (journal.Event, error) {
@@ -423,6 +453,9 @@ func (a *Agent) Resume(ctx context.Context, runID string, events []journal.Event
 		return r.fail(ctx, s, CodeUnknownAgent, fmt.Sprintf("the run was handed to agent %q, which is not defined on this node", holder))
 	}
 	r.ts = r.a.current()
+	if err := r.pick(); err != nil {
+		return r.fail(ctx, s, CodeModel, err.Error())
+	}
 	if len(r.a.Context) > 0 && !s.contextLoaded && len(s.turns) == 0 {
 		// Read once, at the start, and journaled: a resumed run sees the
 		// context the first attempt saw.
@@ -517,6 +550,9 @@ func (r *runner) loop(ctx context.Context, s *state) (Outcome, error) {
 				return r.fail(ctx, s, CodeUnknownAgent, fmt.Sprintf("the run was handed to agent %q, which is not defined on this node", s.agent))
 			}
 			r.a, r.ts = next, next.current()
+			if err := r.pick(); err != nil {
+				return r.fail(ctx, s, CodeModel, err.Error())
+			}
 		}
 		if len(s.turns) >= r.a.MaxTurns {
 			return r.fail(ctx, s, CodeMaxTurns, fmt.Sprintf("the model did not give a final answer within %d %s (raise agents.%s.max_turns)", r.a.MaxTurns, map[bool]string{true: "turn", false: "turns"}[r.a.MaxTurns == 1], r.a.Name))
@@ -542,14 +578,14 @@ func (r *runner) loop(ctx context.Context, s *state) (Outcome, error) {
 				return r.interrupted(ctx, s)
 			}
 			// Credentials in an endpoint's URL must not reach the journal.
-			return r.fail(ctx, s, CodeModel, redact.Text(fmt.Sprintf("model %s: %v", r.a.ModelName, err)))
+			return r.fail(ctx, s, CodeModel, redact.Text(fmt.Sprintf("model %s: %v", r.model.Name, err)))
 		}
 	}
 }
 
 func (r *runner) callModel(ctx context.Context, s *state) error {
 	r.ts = r.a.current() // a source may have changed its tools since
-	req := &model.Request{Messages: s.messages(r.a.Instructions), Tools: r.ts.specs}
+	req := &model.Request{Messages: s.messages(r.instructions), Tools: r.ts.specs}
 	if r.a.OutputSchema != nil {
 		req.OutputSchema = r.a.OutputSchema.Raw()
 	}
@@ -567,11 +603,11 @@ func (r *runner) callModel(ctx context.Context, s *state) error {
 			}
 		}
 	}
-	hold, err := r.reserve(ctx, r.a.estimate(req, began))
+	hold, err := r.reserve(ctx, r.model.estimate(req, began))
 	if err != nil {
 		return err
 	}
-	resp, err := r.a.Model.Generate(ctx, req, sink)
+	resp, err := r.model.Provider.Generate(ctx, req, sink)
 	if err != nil {
 		hold.Settle(context.WithoutCancel(ctx), 0)
 		return err
@@ -579,8 +615,8 @@ func (r *runner) callModel(ctx context.Context, s *state) error {
 	resp.Message.Role = model.RoleAssistant
 	uniqueCallIDs(resp.Message.ToolCalls, len(s.turns)+1)
 	rec := journal.ModelResponse{Turn: len(s.turns) + 1, Message: resp.Message, Usage: resp.Usage,
-		Model: resp.Model, ModelName: r.a.ModelName, StopReason: resp.StopReason, DurationMS: msSince(began),
-		FirstTokenMS: float64(firstToken.Microseconds()) / 1000, CostUSD: r.a.Prices.Cost(resp.Usage, time.Now())}
+		Model: resp.Model, ModelName: r.model.Name, StopReason: resp.StopReason, DurationMS: msSince(began),
+		FirstTokenMS: float64(firstToken.Microseconds()) / 1000, CostUSD: r.model.Prices.Cost(resp.Usage, time.Now())}
 	hold.Settle(context.WithoutCancel(ctx), rec.CostUSD)
 	// The answer is paid for: journal it even if the run was canceled meanwhile.
 	if _, err := r.append(context.WithoutCancel(ctx), journal.TypeModelResponse, rec); err != nil {

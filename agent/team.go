@@ -196,16 +196,16 @@ func (r *runner) summarize(ctx context.Context, s *state) (string, model.Usage, 
 	msgs := s.historyBefore(len(s.turns) - 1)
 	msgs = append(msgs, model.Message{Role: model.RoleUser, Content: summarizePrompt})
 	req := &model.Request{Messages: msgs}
-	hold, err := r.reserve(ctx, r.a.estimate(req, time.Now()))
+	hold, err := r.reserve(ctx, r.model.estimate(req, time.Now()))
 	if err != nil {
 		return "", model.Usage{}, err
 	}
-	resp, err := r.a.Model.Generate(ctx, req, nil)
+	resp, err := r.model.Provider.Generate(ctx, req, nil)
 	if err != nil {
 		hold.Settle(context.WithoutCancel(ctx), 0)
 		return "", model.Usage{}, err
 	}
-	hold.Settle(context.WithoutCancel(ctx), r.a.Prices.Cost(resp.Usage, time.Now()))
+	hold.Settle(context.WithoutCancel(ctx), r.model.Prices.Cost(resp.Usage, time.Now()))
 	return resp.Message.Content, resp.Usage, nil
 }
 
@@ -310,8 +310,8 @@ func (r *runner) spawnChildren(ctx context.Context, s *state, t *turn, calls []m
 				}
 				continue
 			}
-			sum := journal.ContextSummarized{CallID: c.ID, Summary: text, Usage: usage, ModelName: r.a.ModelName,
-				CostUSD: r.a.Prices.Cost(usage, time.Now())}
+			sum := journal.ContextSummarized{CallID: c.ID, Summary: text, Usage: usage, ModelName: r.model.Name,
+				CostUSD: r.model.Prices.Cost(usage, time.Now())}
 			if _, err := r.append(context.WithoutCancel(ctx), journal.TypeContextSummarized, sum); err != nil {
 				return err
 			}

@@ -616,7 +616,8 @@ func (s *Server) forkRun(w http.ResponseWriter, r *http.Request) {
 	if !s.decodeBody(w, r, &in) {
 		return
 	}
-	rec, err := s.rt.Fork(r.Context(), r.PathValue("id"), engine.ForkRequest{Step: in.Step, ToolResult: in.ToolResult})
+	rec, err := s.rt.Fork(r.Context(), r.PathValue("id"), engine.ForkRequest{Step: in.Step, ToolResult: in.ToolResult,
+		Instructions: in.Instructions, Model: in.Model})
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -71,7 +71,7 @@ var operations = []operation{
 		query: []string{"children"}, answers: map[int]any{200: "text/event-stream", 404: errorBody{}}},
 	{pattern: "POST /v1/runs/{id}/cancel", summary: "Cancel a run and its children", answers: commandAnswers()},
 	{pattern: "POST /v1/runs/{id}/resolve", summary: "Decide a run in doubt", body: run.Resolution{}, answers: commandAnswers()},
-	{pattern: "POST /v1/runs/{id}/fork", summary: "Start a new run from a step of this one, optionally with a tool result changed", body: apitype.ForkRequest{},
+	{pattern: "POST /v1/runs/{id}/fork", summary: "Start a new run from a step of this one, optionally with a tool result, the instructions or the model changed", body: apitype.ForkRequest{},
 		answers: map[int]any{201: apitype.RunRef{}, 400: errorBody{}, 404: errorBody{}, 409: errorBody{}}},
 	{pattern: "POST /v1/runs/{id}/input", summary: "Answer a question a run asks", body: apitype.InputRequest{}, answers: commandAnswers()},
 	{pattern: "GET /v1/approvals", summary: "Tool calls waiting for a person", query: []string{"agent"}, answers: map[int]any{200: apitype.ApprovalList{}}},

@@ -27,7 +27,8 @@ func runsCmd(ctx context.Context, e *env, args []string) error {
   events   RUN-ID [--after EVENT-ID]                           follow a run's events until it ends
   cancel   RUN-ID                                              ask a run to stop
   resolve  RUN-ID --action retry|skip|fail [--result R] [--reason W]   decide a run in doubt
-  fork     RUN-ID --step N [--tool-call ID --tool-result TEXT]   a new run from a step of this one (see runs events for steps)
+  fork     RUN-ID --step N [--tool-call ID --tool-result TEXT] [--instructions TEXT] [--model NAME]
+                                                               a new run from a step of this one (see runs events for steps)
   approvals [--agent A]                                        tool calls waiting for a person
   decide   RUN-ID APPROVAL-ID --decision approve|deny [--reason W] [--arguments JSON]
   answer   RUN-ID KEY VALUE                                    answer a flow's question (KEY: node#visit; VALUE: JSON)
@@ -61,6 +62,8 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 	step := fs.Int("step", 0, "fork: the step to go on from (the [step] runs events shows)")
 	toolCall := fs.String("tool-call", "", "fork: the call id of a tool result to change (with --tool-result)")
 	toolResult := fs.String("tool-result", "", "fork: the tool result the fork goes on with")
+	instructions := fs.String("instructions", "", "fork: instructions the agent goes on with instead of its own")
+	modelName := fs.String("model", "", "fork: a configured model the agent goes on with instead of its own")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -180,7 +183,7 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 		if err != nil {
 			return err
 		}
-		req := apitype.ForkRequest{Step: *step}
+		req := apitype.ForkRequest{Step: *step, Instructions: *instructions, Model: *modelName}
 		if (*toolCall == "") != (*toolResult == "") {
 			return &exitError{code: 2, err: errors.New("runs fork: give --tool-call and --tool-result together")}
 		}
@@ -260,7 +263,7 @@ var runsFlags = map[string][]string{
 	"events":    {"after"},
 	"cancel":    {},
 	"resolve":   {"action", "result", "reason"},
-	"fork":      {"step", "tool-call", "tool-result"},
+	"fork":      {"step", "tool-call", "tool-result", "instructions", "model"},
 	"approvals": {"agent"},
 	"decide":    {"decision", "reason", "arguments"},
 	"answer":    {},

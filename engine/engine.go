@@ -95,6 +95,9 @@ type Options struct {
 	// its writers journal (telemetry). The engine's own log lines (run
 	// accepted, started, waiting, ended, at INFO) come first.
 	Observers []Observer
+	// Models are the configured models by name, for runs forked to use
+	// another model than their agent's.
+	Models map[string]agent.ModelChoice
 	// Budgets limit what runs spend together over rolling windows; each
 	// priced call reserves its cost in the budgets that keep its run.
 	Budgets []Budget
@@ -236,6 +239,12 @@ func orNone(list []string) string {
 }
 
 func (e *Engine) lookupAgent(name string) *agent.Agent { return e.agents[name] }
+
+// model finds a configured model by name (agent.Env.Models).
+func (e *Engine) model(name string) (agent.ModelChoice, bool) {
+	m, ok := e.opts.Models[name]
+	return m, ok
+}
 
 // StoreOptions say where an engine keeps runs: an embedded NATS server
 // with its files under DataDir (or in memory), or the NATS cluster at

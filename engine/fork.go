@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/run"
@@ -18,6 +21,10 @@ type ForkRequest struct {
 	// ToolResult, when set, replaces what a tool call within those steps
 	// returned: the fork goes on as if the tool had answered that.
 	ToolResult *journal.ForkToolResult
+	// Instructions and Model, when set, replace the agent's instructions
+	// and model (a configured model's name) from the fork point on.
+	Instructions string
+	Model        string
 }
 
 // Fork starts a new root run from a step of another run: its journal is a
@@ -58,13 +65,19 @@ func (e *Engine) Fork(ctx context.Context, from string, f ForkRequest) (*run.Rec
 	if err := json.Unmarshal(prefix[0].Data, &start); err != nil {
 		return nil, fmt.Errorf("run %s: unreadable run.started: %w", from, err)
 	}
+	if (f.Instructions != "" || f.Model != "") && start.Flow != "" {
+		return nil, fmt.Errorf("%w: run %s is a flow's: fork one of its agents' runs to change instructions or model", ErrInvalid, from)
+	}
+	if _, known := e.opts.Models[f.Model]; f.Model != "" && !known {
+		return nil, fmt.Errorf("%w: model: unknown model %s (known: %s)", ErrInvalid, run.Quote(f.Model), strings.Join(slices.Sorted(maps.Keys(e.opts.Models)), ", "))
+	}
 	metadata := map[string]string{}
 	for k, v := range start.Metadata {
 		metadata[k] = v
 	}
 	metadata["forked_from"], metadata["forked_at"] = from, strconv.Itoa(f.Step)
 	rec, _, err := e.Submit(ctx, SubmitRequest{Agent: start.Agent, Flow: start.Flow, Input: start.Input, State: start.State, Metadata: metadata,
-		fork: &journal.Fork{From: from, Step: f.Step, ToolResult: f.ToolResult}})
+		fork: &journal.Fork{From: from, Step: f.Step, ToolResult: f.ToolResult, Instructions: f.Instructions, Model: f.Model}})
 	return rec, err
 }
 

@@ -92,6 +92,60 @@ func TestForkGoesOnFromAStep(t *testing.T) {
 	}
 }
 
+// A fork can go on with other instructions or another configured model;
+// the source's agent is left as it is.
+func TestForkWithOtherInstructionsOrModel(t *testing.T) {
+	b, _ := storetest.Open(t)
+	own := scriptedModel(t, "- when: {system: terse}\n  reply: {text: \"own model, terse\"}\n- reply: {text: \"own model\"}")
+	other := scriptedModel(t, `- reply: {text: "other model"}`)
+	rt, err := engine.New(b, engine.Options{Workers: 4,
+		Agents: map[string]*agent.Agent{"asker": {Model: own, ModelName: "own", Instructions: "Be helpful."}},
+		Models: map[string]agent.ModelChoice{"own": {Name: "own", Provider: own}, "other": {Name: "other", Provider: other}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, rt)
+	ctx := context.Background()
+	src, _, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "asker", Input: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src = wait(t, rt, src.ID); src.Output != "own model" {
+		t.Fatalf("source %+v", src)
+	}
+	for _, tc := range []struct {
+		req  engine.ForkRequest
+		want string
+	}{
+		{req: engine.ForkRequest{Step: 1, Instructions: "Be terse."}, want: "own model, terse"},
+		{req: engine.ForkRequest{Step: 1, Model: "other"}, want: "other model"},
+	} {
+		fork, err := rt.Fork(ctx, src.ID, tc.req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fork = wait(t, rt, fork.ID); fork.Output != tc.want {
+			t.Errorf("fork %+v: %q, want %q", tc.req, fork.Output, tc.want)
+		}
+	}
+	if again := wait(t, rt, mustSubmit(t, rt, "asker", "hi")); again.Output != "own model" {
+		t.Errorf("after the forks, the agent answers %q", again.Output)
+	}
+	if _, err := rt.Fork(ctx, src.ID, engine.ForkRequest{Step: 1, Model: "fats"}); !errors.Is(err, engine.ErrInvalid) ||
+		!strings.Contains(err.Error(), `model: unknown model "fats" (known: other, own)`) {
+		t.Errorf("an unknown model: %v", err)
+	}
+}
+
+func mustSubmit(t *testing.T, rt *engine.Engine, agentName, input string) string {
+	t.Helper()
+	rec, _, err := rt.Submit(context.Background(), engine.SubmitRequest{Agent: agentName, Input: input})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec.ID
+}
+
 // A fork whose writer died after its run.started copies the rest when its
 // run is taken again.
 func TestForkCopyResumesAfterACrash(t *testing.T) {

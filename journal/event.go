@@ -160,6 +160,10 @@ type Fork struct {
 	From       string          `json:"from"`
 	Step       int             `json:"step"`
 	ToolResult *ForkToolResult `json:"tool_result,omitempty"`
+	// Instructions and Model, when set, replace the agent's own for the
+	// rest of the run (while the run's own agent holds it).
+	Instructions string `json:"instructions,omitempty"`
+	Model        string `json:"model,omitempty"`
 }
 
 // ForkToolResult replaces what a tool call returned, in a fork.

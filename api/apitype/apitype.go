@@ -134,8 +134,11 @@ type BudgetSpent struct {
 
 // ForkRequest is the body of POST /v1/runs/{id}/fork: the step to go on
 // from (the run's run.started is step 1), and optionally a tool result to
-// change on the way.
+// change on the way, and instructions or a model (a configured model's
+// name) for the agent to go on with.
 type ForkRequest struct {
-	Step       int                     `json:"step"`
-	ToolResult *journal.ForkToolResult `json:"tool_result,omitempty"`
+	Step         int                     `json:"step"`
+	ToolResult   *journal.ForkToolResult `json:"tool_result,omitempty"`
+	Instructions string                  `json:"instructions,omitempty"`
+	Model        string                  `json:"model,omitempty"`
 }

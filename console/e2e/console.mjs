@@ -70,6 +70,18 @@ try {
   await page.locator('.compare section:nth-child(2) li.entry.run-completed').waitFor();
   await shot('fork-compare');
 
+  // Fork it again from its first step, with other instructions.
+  await page.goto(sourceURL);
+  await page.locator('li.entry[data-step="1"] button.fork-with').click();
+  await page.fill('li.entry[data-step="1"] form.fork-changes textarea', 'Answer in French.');
+  await page.click('li.entry[data-step="1"] form.fork-changes button');
+  await page.waitForURL((u) => u.toString() !== sourceURL && /#\/run\/run_/.test(u.toString()));
+  await page.locator('.status.completed').first().waitFor();
+  const changed = decodeURIComponent(page.url().split('#/run/')[1]);
+  const stream = await (await fetch(`${base}/v1/runs/${changed}/events`)).text();
+  const started = JSON.parse(stream.split('\n').find((l) => l.startsWith('data: ')).slice(6));
+  assert.equal(started.data.fork.instructions, 'Answer in French.', 'the fork goes on with the instructions typed');
+
   // The inbox has the waiting approval; approving it lets the run end.
   await page.click('nav a[data-page="inbox"]');
   const item = page.locator(`section[data-run="${waiting.id}"]`);

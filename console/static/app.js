@@ -211,8 +211,20 @@ function entry(ev, forkable) {
       location.hash = '#/run/' + ref.id;
     } catch (e) { showError(e); }
   };
+  // Fork with other instructions or another configured model, from here on.
+  const changes = h('form', { class: 'fork-changes', hidden: true, onsubmit: (e) => {
+    e.preventDefault();
+    const body = { step: ev.step };
+    const instructions = changes.elements.instructions.value.trim();
+    const modelName = changes.elements.model.value.trim();
+    if (instructions) body.instructions = instructions;
+    if (modelName) body.model = modelName;
+    fork(body);
+  } }, h('textarea', { name: 'instructions', rows: 3, placeholder: 'instructions the agent goes on with (blank: its own)' }),
+  h('input', { name: 'model', placeholder: 'model: a configured name (blank: its own)' }), h('button', {}, 'Fork'));
   const actions = forkable && !['run.completed', 'run.failed', 'run.canceled'].includes(ev.type) ? h('span', { class: 'actions' },
     h('button', { class: 'fork', title: 'Start a new run whose journal is this one up to here', onclick: () => fork({ step: ev.step }) }, 'Fork here'),
+    h('button', { class: 'fork-with', type: 'button', title: 'Fork here, with other instructions or another model', onclick: () => { changes.hidden = !changes.hidden; } }, 'Fork with changes…'), changes,
     ev.type === 'tool.finished' ? h('button', { class: 'fork-result', title: 'Fork here, with another result for this call', onclick: () => {
       const content = prompt('The result ' + d.name + ' returns in the fork:', d.content);
       if (content !== null) fork({ step: ev.step, tool_result: { call_id: d.call_id, content } });
