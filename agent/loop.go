@@ -677,7 +677,8 @@ func (r *runner) runTools(ctx context.Context, s *state, t *turn) (done bool, ou
 		if res, ok := t.resolved[c.ID]; ok && wasStarted {
 			switch res.Action {
 			case journal.ResolveSkip:
-				f := journal.ToolFinished{CallID: c.ID, Name: c.Name, Content: res.Result}
+				// The call in doubt was most likely made: it is paid for.
+				f := journal.ToolFinished{CallID: c.ID, Name: c.Name, Content: res.Result, CostUSD: r.price(c.Name, true)}
 				if _, err := r.append(ctx, journal.TypeToolFinished, f); err != nil {
 					return false, Stopped, err
 				}

@@ -274,7 +274,7 @@ func TestUnfinishedCallOfNonIdempotentToolPutsRunInDoubt(t *testing.T) {
 			b, _ := storetest.Open(t)
 			m := scriptedModel(t, threeToolRules)
 			step := &recorder{name: "step"}
-			agents := map[string]*agent.Agent{"worker": {Model: m, Tools: []tool.Tool{step}}}
+			agents := map[string]*agent.Agent{"worker": {Model: m, Tools: []tool.Tool{step}, ToolPrice: func(string) float64 { return 0.5 }}}
 			id := prejournal(t, b, agents, "go",
 				appendEv(t, journal.TypeModelResponse, toolCallTurn(1, 0)),
 				appendEv(t, journal.TypeToolStarted, journal.ToolStarted{CallID: "call_1_0", Name: "step", Arguments: json.RawMessage(`{"n":0}`), IdempotencyKey: "orig/3", Attempt: 1}),
@@ -300,6 +300,10 @@ func TestUnfinishedCallOfNonIdempotentToolPutsRunInDoubt(t *testing.T) {
 			case journal.ResolveSkip:
 				if rec.Status != run.StatusCompleted || len(keys) != 2 {
 					t.Fatalf("skip: %s, tool calls %v", rec.Status, keys)
+				}
+				// The call in doubt was most likely made: it is paid for.
+				if rec.Cost == nil || rec.Cost.Tools["step"] != 1.5 {
+					t.Fatalf("skip: cost %+v, want three calls at $0.5", rec.Cost)
 				}
 			case journal.ResolveRetry:
 				if rec.Status != run.StatusCompleted || len(keys) != 3 || keys[0] != "orig/3" {
