@@ -181,31 +181,58 @@ func (c *Client) ProvideInput(ctx context.Context, runID, key string, value json
 // Events follows a run's event stream — its own events and its
 // descendants', each with its path — from after lastEventID (0 for the
 // start), calling fn for each event until the stream ends or fn returns false.
+// A connection that fails (refused, reset, closed by the server while
+// idle) is made again, from after the last event seen, a few times.
 func (c *Client) Events(ctx context.Context, id string, lastEventID uint64, fn func(run.TreeEvent) bool) error {
+	var err error
+	for attempt := range eventAttempts {
+		var broken bool
+		broken, err = c.events(ctx, id, &lastEventID, fn)
+		if !broken || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
+		case <-ctx.Done():
+			return err
+		}
+	}
+	return err
+}
+
+// eventAttempts bounds how often Events connects to one stream in a row
+// without it working.
+const eventAttempts = 4
+
+// events reads the stream once; broken reports a connection that failed
+// (worth making again), as opposed to an answer or an end.
+func (c *Client) events(ctx context.Context, id string, lastEventID *uint64, fn func(run.TreeEvent) bool) (broken bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+"/v1/runs/"+url.PathEscape(id)+"/events", nil)
 	if err != nil {
-		return err
+		return false, err
 	}
 	req.Header.Set("Accept", "text/event-stream")
-	if lastEventID > 0 {
-		req.Header.Set("Last-Event-ID", strconv.FormatUint(lastEventID, 10))
+	if *lastEventID > 0 {
+		req.Header.Set("Last-Event-ID", strconv.FormatUint(*lastEventID, 10))
 	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the server at %s: %w", redact.URL(c.BaseURL), redact.Error(err))
+		return true, fmt.Errorf("cannot reach the server at %s: %w", redact.URL(c.BaseURL), redact.Error(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNoContent {
-		return nil // nothing after lastEventID: the run had already ended
+		return false, nil // nothing after lastEventID: the run had already ended
 	}
 	if resp.StatusCode != http.StatusOK {
-		return c.decode(resp, nil)
+		return false, c.decode(resp, nil)
 	}
-	return ReadSSE(resp.Body, func(typ string, data []byte) (bool, error) {
+	var parsed bool // an error of ours, not of the connection
+	err = ReadSSE(resp.Body, func(typ string, data []byte) (bool, error) {
 		if typ == "error" {
+			parsed = true
 			return false, fmt.Errorf("event stream: %s", data)
 		}
 		if typ == run.LiveDelta || typ == run.LiveProgress {
@@ -213,10 +240,13 @@ func (c *Client) Events(ctx context.Context, id string, lastEventID uint64, fn f
 		}
 		var ev run.TreeEvent
 		if err := json.Unmarshal(data, &ev); err != nil {
+			parsed = true
 			return false, fmt.Errorf("event stream: %w", err)
 		}
+		*lastEventID = ev.Event.Seq
 		return fn(ev), nil
 	})
+	return err != nil && !parsed, err
 }
 
 // ReadSSE parses a Server-Sent Events stream, calling fn with each event's
