@@ -55,6 +55,8 @@ agents:
   other: {model: loop, tools: [lookup], max_turns: 3}
   boss: {model: boss, sub_agents: [helper]}
   helper: {model: small}
+flows:
+  fetch: {start: [f], nodes: {f: {tool: lookup, output: r}}, output: r}
 budgets:
   spenders: {agent: spender, usd: 0.75, window: 1d}
   tenants: {metadata_key: tenant, usd: 1, window: 1h}
@@ -143,6 +145,13 @@ budgets:
 	}
 	if rec = submitAndWait(engine.SubmitRequest{Agent: "boss", Input: "go", Metadata: map[string]string{"tenant": "globex"}}); rec.Status != run.StatusCompleted {
 		t.Fatalf("globex: %s %+v", rec.Status, rec.Error)
+	}
+	// A flow's tool node is kept by the tenant's budget too.
+	if rec = submitAndWait(engine.SubmitRequest{Flow: "fetch", Input: "go", Metadata: map[string]string{"tenant": "initech"}}); rec.Status != run.StatusCompleted || rec.Cost == nil {
+		t.Fatalf("flow: %s %+v", rec.Status, rec.Error)
+	}
+	if got := budgetSpend(t, node.Engine, "tenants"); math.Abs(got["initech"]-0.01) > 1e-9 {
+		t.Fatalf("initech %v, want the flow's tool call, $0.01", got["initech"])
 	}
 }
 

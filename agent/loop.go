@@ -585,7 +585,9 @@ func (r *runner) loop(ctx context.Context, s *state) (Outcome, error) {
 
 func (r *runner) callModel(ctx context.Context, s *state) error {
 	r.ts = r.a.current() // a source may have changed its tools since
-	req := &model.Request{Messages: s.messages(r.instructions), Tools: r.ts.specs}
+	// The model's cap goes with every request: what a budget reserves
+	// for an answer is a ceiling only if the provider is told it.
+	req := &model.Request{Messages: s.messages(r.instructions), Tools: r.ts.specs, MaxTokens: r.model.MaxOutputTokens}
 	if r.a.OutputSchema != nil {
 		req.OutputSchema = r.a.OutputSchema.Raw()
 	}

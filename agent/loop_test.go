@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 	"time"
@@ -125,5 +126,37 @@ func TestUniqueCallIDs(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("ids %v, want %v", got, want)
 		}
+	}
+}
+
+// capturing answers "ok" and keeps the requests it was sent.
+type capturing struct{ reqs []*model.Request }
+
+func (c *capturing) Generate(_ context.Context, req *model.Request, _ func(model.Delta)) (*model.Response, error) {
+	c.reqs = append(c.reqs, req)
+	return &model.Response{Message: model.Message{Content: "ok"}}, nil
+}
+
+type memJournal struct{ n int }
+
+func (j *memJournal) Append(_ context.Context, typ string, data any) (journal.Event, error) {
+	j.n++
+	return ev(j.n+1, typ, data), nil
+}
+
+// The model's cap on answers goes with every request: a budget reserves
+// that much for the answer, so the provider must be held to it.
+func TestRequestsCarryTheModelsCap(t *testing.T) {
+	m := &capturing{}
+	a := &Agent{Name: "a", Model: m, MaxOutputTokens: 300}
+	if err := a.Init(); err != nil {
+		t.Fatal(err)
+	}
+	start := []journal.Event{ev(1, journal.TypeRunStarted, journal.RunStarted{Agent: "a", Input: "hi"})}
+	if out, err := a.Resume(context.Background(), "run_1", start, &memJournal{}, Env{}); err != nil || out != Completed {
+		t.Fatalf("%v %v", out, err)
+	}
+	if len(m.reqs) != 1 || m.reqs[0].MaxTokens != 300 {
+		t.Fatalf("requests %+v, want max_tokens 300", m.reqs)
 	}
 }

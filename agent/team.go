@@ -195,7 +195,7 @@ const summarizePrompt = "Summarize the conversation above for a colleague who wi
 func (r *runner) summarize(ctx context.Context, s *state) (string, model.Usage, error) {
 	msgs := s.historyBefore(len(s.turns) - 1)
 	msgs = append(msgs, model.Message{Role: model.RoleUser, Content: summarizePrompt})
-	req := &model.Request{Messages: msgs}
+	req := &model.Request{Messages: msgs, MaxTokens: r.model.MaxOutputTokens}
 	hold, err := r.reserve(ctx, r.model.estimate(req, time.Now()))
 	if err != nil {
 		return "", model.Usage{}, err

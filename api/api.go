@@ -555,7 +555,11 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, "metadata: name the key, as in metadata[tenant]=acme")
 		return
 	}
-	f.Metadata = metadataParams(q)
+	var msg string
+	if f.Metadata, msg = metadataParams(q); msg != "" {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, msg)
+		return
+	}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 1000 {

@@ -210,6 +210,7 @@ func TestErrorsAreJSONWithStableCodes(t *testing.T) {
 		{"bad time filter", "GET", "/v1/runs?from=yesterday", "", 400, api.CodeBadRequest},
 		{"empty time range", "GET", "/v1/runs?from=2026-02-01&to=2026-01-01", "", 400, api.CodeBadRequest},
 		{"metadata without a key", "GET", "/v1/runs?metadata=x", "", 400, api.CodeBadRequest},
+		{"metadata key twice", "GET", "/v1/runs?metadata[t]=a&metadata[t]=b", "", 400, api.CodeBadRequest},
 		{"unknown approvals parameter", "GET", "/v1/approvals?agentt=x", "", 400, api.CodeBadRequest},
 		{"misspelt wait", "GET", "/v1/runs/run_00000000000000000000000000aa?wiat=5s", "", 400, api.CodeBadRequest},
 		{"no wait for no run", "GET", "/v1/runs/run_00000000000000000000000000aa?wait=0s", "", 404, api.CodeNotFound},

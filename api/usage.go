@@ -133,7 +133,11 @@ func readTimeRange(q url.Values, from, to *time.Time) string {
 		if v := q.Get(bound.name); v != "" {
 			t, err := parseTime(v)
 			if err != nil {
-				return fmt.Sprintf("%s: %s is not a day (2026-06-01) or a time (RFC 3339)", bound.name, run.Quote(v))
+				msg := fmt.Sprintf("%s: %s is not a day (2026-06-01) or a time (RFC 3339)", bound.name, run.Quote(v))
+				if strings.Contains(v, " ") {
+					msg += `; a "+" in a URL must be written %2B`
+				}
+				return msg
 			}
 			*bound.t = t
 		}
@@ -155,18 +159,21 @@ func metadataParam(name string) string {
 }
 
 // metadataParams reads metadata[KEY]=VALUE parameters; nil when there are
-// none.
-func metadataParams(q url.Values) map[string]string {
+// none. A key given twice is an error: a run has one value for it.
+func metadataParams(q url.Values) (map[string]string, string) {
 	var m map[string]string
-	for name := range q {
+	for name, values := range q {
 		if key := metadataParam(name); key != "" {
+			if len(values) > 1 {
+				return nil, fmt.Sprintf("%s: given %d times; a run has one value for a key", run.CutText(name, 200), len(values))
+			}
 			if m == nil {
 				m = map[string]string{}
 			}
-			m[key] = q.Get(name)
+			m[key] = values[0]
 		}
 	}
-	return m
+	return m, ""
 }
 
 // parseTime reads a day (UTC) or an RFC 3339 time.

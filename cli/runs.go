@@ -183,6 +183,9 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 		if err != nil {
 			return err
 		}
+		if *step == 0 {
+			return &exitError{code: 2, err: errors.New("runs fork: --step N is required: the step to go on from (the [step] runs events shows)")}
+		}
 		req := apitype.ForkRequest{Step: *step, Instructions: *instructions, Model: *modelName}
 		if (*toolCall == "") != (*toolResult == "") {
 			return &exitError{code: 2, err: errors.New("runs fork: give --tool-call and --tool-result together")}

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/myriad-ai/myriad"
 	"github.com/myriad-ai/myriad/config"
@@ -26,8 +27,12 @@ func validate(ctx context.Context, e *env, args []string) error {
 		}
 		proj.Close() // --env connects to MCP servers: stop them again
 	}
-	fmt.Fprintf(e.stdout, "%s: ok (%s, %s, %s, %s, %s)\n", *path, count(len(cfg.Models), "model"), count(len(cfg.Tools), "tool"),
-		count(len(cfg.Agents), "agent"), count(len(cfg.Flows), "flow"), count(len(cfg.Schedules), "schedule"))
+	parts := []string{count(len(cfg.Models), "model"), count(len(cfg.Tools), "tool"), count(len(cfg.Agents), "agent"),
+		count(len(cfg.Flows), "flow"), count(len(cfg.Schedules), "schedule")}
+	if len(cfg.Budgets) > 0 {
+		parts = append(parts, count(len(cfg.Budgets), "budget"))
+	}
+	fmt.Fprintf(e.stdout, "%s: ok (%s)\n", *path, strings.Join(parts, ", "))
 	return nil
 }
 

@@ -71,7 +71,10 @@ func checkBudgets(budgets []Budget) error {
 // window, oldest first.
 type ledger struct {
 	// Value is the metadata value the ledger is for ("" for all runs).
-	Value  string        `json:"value,omitempty"`
+	Value string `json:"value,omitempty"`
+	// Width is the slices' width in nanoseconds: a budget whose window
+	// changed finds its slices in the old width, and counts them again.
+	Width  int64         `json:"width"`
 	Slices []ledgerSlice `json:"slices"`
 }
 
@@ -84,8 +87,20 @@ func (b *Budget) width() time.Duration { return b.Window / ledgerSlices }
 
 func (b *Budget) sliceAt(t time.Time) int64 { return t.UnixNano() / int64(b.width()) }
 
-// prune drops the slices that ended before the window, seen at t.
+// prune drops the slices that ended before the window, seen at t, after
+// cutting them anew if the window changed since they were written.
 func (l *ledger) prune(b *Budget, t time.Time) {
+	if w := int64(b.width()); l.Width != w {
+		old := l.Slices
+		l.Slices = nil
+		for _, s := range old {
+			if l.Width > 0 {
+				s.N = s.N * l.Width / w
+			}
+			l.add(s.N, s.USD)
+		}
+		l.Width = w
+	}
 	first := b.sliceAt(t.Add(-b.Window))
 	kept := l.Slices[:0]
 	for _, s := range l.Slices {

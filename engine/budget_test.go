@@ -52,6 +52,31 @@ func TestLedgerWindow(t *testing.T) {
 	}
 }
 
+// A budget whose window changed counts what its ledger holds anew: a
+// longer window keeps the spend (and takes new reservations), a shorter
+// one drops what fell out of it.
+func TestLedgerWindowChanged(t *testing.T) {
+	t0 := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	day, week, hour := &Budget{Window: 24 * time.Hour}, &Budget{Window: 7 * 24 * time.Hour}, &Budget{Window: time.Hour}
+	var l ledger
+	for _, at := range []time.Duration{0, 3 * time.Hour, 20 * time.Hour} {
+		l.prune(day, t0.Add(at))
+		l.add(day.sliceAt(t0.Add(at)), 1)
+	}
+	now := t0.Add(20*time.Hour + time.Minute)
+	longer := l
+	longer.Slices = append([]ledgerSlice(nil), l.Slices...)
+	longer.prune(week, now)
+	longer.add(week.sliceAt(now), 1)
+	if got := longer.spent(); got != 4 {
+		t.Errorf("7d after 24h: spent %v, want 4 (3 before, 1 after the change)", got)
+	}
+	l.prune(hour, now)
+	if got := l.spent(); got != 1 {
+		t.Errorf("1h after 24h: spent %v, want 1 (the last hour's)", got)
+	}
+}
+
 func TestCheckBudgets(t *testing.T) {
 	tests := []struct {
 		budgets []Budget

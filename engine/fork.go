@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -64,6 +65,11 @@ func (e *Engine) Fork(ctx context.Context, from string, f ForkRequest) (*run.Rec
 	var start journal.RunStarted
 	if err := json.Unmarshal(prefix[0].Data, &start); err != nil {
 		return nil, fmt.Errorf("run %s: unreadable run.started: %w", from, err)
+	}
+	if prev := start.Fork; prev != nil {
+		// A fork of a fork goes on as the first one did, unless changed.
+		f.Instructions = cmp.Or(f.Instructions, prev.Instructions)
+		f.Model = cmp.Or(f.Model, prev.Model)
 	}
 	if (f.Instructions != "" || f.Model != "") && start.Flow != "" {
 		return nil, fmt.Errorf("%w: run %s is a flow's: fork one of its agents' runs to change instructions or model", ErrInvalid, from)
@@ -147,7 +153,9 @@ func (x *execution) copyFork(ctx context.Context, source []journal.Event) error 
 		if f.ToolResult != nil && ev.Type == journal.TypeToolFinished {
 			data = replacedResult(data, f.ToolResult)
 		}
-		if _, err := x.appendLocked(ctx, ev.Type, data); err != nil {
+		// Not observed: the calls copied are the source's, already
+		// counted in its metrics and traces.
+		if _, err := x.j.AppendFor(ctx, 0, ev.Type, data); err != nil {
 			return err
 		}
 	}

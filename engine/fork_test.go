@@ -63,6 +63,11 @@ func TestForkGoesOnFromAStep(t *testing.T) {
 	if got := strings.Join(eventTypes(t, rt, fork.ID), ","); got != "run.started,model.response,tool.started,tool.finished,model.response,run.completed" {
 		t.Fatalf("fork journal %s", got)
 	}
+	// What was copied is the source's work: the fork used no tool, and
+	// only its own model call's tokens.
+	if fork.Tools != nil || fork.Usage.Total() == 0 || fork.Usage.Total() >= src.Usage.Total() {
+		t.Fatalf("fork tools %+v usage %+v; source usage %+v", fork.Tools, fork.Usage, src.Usage)
+	}
 
 	// From step 2 (the model asked for the tool): the tool is called.
 	fork2, err := rt.Fork(ctx, src.ID, engine.ForkRequest{Step: 2})
@@ -127,6 +132,19 @@ func TestForkWithOtherInstructionsOrModel(t *testing.T) {
 		if fork = wait(t, rt, fork.ID); fork.Output != tc.want {
 			t.Errorf("fork %+v: %q, want %q", tc.req, fork.Output, tc.want)
 		}
+	}
+	// A fork of a fork goes on as the first did.
+	first, err := rt.Fork(ctx, src.ID, engine.ForkRequest{Step: 1, Model: "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first = wait(t, rt, first.ID)
+	second, err := rt.Fork(ctx, first.ID, engine.ForkRequest{Step: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second = wait(t, rt, second.ID); second.Output != "other model" {
+		t.Errorf("a fork of a fork: %q, want the first fork's model's answer", second.Output)
 	}
 	if again := wait(t, rt, mustSubmit(t, rt, "asker", "hi")); again.Output != "own model" {
 		t.Errorf("after the forks, the agent answers %q", again.Output)

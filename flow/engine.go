@@ -749,7 +749,13 @@ func (e *engine) call(ctx context.Context, a *activation, v vars, index int) (re
 	if ask := e.env.Ask; ask != nil {
 		call.Ask = func(ctx context.Context, q tool.Question) (json.RawMessage, error) { return ask(ctx, id, n.Tool, q) }
 	}
+	hold, herr := e.reserve(ctx, n.Tool)
+	if herr != nil {
+		return nil, "", herr
+	}
 	res, cerr := t.Call(ctx, call)
+	// The node's cost counts every call made, as its node.finished says.
+	hold.Settle(context.WithoutCancel(ctx), e.price(n.Tool))
 	if cerr != nil {
 		if ctx.Err() != nil {
 			return nil, "", ctx.Err()
@@ -765,6 +771,33 @@ func (e *engine) call(ctx context.Context, a *activation, v vars, index int) (re
 	}
 	return res.Content, "", nil
 }
+
+// price is what one call of a tool costs.
+func (e *engine) price(name string) float64 {
+	if e.f.ToolPrice == nil {
+		return 0
+	}
+	return e.f.ToolPrice(name)
+}
+
+// reserve holds a tool call's price against the budgets the run shares
+// (agent.Env.Budget); a refusal fails the run with agent.CodeBudget.
+func (e *engine) reserve(ctx context.Context, toolName string) (agent.Reservation, error) {
+	usd := e.price(toolName)
+	if e.env.Budget == nil || usd <= 0 {
+		return settled{}, nil
+	}
+	hold, err := e.env.Budget.Reserve(ctx, e.f.Name, usd)
+	if errors.Is(err, agent.ErrBudgetExceeded) {
+		return nil, &failure{agent.CodeBudget, err.Error()}
+	}
+	return hold, err
+}
+
+// settled is a reservation of nothing.
+type settled struct{}
+
+func (settled) Settle(context.Context, float64) {}
 
 // rerun handles a synchronous node that started and never finished: its
 // work is repeated when that is safe, and otherwise the run is in doubt

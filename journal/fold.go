@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"bytes"
 	"encoding/json"
 
 	"github.com/myriad-ai/myriad/model"
@@ -97,4 +98,20 @@ func InputSeq(events []Event) uint64 {
 		seq = max(seq, ev.InputSeq)
 	}
 	return seq
+}
+
+// Copied is how many entries after a fork's run.started were copied from
+// its source (0 for a run that is no fork): the fork did not make those
+// calls, so its usage counts nothing of them.
+func Copied(events []Event) int {
+	if len(events) == 0 || events[0].Type != TypeRunStarted || !bytes.Contains(events[0].Data, []byte(`"fork":`)) {
+		return 0
+	}
+	var d struct {
+		Fork *Fork `json:"fork"`
+	}
+	if json.Unmarshal(events[0].Data, &d) != nil || d.Fork == nil {
+		return 0
+	}
+	return max(min(d.Fork.Step, len(events))-1, 0)
 }

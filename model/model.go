@@ -79,6 +79,12 @@ func (u Usage) Add(o Usage) Usage {
 		CachedInputTokens: u.CachedInputTokens + o.CachedInputTokens}
 }
 
+// Sub returns u less o.
+func (u Usage) Sub(o Usage) Usage {
+	return Usage{InputTokens: u.InputTokens - o.InputTokens, OutputTokens: u.OutputTokens - o.OutputTokens,
+		CachedInputTokens: u.CachedInputTokens - o.CachedInputTokens}
+}
+
 // Total is the number of input and output tokens.
 func (u Usage) Total() int { return u.InputTokens + u.OutputTokens }
 

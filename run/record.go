@@ -297,9 +297,16 @@ func Project(id string, queued *Record, events []journal.Event) *Record {
 	}
 	rec.Status, rec.WaitingFor, rec.WakeAt = StatusRunning, "", nil
 	rec.Cost = journal.CostOf(events)
-	if journal.Terminal(last.Type) {
-		rec.Tools = journal.ToolUseOf(events)
+	// A fork's copied entries are its source's work, not its own.
+	copied := events[1 : 1+journal.Copied(events)]
+	own := events
+	if len(copied) > 0 {
+		own = append([]journal.Event{events[0]}, events[1+len(copied):]...)
 	}
+	if journal.Terminal(last.Type) {
+		rec.Tools = journal.ToolUseOf(own)
+	}
+
 	switch last.Type {
 	case journal.TypeRunCompleted:
 		var d journal.RunCompleted
@@ -322,12 +329,15 @@ func Project(id string, queued *Record, events []journal.Event) *Record {
 		rec.Status, rec.Usage = StatusCanceled, d.Usage
 	}
 	if rec.Status.Terminal() {
+		if len(copied) > 0 {
+			rec.Usage = rec.Usage.Sub(journal.Usage(copied))
+		}
 		t := last.Time
 		rec.EndedAt = &t
 		rec.InDoubt = nil
 		return rec
 	}
-	rec.Usage = journal.Usage(events)
+	rec.Usage = journal.Usage(own)
 	rec.InputRequests = journal.OpenQuestions(events)
 	switch last.Type {
 	case journal.TypeRunInDoubt:

@@ -99,14 +99,20 @@ async function runsPage() {
       if (el.name === 'roots') {
         if (el.checked) q.set('roots', 'true');
       } else if (el.name === 'meta') {
-        for (const pair of el.value.split(',')) {
+        for (const pair of el.value.split(',').filter((p) => p.trim())) {
           const [k, ...v] = pair.split('=');
-          if (k.trim()) q.set('metadata[' + k.trim() + ']', v.join('=').trim());
+          const key = 'metadata[' + k.trim() + ']';
+          if (!k.trim() || !v.length || q.has(key)) {
+            showError(new Error('metadata: write key=value pairs, each key once, separated by commas (' + pair.trim() + ')'));
+            return;
+          }
+          q.set(key, v.join('=').trim());
         }
       } else if (el.name && el.value) q.set(el.name, el.value);
     }
+    showError(null);
     sessionStorage.setItem('myriad.runs.filters', q.toString());
-    params.forEach((_, k) => params.delete(k));
+    for (const k of [...params.keys()]) params.delete(k);
     q.forEach((v, k) => params.set(k, v));
     cursor = '';
     earlier = [];
@@ -488,7 +494,7 @@ async function usagePage() {
 // budget and metadata value, with what was spent in the window until now.
 function budgetTable(budgets) {
   if (!budgets.length) return [];
-  const window = (s) => (s % 86400 === 0 && s > 86400 ? s / 86400 + 'd' : s % 3600 === 0 ? s / 3600 + 'h' : s + 's');
+  const window = (s) => (s % 86400 === 0 && s > 86400 ? s / 86400 + 'd' : s % 3600 === 0 ? s / 3600 + 'h' : s % 60 === 0 ? s / 60 + 'm' : s + 's');
   const rows = budgets.flatMap((b) => {
     const scope = (b.agent ? 'agent ' + b.agent : 'all agents') + (b.metadata_key ? ', per ' + b.metadata_key : '');
     const spent = b.spent.length ? b.spent : [{ usd: 0 }];
