@@ -452,6 +452,12 @@ type NodeOptions struct {
 	NATSURL string
 	// Memory keeps everything in memory: nothing survives the process.
 	Memory bool
+	// Cluster, when set, makes the embedded NATS server a node of a
+	// cluster of Myriad nodes (docs/operations.md).
+	Cluster *engine.Cluster
+	// Replicas is how many copies streams and buckets keep on a cluster
+	// (default: 3 when it has three nodes or more, else 1).
+	Replicas int
 	// Workers is the number of runs executed at once (default from the config).
 	Workers int
 	// NoWorkers makes a node that submits and reads but executes nothing.
@@ -482,7 +488,7 @@ func Open(ctx context.Context, proj *Project, o NodeOptions) (*Node, error) {
 	if proj.Config != nil {
 		maxDepth = proj.Config.Server.MaxDepth
 	}
-	rt, err := engine.Open(ctx, engine.StoreOptions{NATSURL: o.NATSURL, DataDir: o.DataDir, Memory: o.Memory},
+	rt, err := engine.Open(ctx, engine.StoreOptions{NATSURL: o.NATSURL, DataDir: o.DataDir, Memory: o.Memory, Cluster: o.Cluster, Replicas: o.Replicas},
 		engine.Options{Agents: proj.Agents, Flows: proj.Flows, Schedules: proj.Schedules, Budgets: proj.Budgets, Models: proj.Models,
 			Workers: workers, Logger: o.Logger, OnFinish: o.OnFinish, MaxDepth: maxDepth, Observers: o.Observers})
 	if err != nil {

@@ -817,6 +817,10 @@ func (r *runner) runTools(ctx context.Context, s *state, t *turn) (done bool, ou
 	return true, 0, nil
 }
 
+// errCut marks a tool call cut short by the run's context: its outcome
+// is unknown, and it stays started and unfinished in the journal.
+var errCut = errors.New("tool call cut short")
+
 type job struct {
 	call    model.ToolCall
 	started journal.ToolStarted
@@ -863,7 +867,7 @@ func (r *runner) runJobs(ctx context.Context, s *state, t *turn, jobs []job) (do
 			if cut {
 				// The call was cut short: its outcome is unknown, so leave it
 				// started-but-unfinished for the resume logic to judge.
-				errs[i] = ctx.Err()
+				errs[i] = errCut
 				return
 			}
 			// The tool answered: keep its result even if the run is being
@@ -878,11 +882,15 @@ func (r *runner) runJobs(ctx context.Context, s *state, t *turn, jobs []job) (do
 	}
 	wg.Wait()
 	for i, err := range errs {
-		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-			return false, Stopped, err
-		}
-		if err == nil {
+		switch {
+		case err == nil:
 			t.finished[jobs[i].call.ID] = results[i]
+		case errors.Is(err, errCut):
+		default:
+			// Its result could not be journaled (even if the error is a
+			// timeout): stop, and let the run be resumed from its journal.
+			// Going on would call the model without the result.
+			return false, Stopped, err
 		}
 	}
 	if ctx.Err() != nil {

@@ -3,11 +3,14 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/model"
+	"github.com/myriad-ai/myriad/tool"
 )
 
 func ev(step int, typ string, data any) journal.Event {
@@ -159,4 +162,56 @@ func TestRequestsCarryTheModelsCap(t *testing.T) {
 	if len(m.reqs) != 1 || m.reqs[0].MaxTokens != 300 {
 		t.Fatalf("requests %+v, want max_tokens 300", m.reqs)
 	}
+}
+
+// failing is a journal whose appends of one type fail with err.
+type failing struct {
+	memJournal
+	typ string
+	err error
+}
+
+func (j *failing) Append(ctx context.Context, typ string, data any) (journal.Event, error) {
+	if typ == j.typ {
+		return journal.Event{}, j.err
+	}
+	return j.memJournal.Append(ctx, typ, data)
+}
+
+// A tool result the journal did not take (its write timed out, as when
+// the stream's leader died) stops the run: the model is not called again
+// without it, nor the tool called anew under another key.
+func TestAResultNotJournaledStopsTheRun(t *testing.T) {
+	m := &scriptedCalls{}
+	echo := toolFunc(t, "echo")
+	a := &Agent{Name: "a", Model: m, Tools: []tool.Tool{echo}}
+	if err := a.Init(); err != nil {
+		t.Fatal(err)
+	}
+	j := &failing{typ: journal.TypeToolFinished, err: fmt.Errorf("journal: append: %w", context.DeadlineExceeded)}
+	start := []journal.Event{ev(1, journal.TypeRunStarted, journal.RunStarted{Agent: "a", Input: "hi"})}
+	out, err := a.Resume(context.Background(), "run_1", start, j, Env{})
+	if out != Stopped || !errors.Is(err, context.DeadlineExceeded) || m.n != 1 {
+		t.Fatalf("outcome %v, err %v, %d model calls: want stopped after one", out, err, m.n)
+	}
+}
+
+// scriptedCalls asks for the echo tool until it has its result.
+type scriptedCalls struct{ n int }
+
+func (s *scriptedCalls) Generate(_ context.Context, req *model.Request, _ func(model.Delta)) (*model.Response, error) {
+	s.n++
+	if last := req.Messages[len(req.Messages)-1]; last.Role == model.RoleTool {
+		return &model.Response{Message: model.Message{Content: "done"}}, nil
+	}
+	return &model.Response{Message: model.Message{ToolCalls: []model.ToolCall{{ID: fmt.Sprintf("c%d", s.n), Name: "echo", Arguments: json.RawMessage(`{}`)}}}}, nil
+}
+
+func toolFunc(t *testing.T, name string) tool.Tool {
+	t.Helper()
+	f, err := tool.NewFunc(name, "Echoes.", func(context.Context, *tool.Call, struct{}) (string, error) { return "ok", nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

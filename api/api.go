@@ -301,6 +301,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, engine.ErrUnavailable):
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
+		// The store did not answer in time, as when a node of a cluster
+		// died and its streams elect new leaders: worth a retry.
+		s.opts.Logger.Warn("api: the store did not answer in time", "method", r.Method, "path", r.URL.Path, "err", redact.Error(err))
+		w.Header().Set("Retry-After", "2")
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "the store did not answer in time (a node of the cluster may be down): retry")
 	default:
 		err = redact.Error(err)
 		s.opts.Logger.Error("api", "method", r.Method, "path", r.URL.Path, "err", err)

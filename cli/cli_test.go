@@ -126,6 +126,31 @@ func TestServeRefusesPublicAddressWithoutToken(t *testing.T) {
 	}
 }
 
+// Cluster flags are checked before anything starts, and routes on a
+// public address need a secret.
+func TestServeChecksClusterFlags(t *testing.T) {
+	t.Setenv("MYRIAD_CLUSTER_SECRET", "")
+	base := []string{"serve", "--config", "../examples/quickstart/myriad.yaml", "--data", t.TempDir(), "--listen", "127.0.0.1:0"}
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--cluster-name", "c", "--cluster-listen", "0.0.0.0:6222"}, 1, "refusing to open cluster routes on 0.0.0.0:6222 without a secret: set MYRIAD_CLUSTER_SECRET"},
+		{[]string{"--cluster-name", "c", "--cluster-listen", "127.0.0.1"}, 2, "server.cluster.listen: write it HOST:PORT"},
+		{[]string{"--cluster-listen", "127.0.0.1:6222"}, 2, "server.cluster.name: missing or invalid"},
+		{[]string{"--cluster-name", "c", "--cluster-listen", "127.0.0.1:6222", "--routes", "a,127.0.0.1:6223"}, 2, "server.cluster.routes[0]: write it HOST:PORT"},
+		{[]string{"--cluster-name", "c", "--cluster-listen", "127.0.0.1:6222", "--nats", "nats://127.0.0.1:4222"}, 2, "--nats joins an external NATS cluster"},
+		{[]string{"--replicas", "7"}, 2, "--replicas 7: give 1 to 5 copies"},
+	}
+	for _, tc := range tests {
+		code, _, errs := runCLI(t, append(append([]string{}, base...), tc.args...)...)
+		if code != tc.code || !strings.Contains(errs, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, errs, tc.code, tc.want)
+		}
+	}
+}
+
 // myriad run stops at an approval with exit status 3, keeps the waiting
 // run in its data directory and says how to go on; serving that directory
 // and deciding from the command line ends the run.

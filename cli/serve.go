@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -26,12 +27,13 @@ import (
 )
 
 func serve(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "serve", "serve [--config myriad.yaml] [--data DIR] [--listen ADDR] [--nats URL]")
+	fs := newFlags(e, "serve", "serve [--config myriad.yaml] [--data DIR] [--listen ADDR] [--nats URL | --cluster-name N --cluster-listen HOST:PORT --routes HOST:PORT,...]")
 	path := fs.String("config", defaultConfig(), "the project file")
 	data := fs.String("data", "data", "directory for the embedded NATS server's files")
 	listen := fs.String("listen", "", "address to serve the API on (default from the config, else 127.0.0.1:8420)")
 	natsURL := fs.String("nats", "", "use this NATS server or cluster instead of the embedded one")
 	workers := fs.Int("workers", 0, "runs executed at once on this node (default from the config)")
+	clusterOpts := addClusterFlags(fs)
 	logs := logFlags(fs, "info")
 	accessLog := fs.Bool("access-log", false, "log a line per HTTP request (method, path, status, bytes, duration)")
 	if _, err := parse(fs, args); err != nil {
@@ -59,6 +61,20 @@ func serve(ctx context.Context, e *env, args []string) error {
 	}
 	if *workers < 0 {
 		return &exitError{code: 2, err: fmt.Errorf("--workers: %d: give the runs this node executes at once, 1 or more (left out: server.workers, else 256)", *workers)}
+	}
+	cluster, err := clusterOpts.cluster(cfg)
+	if err != nil {
+		return err
+	}
+	if cluster != nil && *natsURL != "" {
+		return &exitError{code: 2, err: errors.New("--nats joins an external NATS cluster; --cluster-name, --cluster-listen and --routes form one of Myriad nodes: give one or the other")}
+	}
+	replicas := cfg.Server.Replicas
+	if *clusterOpts.replicas != 0 {
+		replicas = *clusterOpts.replicas
+	}
+	if replicas < 0 || replicas > 5 {
+		return &exitError{code: 2, err: fmt.Errorf("--replicas %d: give 1 to 5 copies", replicas)}
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("--listen %s: not an address: write HOST:PORT, like 127.0.0.1:8420", run.Quote(addr))}
@@ -90,8 +106,11 @@ func serve(ctx context.Context, e *env, args []string) error {
 	if spans != nil {
 		log.Info("writing traces over OTLP", "to", tracesTo)
 	}
+	if cluster != nil {
+		log.Info("joining the cluster", "cluster", cluster.Name, "node", cluster.NodeName, "routes_listen", cluster.Listen, "routes", strings.Join(cluster.Routes, ","))
+	}
 	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{DataDir: *data, NATSURL: *natsURL, Workers: *workers, Logger: log,
-		Observers: []engine.Observer{tel}})
+		Observers: []engine.Observer{tel}, Cluster: cluster, Replicas: replicas})
 	if err != nil {
 		ln.Close()
 		return err

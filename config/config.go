@@ -314,6 +314,11 @@ type Server struct {
 	PublicURL string `yaml:"public_url,omitempty"`
 	// A2A says which agents are published over A2A.
 	A2A A2AServer `yaml:"a2a,omitempty"`
+	// Cluster makes the embedded NATS server join other Myriad nodes.
+	Cluster *Cluster `yaml:"cluster,omitempty"`
+	// Replicas is how many copies streams and buckets keep on a cluster
+	// (default 3 when it has three nodes or more).
+	Replicas int `yaml:"replicas,omitempty"`
 	// Extra collects unknown fields, so Validate can name them.
 	Extra map[string]yaml.Node `yaml:",inline"`
 }
@@ -702,6 +707,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateFlows(add)
 	c.validateBudgets(add)
+	c.validateCluster(add)
 	c.validateA2A(add)
 	c.validateMCP(add)
 	if c.Server.MaxDepth < 0 {

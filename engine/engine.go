@@ -259,12 +259,36 @@ type StoreOptions struct {
 	// SyncAlways fsyncs every write of an embedded server (power-loss
 	// safety).
 	SyncAlways bool
+	// Cluster, when set, makes the embedded server a node of a cluster
+	// of Myriad nodes (docs/operations.md).
+	Cluster *Cluster
+}
+
+// Cluster is how a node's embedded NATS server joins its peers.
+type Cluster struct {
+	// Name is the cluster's, the same on every node.
+	Name string
+	// NodeName is this node's, unique and stable across restarts.
+	NodeName string
+	// Listen is the host:port this node's routes listen on.
+	Listen string
+	// Routes are the route addresses of the nodes (this one's may be
+	// among them).
+	Routes []string
+	// Secret, when set, authenticates routes; every node must have it.
+	Secret string
+	// Wait bounds how long opening waits for a quorum of nodes.
+	Wait time.Duration
 }
 
 // Open opens a store and an engine on it; Close closes both.
 func Open(ctx context.Context, so StoreOptions, opts Options) (*Engine, error) {
-	st, err := store.Open(ctx, store.Options{URL: so.NATSURL, DataDir: so.DataDir, Memory: so.Memory, Replicas: so.Replicas,
-		SyncAlways: so.SyncAlways, Logger: opts.Logger})
+	stOpts := store.Options{URL: so.NATSURL, DataDir: so.DataDir, Memory: so.Memory, Replicas: so.Replicas,
+		SyncAlways: so.SyncAlways, Logger: opts.Logger}
+	if c := so.Cluster; c != nil {
+		stOpts.Cluster = &store.Cluster{Name: c.Name, NodeName: c.NodeName, Listen: c.Listen, Routes: c.Routes, Secret: c.Secret, Wait: c.Wait}
+	}
+	st, err := store.Open(ctx, stOpts)
 	if err != nil {
 		return nil, err
 	}

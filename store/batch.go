@@ -169,7 +169,10 @@ func (s *Store) read(ctx context.Context, stream jetstream.Stream, name, filter 
 	}
 	var out []storedMsg
 	for seq := max(from, 1); limit == 0 || len(out) < limit; {
-		m, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
+		// Each read has its own bound, as each write has (WriteTimeout).
+		rctx, cancel := context.WithTimeout(ctx, WriteTimeout)
+		m, err := stream.GetMsg(rctx, seq, jetstream.WithGetMsgSubject(filter))
+		cancel()
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			break
 		}

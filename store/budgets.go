@@ -21,6 +21,8 @@ var ErrChanged = errors.New("store: changed since it was read")
 // Ledger returns a budget ledger entry and its revision; a missing entry
 // is nil at revision 0.
 func (s *Store) Ledger(ctx context.Context, key string) ([]byte, uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, WriteTimeout)
+	defer cancel()
 	e, err := s.budgets.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, nil
@@ -34,6 +36,8 @@ func (s *Store) Ledger(ctx context.Context, key string) ([]byte, uint64, error) 
 // PutLedger writes a budget ledger entry if it is still at revision rev
 // (0: if it does not exist), and returns its new revision, or ErrChanged.
 func (s *Store) PutLedger(ctx context.Context, key string, data []byte, rev uint64) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, WriteTimeout)
+	defer cancel()
 	var err error
 	if rev == 0 {
 		rev, err = s.budgets.Create(ctx, key, data)

@@ -125,8 +125,24 @@ func (s *Store) LoadJournal(ctx context.Context, id string) ([]journal.Event, er
 	if err != nil {
 		return nil, fmt.Errorf("journal: read %s: %w", id, err)
 	}
-	return decodeEntries(msgs)
+	events, err := decodeEntries(msgs)
+	if err != nil {
+		return nil, err
+	}
+	// A journal's steps are 1, 2, 3...: a read that skipped one (a
+	// stream leader of a cluster still catching up) must not be taken for
+	// the journal, or a resumed run would redo what it skipped.
+	for i, ev := range events {
+		if ev.Step != i+1 {
+			s.log.Warn("journal read skipped an entry: reading again later", "journal", id, "step", i+1, "got", ev.Step)
+			return nil, fmt.Errorf("%w: journal %s read without its step %d", ErrIncomplete, id, i+1)
+		}
+	}
+	return events, nil
 }
+
+// ErrIncomplete is a read that came back with a gap: try again.
+var ErrIncomplete = errors.New("store: incomplete read")
 
 // JournalFilter selects journals to read: one entity's, or (Tree) those of
 // every run of a tree.

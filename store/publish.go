@@ -15,15 +15,20 @@ import (
 // answer read with a small struct. (The jetstream client's PublishMsg
 // costs half as much again per message in this process, on every step of
 // every run.)
+// WriteTimeout bounds each write: what was not answered by then is taken
+// as failed (and may have been stored: the next write's expected sequence
+// tells).
+const WriteTimeout = 5 * time.Second
+
 func (s *Store) publish(ctx context.Context, msg *nats.Msg) (uint64, error) {
 	if err := s.refuseWrite(); err != nil {
 		return 0, err
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-	}
+	// Every write has its own bound, whatever its caller's: a request
+	// lost with the stream leader that took it (a node of a cluster
+	// killed) is never answered, and a run's context may last minutes.
+	ctx, cancel := context.WithTimeout(ctx, WriteTimeout)
+	defer cancel()
 	resp, err := s.nc.RequestMsgWithContext(ctx, msg)
 	if err != nil {
 		if err == nats.ErrNoResponders {

@@ -63,7 +63,41 @@ type Options struct {
 	Replicas int
 	// SyncAlways makes the embedded server fsync every write (power-loss safety).
 	SyncAlways bool
-	Logger     *slog.Logger
+	// Cluster, when set, makes the embedded server a node of a NATS
+	// cluster formed by Myriad nodes routing to each other.
+	Cluster *Cluster
+	Logger  *slog.Logger
+}
+
+// Cluster is how an embedded server joins its peers: NATS routes between
+// the nodes, and JetStream clustered over them (streams and buckets
+// replicated by Raft).
+type Cluster struct {
+	// Name is the cluster's, the same on every node.
+	Name string
+	// NodeName is this node's, unique in the cluster and the same across
+	// its restarts (JetStream knows its peers by name).
+	NodeName string
+	// Listen is the host:port this node's routes listen on.
+	Listen string
+	// Routes are the host:port route addresses of the nodes; this node's
+	// own may be among them.
+	Routes []string
+	// Secret, when set, authenticates routes: every node must have it.
+	Secret string
+	// Wait bounds how long Open waits for the cluster's JetStream to
+	// have a quorum (default 2 minutes).
+	Wait time.Duration
+}
+
+// Nodes counts the cluster's nodes: the distinct route addresses, this
+// node's included.
+func (c *Cluster) Nodes() int {
+	seen := map[string]bool{c.Listen: true}
+	for _, r := range c.Routes {
+		seen[r] = true
+	}
+	return len(seen)
 }
 
 // Store is a live JetStream connection with Myriad's streams in place.
@@ -131,7 +165,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 			s.Close()
 			return nil, err
 		}
-		s.nc, err = nats.Connect("", nats.InProcessServer(s.server), nats.Name("myriad"))
+		s.nc, err = nats.Connect("", nats.InProcessServer(s.server), nats.Name("myriad"), nats.Token(localToken))
 	} else {
 		s.nc, err = nats.Connect(o.URL, nats.Name("myriad"), nats.MaxReconnects(-1))
 	}
@@ -152,11 +186,17 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	if err := s.ensure(ctx); err != nil {
+	ensure := s.ensure
+	if o.Cluster != nil {
+		ensure = s.ensureClustered
+	}
+	if err := ensure(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
-	if s.server != nil {
+	if s.server != nil && o.Cluster == nil {
+		// A clustered node's JetStream is not restarted from here: its
+		// peers keep the streams going while it cannot write.
 		go s.watchHealth()
 	}
 	return s, nil
@@ -181,7 +221,7 @@ func (s *Store) startEmbedded() error {
 	}
 	opts := &server.Options{
 		ServerName:         "myriad",
-		DontListen:         true,
+		DontListen:         true, // clients connect in process; routes listen apart
 		JetStream:          true,
 		StoreDir:           storeDir,
 		NoSigs:             true,
@@ -192,10 +232,16 @@ func (s *Store) startEmbedded() error {
 		// journal entry (the NATS default is 1 MiB).
 		MaxPayload: MaxPayload,
 	}
+	if c := s.opts.Cluster; c != nil {
+		if err := clusterOptions(opts, c); err != nil {
+			return err
+		}
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return fmt.Errorf("embedded NATS: %w", err)
 	}
+	srv.SetLoggerV2(natsLog{s.log}, false, false, false)
 	srv.Start()
 	if !srv.ReadyForConnections(30 * time.Second) {
 		srv.Shutdown()
@@ -213,11 +259,21 @@ func (s *Store) storage() jetstream.StorageType {
 	return jetstream.FileStorage
 }
 
+// replicas is how many copies streams and buckets keep: as asked on a
+// cluster, else three on a self-formed cluster of three nodes or more.
 func (s *Store) replicas() int {
-	if s.opts.URL == "" || s.opts.Replicas < 1 {
+	switch {
+	case s.opts.URL == "" && s.opts.Cluster == nil:
 		return 1
+	case s.opts.Replicas >= 1:
+		return s.opts.Replicas
+	case s.opts.Cluster != nil && s.opts.Cluster.Nodes() >= 3:
+		return 3
+	case s.opts.Cluster == nil && s.nc != nil && len(s.nc.Servers()) >= 3:
+		// An external cluster: its servers gossip their addresses.
+		return 3
 	}
-	return s.opts.Replicas
+	return 1
 }
 
 // ensure creates (or updates) every stream, bucket and consumer.
