@@ -111,6 +111,7 @@ type Store struct {
 	runs        jetstream.KeyValue
 	insts       jetstream.KeyValue
 	budgets     jetstream.KeyValue
+	copies      int // replicas of each stream and bucket
 	queue       jetstream.Consumer
 	router      jetstream.Consumer
 	fired       jetstream.Consumer
@@ -173,6 +174,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("connect to NATS: %w", redact.Error(err))
 	}
+	s.copies = s.countReplicas()
 	s.js, err = jetstream.New(s.nc, jetstream.WithPublishAsyncMaxPending(65536))
 	if err != nil {
 		s.Close()
@@ -259,9 +261,13 @@ func (s *Store) storage() jetstream.StorageType {
 	return jetstream.FileStorage
 }
 
-// replicas is how many copies streams and buckets keep: as asked on a
-// cluster, else three on a self-formed cluster of three nodes or more.
-func (s *Store) replicas() int {
+// replicas is how many copies streams and buckets keep (worked out once,
+// on connecting: it is read on every read of a stream).
+func (s *Store) replicas() int { return s.copies }
+
+// countReplicas is how many copies streams and buckets keep: as asked on
+// a cluster, else three on a cluster of three nodes or more.
+func (s *Store) countReplicas() int {
 	switch {
 	case s.opts.URL == "" && s.opts.Cluster == nil:
 		return 1
