@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/myriad-ai/myriad/cli"
 )
@@ -233,6 +234,23 @@ flows:
 	code, out, _ = runCLI(t, "runs", "submit", "--server", srv.base, "twice", "go")
 	if code != 0 || !strings.Contains(out, "myriad runs events run_") {
 		t.Fatalf("submit a flow: exit %d %s", code, out)
+	}
+	// Metadata on submit, and as a filter with days on list.
+	if code, _, errs = runCLI(t, "runs", "submit", "--server", srv.base, "--metadata", "tenant=acme", "--follow", "a", "tagged"); code != 0 {
+		t.Fatalf("submit --metadata: exit %d %s", code, errs)
+	}
+	today := time.Now().UTC().Format(time.DateOnly)
+	code, out, _ = runCLI(t, "runs", "list", "--server", srv.base, "--metadata", "tenant=acme", "--from", today, "--json")
+	if code != 0 || strings.Count(out, `"tenant": "acme"`) != 1 {
+		t.Fatalf("list --metadata: exit %d %s", code, out)
+	}
+	if code, out, _ = runCLI(t, "runs", "list", "--server", srv.base, "--to", today, "--json"); code != 0 || strings.Contains(out, "run_") {
+		t.Fatalf("list --to today: exit %d %s", code, out)
+	}
+	for _, bad := range [][]string{{"--metadata", "tenant"}, {"--from", "yesterday"}, {"--metadata", "t=a", "--metadata", "t=b"}} {
+		if code, _, errs = runCLI(t, append([]string{"runs", "list", "--server", srv.base}, bad...)...); code != 2 {
+			t.Errorf("runs list %v: exit %d %s, want 2", bad, code, errs)
+		}
 	}
 	if code, out, _ = runCLI(t, "agents", "--server", srv.base); code != 0 || !strings.Contains(out, "Says fine.") {
 		t.Fatalf("agents: %d %s", code, out)

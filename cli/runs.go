@@ -21,8 +21,9 @@ func runsCmd(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprintln(e.stderr, "Usage: myriad "+synopsis+`
 
-  submit   AGENT|FLOW INPUT [--instance K] [--state JSON|@FILE] [--follow]   start a run (--follow: print its events to the end)
-  list     [--agent A|--flow F] [--status S] [--parent ID|--roots] [--limit N] [--cursor C]   runs, newest first
+  submit   AGENT|FLOW INPUT [--instance K] [--state JSON|@FILE] [--metadata K=V]... [--follow]   start a run (--follow: print its events to the end)
+  list     [--agent A|--flow F] [--status S] [--parent ID|--roots] [--metadata K=V]... [--from DAY] [--to DAY] [--limit N] [--cursor C]
+                                                               runs, newest first
   show     RUN-ID                                              a run's record (--json: as the API gives it)
   events   RUN-ID [--after EVENT-ID]                           follow a run's events until it ends
   cancel   RUN-ID                                              ask a run to stop
@@ -64,6 +65,10 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 	toolResult := fs.String("tool-result", "", "fork: the tool result the fork goes on with")
 	instructions := fs.String("instructions", "", "fork: instructions the agent goes on with instead of its own")
 	modelName := fs.String("model", "", "fork: a configured model the agent goes on with instead of its own")
+	metadata := metadataFlag{}
+	fs.Var(metadata, "metadata", "submit: metadata of the run; list: only runs with it (KEY=VALUE, repeatable)")
+	from := fs.String("from", "", "list: only runs created at or after this day or time")
+	to := fs.String("to", "", "list: only runs created before this day or time")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -81,13 +86,20 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 	show := func(v any) error { return printJSON(e, v) }
 	switch sub {
 	case "submit":
-		return submitRun(ctx, e, c, pos, *instance, *state, *follow, *asJSON)
+		return submitRun(ctx, e, c, pos, submitOptions{instance: *instance, state: *state, metadata: metadata, follow: *follow, asJSON: *asJSON})
 	case "list":
 		if *agent != "" && *flowName != "" {
 			return &exitError{code: 2, err: errors.New("runs list: give --agent or --flow, not both (a run is of one or the other)")}
 		}
-		l, err := c.List(ctx, run.Filter{Agent: *agent, Flow: *flowName, Status: run.Status(*status), Parent: *parent,
-			Roots: *roots, Instance: *instance, Limit: *limit, Cursor: *cursor})
+		f := run.Filter{Agent: *agent, Flow: *flowName, Status: run.Status(*status), Parent: *parent,
+			Roots: *roots, Instance: *instance, Metadata: metadata, Limit: *limit, Cursor: *cursor}
+		if f.From, err = dayOrTime("from", *from); err != nil {
+			return err
+		}
+		if f.To, err = dayOrTime("to", *to); err != nil {
+			return err
+		}
+		l, err := c.List(ctx, f)
 		if err != nil {
 			return err
 		}
@@ -260,8 +272,8 @@ func envOr(name, def string) string {
 // runsFlags are the flags each runs subcommand takes, beside --server,
 // --token-env and --json.
 var runsFlags = map[string][]string{
-	"submit":    {"instance", "state", "follow"},
-	"list":      {"agent", "flow", "status", "parent", "roots", "instance", "limit", "cursor"},
+	"submit":    {"instance", "state", "follow", "metadata"},
+	"list":      {"agent", "flow", "status", "parent", "roots", "instance", "metadata", "from", "to", "limit", "cursor"},
 	"show":      {},
 	"events":    {"after"},
 	"cancel":    {},

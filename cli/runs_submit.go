@@ -15,14 +15,25 @@ import (
 	"github.com/myriad-ai/myriad/run"
 )
 
+// submitOptions are runs submit's flags.
+type submitOptions struct {
+	instance, state string
+	metadata        map[string]string
+	follow, asJSON  bool
+}
+
 // submitRun starts a run on a server (myriad runs submit) and, with
 // follow, prints its events until it ends or needs a person, with the
 // exit status of myriad run: 0 completed, 1 failed, 3 waiting for a person.
-func submitRun(ctx context.Context, e *env, c *client.Client, pos []string, instance, state string, follow, asJSON bool) error {
+func submitRun(ctx context.Context, e *env, c *client.Client, pos []string, o submitOptions) error {
 	if len(pos) < 2 {
 		return &exitError{code: 2, err: errors.New("runs submit needs AGENT (or FLOW) and INPUT")}
 	}
-	req := apitype.CreateRunRequest{Agent: pos[0], Input: strings.Join(pos[1:], " "), Instance: instance}
+	state, follow, asJSON := o.state, o.follow, o.asJSON
+	req := apitype.CreateRunRequest{Agent: pos[0], Input: strings.Join(pos[1:], " "), Instance: o.instance}
+	if len(o.metadata) > 0 {
+		req.Metadata = o.metadata
+	}
 	flows, err := c.Flows(ctx)
 	if err != nil {
 		return err

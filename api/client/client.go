@@ -139,6 +139,15 @@ func (c *Client) List(ctx context.Context, f run.Filter) (*apitype.RunList, erro
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))
 	}
+	for k, v := range f.Metadata {
+		q.Set("metadata["+k+"]", v)
+	}
+	if !f.From.IsZero() {
+		q.Set("from", f.From.Format(time.RFC3339Nano))
+	}
+	if !f.To.IsZero() {
+		q.Set("to", f.To.Format(time.RFC3339Nano))
+	}
 	var out apitype.RunList
 	return &out, c.do(ctx, http.MethodGet, "/v1/runs?"+q.Encode(), nil, nil, &out)
 }
