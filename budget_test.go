@@ -4,16 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/myriad-ai/myriad"
 	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/run"
 )
@@ -23,14 +18,11 @@ import (
 // a call the budget cannot hold stops its run with budget_exceeded. The
 // ledger settles to exactly what the runs' records say they spent.
 func TestConcurrentRunsNeverSpendMoreThanTheirBudget(t *testing.T) {
-	lookupAPI := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `"found"`) }))
-	defer lookupAPI.Close()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "myriad.yaml")
+	lookupURL := lookupAPI(t)
 	// Usage is the scripted model's estimate (a token per four characters),
 	// at a dime per thousand tokens: every call costs a little more than
 	// the last, as the conversation grows.
-	os.WriteFile(path, []byte(fmt.Sprintf(`
+	node := openProject(t, fmt.Sprintf(`
 models:
   loop:
     provider: scripted
@@ -60,19 +52,9 @@ flows:
 budgets:
   spenders: {agent: spender, usd: 0.75, window: 1d}
   tenants: {metadata_key: tenant, usd: 1, window: 1h}
-`, lookupAPI.URL)), 0o600)
-	proj, err := myriad.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proj.Close()
+`, lookupURL))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{Memory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Close()
 	submitAndWait := func(req engine.SubmitRequest) *run.Record {
 		rec, _, err := node.Engine.Submit(ctx, req)
 		if err != nil {

@@ -7,12 +7,9 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/myriad-ai/myriad"
 	"github.com/myriad-ai/myriad/api"
 	"github.com/myriad-ai/myriad/api/apitype"
 	"github.com/myriad-ai/myriad/engine"
@@ -22,11 +19,8 @@ import (
 // A run's cost is its model calls at their models' prices then, its tool
 // calls at their prices, and its children's, by model and by tool.
 func TestARunReportsItsCost(t *testing.T) {
-	lookupAPI := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `"found"`) }))
-	defer lookupAPI.Close()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "myriad.yaml")
-	os.WriteFile(path, []byte(fmt.Sprintf(`
+	lookupURL := lookupAPI(t)
+	node := openProject(t, fmt.Sprintf(`
 models:
   big:
     provider: scripted
@@ -53,18 +47,8 @@ agents:
   spender: {model: loop, tools: [lookup], cost_budget: 0.02}
 flows:
   fetch: {start: [f], nodes: {f: {tool: lookup, output: r}}, output: r}
-`, lookupAPI.URL)), 0o600)
-	proj, err := myriad.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proj.Close()
+`, lookupURL))
 	ctx := context.Background()
-	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{Memory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Close()
 	rec, _, err := node.Engine.Submit(ctx, engine.SubmitRequest{Agent: "boss", Input: "go", Metadata: map[string]string{"customer": "c-1"}})
 	if err != nil {
 		t.Fatal(err)
@@ -159,4 +143,12 @@ flows:
 		rec.Error.Message != "the run spent $0.0320, its budget is $0.0200 (raise agents.spender.cost_budget)" {
 		t.Fatalf("%+v %+v %v", rec, rec.Error, err)
 	}
+}
+
+// lookupAPI serves a priced HTTP tool's endpoint: every call is "found".
+func lookupAPI(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `"found"`) }))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }

@@ -266,6 +266,7 @@ func openProject(t *testing.T, yaml string) *myriad.Node {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(proj.Close)
 	node, err := myriad.Open(context.Background(), proj, myriad.NodeOptions{Memory: true})
 	if err != nil {
 		t.Fatal(err)

@@ -137,6 +137,9 @@ type Engine struct {
 	workDone  chan struct{}
 	ownStore  bool
 	observers []Observer
+	// carry are the metadata keys child runs take from their parents,
+	// for the budgets kept by them.
+	carry []string
 	// ledgers are the budget ledgers as this node last wrote them
 	// (cachedLedger by key).
 	ledgers sync.Map
@@ -186,6 +189,7 @@ func New(st *store.Store, opts Options) (*Engine, error) {
 	e := &Engine{st: st, opts: opts, log: opts.Logger, agents: opts.Agents, flows: opts.Flows,
 		active: map[string]holder{}, held: map[*store.Claim]struct{}{}}
 	e.feed = newFeed(st, opts.Logger)
+	e.carry = carried(opts.Budgets)
 	e.observers = append([]Observer{runLog{opts.Logger}}, opts.Observers...)
 	return e, nil
 }
@@ -264,30 +268,15 @@ type StoreOptions struct {
 	Cluster *Cluster
 }
 
-// Cluster is how a node's embedded NATS server joins its peers.
-type Cluster struct {
-	// Name is the cluster's, the same on every node.
-	Name string
-	// NodeName is this node's, unique and stable across restarts.
-	NodeName string
-	// Listen is the host:port this node's routes listen on.
-	Listen string
-	// Routes are the route addresses of the nodes (this one's may be
-	// among them).
-	Routes []string
-	// Secret, when set, authenticates routes; every node must have it.
-	Secret string
-	// Wait bounds how long opening waits for a quorum of nodes.
-	Wait time.Duration
-}
+// Cluster is how a node's embedded NATS server joins its peers (the
+// store's own type: doors fill it in without reaching the store).
+type Cluster = store.Cluster
 
 // Open opens a store and an engine on it; Close closes both.
 func Open(ctx context.Context, so StoreOptions, opts Options) (*Engine, error) {
 	stOpts := store.Options{URL: so.NATSURL, DataDir: so.DataDir, Memory: so.Memory, Replicas: so.Replicas,
 		SyncAlways: so.SyncAlways, Logger: opts.Logger}
-	if c := so.Cluster; c != nil {
-		stOpts.Cluster = &store.Cluster{Name: c.Name, NodeName: c.NodeName, Listen: c.Listen, Routes: c.Routes, Secret: c.Secret, Wait: c.Wait}
-	}
+	stOpts.Cluster = so.Cluster
 	st, err := store.Open(ctx, stOpts)
 	if err != nil {
 		return nil, err
