@@ -307,10 +307,12 @@ agents:
 	if len(gaps) > 0 {
 		t.Logf("%d runs were at work at the kill; they moved on after %v (median), %v (max)", len(gaps), gaps[len(gaps)/2].Round(time.Millisecond), gaps[len(gaps)-1].Round(time.Millisecond))
 		// NATS elects a new leader for what the killed node led after 4
-		// to 9 s without word from it (its Raft election timeout, fixed),
-		// and a worker's claim lapses after 3 s: within 12 s.
-		if worst := gaps[len(gaps)-1]; worst > 12*time.Second {
-			t.Errorf("a run at work at the kill moved on only %v after it, want within 12 s", worst.Round(time.Millisecond))
+		// to 9 s without word from it (its Raft election timeout, fixed);
+		// a write sent to the dead leader meanwhile gives up after
+		// store.WriteTimeout (5 s), and its run is offered again 1 s later:
+		// about 15 s at worst, and a shared machine adds to it.
+		if worst := gaps[len(gaps)-1]; worst > 20*time.Second {
+			t.Errorf("a run at work at the kill moved on only %v after it, want within 20 s", worst.Round(time.Millisecond))
 		}
 	}
 
