@@ -281,14 +281,24 @@ agents:
 			for id := range ids {
 				var before bool
 				var after time.Time
-				err := c.Events(context.Background(), id, 0, func(ev run.TreeEvent) bool {
-					if ev.Event.Time.Before(killed) {
-						before = true
-					} else if after.IsZero() {
-						after = ev.Event.Time
+				var err error
+				// The stream may still be electing its leader: a reader
+				// that gets an error asks again, as a client would.
+				for attempt := 0; attempt < 10; attempt++ {
+					before, after = false, time.Time{}
+					err = c.Events(context.Background(), id, 0, func(ev run.TreeEvent) bool {
+						if ev.Event.Time.Before(killed) {
+							before = true
+						} else if after.IsZero() {
+							after = ev.Event.Time
+						}
+						return true
+					})
+					if err == nil {
+						break
 					}
-					return true
-				})
+					<-time.After(time.Second) // back off
+				}
 				if err != nil {
 					t.Errorf("events of %s: %v", id, err)
 				}
