@@ -211,7 +211,7 @@ func (proj *Project) build(cfg *config.Config) error {
 			ModelName: ac.Model, Model: models[ac.Model], ToolPrice: toolPrices(cfg),
 			MaxTurns: ac.MaxTurns, Timeout: ac.Timeout.Std(), TokenBudget: ac.TokenBudget, CostBudget: ac.CostBudget, Stream: ac.Stream,
 			HistoryLimit: ac.HistoryLimit, RejectBusy: ac.ConcurrentInput == "reject",
-			InterruptBusy: ac.ConcurrentInput == "interrupt", MaxChildren: ac.MaxChildren,
+			InterruptBusy: ac.ConcurrentInput == "interrupt", MaxChildren: ac.MaxChildren, MaxConcurrent: ac.MaxConcurrent,
 		}
 		if m := cfg.Models[ac.Model]; m != nil {
 			a.Prices, a.MaxOutputTokens = m.PriceList(), m.MaxTokens
@@ -484,13 +484,13 @@ func Open(ctx context.Context, proj *Project, o NodeOptions) (*Node, error) {
 	if workers == 0 && proj.Config != nil {
 		workers = proj.Config.Server.Workers
 	}
-	var maxDepth int
+	var maxDepth, maxBacklog int
 	if proj.Config != nil {
-		maxDepth = proj.Config.Server.MaxDepth
+		maxDepth, maxBacklog = proj.Config.Server.MaxDepth, proj.Config.Server.MaxBacklog
 	}
 	rt, err := engine.Open(ctx, engine.StoreOptions{NATSURL: o.NATSURL, DataDir: o.DataDir, Memory: o.Memory, Cluster: o.Cluster, Replicas: o.Replicas},
 		engine.Options{Agents: proj.Agents, Flows: proj.Flows, Schedules: proj.Schedules, Budgets: proj.Budgets, Models: proj.Models,
-			Workers: workers, Logger: o.Logger, OnFinish: o.OnFinish, MaxDepth: maxDepth, Observers: o.Observers})
+			Workers: workers, Logger: o.Logger, OnFinish: o.OnFinish, MaxDepth: maxDepth, MaxBacklog: maxBacklog, Observers: o.Observers})
 	if err != nil {
 		return nil, err
 	}

@@ -70,6 +70,9 @@ type Agent struct {
 	// MaxChildren caps the child runs one run starts (default
 	// DefaultMaxChildren).
 	MaxChildren int
+	// MaxConcurrent caps the runs of this agent one node executes at once
+	// (0: no cap but the node's workers).
+	MaxConcurrent int
 	// Approvals are approval rules by tool name, over what the tools ask
 	// for themselves (tool.Info.NeedsApproval).
 	Approvals map[string]ApprovalRule

@@ -264,6 +264,7 @@ const (
 	CodeTooLarge         = "request_too_large"
 	CodeInternal         = "internal"
 	CodeUnavailable      = "unavailable"
+	CodeOverloaded       = "overloaded"
 )
 
 type errorBody struct {
@@ -301,17 +302,31 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, engine.ErrUnavailable):
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
-	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
-		// The store did not answer in time, as when a node of a cluster
-		// died and its streams elect new leaders: worth a retry.
+	case errors.Is(err, engine.ErrOverloaded):
+		w.Header().Set("Retry-After", retryAfter(err))
+		writeError(w, http.StatusTooManyRequests, CodeOverloaded, err.Error())
+	case engine.Temporary(err) && r.Context().Err() == nil:
+		// The store did not answer in time, or had no leader for a
+		// stream, as when a node of a cluster died and its streams elect
+		// new leaders: worth a retry.
 		s.opts.Logger.Warn("api: the store did not answer in time", "method", r.Method, "path", r.URL.Path, "err", redact.Error(err))
 		w.Header().Set("Retry-After", "2")
-		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "the store did not answer in time (a node of the cluster may be down): retry")
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "the store did not answer in time, or a stream had no leader (a node of the cluster may be down): retry")
 	default:
 		err = redact.Error(err)
 		s.opts.Logger.Error("api", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, CodeInternal, "internal error: "+err.Error())
 	}
+}
+
+// retryAfter is the Retry-After of a refusal past the backlog, in
+// seconds.
+func retryAfter(err error) string {
+	var over *engine.OverloadedError
+	if errors.As(err, &over) {
+		return strconv.Itoa(max(int(over.RetryAfter.Seconds()), 1))
+	}
+	return "5"
 }
 
 func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {

@@ -700,3 +700,46 @@ func TestSubmissionTooLargeForTheNATSServer(t *testing.T) {
 		t.Fatalf("the run: %d bytes of input (cut %v), %v", len(whole.Input), whole.InputTruncated, err)
 	}
 }
+
+// Past server.max_backlog, POST /v1/runs answers 429 with Retry-After and
+// the code "overloaded".
+func TestOverloadedSubmissionsGet429(t *testing.T) {
+	b, _ := storetest.Open(t)
+	rules, err := scripted.ParseRules([]byte(`- reply: {text: "hello"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := scripted.New(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := engine.New(b, engine.Options{Agents: map[string]*agent.Agent{"greeter": {Model: m}}, MaxBacklog: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(rt, api.Options{MaxBodyBytes: 4096}))
+	t.Cleanup(srv.Close)
+	// No workers: the runs wait, and the backlog, read anew every
+	// quarter second, soon passes the limit.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Post(srv.URL+"/v1/runs", "application/json", strings.NewReader(`{"agent":"greeter","input":"hi"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusCreated {
+			if time.Now().After(deadline) {
+				t.Fatal("never refused past max_backlog 1")
+			}
+			continue
+		}
+		retry, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+		if resp.StatusCode != http.StatusTooManyRequests || errCode(body) != api.CodeOverloaded || err != nil || retry < 1 || retry > 60 {
+			t.Fatalf("past the backlog: %d Retry-After %q %v", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+		}
+		return
+	}
+}

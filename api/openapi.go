@@ -64,7 +64,7 @@ var operations = []operation{
 	{pattern: "GET /console/", summary: "The web console's files", answers: map[int]any{200: "text/javascript"}, public: true},
 	{pattern: "GET /metrics", summary: "Prometheus metrics (docs/observability.md)", answers: map[int]any{200: "text/plain"}},
 	{pattern: "POST /v1/runs", summary: "Submit a run of an agent or a flow", body: apitype.CreateRunRequest{},
-		answers: map[int]any{201: apitype.RunRef{}, 200: apitype.RunRef{}, 400: errorBody{}, 404: errorBody{}, 409: errorBody{}, 413: errorBody{}}},
+		answers: map[int]any{201: apitype.RunRef{}, 200: apitype.RunRef{}, 400: errorBody{}, 404: errorBody{}, 409: errorBody{}, 413: errorBody{}, 429: errorBody{}}},
 	{pattern: "GET /v1/runs", summary: "List runs, newest first", query: listParams, answers: map[int]any{200: apitype.RunList{}, 400: errorBody{}}},
 	{pattern: "GET /v1/runs/{id}", summary: "Read a run (wait: long-poll until it settles)", query: []string{"wait"}, answers: runAnswers(200)},
 	{pattern: "GET /v1/runs/{id}/events", summary: "Follow a run's journal and its descendants' (SSE; each data line a journal entry with its path)",

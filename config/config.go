@@ -253,6 +253,9 @@ type Agent struct {
 	// MaxChildren caps the child runs one run of this agent starts
 	// (default 100).
 	MaxChildren int `yaml:"max_children,omitempty"`
+	// MaxConcurrent caps the runs of this agent one node executes at once
+	// (0: only server.workers bounds them); the others wait on the queue.
+	MaxConcurrent int `yaml:"max_concurrent,omitempty"`
 	// MCPContext is read from MCP servers when a run starts and given to
 	// the model with the instructions.
 	MCPContext []MCPContext `yaml:"mcp_context,omitempty"`
@@ -319,6 +322,9 @@ type Server struct {
 	// Replicas is how many copies streams and buckets keep on a cluster
 	// (default 3 when it has three nodes or more).
 	Replicas int `yaml:"replicas,omitempty"`
+	// MaxBacklog is how many runs may wait on the work queue before new
+	// submissions are refused with 429 (0: no limit).
+	MaxBacklog int `yaml:"max_backlog,omitempty"`
 	// Extra collects unknown fields, so Validate can name them.
 	Extra map[string]yaml.Node `yaml:",inline"`
 }
@@ -705,6 +711,9 @@ func (c *Config) Validate() error {
 	if c.Server.Workers < 0 {
 		add("server.workers", "must be positive")
 	}
+	if c.Server.MaxBacklog < 0 {
+		add("server.max_backlog", "must be positive (or left out for no limit)")
+	}
 	c.validateFlows(add)
 	c.validateBudgets(add)
 	c.validateCluster(add)
@@ -863,6 +872,9 @@ func (c *Config) validateTeam(add func(path, format string, args ...any), name s
 	}
 	if a.MaxChildren < 0 {
 		add(p+".max_children", "must be positive (or left out for the default of 100)")
+	}
+	if a.MaxConcurrent < 0 {
+		add(p+".max_concurrent", "must be positive (or left out for no limit but server.workers)")
 	}
 }
 

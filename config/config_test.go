@@ -74,6 +74,8 @@ func TestErrorsNameTheFieldAndTheFix(t *testing.T) {
 		{"approval cel", "idempotent: true", `tools.lookup.approval.when: invalid CEL "args.amount >"`},
 		{"approval default", "idempotent: true", `tools.lookup.approval.on_timeout: unknown value "maybe" (known: approve, deny)`},
 		{"bad concurrent input", "max_turns: 5", `agents.triage.concurrent_input: unknown value "drop" (known: queue, reject, interrupt)`},
+		{"negative max_concurrent", "max_turns: 5", `agents.triage.max_concurrent: must be positive`},
+		{"negative max_backlog", "agents:\n  triage:", `server.max_backlog: must be positive`},
 	}
 	replacements := map[string]string{
 		"unknown model":                 "model: fats\n    instructions",
@@ -90,6 +92,8 @@ func TestErrorsNameTheFieldAndTheFix(t *testing.T) {
 		"bad schema":                    "properties: {id: {type: 12}}",
 		"bad approval":                  "idempotent: true\n    approval: sometimes",
 		"bad concurrent input":          "max_turns: 5\n    concurrent_input: drop",
+		"negative max_concurrent":       "max_turns: 5\n    max_concurrent: -1",
+		"negative max_backlog":          "server: {max_backlog: -5}\nagents:\n  triage:",
 		"approval cel":                  "idempotent: true\n    approval: {when: 'args.amount >'}",
 		"approval default":              "idempotent: true\n    approval: {when: 'true', timeout: 1h, on_timeout: maybe}",
 	}

@@ -59,6 +59,10 @@ var (
 	ErrTooLarge = errors.New("too large for the store")
 )
 
+// Temporary reports a store error a retry a moment later may not meet:
+// a cluster electing the leader of a stream, a request that timed out.
+func Temporary(err error) bool { return store.Temporary(err) }
+
 // tooLarge says which request outgrew the NATS server's messages, and the
 // fix; other errors pass as they are.
 func (e *Engine) tooLarge(err error, what string) error {
@@ -101,6 +105,9 @@ type Options struct {
 	// Budgets limit what runs spend together over rolling windows; each
 	// priced call reserves its cost in the budgets that keep its run.
 	Budgets []Budget
+	// MaxBacklog is how many runs may wait on the work queue before
+	// Submit refuses new ones with ErrOverloaded (0: no limit).
+	MaxBacklog int
 }
 
 // RunStats describe one execution of a run on this node.
@@ -143,6 +150,11 @@ type Engine struct {
 	// ledgers are the budget ledgers as this node last wrote them
 	// (cachedLedger by key).
 	ledgers sync.Map
+	// admission is the backlog as last read for admission.
+	admission admission
+	// slots bound the runs of an agent with max_concurrent that this
+	// node executes at once (by agent).
+	slots map[string]chan struct{}
 }
 
 // New returns an engine over an open store. Call Start to execute runs on
@@ -190,6 +202,12 @@ func New(st *store.Store, opts Options) (*Engine, error) {
 		active: map[string]holder{}, held: map[*store.Claim]struct{}{}}
 	e.feed = newFeed(st, opts.Logger)
 	e.carry = carried(opts.Budgets)
+	e.slots = map[string]chan struct{}{}
+	for name, a := range opts.Agents {
+		if a.MaxConcurrent > 0 {
+			e.slots[name] = make(chan struct{}, a.MaxConcurrent)
+		}
+	}
 	e.observers = append([]Observer{runLog{opts.Logger}}, opts.Observers...)
 	return e, nil
 }

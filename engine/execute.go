@@ -69,6 +69,38 @@ type execution struct {
 	settling bool
 
 	info *run.Info // who the run is, for observers (see runInfo)
+
+	slot chan struct{} // the agent's slot it holds (max_concurrent)
+}
+
+// takeSlot takes one of the slots of an agent with max_concurrent; false
+// when this node runs as many of its runs as it may.
+func (x *execution) takeSlot(agentName string) bool {
+	slots := x.e.slots[agentName]
+	if slots == nil || x.slot != nil {
+		return true
+	}
+	select {
+	case slots <- struct{}{}:
+		x.slot = slots
+		return true
+	default:
+		return false
+	}
+}
+
+func (x *execution) giveSlot() {
+	if x.slot != nil {
+		<-x.slot
+		x.slot = nil
+	}
+}
+
+// slotRetry is how long a run left on the queue for want of a slot waits
+// before it is offered again: soon at first, then backing off to 2 s, so
+// that many waiting runs do not keep the workers busy offering them.
+func slotRetry(delivered uint64) time.Duration {
+	return min(50*time.Millisecond<<min(delivered, 6), 2*time.Second)
 }
 
 // workRun executes one claimed run until it ends, parks, or this worker
@@ -79,6 +111,7 @@ func (e *Engine) workRun(workCtx context.Context, c *store.Claim) {
 		return
 	}
 	defer e.deactivate(x.id, x)
+	defer x.giveSlot()
 	ctx := context.WithoutCancel(workCtx)
 	// Active before it reads its inputs: a poke for an input stored after
 	// the read reaches it (see Engine.onPoke).
@@ -105,6 +138,10 @@ func (e *Engine) workRun(workCtx context.Context, c *store.Claim) {
 		x.log.Debug("offered to another node: the run's agent is not defined here", "deliveries", c.Delivered())
 		c.Retry(time.Second)
 		return
+	case errors.Is(err, errNoSlot):
+		x.log.Debug("left on the queue: its agent's max_concurrent runs execute on this node", "deliveries", c.Delivered())
+		c.Retry(slotRetry(c.Delivered()))
+		return
 	case errors.Is(err, errNotStarted):
 		// A turn waiting for its instance (the instance starts it), or a
 		// run rung by an input that came before its submission (which
@@ -130,6 +167,7 @@ func (e *Engine) workRun(workCtx context.Context, c *store.Claim) {
 // read found the entry held: ring again now that it is free (the router
 // would, later), once the server has the acknowledgement.
 func (e *Engine) letGo(ctx context.Context, c *store.Claim, id string, poked bool) {
+	e.log.Debug("let go", "entity", id, "poked", poked, "delivered", c.Delivered())
 	if !poked {
 		c.Finish()
 		return
@@ -143,6 +181,7 @@ func (e *Engine) letGo(ctx context.Context, c *store.Claim, id string, poked boo
 }
 
 var (
+	errNoSlot     = errors.New("the run's agent runs as many runs as its max_concurrent on this node")
 	errNotHere    = errors.New("the run's agent or flow is not defined on this node")
 	errNotStarted = errors.New("the run waits for its submission, or its instance")
 	errSettled    = errors.New("the run ended and was settled before")
@@ -264,6 +303,9 @@ func (x *execution) resume(ctx context.Context) (again bool, err error) {
 		}
 		_, err := x.append(ctx, journal.TypeRunFailed, journal.RunFailed{Code: agent.CodeUnknownAgent, Message: msg})
 		return false, err
+	}
+	if !x.takeSlot(rec.Agent) {
+		return false, errNoSlot
 	}
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -432,7 +474,12 @@ func (x *execution) writeRecord(ctx context.Context, rec *run.Record, final bool
 	if final {
 		x.settling = true
 	}
-	if rec.Steps == 0 && !final {
+	if !final && (rec.Steps == 0 || rec.Status.Terminal()) {
+		// A run's ended record is its settle's alone, written last: a
+		// worker that finds it knows the settle is done (settledBefore).
+		// The lazy "running" write firing while the settle waits on a
+		// slow store must not write it early, or a retried settle would
+		// skip telling the run's instance and parent.
 		return nil
 	}
 	err := x.e.st.PutRecord(ctx, x.id, mustJSON(rec))

@@ -1,5 +1,7 @@
 package engine
 
+import "time"
+
 // InstanceID is instanceID, for tests that write an instance's journal as
 // a worker would have left it.
 var InstanceID = instanceID
@@ -7,3 +9,11 @@ var InstanceID = instanceID
 // SetCommandHook makes f run as each command passed its checks, before it
 // is sent (nil: nothing), with the command's kind ("decide", "cancel"...).
 func SetCommandHook(f func(kind string)) { testHookCommand = f }
+
+// ForgetBacklog makes the next submission read the backlog afresh, not
+// the reading admission shares for a moment.
+func ForgetBacklog(e *Engine) {
+	e.admission.mu.Lock()
+	e.admission.read = time.Time{}
+	e.admission.mu.Unlock()
+}

@@ -228,7 +228,9 @@ func (e *Engine) workInstance(workCtx context.Context, c *store.Claim) {
 	}
 	defer e.deactivate(w.id, w)
 	ctx := context.WithoutCancel(workCtx)
+	w.log.Debug("instance claimed", "delivered", c.Delivered())
 	if err := w.work(ctx); err != nil {
+		w.log.Debug("instance work stopped", "err", err)
 		if !errors.Is(err, journal.ErrConflict) {
 			w.log.Warn("instance", "err", err)
 			c.Retry(time.Second)
@@ -266,7 +268,9 @@ func (w *instanceWork) work(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	w.log.Debug("instance inputs", "after", w.j.InputSeq(), "count", len(ins), "journal_last", w.j.Last())
 	for _, m := range ins {
+		w.log.Debug("instance takes", "seq", m.Seq, "kind", m.Kind)
 		err := w.take(ctx, m)
 		if errors.Is(err, store.ErrTooLarge) {
 			// Taking it again cannot help: refuse it.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/run"
+	"github.com/myriad-ai/myriad/store"
 )
 
 // Observer is told what this node does with runs as it does it: each run
@@ -202,7 +203,11 @@ func (e *Engine) Stats() Stats {
 }
 
 // Backlog is the depth of the cluster's work queue: runs and instances
-// with work no node has taken (waiting), and taken and not yet done.
-func (e *Engine) Backlog(ctx context.Context) (waiting, taken uint64, err error) {
+// with work no node has taken (waiting), taken and not yet done, and how
+// long the oldest has waited.
+type Backlog = store.Backlog
+
+// Backlog reads the depth of the cluster's work queue.
+func (e *Engine) Backlog(ctx context.Context) (Backlog, error) {
 	return e.st.Backlog(ctx)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -81,6 +82,7 @@ func (r *router) route(ctx context.Context, d *store.Delivery) {
 	var err error
 	switch d.Kind {
 	case kindSubmitTurn, kindClaim:
+		r.trace(d, "acknowledged: nothing to ring")
 		d.Ack() // its instance starts it; a claim is only a claim
 		return
 	case store.KeyKind:
@@ -122,8 +124,10 @@ func (r *router) route(ctx context.Context, d *store.Delivery) {
 		r.e.log.Warn("route input", "to", d.To, "err", err)
 		d.Retry(time.Second)
 	case rang:
+		r.trace(d, "rang")
 		d.Ack()
 	default:
+		r.trace(d, "held: the entity is on the queue")
 		r.mu.Lock()
 		h := r.waiting[d.To]
 		if h == nil {
@@ -174,6 +178,7 @@ func (r *router) look(ctx context.Context, id string) {
 		// Taken. (An input after the run's end is not: its worker, rung,
 		// finds it moot, so every input meets the run's writer.)
 		if ok && head.InputSeq >= d.Seq {
+			r.trace(d, "acknowledged: taken", "taken_up_to", head.InputSeq)
 			d.Ack()
 			continue
 		}
@@ -191,14 +196,24 @@ func (r *router) look(ctx context.Context, id string) {
 	defer r.mu.Unlock()
 	if err == nil && rang {
 		for _, d := range h.ds {
+			r.trace(d, "rang again")
 			d.Ack()
 		}
 		delete(r.waiting, id)
 		return
 	}
 	for _, d := range h.ds {
+		r.trace(d, "held again", "err", err)
 		d.Hold() // still ours
 	}
 	h.delay = min(2*h.delay, maxRecheck)
 	h.due = time.Now().Add(h.delay)
+}
+
+// trace logs what the router did with an input, at debug level: the story
+// of an input that no worker took.
+func (r *router) trace(d *store.Delivery, what string, args ...any) {
+	if r.e.log.Enabled(context.Background(), slog.LevelDebug) {
+		r.e.log.Debug("route: "+what, append([]any{"to", d.To, "kind", d.Kind, "seq", d.Seq, "delivered", d.Delivered()}, args...)...)
+	}
 }

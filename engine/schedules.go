@@ -79,7 +79,7 @@ func (e *Engine) fireSchedule(ctx context.Context, f *store.Fire) error {
 	}
 	rec, created, err := e.Submit(ctx, SubmitRequest{Agent: s.Agent, Flow: s.Flow, Input: s.Input, State: s.State,
 		Metadata:       map[string]string{"schedule": s.Name},
-		IdempotencyKey: fmt.Sprintf("schedule/%s/%d", s.Name, f.Seq)})
+		IdempotencyKey: fmt.Sprintf("schedule/%s/%d", s.Name, f.Seq), scheduled: true})
 	if errors.Is(err, ErrUnknownAgent) {
 		e.log.Warn("schedule names something this node lacks; skipped", "schedule", s.Name, "err", err)
 		return nil

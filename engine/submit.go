@@ -36,6 +36,9 @@ type SubmitRequest struct {
 	ID string
 	// fork makes the run a fork (Engine.Fork checks it first).
 	fork *journal.Fork
+	// scheduled is a schedule's firing: never refused for the backlog
+	// (its timer fires once).
+	scheduled bool
 }
 
 var instanceKey = regexp.MustCompile(`^[A-Za-z0-9_=-][A-Za-z0-9_=.-]{0,127}$`)
@@ -58,6 +61,11 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (rec *run.Record
 			}
 		}
 		return nil, false, err
+	}
+	if !req.scheduled {
+		if err := e.admit(ctx); err != nil {
+			return e.refuseOverloaded(ctx, req.IdempotencyKey, err)
+		}
 	}
 	// Past validation, finish even if the client leaves.
 	ctx = context.WithoutCancel(ctx)
@@ -88,6 +96,18 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (rec *run.Record
 		o.Accepted(info)
 	}
 	return rec, true, nil
+}
+
+// refuseOverloaded refuses a new run past the backlog limit; a retry
+// whose key made a run gets that run.
+func (e *Engine) refuseOverloaded(ctx context.Context, key string, refusal error) (*run.Record, bool, error) {
+	if key != "" {
+		if prior, err := e.st.Key(ctx, submitKey(key)); err == nil {
+			rec, err := e.keyed(context.WithoutCancel(ctx), key, prior)
+			return rec, false, err
+		}
+	}
+	return nil, false, refusal
 }
 
 // submit claims the key, if any, and writes the submission. For an agent

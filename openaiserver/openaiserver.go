@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -244,6 +245,13 @@ func (s *Server) submitError(r *http.Request, err error) *Error {
 		e.Status, e.Code = http.StatusRequestEntityTooLarge, "request_too_large"
 	case errors.Is(err, engine.ErrUnavailable):
 		e.Status, e.Type, e.Code = http.StatusServiceUnavailable, "server_error", "unavailable"
+	case errors.Is(err, engine.ErrOverloaded):
+		// OpenAI's SDKs retry a 429 after its Retry-After.
+		e.Status, e.Type, e.Code = http.StatusTooManyRequests, "requests", "rate_limit_exceeded"
+		var over *engine.OverloadedError
+		if errors.As(err, &over) {
+			e.RetryAfter = max(int(over.RetryAfter.Seconds()), 1)
+		}
 	default:
 		err = redact.Error(err)
 		s.opts.Logger.Error("openai", "path", r.URL.Path, "err", err)
@@ -277,8 +285,12 @@ func WriteError(w http.ResponseWriter, e *Error) {
 	if e.Status == http.StatusConflict || e.Status == http.StatusInternalServerError {
 		w.Header().Set("x-should-retry", "false")
 	}
-	if e.Status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "5")
+	if e.Status == http.StatusServiceUnavailable || e.Status == http.StatusTooManyRequests {
+		retry := e.RetryAfter
+		if retry <= 0 {
+			retry = 5
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(retry))
 	}
 	writeJSON(w, e.Status, errorJSON(e))
 }

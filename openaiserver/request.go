@@ -73,6 +73,8 @@ type Error struct {
 	Code    string
 	Param   string
 	Message string
+	// RetryAfter is the Retry-After of a 429 or 503, in seconds (default 5).
+	RetryAfter int
 }
 
 func (e *Error) Error() string { return e.Message }

@@ -169,9 +169,14 @@ func (s *Store) read(ctx context.Context, stream jetstream.Stream, name, filter 
 	}
 	var out []storedMsg
 	for seq := max(from, 1); limit == 0 || len(out) < limit; {
-		// Each read has its own bound, as each write has (WriteTimeout).
+		// Each read has its own bound, as each write has (WriteTimeout),
+		// and is asked again while the stream elects a leader.
 		rctx, cancel := context.WithTimeout(ctx, WriteTimeout)
-		m, err := stream.GetMsg(rctx, seq, jetstream.WithGetMsgSubject(filter))
+		var m *jetstream.RawStreamMsg
+		err := attempts(rctx, func(ctx context.Context) (err error) {
+			m, err = stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
+			return err
+		})
 		cancel()
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			break

@@ -83,9 +83,10 @@ const DefaultClusterWait = 2 * time.Minute
 // can: until enough nodes are up for a quorum, every request fails, and
 // Open waits, saying so now and then.
 func (s *Store) ensureClustered(ctx context.Context) error {
-	wait := s.opts.Cluster.Wait
-	if wait <= 0 {
-		wait = DefaultClusterWait
+	c := s.opts.Cluster
+	wait := DefaultClusterWait
+	if c != nil && c.Wait > 0 {
+		wait = c.Wait
 	}
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
@@ -103,11 +104,19 @@ func (s *Store) ensureClustered(ctx context.Context) error {
 			return nil
 		}
 		if ctx.Err() != nil {
+			if c == nil {
+				return fmt.Errorf("the NATS cluster's JetStream at %s was not ready within %s (a meta leader, and a leader for each stream: are a majority of its servers up?): %w",
+					redact.URL(s.opts.URL), wait, err)
+			}
 			return fmt.Errorf("the cluster's JetStream was not ready within %s (%d of %d nodes reachable: start at least %d, with routes to each other): %w",
-				wait, s.peers(), s.opts.Cluster.Nodes(), s.opts.Cluster.Nodes()/2+1, err)
+				wait, s.peers(), c.Nodes(), c.Nodes()/2+1, err)
 		}
 		if time.Since(told) >= 5*time.Second {
-			s.log.Info("waiting for the cluster", "nodes_reachable", s.peers(), "nodes", s.opts.Cluster.Nodes(), "waited", time.Since(began).Round(time.Second).String(), "err", err)
+			if c == nil {
+				s.log.Info("waiting for the NATS cluster", "waited", time.Since(began).Round(time.Second).String(), "err", err)
+			} else {
+				s.log.Info("waiting for the cluster", "nodes_reachable", s.peers(), "nodes", c.Nodes(), "waited", time.Since(began).Round(time.Second).String(), "err", err)
+			}
 			told = time.Now()
 		}
 		select {

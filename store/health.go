@@ -150,3 +150,16 @@ func freeBytes(dir string) uint64 {
 	}
 	return st.Bavail * uint64(st.Bsize)
 }
+
+// Temporary reports an error a retry a moment later may not meet: a
+// request that timed out, or that found no one to answer or the cluster
+// without a leader for the stream, as while a node of a cluster is down
+// and its streams elect new leaders (NATS answers 503 then).
+func Temporary(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.Code == 503 {
+		return true
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
+}

@@ -89,14 +89,13 @@ const KeyKind = "key"
 // stored. The router is handed every claim, so a claimant that dies right
 // after is completed by it.
 func (s *Store) ClaimKey(ctx context.Context, key, kind string, data []byte) (prior []byte, err error) {
-	if err := s.refuseWrite(); err != nil {
-		return nil, err
-	}
 	m := &nats.Msg{Subject: idemSubject(key), Data: data, Header: nats.Header{hdrKind: []string{kind}}}
 	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
 	m.Header.Set(jetstream.MsgTTLHeader, IdempotencyTTL.String())
-	_, err = s.js.PublishMsg(ctx, m)
-	s.noteWrite(err)
+	_, err = s.publish(ctx, m)
+	if errors.Is(err, ErrUnavailable) {
+		return nil, err
+	}
 	if err == nil {
 		return nil, nil
 	}

@@ -175,12 +175,37 @@ func (s *Store) QueuedEntries(ctx context.Context, kind string) ([]InputMsg, err
 	return out, nil
 }
 
-// Backlog is the depth of the work queue: entries no worker has pulled
-// yet (waiting), and entries pulled and not yet done (taken).
-func (s *Store) Backlog(ctx context.Context) (waiting, taken uint64, err error) {
+// Backlog is the depth of the work queue.
+type Backlog struct {
+	// Waiting are the entries no worker has pulled yet, Taken those
+	// pulled and not yet done.
+	Waiting, Taken uint64
+	// Oldest is when the oldest waiting entry was put on the queue (zero
+	// when none waits): how far behind the workers are, for autoscalers.
+	Oldest time.Time
+	// Handed is the queue's position of the last entry handed to a
+	// worker: how fast it moves is how fast workers take work.
+	Handed uint64
+}
+
+// Backlog reads the depth of the work queue.
+func (s *Store) Backlog(ctx context.Context) (Backlog, error) {
 	info, err := s.queue.Info(ctx)
 	if err != nil {
-		return 0, 0, fmt.Errorf("read the work queue: %w", err)
+		return Backlog{}, fmt.Errorf("read the work queue: %w", err)
 	}
-	return info.NumPending, uint64(info.NumAckPending), nil
+	b := Backlog{Waiting: info.NumPending, Taken: uint64(info.NumAckPending), Handed: info.Delivered.Stream}
+	if b.Waiting == 0 {
+		return b, nil
+	}
+	// The first entry past the last one handed out waits longest (one
+	// handed back to wait again is not counted: it was taken once).
+	m, err := s.queueStream.GetMsg(ctx, info.Delivered.Stream+1, jetstream.WithGetMsgSubject(queuePrefix+">"))
+	switch {
+	case err == nil:
+		b.Oldest = m.Time
+	case !errors.Is(err, jetstream.ErrMsgNotFound):
+		return b, fmt.Errorf("read the work queue's oldest entry: %w", err)
+	}
+	return b, nil
 }

@@ -189,7 +189,8 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, err
 	}
 	ensure := s.ensure
-	if o.Cluster != nil {
+	if o.Cluster != nil || s.copies > 1 {
+		// A cluster may still be electing its leaders: wait for them.
 		ensure = s.ensureClustered
 	}
 	if err := ensure(ctx); err != nil {
@@ -297,6 +298,10 @@ func (s *Store) ensure(ctx context.Context) error {
 		Replicas:    s.replicas(),
 		AllowDirect: direct,
 		Discard:     jetstream.DiscardOld,
+		// On a cluster each append carries a message id, for a second
+		// attempt after its leader dropped it (publish): seconds later at
+		// most, so a short window keeps the server's id table small.
+		Duplicates: 20 * time.Second,
 	})
 	if err != nil {
 		return fmt.Errorf("create stream %s: %w", JournalStream, err)

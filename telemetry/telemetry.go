@@ -102,7 +102,7 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 // Node is what the gauges read of a node: the engine.
 type Node interface {
 	Stats() engine.Stats
-	Backlog(ctx context.Context) (waiting, taken uint64, err error)
+	Backlog(ctx context.Context) (engine.Backlog, error)
 }
 
 // Register adds the gauges that read a node at each scrape: its workers,
@@ -216,10 +216,11 @@ var (
 	descFollowers   = prometheus.NewDesc("myriad_followers", "Watches of runs open on this node (SSE, A2A and MCP streams, waits).", nil, nil)
 	descQueued      = prometheus.NewDesc("myriad_queue_waiting", "Runs and instances with work no node has taken yet (the cluster's work queue).", nil, nil)
 	descQueuedTaken = prometheus.NewDesc("myriad_queue_taken", "Runs and instances taken from the work queue and not yet done (the cluster's).", nil, nil)
+	descQueueAge    = prometheus.NewDesc("myriad_queue_oldest_waiting_seconds", "How long the oldest entry no node has taken has waited on the cluster's work queue (0 when none waits): scale out when it grows.", nil, nil)
 )
 
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descWorkers, descBusy, descFollowers, descQueued, descQueuedTaken} {
+	for _, d := range []*prometheus.Desc{descWorkers, descBusy, descFollowers, descQueued, descQueuedTaken, descQueueAge} {
 		ch <- d
 	}
 }
@@ -231,8 +232,13 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descFollowers, prometheus.GaugeValue, float64(s.Followers))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if waiting, taken, err := c.n.Backlog(ctx); err == nil {
-		ch <- prometheus.MustNewConstMetric(descQueued, prometheus.GaugeValue, float64(waiting))
-		ch <- prometheus.MustNewConstMetric(descQueuedTaken, prometheus.GaugeValue, float64(taken))
+	if b, err := c.n.Backlog(ctx); err == nil {
+		ch <- prometheus.MustNewConstMetric(descQueued, prometheus.GaugeValue, float64(b.Waiting))
+		ch <- prometheus.MustNewConstMetric(descQueuedTaken, prometheus.GaugeValue, float64(b.Taken))
+		var age float64
+		if !b.Oldest.IsZero() {
+			age = max(time.Since(b.Oldest).Seconds(), 0)
+		}
+		ch <- prometheus.MustNewConstMetric(descQueueAge, prometheus.GaugeValue, age)
 	}
 }
