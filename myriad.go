@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 
@@ -485,12 +486,22 @@ func Open(ctx context.Context, proj *Project, o NodeOptions) (*Node, error) {
 		workers = proj.Config.Server.Workers
 	}
 	var maxDepth, maxBacklog int
-	if proj.Config != nil {
-		maxDepth, maxBacklog = proj.Config.Server.MaxDepth, proj.Config.Server.MaxBacklog
+	var retention engine.Retention
+	if cfg := proj.Config; cfg != nil {
+		maxDepth, maxBacklog = cfg.Server.MaxDepth, cfg.Server.MaxBacklog
+		retention.Default = cfg.Server.Retention.Std()
+		for name, a := range cfg.Agents {
+			if a != nil && a.Retention > 0 {
+				if retention.Agents == nil {
+					retention.Agents = map[string]time.Duration{}
+				}
+				retention.Agents[name] = a.Retention.Std()
+			}
+		}
 	}
 	rt, err := engine.Open(ctx, engine.StoreOptions{NATSURL: o.NATSURL, DataDir: o.DataDir, Memory: o.Memory, Cluster: o.Cluster, Replicas: o.Replicas},
 		engine.Options{Agents: proj.Agents, Flows: proj.Flows, Schedules: proj.Schedules, Budgets: proj.Budgets, Models: proj.Models,
-			Workers: workers, Logger: o.Logger, OnFinish: o.OnFinish, MaxDepth: maxDepth, MaxBacklog: maxBacklog, Observers: o.Observers})
+			Workers: workers, Logger: o.Logger, OnFinish: o.OnFinish, MaxDepth: maxDepth, MaxBacklog: maxBacklog, Retention: retention, Observers: o.Observers})
 	if err != nil {
 		return nil, err
 	}

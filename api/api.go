@@ -131,6 +131,8 @@ func New(rt *engine.Engine, opts Options) *Server {
 	s.handle("GET /v1/runs/{id}", s.auth(only([]string{"wait"}, s.getRun)))
 	s.handle("GET /v1/runs/{id}/events", s.auth(only([]string{"children"}, s.runEvents)))
 	s.handle("POST /v1/runs/{id}/cancel", s.auth(only(nil, s.cancelRun)))
+	s.handle("DELETE /v1/runs/{id}", s.auth(only(nil, s.deleteRun)))
+	s.handle("GET /v1/storage", s.auth(only(nil, s.storage)))
 	s.handle("POST /v1/runs/{id}/resolve", s.auth(only(nil, s.resolveRun)))
 	s.handle("POST /v1/runs/{id}/fork", s.auth(only(nil, s.forkRun)))
 	s.handle("GET /v1/agents", s.auth(only(nil, s.listAgents)))
@@ -633,6 +635,29 @@ func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, rec)
+}
+
+// deleteRun deletes a root run that ended, with its tree.
+func (s *Server) deleteRun(w http.ResponseWriter, r *http.Request) {
+	if err := s.rt.Delete(r.Context(), r.PathValue("id")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// storage reports what the store holds.
+func (s *Server) storage(w http.ResponseWriter, r *http.Request) {
+	u, err := s.rt.Storage(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := apitype.Storage{Runs: u.Runs, Bytes: u.Bytes, Replicas: u.Replicas, Streams: []apitype.StreamStorage{}}
+	for _, st := range u.Streams {
+		out.Streams = append(out.Streams, apitype.StreamStorage(st))
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // forkRun starts a new run from a step of this one (engine.Fork).

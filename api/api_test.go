@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"github.com/nats-io/nats-server/v2/server"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +22,7 @@ import (
 	"github.com/myriad-ai/myriad/journal"
 	"github.com/myriad-ai/myriad/model/scripted"
 	"github.com/myriad-ai/myriad/run"
+	"github.com/myriad-ai/myriad/store"
 	"github.com/myriad-ai/myriad/store/storetest"
 	"github.com/myriad-ai/myriad/tool"
 )
@@ -651,19 +653,7 @@ func TestQuietStreamKeepsAliveAndEndsWhenTheEngineStops(t *testing.T) {
 // the same idempotency key works once the input is shorter.
 func TestSubmissionTooLargeForTheNATSServer(t *testing.T) {
 	b := storetest.Connect(t, storetest.StartServerWith(t, server.Options{MaxPayload: 64 << 10}))
-	rules, err := scripted.ParseRules([]byte(`- reply: {text: "hello"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := scripted.New(rules)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := engine.New(b, engine.Options{Agents: map[string]*agent.Agent{"greeter": {Model: m}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api.New(rt, api.Options{MaxBodyBytes: 1 << 20}))
+	srv := httptest.NewServer(api.New(greeterEngine(t, b, engine.Options{}), api.Options{MaxBodyBytes: 1 << 20}))
 	t.Cleanup(srv.Close)
 	long := strings.Repeat("x", 100_000)
 	for _, tc := range []struct{ name, body, key string }{
@@ -705,19 +695,7 @@ func TestSubmissionTooLargeForTheNATSServer(t *testing.T) {
 // the code "overloaded".
 func TestOverloadedSubmissionsGet429(t *testing.T) {
 	b, _ := storetest.Open(t)
-	rules, err := scripted.ParseRules([]byte(`- reply: {text: "hello"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := scripted.New(rules)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := engine.New(b, engine.Options{Agents: map[string]*agent.Agent{"greeter": {Model: m}}, MaxBacklog: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api.New(rt, api.Options{MaxBodyBytes: 4096}))
+	srv := httptest.NewServer(api.New(greeterEngine(t, b, engine.Options{MaxBacklog: 1}), api.Options{MaxBodyBytes: 4096}))
 	t.Cleanup(srv.Close)
 	// No workers: the runs wait, and the backlog, read anew every
 	// quarter second, soon passes the limit.
@@ -742,4 +720,69 @@ func TestOverloadedSubmissionsGet429(t *testing.T) {
 		}
 		return
 	}
+}
+
+// DELETE /v1/runs/{id} deletes a root run that ended, with its tree; a run
+// at work is refused until it is canceled.
+func TestDeleteRun(t *testing.T) {
+	srv, rt := newServer(t, "", true)
+	c := client.New(srv.URL, "")
+	ctx := context.Background()
+	ref, err := c.Submit(ctx, apitype.CreateRunRequest{Agent: "greeter", Input: "hi"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := c.Wait(ctx, ref.ID, 20*time.Second); err != nil || rec.Status != run.StatusCompleted {
+		t.Fatalf("the run: %v %v", rec, err)
+	}
+	req, _ := http.NewRequest("DELETE", srv.URL+"/v1/runs/"+ref.ID, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete: %d", resp.StatusCode)
+	}
+	if status, body := call(t, "GET", srv.URL+"/v1/runs/"+ref.ID, "", nil); status != http.StatusNotFound {
+		t.Fatalf("a deleted run: %d %v", status, body)
+	}
+	if evs, err := rt.Events(ctx, ref.ID); err == nil && len(evs) > 0 {
+		t.Fatalf("a deleted run's journal holds %d entries", len(evs))
+	}
+	if page, err := c.List(ctx, run.Filter{}); err != nil || len(page.Runs) != 0 {
+		t.Fatalf("listed after the delete: %v %v", page, err)
+	}
+	if status, _ := call(t, "DELETE", srv.URL+"/v1/runs/"+ref.ID, "", nil); status != http.StatusNotFound {
+		t.Fatalf("deleted twice: %d", status)
+	}
+	rt.Stop() // the next run stays queued
+	ref, err = c.Submit(ctx, apitype.CreateRunRequest{Agent: "greeter", Input: "hi"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, body := call(t, "DELETE", srv.URL+"/v1/runs/"+ref.ID, "", nil)
+	if status != http.StatusConflict || !strings.Contains(fmt.Sprint(body), "cancel it first") {
+		t.Fatalf("deleting a queued run: %d %v", status, body)
+	}
+}
+
+// greeterEngine is an engine, not started, whose agent "greeter" answers
+// "hello".
+func greeterEngine(t *testing.T, b *store.Store, opts engine.Options) *engine.Engine {
+	t.Helper()
+	rules, err := scripted.ParseRules([]byte(`- reply: {text: "hello"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := scripted.New(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Agents = map[string]*agent.Agent{"greeter": {Model: m}}
+	rt, err := engine.New(b, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt
 }

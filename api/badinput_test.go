@@ -56,7 +56,7 @@ func TestBadInputAtEveryDoor(t *testing.T) {
 
 		{"cancel with GET", "GET", "/v1/runs/run_00000000000000000000000000aa/cancel", "", false, 405, api.CodeMethodNotAllowed, "POST"},
 		{"delete the runs", "DELETE", "/v1/runs", "", false, 405, api.CodeMethodNotAllowed, "GET, HEAD, POST"},
-		{"put a run", "PUT", "/v1/runs/run_00000000000000000000000000aa", "", false, 405, api.CodeMethodNotAllowed, "GET, HEAD"},
+		{"put a run", "PUT", "/v1/runs/run_00000000000000000000000000aa", "", false, 405, api.CodeMethodNotAllowed, "DELETE, GET, HEAD"},
 		{"get chat completions", "GET", "/v1/chat/completions", "", false, 405, api.CodeMethodNotAllowed, "POST"},
 		{"delete models", "DELETE", "/v1/models", "", false, 405, api.CodeMethodNotAllowed, "GET, HEAD"},
 		{"get an a2a endpoint", "GET", "/a2a/greeter", "", false, 405, api.CodeMethodNotAllowed, "POST"},

@@ -70,6 +70,8 @@ var operations = []operation{
 	{pattern: "GET /v1/runs/{id}/events", summary: "Follow a run's journal and its descendants' (SSE; each data line a journal entry with its path)",
 		query: []string{"children"}, answers: map[int]any{200: "text/event-stream", 404: errorBody{}}},
 	{pattern: "POST /v1/runs/{id}/cancel", summary: "Cancel a run and its children", answers: commandAnswers()},
+	{pattern: "DELETE /v1/runs/{id}", summary: "Delete a root run that ended, with its children: records, journals, inputs", answers: map[int]any{204: nil, 404: errorBody{}, 409: errorBody{}}},
+	{pattern: "GET /v1/storage", summary: "What the store holds: runs, messages and bytes by stream", answers: map[int]any{200: apitype.Storage{}}},
 	{pattern: "POST /v1/runs/{id}/resolve", summary: "Decide a run in doubt", body: run.Resolution{}, answers: commandAnswers()},
 	{pattern: "POST /v1/runs/{id}/fork", summary: "Start a new run from a step of this one, optionally with a tool result, the instructions or the model changed", body: apitype.ForkRequest{},
 		answers: map[int]any{201: apitype.RunRef{}, 400: errorBody{}, 404: errorBody{}, 409: errorBody{}}},
@@ -165,6 +167,10 @@ func openAPIDoc(version string, served map[string]bool) (map[string]any, error) 
 		responses := map[string]any{}
 		for status, answer := range op.answers {
 			r := map[string]any{"description": http.StatusText(status)}
+			if answer == nil {
+				responses[strconv.Itoa(status)] = r // no body
+				continue
+			}
 			if media, ok := answer.(string); ok {
 				r["content"] = map[string]any{media: map[string]any{"schema": map[string]any{"type": "string"}}}
 			} else {

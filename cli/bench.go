@@ -53,6 +53,7 @@ func bench(ctx context.Context, e *env, args []string) error {
 	input := fs.String("input", "benchmark session", "the input of every session")
 	memory := fs.Bool("memory", false, "keep streams in memory (not durable: for comparison only)")
 	data := fs.String("data", "", "data directory (default: a temporary directory, removed afterwards)")
+	natsURL := fs.String("nats", "", "run on this NATS server or cluster (nats://a:4222,nats://b:4222,...) rather than an embedded one: three or more servers give streams three replicas")
 	logs := logFlags(fs, "warn")
 	observe := fs.Bool("telemetry", false, "observe as myriad serve does: metrics, and spans through a batcher to an exporter that drops them (the cost of telemetry)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured part to this file")
@@ -161,7 +162,7 @@ func bench(ctx context.Context, e *env, args []string) error {
 		defer tel.Shutdown(context.Background())
 		observers = append(observers, tel)
 	}
-	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{DataDir: dir, Memory: *memory, Workers: *concurrency,
+	node, err := myriad.Open(ctx, proj, myriad.NodeOptions{DataDir: dir, NATSURL: *natsURL, Memory: *memory, Workers: *concurrency,
 		Logger: log, OnFinish: onFinish, Observers: observers})
 	if err != nil {
 		return err

@@ -29,6 +29,7 @@ func commands() []command {
 		{"run", "run an agent or a flow in-process and print its events", runCmd},
 		{"runs", "submit, list, show, follow, cancel or resolve runs on a server", runsCmd},
 		{"agents", "list a server's agents", agentsCmd},
+		{"storage", "what a server's store holds: runs, and bytes by stream", storageCmd},
 		{"flows", "list a server's flows", flowsCmd},
 		{"validate", "check a myriad.yaml", validate},
 		{"mock-llm", "serve an OpenAI-compatible model driven by scripted rules", mockLLM},

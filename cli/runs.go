@@ -17,7 +17,7 @@ import (
 )
 
 func runsCmd(ctx context.Context, e *env, args []string) error {
-	const synopsis = "runs <submit|list|show|events|cancel|resolve|fork|approvals|decide|answer> [--server URL] ..."
+	const synopsis = "runs <submit|list|show|events|cancel|delete|resolve|fork|approvals|decide|answer> [--server URL] ..."
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprintln(e.stderr, "Usage: myriad "+synopsis+`
 
@@ -27,6 +27,7 @@ func runsCmd(ctx context.Context, e *env, args []string) error {
   show     RUN-ID                                              a run's record (--json: as the API gives it)
   events   RUN-ID [--after EVENT-ID]                           follow a run's events until it ends
   cancel   RUN-ID                                              ask a run to stop
+  delete   RUN-ID                                              delete a root run that ended, with its children
   resolve  RUN-ID --action retry|skip|fail [--result R] [--reason W]   decide a run in doubt
   fork     RUN-ID --step N [--tool-call ID --tool-result TEXT] [--instructions TEXT] [--model NAME]
                                                                a new run from a step of this one (see runs events for steps)
@@ -178,6 +179,16 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 		default:
 			fmt.Fprintf(e.stdout, "%s: %s, cancel requested (it stops at its next step)\n", rec.ID, rec.Status)
 		}
+		return nil
+	case "delete":
+		id, err := needID()
+		if err != nil {
+			return err
+		}
+		if err := c.Delete(ctx, id); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%s: deleted\n", id)
 		return nil
 	case "resolve":
 		id, err := needID()

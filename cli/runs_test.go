@@ -71,6 +71,18 @@ func TestRunsCommandsAgainstAServer(t *testing.T) {
 	if code != 1 || !strings.Contains(errs, "refused the API token in the environment variable WRONG_TOKEN") {
 		t.Fatalf("a wrong token: %d %q", code, errs)
 	}
+	code, out, _ = runCLI(t, "storage", "--server", srv.URL)
+	if code != 0 || !strings.Contains(out, "MYRIAD_JOURNAL") || !strings.Contains(out, "1 runs") {
+		t.Fatalf("storage: %d %q", code, out)
+	}
+	code, out, errs = runCLI(t, "runs", "delete", "--server", srv.URL, rec.ID)
+	if code != 0 || !strings.Contains(out, "deleted") {
+		t.Fatalf("delete: %d %q %q", code, out, errs)
+	}
+	code, _, errs = runCLI(t, "runs", "show", "--server", srv.URL, rec.ID)
+	if code != 1 || !strings.Contains(errs, "not found") {
+		t.Fatalf("show after delete: %d %q", code, errs)
+	}
 }
 
 func TestApprovalCommands(t *testing.T) {

@@ -256,6 +256,9 @@ type Agent struct {
 	// MaxConcurrent caps the runs of this agent one node executes at once
 	// (0: only server.workers bounds them); the others wait on the queue.
 	MaxConcurrent int `yaml:"max_concurrent,omitempty"`
+	// Retention is how long this agent's ended runs are kept (default
+	// server.retention).
+	Retention Duration `yaml:"retention,omitempty"`
 	// MCPContext is read from MCP servers when a run starts and given to
 	// the model with the instructions.
 	MCPContext []MCPContext `yaml:"mcp_context,omitempty"`
@@ -325,6 +328,8 @@ type Server struct {
 	// MaxBacklog is how many runs may wait on the work queue before new
 	// submissions are refused with 429 (0: no limit).
 	MaxBacklog int `yaml:"max_backlog,omitempty"`
+	// Retention is how long ended runs are kept (0: forever).
+	Retention Duration `yaml:"retention,omitempty"`
 	// Extra collects unknown fields, so Validate can name them.
 	Extra map[string]yaml.Node `yaml:",inline"`
 }
@@ -714,6 +719,9 @@ func (c *Config) Validate() error {
 	if c.Server.MaxBacklog < 0 {
 		add("server.max_backlog", "must be positive (or left out for no limit)")
 	}
+	if r := c.Server.Retention.Std(); r != 0 && r < time.Minute {
+		add("server.retention", "must be a minute or more (or left out to keep runs forever)")
+	}
 	c.validateFlows(add)
 	c.validateBudgets(add)
 	c.validateCluster(add)
@@ -875,6 +883,9 @@ func (c *Config) validateTeam(add func(path, format string, args ...any), name s
 	}
 	if a.MaxConcurrent < 0 {
 		add(p+".max_concurrent", "must be positive (or left out for no limit but server.workers)")
+	}
+	if r := a.Retention.Std(); r != 0 && r < time.Minute {
+		add(p+".retention", "must be a minute or more (or left out for server.retention)")
 	}
 }
 

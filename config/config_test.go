@@ -76,6 +76,7 @@ func TestErrorsNameTheFieldAndTheFix(t *testing.T) {
 		{"bad concurrent input", "max_turns: 5", `agents.triage.concurrent_input: unknown value "drop" (known: queue, reject, interrupt)`},
 		{"negative max_concurrent", "max_turns: 5", `agents.triage.max_concurrent: must be positive`},
 		{"negative max_backlog", "agents:\n  triage:", `server.max_backlog: must be positive`},
+		{"short retention", "max_turns: 5", `agents.triage.retention: must be a minute or more`},
 	}
 	replacements := map[string]string{
 		"unknown model":                 "model: fats\n    instructions",
@@ -94,6 +95,7 @@ func TestErrorsNameTheFieldAndTheFix(t *testing.T) {
 		"bad concurrent input":          "max_turns: 5\n    concurrent_input: drop",
 		"negative max_concurrent":       "max_turns: 5\n    max_concurrent: -1",
 		"negative max_backlog":          "server: {max_backlog: -5}\nagents:\n  triage:",
+		"short retention":               "max_turns: 5\n    retention: 10s",
 		"approval cel":                  "idempotent: true\n    approval: {when: 'args.amount >'}",
 		"approval default":              "idempotent: true\n    approval: {when: 'true', timeout: 1h, on_timeout: maybe}",
 	}

@@ -108,6 +108,8 @@ type Options struct {
 	// MaxBacklog is how many runs may wait on the work queue before
 	// Submit refuses new ones with ErrOverloaded (0: no limit).
 	MaxBacklog int
+	// Retention deletes ended root runs after a while (zero: never).
+	Retention Retention
 }
 
 // RunStats describe one execution of a run on this node.

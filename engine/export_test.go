@@ -1,6 +1,9 @@
 package engine
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // InstanceID is instanceID, for tests that write an instance's journal as
 // a worker would have left it.
@@ -17,3 +20,6 @@ func ForgetBacklog(e *Engine) {
 	e.admission.read = time.Time{}
 	e.admission.mu.Unlock()
 }
+
+// Sweep runs the retention sweep as if it were now.
+func Sweep(e *Engine, now time.Time) error { return e.sweep(context.Background(), now) }

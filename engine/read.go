@@ -145,82 +145,46 @@ func (e *Engine) exists(ctx context.Context, id string) (bool, error) {
 	return err == nil, err
 }
 
-// List returns runs, newest first, and the cursor of the next page, each
-// as its journal has it now (see Get).
+// List returns a page of the runs the filter keeps, newest first, and the
+// cursor of the next page ("" after the last). It reads the runs index
+// (see index.go): a page costs about its size. A filter few runs pass
+// looks at ListScanLimit runs at most, and may answer a short (even empty)
+// page with a cursor to go on from.
 func (e *Engine) List(ctx context.Context, f run.Filter) ([]*run.Record, string, error) {
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 50
 	}
 	var out []*run.Record
-	next := ""
-	for rec, err := range e.Runs(ctx, f) {
+	scanned, last := 0, ""
+	for l, err := range e.scan(ctx, f) {
 		if err != nil {
 			return nil, "", err
 		}
 		if len(out) == f.Limit {
-			next = out[len(out)-1].ID
-			break
+			return out, out[len(out)-1].ID, nil
 		}
-		out = append(out, rec)
+		if scanned == ListScanLimit {
+			return out, last, nil
+		}
+		scanned, last = scanned+1, l.id
+		if l.rec != nil {
+			out = append(out, l.rec)
+		}
 	}
-	return out, next, nil
+	return out, "", nil
 }
 
 // Runs yields every run the filter keeps (its Limit aside), newest first,
-// after its Cursor, each as its journal has it now. It reads every run's
-// record: O(runs), for totals (GET /v1/usage) until runs are indexed.
+// after its Cursor, each as its journal has it now: O(runs) with a
+// filter few runs pass, for totals (GET /v1/usage).
 func (e *Engine) Runs(ctx context.Context, f run.Filter) iter.Seq2[*run.Record, error] {
 	return func(yield func(*run.Record, error) bool) {
-		// Runs on the queue with their submissions have no record yet. The
-		// queue first: a run leaves it only after its record is written, so
-		// a run moving from one to the other is found in either.
-		queued, err := e.st.QueuedEntries(ctx, kindSubmit)
-		if err != nil {
-			yield(nil, err)
-			return
-		}
-		ids, err := e.st.RecordIDs(ctx)
-		if err != nil {
-			yield(nil, err)
-			return
-		}
-		waiting := map[string]*run.Record{}
-		for _, q := range queued {
-			var sub submission
-			if json.Unmarshal(q.Data, &sub) == nil {
-				waiting[q.To] = sub.queued(q.To)
-				ids = append(ids, q.To)
-			}
-		}
-		slices.Sort(ids)
-		ids = slices.Compact(ids)
-		slices.Reverse(ids)
-		for _, id := range ids {
-			if f.Cursor != "" && id >= f.Cursor {
-				continue
-			}
-			rec, err := e.stored(ctx, id)
-			if errors.Is(err, store.ErrNotFound) && waiting[id] != nil {
-				rec, err = waiting[id], nil
-			}
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			if err == nil {
-				// Records lag their journals by a step while runs are at work.
-				rec, err = e.fresh(ctx, rec)
-			}
-			if errors.Is(err, ErrNotFound) {
-				continue
-			}
+		for l, err := range e.scan(ctx, f) {
 			if err != nil {
 				yield(nil, err)
 				return
 			}
-			if !f.Keeps(rec) {
-				continue
-			}
-			if !yield(rec, nil) {
+			if l.rec != nil && !yield(l.rec, nil) {
 				return
 			}
 		}

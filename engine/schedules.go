@@ -23,6 +23,9 @@ type Schedule struct {
 	Flow     string          `json:"flow,omitempty"`
 	Input    string          `json:"input"`
 	State    json.RawMessage `json:"state,omitempty"`
+	// Sweep makes the schedule the retention sweep (see retention.go),
+	// not a run.
+	Sweep bool `json:"sweep,omitempty"`
 }
 
 // installSchedules sets this node's schedules on the server.
@@ -30,6 +33,9 @@ func (e *Engine) installSchedules(ctx context.Context) error {
 	crons := make([]store.Cron, len(e.opts.Schedules))
 	for i, s := range e.opts.Schedules {
 		crons[i] = store.Cron{Name: s.Name, Spec: s.Cron, TimeZone: s.TimeZone, Data: mustJSON(s)}
+	}
+	if e.opts.Retention.shortest() > 0 {
+		crons = append(crons, store.Cron{Name: sweepSchedule, Spec: sweepEvery, Data: mustJSON(Schedule{Name: sweepSchedule, Sweep: true})})
 	}
 	set, removed, err := e.st.SetCrons(ctx, crons)
 	for _, name := range set {
@@ -76,6 +82,9 @@ func (e *Engine) fireSchedule(ctx context.Context, f *store.Fire) error {
 	var s Schedule
 	if err := json.Unmarshal(f.Data, &s); err != nil {
 		return fmt.Errorf("schedule %s: unreadable: %w", f.Cron, err)
+	}
+	if s.Sweep {
+		return e.sweep(ctx, time.Now())
 	}
 	rec, created, err := e.Submit(ctx, SubmitRequest{Agent: s.Agent, Flow: s.Flow, Input: s.Input, State: s.State,
 		Metadata:       map[string]string{"schedule": s.Name},

@@ -91,6 +91,12 @@ func (e *Engine) Submit(ctx context.Context, req SubmitRequest) (rec *run.Record
 		e.st.CreateRecord(id, mustJSON(rec))
 	}
 	start := sub.started()
+	// Listed from now on: a client that lists right after sees its run.
+	// (Should this write fail, the worker that starts the run writes the
+	// entry.)
+	if err := e.st.EnsureIndexed(ctx, id, entryOfStart(start)); err != nil {
+		e.log.Warn("index run", "run_id", id, "err", err)
+	}
 	info := run.InfoOf(id, &start)
 	for _, o := range e.observers {
 		o.Accepted(info)

@@ -281,8 +281,14 @@ func (x *execution) begin(ctx context.Context, seq uint64, start journal.RunStar
 			_, err = x.appendFor(ctx, seq, journal.TypeRunStarted, start)
 		}
 	}
-	if err != nil || start.Refused == nil {
+	if err != nil {
 		return err
+	}
+	// Its submitter indexed it without waiting; a child, a fork's copy or
+	// a submission the router completed is indexed here.
+	x.e.st.AddToIndex(x.id, entryOfStart(start))
+	if start.Refused == nil {
+		return nil
 	}
 	_, err = x.appendLocked(ctx, journal.TypeRunFailed, *start.Refused)
 	return err

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -16,6 +17,9 @@ import (
 func (e *Engine) Start(ctx context.Context) error {
 	if err := e.installSchedules(ctx); err != nil {
 		return err
+	}
+	if err := e.backfillIndex(ctx); err != nil {
+		return fmt.Errorf("index the runs stored before this version: %w", err)
 	}
 	workCtx, stop := context.WithCancelCause(context.WithoutCancel(ctx))
 	e.stopWork = stop

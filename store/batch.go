@@ -67,14 +67,32 @@ type storedMsg struct {
 }
 
 type directBatchRequest struct {
-	Seq     uint64 `json:"seq,omitempty"`
-	NextFor string `json:"next_by_subj,omitempty"`
-	Batch   int    `json:"batch,omitempty"`
+	Seq       uint64     `json:"seq,omitempty"`
+	NextFor   string     `json:"next_by_subj,omitempty"`
+	Batch     int        `json:"batch,omitempty"`
+	StartTime *time.Time `json:"start_time,omitempty"`
+	MultiLast []string   `json:"multi_last,omitempty"`
 }
 
 // readBatch returns the messages of stream on filter from sequence from
 // on, at most limit of them, and whether more remain.
 func (m *batchMux) readBatch(ctx context.Context, stream, filter string, from uint64, limit int) (msgs []storedMsg, more bool, err error) {
+	return m.get(ctx, stream, directBatchRequest{Seq: max(from, 1), NextFor: filter, Batch: limit}, limit)
+}
+
+// readFrom returns the first message on filter stored at or after t (nil
+// when none was).
+func (m *batchMux) readFrom(ctx context.Context, stream, filter string, t time.Time) (*storedMsg, error) {
+	msgs, _, err := m.get(ctx, stream, directBatchRequest{StartTime: &t, NextFor: filter, Batch: 1}, 1)
+	if err != nil || len(msgs) == 0 {
+		return nil, err
+	}
+	return &msgs[0], nil
+}
+
+// get sends one batched direct get and gathers its answers.
+func (m *batchMux) get(ctx context.Context, stream string, r directBatchRequest, limit int) (msgs []storedMsg, more bool, err error) {
+	filter := r.NextFor
 	token := nuid.Next()
 	ch := make(chan *nats.Msg, limit+1)
 	m.mu.Lock()
@@ -85,7 +103,7 @@ func (m *batchMux) readBatch(ctx context.Context, stream, filter string, from ui
 		delete(m.reqs, token)
 		m.mu.Unlock()
 	}()
-	req, _ := json.Marshal(directBatchRequest{Seq: max(from, 1), NextFor: filter, Batch: limit})
+	req, _ := json.Marshal(r)
 	if err := m.nc.PublishRequest("$JS.API.DIRECT.GET."+stream, m.prefix+token, req); err != nil {
 		return nil, false, err
 	}

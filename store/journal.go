@@ -106,6 +106,13 @@ func (j *Journal) AppendFor(ctx context.Context, inputSeq uint64, typ string, da
 	}
 	msg.Header[jetstream.ExpectedLastSubjSeqHeader] = []string{strconv.FormatUint(j.last, 10)}
 	seq, err := j.s.publish(ctx, msg)
+	if wrongLastSequence(err) {
+		// On a cluster, an attempt that timed out may have been stored by
+		// a leader that lost its leadership before the stream could tell
+		// a second attempt it had the id: the entry after ours is then
+		// our own.
+		seq, err = j.s.ownedLast(ctx, j.subject, msg.Header.Get(jetstream.MsgIDHeader), err)
+	}
 	if err != nil {
 		if wrongLastSequence(err) {
 			return journal.Event{}, journal.ErrConflict
@@ -267,4 +274,20 @@ func encodeEntry(ev *journal.Event) []byte {
 		b = strconv.AppendUint(b, ev.InputSeq, 10)
 	}
 	return append(b, '}')
+}
+
+// ownedLast returns the position of the last message on subject when it
+// carries msgID (a write this writer sent twice), or refused, the
+// refusal of the write.
+func (s *Store) ownedLast(ctx context.Context, subject, msgID string, refused error) (uint64, error) {
+	if msgID == "" {
+		return 0, refused
+	}
+	ctx, cancel := context.WithTimeout(ctx, WriteTimeout)
+	defer cancel()
+	m, err := s.journal.GetLastMsgForSubject(ctx, subject)
+	if err != nil || m.Header.Get(jetstream.MsgIDHeader) != msgID {
+		return 0, refused
+	}
+	return m.Sequence, nil
 }

@@ -52,6 +52,32 @@ func (s *Store) EnsureRecord(ctx context.Context, id string, data []byte) error 
 	return nil
 }
 
+// RecordsOf returns the records of many runs in one request (a run with
+// no record has none in the map): a page of a listing reads its records
+// at once. Records are read from any replica, as Record reads them.
+func (s *Store) RecordsOf(ctx context.Context, ids []string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(ids))
+	for len(ids) > 0 {
+		n := min(len(ids), 1024) // the most one request answers
+		subjects := make([]string, n)
+		for i, id := range ids[:n] {
+			subjects[i] = "$KV." + RunsBucket + "." + id
+		}
+		msgs, _, err := s.batches.get(ctx, "KV_"+RunsBucket, directBatchRequest{MultiLast: subjects, Batch: n}, n)
+		if err != nil {
+			return nil, fmt.Errorf("read records: %w", err)
+		}
+		for _, m := range msgs {
+			if op := m.Header.Get("KV-Operation"); op == "DEL" || op == "PURGE" {
+				continue
+			}
+			out[entityOf(m.Subject)] = m.Data
+		}
+		ids = ids[n:]
+	}
+	return out, nil
+}
+
 // RecordIDs lists the ids of every run that has a record.
 func (s *Store) RecordIDs(ctx context.Context) ([]string, error) {
 	lister, err := s.runs.ListKeys(ctx)

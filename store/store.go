@@ -108,6 +108,7 @@ type Store struct {
 	inputs      jetstream.Stream
 	queueStream jetstream.Stream
 	schedules   jetstream.Stream
+	index       jetstream.Stream
 	runs        jetstream.KeyValue
 	insts       jetstream.KeyValue
 	budgets     jetstream.KeyValue
@@ -320,6 +321,9 @@ func (s *Store) ensure(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("create stream %s: %w", InputStream, err)
+	}
+	if s.index, err = s.js.CreateOrUpdateStream(ctx, s.indexConfig()); err != nil {
+		return fmt.Errorf("create stream %s: %w", IndexStream, err)
 	}
 	if s.queueStream, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        QueueStream,

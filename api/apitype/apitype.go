@@ -142,3 +142,20 @@ type ForkRequest struct {
 	Instructions string                  `json:"instructions,omitempty"`
 	Model        string                  `json:"model,omitempty"`
 }
+
+// Storage is what the store holds (GET /v1/storage).
+type Storage struct {
+	// Runs counts the runs stored (the runs index).
+	Runs uint64 `json:"runs"`
+	// Bytes sums the streams' bytes, one copy: a cluster keeps Replicas.
+	Bytes    uint64          `json:"bytes"`
+	Replicas int             `json:"replicas"`
+	Streams  []StreamStorage `json:"streams"`
+}
+
+// StreamStorage is one stream's or bucket's share of the store.
+type StreamStorage struct {
+	Name     string `json:"name"`
+	Messages uint64 `json:"messages"`
+	Bytes    uint64 `json:"bytes"`
+}

@@ -158,6 +158,17 @@ func (c *Client) Cancel(ctx context.Context, id string) (*run.Record, error) {
 	return &rec, c.do(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(id)+"/cancel", nil, nil, &rec)
 }
 
+// Delete deletes a root run that ended, with its children.
+func (c *Client) Delete(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/runs/"+url.PathEscape(id), nil, nil, nil)
+}
+
+// Storage reports what the server's store holds.
+func (c *Client) Storage(ctx context.Context) (*apitype.Storage, error) {
+	var u apitype.Storage
+	return &u, c.do(ctx, http.MethodGet, "/v1/storage", nil, nil, &u)
+}
+
 // Resolve decides a run in doubt.
 func (c *Client) Resolve(ctx context.Context, id string, res run.Resolution) (*run.Record, error) {
 	var rec run.Record

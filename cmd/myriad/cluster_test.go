@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,6 +39,16 @@ type clusterNode struct {
 	p        *proc
 	// logged closes when the process's stderr ends (it exited).
 	logged chan struct{}
+	// lines are the messages of its log lines, counted.
+	linesMu sync.Mutex
+	lines   map[string]int
+}
+
+// count counts the log lines whose msg is msg.
+func (n *clusterNode) count(msg string) int {
+	n.linesMu.Lock()
+	defer n.linesMu.Unlock()
+	return n.lines[msg]
 }
 
 // start runs the node and waits until it serves.
@@ -77,6 +88,14 @@ func (n *clusterNode) start(t *testing.T) {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			fmt.Fprintln(logFile, sc.Text())
+			if m := msgField.FindStringSubmatch(sc.Text()); m != nil {
+				n.linesMu.Lock()
+				if n.lines == nil {
+					n.lines = map[string]int{}
+				}
+				n.lines[m[1]]++
+				n.linesMu.Unlock()
+			}
 			if m := addrLine.FindStringSubmatch(sc.Text()); m != nil && strings.Contains(sc.Text(), "myriad serving") {
 				addr <- m[1]
 			}
@@ -102,6 +121,9 @@ func (n *clusterNode) kill(t *testing.T) {
 		n.nats.kill(t)
 	}
 }
+
+// msgField is the msg of a log line.
+var msgField = regexp.MustCompile(`msg="([^"]*)"`)
 
 // stop stops the node as an operator would (SIGTERM) and waits for it to
 // exit: its running steps finish, and its NATS server hands the leadership

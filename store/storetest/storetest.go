@@ -51,8 +51,8 @@ func StartServerWith(t testing.TB, o server.Options) string {
 		t.Fatalf("start NATS: %v", err)
 	}
 	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready within 10s")
+	if !s.ReadyForConnections(30 * time.Second) {
+		t.Fatal("NATS server not ready within 30s")
 	}
 	t.Cleanup(s.Shutdown)
 	return s.ClientURL()
@@ -103,8 +103,8 @@ func StartCluster(t testing.TB, n int) []string {
 		urls = append(urls, s.ClientURL())
 	}
 	for _, s := range servers {
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatal("NATS server not ready within 10s")
+		if !s.ReadyForConnections(30 * time.Second) {
+			t.Fatal("NATS server not ready within 30s")
 		}
 	}
 	// Wait for a meta leader that knows every peer, and every server
