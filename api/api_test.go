@@ -728,7 +728,7 @@ func TestDeleteRun(t *testing.T) {
 	srv, rt := newServer(t, "", true)
 	c := client.New(srv.URL, "")
 	ctx := context.Background()
-	ref, err := c.Submit(ctx, apitype.CreateRunRequest{Agent: "greeter", Input: "hi"}, "")
+	ref, err := c.Submit(ctx, apitype.CreateRunRequest{Agent: "greeter", Input: "hi"}, "del-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -756,12 +756,20 @@ func TestDeleteRun(t *testing.T) {
 	if status, _ := call(t, "DELETE", srv.URL+"/v1/runs/"+ref.ID, "", nil); status != http.StatusNotFound {
 		t.Fatalf("deleted twice: %d", status)
 	}
+	// A retry of the submission that made it does not make it again.
+	status, body := call(t, "POST", srv.URL+"/v1/runs", `{"agent":"greeter","input":"hi"}`, map[string]string{"Idempotency-Key": "del-1"})
+	if status != http.StatusConflict || !strings.Contains(fmt.Sprint(body), "was deleted") {
+		t.Fatalf("a retry of a deleted run's key: %d %v", status, body)
+	}
+	if evs, err := rt.Events(ctx, ref.ID); err == nil && len(evs) > 0 {
+		t.Fatalf("the deleted run ran again: %d entries", len(evs))
+	}
 	rt.Stop() // the next run stays queued
 	ref, err = c.Submit(ctx, apitype.CreateRunRequest{Agent: "greeter", Input: "hi"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	status, body := call(t, "DELETE", srv.URL+"/v1/runs/"+ref.ID, "", nil)
+	status, body = call(t, "DELETE", srv.URL+"/v1/runs/"+ref.ID, "", nil)
 	if status != http.StatusConflict || !strings.Contains(fmt.Sprint(body), "cancel it first") {
 		t.Fatalf("deleting a queued run: %d %v", status, body)
 	}

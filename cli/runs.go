@@ -92,6 +92,9 @@ Every subcommand takes --server URL (or MYRIAD_SERVER), --token-env NAME and --j
 		if *agent != "" && *flowName != "" {
 			return &exitError{code: 2, err: errors.New("runs list: give --agent or --flow, not both (a run is of one or the other)")}
 		}
+		if *limit < 1 || *limit > 1000 {
+			return &exitError{code: 2, err: fmt.Errorf("runs list: --limit must be a number from 1 to 1000, not %d", *limit)}
+		}
 		f := run.Filter{Agent: *agent, Flow: *flowName, Status: run.Status(*status), Parent: *parent,
 			Roots: *roots, Instance: *instance, Metadata: metadata, Limit: *limit, Cursor: *cursor}
 		if f.From, err = dayOrTime("from", *from); err != nil {

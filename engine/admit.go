@@ -34,7 +34,7 @@ type OverloadedError struct {
 }
 
 func (e *OverloadedError) Error() string {
-	return fmt.Sprintf("%s: %d runs wait on the work queue, past server.max_backlog (%d): retry in %s, or add workers or nodes",
+	return fmt.Sprintf("%s: %d runs wait on the work queue, as many as server.max_backlog (%d) allows: retry in %s, or add workers or nodes",
 		ErrOverloaded, e.Waiting, e.Limit, e.RetryAfter)
 }
 
@@ -44,15 +44,26 @@ func (e *OverloadedError) Unwrap() error { return ErrOverloaded }
 // admitEvery bounds how often a node reads the backlog for admission.
 const admitEvery = 250 * time.Millisecond
 
-// admission is what a node last read of the backlog.
+// admission is what a node last read of the backlog, and the runs it
+// admitted since.
 type admission struct {
 	mu   sync.Mutex
 	read time.Time
 	last Backlog
-	// rate is how many entries per second workers took between the last
-	// two reads (0 until known).
-	rate float64
+	// admitted counts the runs this node let in since the reading: a
+	// burst within admitEvery counts against the limit too.
+	admitted uint64
+	// rate is how many entries per second workers took, measured over
+	// rateEvery at least (0 until known); from and handed are where the
+	// current measurement began.
+	rate   float64
+	from   time.Time
+	handed uint64
 }
+
+// rateEvery is the least span the take rate is measured over: shorter
+// spans see a run or none, and Retry-After would swing.
+const rateEvery = 5 * time.Second
 
 // admit refuses a new run past the backlog limit. A backlog it cannot
 // read does not refuse: the submission's own write meets the store's
@@ -62,35 +73,43 @@ func (e *Engine) admit(ctx context.Context) error {
 	if limit <= 0 {
 		return nil
 	}
-	b, rate, err := e.admission.backlog(ctx, e)
-	if err != nil || b.Waiting <= uint64(limit) {
+	a := &e.admission
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.refresh(ctx, e); err != nil {
+		return nil
+	}
+	waiting := a.last.Waiting + a.admitted
+	if waiting < uint64(limit) {
+		a.admitted++
 		return nil
 	}
 	retry := time.Minute
-	if rate > 0 {
-		retry = time.Duration(float64(b.Waiting-uint64(limit)) / rate * float64(time.Second))
+	if a.rate > 0 {
+		retry = time.Duration(float64(waiting-uint64(limit)+1) / a.rate * float64(time.Second))
 	}
-	return &OverloadedError{Waiting: b.Waiting, Limit: limit, RetryAfter: min(max(retry, time.Second), time.Minute).Round(time.Second)}
+	return &OverloadedError{Waiting: waiting, Limit: limit, RetryAfter: min(max(retry, time.Second), time.Minute).Round(time.Second)}
 }
 
-// backlog returns the backlog as read at most admitEvery ago, and the
-// rate at which workers take entries.
-func (a *admission) backlog(ctx context.Context, e *Engine) (Backlog, float64, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+// refresh reads the backlog if the reading is older than admitEvery.
+func (a *admission) refresh(ctx context.Context, e *Engine) error {
 	now := time.Now()
 	if now.Sub(a.read) < admitEvery {
-		return a.last, a.rate, nil
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	b, err := e.st.Backlog(ctx)
 	if err != nil {
-		return b, 0, err
+		return err
 	}
-	if !a.read.IsZero() && b.Handed >= a.last.Handed {
-		a.rate = float64(b.Handed-a.last.Handed) / now.Sub(a.read).Seconds()
+	switch {
+	case a.from.IsZero() || b.Handed < a.handed:
+		a.from, a.handed = now, b.Handed
+	case now.Sub(a.from) >= rateEvery:
+		a.rate = float64(b.Handed-a.handed) / now.Sub(a.from).Seconds()
+		a.from, a.handed = now, b.Handed
 	}
-	a.read, a.last = now, b
-	return b, a.rate, nil
+	a.read, a.last, a.admitted = now, b, 0
+	return nil
 }

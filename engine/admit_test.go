@@ -31,21 +31,22 @@ func TestSubmissionsPastTheBacklogAreRefused(t *testing.T) {
 		engine.ForgetBacklog(rt)
 		return rt.Submit(ctx, engine.SubmitRequest{Agent: "worker", Input: "go", IdempotencyKey: key})
 	}
-	// No workers yet: runs wait on the queue.
+	// No workers yet: runs wait on the queue. A burst counts the runs let
+	// in since the backlog was read, so none of these readings is stale.
 	var accepted []string
-	for _, key := range []string{"a", "b", "c"} {
+	for _, key := range []string{"a", "b"} {
 		rec, created, err := submit(key)
 		if err != nil || !created {
 			t.Fatalf("submission %s: %v %v", key, created, err)
 		}
 		accepted = append(accepted, rec.ID)
 	}
-	_, _, err = submit("d")
+	_, _, err = submit("c")
 	var over *engine.OverloadedError
 	if !errors.As(err, &over) || !errors.Is(err, engine.ErrOverloaded) {
-		t.Fatalf("a fourth submission past max_backlog 2: %v", err)
+		t.Fatalf("a third submission with max_backlog 2: %v", err)
 	}
-	if over.Waiting != 3 || over.Limit != 2 || over.RetryAfter < time.Second || over.RetryAfter > time.Minute {
+	if over.Waiting != 2 || over.Limit != 2 || over.RetryAfter < time.Second || over.RetryAfter > time.Minute {
 		t.Fatalf("refusal %+v", over)
 	}
 	if !strings.Contains(err.Error(), "server.max_backlog") {
@@ -66,7 +67,7 @@ func TestSubmissionsPastTheBacklogAreRefused(t *testing.T) {
 	// the runs' ends by a moment).
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		_, created, err := submit("d")
+		_, created, err := submit("c")
 		if err == nil && created {
 			break
 		}
@@ -118,6 +119,16 @@ func TestMaxConcurrentBoundsAnAgentsRuns(t *testing.T) {
 		t.Fatalf("a second run called its tool (%s) while the first held the agent's only slot", key)
 	default:
 	}
+	// Those waiting for the slot have not started: no run.started yet.
+	started := 0
+	for _, id := range ids {
+		if evs, err := rt.Events(ctx, id); err == nil && len(evs) > 0 {
+			started++
+		}
+	}
+	if started != 1 {
+		t.Fatalf("%d runs started with one slot", started)
+	}
 	close(step.block)
 	for _, id := range ids {
 		if rec := wait(t, rt, id); rec.Status != run.StatusCompleted {
@@ -144,3 +155,27 @@ func (h *watchHandler) Handle(_ context.Context, r slog.Record) error {
 }
 func (h *watchHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *watchHandler) WithGroup(string) slog.Handler      { return h }
+
+// A burst faster than the backlog is read counts the runs it let in: no
+// more than max_backlog wait.
+func TestABurstIsHeldToTheBacklog(t *testing.T) {
+	b, _ := storetest.Open(t)
+	rt, err := engine.New(b, engine.Options{Agents: map[string]*agent.Agent{"worker": {Model: scriptedModel(t, `- reply: {text: done}`)}},
+		MaxBacklog: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := 0
+	for range 20 {
+		_, _, err := rt.Submit(context.Background(), engine.SubmitRequest{Agent: "worker", Input: "go"})
+		switch {
+		case err == nil:
+			accepted++
+		case !errors.Is(err, engine.ErrOverloaded):
+			t.Fatal(err)
+		}
+	}
+	if accepted != 3 {
+		t.Fatalf("a burst of 20 let %d runs in with max_backlog 3", accepted)
+	}
+}

@@ -73,6 +73,23 @@ type execution struct {
 	slot chan struct{} // the agent's slot it holds (max_concurrent)
 }
 
+// unstartedAgent is the agent of a run that has not started, from its
+// submission ("" when it has started, or its submission is not here).
+func (x *execution) unstartedAgent() string {
+	if len(x.j.Events()) > 0 {
+		return ""
+	}
+	for _, in := range x.pending {
+		if isSubmission(in) {
+			var sub submission
+			if json.Unmarshal(in.Data, &sub) == nil {
+				return sub.Agent
+			}
+		}
+	}
+	return ""
+}
+
 // takeSlot takes one of the slots of an agent with max_concurrent; false
 // when this node runs as many of its runs as it may.
 func (x *execution) takeSlot(agentName string) bool {
@@ -122,6 +139,13 @@ func (e *Engine) workRun(workCtx context.Context, c *store.Claim) {
 		c.Retry(time.Second)
 		return
 	}
+	if name := x.unstartedAgent(); name != "" && !x.takeSlot(name) {
+		// Not started while its agent has no slot here: its run.started
+		// comes when it does start.
+		x.log.Debug("left on the queue: its agent's max_concurrent runs execute on this node", "deliveries", c.Delivered())
+		c.Retry(slotRetry(c.Delivered()))
+		return
+	}
 	lazy := time.AfterFunc(runningAfter, x.markRunning)
 	defer lazy.Stop()
 	switch err := x.execute(ctx); {
@@ -148,6 +172,8 @@ func (e *Engine) workRun(workCtx context.Context, c *store.Claim) {
 		// rings it again).
 	case errors.Is(err, errSettled):
 		x.log.Debug("inputs after the run's end: nothing to do")
+	case errors.Is(err, errDeleted):
+		x.log.Debug("the run was deleted: nothing to do")
 	case err != nil:
 		x.log.Error("run stopped", "err", redact.Error(err))
 		c.Retry(time.Second)
@@ -185,6 +211,7 @@ var (
 	errNotHere    = errors.New("the run's agent or flow is not defined on this node")
 	errNotStarted = errors.New("the run waits for its submission, or its instance")
 	errSettled    = errors.New("the run ended and was settled before")
+	errDeleted    = errors.New("the run was deleted")
 )
 
 // settledBefore reports a run that ended before this worker came, and

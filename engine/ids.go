@@ -33,6 +33,19 @@ func NewRunID() string {
 	return "run_" + hex.EncodeToString(b[:])
 }
 
+// runIDTime is when the run with this id was created (its first 16 hex
+// digits, in microseconds); ok is false when id is not a run id.
+func runIDTime(id string) (time.Time, bool) {
+	if !runIDPattern.MatchString(id) {
+		return time.Time{}, false
+	}
+	b, err := hex.DecodeString(id[4:20])
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMicro(int64(binary.BigEndian.Uint64(b))), true
+}
+
 // ChildRunID is the id of the child run a parent starts for one of its
 // calls: derived, so a parent resumed after a crash finds the child it
 // started instead of starting another. It begins with the parent's tree

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"math"
 	"slices"
 	"time"
 
@@ -151,7 +152,16 @@ func (e *Engine) scanStart(ctx context.Context, f run.Filter) (uint64, error) {
 	if f.Cursor != "" {
 		seq, err := e.st.IndexPosition(ctx, f.Cursor)
 		if errors.Is(err, store.ErrNotFound) {
-			return 0, fmt.Errorf("%w: cursor: run %s is not listed (deleted?): list again from the first page", ErrInvalid, run.Quote(f.Cursor))
+			// Deleted since (the retention sweep deletes the oldest runs,
+			// where paging ends): go on from its creation time, which its
+			// id holds.
+			created, ok := runIDTime(f.Cursor)
+			if !ok {
+				return 0, fmt.Errorf("%w: cursor: %s is not a run id", ErrInvalid, run.Quote(f.Cursor))
+			}
+			if seq, err = e.st.IndexAfter(ctx, created); err == nil && seq == 0 {
+				seq = math.MaxUint64 // none later: from the newest
+			}
 		}
 		return seq, err
 	}

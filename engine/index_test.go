@@ -79,6 +79,7 @@ func TestListPagesThroughTheIndex(t *testing.T) {
 		want int
 	}{
 		{"agent", run.Filter{Agent: "b", Limit: 100}, 10},
+		{"agent, exactly a page", run.Filter{Agent: "b", Limit: 10}, 10},
 		{"metadata", run.Filter{Metadata: map[string]string{"n": "4"}, Limit: 100}, 1},
 		{"queued", run.Filter{Status: run.StatusQueued, Limit: 100}, 10},
 		{"completed", run.Filter{Status: run.StatusCompleted, Limit: 100}, 20},
@@ -90,16 +91,25 @@ func TestListPagesThroughTheIndex(t *testing.T) {
 		}
 	}
 
+	// A cursor whose run was deleted since goes on from its time.
+	if err := rt.Delete(ctx, ids[15]); err != nil {
+		t.Fatal(err)
+	}
+	page, next, err := rt.List(ctx, run.Filter{Limit: 100, Cursor: ids[15]})
+	if err != nil || len(page) != 15 || page[0].ID != ids[14] || next != "" {
+		t.Fatalf("after a deleted cursor: %d runs, next %q, %v", len(page), next, err)
+	}
+
 	// A filter few runs pass looks at a bounded number of runs, and says
 	// where to go on.
 	defer func(n int) { engine.ListScanLimit = n }(engine.ListScanLimit)
 	engine.ListScanLimit = 12
-	page, next, err := rt.List(ctx, run.Filter{Status: run.StatusCompleted, Limit: 100})
+	page, next, err = rt.List(ctx, run.Filter{Status: run.StatusCompleted, Limit: 100})
 	if err != nil || len(page) != 2 || next != ids[len(ids)-12] {
 		t.Fatalf("a bounded scan: %d runs, next %q, %v; want 2 and %s", len(page), next, err, ids[len(ids)-12])
 	}
 	page, next, err = rt.List(ctx, run.Filter{Status: run.StatusCompleted, Limit: 100, Cursor: next})
-	if err != nil || len(page) != 12 || next != ids[len(ids)-24] {
+	if err != nil || len(page) != 12 || next != ids[len(ids)-25] { // ids[15] deleted
 		t.Fatalf("the next bounded scan: %d runs, next %q, %v", len(page), next, err)
 	}
 }

@@ -32,6 +32,10 @@ const (
 	kindEnded = "ended"
 	// kindClaim is an idempotency key claimed by Once.
 	kindClaim = "claim"
+	// kindDeleted marks a run deleted, for as long as an idempotency key
+	// may name it: a retry of the submission that made it must not make
+	// it again.
+	kindDeleted = "deleted"
 )
 
 // kindNoun names an input kind in words, for messages: "the decision".

@@ -160,16 +160,21 @@ func (e *Engine) List(ctx context.Context, f run.Filter) ([]*run.Record, string,
 		if err != nil {
 			return nil, "", err
 		}
-		if len(out) == f.Limit {
-			return out, out[len(out)-1].ID, nil
-		}
 		if scanned == ListScanLimit {
+			if len(out) == f.Limit {
+				return out, out[len(out)-1].ID, nil
+			}
 			return out, last, nil
 		}
 		scanned, last = scanned+1, l.id
-		if l.rec != nil {
-			out = append(out, l.rec)
+		if l.rec == nil {
+			continue
 		}
+		if len(out) == f.Limit {
+			// One more run passes: there is a next page.
+			return out, out[len(out)-1].ID, nil
+		}
+		out = append(out, l.rec)
 	}
 	return out, "", nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/myriad-ai/myriad/run"
@@ -46,6 +47,15 @@ func (r Retention) shortest() time.Duration {
 	return least
 }
 
+// deleted reports a run marked deleted.
+func (e *Engine) deleted(ctx context.Context, id string) (bool, error) {
+	ins, err := e.st.ReadInputs(ctx, id, 0)
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(ins, func(m store.InputMsg) bool { return m.Kind == kindDeleted }), nil
+}
+
 // Delete deletes a root run that ended, with its whole tree.
 func (e *Engine) Delete(ctx context.Context, id string) error {
 	rec, err := e.Get(ctx, id)
@@ -56,9 +66,13 @@ func (e *Engine) Delete(ctx context.Context, id string) error {
 		return fmt.Errorf("%w: run %s is a child of %s: delete its root run, which deletes its whole tree", ErrConflict, id, rec.Parent)
 	}
 	if !rec.Status.Terminal() {
-		return fmt.Errorf("%w: run %s is %s: cancel it first (POST /v1/runs/%s/cancel), then delete it", ErrConflict, id, rec.Status, id)
+		return fmt.Errorf("%w: run %s is %s: cancel it first (myriad runs cancel %s, or POST /v1/runs/%s/cancel), then delete it", ErrConflict, id, rec.Status, id, id)
 	}
-	return e.deleteTree(ctx, id)
+	if err := e.deleteTree(ctx, id); err != nil {
+		return err
+	}
+	e.log.Info("run deleted", "run_id", id)
+	return nil
 }
 
 func (e *Engine) deleteTree(ctx context.Context, id string) error {
@@ -73,7 +87,10 @@ func (e *Engine) deleteTree(ctx context.Context, id string) error {
 	if err := e.st.DeleteTree(ctx, tree, ids); err != nil {
 		return err
 	}
-	e.log.Info("run deleted", "run_id", id, "runs", len(ids))
+	// Marked deleted for as long as its submission's key lives.
+	if _, err := e.st.Send(ctx, store.Input{To: id, Kind: kindDeleted, Data: []byte(`{}`), MsgID: "deleted/" + id, TTL: store.IdempotencyTTL + time.Hour}); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -98,6 +115,11 @@ func (e *Engine) sweep(ctx context.Context, now time.Time) error {
 	}
 	began := time.Now()
 	deleted := 0
+	defer func() {
+		if deleted > 0 {
+			e.log.Info("retention: runs deleted", "runs", deleted, "took", time.Since(began).Round(time.Millisecond).String())
+		}
+	}()
 	// The index, oldest first: positions from the first on.
 	var after uint64
 	for {
@@ -106,15 +128,15 @@ func (e *Engine) sweep(ctx context.Context, now time.Time) error {
 			return err
 		}
 		for _, en := range entries {
+			if time.Since(began) > sweepFor {
+				return nil // within the fire's acknowledgement wait; the rest next time
+			}
 			after = en.Seq
 			var x indexEntry
 			if json.Unmarshal(en.Data, &x) != nil || x.Parent != "" {
 				continue
 			}
 			if now.Sub(x.Created) < least {
-				if deleted > 0 {
-					e.log.Info("retention: runs deleted", "runs", deleted)
-				}
 				return nil // younger from here on
 			}
 			rec, err := e.stored(ctx, en.ID)
@@ -132,10 +154,6 @@ func (e *Engine) sweep(ctx context.Context, now time.Time) error {
 				return err
 			}
 			deleted++
-			if time.Since(began) > sweepFor {
-				e.log.Info("retention: runs deleted; more next time", "runs", deleted)
-				return nil // within the fire's acknowledgement wait
-			}
 		}
 	}
 }

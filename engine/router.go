@@ -81,7 +81,7 @@ func (r *router) run(ctx context.Context) {
 func (r *router) route(ctx context.Context, d *store.Delivery) {
 	var err error
 	switch d.Kind {
-	case kindSubmitTurn, kindClaim:
+	case kindSubmitTurn, kindClaim, kindDeleted:
 		r.trace(d, "acknowledged: nothing to ring")
 		d.Ack() // its instance starts it; a claim is only a claim
 		return
@@ -94,6 +94,9 @@ func (r *router) route(ctx context.Context, d *store.Delivery) {
 			// Its submitter was refused (or died before sending): the
 			// key may be used again.
 			err = r.e.st.ReleaseKey(ctx, submitKey(k.Key), d.Data)
+		}
+		if errors.Is(err, ErrConflict) {
+			err = nil // its run was deleted: nothing to complete
 		}
 		if err != nil {
 			d.Retry(time.Second)

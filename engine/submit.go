@@ -194,6 +194,12 @@ func (e *Engine) complete(ctx context.Context, k keyedSubmission) error {
 	if exists, err := e.exists(ctx, k.RunID); err != nil || exists {
 		return err
 	}
+	if deleted, err := e.deleted(ctx, k.RunID); err != nil || deleted {
+		if deleted {
+			return fmt.Errorf("%w: run %s, which this idempotency key made, was deleted; send a new key to run it again", ErrConflict, k.RunID)
+		}
+		return err
+	}
 	return e.deliver(ctx, k.RunID, k.Submission, k.After, false)
 }
 

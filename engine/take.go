@@ -106,6 +106,9 @@ func (x *execution) takeAll(ctx context.Context) error {
 
 // takeLocked takes the pending inputs, in order.
 func (x *execution) takeLocked(ctx context.Context) error {
+	if slices.ContainsFunc(x.pending, func(m store.InputMsg) bool { return m.Kind == kindDeleted }) {
+		return errDeleted
+	}
 	if len(x.j.Events()) == 0 {
 		if err := x.beginLocked(ctx); err != nil {
 			return err

@@ -162,6 +162,9 @@ func (s *Store) DeleteTree(ctx context.Context, tree string, ids []string) error
 		if err := records.Purge(ctx, jetstream.WithPurgeSubject("$KV."+RunsBucket+"."+id)); err != nil {
 			return fmt.Errorf("delete the record of %s: %w", id, err)
 		}
+		if err := s.DropTimers(ctx, id); err != nil {
+			return fmt.Errorf("delete the timers of %s: %w", id, err)
+		}
 	}
 	if err := s.journal.Purge(ctx, jetstream.WithPurgeSubject(treeJournals(tree))); err != nil {
 		return fmt.Errorf("delete the journals of %s: %w", tree, err)

@@ -37,6 +37,8 @@ type Input struct {
 	// entity's newest input is at this position (nothing came between
 	// what the sender read and this input).
 	After *uint64
+	// TTL, when set, removes the input after this long.
+	TTL time.Duration
 }
 
 // InputMsg is a stored input.
@@ -55,6 +57,9 @@ func (in Input) msg() *nats.Msg {
 	}
 	if in.After != nil {
 		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(*in.After, 10))
+	}
+	if in.TTL > 0 {
+		m.Header.Set(jetstream.MsgTTLHeader, in.TTL.String())
 	}
 	return m
 }

@@ -154,8 +154,8 @@ func (f *Fires) Next() (*Fire, error) {
 // Stop stops pulling fires.
 func (f *Fires) Stop() { f.it.Stop() }
 
-// DropTimers removes the pending timers of an entity (tests simulate a
-// lost timer with it).
+// DropTimers removes the pending timers of an entity: a deleted run's
+// (tests simulate a lost timer with it).
 func (s *Store) DropTimers(ctx context.Context, id string) error {
 	return s.schedules.Purge(ctx, jetstream.WithPurgeSubject(schedulePrefix+"timer."+id+".*"))
 }
