@@ -471,12 +471,25 @@ func clusterKill(t *testing.T, start func(*testing.T, string) []*clusterNode, ru
 	down.Store(0)
 	nodes[0].start(t)
 	more := 0
-	for range 60 {
-		ref, err := nodes[0].p.client().Submit(context.Background(), apitype.CreateRunRequest{Agent: "chat", Input: "after the restart"}, "")
-		if err != nil {
-			t.Fatal(err)
+	for k := range 60 {
+		// As a client would: a moment after a node rejoins, its store may
+		// answer 503 (a stream still catching it up).
+		key := fmt.Sprintf("after-restart-%d", k)
+		var ref *apitype.RunRef
+		var err error
+		for attempt := 0; attempt < 30; attempt++ {
+			if ref, err = nodes[0].p.client().Submit(context.Background(), apitype.CreateRunRequest{Agent: "chat", Input: "after the restart"}, key); err == nil {
+				break
+			}
+			if apiErr := (*client.Error)(nil); errors.As(err, &apiErr) && apiErr.Status < 500 {
+				break
+			}
+			<-time.After(time.Second) // back off
 		}
-		if rec, err := nodes[0].p.client().Wait(context.Background(), ref.ID, 30*time.Second); err != nil || rec.Status != run.StatusCompleted {
+		if err != nil {
+			t.Fatalf("a run after the restart: %v", err)
+		}
+		if rec, err := waitSettled(nodes[0].p.client(), ref.ID, 60*time.Second); err != nil || rec.Status != run.StatusCompleted {
 			t.Fatalf("a run after the restart: %v %v", statusOf(rec), err)
 		}
 		more++
