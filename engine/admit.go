@@ -41,8 +41,13 @@ func (e *OverloadedError) Error() string {
 // Unwrap makes the error an ErrOverloaded.
 func (e *OverloadedError) Unwrap() error { return ErrOverloaded }
 
-// admitEvery bounds how often a node reads the backlog for admission.
-const admitEvery = 250 * time.Millisecond
+// admitEvery bounds how often a node reads the backlog for admission;
+// admitRecheck how often it reads it again while at the limit by its own
+// count.
+const (
+	admitEvery   = 250 * time.Millisecond
+	admitRecheck = 20 * time.Millisecond
+)
 
 // admission is what a node last read of the backlog, and the runs it
 // admitted since.
@@ -76,10 +81,19 @@ func (e *Engine) admit(ctx context.Context) error {
 	a := &e.admission
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if err := a.refresh(ctx, e); err != nil {
+	if err := a.refresh(ctx, e, admitEvery); err != nil {
 		return nil
 	}
 	waiting := a.last.Waiting + a.admitted
+	if waiting >= uint64(limit) {
+		// At the limit by this node's count: the workers may have taken
+		// the runs it let in since. Read again (not more often than
+		// admitRecheck), so that a burst is refused only when runs wait.
+		if err := a.refresh(ctx, e, admitRecheck); err != nil {
+			return nil
+		}
+		waiting = a.last.Waiting + a.admitted
+	}
 	if waiting < uint64(limit) {
 		a.admitted++
 		return nil
@@ -91,10 +105,10 @@ func (e *Engine) admit(ctx context.Context) error {
 	return &OverloadedError{Waiting: waiting, Limit: limit, RetryAfter: min(max(retry, time.Second), time.Minute).Round(time.Second)}
 }
 
-// refresh reads the backlog if the reading is older than admitEvery.
-func (a *admission) refresh(ctx context.Context, e *Engine) error {
+// refresh reads the backlog if the reading is older than maxAge.
+func (a *admission) refresh(ctx context.Context, e *Engine, maxAge time.Duration) error {
 	now := time.Now()
-	if now.Sub(a.read) < admitEvery {
+	if now.Sub(a.read) < maxAge {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
