@@ -113,6 +113,13 @@ func (x *execution) giveSlot() {
 	}
 }
 
+// leaveForSlot hands the run's entry back, for when its agent has a slot.
+func (x *execution) leaveForSlot() {
+	n := x.claim.Delivered()
+	x.log.Debug("left on the queue: its agent's max_concurrent runs execute on this node", "deliveries", n)
+	x.claim.Retry(slotRetry(n))
+}
+
 // slotRetry is how long a run left on the queue for want of a slot waits
 // before it is offered again: soon at first, then backing off to 2 s, so
 // that many waiting runs do not keep the workers busy offering them.
@@ -142,8 +149,7 @@ func (e *Engine) workRun(workCtx context.Context, c *store.Claim) {
 	if name := x.unstartedAgent(); name != "" && !x.takeSlot(name) {
 		// Not started while its agent has no slot here: its run.started
 		// comes when it does start.
-		x.log.Debug("left on the queue: its agent's max_concurrent runs execute on this node", "deliveries", c.Delivered())
-		c.Retry(slotRetry(c.Delivered()))
+		x.leaveForSlot()
 		return
 	}
 	lazy := time.AfterFunc(runningAfter, x.markRunning)
@@ -163,8 +169,7 @@ func (e *Engine) workRun(workCtx context.Context, c *store.Claim) {
 		c.Retry(time.Second)
 		return
 	case errors.Is(err, errNoSlot):
-		x.log.Debug("left on the queue: its agent's max_concurrent runs execute on this node", "deliveries", c.Delivered())
-		c.Retry(slotRetry(c.Delivered()))
+		x.leaveForSlot()
 		return
 	case errors.Is(err, errNotStarted):
 		// A turn waiting for its instance (the instance starts it), or a
@@ -193,7 +198,9 @@ func (e *Engine) workRun(workCtx context.Context, c *store.Claim) {
 // read found the entry held: ring again now that it is free (the router
 // would, later), once the server has the acknowledgement.
 func (e *Engine) letGo(ctx context.Context, c *store.Claim, id string, poked bool) {
-	e.log.Debug("let go", "entity", id, "poked", poked, "delivered", c.Delivered())
+	if e.log.Enabled(ctx, slog.LevelDebug) { // every run passes here
+		e.log.Debug("let go", "entity", id, "poked", poked, "delivered", c.Delivered())
+	}
 	if !poked {
 		c.Finish()
 		return

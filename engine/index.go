@@ -118,20 +118,18 @@ func (e *Engine) window(ctx context.Context, entries []store.IndexEntry, f *run.
 			done = true // older still from here
 			break
 		}
-		l := listed{id: en.ID}
 		if x.keeps(f) {
 			candidates = append(candidates, en.ID)
 			kept[en.ID] = x
-			l.rec = &run.Record{} // read below
 		}
-		out = append(out, l)
+		out = append(out, listed{id: en.ID})
 	}
 	records, err := e.st.RecordsOf(ctx, candidates)
 	if err != nil {
 		return nil, false, err
 	}
 	for i := range out {
-		if out[i].rec == nil {
+		if kept[out[i].id] == nil {
 			continue
 		}
 		rec, err := e.listedRecord(ctx, out[i].id, kept[out[i].id], records[out[i].id])

@@ -228,7 +228,9 @@ func (e *Engine) workInstance(workCtx context.Context, c *store.Claim) {
 	}
 	defer e.deactivate(w.id, w)
 	ctx := context.WithoutCancel(workCtx)
-	w.log.Debug("instance claimed", "delivered", c.Delivered())
+	if w.log.Enabled(ctx, slog.LevelDebug) {
+		w.log.Debug("instance claimed", "delivered", c.Delivered())
+	}
 	if err := w.work(ctx); err != nil {
 		w.log.Debug("instance work stopped", "err", err)
 		if !errors.Is(err, journal.ErrConflict) {
