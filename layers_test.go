@@ -9,6 +9,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/myriad-ai/myriad/config"
+	"github.com/myriad-ai/myriad/tool/builtin"
 )
 
 // The layers of Myriad, as the imports of its packages (tests aside) must
@@ -137,5 +140,12 @@ func TestNoPackageShadowsTheStandardLibrary(t *testing.T) {
 		if p.Name != "main" && std[p.Name] && !strings.HasSuffix(p.ImportPath, "_test") {
 			t.Errorf("package %s is named %s, like the standard library's", p.ImportPath, p.Name)
 		}
+	}
+}
+
+// The configuration knows the built-in tools the runtime has.
+func TestBuiltinToolsAreKnownToTheConfiguration(t *testing.T) {
+	if got := builtin.Names(); !slices.Equal(got, config.BuiltinTools) {
+		t.Fatalf("tool/builtin has %v, config.BuiltinTools %v", got, config.BuiltinTools)
 	}
 }

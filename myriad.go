@@ -221,6 +221,9 @@ func (proj *Project) build(cfg *config.Config) error {
 			a.SubAgents = append(a.SubAgents, agent.SubAgent{Agent: sa.Agent, Description: sa.Description,
 				Context: agent.ContextScope(sa.Context), State: sa.State})
 		}
+		if m := ac.Messaging; m != nil {
+			a.Messaging = agent.Messaging{To: m.To, AskTimeout: m.AskTimeout.Std(), MaxBroadcast: m.MaxBroadcast}
+		}
 		for _, h := range ac.Handoffs {
 			a.Handoffs = append(a.Handoffs, agent.Handoff{Agent: h.Agent, Description: h.Description})
 		}
@@ -469,6 +472,9 @@ type NodeOptions struct {
 	// Observers are told of every run the node accepts and every entry
 	// it journals (package telemetry).
 	Observers []engine.Observer
+	// OnActivation is told how long each activation of an instance took
+	// (benchmarks).
+	OnActivation func(d time.Duration, cached bool)
 }
 
 // Node is a running Myriad: the engine executing the project's agents,
@@ -485,10 +491,11 @@ func Open(ctx context.Context, proj *Project, o NodeOptions) (*Node, error) {
 	if workers == 0 && proj.Config != nil {
 		workers = proj.Config.Server.Workers
 	}
-	var maxDepth, maxBacklog int
+	var maxDepth, maxBacklog, cacheBytes int
 	var retention engine.Retention
 	if cfg := proj.Config; cfg != nil {
 		maxDepth, maxBacklog = cfg.Server.MaxDepth, cfg.Server.MaxBacklog
+		cacheBytes = cfg.Server.InstanceCacheMB << 20 // -1 stays negative: no cache
 		retention.Default = cfg.Server.Retention.Std()
 		for name, a := range cfg.Agents {
 			if a != nil && a.Retention > 0 {
@@ -501,7 +508,8 @@ func Open(ctx context.Context, proj *Project, o NodeOptions) (*Node, error) {
 	}
 	rt, err := engine.Open(ctx, engine.StoreOptions{NATSURL: o.NATSURL, DataDir: o.DataDir, Memory: o.Memory, Cluster: o.Cluster, Replicas: o.Replicas},
 		engine.Options{Agents: proj.Agents, Flows: proj.Flows, Schedules: proj.Schedules, Budgets: proj.Budgets, Models: proj.Models,
-			Workers: workers, Logger: o.Logger, OnFinish: o.OnFinish, MaxDepth: maxDepth, MaxBacklog: maxBacklog, Retention: retention, Observers: o.Observers})
+			Workers: workers, Logger: o.Logger, OnFinish: o.OnFinish, MaxDepth: maxDepth, MaxBacklog: maxBacklog, Retention: retention, Observers: o.Observers,
+			InstanceCache: cacheBytes, OnActivation: o.OnActivation})
 	if err != nil {
 		return nil, err
 	}

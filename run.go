@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"strings"
 
 	"github.com/myriad-ai/myriad/engine"
 	"github.com/myriad-ai/myriad/journal"
@@ -49,9 +50,19 @@ func runError(rec *run.Record) error {
 }
 
 // Ask runs an agent on an input and returns its answer: the output of a
-// run that completed, or a *RunError.
+// run that completed, or a *RunError. Given an address ("support/eu/customer-42")
+// instead of an agent's name, it asks that instance: the run is the next
+// turn of its conversation. ctx bounds the wait.
 func (n *Node) Ask(ctx context.Context, agentName, input string) (string, error) {
-	rec, _, err := n.Engine.Submit(ctx, engine.SubmitRequest{Agent: agentName, Input: input})
+	req := engine.SubmitRequest{Agent: agentName, Input: input}
+	if strings.Contains(agentName, "/") {
+		to, err := engine.ParseAddress(agentName)
+		if err != nil {
+			return "", err
+		}
+		req.Agent, req.Instance = to.Agent, to.Key
+	}
+	rec, _, err := n.Engine.Submit(ctx, req)
 	if err != nil {
 		return "", err
 	}
@@ -117,4 +128,27 @@ func mayStop(typ string) bool {
 func stopped(rec *run.Record) bool {
 	return rec.Status.Terminal() || rec.Status == run.StatusInDoubt ||
 		rec.Status == run.StatusWaiting && (rec.WaitingFor == run.WaitApproval || rec.WaitingFor == run.WaitInput)
+}
+
+// Send sends a message to an agent instance ("research/lab-1/alice"),
+// activating it if it is new, and returns the run of the turn it makes
+// once the message is stored: durable, not waited for.
+func (n *Node) Send(ctx context.Context, to, text string) (runID string, err error) {
+	addr, err := engine.ParseAddress(to)
+	if err != nil {
+		return "", err
+	}
+	rec, err := n.Engine.Send(ctx, engine.Message{To: addr, Text: text})
+	if err != nil {
+		return "", err
+	}
+	return rec.ID, nil
+}
+
+// Broadcast sends a message to every instance a pattern matches:
+// "research/lab-1/*" (the research agent's instances under lab-1),
+// "*/lab-1/*" (every agent's), "research/*" (all of research's). It
+// returns the runs of the turns it made.
+func (n *Node) Broadcast(ctx context.Context, pattern, text string) ([]string, error) {
+	return n.Engine.Broadcast(ctx, pattern, engine.Message{Text: text}, nil)
 }

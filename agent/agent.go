@@ -73,6 +73,9 @@ type Agent struct {
 	// MaxConcurrent caps the runs of this agent one node executes at once
 	// (0: no cap but the node's workers).
 	MaxConcurrent int
+	// Messaging bounds what this agent's tool calls may message (the
+	// send_message, ask_agent and broadcast_message tools).
+	Messaging Messaging
 	// Approvals are approval rules by tool name, over what the tools ask
 	// for themselves (tool.Info.NeedsApproval).
 	Approvals map[string]ApprovalRule
@@ -90,6 +93,20 @@ type Agent struct {
 
 	mu  sync.Mutex // serialises rebuilds of set
 	set atomic.Pointer[toolset]
+}
+
+// Messaging bounds the messages an agent's runs send to agent instances.
+type Messaging struct {
+	// To are the addresses and patterns ("research/*", "*/team-a/*",
+	// "support/customer-42") its runs may message; empty allows every
+	// instance.
+	To []string
+	// AskTimeout bounds how long an ask_agent call waits for its answer
+	// (0: the runtime's default).
+	AskTimeout time.Duration
+	// MaxBroadcast caps the recipients of one broadcast_message call (0:
+	// the runtime's default).
+	MaxBroadcast int
 }
 
 // toolset is what the model may call, built from Tools, Sources and the

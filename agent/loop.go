@@ -64,6 +64,9 @@ type Env struct {
 	// Ask puts a question from a running tool call to a person and waits
 	// for the answer (see tool.Call.Ask); without it tools cannot ask.
 	Ask func(ctx context.Context, callID, toolName string, q tool.Question) (json.RawMessage, error)
+	// Messenger lets tool calls message agent instances as this run's
+	// agent (tool.Call.Messenger); without it they cannot.
+	Messenger tool.Messenger
 	// Models finds a configured model by name, for runs forked to use
 	// another model.
 	Models func(name string) (ModelChoice, bool)
@@ -986,6 +989,7 @@ func (r *runner) callTool(ctx context.Context, c model.ToolCall, st journal.Tool
 				on(c.ID, c.Name, p)
 			}
 		}
+		call.Messenger = r.env.Messenger
 		if ask := r.env.Ask; ask != nil {
 			call.Ask = func(ctx context.Context, q tool.Question) (json.RawMessage, error) { return ask(ctx, c.ID, c.Name, q) }
 		}

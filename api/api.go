@@ -133,6 +133,9 @@ func New(rt *engine.Engine, opts Options) *Server {
 	s.handle("POST /v1/runs/{id}/cancel", s.auth(only(nil, s.cancelRun)))
 	s.handle("DELETE /v1/runs/{id}", s.auth(only(nil, s.deleteRun)))
 	s.handle("GET /v1/storage", s.auth(only(nil, s.storage)))
+	s.handle("GET /v1/instances", s.auth(only(instanceParams, s.listInstances)))
+	s.handle("GET /v1/instances/{agent}/{key...}", s.auth(only(nil, s.getInstance)))
+	s.handle("POST /v1/broadcasts", s.auth(only(nil, s.broadcast)))
 	s.handle("POST /v1/runs/{id}/resolve", s.auth(only(nil, s.resolveRun)))
 	s.handle("POST /v1/runs/{id}/fork", s.auth(only(nil, s.forkRun)))
 	s.handle("GET /v1/agents", s.auth(only(nil, s.listAgents)))
@@ -542,12 +545,15 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 	f := run.Filter{Agent: q.Get("agent"), Flow: q.Get("flow"), Status: run.Status(q.Get("status")),
 		Parent: q.Get("parent"), Instance: q.Get("instance"), Cursor: q.Get("cursor")}
 	if q.Has("instance") {
-		if agentName, key, ok := strings.Cut(f.Instance, "/"); ok && (f.Agent == "" || f.Agent == agentName) {
-			// The agent/key form a submission takes.
+		// The agent/key form a submission takes: without agent=, the
+		// first segment names the agent.
+		if f.Agent != "" {
+			f.Instance = strings.TrimPrefix(f.Instance, f.Agent+"/")
+		} else if agentName, key, ok := strings.Cut(f.Instance, "/"); ok {
 			f.Agent, f.Instance = agentName, key
 		}
-		if !engine.ValidInstanceKey(f.Instance) {
-			writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("instance: %q is not an instance key (1-128 letters, digits, '_', '-', '=' or '.'; or agent/key)", run.CutText(q.Get("instance"), 200)))
+		if err := engine.CheckInstanceKey(f.Instance); err != nil {
+			writeError(w, http.StatusBadRequest, CodeBadRequest, "instance: "+err.Error()+" (or agent/key)")
 			return
 		}
 	}
@@ -917,4 +923,82 @@ func streamError(err error) map[string]any {
 func mustJSON(v any) []byte {
 	b, _ := json.Marshal(v)
 	return b
+}
+
+// instanceParams are the query parameters GET /v1/instances takes.
+var instanceParams = []string{"agent", "under", "limit", "cursor"}
+
+func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := engine.InstanceFilter{Agent: q.Get("agent"), Under: q.Get("under"), Cursor: q.Get("cursor")}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("limit: %q must be a number from 1 to 1000", run.CutText(v, 50)))
+			return
+		}
+		f.Limit = n
+	}
+	page, err := s.rt.ListInstances(r.Context(), f)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out := apitype.InstanceList{Instances: make([]apitype.InstanceEntry, 0, len(page.Instances)), NextCursor: page.NextCursor}
+	for _, ie := range page.Instances {
+		out.Instances = append(out.Instances, apitype.InstanceEntry{Agent: ie.Agent, Key: ie.Key, Address: ie.Address().String(), Created: ie.Created})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getInstance(w http.ResponseWriter, r *http.Request) {
+	agentName, key := r.PathValue("agent"), r.PathValue("key")
+	if err := engine.CheckInstanceKey(key); err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "key: "+err.Error())
+		return
+	}
+	if !s.rt.HasAgent(agentName) {
+		s.fail(w, r, fmt.Errorf("%w %s", engine.ErrUnknownAgent, run.Quote(agentName)))
+		return
+	}
+	in, err := s.rt.GetInstance(r.Context(), agentName, key)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if in.Turns == 0 && len(in.Queue) == 0 && in.Current == "" {
+		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("instance %s/%s has had no message", agentName, key))
+		return
+	}
+	out := apitype.Instance{Agent: agentName, Key: key, Address: agentName + "/" + key, Turns: in.Turns, Done: in.Done,
+		Current: in.Current, Messages: len(in.Messages), Active: in.Active, UpdatedAt: in.UpdatedAt}
+	for _, q := range in.Queue {
+		out.Queued = append(out.Queued, q.RunID)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) broadcast(w http.ResponseWriter, r *http.Request) {
+	var in apitype.BroadcastRequest
+	if !s.decodeBody(w, r, &in) {
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > 256 {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "Idempotency-Key: at most 256 characters")
+		return
+	}
+	if len(in.Metadata) > 64 {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "metadata: at most 64 keys")
+		return
+	}
+	runs, err := s.rt.Broadcast(r.Context(), in.To, engine.Message{Text: in.Input, From: in.From, Key: key, Metadata: in.Metadata}, nil)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if runs == nil {
+		runs = []string{}
+	}
+	writeJSON(w, http.StatusOK, apitype.BroadcastResult{Sent: len(runs), Runs: runs})
 }

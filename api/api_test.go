@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -793,4 +794,62 @@ func greeterEngine(t *testing.T, b *store.Store, opts engine.Options) *engine.En
 		t.Fatal(err)
 	}
 	return rt
+}
+
+func TestInstancesAndBroadcasts(t *testing.T) {
+	srv, _ := newServer(t, "", true)
+	c := client.New(srv.URL, "")
+	ctx := context.Background()
+	for _, key := range []string{"eu/team.a/alice", "eu/team.a/bob", "us/carol"} {
+		ref, err := c.Submit(ctx, apitype.CreateRunRequest{Agent: "greeter", Instance: key, Input: "hi"}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec, err := c.Wait(ctx, ref.ID, 20*time.Second); err != nil || rec.Status != run.StatusCompleted {
+			t.Fatalf("%s: %v %v", key, rec, err)
+		}
+	}
+	page, err := c.Instances(ctx, "greeter", "eu", 1, "")
+	if err != nil || len(page.Instances) != 1 || page.Instances[0].Address != "greeter/eu/team.a/alice" || page.NextCursor == "" {
+		t.Fatalf("first page: %+v %v", page, err)
+	}
+	page, err = c.Instances(ctx, "greeter", "eu", 1, page.NextCursor)
+	if err != nil || len(page.Instances) != 1 || page.Instances[0].Key != "eu/team.a/bob" || page.NextCursor != "" {
+		t.Fatalf("second page: %+v %v", page, err)
+	}
+	in, err := c.Instance(ctx, "greeter", "eu/team.a/bob")
+	if err != nil || in.Done != 1 || in.Messages != 2 || in.Address != "greeter/eu/team.a/bob" {
+		t.Fatalf("instance: %+v %v", in, err)
+	}
+	res, err := c.Broadcast(ctx, apitype.BroadcastRequest{To: "greeter/eu/*", Input: "news", From: "ops"}, "b-1")
+	if err != nil || res.Sent != 2 || len(res.Runs) != 2 {
+		t.Fatalf("broadcast: %+v %v", res, err)
+	}
+	again, err := c.Broadcast(ctx, apitype.BroadcastRequest{To: "greeter/eu/*", Input: "news", From: "ops"}, "b-1")
+	if err != nil || !slices.Equal(slices.Sorted(slices.Values(again.Runs)), slices.Sorted(slices.Values(res.Runs))) {
+		t.Fatalf("the broadcast again with its key: %+v %v, first %v", again, err, res.Runs)
+	}
+	for _, tc := range []struct {
+		method, path, body string
+		status             int
+		code               string
+	}{
+		{"GET", "/v1/instances?limit=0", "", 400, api.CodeBadRequest},
+		{"GET", "/v1/instances?under=eu//x", "", 400, api.CodeBadRequest},
+		{"GET", "/v1/instances?cursor=x", "", 400, api.CodeBadRequest},
+		{"GET", "/v1/instances?sort=x", "", 400, api.CodeBadRequest},
+		{"GET", "/v1/instances/greeter/nobody", "", 404, api.CodeNotFound},
+		{"GET", "/v1/instances/nosuch/x", "", 404, api.CodeUnknownAgent},
+		{"GET", "/v1/instances/greeter/a/.b", "", 400, api.CodeBadRequest},
+		{"POST", "/v1/broadcasts", `{"to":"greeter/eu/*"}`, 400, api.CodeBadRequest},
+		{"POST", "/v1/broadcasts", `{"to":"greeter","input":"x"}`, 400, api.CodeBadRequest},
+		{"POST", "/v1/broadcasts", `{"to":"nosuch/x","input":"x"}`, 404, api.CodeUnknownAgent},
+		{"POST", "/v1/broadcasts", `{"to":"nosuch/team/*","input":"x"}`, 404, api.CodeUnknownAgent},
+		{"POST", "/v1/broadcasts", `{"to":"greeter/*","input":"x","extra":1}`, 400, api.CodeBadRequest},
+	} {
+		status, body := call(t, tc.method, srv.URL+tc.path, tc.body, nil)
+		if e, _ := body["error"].(map[string]any); status != tc.status || e["code"] != tc.code {
+			t.Errorf("%s %s %s: %d %v, want %d %s", tc.method, tc.path, tc.body, status, body, tc.status, tc.code)
+		}
+	}
 }

@@ -72,6 +72,11 @@ var operations = []operation{
 	{pattern: "POST /v1/runs/{id}/cancel", summary: "Cancel a run and its children", answers: commandAnswers()},
 	{pattern: "DELETE /v1/runs/{id}", summary: "Delete a root run that ended, with its children: records, journals, inputs", answers: map[int]any{204: nil, 404: errorBody{}, 409: errorBody{}}},
 	{pattern: "GET /v1/storage", summary: "What the store holds: runs, messages and bytes by stream", answers: map[int]any{200: apitype.Storage{}}},
+	{pattern: "GET /v1/instances", summary: "List agent instances by address, oldest first (the instance directory)", query: instanceParams,
+		answers: map[int]any{200: apitype.InstanceList{}, 400: errorBody{}}},
+	{pattern: "GET /v1/instances/{agent}/{key...}", summary: "Read an agent instance: its turns and queue", answers: map[int]any{200: apitype.Instance{}, 400: errorBody{}, 404: errorBody{}}},
+	{pattern: "POST /v1/broadcasts", summary: "Send a message to every instance a pattern matches (agent/team/*, */team/*)", body: apitype.BroadcastRequest{},
+		answers: map[int]any{200: apitype.BroadcastResult{}, 400: errorBody{}, 404: errorBody{}, 429: errorBody{}}},
 	{pattern: "POST /v1/runs/{id}/resolve", summary: "Decide a run in doubt", body: run.Resolution{}, answers: commandAnswers()},
 	{pattern: "POST /v1/runs/{id}/fork", summary: "Start a new run from a step of this one, optionally with a tool result, the instructions or the model changed", body: apitype.ForkRequest{},
 		answers: map[int]any{201: apitype.RunRef{}, 400: errorBody{}, 404: errorBody{}, 409: errorBody{}}},
@@ -102,7 +107,7 @@ var queryParams = map[string]struct {
 	// style is an OpenAPI parameter style other than form.
 	style string
 }{
-	"agent":    {doc: "only runs (or approvals) of this agent", schema: nil},
+	"agent":    {doc: "only runs, approvals or instances of this agent", schema: nil},
 	"flow":     {doc: "only runs of this flow"},
 	"instance": {doc: "only the turns of the instances with this key"},
 	"parent":   {doc: "only the child runs of this run"},
@@ -111,6 +116,7 @@ var queryParams = map[string]struct {
 		"enum": []string{"queued", "running", "waiting", "in_doubt", "completed", "failed", "canceled"}}},
 	"limit":    {doc: "page size", schema: map[string]any{"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}},
 	"cursor":   {doc: "the next_cursor of the previous page"},
+	"under":    {doc: "only instances whose keys are under this path (eu/team-a)"},
 	"wait":     {doc: "long-poll until the run settles, up to this long (a Go duration, at most 60s)", schema: map[string]any{"type": "string", "example": "30s"}},
 	"children": {doc: "include the events of the run's descendants (default true)", schema: map[string]any{"type": "boolean"}},
 	"group_by": {doc: "agent, model, tool or metadata.KEY", schema: map[string]any{"type": "string", "pattern": "^(agent|model|tool|metadata\\..+)$", "default": "agent"}},

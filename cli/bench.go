@@ -61,12 +61,56 @@ func bench(ctx context.Context, e *env, args []string) error {
 	flowName := fs.String("flow", "", "benchmark one run of this flow instead of agent sessions")
 	items := fs.Int("items", 1000, "with --flow: the number of items in the state list the flow maps over")
 	itemsKey := fs.String("items-key", "docs", "with --flow: the state key of that list")
+	actors := fs.String("actors", "", "benchmark the agent as virtual actors: send (--sessions messages, stored as fast as they go, then handled) or ask (each of --concurrency clients asks and waits)")
+	instances := fs.Int("instances", 0, "with --actors: how many instances the messages go to (default: one message each)")
+	noWorkers := fs.Bool("no-workers", false, "with --actors and --nats: only send and wait; the cluster's other nodes do the work")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
 	log, err := logs.logger(e.stderr)
 	if err != nil {
 		return err
+	}
+	if *actors != "" {
+		if *actors != "send" && *actors != "ask" {
+			return &exitError{code: 2, err: fmt.Errorf("--actors: %q is not a mode (known: send, ask)", *actors)}
+		}
+		if *agentName == "" || *sessions < 1 {
+			return &exitError{code: 2, err: errors.New("--actors needs --agent and --sessions ≥ 1")}
+		}
+		if *noWorkers && *natsURL == "" {
+			return &exitError{code: 2, err: errors.New("--no-workers needs --nats: without other nodes nothing would do the work")}
+		}
+		proj, err := myriad.Load(*path)
+		if err != nil {
+			return err
+		}
+		defer proj.Close()
+		if _, ok := proj.Agents[*agentName]; !ok {
+			return fmt.Errorf("--agent: unknown agent %q (known: %s)", *agentName, strings.Join(proj.Config.AgentNames(), ", "))
+		}
+		dir, cleanup, err := dataDir(*data, "bench", *memory || *natsURL != "")
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		if *concurrency <= 0 {
+			*concurrency = 64
+		}
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
+		}
+		b := &actorsBench{e: e, mode: *actors, agent: *agentName, messages: *sessions, instances: *instances,
+			concurrency: *concurrency, input: *input, noWorkers: *noWorkers}
+		return benchActors(ctx, b, proj, dir, *natsURL, log)
 	}
 	if *flowName != "" {
 		proj, err := myriad.Load(*path)

@@ -28,6 +28,7 @@ func commands() []command {
 		{"mcp", "serve agents and flows as MCP tools on stdin/stdout", mcpCmd},
 		{"run", "run an agent or a flow in-process and print its events", runCmd},
 		{"runs", "submit, list, show, follow, cancel or resolve runs on a server", runsCmd},
+		{"instances", "list, read and message agent instances on a server", instancesCmd},
 		{"agents", "list a server's agents", agentsCmd},
 		{"storage", "what a server's store holds: runs, and bytes by stream", storageCmd},
 		{"flows", "list a server's flows", flowsCmd},

@@ -25,7 +25,7 @@ agents:
 		{"unknown field", "a2a_agents:\n  billing: {url: 'http://h/a2a/b', card: x}\n", "a2a_agents.billing.card: unknown field"},
 		{"secret header", "a2a_agents:\n  billing: {url: 'http://h/a2a/b', header_env: {Authorization: 'Bearer sk-abcdefabcdef1234'}}\n", "a2a_agents.billing.header_env.Authorization: this looks like a key"},
 		{"approval", "a2a_agents:\n  billing: {url: 'http://h/a2a/b', approval: sometimes}\n", `a2a_agents.billing.approval: unknown value "sometimes"`},
-		{"unknown tool without it", "", `agents.front.tools[0]: unknown tool "billing" (known: current_time)`},
+		{"unknown tool without it", "", `agents.front.tools[0]: unknown tool "billing" (known: ask_agent, broadcast_message, current_time, send_message)`},
 		{"default unknown", "a2a_agents:\n  billing: {url: 'http://h/a2a/b'}\nserver: {a2a: {default: nobody}}\n", `server.a2a.default: unknown agent or flow "nobody" (known: back, front)`},
 		{"default unpublished", "a2a_agents:\n  billing: {url: 'http://h/a2a/b'}\nserver: {a2a: {default: back, publish: [front]}}\n", `server.a2a.default: "back" is not in server.a2a.publish`},
 		{"publish unknown", "a2a_agents:\n  billing: {url: 'http://h/a2a/b'}\nserver: {a2a: {publish: [front, x]}}\n", `server.a2a.publish: [1]: unknown agent or flow "x"`},

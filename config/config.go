@@ -262,8 +262,24 @@ type Agent struct {
 	// MCPContext is read from MCP servers when a run starts and given to
 	// the model with the instructions.
 	MCPContext []MCPContext `yaml:"mcp_context,omitempty"`
+	// Messaging bounds the messages this agent's send_message, ask_agent
+	// and broadcast_message calls send.
+	Messaging *Messaging `yaml:"messaging,omitempty"`
 	// Extra collects unknown fields, so Validate can name them.
 	Extra map[string]yaml.Node `yaml:",inline"`
+}
+
+// Messaging is agents.X.messaging: what the agent's runs may message.
+type Messaging struct {
+	// To are addresses ("support/customer-42") and patterns ("research/*",
+	// "*/team-a/*") the agent may message; left out, any instance.
+	To []string `yaml:"to,omitempty"`
+	// AskTimeout bounds an ask_agent call's wait (default 1m).
+	AskTimeout Duration `yaml:"ask_timeout,omitempty"`
+	// MaxBroadcast caps one broadcast_message call's recipients (default
+	// 100).
+	MaxBroadcast int                  `yaml:"max_broadcast,omitempty"`
+	Extra        map[string]yaml.Node `yaml:",inline"`
 }
 
 // SubAgent is one entry of agents.X.sub_agents: an agent name, or a mapping
@@ -330,6 +346,9 @@ type Server struct {
 	MaxBacklog int `yaml:"max_backlog,omitempty"`
 	// Retention is how long ended runs are kept (0: forever).
 	Retention Duration `yaml:"retention,omitempty"`
+	// InstanceCacheMB bounds the instance snapshots one node keeps in
+	// memory, in MiB (default 64; -1: none).
+	InstanceCacheMB int `yaml:"instance_cache_mb,omitempty"`
 	// Extra collects unknown fields, so Validate can name them.
 	Extra map[string]yaml.Node `yaml:",inline"`
 }
@@ -524,7 +543,7 @@ func (c *Config) applyDefaults() {
 var namePattern = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_-]{0,63}$`)
 
 // BuiltinTools are the tool names every agent may list without defining them.
-var BuiltinTools = []string{"current_time"}
+var BuiltinTools = []string{"ask_agent", "broadcast_message", "current_time", "send_message"}
 
 // Validate checks the whole file and returns every problem as Errors.
 func (c *Config) Validate() error {
@@ -716,6 +735,9 @@ func (c *Config) Validate() error {
 	if c.Server.Workers < 0 {
 		add("server.workers", "must be positive")
 	}
+	if c.Server.InstanceCacheMB < -1 {
+		add("server.instance_cache_mb", "must be positive, or -1 for no cache (left out: 64)")
+	}
 	if c.Server.MaxBacklog < 0 {
 		add("server.max_backlog", "must be positive (or left out for no limit)")
 	}
@@ -803,6 +825,20 @@ func (c *Config) toolNames() map[string]bool {
 	return known
 }
 
+// MessagingTools are the built-in tools that message agent instances: an
+// agent's runs may call them, a flow's nodes may not (a flow is no
+// instance and sends as no one).
+var MessagingTools = []string{"ask_agent", "broadcast_message", "send_message"}
+
+// flowToolNames are the tools a flow's node may call.
+func (c *Config) flowToolNames() map[string]bool {
+	known := c.toolNames()
+	for _, n := range MessagingTools {
+		delete(known, n)
+	}
+	return known
+}
+
 // AgentNames returns the agents in name order.
 func (c *Config) AgentNames() []string { return sortedKeys(c.Agents) }
 
@@ -886,6 +922,30 @@ func (c *Config) validateTeam(add func(path, format string, args ...any), name s
 	}
 	if r := a.Retention.Std(); r != 0 && r < time.Minute {
 		add(p+".retention", "must be a minute or more (or left out for server.retention)")
+	}
+	if m := a.Messaging; m != nil {
+		validateMessaging(add, p+".messaging", m, c)
+	}
+}
+
+// validateMessaging checks agents.X.messaging: each entry of to is
+// agent/key, agent/path/* or */path/*, naming a configured agent.
+func validateMessaging(add func(path, format string, args ...any), p string, m *Messaging, c *Config) {
+	unknownFields(add, p, m.Extra, *m)
+	for i, to := range m.To {
+		agentName, _, ok := strings.Cut(to, "/")
+		switch {
+		case !ok || agentName == "" || strings.HasSuffix(to, "/"):
+			add(fmt.Sprintf("%s.to[%d]", p, i), "%q is not an address or pattern: write agent/key, agent/team/* or */team/*", to)
+		case agentName != "*" && c.Agents[agentName] == nil:
+			add(fmt.Sprintf("%s.to[%d]", p, i), "unknown agent %q (known: %s)", agentName, strings.Join(c.AgentNames(), ", "))
+		}
+	}
+	if m.AskTimeout.Std() < 0 {
+		add(p+".ask_timeout", "must be positive (or left out for 1m)")
+	}
+	if m.MaxBroadcast < 0 {
+		add(p+".max_broadcast", "must be positive (or left out for 100)")
 	}
 }
 

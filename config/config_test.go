@@ -59,7 +59,7 @@ func TestErrorsNameTheFieldAndTheFix(t *testing.T) {
 		name, edit, want string
 	}{
 		{"unknown model", "model: fast\n    instructions", `agents.triage.model: unknown model "fats" (known: fast, local)`},
-		{"unknown tool", "tools: [lookup, current_time]", `agents.triage.tools[1]: unknown tool "clock" (known: current_time, lookup)`},
+		{"unknown tool", "tools: [lookup, current_time]", `agents.triage.tools[1]: unknown tool "clock" (known: ask_agent, broadcast_message, current_time, lookup, send_message)`},
 		{"bad provider", "provider: openai", `models.fast.provider: unknown provider "opneai" (known: openai, anthropic, scripted)`},
 		{"bad url", "url: http://127.0.0.1:9000/lookup", `tools.lookup.url: invalid URL "ftp://x"`},
 		{"secret in file", "api_key_env: OPENAI_API_KEY", `models.fast.api_key_env: this looks like a key`},
@@ -77,6 +77,10 @@ func TestErrorsNameTheFieldAndTheFix(t *testing.T) {
 		{"negative max_concurrent", "max_turns: 5", `agents.triage.max_concurrent: must be positive`},
 		{"negative max_backlog", "agents:\n  triage:", `server.max_backlog: must be positive`},
 		{"short retention", "max_turns: 5", `agents.triage.retention: must be a minute or more`},
+		{"messaging unknown agent", "max_turns: 5", `agents.triage.messaging.to[1]: unknown agent "nobody" (known: triage)`},
+		{"messaging not an address", "max_turns: 5", `agents.triage.messaging.to[0]: "triage" is not an address or pattern`},
+		{"messaging field", "max_turns: 5", `agents.triage.messaging.ask_timout: unknown field`},
+		{"negative cache", "agents:\n  triage:", `server.instance_cache_mb: must be positive, or -1`},
 	}
 	replacements := map[string]string{
 		"unknown model":                 "model: fats\n    instructions",
@@ -96,6 +100,10 @@ func TestErrorsNameTheFieldAndTheFix(t *testing.T) {
 		"negative max_concurrent":       "max_turns: 5\n    max_concurrent: -1",
 		"negative max_backlog":          "server: {max_backlog: -5}\nagents:\n  triage:",
 		"short retention":               "max_turns: 5\n    retention: 10s",
+		"messaging unknown agent":       "max_turns: 5\n    messaging: {to: [triage/team/*, nobody/x, '*/team/*']}",
+		"messaging not an address":      "max_turns: 5\n    messaging: {to: [triage]}",
+		"messaging field":               "max_turns: 5\n    messaging: {ask_timout: 5s}",
+		"negative cache":                "server: {instance_cache_mb: -2}\nagents:\n  triage:",
 		"approval cel":                  "idempotent: true\n    approval: {when: 'args.amount >'}",
 		"approval default":              "idempotent: true\n    approval: {when: 'true', timeout: 1h, on_timeout: maybe}",
 	}

@@ -139,7 +139,7 @@ func (f *Flow) Definition(name string, tools map[string]tool.Tool) *flow.Flow {
 // validateFlows checks flows and schedules.
 func (c *Config) validateFlows(add func(path, format string, args ...any)) {
 	tools := map[string]tool.Tool{}
-	for n := range c.toolNames() {
+	for n := range c.flowToolNames() {
 		tools[n] = nil
 	}
 	for _, name := range sortedKeys(c.Flows) {
@@ -189,7 +189,7 @@ func (c *Config) validateFlows(add func(path, format string, args ...any)) {
 				msg += fmt.Sprintf(" (known: %s)", list(c.AgentNames()))
 			}
 			if strings.HasSuffix(fe.Path, ".tool") && strings.HasPrefix(msg, "unknown tool") {
-				msg += fmt.Sprintf(" (known: %s)", list(sortedSet(c.toolNames())))
+				msg += fmt.Sprintf(" (known: %s)", list(sortedSet(c.flowToolNames())))
 			}
 			add(p+"."+fe.Path, "%s", msg)
 		}

@@ -50,8 +50,16 @@ func TestInstanceKeepsConversationAndOrder(t *testing.T) {
 	if err != nil || in.Done != 3 || len(in.Messages) != 6 {
 		t.Fatalf("instance %+v %v", in, err)
 	}
-	if _, _, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "worker", Input: "x", Instance: "other/alice"}); !errors.Is(err, engine.ErrInvalid) {
-		t.Errorf("instance of another agent: %v", err)
+	// Keys are paths: "other/alice" is a key of worker's, "worker/alice"
+	// the address of the instance above.
+	for _, key := range []string{"other//alice", "other/.alice", "/alice", "alice/"} {
+		if _, _, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "worker", Input: "x", Instance: key}); !errors.Is(err, engine.ErrInvalid) {
+			t.Errorf("key %q: %v", key, err)
+		}
+	}
+	rec, _, err := rt.Submit(ctx, engine.SubmitRequest{Agent: "worker", Input: "what again", Instance: "worker/alice"})
+	if err != nil || wait(t, rt, rec.ID).Output != "turn 4" {
+		t.Fatalf("worker/alice: %v", err)
 	}
 }
 

@@ -110,6 +110,12 @@ type Options struct {
 	MaxBacklog int
 	// Retention deletes ended root runs after a while (zero: never).
 	Retention Retention
+	// InstanceCache bounds, in bytes, the instance snapshots this node
+	// keeps in memory (0: DefaultInstanceCache; negative: none).
+	InstanceCache int
+	// OnActivation, when set, is told how long each activation of an
+	// instance took on this node (benchmarks).
+	OnActivation func(d time.Duration, cached bool)
 }
 
 // RunStats describe one execution of a run on this node.
@@ -137,6 +143,11 @@ type Engine struct {
 	// shared makes concurrent identical reads one read: a thousand
 	// followers arriving at one run read its record and history once.
 	shared singleflight.Group
+
+	// snapshots caches instance snapshots (passivate.go); acts tallies
+	// activations.
+	snapshots *snapshotCache
+	acts      activations
 
 	mu     sync.Mutex
 	active map[string]holder
@@ -188,6 +199,9 @@ func New(st *store.Store, opts Options) (*Engine, error) {
 		if err := a.Init(); err != nil {
 			return nil, err
 		}
+		if err := CheckMessaging(a.Messaging); err != nil {
+			return nil, fmt.Errorf("agent %s: messaging: %w", name, err)
+		}
 	}
 	for name, f := range opts.Flows {
 		if f.Name == "" {
@@ -203,6 +217,12 @@ func New(st *store.Store, opts Options) (*Engine, error) {
 	e := &Engine{st: st, opts: opts, log: opts.Logger, agents: opts.Agents, flows: opts.Flows,
 		active: map[string]holder{}, held: map[*store.Claim]struct{}{}}
 	e.feed = newFeed(st, opts.Logger)
+	switch {
+	case opts.InstanceCache == 0:
+		e.snapshots = newSnapshotCache(DefaultInstanceCache)
+	case opts.InstanceCache > 0:
+		e.snapshots = newSnapshotCache(opts.InstanceCache)
+	}
 	e.carry = carried(opts.Budgets)
 	e.slots = map[string]chan struct{}{}
 	for name, a := range opts.Agents {

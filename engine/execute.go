@@ -354,7 +354,7 @@ func (x *execution) resume(ctx context.Context) (again bool, err error) {
 	}
 	env := agent.Env{OnDelta: x.publishDelta(rec), OnProgress: x.publishProgress(rec), Children: x.e, Lookup: x.e.lookupAgent,
 		Inputs: x.inputsForRunner, Ask: x.askDuringCall(rec), TraceParent: rec.Metadata["traceparent"],
-		Budget: x.e.budgetFor(rec.Metadata), Carry: x.e.carry, Models: x.e.model}
+		Budget: x.e.budgetFor(rec.Metadata), Carry: x.e.carry, Models: x.e.model, Messenger: x.e.messenger(rec, x.e.agents[rec.Agent])}
 	done := make(chan struct{})
 	go x.listen(done)
 	outcome, err := runner.Resume(runCtx, x.id, events, x, env)

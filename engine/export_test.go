@@ -23,3 +23,10 @@ func ForgetBacklog(e *Engine) {
 
 // Sweep runs the retention sweep as if it were now.
 func Sweep(e *Engine, now time.Time) error { return e.sweep(context.Background(), now) }
+
+// CachedSnapshot returns the snapshot the node's cache holds for an
+// instance; CacheSnapshot puts one there, as if this node had written it.
+func CachedSnapshot(e *Engine, id string) ([]byte, bool) { return e.snapshots.get(id) }
+
+// CacheSnapshot puts a snapshot in the node's cache.
+func CacheSnapshot(e *Engine, id string, data []byte) { e.snapshots.put(id, data) }

@@ -5,10 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"regexp"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/myriad-ai/myriad/run"
 	"github.com/myriad-ai/myriad/store"
 )
 
@@ -69,8 +72,57 @@ var runIDPattern = regexp.MustCompile(`^run_[0-9a-f]{28}(?:[0-9a-f]{12})?$`)
 func ValidRunID(id string) bool { return runIDPattern.MatchString(id) }
 
 // ValidInstanceKey reports whether key can name an agent instance
-// ("customer-42").
-func ValidInstanceKey(key string) bool { return instanceKey.MatchString(key) }
+// ("customer-42", "eu/team-a/alice").
+func ValidInstanceKey(key string) bool { return CheckInstanceKey(key) == nil }
+
+// Instance keys are paths: segments separated by '/', so a swarm can be
+// organised into teams and sub-teams and addressed a part at a time.
+const (
+	// MaxInstanceKey bounds a key's length in bytes.
+	MaxInstanceKey = 256
+	// MaxInstanceDepth bounds a key's segments.
+	MaxInstanceDepth = 16
+)
+
+var keySegment = regexp.MustCompile(`^[A-Za-z0-9_=-][A-Za-z0-9_=.-]*$`)
+
+// CheckInstanceKey says what is wrong with an instance key, if anything.
+func CheckInstanceKey(key string) error {
+	const rule = "an instance key is 1-256 letters, digits, '_', '-', '=' or '.', in up to 16 segments separated by '/', none empty or starting with '.'"
+	if key == "" || len(key) > MaxInstanceKey {
+		return fmt.Errorf("%s is not an instance key: %s", run.Quote(run.CutText(key, 300)), rule)
+	}
+	n := 0
+	for seg := range strings.SplitSeq(key, "/") {
+		n++
+		if n > MaxInstanceDepth || !keySegment.MatchString(seg) {
+			return fmt.Errorf("%s is not an instance key: %s", run.Quote(key), rule)
+		}
+	}
+	return nil
+}
+
+// Address names an agent instance: its agent and its key, written
+// "agent/key" ("support/eu/customer-42").
+type Address struct {
+	Agent string
+	Key   string
+}
+
+// String writes the address as "agent/key".
+func (a Address) String() string { return a.Agent + "/" + a.Key }
+
+// ParseAddress reads "agent/key"; the key may have segments of its own.
+func ParseAddress(s string) (Address, error) {
+	agentName, key, ok := strings.Cut(s, "/")
+	if !ok || agentName == "" {
+		return Address{}, fmt.Errorf("%s is not an address: write agent/key, such as support/customer-42", run.Quote(run.CutText(s, 300)))
+	}
+	if err := CheckInstanceKey(key); err != nil {
+		return Address{}, err
+	}
+	return Address{Agent: agentName, Key: key}, nil
+}
 
 func isInstance(id string) bool { return len(id) > 4 && id[:4] == "ins_" }
 

@@ -46,6 +46,8 @@ type Instance struct {
 	// it is not the instance's own agent.
 	Active    string    `json:"active,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Listed says the instance directory has it.
+	Listed bool `json:"listed,omitempty"`
 
 	// Where the snapshot stands in the instance's journal.
 	Seq      uint64 `json:"seq,omitempty"`
@@ -123,7 +125,7 @@ func (e *Engine) snapshot(ctx context.Context, id string) (*Instance, error) {
 // the inputs it has now, and the position of its newest input.
 func (e *Engine) instanceNow(ctx context.Context, id string) (*Instance, uint64, error) {
 	w := &instanceWork{e: e, id: id}
-	if err := w.load(ctx); err != nil {
+	if _, err := w.load(ctx); err != nil {
 		return nil, 0, err
 	}
 	last := w.j.InputSeq()
@@ -246,8 +248,15 @@ func (e *Engine) workInstance(workCtx context.Context, c *store.Claim) {
 func (w *instanceWork) onPoke() { w.poked.Store(true) }
 
 func (w *instanceWork) work(ctx context.Context) error {
-	if err := w.load(ctx); err != nil {
+	began := time.Now()
+	cached, err := w.load(ctx)
+	if err != nil {
 		return err
+	}
+	d := time.Since(began)
+	w.e.acts.observe(d)
+	if on := w.e.opts.OnActivation; on != nil {
+		on(d, cached)
 	}
 	// The last entry's messages may not have gone out before a crash.
 	if err := w.redo(ctx); err != nil {
@@ -285,6 +294,9 @@ func (w *instanceWork) work(ctx context.Context) error {
 	if err := w.startNext(ctx); err != nil {
 		return err
 	}
+	if err := w.addToDirectory(ctx); err != nil {
+		return err
+	}
 	w.in.Seq, w.in.Step, w.in.InputSeq = w.j.Last(), w.j.Steps(), w.j.InputSeq()
 	w.in.UpdatedAt = time.Now().UTC()
 	if queued := w.in.queuedBytes(); queued > w.e.st.PayloadLimit() {
@@ -299,6 +311,9 @@ func (w *instanceWork) work(ctx context.Context) error {
 	if errors.Is(err, store.ErrTooLarge) {
 		w.log.Warn("instance snapshot larger than the NATS server's max_payload: kept in the journal only until it shrinks", "bytes", len(data))
 		return nil
+	}
+	if err == nil {
+		w.e.snapshots.put(w.id, data)
 	}
 	return err
 }
@@ -362,20 +377,27 @@ func tooLargeStart(turn uint64, what string, sub *submission) startTurn {
 	return st
 }
 
-// load reads the snapshot and folds the journal entries after it.
-func (w *instanceWork) load(ctx context.Context) error {
-	in, err := w.e.snapshot(ctx, w.id)
-	if err != nil {
-		return err
+// load reads the snapshot — this node's cached copy when it has one — and
+// folds the journal entries after it; cached says which.
+func (w *instanceWork) load(ctx context.Context) (cached bool, err error) {
+	var in *Instance
+	if data, ok := w.e.snapshots.get(w.id); ok {
+		in = &Instance{}
+		if err := json.Unmarshal(data, in); err != nil {
+			return false, err
+		}
+		cached = true
+	} else if in, err = w.e.snapshot(ctx, w.id); err != nil {
+		return false, err
 	}
 	w.in = in
 	events, err := w.e.st.ReadJournals(ctx, store.JournalFilter{ID: w.id}, in.Seq, 0, 0)
 	if err != nil {
-		return err
+		return cached, err
 	}
 	for _, ev := range events {
 		if err := w.apply(ev); err != nil {
-			return err
+			return cached, err
 		}
 	}
 	w.j = w.e.st.JournalAt(w.id, in.Seq, in.Step, in.InputSeq)
@@ -383,7 +405,7 @@ func (w *instanceWork) load(ctx context.Context) error {
 		w.j = w.e.st.JournalAt(w.id, events[n-1].Seq, events[n-1].Step, max(in.InputSeq, journal.InputSeq(events)))
 		w.last = &events[n-1]
 	}
-	return nil
+	return cached, nil
 }
 
 // apply folds one entry of the instance's journal.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -40,8 +39,6 @@ type SubmitRequest struct {
 	// (its timer fires once).
 	scheduled bool
 }
-
-var instanceKey = regexp.MustCompile(`^[A-Za-z0-9_=-][A-Za-z0-9_=.-]{0,127}$`)
 
 // Submit accepts a run. Its submission is one write: the run's first
 // input (created only if the run does not exist), or, for an instance's
@@ -329,14 +326,10 @@ func (e *Engine) checkSubmission(req *SubmitRequest) error {
 		return fmt.Errorf("%w: input: must not be empty", ErrInvalid)
 	}
 	if req.Instance != "" {
-		if a, k, ok := strings.Cut(req.Instance, "/"); ok {
-			if a != req.Agent {
-				return fmt.Errorf("%w: instance: %s belongs to agent %s, not %s", ErrInvalid, run.Quote(req.Instance), run.Quote(a), run.Quote(req.Agent))
-			}
-			req.Instance = k
-		}
-		if !instanceKey.MatchString(req.Instance) {
-			return fmt.Errorf("%w: instance: %s must be 1-128 letters, digits, '_', '-', '=' or '.', not starting with '.'", ErrInvalid, run.Quote(req.Instance))
+		// "agent/key" names the same instance as "key".
+		req.Instance = strings.TrimPrefix(req.Instance, req.Agent+"/")
+		if err := CheckInstanceKey(req.Instance); err != nil {
+			return fmt.Errorf("%w: instance: %w", ErrInvalid, err)
 		}
 	}
 	return nil

@@ -177,14 +177,15 @@ func (s *Server) submission(r *http.Request, req *ChatRequest) (engine.SubmitReq
 		if flow {
 			return engine.SubmitRequest{}, invalid(param, "%s: %q is a flow, and flows have no instances (leave %s out)", param, req.Model, param)
 		}
-		if !engine.ValidInstanceKey(instance) {
+		// A user id with '/' keeps the key it always had, not a path.
+		if !engine.ValidInstanceKey(instance) || (param == "user" && strings.Contains(instance, "/")) {
 			if param == "user" {
 				// An end user's id as a client fills it in (an email):
 				// its conversation gets a key made from it.
 				instance = UserInstance(instance)
 			} else {
-				return engine.SubmitRequest{}, invalid(param, "%s: %q is not an instance key (1-128 letters, digits, '_', '-', '=' or '.'): it names the instance of %s to continue",
-					param, run.CutText(instance, 200), req.Model)
+				return engine.SubmitRequest{}, invalid(param, "%s: %v; it names the instance of %s to continue",
+					param, engine.CheckInstanceKey(instance), req.Model)
 			}
 		}
 	}

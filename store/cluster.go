@@ -129,7 +129,7 @@ func (s *Store) ensureClustered(ctx context.Context) error {
 // led checks that every stream and consumer Myriad uses has a leader: a
 // node serves only once its work can move.
 func (s *Store) led(ctx context.Context) error {
-	streams := map[string]jetstream.Stream{JournalStream: s.journal, InputStream: s.inputs, QueueStream: s.queueStream, ScheduleStream: s.schedules, IndexStream: s.index}
+	streams := map[string]jetstream.Stream{JournalStream: s.journal, InputStream: s.inputs, QueueStream: s.queueStream, ScheduleStream: s.schedules, IndexStream: s.index, DirectoryStream: s.directory}
 	for name, st := range streams {
 		info, err := st.Info(ctx)
 		if err != nil {

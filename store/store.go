@@ -109,6 +109,7 @@ type Store struct {
 	queueStream jetstream.Stream
 	schedules   jetstream.Stream
 	index       jetstream.Stream
+	directory   jetstream.Stream
 	runs        jetstream.KeyValue
 	insts       jetstream.KeyValue
 	budgets     jetstream.KeyValue
@@ -324,6 +325,9 @@ func (s *Store) ensure(ctx context.Context) error {
 	}
 	if s.index, err = s.js.CreateOrUpdateStream(ctx, s.indexConfig()); err != nil {
 		return fmt.Errorf("create stream %s: %w", IndexStream, err)
+	}
+	if s.directory, err = s.js.CreateOrUpdateStream(ctx, s.directoryConfig()); err != nil {
+		return fmt.Errorf("create stream %s: %w", DirectoryStream, err)
 	}
 	if s.queueStream, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        QueueStream,

@@ -103,6 +103,7 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 type Node interface {
 	Stats() engine.Stats
 	Backlog(ctx context.Context) (engine.Backlog, error)
+	InstanceStats() engine.InstanceStats
 }
 
 // Register adds the gauges that read a node at each scrape: its workers,
@@ -217,10 +218,15 @@ var (
 	descQueued      = prometheus.NewDesc("myriad_queue_waiting", "Runs and instances with work no node has taken yet (the cluster's work queue).", nil, nil)
 	descQueuedTaken = prometheus.NewDesc("myriad_queue_taken", "Runs and instances taken from the work queue and not yet done (the cluster's).", nil, nil)
 	descQueueAge    = prometheus.NewDesc("myriad_queue_oldest_waiting_seconds", "How long the oldest entry no node has taken has waited on the cluster's work queue (0 when none waits): scale out when it grows.", nil, nil)
+	descActivation  = prometheus.NewDesc("myriad_instance_activation_seconds", "How long this node took to activate an agent instance: from claiming it to its state read and folded.", nil, nil)
+	descCacheHits   = prometheus.NewDesc("myriad_instance_cache_hits_total", "Activations on this node that found the instance's snapshot in its cache.", nil, nil)
+	descCacheBytes  = prometheus.NewDesc("myriad_instance_cache_bytes", "Bytes of instance snapshots this node's cache holds (bounded by server.instance_cache_mb).", nil, nil)
+	descCached      = prometheus.NewDesc("myriad_instance_cache_instances", "Instances whose snapshots this node's cache holds.", nil, nil)
 )
 
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descWorkers, descBusy, descFollowers, descQueued, descQueuedTaken, descQueueAge} {
+	for _, d := range []*prometheus.Desc{descWorkers, descBusy, descFollowers, descQueued, descQueuedTaken, descQueueAge,
+		descActivation, descCacheHits, descCacheBytes, descCached} {
 		ch <- d
 	}
 }
@@ -230,6 +236,17 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descWorkers, prometheus.GaugeValue, float64(s.Workers))
 	ch <- prometheus.MustNewConstMetric(descBusy, prometheus.GaugeValue, float64(s.Busy))
 	ch <- prometheus.MustNewConstMetric(descFollowers, prometheus.GaugeValue, float64(s.Followers))
+	is := c.n.InstanceStats()
+	buckets := make(map[float64]uint64, len(engine.ActivationBuckets))
+	var cum uint64
+	for i, b := range engine.ActivationBuckets {
+		cum += is.Latency[i]
+		buckets[b.Seconds()] = cum
+	}
+	ch <- prometheus.MustNewConstHistogram(descActivation, is.Activations, is.LatencySum.Seconds(), buckets)
+	ch <- prometheus.MustNewConstMetric(descCacheHits, prometheus.CounterValue, float64(is.CacheHits))
+	ch <- prometheus.MustNewConstMetric(descCacheBytes, prometheus.GaugeValue, float64(is.CachedBytes))
+	ch <- prometheus.MustNewConstMetric(descCached, prometheus.GaugeValue, float64(is.CachedInstances))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if b, err := c.n.Backlog(ctx); err == nil {

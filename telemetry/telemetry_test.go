@@ -198,6 +198,9 @@ func TestMetricsMoveWithRuns(t *testing.T) {
 		{"myriad_workers_busy", nil, -2},
 		{"myriad_followers", nil, -2},
 		{"myriad_queue_waiting", nil, -2},
+		{"myriad_instance_activation_seconds", nil, -2},
+		{"myriad_instance_cache_hits_total", nil, -2},
+		{"myriad_instance_cache_bytes", nil, -2},
 		{"go_goroutines", nil, -2},
 	}
 	for _, c := range checks {

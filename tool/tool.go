@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // ErrRunCanceled is the cause of a call's context when the run the call
@@ -62,7 +63,46 @@ type Call struct {
 	// the JSON strings "decline" and "cancel". Without it a tool cannot
 	// ask.
 	Ask func(ctx context.Context, q Question) (json.RawMessage, error)
+	// Messenger, when set, lets the call message agent instances as its
+	// run's agent (the send_message, ask_agent and broadcast_message
+	// tools); without it a tool cannot.
+	Messenger Messenger
 }
+
+// Messenger sends messages to agent instances, addressed "agent/key"
+// (keys are paths: "support/eu/customer-42"). Each message is a turn of
+// its instance, stored before Send returns. Key makes a message
+// idempotent: a call made again after a crash sends nothing new.
+type Messenger interface {
+	// Send stores a message for an instance and returns the run of its
+	// turn.
+	Send(ctx context.Context, m Message) (runID string, err error)
+	// Ask sends a message and waits at most timeout for the turn's answer.
+	Ask(ctx context.Context, m Message, timeout time.Duration) (Reply, error)
+	// Broadcast sends a message to every instance a pattern matches
+	// ("agent/team/*", "*/team/*") and returns how many it reached.
+	Broadcast(ctx context.Context, m Message) (sent int, err error)
+}
+
+// Message is a message to an agent instance, or to a pattern of them.
+type Message struct {
+	To   string
+	Text string
+	// Key, when set, makes the message idempotent.
+	Key string
+}
+
+// Reply is the answer to an Ask.
+type Reply struct {
+	RunID string
+	// Status is the turn's run status, or ReplyTimedOut; Text its answer,
+	// or why it has none.
+	Status string
+	Text   string
+}
+
+// ReplyTimedOut is the status of a Reply that did not come in time.
+const ReplyTimedOut = "timed_out"
 
 // Question is what a running call asks a person.
 type Question struct {

@@ -159,3 +159,57 @@ type StreamStorage struct {
 	Messages uint64 `json:"messages"`
 	Bytes    uint64 `json:"bytes"`
 }
+
+// InstanceList is a page of GET /v1/instances, oldest first.
+type InstanceList struct {
+	Instances []InstanceEntry `json:"instances"`
+	// NextCursor continues the listing; absent at its end.
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// InstanceEntry is an agent instance as the directory lists it.
+type InstanceEntry struct {
+	Agent string `json:"agent"`
+	Key   string `json:"key"`
+	// Address is agent/key: what messages are sent to.
+	Address string    `json:"address"`
+	Created time.Time `json:"created"`
+}
+
+// Instance is an agent instance's state (GET /v1/instances/{agent}/{key}).
+type Instance struct {
+	Agent   string `json:"agent"`
+	Key     string `json:"key"`
+	Address string `json:"address"`
+	// Turns counts the turns started, Done those that ended.
+	Turns uint64 `json:"turns"`
+	Done  uint64 `json:"done"`
+	// Current is the run of the turn running now; Queued the runs of the
+	// turns waiting, in order.
+	Current string   `json:"current,omitempty"`
+	Queued  []string `json:"queued,omitempty"`
+	// Messages counts the conversation's messages the instance keeps.
+	Messages int `json:"messages"`
+	// Active is the agent holding the conversation after a handoff.
+	Active    string    `json:"active,omitempty"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
+}
+
+// BroadcastRequest is the body of POST /v1/broadcasts.
+type BroadcastRequest struct {
+	// To is a pattern: agent/team/* (one agent's instances under team),
+	// */team/* (every agent's), agent/* (all of an agent's), or one
+	// address.
+	To    string `json:"to"`
+	Input string `json:"input"`
+	// From names the sender, told to each recipient with the input.
+	From     string            `json:"from,omitempty"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// BroadcastResult says what a broadcast sent.
+type BroadcastResult struct {
+	// Sent counts the instances it reached; Runs are their turns.
+	Sent int      `json:"sent"`
+	Runs []string `json:"runs"`
+}

@@ -320,3 +320,40 @@ func (c *Client) Flows(ctx context.Context) ([]apitype.FlowInfo, error) {
 	}
 	return out.Flows, c.do(ctx, http.MethodGet, "/v1/flows", nil, nil, &out)
 }
+
+// Instances lists agent instances from the directory: of agentName ("" for
+// every agent's), under a key path ("" for all), a page at a time.
+func (c *Client) Instances(ctx context.Context, agentName, under string, limit int, cursor string) (*apitype.InstanceList, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"agent": agentName, "under": under, "cursor": cursor} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out apitype.InstanceList
+	return &out, c.do(ctx, http.MethodGet, "/v1/instances?"+q.Encode(), nil, nil, &out)
+}
+
+// Instance reads an agent instance's state.
+func (c *Client) Instance(ctx context.Context, agentName, key string) (*apitype.Instance, error) {
+	var out apitype.Instance
+	path := "/v1/instances/" + url.PathEscape(agentName)
+	for seg := range strings.SplitSeq(key, "/") {
+		path += "/" + url.PathEscape(seg)
+	}
+	return &out, c.do(ctx, http.MethodGet, path, nil, nil, &out)
+}
+
+// Broadcast sends a message to every instance a pattern matches;
+// idempotencyKey may be empty.
+func (c *Client) Broadcast(ctx context.Context, req apitype.BroadcastRequest, idempotencyKey string) (*apitype.BroadcastResult, error) {
+	h := http.Header{}
+	if idempotencyKey != "" {
+		h.Set("Idempotency-Key", idempotencyKey)
+	}
+	var out apitype.BroadcastResult
+	return &out, c.do(ctx, http.MethodPost, "/v1/broadcasts", req, h, &out)
+}

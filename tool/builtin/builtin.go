@@ -37,7 +37,8 @@ func CurrentTime() tool.Tool {
 	return t.Idempotent()
 }
 
-var all = map[string]func() tool.Tool{"current_time": CurrentTime}
+var all = map[string]func() tool.Tool{"current_time": CurrentTime,
+	"send_message": SendMessage, "ask_agent": AskAgent, "broadcast_message": BroadcastMessage}
 
 // Lookup returns the built-in tool with the given name.
 func Lookup(name string) (tool.Tool, bool) {
